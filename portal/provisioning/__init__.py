@@ -1,0 +1,73 @@
+"""Client library of the backend provisioning API.
+
+It knows nothing of the portal's models: the portal depends on it, never the other way round.
+`get_backend()` is the one place that reads Django settings, lazily:
+
+- `PROVISIONING_BACKEND`: a name in `DRIVERS` (default "simulator") or a dotted class path.
+- `PROVISIONING_DRIVERS`: extra `{name: "dotted.path.Class"}` entries for `DRIVERS`.
+- the driver's own settings, read by its `from_settings()`; the simulator driver reads
+  `SIMULATOR_URL`, `PROVISIONING_TOKEN`, `PROVISIONING_TIMEOUT` (seconds, or a (connect, read)
+  pair), `PROVISIONING_RETRIES` (retries after the first attempt) and `PROVISIONING_BACKOFF`.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from .errors import (
+    AuthenticationError,
+    CapacityError,
+    InvalidResponse,
+    InvalidState,
+    NotFound,
+    PermanentError,
+    ProvisioningError,
+    TransientError,
+)
+from .interface import FINAL_STATES, Capacity, Machine, MachineState, ProvisioningBackend
+
+DRIVERS: dict[str, str] = {
+    "simulator": "portal.provisioning.drivers.simulator.SimulatorBackend",
+}
+
+__all__ = [
+    "DRIVERS",
+    "FINAL_STATES",
+    "AuthenticationError",
+    "Capacity",
+    "CapacityError",
+    "InvalidResponse",
+    "InvalidState",
+    "Machine",
+    "MachineState",
+    "NotFound",
+    "PermanentError",
+    "ProvisioningBackend",
+    "ProvisioningError",
+    "TransientError",
+    "get_backend",
+    "load_driver",
+]
+
+
+def load_driver(name: str, extra: dict[str, str] | None = None) -> Any:
+    """The driver class registered as `name` (or at the dotted path `name`)."""
+    drivers = {**DRIVERS, **(extra or {})}
+    path = drivers.get(name, name)
+    module_name, _, class_name = path.rpartition(".")
+    if not module_name:
+        raise ValueError(f"unknown provisioning backend {name!r}; known: {sorted(drivers)}")
+    try:
+        return getattr(import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load provisioning backend {name!r} from {path!r}") from exc
+
+
+def get_backend(settings: Any = None) -> ProvisioningBackend:
+    """The configured backend, built from Django settings (or any object with those attributes)."""
+    if settings is None:
+        from django.conf import settings
+    name = getattr(settings, "PROVISIONING_BACKEND", "simulator")
+    driver = load_driver(name, getattr(settings, "PROVISIONING_DRIVERS", None))
+    return driver.from_settings(settings)

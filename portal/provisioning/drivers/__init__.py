@@ -1,0 +1,1 @@
+"""Provisioning drivers, one module each, all implementing `ProvisioningBackend`."""

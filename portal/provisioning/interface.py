@@ -1,0 +1,105 @@
+"""The one narrow interface between the portal and whatever provisions machines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+
+class MachineState(StrEnum):
+    """A machine's state in the backend's vocabulary (not the portal's instance states)."""
+
+    PROVISIONING = "provisioning"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    STARTING = "starting"
+    REBOOTING = "rebooting"
+    TERMINATING = "terminating"
+    TERMINATED = "terminated"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+# States a machine never leaves.
+FINAL_STATES = frozenset({MachineState.TERMINATED, MachineState.FAILED, MachineState.INTERRUPTED})
+
+
+@dataclass(frozen=True)
+class Machine:
+    backend_id: str
+    request_id: str
+    name: str
+    region: str
+    instance_type: str
+    state: MachineState
+    ip: str | None
+    preemptible: bool
+    # Set when the operator announced a reclaim of this preemptible machine.
+    reclaim_at: datetime | None
+    detail: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Capacity:
+    region: str
+    instance_type: str
+    gpu_model: str
+    free_gpus: int
+    total_gpus: int
+    # How many more machines of this type fit, given how the free GPUs are spread over nodes.
+    free_instances: int
+
+
+@runtime_checkable
+class ProvisioningBackend(Protocol):
+    """What every driver implements. All methods may raise `errors.ProvisioningError`s."""
+
+    def create(
+        self,
+        *,
+        request_id: str,
+        instance_type: str,
+        region: str,
+        image: str,
+        ssh_keys: list[str],
+        name: str,
+        preemptible: bool,
+    ) -> str:
+        """Start provisioning a machine and return its backend id.
+
+        Idempotent on `request_id`: asking again returns the same id and never makes a second
+        machine. Raises `CapacityError` when there is no room.
+        """
+        ...
+
+    def get(self, backend_id: str) -> Machine:
+        """The machine's current view; `NotFound` if the backend has no such machine."""
+        ...
+
+    def list(self) -> list[Machine]:
+        """Every machine the backend holds for the portal, including recently ended ones."""
+        ...
+
+    def start(self, backend_id: str) -> None:
+        """Start a stopped machine; a no-op if it is already starting or running."""
+        ...
+
+    def stop(self, backend_id: str) -> None:
+        """Stop a running machine; a no-op if it is already stopping or stopped."""
+        ...
+
+    def reboot(self, backend_id: str) -> None:
+        """Reboot a running machine; a no-op while it is already rebooting."""
+        ...
+
+    def terminate(self, backend_id: str) -> None:
+        """Terminate; a no-op for a machine that has ended or that the backend does not know."""
+        ...
+
+    def capacity(self) -> list[Capacity]:
+        """Free GPUs per region and instance type."""
+        ...

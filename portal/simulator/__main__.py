@@ -1,0 +1,88 @@
+"""`python -m portal.simulator --port 8070 --state state.json --token SECRET [--catalog FILE]`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from .catalog import CatalogError, load_catalog
+from .engine import Conflict, Simulator, Timings
+from .server import SimulatorServer
+from .store import load_state
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m portal.simulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8070, help="0 picks a free port")
+    parser.add_argument("--state", type=Path, help="JSON file that keeps the state across restarts")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("SIMULATOR_TOKEN"),
+        help="bearer token clients must send (default: $SIMULATOR_TOKEN)",
+    )
+    parser.add_argument(
+        "--catalog",
+        default="default",
+        help="fleet JSON file, or 'default'; a file replaces the fleet of a saved state",
+    )
+    parser.add_argument("--zero-delays", action="store_true", help="every transition is instant")
+    parser.add_argument("--reclaim-notice", type=float, help="seconds of notice before a reclaim")
+    parser.add_argument("--seed", type=int, help="seed of the fault and jitter randomness")
+    parser.add_argument("--quiet", action="store_true", help="log warnings only")
+    args = parser.parse_args(argv)
+    if not args.token:
+        parser.error("a token is required (--token or $SIMULATOR_TOKEN)")
+    return args
+
+
+def build(args: argparse.Namespace) -> SimulatorServer:
+    catalog = load_catalog(args.catalog)
+    timings = Timings.zero() if args.zero_delays else Timings()
+    if args.reclaim_notice is not None:
+        timings.reclaim_notice = args.reclaim_notice
+    simulator = Simulator(catalog, timings, state_path=args.state)
+    saved = load_state(args.state) if args.state else None
+    if saved is not None:
+        simulator.load(saved)
+        if args.catalog != "default":
+            simulator.set_catalog(catalog)
+        if args.zero_delays or args.reclaim_notice is not None:
+            simulator.timings = timings
+    return SimulatorServer(
+        (args.host, args.port),
+        simulator,
+        token=args.token,
+        initial_catalog=catalog,
+        initial_timings=timings,
+        seed=args.seed,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    try:
+        server = build(args)
+    except (CatalogError, Conflict, ValueError, OSError) as exc:
+        sys.exit(f"simulator: {exc}")
+    # SystemExit from the handler unwinds serve_forever; state is saved on every change.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(f"simulator listening on {server.url}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,563 @@
+"""The simulated fleet's state and rules, without any HTTP.
+
+Time drives every transition, evaluated lazily: each machine stores when its current transition
+ends (`transition_at`) and, if reclaimed, when its GPUs are taken back (`reclaim_at`); every call
+first advances all machines to "now". Nothing runs in the background, so the state file plus the
+clock is the whole truth and a restart simply catches up.
+
+A machine holds GPUs on one node exactly while `node` is set. Stopping releases them (a stopped
+machine bills only storage) and starting places the machine again, so a start can hit
+`CapacityExhausted`. Capacity is computed from the machines in `_used_gpus()`, the one place where
+reservations (GPUs held for an organization) will be subtracted too.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .catalog import Catalog, CatalogError, catalog_from_dict
+from .store import save_state
+
+STATE_VERSION = 1
+
+# Transitional state -> the state it reaches when its delay has passed.
+NEXT_STATE = {
+    "provisioning": "running",
+    "starting": "running",
+    "rebooting": "running",
+    "stopping": "stopped",
+    "terminating": "terminated",
+}
+FINAL_STATES = frozenset({"terminated", "failed", "interrupted"})
+# A reclaim interrupts a machine that still holds its GPUs, unless it is going away anyway.
+RECLAIMABLE = frozenset({"provisioning", "running", "starting", "rebooting", "stopping"})
+
+IP_POOLS = ("203.0.113.0/24", "198.51.100.0/24", "192.0.2.0/24")
+
+
+class SimulatorError(Exception):
+    status = 400
+    code = "bad_request"
+
+
+class BadRequest(SimulatorError):
+    pass
+
+
+class UnknownMachine(SimulatorError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(SimulatorError):
+    status = 409
+    code = "conflict"
+
+
+class CapacityExhausted(Conflict):
+    code = "capacity"
+
+
+class WrongState(Conflict):
+    code = "invalid_state"
+
+
+@dataclass
+class Timings:
+    """Seconds each transition takes, and the notice a reclaim gives."""
+
+    provision: float = 5.0
+    start: float = 3.0
+    stop: float = 3.0
+    reboot: float = 2.0
+    terminate: float = 2.0
+    # Each delay varies by up to this fraction either way.
+    jitter: float = 0.2
+    reclaim_notice: float = 120.0
+
+    @classmethod
+    def zero(cls, reclaim_notice: float = 120.0) -> Timings:
+        return cls(0, 0, 0, 0, 0, 0, reclaim_notice)
+
+    def updated(self, changes: dict[str, Any]) -> Timings:
+        known = {f.name for f in fields(self)}
+        for key, value in changes.items():
+            if key not in known:
+                raise BadRequest(f"unknown timing {key!r}; known: {sorted(known)}")
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise BadRequest(f"timing {key!r} must be a number of seconds >= 0")
+        return replace(self, **{k: float(v) for k, v in changes.items()})
+
+
+@dataclass
+class MachineRecord:
+    id: str
+    request_id: str
+    name: str
+    region: str
+    instance_type: str
+    gpu_model: str
+    gpu_count: int
+    image: str
+    ssh_keys: list[str]
+    preemptible: bool
+    state: str
+    created_at: float
+    changed_at: float
+    node: str | None = None
+    ip: str | None = None
+    detail: str = ""
+    transition_at: float | None = None
+    reclaim_at: float | None = None
+    fails_on_boot: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "request_id": self.request_id,
+            "name": self.name,
+            "region": self.region,
+            "instance_type": self.instance_type,
+            "gpu_model": self.gpu_model,
+            "gpu_count": self.gpu_count,
+            "image": self.image,
+            "preemptible": self.preemptible,
+            "state": self.state,
+            "ip": self.ip,
+            "detail": self.detail,
+            "reclaim_at": _iso(self.reclaim_at),
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.changed_at),
+        }
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+def _text(value: Any, what: str, max_length: int = 200) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > max_length:
+        raise BadRequest(f"{what} must be a non-empty string of at most {max_length} characters")
+    return value
+
+
+class Simulator:
+    def __init__(
+        self,
+        catalog: Catalog,
+        timings: Timings | None = None,
+        *,
+        state_path: Path | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.timings = timings or Timings()
+        self.state_path = state_path
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.machines: dict[str, MachineRecord] = {}
+        self.lock = threading.RLock()
+
+    # Persistence
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "catalog": self.catalog.to_dict(),
+            "timings": asdict(self.timings),
+            "machines": [asdict(m) for m in self.machines.values()],
+        }
+
+    def load(self, data: dict[str, Any]) -> None:
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported simulator state version {data.get('version')!r}")
+        self.catalog = catalog_from_dict(data["catalog"])
+        self.timings = Timings(**data["timings"])
+        self.machines = {m["id"]: MachineRecord(**m) for m in data["machines"]}
+
+    def _save(self) -> None:
+        if self.state_path is not None:
+            save_state(self.state_path, self.to_dict())
+
+    # Time
+
+    def _delay(self, kind: str) -> float:
+        base = float(getattr(self.timings, kind))
+        spread = base * self.timings.jitter
+        return max(0.0, base + self.rng.uniform(-spread, spread))
+
+    def _advance(self, machine: MachineRecord, now: float) -> None:
+        while True:
+            events = []
+            if machine.reclaim_at is not None and machine.state in RECLAIMABLE:
+                events.append((machine.reclaim_at, "reclaim"))
+            if machine.transition_at is not None:
+                events.append((machine.transition_at, "transition"))
+            due = [event for event in events if event[0] <= now]
+            if not due:
+                return
+            at, kind = min(due)
+            if kind == "reclaim":
+                self._end(machine, "interrupted", at, "reclaimed by the operator")
+            elif machine.state == "provisioning" and machine.fails_on_boot:
+                self._end(machine, "failed", at, "failed to boot: hardware fault")
+            else:
+                self._set_state(machine, NEXT_STATE[machine.state], at)
+
+    def _advance_all(self) -> float:
+        now = self.clock()
+        for machine in self.machines.values():
+            self._advance(machine, now)
+        return now
+
+    def _set_state(
+        self, machine: MachineRecord, state: str, at: float, delay: str | None = None
+    ) -> None:
+        machine.state = state
+        machine.changed_at = at
+        machine.transition_at = at + self._delay(delay) if delay else None
+        machine.detail = ""
+        if state in ("stopped", "terminated"):
+            machine.node = None
+        if state == "stopped":
+            machine.reclaim_at = None  # the notice was about GPUs it no longer holds
+        if state == "terminated":
+            machine.ip = None
+        machine.history.append({"state": state, "at": at})
+
+    def _end(self, machine: MachineRecord, state: str, at: float, detail: str) -> None:
+        self._set_state(machine, state, at)
+        machine.node = None
+        machine.ip = None
+        machine.detail = detail
+
+    # Placement
+
+    def _used_gpus(self) -> dict[str, int]:
+        used: dict[str, int] = {}
+        for machine in self.machines.values():
+            if machine.node is not None:
+                used[machine.node] = used.get(machine.node, 0) + machine.gpu_count
+        return used
+
+    def _place(self, region: str, gpu_model: str, gpu_count: int) -> str:
+        """Best fit: the node that has the fewest free GPUs left after placing the machine."""
+        used = self._used_gpus()
+        best: tuple[int, str] | None = None
+        for node in self.catalog.nodes_for(region, gpu_model):
+            left = node.gpus - used.get(node.name, 0) - gpu_count
+            if left >= 0 and (best is None or left < best[0]):
+                best = (left, node.name)
+        if best is None:
+            raise CapacityExhausted(
+                f"no capacity for {gpu_count}x {gpu_model} in {region} right now"
+            )
+        return best[1]
+
+    def _allocate_ip(self) -> str:
+        taken = {m.ip for m in self.machines.values() if m.ip}
+        for pool in IP_POOLS:
+            for address in ipaddress.ip_network(pool).hosts():
+                if str(address) not in taken:
+                    return str(address)
+        raise CapacityExhausted("no public IP addresses left")
+
+    # The provisioning API
+
+    def create(
+        self,
+        *,
+        request_id: Any,
+        instance_type: Any,
+        region: Any,
+        image: Any,
+        ssh_keys: Any,
+        name: Any,
+        preemptible: Any,
+        fails_on_boot: bool = False,
+    ) -> tuple[dict[str, Any], bool]:
+        """Returns the machine and whether it was created now (False: an earlier request)."""
+        request_id = _text(request_id, "request_id", 128)
+        name = _text(name, "name")
+        image = _text(image, "image")
+        if not isinstance(ssh_keys, list) or not all(isinstance(k, str) for k in ssh_keys):
+            raise BadRequest("ssh_keys must be a list of strings")
+        if not isinstance(preemptible, bool):
+            raise BadRequest("preemptible must be true or false")
+        with self.lock:
+            now = self._advance_all()
+            existing = self._by_request(request_id)
+            if existing is not None:
+                asked = (instance_type, region, image, name, preemptible)
+                had = (
+                    existing.instance_type,
+                    existing.region,
+                    existing.image,
+                    existing.name,
+                    existing.preemptible,
+                )
+                if asked != had:
+                    raise Conflict(f"request_id {request_id!r} was used with other parameters")
+                return existing.public(), False
+
+            itype = self.catalog.instance_types.get(instance_type)
+            if itype is None:
+                raise BadRequest(f"unknown instance type {instance_type!r}")
+            if region not in self.catalog.regions:
+                raise BadRequest(f"unknown region {region!r}")
+            if not self.catalog.nodes_for(region, itype.gpu_model):
+                raise BadRequest(f"{instance_type} is not offered in {region}")
+            node = self._place(region, itype.gpu_model, itype.gpu_count)
+            machine = MachineRecord(
+                id=f"m-{uuid.uuid4().hex[:12]}",
+                request_id=request_id,
+                name=name,
+                region=region,
+                instance_type=itype.name,
+                gpu_model=itype.gpu_model,
+                gpu_count=itype.gpu_count,
+                image=image,
+                ssh_keys=list(ssh_keys),
+                preemptible=preemptible,
+                state="provisioning",
+                created_at=now,
+                changed_at=now,
+                node=node,
+                ip=self._allocate_ip(),
+                fails_on_boot=fails_on_boot,
+            )
+            self._set_state(machine, "provisioning", now, "provision")
+            self.machines[machine.id] = machine
+            self._advance(machine, now)
+            self._save()
+            return machine.public(), True
+
+    def _by_request(self, request_id: str) -> MachineRecord | None:
+        return next((m for m in self.machines.values() if m.request_id == request_id), None)
+
+    def _machine(self, machine_id: str) -> MachineRecord:
+        machine = self.machines.get(machine_id)
+        if machine is None:
+            raise UnknownMachine(f"no machine {machine_id!r}")
+        return machine
+
+    def get(self, machine_id: str) -> dict[str, Any]:
+        with self.lock:
+            self._advance_all()
+            return self._machine(machine_id).public()
+
+    def list(self) -> list[dict[str, Any]]:
+        with self.lock:
+            self._advance_all()
+            return [m.public() for m in sorted(self.machines.values(), key=_creation_order)]
+
+    def action(self, machine_id: str, action: str) -> dict[str, Any]:
+        handlers = {
+            "start": self._start,
+            "stop": self._stop,
+            "reboot": self._reboot,
+            "terminate": self._terminate,
+        }
+        if action not in handlers:
+            raise UnknownMachine(f"no action {action!r}")
+        with self.lock:
+            now = self._advance_all()
+            machine = self._machine(machine_id)
+            if handlers[action](machine, now):
+                self._advance(machine, now)
+                self._save()
+            return machine.public()
+
+    # Each handler returns whether it changed anything; doing nothing is how they stay idempotent.
+
+    def _refuse(self, machine: MachineRecord, action: str) -> WrongState:
+        return WrongState(f"cannot {action} machine {machine.id} while it is {machine.state}")
+
+    def _start(self, machine: MachineRecord, now: float) -> bool:
+        if machine.state in ("provisioning", "starting", "running", "rebooting"):
+            return False
+        if machine.state != "stopped":
+            raise self._refuse(machine, "start")
+        machine.node = self._place(machine.region, machine.gpu_model, machine.gpu_count)
+        self._set_state(machine, "starting", now, "start")
+        return True
+
+    def _stop(self, machine: MachineRecord, now: float) -> bool:
+        if machine.state in ("stopping", "stopped"):
+            return False
+        if machine.state not in ("running", "starting", "rebooting"):
+            raise self._refuse(machine, "stop")
+        self._set_state(machine, "stopping", now, "stop")
+        return True
+
+    def _reboot(self, machine: MachineRecord, now: float) -> bool:
+        if machine.state == "rebooting":
+            return False
+        if machine.state != "running":
+            raise self._refuse(machine, "reboot")
+        self._set_state(machine, "rebooting", now, "reboot")
+        return True
+
+    def _terminate(self, machine: MachineRecord, now: float) -> bool:
+        if machine.state == "terminating" or machine.state in FINAL_STATES:
+            return False
+        self._set_state(machine, "terminating", now, "terminate")
+        return True
+
+    def capacity(self) -> list[dict[str, Any]]:
+        with self.lock:
+            self._advance_all()
+            used = self._used_gpus()
+            result = []
+            for itype in self.catalog.instance_types.values():
+                for region in self.catalog.regions:
+                    nodes = self.catalog.nodes_for(region, itype.gpu_model)
+                    if not nodes:
+                        continue
+                    free = [n.gpus - used.get(n.name, 0) for n in nodes]
+                    result.append(
+                        {
+                            "region": region,
+                            "instance_type": itype.name,
+                            "gpu_model": itype.gpu_model,
+                            "gpu_count": itype.gpu_count,
+                            "free_gpus": sum(free),
+                            "total_gpus": sum(n.gpus for n in nodes),
+                            "free_instances": sum(f // itype.gpu_count for f in free),
+                        }
+                    )
+            return result
+
+    def catalog_view(self) -> dict[str, Any]:
+        with self.lock:
+            return {"regions": self.catalog.regions, **self.catalog.to_dict()}
+
+    # Control: what the operator's side and the tests do to the fleet
+
+    def lose(self, machine_id: str) -> None:
+        """The backend forgets a machine entirely, as if its record had been lost."""
+        with self.lock:
+            self._machine(machine_id)
+            del self.machines[machine_id]
+            self._save()
+
+    def fail(self, machine_id: str, detail: str = "hardware fault") -> dict[str, Any]:
+        with self.lock:
+            now = self._advance_all()
+            machine = self._machine(machine_id)
+            if machine.state not in FINAL_STATES:
+                self._end(machine, "failed", now, detail)
+                self._save()
+            return machine.public()
+
+    def reclaim(
+        self,
+        *,
+        machine_ids: list[str] | None = None,
+        region: str | None = None,
+        gpu_model: str | None = None,
+        gpus: int | None = None,
+        notice: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Internal demand rises: announce the reclaim of preemptible machines.
+
+        Picks the given machines, or the newest matching ones until `gpus` GPUs are covered
+        (all matching ones without `gpus`). Each gets `reclaim_at = now + notice`.
+        """
+        with self.lock:
+            now = self._advance_all()
+            notice = self.timings.reclaim_notice if notice is None else notice
+            if machine_ids is not None:
+                chosen = [self._machine(mid) for mid in machine_ids]
+                for machine in chosen:
+                    if not machine.preemptible:
+                        raise BadRequest(f"machine {machine.id} is not preemptible")
+            else:
+                chosen = list(self._reclaim_candidates(region, gpu_model, gpus))
+            noticed = []
+            for machine in chosen:
+                if machine.state in RECLAIMABLE and machine.reclaim_at is None:
+                    machine.reclaim_at = now + notice
+                    machine.detail = "reclaim announced by the operator"
+                    self._advance(machine, now)
+                    noticed.append(machine.public())
+            self._save()
+            return noticed
+
+    def _reclaim_candidates(
+        self, region: str | None, gpu_model: str | None, gpus: int | None
+    ) -> Iterator[MachineRecord]:
+        covered = 0
+        for machine in sorted(self.machines.values(), key=_creation_order, reverse=True):
+            if gpus is not None and covered >= gpus:
+                return
+            if (
+                machine.preemptible
+                and machine.state in RECLAIMABLE
+                and machine.reclaim_at is None
+                and region in (None, machine.region)
+                and gpu_model in (None, machine.gpu_model)
+            ):
+                covered += machine.gpu_count
+                yield machine
+
+    def set_catalog(self, catalog: Catalog) -> None:
+        """Replace the fleet; refused while a machine holds GPUs that the new fleet lacks."""
+        with self.lock:
+            self._advance_all()
+            for node_name, used in self._used_gpus().items():
+                old, new = self.catalog.node(node_name), catalog.node(node_name)
+                if (
+                    new is None
+                    or old is None
+                    or new.gpus < used
+                    or ((new.region, new.gpu_model) != (old.region, old.gpu_model))
+                ):
+                    raise Conflict(f"node {node_name} runs machines the new fleet cannot hold")
+            self.catalog = catalog
+            self._save()
+
+    def set_timings(self, changes: dict[str, Any]) -> Timings:
+        with self.lock:
+            self.timings = self.timings.updated(changes)
+            self._save()
+            return self.timings
+
+    def reset(self, catalog: Catalog, timings: Timings) -> None:
+        with self.lock:
+            self.machines.clear()
+            self.catalog = catalog
+            self.timings = timings
+            self._save()
+
+    def dump(self) -> dict[str, Any]:
+        """Everything, node placement included, for tests and debugging."""
+        with self.lock:
+            self._advance_all()
+            data = self.to_dict()
+            data["used_gpus"] = self._used_gpus()
+            return data
+
+
+def _creation_order(machine: MachineRecord) -> tuple[float, str]:
+    return (machine.created_at, machine.id)
+
+
+def parse_catalog(data: Any) -> Catalog:
+    try:
+        return catalog_from_dict(data)
+    except CatalogError as exc:
+        raise BadRequest(str(exc)) from exc

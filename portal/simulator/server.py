@@ -1,0 +1,328 @@
+"""The simulator's HTTP face: the provisioning API under /v1, test controls under /control.
+
+Errors are answered as `{"error": {"code": ..., "message": ...}}`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from .catalog import Catalog
+from .engine import BadRequest, Simulator, SimulatorError, Timings, parse_catalog
+from .faults import FaultError, Faults
+
+log = logging.getLogger("portal.simulator")
+
+MAX_BODY = 1024 * 1024
+MACHINE = r"(?P<machine_id>[A-Za-z0-9_.-]+)"
+
+Handler = Callable[["RequestHandler", dict[str, Any], dict[str, str]], tuple[int, Any]]
+
+
+class SimulatorServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        simulator: Simulator,
+        *,
+        token: str,
+        initial_catalog: Catalog,
+        initial_timings: Timings,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(address, RequestHandler)
+        self.simulator = simulator
+        self.token = token
+        # What /control/reset goes back to.
+        self.initial_catalog = initial_catalog
+        self.initial_timings = initial_timings
+        self.faults = Faults()
+        self.rng = random.Random(seed)
+        self.fault_lock = threading.Lock()
+        self.stats = {"api_calls": 0, "errors": 0, "slow": 0, "garbage": 0}
+
+    def roll(self, kind: str) -> bool:
+        with self.fault_lock:
+            fired = self.faults.fires(kind, self.rng)
+            if fired:
+                self.stats[kind if kind != "error" else "errors"] += 1
+            return fired
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+
+class RequestHandler(BaseHTTPRequestHandler):
+    server: SimulatorServer
+    protocol_version = "HTTP/1.1"
+    server_version = "BackfillSimulator/1"
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.info("%s %s", self.address_string(), format % args)
+
+    # Plumbing
+
+    def _dispatch(self, method: str) -> None:
+        path = self.path.split("?", 1)[0]
+        try:
+            body = self._read_body()
+            if path == "/healthz" and method == "GET":
+                self._send(200, {"ok": True})
+                return
+            handler, params, matched = _route(method, path)
+            if not self._authorized():
+                self._send(401, _error("unauthorized", "missing or wrong bearer token"))
+                return
+            if handler is None:
+                code = "method_not_allowed" if matched else "not_found"
+                self._send(405 if matched else 404, _error(code, f"no route {method} {path}"))
+                return
+            if path.startswith("/v1/"):
+                self._api_call(handler, body, params)
+            else:
+                self._send(*handler(self, body, params))
+        except SimulatorError as exc:
+            self._send(exc.status, _error(exc.code, str(exc)))
+        except FaultError as exc:
+            self._send(400, _error("bad_request", str(exc)))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (it timed out); nothing left to tell it
+        except Exception:
+            log.exception("internal error on %s %s", method, path)
+            self._send(500, _error("internal", "internal error"))
+
+    def _api_call(self, handler: Handler, body: dict[str, Any], params: dict[str, str]) -> None:
+        server = self.server
+        with server.fault_lock:
+            server.stats["api_calls"] += 1
+        if server.roll("error"):
+            status = server.faults.error_status
+            self._send(status, _error("injected", "injected failure"))
+            return
+        slow = server.roll("slow")
+        if slow and not server.faults.slow_after:
+            time.sleep(server.faults.slow_seconds)
+        status, payload = handler(self, body, params)
+        if slow and server.faults.slow_after:
+            time.sleep(server.faults.slow_seconds)
+        if server.roll("garbage"):
+            self._send_garbage(server.faults.garbage_kind)
+        else:
+            self._send(status, payload)
+
+    def _authorized(self) -> bool:
+        header = self.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        expected = self.server.token
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), expected.encode()
+        )
+
+    def _read_body(self) -> dict[str, Any]:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError as exc:
+            raise BadRequest("bad Content-Length") from exc
+        if length > MAX_BODY:
+            raise BadRequest("request body too large")
+        raw = self.rfile.read(length) if length > 0 else b""
+        if not raw.strip():
+            return {}
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise BadRequest("request body is not JSON") from exc
+        if not isinstance(body, dict):
+            raise BadRequest("request body must be a JSON object")
+        return body
+
+    def _send(self, status: int, payload: Any) -> None:
+        self._send_raw(status, json.dumps(payload).encode(), "application/json")
+
+    def _send_raw(self, status: int, data: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        if status == 401:
+            self.send_header("WWW-Authenticate", "Bearer")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_garbage(self, kind: str) -> None:
+        if kind == "html":
+            self._send_raw(200, b"<html><body>502 Bad Gateway</body></html>", "text/html")
+        elif kind == "truncated":
+            self._send_raw(200, b'{"id": "m-', "application/json")
+        else:
+            self._send(200, {"status": "ok"})
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+# The provisioning API
+
+
+def _create(h: RequestHandler, body: dict[str, Any], _: dict[str, str]) -> tuple[int, Any]:
+    fields = ("request_id", "instance_type", "region", "image", "ssh_keys", "name", "preemptible")
+    missing = [f for f in fields if f not in body]
+    if missing:
+        raise BadRequest(f"missing fields: {', '.join(missing)}")
+    fails = h.server.rng.random() < h.server.faults.boot_failure_rate
+    machine, created = h.server.simulator.create(
+        **{f: body[f] for f in fields}, fails_on_boot=fails
+    )
+    return (201 if created else 200), machine
+
+
+def _list(h: RequestHandler, _: dict[str, Any], __: dict[str, str]) -> tuple[int, Any]:
+    return 200, {"machines": h.server.simulator.list()}
+
+
+def _get(h: RequestHandler, _: dict[str, Any], params: dict[str, str]) -> tuple[int, Any]:
+    return 200, h.server.simulator.get(params["machine_id"])
+
+
+def _action(h: RequestHandler, _: dict[str, Any], params: dict[str, str]) -> tuple[int, Any]:
+    return 200, h.server.simulator.action(params["machine_id"], params.get("action", "terminate"))
+
+
+def _capacity(h: RequestHandler, _: dict[str, Any], __: dict[str, str]) -> tuple[int, Any]:
+    return 200, {"capacity": h.server.simulator.capacity()}
+
+
+def _catalog(h: RequestHandler, _: dict[str, Any], __: dict[str, str]) -> tuple[int, Any]:
+    return 200, h.server.simulator.catalog_view()
+
+
+# Controls
+
+
+def _state(h: RequestHandler, _: dict[str, Any], __: dict[str, str]) -> tuple[int, Any]:
+    server = h.server
+    with server.fault_lock:
+        extra = {"faults": server.faults.to_dict(), "stats": dict(server.stats)}
+    return 200, {**server.simulator.dump(), **extra}
+
+
+def _reset(h: RequestHandler, body: dict[str, Any], _: dict[str, str]) -> tuple[int, Any]:
+    server = h.server
+    catalog = parse_catalog(body["catalog"]) if "catalog" in body else server.initial_catalog
+    server.simulator.reset(catalog, server.initial_timings)
+    with server.fault_lock:
+        server.faults = Faults()
+        server.stats = dict.fromkeys(server.stats, 0)
+    return 200, {"ok": True}
+
+
+def _put_fleet(h: RequestHandler, body: dict[str, Any], _: dict[str, str]) -> tuple[int, Any]:
+    h.server.simulator.set_catalog(parse_catalog(body))
+    return 200, h.server.simulator.catalog_view()
+
+
+def _faults(h: RequestHandler, body: dict[str, Any], _: dict[str, str]) -> tuple[int, Any]:
+    with h.server.fault_lock:
+        h.server.faults.update(body)
+        return 200, h.server.faults.to_dict()
+
+
+def _delays(h: RequestHandler, body: dict[str, Any], _: dict[str, str]) -> tuple[int, Any]:
+    return 200, asdict(h.server.simulator.set_timings(body))
+
+
+def _lose(h: RequestHandler, _: dict[str, Any], params: dict[str, str]) -> tuple[int, Any]:
+    h.server.simulator.lose(params["machine_id"])
+    return 200, {"ok": True}
+
+
+def _fail(h: RequestHandler, body: dict[str, Any], params: dict[str, str]) -> tuple[int, Any]:
+    detail = body.get("detail", "hardware fault")
+    if not isinstance(detail, str):
+        raise BadRequest("detail must be a string")
+    return 200, h.server.simulator.fail(params["machine_id"], detail)
+
+
+def _reclaim(h: RequestHandler, body: dict[str, Any], _: dict[str, str]) -> tuple[int, Any]:
+    known = {"machine_ids", "region", "gpu_model", "gpus", "notice_seconds"}
+    if unknown := set(body) - known:
+        raise BadRequest(f"unknown fields {sorted(unknown)}; known: {sorted(known)}")
+    ids = body.get("machine_ids")
+    if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+        raise BadRequest("machine_ids must be a list of ids")
+    gpus, notice = body.get("gpus"), body.get("notice_seconds")
+    if gpus is not None and not (isinstance(gpus, int) and not isinstance(gpus, bool)):
+        raise BadRequest("gpus must be an integer")
+    if notice is not None and not (
+        isinstance(notice, int | float) and not isinstance(notice, bool) and notice >= 0
+    ):
+        raise BadRequest("notice_seconds must be a number >= 0")
+    noticed = h.server.simulator.reclaim(
+        machine_ids=ids,
+        region=body.get("region"),
+        gpu_model=body.get("gpu_model"),
+        gpus=gpus,
+        notice=notice,
+    )
+    return 200, {"reclaimed": noticed}
+
+
+ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
+    (method, re.compile(f"^{pattern}$"), handler)
+    for method, pattern, handler in [
+        ("GET", "/v1/machines", _list),
+        ("POST", "/v1/machines", _create),
+        ("GET", f"/v1/machines/{MACHINE}", _get),
+        ("DELETE", f"/v1/machines/{MACHINE}", _action),
+        ("POST", f"/v1/machines/{MACHINE}/(?P<action>start|stop|reboot|terminate)", _action),
+        ("GET", "/v1/capacity", _capacity),
+        ("GET", "/v1/catalog", _catalog),
+        ("GET", "/control/state", _state),
+        ("POST", "/control/reset", _reset),
+        ("GET", "/control/fleet", _catalog),
+        ("PUT", "/control/fleet", _put_fleet),
+        ("POST", "/control/faults", _faults),
+        ("POST", "/control/delays", _delays),
+        ("POST", f"/control/machines/{MACHINE}/lose", _lose),
+        ("POST", f"/control/machines/{MACHINE}/fail", _fail),
+        ("POST", "/control/reclaim", _reclaim),
+    ]
+]
+
+
+def _route(method: str, path: str) -> tuple[Handler | None, dict[str, str], bool]:
+    """The handler and its path parameters; `matched` tells 405 from 404."""
+    matched = False
+    for route_method, pattern, handler in ROUTES:
+        match = pattern.match(path)
+        if match:
+            matched = True
+            if route_method == method:
+                return handler, match.groupdict(), True
+    return None, {}, matched
