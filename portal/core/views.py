@@ -1,0 +1,81 @@
+from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+
+from portal.core.health import health_report
+from portal.core.mailsink import read_messages
+from portal.orgs.decorators import organization_view
+from portal.orgs.selectors import memberships_for_user, organization_members
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("dashboard")
+    return render(request, "core/home.html")
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Send the user to the organization they used last, or let them create one."""
+    memberships = list(memberships_for_user(user=request.user))
+    if not memberships:
+        return render(request, "core/no_organization.html")
+    slug = request.session.get("current_org")
+    chosen = next((m for m in memberships if m.organization.slug == slug), memberships[0])
+    return redirect("dashboard_org", org=chosen.organization.slug)
+
+
+@organization_view("org.view")
+def organization_dashboard(request: HttpRequest) -> HttpResponse:
+    from allauth.mfa.utils import is_mfa_enabled
+
+    organization = request.organization
+    members = organization_members(organization=organization)
+    checklist = [
+        {
+            "done": request.user.emailaddress_set.filter(verified=True).exists(),
+            "label": "Verify your e-mail address",
+            "url": reverse("account_email"),
+        },
+        {
+            "done": is_mfa_enabled(request.user),
+            "label": "Turn on two-factor authentication",
+            "url": reverse("mfa_index"),
+        },
+        {
+            "done": members.count() > 1,
+            "label": "Invite a colleague",
+            "url": reverse("orgs:members", args=[organization.slug]),
+        },
+    ]
+    return render(
+        request,
+        "core/dashboard.html",
+        {"members": members[:6], "member_count": members.count(), "checklist": checklist},
+    )
+
+
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    healthy, report = health_report()
+    return JsonResponse(report, status=200 if healthy else 503)
+
+
+@staff_member_required
+def mail_sink(request: HttpRequest) -> HttpResponse:
+    messages_ = read_messages(settings.MAIL_SINK_DIR)
+    selected = None
+    key = request.GET.get("m")
+    if key:
+        selected = next((m for m in messages_ if m.key == key), None)
+        if selected is None:
+            raise Http404
+    return render(
+        request,
+        "core/mail_sink.html",
+        {"sunk_messages": messages_, "selected": selected, "sink_dir": settings.MAIL_SINK_DIR},
+    )

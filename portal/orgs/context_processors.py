@@ -1,0 +1,19 @@
+from portal.orgs.selectors import memberships_for_user
+
+
+def current_organization(request) -> dict:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    memberships = list(memberships_for_user(user=user))
+    current = getattr(request, "membership", None)
+    if current is None:
+        slug = request.session.get("current_org")
+        current = next((m for m in memberships if m.organization.slug == slug), None)
+        if current is None and memberships:
+            current = memberships[0]
+    return {
+        "user_memberships": memberships,
+        "current_membership": current,
+        "current_organization": current.organization if current else None,
+    }

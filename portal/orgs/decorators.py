@@ -1,0 +1,26 @@
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+
+from portal.orgs.selectors import membership_get_for_user
+
+
+def organization_view(permission: str = "org.view"):
+    """Resolve `<slug:org>` from the URL into `request.membership` and `request.organization`.
+
+    404 for organizations the user is not in, 403 for a role without the permission.
+    """
+
+    def decorator(view):
+        @login_required
+        @wraps(view)
+        def wrapper(request, org: str, *args, **kwargs):
+            membership = membership_get_for_user(user=request.user, slug=org, permission=permission)
+            request.membership = membership
+            request.organization = membership.organization
+            request.session["current_org"] = membership.organization.slug
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator

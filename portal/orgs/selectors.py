@@ -1,0 +1,64 @@
+"""Reads for organizations, scoped to what the requesting user may see."""
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404
+
+from portal.accounts.models import User
+from portal.orgs.models import Invitation, Membership, Organization, invitation_token_hash
+
+
+def membership_get_for_user(*, user: User, slug: str, permission: str = "org.view") -> Membership:
+    """The user's membership in the organization with this slug.
+
+    Outsiders get a 404 so that another organization's existence is never revealed;
+    members whose role lacks the permission get a 403.
+    """
+    if not user.is_authenticated:
+        raise Http404
+    membership = (
+        Membership.objects.select_related("organization", "user")
+        .filter(user=user, organization__slug=slug)
+        .first()
+    )
+    if membership is None:
+        raise Http404("No such organization")
+    if not membership.can(permission):
+        raise PermissionDenied("Your role in this organization does not allow this.")
+    return membership
+
+
+def memberships_for_user(*, user: User) -> QuerySet[Membership]:
+    return Membership.objects.filter(user=user).select_related("organization")
+
+
+def organization_members(*, organization: Organization) -> QuerySet[Membership]:
+    return organization.memberships.select_related("user").order_by("user__email")
+
+
+def organization_open_invitations(*, organization: Organization) -> QuerySet[Invitation]:
+    return organization.invitations.filter(
+        accepted_at__isnull=True, revoked_at__isnull=True
+    ).select_related("invited_by")
+
+
+def membership_get_in_organization(*, organization: Organization, pk: int) -> Membership:
+    membership = organization.memberships.select_related("user").filter(pk=pk).first()
+    if membership is None:
+        raise Http404
+    return membership
+
+
+def invitation_get_in_organization(*, organization: Organization, pk: int) -> Invitation:
+    invitation = organization.invitations.filter(pk=pk).first()
+    if invitation is None:
+        raise Http404
+    return invitation
+
+
+def invitation_get_by_token(*, token: str) -> Invitation | None:
+    return (
+        Invitation.objects.select_related("organization", "invited_by")
+        .filter(token_hash=invitation_token_hash(token))
+        .first()
+    )

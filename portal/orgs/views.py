@@ -1,0 +1,202 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from portal.core.errors import ApplicationError
+from portal.orgs import selectors, services
+from portal.orgs.decorators import organization_view
+from portal.orgs.forms import InvitationForm, OrganizationForm, RoleForm
+from portal.orgs.roles import ROLE_DESCRIPTIONS, Role, roles_assignable_by
+
+
+def _members_url(request) -> str:
+    return reverse("orgs:members", args=[request.organization.slug])
+
+
+@login_required
+def organization_create(request: HttpRequest) -> HttpResponse:
+    form = OrganizationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            organization = services.organization_create(
+                user=request.user, name=form.cleaned_data["name"]
+            )
+        except ApplicationError as error:
+            form.add_error(error.field, error.message)
+        else:
+            messages.success(request, f"Created {organization.name}. You are its owner.")
+            return redirect("dashboard_org", org=organization.slug)
+    return render(request, "orgs/organization_create.html", {"form": form})
+
+
+@organization_view("org.view")
+def organization_settings(request: HttpRequest) -> HttpResponse:
+    organization = request.organization
+    can_rename = request.membership.can("org.rename")
+    form = OrganizationForm(request.POST or None, initial={"name": organization.name})
+    if request.method == "POST":
+        if not can_rename:
+            messages.error(request, "Only owners and admins can rename the organization.")
+            return redirect("orgs:settings", org=organization.slug)
+        if form.is_valid():
+            try:
+                services.organization_rename(
+                    organization=organization, name=form.cleaned_data["name"]
+                )
+            except ApplicationError as error:
+                form.add_error(error.field, error.message)
+            else:
+                messages.success(request, "Organization renamed.")
+                return redirect("orgs:settings", org=organization.slug)
+    return render(request, "orgs/settings.html", {"form": form, "can_rename": can_rename})
+
+
+@organization_view("members.view")
+def member_list(request: HttpRequest) -> HttpResponse:
+    actor = request.membership
+    form = InvitationForm(actor_role=actor.role)
+    return render(
+        request,
+        "orgs/members.html",
+        _members_context(request, form),
+    )
+
+
+def _members_context(request, form) -> dict:
+    organization = request.organization
+    return {
+        "members": selectors.organization_members(organization=organization),
+        "invitations": selectors.organization_open_invitations(organization=organization),
+        "invite_form": form,
+        "role_choices": Role.choices,
+        "assignable_roles": roles_assignable_by(request.membership.role),
+        "role_descriptions": ROLE_DESCRIPTIONS,
+    }
+
+
+@require_POST
+@organization_view("members.invite")
+def invitation_create(request: HttpRequest) -> HttpResponse:
+    actor = request.membership
+    form = InvitationForm(request.POST, actor_role=actor.role)
+    if form.is_valid():
+        try:
+            invitation, _token = services.invitation_create(
+                actor=actor, email=form.cleaned_data["email"], role=form.cleaned_data["role"]
+            )
+        except ApplicationError as error:
+            form.add_error(error.field, error.message)
+        else:
+            messages.success(
+                request,
+                f"Invitation sent to {invitation.email} as {invitation.get_role_display()}.",
+            )
+            return redirect(_members_url(request))
+    return render(request, "orgs/members.html", _members_context(request, form), status=400)
+
+
+@require_POST
+@organization_view("members.invite")
+def invitation_resend(request: HttpRequest, pk: int) -> HttpResponse:
+    invitation = selectors.invitation_get_in_organization(organization=request.organization, pk=pk)
+    try:
+        services.invitation_resend(actor=request.membership, invitation=invitation)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Invitation sent again to {invitation.email}.")
+    return redirect(_members_url(request))
+
+
+@require_POST
+@organization_view("members.invite")
+def invitation_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    invitation = selectors.invitation_get_in_organization(organization=request.organization, pk=pk)
+    try:
+        services.invitation_revoke(actor=request.membership, invitation=invitation)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Invitation to {invitation.email} revoked.")
+    return redirect(_members_url(request))
+
+
+@require_POST
+@organization_view("members.manage")
+def member_change_role(request: HttpRequest, pk: int) -> HttpResponse:
+    membership = selectors.membership_get_in_organization(organization=request.organization, pk=pk)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose one of the listed roles.")
+        return redirect(_members_url(request))
+    try:
+        services.membership_change_role(
+            actor=request.membership, membership=membership, role=form.cleaned_data["role"]
+        )
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(
+            request, f"{membership.user.email} is now {membership.get_role_display()}."
+        )
+    return redirect(_members_url(request))
+
+
+@organization_view("members.manage")
+def member_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    membership = selectors.membership_get_in_organization(organization=request.organization, pk=pk)
+    if request.method == "POST":
+        try:
+            services.membership_remove(actor=request.membership, membership=membership)
+        except ApplicationError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(
+                request, f"{membership.user.email} was removed from {request.organization}."
+            )
+        return redirect(_members_url(request))
+    return render(request, "orgs/member_remove.html", {"target": membership})
+
+
+@organization_view("org.view")
+def organization_leave(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        try:
+            services.membership_remove(actor=request.membership, membership=request.membership)
+        except ApplicationError as error:
+            messages.error(request, error.message)
+            return redirect("orgs:settings", org=request.organization.slug)
+        request.session.pop("current_org", None)
+        messages.success(request, f"You left {request.organization}.")
+        return redirect("dashboard")
+    return render(request, "orgs/leave.html")
+
+
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    invitation = selectors.invitation_get_by_token(token=token)
+    problem = services.invitation_problem(invitation)
+    if problem:
+        request.session.pop("pending_invitation", None)
+        return render(request, "orgs/invitation_unusable.html", {"problem": problem}, status=410)
+    if not request.user.is_authenticated:
+        # Remembered so that sign-up or login comes back here (see AccountAdapter).
+        request.session["pending_invitation"] = token
+        return render(request, "orgs/invitation_accept.html", {"invitation": invitation})
+    if request.method == "POST":
+        try:
+            membership = services.invitation_accept(token=token, user=request.user)
+        except ApplicationError as error:
+            messages.error(request, error.message)
+            return render(
+                request, "orgs/invitation_accept.html", {"invitation": invitation}, status=400
+            )
+        request.session.pop("pending_invitation", None)
+        messages.success(
+            request,
+            f"Welcome to {membership.organization}. Your role is {membership.get_role_display()}.",
+        )
+        return redirect("dashboard_org", org=membership.organization.slug)
+    return render(request, "orgs/invitation_accept.html", {"invitation": invitation})

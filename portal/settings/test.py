@@ -1,0 +1,33 @@
+"""Tests: PostgreSQL and Redis over real connections, fast hashing, mail in memory.
+
+E-mail that must cross a real SMTP hop (browser tests) switches the backend in its fixture.
+"""
+
+import os
+
+from portal.lib.env import env_str
+
+from .base import *  # noqa: F403
+from .base import CACHES, DATABASES
+
+DEBUG = False
+DATABASES["default"] = {
+    "ENGINE": "django.db.backends.postgresql",
+    "NAME": env_str("TEST_DB_NAME", "backfill"),
+    "USER": env_str("TEST_DB_USER", "postgres"),
+    "HOST": env_str("TEST_DB_HOST", "127.0.0.1"),
+    "PORT": env_str("TEST_DB_PORT", "5432"),
+    "TEST": {"NAME": env_str("TEST_DB_TEST_NAME", "test_backfill")},
+}
+REDIS_URL = env_str("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+CACHES["default"]["LOCATION"] = REDIS_URL
+CACHES["default"]["KEY_PREFIX"] = f"backfill-test-{os.getpid()}"
+CELERY_BROKER_URL = REDIS_URL
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+SITE_URL = "http://testserver"
+ALLOWED_HOSTS = ["*"]

@@ -1,0 +1,22 @@
+from allauth.account.decorators import secure_admin_login
+from django.contrib import admin
+from django.urls import include, path
+
+from portal.core import views as core_views
+
+admin.autodiscover()
+admin.site.login = secure_admin_login(admin.site.login)
+admin.site.site_header = "Backfill operator console"
+admin.site.site_title = "Backfill admin"
+admin.site.index_title = "Operations"
+
+urlpatterns = [
+    path("", core_views.home, name="home"),
+    path("healthz", core_views.healthz, name="healthz"),
+    path("dashboard/", core_views.dashboard, name="dashboard"),
+    path("o/<slug:org>/", core_views.organization_dashboard, name="dashboard_org"),
+    path("staff/mail/", core_views.mail_sink, name="mail_sink"),
+    path("accounts/", include("allauth.urls")),
+    path("admin/", admin.site.urls),
+    path("", include("portal.orgs.urls")),
+]
