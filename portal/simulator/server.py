@@ -70,6 +70,8 @@ class RequestHandler(BaseHTTPRequestHandler):
     server: SimulatorServer
     protocol_version = "HTTP/1.1"
     server_version = "BackfillSimulator/1"
+    # Headers and body go out in two writes; with Nagle on, each answer waits for a delayed ACK.
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         self._dispatch("GET")
