@@ -31,3 +31,4 @@ STORAGES = {
 }
 SITE_URL = "http://testserver"
 ALLOWED_HOSTS = ["*"]
+STATIC_ROOT = None  # static files come from the finders; nothing is collected in tests
