@@ -7,7 +7,7 @@ from django.core.cache import cache
 
 from portal.orgs.models import Membership, Organization
 from portal.orgs.roles import Role
-from tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, UserFactory
+from tests.factories import PASSWORD, MembershipFactory, OrganizationFactory
 
 
 @pytest.fixture(autouse=True)
@@ -35,10 +35,7 @@ def team(db) -> Team:
     organization = OrganizationFactory(name="Acme AI", slug="acme")
     return Team(
         organization=organization,
-        **{
-            role.value: MembershipFactory(organization=organization, role=role)
-            for role in Role
-        },
+        **{role.value: MembershipFactory(organization=organization, role=role) for role in Role},
     )
 
 

@@ -1,0 +1,32 @@
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from portal.accounts.models import User
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_new_customer_signs_up_verifies_by_email_and_lands_on_the_dashboard(
+    page, live_server, smtp_sink
+):
+    page.goto(f"{live_server.url}/")
+    page.get_by_role("link", name="Create an account").click()
+    page.fill("input[name=email]", "ada@example.com")
+    page.fill("input[name=full_name]", "Ada Lovelace")
+    page.fill("input[name=organization_name]", "Analytical Engines")
+    page.fill("input[name=password1]", "a-long-and-unusual-passphrase")
+    page.fill("input[name=password2]", "a-long-and-unusual-passphrase")
+    page.get_by_role("button", name="Sign Up").click()
+    expect(page.get_by_role("heading", name="Verify Your Email Address")).to_be_visible()
+
+    mail = smtp_sink.wait_for(to="ada@example.com", subject_contains="Confirm")
+    link = smtp_sink.first_link(mail, contains="/accounts/confirm-email/")
+    page.goto(link)
+    page.get_by_role("button", name="Confirm").click()
+
+    expect(page).to_have_url(re.compile(r"/o/analytical-engines/$"))
+    expect(page.get_by_role("heading", name="Analytical Engines")).to_be_visible()
+    expect(page.get_by_text("You are owner of this organization.")).to_be_visible()
+    assert User.objects.get(email="ada@example.com").emailaddress_set.get().verified
