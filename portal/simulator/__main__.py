@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from .catalog import CatalogError, load_catalog
-from .engine import Conflict, Simulator, Timings
+from .engine import Simulator
+from .records import Conflict, Timings
 from .server import SimulatorServer
 from .store import load_state
 

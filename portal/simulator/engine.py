@@ -19,132 +19,28 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import UTC, datetime
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from .catalog import Catalog, CatalogError, catalog_from_dict
+from .records import (
+    FINAL_STATES,
+    NEXT_STATE,
+    RECLAIMABLE,
+    BadRequest,
+    CapacityExhausted,
+    Conflict,
+    MachineRecord,
+    Timings,
+    UnknownMachine,
+    WrongState,
+)
 from .store import save_state
 
 STATE_VERSION = 1
 
-# Transitional state -> the state it reaches when its delay has passed.
-NEXT_STATE = {
-    "provisioning": "running",
-    "starting": "running",
-    "rebooting": "running",
-    "stopping": "stopped",
-    "terminating": "terminated",
-}
-FINAL_STATES = frozenset({"terminated", "failed", "interrupted"})
-# A reclaim interrupts a machine that still holds its GPUs, unless it is going away anyway.
-RECLAIMABLE = frozenset({"provisioning", "running", "starting", "rebooting", "stopping"})
-
 IP_POOLS = ("203.0.113.0/24", "198.51.100.0/24", "192.0.2.0/24")
-
-
-class SimulatorError(Exception):
-    status = 400
-    code = "bad_request"
-
-
-class BadRequest(SimulatorError):
-    pass
-
-
-class UnknownMachine(SimulatorError):
-    status = 404
-    code = "not_found"
-
-
-class Conflict(SimulatorError):
-    status = 409
-    code = "conflict"
-
-
-class CapacityExhausted(Conflict):
-    code = "capacity"
-
-
-class WrongState(Conflict):
-    code = "invalid_state"
-
-
-@dataclass
-class Timings:
-    """Seconds each transition takes, and the notice a reclaim gives."""
-
-    provision: float = 5.0
-    start: float = 3.0
-    stop: float = 3.0
-    reboot: float = 2.0
-    terminate: float = 2.0
-    # Each delay varies by up to this fraction either way.
-    jitter: float = 0.2
-    reclaim_notice: float = 120.0
-
-    @classmethod
-    def zero(cls, reclaim_notice: float = 120.0) -> Timings:
-        return cls(0, 0, 0, 0, 0, 0, reclaim_notice)
-
-    def updated(self, changes: dict[str, Any]) -> Timings:
-        known = {f.name for f in fields(self)}
-        for key, value in changes.items():
-            if key not in known:
-                raise BadRequest(f"unknown timing {key!r}; known: {sorted(known)}")
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise BadRequest(f"timing {key!r} must be a number of seconds >= 0")
-        return replace(self, **{k: float(v) for k, v in changes.items()})
-
-
-@dataclass
-class MachineRecord:
-    id: str
-    request_id: str
-    name: str
-    region: str
-    instance_type: str
-    gpu_model: str
-    gpu_count: int
-    image: str
-    ssh_keys: list[str]
-    preemptible: bool
-    state: str
-    created_at: float
-    changed_at: float
-    node: str | None = None
-    ip: str | None = None
-    detail: str = ""
-    transition_at: float | None = None
-    reclaim_at: float | None = None
-    fails_on_boot: bool = False
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "request_id": self.request_id,
-            "name": self.name,
-            "region": self.region,
-            "instance_type": self.instance_type,
-            "gpu_model": self.gpu_model,
-            "gpu_count": self.gpu_count,
-            "image": self.image,
-            "preemptible": self.preemptible,
-            "state": self.state,
-            "ip": self.ip,
-            "detail": self.detail,
-            "reclaim_at": _iso(self.reclaim_at),
-            "created_at": _iso(self.created_at),
-            "updated_at": _iso(self.changed_at),
-        }
-
-
-def _iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp, UTC).isoformat()
 
 
 def _text(value: Any, what: str, max_length: int = 200) -> str:

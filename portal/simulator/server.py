@@ -18,8 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .catalog import Catalog
-from .engine import BadRequest, Simulator, SimulatorError, Timings, parse_catalog
+from .engine import Simulator, parse_catalog
 from .faults import FaultError, Faults
+from .records import BadRequest, SimulatorError, Timings
 
 log = logging.getLogger("portal.simulator")
 
