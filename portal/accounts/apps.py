@@ -4,7 +4,7 @@ from django.apps import AppConfig
 class AccountsConfig(AppConfig):
     name = "portal.accounts"
     label = "accounts"
-    verbose_name = "Accounts"
+    verbose_name = "Users"
 
     def ready(self) -> None:
         from portal.accounts import signals  # noqa: F401
