@@ -228,12 +228,13 @@ def test_malformed_machine_is_an_invalid_response(change: dict[str, Any]) -> Non
         driver.get("m-1")
 
 
-def test_missing_machine_field_is_an_invalid_response() -> None:
+def test_missing_machine_field_is_retried_then_an_invalid_response() -> None:
     body = {k: v for k, v in MACHINE.items() if k != "region"}
-    driver, _, _ = make_driver(answer(200, body), retries=0)
+    driver, session, _ = make_driver(*[answer(200, body)] * 3)
 
     with pytest.raises(InvalidResponse, match="region"):
         driver.get("m-1")
+    assert len(session.calls) == 3
 
 
 @pytest.mark.parametrize(

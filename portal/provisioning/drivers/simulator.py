@@ -6,7 +6,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
@@ -23,6 +23,7 @@ from ..errors import (
 from ..interface import Capacity, Machine, MachineState
 
 Timeout = float | tuple[float, float]
+T = TypeVar("T")
 
 
 class SimulatorBackend:
@@ -87,14 +88,13 @@ class SimulatorBackend:
             "name": name,
             "preemptible": preemptible,
         }
-        return parse_machine(self._call("POST", "/v1/machines", payload)).backend_id
+        return self._call("POST", "/v1/machines", parse_machine, payload).backend_id
 
     def get(self, backend_id: str) -> Machine:
-        return parse_machine(self._call("GET", _machine_path(backend_id)))
+        return self._call("GET", _machine_path(backend_id), parse_machine)
 
     def list(self) -> list[Machine]:
-        body = self._call("GET", "/v1/machines")
-        return [parse_machine(item) for item in _list_field(body, "machines")]
+        return self._call("GET", "/v1/machines", parse_machines)
 
     def start(self, backend_id: str) -> None:
         self._action(backend_id, "start")
@@ -110,19 +110,25 @@ class SimulatorBackend:
             self._action(backend_id, "terminate")
 
     def capacity(self) -> list[Capacity]:
-        body = self._call("GET", "/v1/capacity")
-        return [parse_capacity(item) for item in _list_field(body, "capacity")]
+        return self._call("GET", "/v1/capacity", parse_capacities)
 
     # Transport
 
     def _action(self, backend_id: str, action: str) -> None:
-        parse_machine(self._call("POST", f"{_machine_path(backend_id)}/{action}"))
+        self._call("POST", f"{_machine_path(backend_id)}/{action}", parse_machine)
 
-    def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        parse: Callable[[Any], T],
+        payload: dict[str, Any] | None = None,
+    ) -> T:
+        """One API call, retried on transient errors, garbage answers included."""
         attempt = 0
         while True:
             try:
-                return self._call_once(method, path, payload)
+                return parse(self._call_once(method, path, payload))
             except TransientError:
                 if attempt >= self.retries:
                     raise
@@ -253,3 +259,11 @@ def parse_capacity(data: Any) -> Capacity:
         total_gpus=_field(data, "total_gpus", int),
         free_instances=_field(data, "free_instances", int),
     )
+
+
+def parse_machines(body: Any) -> list[Machine]:
+    return [parse_machine(item) for item in _list_field(body, "machines")]
+
+
+def parse_capacities(body: Any) -> list[Capacity]:
+    return [parse_capacity(item) for item in _list_field(body, "capacity")]
