@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -100,6 +101,7 @@ class ProvisioningBackend(Protocol):
         """Terminate; a no-op for a machine that has ended or that the backend does not know."""
         ...
 
-    def capacity(self) -> list[Capacity]:
+    # `builtins.list`: inside the class, `list` names the method above.
+    def capacity(self) -> builtins.list[Capacity]:
         """Free GPUs per region and instance type."""
         ...

@@ -132,7 +132,7 @@ class Simulator:
             machine.reclaim_at = None  # the notice was about GPUs it no longer holds
         if state == "terminated":
             machine.ip = None
-        machine.history.append({"state": state, "at": at})
+        machine.history = [*machine.history[-49:], {"state": state, "at": at}]
 
     def _end(self, machine: MachineRecord, state: str, at: float, detail: str) -> None:
         self._set_state(machine, state, at)

@@ -1,6 +1,26 @@
 """The simulator's HTTP face: the provisioning API under /v1, test controls under /control.
 
-Errors are answered as `{"error": {"code": ..., "message": ...}}`.
+    GET  /healthz                          no token, no faults
+    GET  /v1/machines                      {"machines": [machine, ...]}
+    POST /v1/machines                      create; 201 new, 200 same request_id again
+    GET  /v1/machines/{id}                 machine
+    POST /v1/machines/{id}/{start|stop|reboot|terminate}   (DELETE /v1/machines/{id} terminates)
+    GET  /v1/capacity                      {"capacity": [...]}
+    GET  /v1/catalog                       regions, instance types, nodes
+    GET  /control/state                    machines with nodes, used GPUs, delays, faults, stats
+    POST /control/reset                    {"catalog"?}: no machines, no faults, start-up delays
+    GET|PUT /control/fleet                 the catalog (refused with 409 if it strands machines)
+    POST /control/faults                   see faults.Faults
+    POST /control/delays                   provision, start, stop, reboot, terminate, jitter,
+                                           reclaim_notice (seconds)
+    POST /control/machines/{id}/lose       the backend forgets the machine
+    POST /control/machines/{id}/fail       {"detail"?}: the machine fails now
+    POST /control/reclaim                  {"machine_ids"? | "region"?, "gpu_model"?, "gpus"?,
+                                            "notice_seconds"?}: internal demand rises
+
+Every route but /healthz needs `Authorization: Bearer <token>`; faults hit /v1 only.
+Errors are answered as `{"error": {"code": ..., "message": ...}}`; codes the driver relies on:
+`not_found` (404), `capacity` and `invalid_state` (409), `unauthorized` (401).
 """
 
 from __future__ import annotations
@@ -153,6 +173,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         except ValueError as exc:
             raise BadRequest("bad Content-Length") from exc
         if length > MAX_BODY:
+            self.close_connection = True  # the unread body would be taken for the next request
             raise BadRequest("request body too large")
         raw = self.rfile.read(length) if length > 0 else b""
         if not raw.strip():

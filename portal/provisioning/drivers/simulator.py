@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import time
 from collections.abc import Callable
@@ -109,7 +110,7 @@ class SimulatorBackend:
         with contextlib.suppress(NotFound):
             self._action(backend_id, "terminate")
 
-    def capacity(self) -> list[Capacity]:
+    def capacity(self) -> builtins.list[Capacity]:
         return self._call("GET", "/v1/capacity", parse_capacities)
 
     # Transport
