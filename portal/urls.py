@@ -1,6 +1,8 @@
 from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from portal.core import views as core_views
 
@@ -13,10 +15,14 @@ admin.site.index_title = "Operations"
 urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
+    path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
     path("dashboard/", core_views.dashboard, name="dashboard"),
     path("o/<slug:org>/", core_views.organization_dashboard, name="dashboard_org"),
     path("staff/mail/", core_views.mail_sink, name="mail_sink"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("", include("portal.orgs.urls")),
+    path("", include("portal.catalog.urls")),
+    path("", include("portal.quotas.urls")),
+    path("", include("portal.sshkeys.urls")),
 ]

@@ -17,7 +17,8 @@ class Command(BaseCommand):
         from aiosmtpd.controller import Controller
         from aiosmtpd.handlers import Mailbox
 
-        settings.MAIL_SINK_DIR.mkdir(parents=True, exist_ok=True)
+        for sub in ("tmp", "new", "cur"):  # a Maildir; mailbox only makes these for a new dir
+            (settings.MAIL_SINK_DIR / sub).mkdir(parents=True, exist_ok=True)
         controller = Controller(Mailbox(str(settings.MAIL_SINK_DIR)), hostname=host, port=port)
         controller.start()
         self.stdout.write(f"Mail sink on {host}:{port}, writing to {settings.MAIL_SINK_DIR}")
