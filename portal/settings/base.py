@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "portal.accounts",
     "portal.orgs",
     "portal.catalog",
+    "portal.quotas",
     "portal.core",
     "portal.notifications",
 ]
@@ -160,6 +161,7 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Where the development SMTP sink (`make run`) writes messages; staff read them at /staff/mail/.
 MAIL_SINK_DIR = Path(env_str("MAIL_SINK_DIR", str(VAR_DIR / "mail")))
 OPERATOR_EMAIL = env_str("OPERATOR_EMAIL", "operators@backfill.localhost")
+QUOTA_MAX_GPUS = env_int("QUOTA_MAX_GPUS", 512)  # the highest GPU limit anyone may ask for
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None

@@ -10,6 +10,7 @@ from portal.accounts.models import User
 from portal.catalog.models import GpuModel, Image, InstanceType, Price, Region
 from portal.orgs.models import Membership, Organization
 from portal.orgs.roles import Role
+from portal.quotas.demo import seed_quotas
 
 ADMIN_EMAIL = "admin@backfill.localhost"
 ADMIN_PASSWORD = "backfill-admin-demo"
@@ -103,6 +104,7 @@ class Command(BaseCommand):
         Membership.objects.get_or_create(
             organization=organization, user=customer, defaults={"role": Role.OWNER}
         )
+        seed_quotas(organization=organization)
         self.stdout.write(self.style.SUCCESS("Demo data loaded."))
         self.stdout.write(f"  operator admin: {admin.email} / {ADMIN_PASSWORD}")
         self.stdout.write(f"  demo customer:  {customer.email} / {CUSTOMER_PASSWORD}")

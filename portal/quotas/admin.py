@@ -1,0 +1,503 @@
+"""Operator staff review quota requests here, set limits by hand, and edit defaults and rules.
+
+Every write goes through portal.quotas.services, so the admin applies the same rules as the
+portal and leaves the same audit.
+"""
+
+from datetime import timedelta
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+from portal.core.errors import ApplicationError
+from portal.quotas import selectors, services
+from portal.quotas.models import (
+    OPEN_STATES,
+    AutoApprovalRule,
+    Kind,
+    Quota,
+    QuotaChange,
+    QuotaDefault,
+    QuotaRequest,
+    RequestState,
+)
+from portal.quotas.standing import organization_standing
+
+STATE_COLOURS = {
+    RequestState.SUBMITTED: "#2563eb",
+    RequestState.MORE_INFO_NEEDED: "#b7791f",
+    RequestState.APPROVED: "#0f9d6b",
+    RequestState.PARTLY_APPROVED: "#0f9d6b",
+    RequestState.DENIED: "#d03b3b",
+    RequestState.WITHDRAWN: "#8a93ab",
+}
+
+
+class AgeFilter(admin.SimpleListFilter):
+    title = "age"
+    parameter_name = "age"
+    BOUNDS = {"1d": (None, 1), "1-7d": (1, 7), "7d": (7, None)}
+
+    def lookups(self, request, model_admin):
+        return [
+            ("1d", "Less than a day"),
+            ("1-7d", "1 to 7 days"),
+            ("7d", "Older than a week"),
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() not in self.BOUNDS:
+            return queryset
+        low, high = self.BOUNDS[self.value()]
+        now = timezone.now()
+        if low is not None:
+            queryset = queryset.filter(created_at__lte=now - timedelta(days=low))
+        if high is not None:
+            queryset = queryset.filter(created_at__gt=now - timedelta(days=high))
+        return queryset
+
+
+class OpenFilter(admin.SimpleListFilter):
+    title = "open or closed"
+    parameter_name = "open"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Open (waiting for staff or customer)"), ("no", "Closed")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(state__in=OPEN_STATES)
+        if self.value() == "no":
+            return queryset.exclude(state__in=OPEN_STATES)
+        return queryset
+
+
+class QuotaRequestDecisionForm(forms.ModelForm):
+    """No request field is editable; the form carries the decision, which the service applies."""
+
+    decision = forms.ChoiceField(
+        choices=[("", "— no decision yet —"), *services.Decision.choices], required=False
+    )
+    grant_limit = forms.IntegerField(
+        required=False,
+        label="Granted limit (GPUs)",
+        help_text="For an approval: empty grants what was asked; less is a partial approval.",
+    )
+    decision_message = forms.CharField(
+        required=False,
+        label="Message",
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 80}),
+        help_text="Sent to the organization's owners and admins with the decision. "
+        "Required when you ask for more information.",
+    )
+
+    SERVICE_FIELDS = {"granted_limit": "grant_limit", "message": "decision_message"}
+
+    class Meta:
+        model = QuotaRequest
+        fields: list[str] = []
+
+    def clean(self):
+        cleaned = super().clean()
+        decision = cleaned.get("decision")
+        if not decision or self.instance.pk is None:
+            return cleaned
+        quota = selectors.quota_get(
+            organization=self.instance.organization,
+            region=self.instance.region,
+            gpu_model=self.instance.gpu_model,
+        ) or Quota(on_demand_limit=0, preemptible_limit=0)
+        try:
+            services.decision_validate(
+                quota_request=self.instance,
+                quota=quota,
+                decision=decision,
+                granted_limit=cleaned.get("grant_limit"),
+                message=cleaned.get("decision_message", ""),
+            )
+        except ApplicationError as error:
+            field = self.SERVICE_FIELDS.get(error.field or "", error.field)
+            self.add_error(field if field in self.fields else None, error.message)
+        return cleaned
+
+
+@admin.register(QuotaRequest)
+class QuotaRequestAdmin(admin.ModelAdmin):
+    form = QuotaRequestDecisionForm
+    list_display = [
+        "number",
+        "organization",
+        "gpu_model",
+        "region",
+        "kind",
+        "limit_at_submission",
+        "requested_limit",
+        "granted_limit",
+        "state_badge",
+        "age",
+        "decider_name",
+    ]
+    list_display_links = ["number", "organization"]
+    list_filter = ["state", OpenFilter, AgeFilter, "region", "gpu_model", "kind"]
+    search_fields = ["organization__name", "organization__slug", "created_by__email", "=id"]
+    list_select_related = [
+        "organization",
+        "region",
+        "gpu_model",
+        "decided_by",
+        "decided_by_rule",
+    ]
+    date_hierarchy = "created_at"
+    actions = ["approve_as_asked", "deny"]
+    readonly_fields = [
+        "number",
+        "organization_link",
+        "region",
+        "gpu_model",
+        "kind",
+        "limit_at_submission",
+        "requested_limit",
+        "granted_limit",
+        "state_badge",
+        "created_by",
+        "created_at",
+        "decided_at",
+        "decider_name",
+        "justification_text",
+        "conversation",
+        "current_use",
+        "standing",
+        "request_history",
+        "limit_history",
+    ]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = [
+            (
+                "Request",
+                {
+                    "fields": [
+                        ("number", "state_badge"),
+                        "organization_link",
+                        ("gpu_model", "region", "kind"),
+                        ("limit_at_submission", "requested_limit", "granted_limit"),
+                        ("created_by", "created_at"),
+                        ("decided_at", "decider_name"),
+                        "justification_text",
+                        "conversation",
+                    ]
+                },
+            ),
+            (
+                "The organization",
+                {"fields": ["standing", "current_use", "request_history", "limit_history"]},
+            ),
+        ]
+        if obj is not None and obj.is_open:
+            fieldsets.insert(
+                1, ("Decision", {"fields": ["decision", "grant_limit", "decision_message"]})
+            )
+        return fieldsets
+
+    def has_add_permission(self, request) -> bool:
+        return False  # customers ask in the portal
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # requests are part of the audit
+
+    # --- list columns ---
+
+    @admin.display(description="#", ordering="id")
+    def number(self, obj: QuotaRequest) -> str:
+        return f"#{obj.pk}"
+
+    @admin.display(description="State", ordering="state")
+    def state_badge(self, obj: QuotaRequest) -> str:
+        return format_html(
+            '<span style="color:#fff;background:{};padding:2px 8px;border-radius:10px;'
+            'font-weight:600;white-space:nowrap">{}</span>',
+            STATE_COLOURS.get(obj.state, "#8a93ab"),
+            obj.get_state_display(),
+        )
+
+    @admin.display(description="Age", ordering="created_at")
+    def age(self, obj: QuotaRequest) -> str:
+        from django.utils.timesince import timesince
+
+        return timesince(obj.created_at, depth=1)
+
+    @admin.display(description="Decided by")
+    def decider_name(self, obj: QuotaRequest) -> str:
+        return obj.decider or "—"
+
+    # --- change form panels ---
+
+    @admin.display(description="Organization")
+    def organization_link(self, obj: QuotaRequest) -> str:
+        url = reverse("admin:orgs_organization_change", args=[obj.organization_id])
+        return format_html('<a href="{}">{}</a> ({})', url, obj.organization, obj.organization.slug)
+
+    @admin.display(description="Justification")
+    def justification_text(self, obj: QuotaRequest) -> str:
+        return format_html('<div style="white-space:pre-wrap">{}</div>', obj.justification)
+
+    @admin.display(description="Conversation")
+    def conversation(self, obj: QuotaRequest) -> str:
+        steps = selectors.quota_request_conversation(quota_request=obj)
+        return _panel("quotas/admin/conversation.html", {"steps": steps})
+
+    @admin.display(description="Limits and use")
+    def current_use(self, obj: QuotaRequest) -> str:
+        lines = [
+            line
+            for line in selectors.quota_lines(organization=obj.organization)
+            if line.on_demand.limit
+            or line.preemptible.limit
+            or (line.region.pk, line.gpu_model.pk) == (obj.region_id, obj.gpu_model_id)
+        ]
+        return _panel("quotas/admin/limits.html", {"lines": lines, "current": obj})
+
+    @admin.display(description="Standing")
+    def standing(self, obj: QuotaRequest) -> str:
+        return _panel(
+            "quotas/admin/standing.html",
+            {"standing": organization_standing(obj.organization), "organization": obj.organization},
+        )
+
+    @admin.display(description="Requests")
+    def request_history(self, obj: QuotaRequest) -> str:
+        requests = selectors.organization_quota_requests(organization=obj.organization)[:20]
+        return _panel("quotas/admin/requests.html", {"requests": requests, "current": obj})
+
+    @admin.display(description="Limit changes")
+    def limit_history(self, obj: QuotaRequest) -> str:
+        changes = selectors.organization_quota_changes(organization=obj.organization)[:20]
+        return _panel("quotas/admin/changes.html", {"changes": changes})
+
+    # --- writes ---
+
+    def save_model(self, request, obj: QuotaRequest, form, change: bool) -> None:
+        """Nothing of the request is edited by hand; a chosen decision goes to the service."""
+        decision = form.cleaned_data.get("decision")
+        if not decision:
+            return
+        try:
+            services.quota_request_decide(
+                request=obj,
+                decision=decision,
+                granted_limit=form.cleaned_data.get("grant_limit"),
+                message=form.cleaned_data.get("decision_message", ""),
+                decided_by=request.user,
+            )
+        except ApplicationError as error:
+            self.message_user(request, error.message, messages.ERROR)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        pass
+
+    def _decide_many(self, request, queryset: QuerySet[QuotaRequest], decision: str) -> None:
+        done, failed = 0, []
+        for quota_request in queryset:
+            try:
+                services.quota_request_decide(
+                    request=quota_request, decision=decision, decided_by=request.user
+                )
+            except ApplicationError as error:
+                failed.append(f"#{quota_request.pk}: {error.message}")
+            else:
+                done += 1
+        if done:
+            verb = "approved as asked" if decision == services.Decision.APPROVE else "denied"
+            self.message_user(request, f"{done} request{'s' if done != 1 else ''} {verb}.")
+        for problem in failed:
+            self.message_user(request, problem, messages.ERROR)
+
+    @admin.action(description="Approve selected requests as asked")
+    def approve_as_asked(self, request, queryset):
+        self._decide_many(request, queryset, services.Decision.APPROVE)
+
+    @admin.action(description="Deny selected requests")
+    def deny(self, request, queryset):
+        self._decide_many(request, queryset, services.Decision.DENY)
+
+
+def _panel(template: str, context: dict) -> str:
+    return mark_safe(render_to_string(template, context))  # noqa: S308 - our own template, escaped
+
+
+class QuotaForm(forms.ModelForm):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 80}),
+        required=False,
+        help_text="Why the limits change. Required when a limit changes; kept in the audit.",
+    )
+
+    class Meta:
+        model = Quota
+        fields = ["organization", "region", "gpu_model", "on_demand_limit", "preemptible_limit"]
+
+    def clean(self):
+        cleaned = super().clean()
+        changed = {"on_demand_limit", "preemptible_limit"} & set(self.changed_data)
+        if changed and not (cleaned.get("reason") or "").strip():
+            self.add_error("reason", "Say why the limit changes.")
+        for name in changed:
+            value = cleaned.get(name)
+            if value is not None:
+                try:
+                    services.check_limit_number(value, field=name)
+                except ApplicationError as error:
+                    self.add_error(name, error.message)
+        return cleaned
+
+
+@admin.register(Quota)
+class QuotaAdmin(admin.ModelAdmin):
+    """Limits by hand (with a reason, audited); use is counted by launches, never edited here."""
+
+    form = QuotaForm
+    list_display = [
+        "organization",
+        "gpu_model",
+        "region",
+        "on_demand_limit",
+        "on_demand_used",
+        "preemptible_limit",
+        "preemptible_used",
+        "updated_at",
+    ]
+    list_filter = ["region", "gpu_model"]
+    search_fields = ["organization__name", "organization__slug"]
+    list_select_related = ["organization", "region", "gpu_model"]
+    autocomplete_fields = ["organization"]
+    readonly_fields = ["on_demand_used", "preemptible_used", "updated_at", "recent_changes"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None:
+            return ["organization", "region", "gpu_model", *self.readonly_fields]
+        return self.readonly_fields
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Recent changes")
+    def recent_changes(self, obj: Quota) -> str:
+        changes = obj.changes.select_related("changed_by", "rule", "request", "quota__region")
+        return _panel("quotas/admin/changes.html", {"changes": changes[:20]})
+
+    def save_model(self, request, obj: Quota, form, change: bool) -> None:
+        reason = form.cleaned_data.get("reason", "")
+        for kind in (Kind.ON_DEMAND, Kind.PREEMPTIBLE):
+            services.quota_limit_set(
+                organization=obj.organization,
+                region=obj.region,
+                gpu_model=obj.gpu_model,
+                kind=kind,
+                limit=obj.limit(kind),
+                reason=reason or "Set by operator staff.",
+                changed_by=request.user,
+            )
+        if obj.pk is None:  # added here: the service created the row
+            obj.pk = Quota.objects.get(
+                organization=obj.organization, region=obj.region, gpu_model=obj.gpu_model
+            ).pk
+        obj.refresh_from_db()
+
+
+@admin.register(QuotaChange)
+class QuotaChangeAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "organization",
+        "gpu_model",
+        "region",
+        "kind",
+        "old_limit",
+        "new_limit",
+        "who",
+        "request_link",
+    ]
+    list_filter = ["kind", "quota__region", "quota__gpu_model", "created_at"]
+    search_fields = ["quota__organization__name", "quota__organization__slug", "reason"]
+    list_select_related = [
+        "quota__organization",
+        "quota__region",
+        "quota__gpu_model",
+        "changed_by",
+        "rule",
+        "request",
+    ]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Organization", ordering="quota__organization__name")
+    def organization(self, obj: QuotaChange):
+        return obj.quota.organization
+
+    @admin.display(description="GPU model")
+    def gpu_model(self, obj: QuotaChange):
+        return obj.quota.gpu_model
+
+    @admin.display(description="Region")
+    def region(self, obj: QuotaChange):
+        return obj.quota.region.code
+
+    @admin.display(description="Request")
+    def request_link(self, obj: QuotaChange) -> str:
+        if not obj.request_id:
+            return "—"
+        url = reverse("admin:quotas_quotarequest_change", args=[obj.request_id])
+        return format_html('<a href="{}">#{}</a>', url, obj.request_id)
+
+
+@admin.register(QuotaDefault)
+class QuotaDefaultAdmin(admin.ModelAdmin):
+    """Applied to organizations created from now on; existing organizations keep their limits."""
+
+    list_display = ["gpu_model", "region", "on_demand_limit", "preemptible_limit"]
+    list_editable = ["on_demand_limit", "preemptible_limit"]
+    list_filter = ["region", "gpu_model"]
+    list_select_related = ["region", "gpu_model"]
+
+
+@admin.register(AutoApprovalRule)
+class AutoApprovalRuleAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "active",
+        "position",
+        "gpu_model",
+        "region",
+        "kind",
+        "max_limit",
+        "require_verified_email",
+        "require_no_unpaid_invoice",
+    ]
+    list_editable = ["active", "position"]
+    list_filter = ["active", "gpu_model", "region"]
+    list_select_related = ["gpu_model", "region"]
+    fields = [
+        "name",
+        "active",
+        "position",
+        "gpu_model",
+        "region",
+        "kind",
+        "max_limit",
+        "require_verified_email",
+        "require_no_unpaid_invoice",
+    ]

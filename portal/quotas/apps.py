@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class QuotasConfig(AppConfig):
+    name = "portal.quotas"
+    label = "quotas"
+    verbose_name = "Quotas"
+
+    def ready(self) -> None:
+        from portal.quotas import signals  # noqa: F401

@@ -1,0 +1,278 @@
+"""GPU quotas: limits per organization, region and GPU model; requests to change them; the audit.
+
+A quota row holds two limits (on-demand and preemptible GPUs) and how many GPUs of each are in
+use. Limits change only through `services.quota_limit_set`, which writes a `QuotaChange`.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from portal.catalog.models import GpuModel, Region
+from portal.orgs.models import Organization
+
+
+class Kind(models.TextChoices):
+    """Which of the two limits of a quota row."""
+
+    ON_DEMAND = "on_demand", "On-demand"
+    PREEMPTIBLE = "preemptible", "Preemptible"
+
+
+def kind_of(preemptible: bool) -> str:
+    return Kind.PREEMPTIBLE if preemptible else Kind.ON_DEMAND
+
+
+class Quota(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="quotas")
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+")
+    gpu_model = models.ForeignKey(GpuModel, on_delete=models.PROTECT, related_name="+")
+    on_demand_limit = models.PositiveIntegerField("on-demand GPU limit", default=0)
+    preemptible_limit = models.PositiveIntegerField("preemptible GPU limit", default=0)
+    on_demand_used = models.PositiveIntegerField("on-demand GPUs in use", default=0)
+    preemptible_used = models.PositiveIntegerField("preemptible GPUs in use", default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization", "region__code", "gpu_model__name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "region", "gpu_model"], name="one_quota_per_org_region_gpu"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization}: {self.gpu_model} in {self.region.code}"
+
+    def limit(self, kind: str) -> int:
+        return self.preemptible_limit if kind == Kind.PREEMPTIBLE else self.on_demand_limit
+
+    def used(self, kind: str) -> int:
+        return self.preemptible_used if kind == Kind.PREEMPTIBLE else self.on_demand_used
+
+    def free(self, kind: str) -> int:
+        return max(0, self.limit(kind) - self.used(kind))
+
+    @staticmethod
+    def limit_field(kind: str) -> str:
+        return "preemptible_limit" if kind == Kind.PREEMPTIBLE else "on_demand_limit"
+
+    @staticmethod
+    def used_field(kind: str) -> str:
+        return "preemptible_used" if kind == Kind.PREEMPTIBLE else "on_demand_used"
+
+
+class QuotaDefault(models.Model):
+    """The limits every new organization starts with, per region and GPU model (zero allowed)."""
+
+    region = models.ForeignKey(Region, on_delete=models.CASCADE, related_name="+")
+    gpu_model = models.ForeignKey(GpuModel, on_delete=models.CASCADE, related_name="+")
+    on_demand_limit = models.PositiveIntegerField("on-demand GPU limit", default=0)
+    preemptible_limit = models.PositiveIntegerField("preemptible GPU limit", default=0)
+
+    class Meta:
+        ordering = ["region__code", "gpu_model__name"]
+        verbose_name = "default quota for new organizations"
+        verbose_name_plural = "default quotas for new organizations"
+        constraints = [
+            models.UniqueConstraint(fields=["region", "gpu_model"], name="one_default_per_pair")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gpu_model} in {self.region.code}"
+
+
+class AutoApprovalRule(models.Model):
+    """Approves a request on submission when it asks for no more than `max_limit` GPUs.
+
+    The first active rule (lowest position) that matches decides, and is recorded as the decider.
+    """
+
+    name = models.CharField(max_length=100)
+    active = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(
+        default=100, help_text="Rules are tried from the lowest position up."
+    )
+    gpu_model = models.ForeignKey(GpuModel, on_delete=models.CASCADE, related_name="+")
+    region = models.ForeignKey(
+        Region,
+        on_delete=models.CASCADE,
+        related_name="+",
+        null=True,
+        blank=True,
+        help_text="Leave empty for every region.",
+    )
+    kind = models.CharField(
+        "limit",
+        max_length=16,
+        choices=Kind.choices,
+        blank=True,
+        help_text="Leave empty for both on-demand and preemptible limits.",
+    )
+    max_limit = models.PositiveIntegerField(
+        "up to (GPUs)", help_text="The highest limit this rule grants on its own."
+    )
+    require_verified_email = models.BooleanField(
+        "only if an owner has a verified e-mail address", default=True
+    )
+    require_no_unpaid_invoice = models.BooleanField("only if no invoice is unpaid", default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["position", "pk"]
+        verbose_name = "automatic approval rule"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RequestState(models.TextChoices):
+    SUBMITTED = "submitted", "Submitted"
+    MORE_INFO_NEEDED = "more_info_needed", "More information needed"
+    APPROVED = "approved", "Approved"
+    PARTLY_APPROVED = "partly_approved", "Partly approved"
+    DENIED = "denied", "Denied"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+OPEN_STATES = (RequestState.SUBMITTED, RequestState.MORE_INFO_NEEDED)
+
+
+class QuotaRequestQuerySet(models.QuerySet["QuotaRequest"]):
+    def open(self) -> "QuotaRequestQuerySet":
+        return self.filter(state__in=OPEN_STATES)
+
+
+class QuotaRequest(models.Model):
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="quota_requests"
+    )
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+")
+    gpu_model = models.ForeignKey(GpuModel, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField("limit", max_length=16, choices=Kind.choices)
+    limit_at_submission = models.PositiveIntegerField()
+    requested_limit = models.PositiveIntegerField()
+    granted_limit = models.PositiveIntegerField(null=True, blank=True)
+    justification = models.TextField()
+    state = models.CharField(
+        max_length=20, choices=RequestState.choices, default=RequestState.SUBMITTED
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    decided_by_rule = models.ForeignKey(
+        AutoApprovalRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = QuotaRequestQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "region", "gpu_model", "kind"],
+                condition=Q(state__in=["submitted", "more_info_needed"]),
+                name="one_open_quota_request_per_limit",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"#{self.pk} {self.organization}: {self.requested_limit} {self.get_kind_display()} "
+            f"{self.gpu_model} in {self.region.code}"
+        )
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+    @property
+    def decider(self) -> str:
+        if self.decided_by_rule_id:
+            return f"automatic rule “{self.decided_by_rule}”"
+        if self.decided_by_id:
+            return self.decided_by.display_name
+        return ""
+
+
+class Author(models.TextChoices):
+    CUSTOMER = "customer", "Customer"
+    STAFF = "staff", "Operator staff"
+    RULE = "rule", "Automatic rule"
+
+
+class QuotaRequestMessage(models.Model):
+    """One step of a request's conversation: a decision, a question from staff, an answer.
+
+    `state` is the state the request moved into with this step (blank for a plain note).
+    """
+
+    request = models.ForeignKey(QuotaRequest, on_delete=models.CASCADE, related_name="messages")
+    author = models.CharField(max_length=16, choices=Author.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rule = models.ForeignKey(
+        AutoApprovalRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state = models.CharField(max_length=20, choices=RequestState.choices, blank=True)
+    body = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_author_display()} on #{self.request_id}: {self.state or 'note'}"
+
+    @property
+    def author_name(self) -> str:
+        if self.author == Author.RULE:
+            return f"Automatic rule “{self.rule}”" if self.rule else "Automatic rule"
+        if self.author == Author.STAFF:
+            return f"{settings.SITE_NAME} operations"
+        return self.user.display_name if self.user else "A former member"
+
+
+class QuotaChange(models.Model):
+    """The audit of every change of a limit: who, when, old, new, why, and which request."""
+
+    quota = models.ForeignKey(Quota, on_delete=models.CASCADE, related_name="changes")
+    kind = models.CharField("limit", max_length=16, choices=Kind.choices)
+    old_limit = models.PositiveIntegerField()
+    new_limit = models.PositiveIntegerField()
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rule = models.ForeignKey(
+        AutoApprovalRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField()
+    request = models.ForeignKey(
+        QuotaRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="changes"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.quota} {self.get_kind_display()}: {self.old_limit} → {self.new_limit}"
+
+    @property
+    def who(self) -> str:
+        if self.rule_id:
+            return f"Automatic rule “{self.rule}”"
+        if self.changed_by_id:
+            return self.changed_by.display_name
+        return settings.SITE_NAME

@@ -1,0 +1,138 @@
+"""Reads for quotas, scoped to one organization."""
+
+from dataclasses import dataclass, field
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from portal.catalog.models import GpuModel, Region
+from portal.catalog.selectors import offered_pairs
+from portal.orgs.models import Organization
+from portal.orgs.roles import Role
+from portal.quotas.models import Kind, Quota, QuotaChange, QuotaRequest
+
+
+@dataclass(frozen=True)
+class LimitUse:
+    limit: int
+    used: int
+
+    @property
+    def free(self) -> int:
+        return max(0, self.limit - self.used)
+
+    @property
+    def percent_used(self) -> int:
+        if not self.limit:
+            return 100 if self.used else 0
+        return min(100, round(100 * self.used / self.limit))
+
+
+@dataclass
+class QuotaLine:
+    """One region and GPU model: both limits, their use, and the open requests for them."""
+
+    region: Region
+    gpu_model: GpuModel
+    on_demand: LimitUse
+    preemptible: LimitUse
+    offered: bool
+    open_requests: list[QuotaRequest] = field(default_factory=list)
+
+    def open_request(self, kind: str) -> QuotaRequest | None:
+        return next((r for r in self.open_requests if r.kind == kind), None)
+
+    @property
+    def open_on_demand_request(self) -> QuotaRequest | None:
+        return self.open_request(Kind.ON_DEMAND)
+
+    @property
+    def open_preemptible_request(self) -> QuotaRequest | None:
+        return self.open_request(Kind.PREEMPTIBLE)
+
+
+def quota_lines(*, organization: Organization) -> list[QuotaLine]:
+    """Every limit the organization has, and a zero line for every place it could ask for one.
+
+    A fixed number of queries: quotas, offered pairs, their regions and GPU models, open requests.
+    """
+    quotas = {
+        (q.region_id, q.gpu_model_id): q
+        for q in Quota.objects.filter(organization=organization).select_related(
+            "region", "gpu_model"
+        )
+    }
+    offered = offered_pairs()
+    missing = offered - set(quotas)
+    regions = Region.objects.in_bulk({r for r, _ in missing})
+    gpu_models = GpuModel.objects.in_bulk({g for _, g in missing})
+    lines = {}
+    for key, quota in quotas.items():
+        lines[key] = QuotaLine(
+            region=quota.region,
+            gpu_model=quota.gpu_model,
+            on_demand=LimitUse(quota.on_demand_limit, quota.on_demand_used),
+            preemptible=LimitUse(quota.preemptible_limit, quota.preemptible_used),
+            offered=key in offered,
+        )
+    for region_id, gpu_id in missing:
+        lines[(region_id, gpu_id)] = QuotaLine(
+            region=regions[region_id],
+            gpu_model=gpu_models[gpu_id],
+            on_demand=LimitUse(0, 0),
+            preemptible=LimitUse(0, 0),
+            offered=True,
+        )
+    for quota_request in organization_quota_requests(organization=organization).open():
+        line = lines.get((quota_request.region_id, quota_request.gpu_model_id))
+        if line is not None:
+            line.open_requests.append(quota_request)
+    return sorted(
+        lines.values(),
+        key=lambda line: (
+            not (line.on_demand.limit or line.preemptible.limit),
+            line.region.code,
+            line.gpu_model.name,
+        ),
+    )
+
+
+def organization_quota_requests(*, organization: Organization) -> QuerySet[QuotaRequest]:
+    return QuotaRequest.objects.filter(organization=organization).select_related(
+        "region", "gpu_model", "created_by", "decided_by", "decided_by_rule"
+    )
+
+
+def quota_request_get_for_organization(*, organization: Organization, pk: int) -> QuotaRequest:
+    """A request of this organization; any other organization's request is a 404."""
+    quota_request = organization_quota_requests(organization=organization).filter(pk=pk).first()
+    if quota_request is None:
+        raise Http404("No such quota request")
+    return quota_request
+
+
+def quota_request_conversation(*, quota_request: QuotaRequest):
+    return quota_request.messages.select_related("user", "rule")
+
+
+def organization_quota_changes(*, organization: Organization) -> QuerySet[QuotaChange]:
+    return QuotaChange.objects.filter(quota__organization=organization).select_related(
+        "quota__region", "quota__gpu_model", "changed_by", "rule", "request"
+    )
+
+
+def quota_notification_recipients(*, organization: Organization) -> list[str]:
+    """Who hears of decisions on the organization's requests: its owners and admins."""
+    return sorted(
+        set(
+            organization.memberships.filter(role__in=[Role.OWNER, Role.ADMIN]).values_list(
+                "user__email", flat=True
+            )
+        )
+    )
+
+
+def quota_get(*, organization: Organization, region: Region, gpu_model: GpuModel) -> Quota | None:
+    return Quota.objects.filter(
+        organization=organization, region=region, gpu_model=gpu_model
+    ).first()

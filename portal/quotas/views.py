@@ -1,0 +1,153 @@
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from portal.core.errors import ApplicationError
+from portal.orgs.decorators import organization_view
+from portal.quotas import selectors, services
+from portal.quotas.forms import AnswerForm, QuotaRequestForm
+from portal.quotas.models import OPEN_STATES, RequestState
+
+HISTORY_ROWS = 25
+
+
+def _form_error(form, error: ApplicationError) -> None:
+    form.add_error(error.field if error.field in form.fields else None, error.message)
+
+
+@organization_view("quotas.view")
+def quotas(request: HttpRequest) -> HttpResponse:
+    """Each limit with its use and what is free, the open requests, and the history."""
+    organization = request.organization
+    requests = selectors.organization_quota_requests(organization=organization)
+    return render(
+        request,
+        "quotas/quotas.html",
+        {
+            "lines": selectors.quota_lines(organization=organization),
+            "open_requests": list(requests.open()),
+            "past_requests": list(requests.exclude(state__in=OPEN_STATES)[:HISTORY_ROWS]),
+            "changes": list(
+                selectors.organization_quota_changes(organization=organization)[:HISTORY_ROWS]
+            ),
+            "can_request": request.membership.can("quotas.request"),
+        },
+    )
+
+
+@organization_view("quotas.request")
+def quota_request_new(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = QuotaRequestForm(request.POST)
+    else:
+        form = QuotaRequestForm(
+            initial={
+                "region": request.GET.get("region"),
+                "gpu": request.GET.get("gpu"),
+                "kind": request.GET.get("kind") or "on_demand",
+                "requested_limit": request.GET.get("limit"),
+            }
+        )
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            quota_request = services.quota_request_submit(
+                membership=request.membership,
+                region=data["region"],
+                gpu_model=data["gpu"],
+                kind=data["kind"],
+                requested_limit=data["requested_limit"],
+                justification=data["justification"],
+            )
+        except ApplicationError as error:
+            _form_error(form, error)
+        else:
+            if quota_request.state == RequestState.APPROVED:
+                messages.success(
+                    request,
+                    f"Request #{quota_request.pk} was approved automatically: your limit is now "
+                    f"{quota_request.granted_limit} GPUs.",
+                )
+            else:
+                messages.success(
+                    request,
+                    f"Request #{quota_request.pk} is sent. Owners and admins get an e-mail "
+                    "when it is decided.",
+                )
+            return redirect(
+                "quotas:quota_request_detail", org=request.organization.slug, pk=quota_request.pk
+            )
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request,
+        "quotas/request_new.html",
+        {"form": form, "lines": selectors.quota_lines(organization=request.organization)},
+        status=status,
+    )
+
+
+def _detail(request: HttpRequest, quota_request, answer_form=None, status: int = 200):
+    can_request = request.membership.can("quotas.request")
+    waiting = quota_request.state == RequestState.MORE_INFO_NEEDED
+    return render(
+        request,
+        "quotas/request_detail.html",
+        {
+            "quota_request": quota_request,
+            "conversation": selectors.quota_request_conversation(quota_request=quota_request),
+            "changes": list(quota_request.changes.select_related("changed_by", "rule")),
+            "can_request": can_request,
+            "answer_form": answer_form or (AnswerForm() if can_request and waiting else None),
+        },
+        status=status,
+    )
+
+
+@organization_view("quotas.view")
+def quota_request_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    quota_request = selectors.quota_request_get_for_organization(
+        organization=request.organization, pk=pk
+    )
+    return _detail(request, quota_request)
+
+
+@require_POST
+@organization_view("quotas.request")
+def quota_request_answer(request: HttpRequest, pk: int) -> HttpResponse:
+    quota_request = selectors.quota_request_get_for_organization(
+        organization=request.organization, pk=pk
+    )
+    form = AnswerForm(request.POST)
+    if form.is_valid():
+        try:
+            services.quota_request_answer(
+                membership=request.membership,
+                quota_request=quota_request,
+                message=form.cleaned_data["message"],
+            )
+        except ApplicationError as error:
+            _form_error(form, error)
+        else:
+            messages.success(request, "Thank you. Your answer is with our operations team.")
+            return redirect(
+                "quotas:quota_request_detail", org=request.organization.slug, pk=quota_request.pk
+            )
+    return _detail(request, quota_request, answer_form=form, status=400)
+
+
+@require_POST
+@organization_view("quotas.request")
+def quota_request_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+    quota_request = selectors.quota_request_get_for_organization(
+        organization=request.organization, pk=pk
+    )
+    try:
+        services.quota_request_withdraw(membership=request.membership, quota_request=quota_request)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Request #{quota_request.pk} is withdrawn.")
+    return redirect(
+        "quotas:quota_request_detail", org=request.organization.slug, pk=quota_request.pk
+    )
