@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "portal.accounts",
     "portal.orgs",
+    "portal.sshkeys",
     "portal.catalog",
     "portal.quotas",
     "portal.core",
