@@ -6,7 +6,7 @@ Every function here runs a fixed number of queries, however many instance types 
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet, Subquery
 from django.utils import timezone
@@ -55,8 +55,8 @@ class Offer:
 
 
 def monthly(hourly: Decimal) -> Decimal:
-    """A monthly figure for display: the hourly price times 730 hours, to the cent."""
-    return (hourly * HOURS_PER_MONTH).quantize(Decimal("0.01"))
+    """A monthly figure for display: the hourly price times 730 hours, to the cent (half up)."""
+    return (hourly * HOURS_PER_MONTH).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 def _in_force(at: datetime) -> QuerySet[Price]:

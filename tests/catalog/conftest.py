@@ -1,0 +1,1 @@
+from tests.catalog.fixtures import gpu_catalog  # noqa: F401
