@@ -1,1 +1,3 @@
-from tests.catalog.fixtures import gpu_catalog  # noqa: F401
+from tests.catalog import fixtures
+
+gpu_catalog = fixtures.gpu_catalog

@@ -2,8 +2,10 @@ import pytest
 
 from portal.quotas import services
 from portal.quotas.models import Kind
-from tests.catalog.fixtures import gpu_catalog  # noqa: F401
+from tests.catalog import fixtures
 from tests.factories import UserFactory
+
+gpu_catalog = fixtures.gpu_catalog  # shared with tests/catalog
 
 JUSTIFICATION = "Fine-tuning a 70B model for three weeks; 16 GPUs keep it under a month."
 

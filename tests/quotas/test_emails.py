@@ -3,6 +3,7 @@
 import pytest
 from django.core import mail
 
+from portal.core.errors import ApplicationError
 from portal.quotas import services
 from portal.quotas.models import AutoApprovalRule, Kind
 from portal.quotas.services import Decision
@@ -52,9 +53,8 @@ def test_a_new_request_goes_to_the_operators_with_an_admin_link(
 def test_nothing_is_sent_when_the_request_is_refused_or_rolled_back(
     team, gpu_catalog, submit, committed
 ):
-    with committed():
-        with pytest.raises(Exception):
-            submit(requested_limit=-5)
+    with committed(), pytest.raises(ApplicationError):
+        submit(requested_limit=-5)
     assert mail.outbox == []
     submit()  # not committed: the test's transaction never commits
     assert mail.outbox == []

@@ -4,7 +4,7 @@ import pytest
 from allauth.account.models import EmailAddress
 
 from portal.quotas import standing
-from portal.quotas.models import AutoApprovalRule, Author, Kind, QuotaChange, RequestState
+from portal.quotas.models import Author, AutoApprovalRule, Kind, QuotaChange, RequestState
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""Limits change only through quota_limit_set, and every change is audited; defaults for new orgs."""
+"""Limits change only through quota_limit_set, each change audited; defaults for new orgs."""
 
 import pytest
 
