@@ -77,8 +77,8 @@ def _members_context(request, form) -> dict:
     }
 
 
-@require_POST
 @organization_view("members.invite")
+@require_POST
 def invitation_create(request: HttpRequest) -> HttpResponse:
     actor = request.membership
     form = InvitationForm(request.POST, actor_role=actor.role)
@@ -98,8 +98,8 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
     return render(request, "orgs/members.html", _members_context(request, form), status=400)
 
 
-@require_POST
 @organization_view("members.invite")
+@require_POST
 def invitation_resend(request: HttpRequest, pk: int) -> HttpResponse:
     invitation = selectors.invitation_get_in_organization(organization=request.organization, pk=pk)
     try:
@@ -111,8 +111,8 @@ def invitation_resend(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(_members_url(request))
 
 
-@require_POST
 @organization_view("members.invite")
+@require_POST
 def invitation_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     invitation = selectors.invitation_get_in_organization(organization=request.organization, pk=pk)
     try:
@@ -124,8 +124,8 @@ def invitation_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(_members_url(request))
 
 
-@require_POST
 @organization_view("members.manage")
+@require_POST
 def member_change_role(request: HttpRequest, pk: int) -> HttpResponse:
     membership = selectors.membership_get_in_organization(organization=request.organization, pk=pk)
     form = RoleForm(request.POST)

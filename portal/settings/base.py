@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "portal.sshkeys",
     "portal.catalog",
     "portal.quotas",
+    "portal.instances",
     "portal.core",
     "portal.notifications",
 ]
@@ -128,7 +129,9 @@ ACCOUNT_CHANGE_EMAIL = True
 ACCOUNT_EMAIL_NOTIFICATIONS = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Backfill] "
-ACCOUNT_PREVENT_ENUMERATION = True
+# A duplicate sign-up is told so on the page (the issue asks for a clear message); the signup
+# rate limit keeps address probing slow.
+ACCOUNT_PREVENT_ENUMERATION = False
 # ACCOUNT_RATE_LIMITS is left unset on purpose: allauth's defaults limit login, failed login,
 # signup, password reset and e-mail confirmation; they need the shared (Redis) cache.
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]

@@ -57,17 +57,16 @@ def test_without_any_name_the_organization_is_named_after_the_address(client):
     assert User.objects.get().organizations.get().name == "ada's organization"
 
 
-def test_an_address_that_already_has_an_account_creates_nothing(client):
+def test_an_address_that_already_has_an_account_is_refused_on_the_page(client):
     existing = UserFactory(email="ada@example.com")
 
     response = sign_up(client, organization_name="Second Try")
 
-    # The page does not reveal that the account exists; the owner of the address is told.
-    assert response["Location"] == "/accounts/confirm-email/"
+    assert response.status_code == 200
+    assert "A user is already registered with this email address." in response.content.decode()
     assert list(User.objects.all()) == [existing]
     assert not Organization.objects.exists()
-    [message] = mails_to("ada@example.com")
-    assert "an account using that email address already exists" in message.body
+    assert mails_to("ada@example.com") == []
 
 
 @pytest.mark.parametrize(
