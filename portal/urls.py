@@ -25,4 +25,5 @@ urlpatterns = [
     path("", include("portal.catalog.urls")),
     path("", include("portal.quotas.urls")),
     path("", include("portal.sshkeys.urls")),
+    path("", include("portal.instances.urls")),
 ]

@@ -1,0 +1,365 @@
+"""The instance lifecycle: one table of allowed transitions and one function per transition.
+
+    pending → provisioning → running ⇄ (stopping → stopped → starting) → terminating → terminated
+    plus failed (never became usable, or lost) and interrupted (a preemptible machine reclaimed)
+
+Every function here locks the instance row (`select_for_update`) and checks the current state
+against `TRANSITIONS` before it writes, so two workers running the same step cannot both apply
+it: the second finds the instance already in the target state and does nothing (returns None).
+A transition the table forbids raises `IllegalTransition`, whose message is written for the
+customer. Each applied transition records an `InstanceEvent`; e-mails go out after the commit;
+quota is released exactly once, in the transaction that reaches a final state.
+
+Nothing here talks to the backend: services ask for a change, tasks report what the backend did.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from portal.accounts.models import User
+from portal.core.errors import ApplicationError
+from portal.instances.models import (
+    BILLED_STATES,
+    FINAL_STATES,
+    Instance,
+    InstanceEvent,
+    State,
+)
+from portal.quotas.services import quota_release
+
+logger = logging.getLogger(__name__)
+
+S = State
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.PENDING: frozenset({S.PROVISIONING, S.FAILED, S.TERMINATING}),
+    S.PROVISIONING: frozenset({S.RUNNING, S.FAILED, S.INTERRUPTED, S.TERMINATING}),
+    S.RUNNING: frozenset({S.STOPPING, S.REBOOTING, S.TERMINATING, S.FAILED, S.INTERRUPTED}),
+    S.STOPPING: frozenset({S.STOPPED, S.TERMINATING, S.FAILED, S.INTERRUPTED}),
+    S.STOPPED: frozenset({S.STARTING, S.TERMINATING, S.FAILED}),
+    # A start the backend cannot place (no capacity) falls back to stopped.
+    S.STARTING: frozenset({S.RUNNING, S.STOPPED, S.TERMINATING, S.FAILED, S.INTERRUPTED}),
+    S.REBOOTING: frozenset({S.RUNNING, S.TERMINATING, S.FAILED, S.INTERRUPTED}),
+    S.TERMINATING: frozenset({S.TERMINATED}),
+    S.TERMINATED: frozenset(),
+    S.FAILED: frozenset(),
+    S.INTERRUPTED: frozenset(),
+}
+
+# What a customer may ask for, and the state the request moves the instance to. Whether an
+# action is allowed follows from TRANSITIONS alone.
+ACTIONS: dict[str, str] = {
+    "stop": S.STOPPING,
+    "start": S.STARTING,
+    "reboot": S.REBOOTING,
+    "terminate": S.TERMINATING,
+}
+
+
+class IllegalTransition(ApplicationError):
+    def __init__(self, message: str):
+        super().__init__(message, code="illegal_transition")
+
+
+def allowed_actions(state: str) -> list[str]:
+    return [action for action, target in ACTIONS.items() if target in TRANSITIONS[state]]
+
+
+def states_allowing(action: str) -> list[str]:
+    target = ACTIONS[action]
+    return [state for state, targets in TRANSITIONS.items() if target in targets]
+
+
+def refusal(instance: Instance, action: str) -> str:
+    """Why `action` is refused in the instance's current state, for the customer."""
+    allowed = ", ".join(State(s).label.lower() for s in states_allowing(action))
+    return (
+        f"You cannot {action} {instance.name} while it is {State(instance.state).label.lower()}; "
+        f"{action} works on {allowed} instances."
+    )
+
+
+def path(from_state: str, to_state: str) -> list[str]:
+    """The shortest chain of allowed transitions from one state to another ([] if none)."""
+    if from_state == to_state:
+        return []
+    previous: dict[str, str] = {}
+    queue = deque([from_state])
+    while queue:
+        state = queue.popleft()
+        for following in sorted(TRANSITIONS[state]):
+            if following in previous or following == from_state:
+                continue
+            previous[following] = state
+            if following == to_state:
+                steps = [following]
+                while previous[steps[-1]] != from_state:
+                    steps.append(previous[steps[-1]])
+                return steps[::-1]
+            queue.append(following)
+    return []
+
+
+@dataclass(frozen=True)
+class Change:
+    instance: Instance
+    from_state: str
+    event: InstanceEvent
+
+
+def _transition(
+    instance_id: int,
+    to: str,
+    *,
+    message: str = "",
+    reason: str | None = None,
+    actor: User | None = None,
+    at: datetime | None = None,
+    updates: dict[str, Any] | None = None,
+    after_commit: Callable[[Instance, str], None] | None = None,
+) -> Change | None:
+    """Move the instance to `to` if TRANSITIONS allows it from where it is now.
+
+    Returns None if the instance is already in `to` (the step ran before); raises
+    IllegalTransition if the table forbids the move.
+    """
+    now = timezone.now()
+    at = min(at, now) if at else now
+    with transaction.atomic():
+        instance = (
+            Instance.objects.select_for_update(of=("self",))
+            .select_related("organization", "region", "instance_type")
+            .get(pk=instance_id)
+        )
+        if instance.state == to:
+            return None
+        from_state = instance.state
+        if to not in TRANSITIONS[from_state]:
+            raise IllegalTransition(
+                f"{instance.name} cannot go from {State(from_state).label.lower()} "
+                f"to {State(to).label.lower()}."
+            )
+        instance.state = to
+        instance.state_changed_at = now
+        if reason is not None:
+            instance.state_reason = reason
+        # Billing follows the GPUs: from the second the instance runs to the second it stops.
+        if from_state in BILLED_STATES and to not in BILLED_STATES and instance.running_since:
+            instance.running_seconds += max(0, int((at - instance.running_since).total_seconds()))
+            instance.running_since = None
+        if to in BILLED_STATES and from_state not in BILLED_STATES:
+            instance.running_since = at
+        if to in FINAL_STATES:
+            instance.terminated_at = at
+            instance.ip = None
+            _release_quota_once(instance, now)
+        for field, value in (updates or {}).items():
+            setattr(instance, field, value)
+        instance.save()
+        event = InstanceEvent.objects.create(
+            instance=instance,
+            at=at,
+            from_state=from_state,
+            to_state=to,
+            message=message or reason or "",
+            actor=actor,
+        )
+        if after_commit is not None:
+            transaction.on_commit(lambda: after_commit(instance, from_state))
+    logger.info("instance %s %s: %s -> %s %s", instance.pk, instance.name, from_state, to, message)
+    return Change(instance=instance, from_state=from_state, event=event)
+
+
+def _release_quota_once(instance: Instance, now: datetime) -> None:
+    """Give the GPUs back to the quota. The row is locked, so this runs once per instance."""
+    if instance.quota_released_at is not None:
+        return
+    quota_release(
+        organization=instance.organization,
+        region=instance.region,
+        gpu_model=instance.instance_type.gpu_model,
+        gpus=instance.gpus,
+        preemptible=instance.preemptible,
+    )
+    instance.quota_released_at = now
+
+
+def _send(kind: str, *, only_from: str | None = None) -> Callable[[Instance, str], None]:
+    def send(instance: Instance, from_state: str = "") -> None:
+        if only_from is not None and from_state != only_from:
+            return
+        from portal.instances import emails
+
+        try:
+            getattr(emails, f"send_instance_{kind}")(instance_id=instance.pk)
+        except Exception:  # a mail server down must not undo a committed transition
+            logger.exception("could not send the %s e-mail for instance %s", kind, instance.pk)
+
+    return send
+
+
+# One function per transition. `request_*` are what a customer (or staff) asks for; `mark_*` are
+# what the backend reported.
+
+
+def mark_provisioning(instance_id: int, *, message: str = "") -> Change | None:
+    return _transition(
+        instance_id, S.PROVISIONING, message=message or "Asking the backend for a machine."
+    )
+
+
+def mark_running(
+    instance_id: int, *, ip: str | None = None, message: str = "", at: datetime | None = None
+) -> Change | None:
+    # The "ready" e-mail goes out once, when the instance first comes up.
+    return _transition(
+        instance_id,
+        S.RUNNING,
+        message=message or (f"Running at {ip}." if ip else "Running."),
+        reason="",
+        at=at,
+        updates={"ip": ip} if ip else None,
+        after_commit=_send("running", only_from=S.PROVISIONING),
+    )
+
+
+def request_stop(
+    instance_id: int, *, actor: User | None = None, message: str = ""
+) -> Change | None:
+    return _transition(instance_id, S.STOPPING, actor=actor, message=message or "Stop requested.")
+
+
+def mark_stopped(
+    instance_id: int, *, message: str = "", at: datetime | None = None
+) -> Change | None:
+    return _transition(
+        instance_id, S.STOPPED, message=message or "Stopped; the GPUs are released.", at=at
+    )
+
+
+def request_start(
+    instance_id: int, *, actor: User | None = None, message: str = ""
+) -> Change | None:
+    return _transition(
+        instance_id, S.STARTING, actor=actor, reason="", message=message or "Start requested."
+    )
+
+
+def request_reboot(
+    instance_id: int, *, actor: User | None = None, message: str = ""
+) -> Change | None:
+    return _transition(
+        instance_id, S.REBOOTING, actor=actor, message=message or "Reboot requested."
+    )
+
+
+def request_terminate(
+    instance_id: int, *, actor: User | None = None, message: str = ""
+) -> Change | None:
+    return _transition(
+        instance_id, S.TERMINATING, actor=actor, message=message or "Termination requested."
+    )
+
+
+def mark_terminated(
+    instance_id: int, *, message: str = "", at: datetime | None = None
+) -> Change | None:
+    return _transition(instance_id, S.TERMINATED, message=message or "Terminated.", at=at)
+
+
+def mark_failed(instance_id: int, *, reason: str, at: datetime | None = None) -> Change | None:
+    return _transition(
+        instance_id, S.FAILED, reason=reason, message=reason, at=at, after_commit=_send("failed")
+    )
+
+
+def mark_interrupted(
+    instance_id: int, *, at: datetime | None = None, reason: str = ""
+) -> Change | None:
+    """The operator took the preemptible machine back; billing stops at `at`."""
+    return _transition(
+        instance_id,
+        S.INTERRUPTED,
+        reason=reason or "Reclaimed by the operator: its capacity was needed.",
+        at=at,
+        after_commit=_send("interrupted"),
+    )
+
+
+# Which function applies which state when catching up with the backend.
+STEPS: dict[str, Callable[..., Change | None]] = {
+    S.PROVISIONING: mark_provisioning,
+    S.RUNNING: mark_running,
+    S.STOPPING: request_stop,
+    S.STOPPED: mark_stopped,
+    S.STARTING: request_start,
+    S.REBOOTING: request_reboot,
+    S.TERMINATING: request_terminate,
+    S.TERMINATED: mark_terminated,
+    S.FAILED: mark_failed,
+    S.INTERRUPTED: mark_interrupted,
+}
+
+
+def catch_up(
+    instance_id: int,
+    target: str,
+    *,
+    message: str,
+    ip: str | None = None,
+    reason: str = "",
+    at: datetime | None = None,
+) -> list[Change]:
+    """Walk the instance to `target` through allowed transitions (a change nobody reported).
+
+    Returns the applied changes; [] if the instance is there already or no path leads there
+    (the backend lags behind a request the portal has made: the request wins).
+    """
+    instance = Instance.objects.only("state").get(pk=instance_id)
+    changes: list[Change] = []
+    for step in path(instance.state, target):
+        kwargs: dict[str, Any] = {}
+        if step == S.RUNNING:
+            kwargs = {"ip": ip, "message": message}
+        elif step == S.FAILED:
+            kwargs = {"reason": reason or message, "at": at}
+        elif step == S.INTERRUPTED:
+            kwargs = {"reason": reason, "at": at}
+        else:
+            kwargs = {"message": message}
+        try:
+            change = STEPS[step](instance_id, **kwargs)
+        except IllegalTransition:
+            break  # someone else moved it meanwhile; the next sync looks again
+        if change is not None:
+            changes.append(change)
+    return changes
+
+
+def note_reclaim(instance_id: int, *, reclaim_at: datetime) -> bool:
+    """The operator announced it will take this preemptible instance back at `reclaim_at`.
+
+    Not a transition: the instance keeps running until then. Recorded and e-mailed once
+    (a conditional UPDATE claims the notice); returns whether this call did it.
+    """
+    with transaction.atomic():
+        claimed = Instance.objects.filter(pk=instance_id, reclaim_notified_at__isnull=True).update(
+            reclaim_at=reclaim_at, reclaim_notified_at=timezone.now()
+        )
+        if not claimed:
+            return False
+        instance = Instance.objects.get(pk=instance_id)
+        InstanceEvent.objects.create(
+            instance=instance,
+            message=f"The operator will reclaim this instance at {reclaim_at:%H:%M:%S} UTC.",
+        )
+        transaction.on_commit(lambda: _send("reclaim_notice")(instance))
+    return True

@@ -1,0 +1,178 @@
+"""GPU instances of an organization and the timeline of what happened to each.
+
+Only `portal.instances.lifecycle` changes `Instance.state`; see the transition table there.
+"""
+
+import re
+import uuid
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class State(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PROVISIONING = "provisioning", "Provisioning"
+    RUNNING = "running", "Running"
+    STOPPING = "stopping", "Stopping"
+    STOPPED = "stopped", "Stopped"
+    STARTING = "starting", "Starting"
+    REBOOTING = "rebooting", "Rebooting"
+    TERMINATING = "terminating", "Terminating"
+    TERMINATED = "terminated", "Terminated"
+    FAILED = "failed", "Failed"
+    INTERRUPTED = "interrupted", "Interrupted"
+
+
+# States an instance never leaves.
+FINAL_STATES = frozenset({State.TERMINATED, State.FAILED, State.INTERRUPTED})
+# States in which a Celery task is driving the instance towards a settled state.
+TRANSITIONAL_STATES = frozenset(
+    {
+        State.PENDING,
+        State.PROVISIONING,
+        State.STOPPING,
+        State.STARTING,
+        State.REBOOTING,
+        State.TERMINATING,
+    }
+)
+# States in which the instance holds its GPUs and is billed at the running price.
+BILLED_STATES = frozenset({State.RUNNING, State.REBOOTING})
+
+NAME_MAX_LENGTH = 63
+NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+NAME_HELP = (
+    "1–63 lower-case letters, digits and hyphens, starting and ending with a letter or digit "
+    "(it becomes the machine's host name)."
+)
+name_validator = RegexValidator(NAME_PATTERN, NAME_HELP)
+
+
+class Instance(models.Model):
+    organization = models.ForeignKey(
+        "orgs.Organization", on_delete=models.PROTECT, related_name="instances"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    name = models.CharField(max_length=NAME_MAX_LENGTH, validators=[name_validator])
+    instance_type = models.ForeignKey(
+        "catalog.InstanceType", on_delete=models.PROTECT, related_name="instances"
+    )
+    region = models.ForeignKey("catalog.Region", on_delete=models.PROTECT, related_name="instances")
+    image = models.ForeignKey("catalog.Image", on_delete=models.PROTECT, related_name="instances")
+    preemptible = models.BooleanField(default=False)
+    gpus = models.PositiveSmallIntegerField(help_text="GPUs of the instance type at launch.")
+    # What the backend was given: [{"name", "fingerprint", "public_key"}], kept as launched even
+    # if the keys are later deleted.
+    ssh_keys = models.JSONField(default=list, blank=True)
+
+    # The idempotency key towards the backend: `create` with the same request id never makes a
+    # second machine, and reconciliation adopts an orphan whose request id matches.
+    request_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # The launch form's hidden token: a double submit finds the instance the first one made.
+    idempotency_key = models.UUIDField(null=True, blank=True, editable=False)
+    backend_id = models.CharField(max_length=128, blank=True, default="")
+
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    state_reason = models.CharField(max_length=500, blank=True)
+    state_changed_at = models.DateTimeField(default=timezone.now)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    reclaim_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the operator takes a preemptible instance back."
+    )
+    reclaim_notified_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    launched_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the backend accepted the machine."
+    )
+    running_since = models.DateTimeField(
+        null=True, blank=True, help_text="Start of the current billed (running) period."
+    )
+    running_seconds = models.PositiveBigIntegerField(
+        default=0, help_text="Billed seconds of the periods that have ended."
+    )
+    terminated_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the instance reached a final state."
+    )
+    quota_released_at = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the backend last told us about this machine."
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"], name="instance_org_created"),
+            models.Index(fields=["state"], name="instance_state"),
+            models.Index(fields=["backend_id"], name="instance_backend_id"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name"],
+                condition=~Q(state__in=["terminated", "failed", "interrupted"]),
+                name="instance_name_unique_while_alive",
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "idempotency_key"],
+                name="instance_one_per_launch_form",
+            ),
+            models.UniqueConstraint(
+                fields=["backend_id"],
+                condition=~Q(backend_id=""),
+                name="instance_one_per_backend_machine",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def is_transitional(self) -> bool:
+        return self.state in TRANSITIONAL_STATES
+
+    @property
+    def ssh_command(self) -> str:
+        return f"ssh ubuntu@{self.ip}" if self.ip else ""
+
+    def billed_seconds(self, at=None) -> int:
+        """Seconds billed at the running price up to `at` (default now)."""
+        seconds = self.running_seconds
+        if self.running_since is not None:
+            seconds += max(0, int(((at or timezone.now()) - self.running_since).total_seconds()))
+        return seconds
+
+
+class InstanceEvent(models.Model):
+    """One line of an instance's timeline: a state change or a notable fact (reclaim notice)."""
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(default=timezone.now)
+    from_state = models.CharField(max_length=16, choices=State.choices, blank=True)
+    to_state = models.CharField(max_length=16, choices=State.choices, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+    # Null for Backfill itself (tasks, reconciliation).
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        if self.to_state:
+            return f"{self.instance}: {self.from_state or '—'} → {self.to_state}"
+        return f"{self.instance}: {self.message}"

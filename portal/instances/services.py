@@ -1,0 +1,278 @@
+"""What customers (and staff) do to instances. No backend call here: tasks do that.
+
+Each service checks the rules, applies the transition through `lifecycle`, and enqueues the
+task that talks to the backend with `transaction.on_commit`, so a task never sees a row that
+was rolled back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from portal.accounts.models import User
+from portal.catalog.models import Image, InstanceType, Price, Region
+from portal.core.errors import ApplicationError
+from portal.instances import lifecycle, tasks
+from portal.instances.capacity import free_capacity
+from portal.instances.models import (
+    FINAL_STATES,
+    NAME_HELP,
+    NAME_MAX_LENGTH,
+    NAME_PATTERN,
+    Instance,
+    InstanceEvent,
+    State,
+)
+from portal.orgs.models import Membership
+from portal.quotas.services import quota_reserve
+from portal.sshkeys.selectors import sshkeys_for_launch
+
+
+def _check_may_manage(membership: Membership) -> None:
+    if not membership.can("instances.manage"):
+        raise ApplicationError(
+            "Your role in this organization cannot launch or change instances.", code="forbidden"
+        )
+
+
+def _clean_name(name: Any) -> str:
+    name = str(name or "").strip()
+    if not name:
+        raise ApplicationError("Give the instance a name.", field="name", code="required")
+    if len(name) > NAME_MAX_LENGTH:
+        raise ApplicationError(
+            f"A name can be at most {NAME_MAX_LENGTH} characters; this one has {len(name)}.",
+            field="name",
+        )
+    if not NAME_PATTERN.match(name):
+        raise ApplicationError(f"That name cannot be used: {NAME_HELP}", field="name")
+    return name
+
+
+def _lookup(model, value: Any, *, field: str, what: str):
+    code = value.code if isinstance(value, model) else str(value or "").strip()
+    if not code:
+        raise ApplicationError(f"Choose {what}.", field=field, code="required")
+    found = model.objects.filter(code=code).first()
+    if found is None:
+        raise ApplicationError(f"There is no {what} “{code}”.", field=field, code="unknown")
+    if not found.active:
+        raise ApplicationError(
+            f"{found.name} is no longer available; choose another {what}.",
+            field=field,
+            code="inactive",
+        )
+    return found
+
+
+def _uuid_or_none(value: Any) -> uuid.UUID | None:
+    if value in (None, ""):
+        return None
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError as exc:
+        raise ApplicationError(
+            "The form was damaged; reload the page and try again.", code="bad_token"
+        ) from exc
+
+
+def _check_capacity(*, region: Region, instance_type: InstanceType) -> None:
+    free = free_capacity().get(region.code, instance_type.code)
+    if free is not None and free < 1:
+        raise ApplicationError(
+            f"There is no free capacity for {instance_type.name} in {region.name} right now. "
+            "Try another region or instance type, or try again later.",
+            field="instance_type",
+            code="no_capacity",
+        )
+
+
+def _name_taken(name: str) -> ApplicationError:
+    return ApplicationError(
+        f"You already have an instance named “{name}”. Names are unique until an instance ends.",
+        field="name",
+        code="name_taken",
+    )
+
+
+def instance_launch(
+    *,
+    membership: Membership,
+    name: str,
+    instance_type: InstanceType | str,
+    region: Region | str,
+    image: Image | str,
+    ssh_key_ids: Iterable[int | str],
+    preemptible: bool,
+    idempotency_key: uuid.UUID | str | None,
+) -> Instance:
+    """Record a new instance, reserve its quota and enqueue its provisioning.
+
+    The same `idempotency_key` (the launch form's hidden token) returns the instance the first
+    submit made instead of a second one. Raises ApplicationError for every bad input, with
+    nothing written.
+    """
+    _check_may_manage(membership)
+    organization = membership.organization
+    key = _uuid_or_none(idempotency_key)
+    if key is not None:
+        existing = Instance.objects.filter(organization=organization, idempotency_key=key).first()
+        if existing is not None:
+            return existing
+
+    name = _clean_name(name)
+    itype = _lookup(InstanceType, instance_type, field="instance_type", what="instance type")
+    place = _lookup(Region, region, field="region", what="region")
+    os_image = _lookup(Image, image, field="image", what="image")
+    if not itype.regions.filter(pk=place.pk).exists():
+        raise ApplicationError(
+            f"{itype.name} is not offered in {place.name}; choose another region or type.",
+            field="region",
+            code="not_offered",
+        )
+    if not Price.objects.in_force().filter(instance_type=itype).exists():
+        raise ApplicationError(
+            f"{itype.name} has no price yet and cannot be launched.",
+            field="instance_type",
+            code="no_price",
+        )
+    keys = sshkeys_for_launch(membership=membership, ids=list(ssh_key_ids or []))
+    _check_capacity(region=place, instance_type=itype)
+
+    try:
+        with transaction.atomic():
+            if (
+                Instance.objects.filter(organization=organization, name=name)
+                .exclude(state__in=FINAL_STATES)
+                .exists()
+            ):
+                raise _name_taken(name)
+            quota_reserve(
+                organization=organization,
+                region=place,
+                gpu_model=itype.gpu_model,
+                gpus=itype.gpu_count,
+                preemptible=bool(preemptible),
+            )
+            instance = Instance.objects.create(
+                organization=organization,
+                created_by=membership.user,
+                name=name,
+                instance_type=itype,
+                region=place,
+                image=os_image,
+                preemptible=bool(preemptible),
+                gpus=itype.gpu_count,
+                ssh_keys=[
+                    {"name": k.name, "fingerprint": k.fingerprint, "public_key": k.public_key}
+                    for k in keys
+                ],
+                idempotency_key=key,
+            )
+            InstanceEvent.objects.create(
+                instance=instance,
+                at=instance.created_at,
+                to_state=State.PENDING,
+                message=f"Launched {itype.name} in {place.code}"
+                + (" (preemptible)." if preemptible else "."),
+                actor=membership.user,
+            )
+            tasks.enqueue_provision(instance.pk)
+    except IntegrityError:
+        # A concurrent submit of the same form, or of the same name, got there first.
+        if key is not None:
+            existing = Instance.objects.filter(organization=organization, idempotency_key=key)
+            if existing.exists():
+                return existing.get()
+        raise _name_taken(name) from None
+    return instance
+
+
+# Customer actions. Each is allowed exactly where lifecycle.TRANSITIONS says.
+
+_REQUESTS = {
+    "stop": (lifecycle.request_stop, tasks.enqueue_stop),
+    "start": (lifecycle.request_start, tasks.enqueue_start),
+    "reboot": (lifecycle.request_reboot, tasks.enqueue_reboot),
+    "terminate": (lifecycle.request_terminate, tasks.enqueue_terminate),
+}
+
+
+def _act(action: str, *, instance: Instance, actor: User | None, message: str = "") -> Instance:
+    request, enqueue = _REQUESTS[action]
+    with transaction.atomic():
+        try:
+            change = request(instance.pk, actor=actor, message=message)
+        except lifecycle.IllegalTransition:
+            instance.refresh_from_db()
+            raise lifecycle.IllegalTransition(lifecycle.refusal(instance, action)) from None
+        if change is not None:  # None: asked twice; the first request's task is on its way
+            enqueue(instance.pk)
+    instance.refresh_from_db()
+    return instance
+
+
+def _check_member_instance(membership: Membership, instance: Instance) -> None:
+    _check_may_manage(membership)
+    if instance.organization_id != membership.organization_id:
+        raise ApplicationError("No such instance.", code="not_found")
+
+
+def instance_stop(*, membership: Membership, instance: Instance) -> Instance:
+    _check_member_instance(membership, instance)
+    return _act("stop", instance=instance, actor=membership.user)
+
+
+def instance_start(*, membership: Membership, instance: Instance) -> Instance:
+    _check_member_instance(membership, instance)
+    return _act("start", instance=instance, actor=membership.user)
+
+
+def instance_reboot(*, membership: Membership, instance: Instance) -> Instance:
+    _check_member_instance(membership, instance)
+    return _act("reboot", instance=instance, actor=membership.user)
+
+
+def instance_terminate(
+    *, membership: Membership, instance: Instance, confirm_name: str | None = None
+) -> Instance:
+    """Terminate; with `confirm_name` (the console's typed confirmation) it must match."""
+    _check_member_instance(membership, instance)
+    if confirm_name is not None and confirm_name.strip() != instance.name:
+        raise ApplicationError(
+            f"Type the instance's name, {instance.name}, to confirm.",
+            field="confirm_name",
+            code="confirmation",
+        )
+    return _act("terminate", instance=instance, actor=membership.user)
+
+
+def instance_action(
+    *, membership: Membership, instance: Instance, action: str, confirm_name: str | None = None
+) -> Instance:
+    if action == "terminate":
+        return instance_terminate(
+            membership=membership, instance=instance, confirm_name=confirm_name
+        )
+    services = {"stop": instance_stop, "start": instance_start, "reboot": instance_reboot}
+    if action not in services:
+        raise ApplicationError(f"There is no action “{action}”.", code="unknown_action")
+    return services[action](membership=membership, instance=instance)
+
+
+# Operator actions (Django admin).
+
+
+def instance_terminate_by_staff(*, user: User, instance: Instance) -> Instance:
+    return _act(
+        "terminate", instance=instance, actor=user, message="Terminated by the operator's staff."
+    )
+
+
+def instance_resync(*, instance: Instance) -> None:
+    """Ask the backend again what the machine is doing and apply it (a task does it)."""
+    transaction.on_commit(lambda: tasks.instance_resync.delay(instance.pk))

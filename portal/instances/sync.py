@@ -1,0 +1,510 @@
+"""Driving instances through the provisioning backend: the services the Celery tasks call.
+
+Every function takes ids, may run any number of times (a retried or redelivered task), and
+returns whether the instance is still in transition, in which case its task polls again.
+Transient backend errors propagate to the task, which retries with backoff; permanent ones end
+here with a clear state. The backend is only ever called from here, never in a web request.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from contextlib import suppress
+from dataclasses import dataclass, fields
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from portal.instances import lifecycle
+from portal.instances.capacity import CapacitySnapshot, capacity_snapshot_store
+from portal.instances.conf import setting
+from portal.instances.lifecycle import IllegalTransition
+from portal.instances.models import (
+    FINAL_STATES,
+    TRANSITIONAL_STATES,
+    Instance,
+    InstanceEvent,
+    State,
+)
+from portal.provisioning import (
+    FINAL_STATES as MACHINE_FINAL_STATES,
+)
+from portal.provisioning import (
+    CapacityError,
+    InvalidState,
+    Machine,
+    MachineState,
+    NotFound,
+    PermanentError,
+    get_backend,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _load(instance_id: int) -> Instance | None:
+    return (
+        Instance.objects.select_related("instance_type", "region", "image")
+        .filter(pk=instance_id)
+        .first()
+    )
+
+
+def _record_backend_id(instance_id: int, backend_id: str, *, message: str) -> bool:
+    """Remember the machine's id, once: a conditional UPDATE is the claim."""
+    with transaction.atomic():
+        claimed = Instance.objects.filter(pk=instance_id, backend_id="").update(
+            backend_id=backend_id, launched_at=timezone.now()
+        )
+        if claimed:
+            InstanceEvent.objects.create(instance_id=instance_id, message=message)
+    return bool(claimed)
+
+
+def _fail(instance_id: int, reason: str) -> None:
+    with suppress(IllegalTransition):
+        lifecycle.mark_failed(instance_id, reason=reason)
+
+
+# Applying what the backend says
+
+
+def _message(source: str, machine: Machine) -> str:
+    state = machine.state.value
+    if source == "reconcile":
+        return f"Found by reconciliation: the backend has the machine {state}."
+    return f"The backend reports the machine {state}."
+
+
+# A request the portal made that the backend has not acted on yet, whatever it says meanwhile:
+# an instance stopping whose machine still runs is not to be walked back to running.
+NOT_ACTED_ON: dict[str, frozenset[MachineState]] = {
+    State.STOPPING: frozenset(
+        {MachineState.RUNNING, MachineState.REBOOTING, MachineState.STARTING}
+    ),
+    State.STARTING: frozenset({MachineState.STOPPED, MachineState.STOPPING}),
+}
+
+
+def apply_machine(instance: Instance, machine: Machine, *, source: str = "poll") -> list:
+    """Bring the instance in line with the backend's view of its machine.
+
+    Facts (IP, the reclaim notice) are recorded as they come; states are caught up along
+    allowed transitions. A request the backend has not acted on yet (the instance is stopping,
+    the machine still running) is left alone.
+    """
+    now = timezone.now()
+    live = Instance.objects.filter(pk=instance.pk).exclude(state__in=FINAL_STATES)
+    live.update(synced_at=now)
+    if machine.ip and machine.ip != instance.ip and machine.state not in MACHINE_FINAL_STATES:
+        live.update(ip=machine.ip)
+    if (
+        machine.reclaim_at is not None
+        and instance.reclaim_notified_at is None
+        and machine.state not in MACHINE_FINAL_STATES
+        and not instance.is_final
+    ):
+        lifecycle.note_reclaim(instance.pk, reclaim_at=machine.reclaim_at)
+
+    target = machine.state.value
+    if instance.state == State.TERMINATING:
+        if machine.state in MACHINE_FINAL_STATES:
+            change = None
+            with suppress(IllegalTransition):
+                change = lifecycle.mark_terminated(instance.pk, message="The machine is gone.")
+            return [change] if change else []
+        return []
+    if instance.state == target or machine.state in NOT_ACTED_ON.get(instance.state, ()):
+        return []
+    at = None
+    reason = ""
+    if machine.state == MachineState.INTERRUPTED:
+        at = machine.reclaim_at
+        when = f" at {machine.reclaim_at:%H:%M:%S} UTC" if machine.reclaim_at else ""
+        reason = f"Reclaimed by the operator{when}: its capacity was needed."
+    elif machine.state == MachineState.FAILED:
+        reason = (
+            f"The backend reported a failure: {machine.detail}."
+            if machine.detail
+            else "The backend reported that the machine failed."
+        )
+    return lifecycle.catch_up(
+        instance.pk,
+        target,
+        message=_message(source, machine),
+        ip=machine.ip,
+        reason=reason,
+        at=at,
+    )
+
+
+def machine_lost(instance: Instance) -> None:
+    """The backend has no machine for an instance that had one."""
+    with suppress(IllegalTransition):
+        if instance.state == State.TERMINATING:
+            lifecycle.mark_terminated(
+                instance.pk, message="The backend no longer has the machine; it is gone."
+            )
+        elif not instance.is_final:
+            lifecycle.mark_failed(
+                instance.pk,
+                reason="The backend lost this machine. Billing stopped; launch a new instance "
+                "to continue.",
+            )
+
+
+def _settle_deadline_passed(instance: Instance) -> bool:
+    since = instance.launched_at or instance.created_at
+    return timezone.now() - since > timedelta(seconds=setting("INSTANCE_SETTLE_TIMEOUT"))
+
+
+# One function per task
+
+
+def provision(instance_id: int) -> bool:
+    """Create the machine (idempotent on the request id), then look at it once."""
+    instance = _load(instance_id)
+    if instance is None:
+        return False
+    if instance.state == State.PENDING:
+        with suppress(IllegalTransition):
+            lifecycle.mark_provisioning(instance_id)
+        instance.refresh_from_db()
+    if instance.state != State.PROVISIONING:
+        return False  # terminated meanwhile, or another run got further; its task owns it
+    if not instance.backend_id:
+        backend = get_backend()
+        try:
+            backend_id = backend.create(
+                request_id=str(instance.request_id),
+                instance_type=instance.instance_type.code,
+                region=instance.region.code,
+                image=instance.image.code,
+                ssh_keys=[key["public_key"] for key in instance.ssh_keys],
+                name=instance.name,
+                preemptible=instance.preemptible,
+            )
+        except CapacityError:
+            _fail(
+                instance_id,
+                f"No free capacity for {instance.instance_type.name} in {instance.region.name} "
+                "right now. Nothing was billed; try another region or try again later.",
+            )
+            return False
+        except PermanentError as exc:
+            _fail(instance_id, f"The backend refused to create the machine: {exc}")
+            return False
+        _record_backend_id(
+            instance_id, backend_id, message=f"The backend made machine {backend_id}."
+        )
+        instance.refresh_from_db()
+        if instance.state not in (State.PENDING, State.PROVISIONING):
+            # Terminated while the machine was being made: do not leave it behind.
+            backend.terminate(backend_id)
+            return False
+    return poll(instance_id)
+
+
+def poll(instance_id: int) -> bool:
+    """Look at the machine once and apply what changed."""
+    instance = _load(instance_id)
+    if instance is None or instance.is_final:
+        return False
+    if not instance.backend_id:
+        if instance.state in (State.PENDING, State.PROVISIONING):
+            return provision(instance_id)
+        if instance.state == State.TERMINATING:
+            return terminate(instance_id)
+        return False
+    backend = get_backend()
+    try:
+        machine = backend.get(instance.backend_id)
+    except NotFound:
+        machine_lost(instance)
+        return False
+    apply_machine(instance, machine)
+    instance.refresh_from_db()
+    if instance.state == State.PROVISIONING and _settle_deadline_passed(instance):
+        minutes = setting("INSTANCE_SETTLE_TIMEOUT") // 60
+        _fail(instance_id, f"The machine did not become ready within {minutes} minutes.")
+        backend.terminate(instance.backend_id)
+        return False
+    return instance.is_transitional
+
+
+def _machine_action(instance_id: int, state: str, call: str) -> bool:
+    instance = _load(instance_id)
+    if instance is None or instance.state != state:
+        return False  # done already, or superseded by another request
+    if not instance.backend_id:
+        return False
+    backend = get_backend()
+    try:
+        getattr(backend, call)(instance.backend_id)
+    except NotFound:
+        machine_lost(instance)
+        return False
+    except CapacityError:
+        if call != "start":
+            raise
+        with suppress(IllegalTransition):
+            lifecycle.mark_stopped(
+                instance_id,
+                message=f"No free capacity to start it in {instance.region.name} right now; "
+                "it stays stopped. Try again later.",
+            )
+        return False
+    except InvalidState:
+        # The machine is somewhere the action does not apply (e.g. reclaimed): take its state.
+        with suppress(NotFound):
+            apply_machine(instance, backend.get(instance.backend_id))
+        return False
+    return poll(instance_id)
+
+
+def stop(instance_id: int) -> bool:
+    return _machine_action(instance_id, State.STOPPING, "stop")
+
+
+def start(instance_id: int) -> bool:
+    return _machine_action(instance_id, State.STARTING, "start")
+
+
+def reboot(instance_id: int) -> bool:
+    return _machine_action(instance_id, State.REBOOTING, "reboot")
+
+
+def terminate(instance_id: int) -> bool:
+    instance = _load(instance_id)
+    if instance is None or instance.state != State.TERMINATING:
+        return False
+    backend = get_backend()
+    if not instance.backend_id:
+        # Terminated before provisioning recorded a machine: the backend may still have made one.
+        machine = next(
+            (m for m in backend.list() if m.request_id == str(instance.request_id)), None
+        )
+        if machine is None:
+            with suppress(IllegalTransition):
+                lifecycle.mark_terminated(
+                    instance_id, message="Terminated before the backend made a machine."
+                )
+            return False
+        _record_backend_id(
+            instance_id, machine.backend_id, message=f"Found machine {machine.backend_id}."
+        )
+        instance.refresh_from_db()
+    backend.terminate(instance.backend_id)
+    return poll(instance_id)
+
+
+def resync(instance_id: int) -> bool:
+    """Ask the backend about the machine and apply what it says (staff's "resync")."""
+    instance = _load(instance_id)
+    if instance is None:
+        return False
+    if not instance.backend_id:
+        return DRIVERS[instance.state](instance_id) if instance.is_transitional else False
+    backend = get_backend()
+    try:
+        machine = backend.get(instance.backend_id)
+    except NotFound:
+        machine_lost(instance)
+        return False
+    apply_machine(instance, machine, source="resync")
+    instance.refresh_from_db()
+    if instance.is_final and machine.state not in MACHINE_FINAL_STATES:
+        backend.terminate(machine.backend_id)
+    return instance.is_transitional
+
+
+DRIVERS = {
+    State.PENDING: provision,
+    State.PROVISIONING: provision,
+    State.STOPPING: stop,
+    State.STARTING: start,
+    State.REBOOTING: poll,  # a second reboot call would reboot twice; just watch it
+    State.TERMINATING: terminate,
+}
+
+
+def give_up(instance_id: int, *, step: str, error: Exception) -> None:
+    """A task ran out of retries against a backend that keeps failing."""
+    instance = _load(instance_id)
+    if instance is None or instance.is_final:
+        return
+    if instance.state in (State.PENDING, State.PROVISIONING):
+        _fail(
+            instance_id,
+            "Backfill could not reach the provisioning backend after several attempts "
+            f"({error}). Nothing was billed.",
+        )
+        return
+    InstanceEvent.objects.create(
+        instance=instance,
+        message=f"The backend did not answer ({error}); Backfill keeps trying.",
+    )
+
+
+# Reconciliation
+
+
+@dataclass
+class ReconcileReport:
+    machines: int = 0
+    lost: int = 0
+    adopted: int = 0
+    orphans_terminated: int = 0
+    leftovers_terminated: int = 0
+    changes: int = 0
+    redriven: int = 0
+    errors: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _request_uuid(request_id: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(request_id)
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def reconcile(*, redrive: bool = True) -> ReconcileReport:
+    """Repair drift between the portal and the backend's list().
+
+    - an instance whose machine the backend no longer has: failed (terminated if terminating);
+    - a machine no instance knows: adopted if its request id is an instance's that is still
+      pending or provisioning, terminated (and logged) otherwise, also for ended instances;
+    - state changes nobody reported (interruptions, reclaim notices included) are applied;
+    - with `redrive`, an instance in transition for longer than INSTANCE_STALE_AFTER gets its
+      task enqueued again (e.g. the worker running it died).
+    """
+    report = ReconcileReport()
+    started = timezone.now()
+    # Read before list(): a machine made after this read cannot be mistaken for a lost one.
+    watched = dict(
+        Instance.objects.exclude(state__in=FINAL_STATES)
+        .exclude(backend_id="")
+        .values_list("backend_id", "pk")
+    )
+    backend = get_backend()
+    machines = backend.list()
+    report.machines = len(machines)
+    listed = {m.backend_id: m for m in machines}
+
+    for backend_id, pk in watched.items():
+        if backend_id not in listed:
+            instance = _load(pk)
+            if instance and instance.backend_id == backend_id and not instance.is_final:
+                logger.warning("reconcile: backend lost %s of instance %s", backend_id, pk)
+                machine_lost(instance)
+                report.lost += 1
+
+    request_ids = [u for u in (_request_uuid(m.request_id) for m in machines) if u]
+    known = list(
+        Instance.objects.filter(Q(backend_id__in=list(listed)) | Q(request_id__in=request_ids))
+    )
+    by_backend = {i.backend_id: i for i in known if i.backend_id}
+    by_request = {str(i.request_id): i for i in known}
+
+    for machine in machines:
+        try:
+            _reconcile_machine(machine, by_backend, by_request, started, backend, report)
+        except Exception:  # one bad machine must not stop the others; the next run retries
+            logger.exception("reconcile: could not reconcile machine %s", machine.backend_id)
+            report.errors += 1
+
+    if redrive:
+        stale = timezone.now() - timedelta(seconds=setting("INSTANCE_STALE_AFTER"))
+        from portal.instances import tasks
+
+        for pk, state in Instance.objects.filter(
+            state__in=TRANSITIONAL_STATES, state_changed_at__lt=stale
+        ).values_list("pk", "state"):
+            tasks.enqueue_for_state(pk, state)
+            report.redriven += 1
+    if any((report.lost, report.adopted, report.orphans_terminated, report.changes)):
+        logger.info("reconcile: %s", report.as_dict())
+    return report
+
+
+def _reconcile_machine(machine, by_backend, by_request, started, backend, report) -> None:
+    alive = machine.state not in MACHINE_FINAL_STATES
+    instance = by_backend.get(machine.backend_id) or by_request.get(machine.request_id)
+    if instance is None:
+        if alive:
+            logger.warning(
+                "reconcile: terminating orphan machine %s (request %s, %s in %s): "
+                "no instance owns it",
+                machine.backend_id,
+                machine.request_id,
+                machine.instance_type,
+                machine.region,
+            )
+            backend.terminate(machine.backend_id)
+            report.orphans_terminated += 1
+        return
+
+    if instance.backend_id and instance.backend_id != machine.backend_id:
+        if alive:  # a second machine for one request: the backend broke its promise
+            logger.warning(
+                "reconcile: terminating duplicate machine %s of instance %s",
+                machine.backend_id,
+                instance.pk,
+            )
+            backend.terminate(machine.backend_id)
+            report.orphans_terminated += 1
+        return
+
+    if not instance.backend_id:
+        # The crash between "the backend made it" and "the portal recorded it".
+        adopted = _record_backend_id(
+            instance.pk,
+            machine.backend_id,
+            message=f"Adopted machine {machine.backend_id}, which the backend made for this "
+            "instance (found by reconciliation).",
+        )
+        instance.refresh_from_db()
+        if adopted and instance.state in (State.PENDING, State.PROVISIONING):
+            report.adopted += 1
+            with suppress(IllegalTransition):
+                lifecycle.mark_provisioning(instance.pk)
+            instance.refresh_from_db()
+
+    if instance.is_final:
+        if alive:
+            logger.warning(
+                "reconcile: terminating machine %s of ended instance %s",
+                machine.backend_id,
+                instance.pk,
+            )
+            backend.terminate(machine.backend_id)
+            InstanceEvent.objects.create(
+                instance=instance,
+                message=f"Terminated machine {machine.backend_id}, left behind by this "
+                "ended instance (found by reconciliation).",
+            )
+            report.leftovers_terminated += 1
+        return
+
+    settled_before_list = instance.state_changed_at < started
+    requested = instance.state in (
+        State.STOPPING,
+        State.STARTING,
+        State.REBOOTING,
+        State.TERMINATING,
+    )
+    if not alive or (settled_before_list and not requested):
+        report.changes += len(apply_machine(instance, machine, source="reconcile"))
+    elif machine.reclaim_at is not None and instance.reclaim_notified_at is None:
+        lifecycle.note_reclaim(instance.pk, reclaim_at=machine.reclaim_at)
+
+
+def capacity_refresh() -> CapacitySnapshot:
+    """Store what the backend has free now, for the launch page and the launch checks."""
+    return capacity_snapshot_store(capacities=get_backend().capacity())

@@ -1,0 +1,159 @@
+"""Celery tasks: thin interfaces to `portal.instances.sync`.
+
+Each task takes ids, calls one service, and owns only retries and giving up. All are
+`acks_late` (the project default, repeated here): a worker that dies mid-task leaves the
+message to be delivered again, which is safe because every service may run twice.
+Transient backend errors are retried with exponential backoff and jitter; when the retries are
+spent, `sync.give_up` leaves a clear state (a launch becomes failed, with an e-mail).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from celery import shared_task
+from django.core.cache import cache
+from django.db import transaction
+
+from portal.instances import sync
+from portal.instances.conf import setting
+from portal.instances.models import State
+from portal.provisioning import TransientError
+
+logger = logging.getLogger(__name__)
+
+TASK_OPTIONS = {"bind": True, "acks_late": True, "reject_on_worker_lost": True}
+
+
+def backoff(retries: int) -> float:
+    """Seconds before retry number `retries + 1`: base * 2**retries, capped, ±20 % jitter."""
+    delay = min(setting("INSTANCE_RETRY_BASE") * 2**retries, setting("INSTANCE_RETRY_MAX"))
+    return delay * random.uniform(0.8, 1.2)
+
+
+def _drive(task, step: str, instance_id: int) -> None:
+    try:
+        in_transition = getattr(sync, step)(instance_id)
+    except TransientError as exc:
+        if task.request.retries >= setting("INSTANCE_TASK_MAX_RETRIES"):
+            logger.warning("instance %s: %s gave up after retries: %s", instance_id, step, exc)
+            sync.give_up(instance_id, step=step, error=exc)
+            return
+        raise task.retry(exc=exc, countdown=backoff(task.request.retries)) from exc
+    if in_transition:
+        instance_poll.apply_async((instance_id,), countdown=setting("INSTANCE_POLL_INTERVAL"))
+
+
+@shared_task(**TASK_OPTIONS)
+def instance_provision(self, instance_id: int) -> None:
+    _drive(self, "provision", instance_id)
+
+
+@shared_task(**TASK_OPTIONS)
+def instance_poll(self, instance_id: int) -> None:
+    _drive(self, "poll", instance_id)
+
+
+@shared_task(**TASK_OPTIONS)
+def instance_stop(self, instance_id: int) -> None:
+    _drive(self, "stop", instance_id)
+
+
+@shared_task(**TASK_OPTIONS)
+def instance_start(self, instance_id: int) -> None:
+    _drive(self, "start", instance_id)
+
+
+@shared_task(**TASK_OPTIONS)
+def instance_reboot(self, instance_id: int) -> None:
+    _drive(self, "reboot", instance_id)
+
+
+@shared_task(**TASK_OPTIONS)
+def instance_terminate(self, instance_id: int) -> None:
+    _drive(self, "terminate", instance_id)
+
+
+@shared_task(**TASK_OPTIONS)
+def instance_resync(self, instance_id: int) -> None:
+    _drive(self, "resync", instance_id)
+
+
+RECONCILE_LOCK = "instances:reconcile-lock"
+
+
+@shared_task(bind=True, acks_late=True, max_retries=3)
+def instances_reconcile(self) -> dict[str, int] | None:
+    """Periodic (django-celery-beat). One run at a time; a failed run is retried a little."""
+    if not cache.add(RECONCILE_LOCK, "1", timeout=300):
+        logger.info("reconcile: another run is in progress")
+        return None
+    try:
+        return sync.reconcile().as_dict()
+    except TransientError as exc:
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+    finally:
+        cache.delete(RECONCILE_LOCK)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=2)
+def capacity_refresh(self) -> None:
+    """Periodic: store the backend's free capacity for the launch page."""
+    try:
+        sync.capacity_refresh()
+    except TransientError as exc:
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+
+
+# Enqueueing, always after the surrounding transaction commits.
+
+_BY_NAME = {
+    "provision": instance_provision,
+    "stop": instance_stop,
+    "start": instance_start,
+    "reboot": instance_reboot,
+    "terminate": instance_terminate,
+}
+
+
+def _enqueue(name: str, instance_id: int) -> None:
+    task = _BY_NAME[name]
+    transaction.on_commit(lambda: task.delay(instance_id))
+
+
+def enqueue_provision(instance_id: int) -> None:
+    _enqueue("provision", instance_id)
+
+
+def enqueue_stop(instance_id: int) -> None:
+    _enqueue("stop", instance_id)
+
+
+def enqueue_start(instance_id: int) -> None:
+    _enqueue("start", instance_id)
+
+
+def enqueue_reboot(instance_id: int) -> None:
+    _enqueue("reboot", instance_id)
+
+
+def enqueue_terminate(instance_id: int) -> None:
+    _enqueue("terminate", instance_id)
+
+
+_FOR_STATE = {
+    State.PENDING: instance_provision,
+    State.PROVISIONING: instance_provision,
+    State.STOPPING: instance_stop,
+    State.STARTING: instance_start,
+    State.REBOOTING: instance_poll,  # a second reboot call would reboot twice; just watch it
+    State.TERMINATING: instance_terminate,
+}
+
+
+def enqueue_for_state(instance_id: int, state: str) -> None:
+    """The task that drives an instance in this transitional state (reconcile's re-drive)."""
+    task = _FOR_STATE.get(state)
+    if task is not None:
+        transaction.on_commit(lambda: task.delay(instance_id))
