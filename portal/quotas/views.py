@@ -112,8 +112,8 @@ def quota_request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _detail(request, quota_request)
 
 
-@require_POST
 @organization_view("quotas.request")
+@require_POST
 def quota_request_answer(request: HttpRequest, pk: int) -> HttpResponse:
     quota_request = selectors.quota_request_get_for_organization(
         organization=request.organization, pk=pk
@@ -136,8 +136,8 @@ def quota_request_answer(request: HttpRequest, pk: int) -> HttpResponse:
     return _detail(request, quota_request, answer_form=form, status=400)
 
 
-@require_POST
 @organization_view("quotas.request")
+@require_POST
 def quota_request_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     quota_request = selectors.quota_request_get_for_organization(
         organization=request.organization, pk=pk

@@ -234,3 +234,11 @@ def test_withdrawing_through_the_page(team, gpu_catalog, open_request, client_fo
     page = client.post(url, follow=True).content.decode()
     assert "This request is already withdrawn." in page
     assert mail.outbox == []
+
+
+@pytest.mark.parametrize("page", ["answer", "withdraw"])
+def test_an_outsiders_get_on_an_action_is_a_404_not_a_405(
+    team, outsider, gpu_catalog, open_request, client_for, page
+):
+    _, url, _ = urls(open_request.pk)[page]
+    assert client_for(outsider.user).get(url).status_code == 404
