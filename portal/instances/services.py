@@ -182,13 +182,16 @@ def instance_launch(
                 actor=membership.user,
             )
             tasks.enqueue_provision(instance.pk)
-    except IntegrityError:
-        # A concurrent submit of the same form, or of the same name, got there first.
+    except (ApplicationError, IntegrityError) as error:
+        # A concurrent submit of the same form may have got there first (it held the quota
+        # row; we then saw its instance's name, its GPUs, or its key): that is our instance.
         if key is not None:
             existing = Instance.objects.filter(organization=organization, idempotency_key=key)
             if existing.exists():
                 return existing.get()
-        raise _name_taken(name) from None
+        if isinstance(error, IntegrityError):
+            raise _name_taken(name) from None
+        raise
     return instance
 
 

@@ -23,7 +23,8 @@ from portal.provisioning import TransientError
 
 logger = logging.getLogger(__name__)
 
-TASK_OPTIONS = {"bind": True, "acks_late": True, "reject_on_worker_lost": True}
+# max_retries=None: `_drive` counts retries itself and gives up through the service.
+TASK_OPTIONS = {"bind": True, "acks_late": True, "reject_on_worker_lost": True, "max_retries": None}
 
 
 def backoff(retries: int) -> float:

@@ -156,3 +156,80 @@ def make_instance(team, catalog, quota):
         return Instance.objects.create(**values)
 
     return make
+
+
+# The provisioning simulator as a real subprocess, and Celery tasks run in-process.
+
+FLEET = {
+    "instance_types": [
+        {"name": "gpu_1x_h100", "gpu_model": "H100 80GB", "gpu_count": 1},
+        {"name": "gpu_8x_h100", "gpu_model": "H100 80GB", "gpu_count": 8},
+        {"name": "gpu_1x_l40s", "gpu_model": "L40S 48GB", "gpu_count": 1},
+    ],
+    "nodes": [
+        {"region": "us-east-1", "gpu_model": "H100 80GB", "gpus": 8, "count": 8},
+        {"region": "eu-west-1", "gpu_model": "H100 80GB", "gpus": 8, "count": 1},
+        {"region": "eu-west-1", "gpu_model": "L40S 48GB", "gpus": 8, "count": 1},
+    ],
+}
+
+
+@pytest.fixture(scope="session")
+def simulator_process(tmp_path_factory):
+    from portal.simulator.process import SimulatorProcess
+
+    with SimulatorProcess(tmp_path_factory.mktemp("instances-sim") / "state.json") as process:
+        yield process
+
+
+@pytest.fixture
+def simulator(simulator_process, settings):
+    """The simulator on FLEET with no machines, no faults and zero delays; settings point at it.
+
+    The driver gets a 1 s read time-out and no retries of its own, so faults reach the tasks.
+    """
+    simulator_process.control.reset(catalog=FLEET)
+    settings.PROVISIONING_BACKEND = "simulator"
+    settings.SIMULATOR_URL = simulator_process.url
+    settings.PROVISIONING_TOKEN = simulator_process.token
+    settings.PROVISIONING_TIMEOUT = (1.0, 1.0)
+    settings.PROVISIONING_RETRIES = 0
+    settings.PROVISIONING_BACKOFF = 0
+    settings.INSTANCE_RETRY_BASE = 0
+    settings.INSTANCE_POLL_INTERVAL = 0
+    return simulator_process
+
+
+@pytest.fixture
+def eager():
+    """Tasks called with .apply() run here, and so do the retries and polls they enqueue.
+
+    (Only for these in-process tests; the worker and browser tests run a real worker.) A task
+    that fails with an exception fails the test.
+    """
+    from celery.signals import task_failure
+
+    from portal.celery import app
+
+    failures = []
+
+    def record(sender=None, exception=None, **kwargs):
+        failures.append((sender.name, exception))
+
+    task_failure.connect(record, weak=False)
+    old = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield app
+    app.conf.task_always_eager = old
+    task_failure.disconnect(record)
+    assert failures == [], failures
+
+
+def machines_of(simulator_process, *, alive_only=True):
+    """The backend's machines (read through /control, which faults never hit)."""
+    machines = simulator_process.control.state()["machines"]
+    if alive_only:
+        machines = [
+            m for m in machines if m["state"] not in ("terminated", "failed", "interrupted")
+        ]
+    return machines
