@@ -132,14 +132,14 @@ class QuotaRequestAdmin(admin.ModelAdmin):
     form = QuotaRequestDecisionForm
     list_display = [
         "number",
-        "organization",
-        "gpu_model",
-        "region",
-        "kind",
-        "limit_at_submission",
-        "requested_limit",
-        "granted_limit",
         "state_badge",
+        "organization",
+        "gpu",
+        "region_code",
+        "kind",
+        "was",
+        "asked",
+        "granted",
         "age",
         "decider_name",
     ]
@@ -217,6 +217,28 @@ class QuotaRequestAdmin(admin.ModelAdmin):
     def number(self, obj: QuotaRequest) -> str:
         return f"#{obj.pk}"
 
+    @admin.display(description="GPU", ordering="gpu_model__code")
+    def gpu(self, obj: QuotaRequest) -> str:
+        return format_html(
+            '<span title="{}">{}</span>', obj.gpu_model.name, obj.gpu_model.code.upper()
+        )
+
+    @admin.display(description="Region", ordering="region__code")
+    def region_code(self, obj: QuotaRequest) -> str:
+        return format_html('<span style="white-space:nowrap">{}</span>', obj.region.code)
+
+    @admin.display(description="Was", ordering="limit_at_submission")
+    def was(self, obj: QuotaRequest) -> int:
+        return obj.limit_at_submission
+
+    @admin.display(description="Asked", ordering="requested_limit")
+    def asked(self, obj: QuotaRequest) -> int:
+        return obj.requested_limit
+
+    @admin.display(description="Granted", ordering="granted_limit")
+    def granted(self, obj: QuotaRequest) -> str:
+        return "—" if obj.granted_limit is None else str(obj.granted_limit)
+
     @admin.display(description="State", ordering="state")
     def state_badge(self, obj: QuotaRequest) -> str:
         return format_html(
@@ -234,6 +256,8 @@ class QuotaRequestAdmin(admin.ModelAdmin):
 
     @admin.display(description="Decided by")
     def decider_name(self, obj: QuotaRequest) -> str:
+        if obj.decided_by_rule_id:
+            return f"Rule: {obj.decided_by_rule}"
         return obj.decider or "—"
 
     # --- change form panels ---

@@ -27,7 +27,9 @@ def kind_of(preemptible: bool) -> str:
 class Quota(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="quotas")
     region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+")
-    gpu_model = models.ForeignKey(GpuModel, on_delete=models.PROTECT, related_name="+")
+    gpu_model = models.ForeignKey(
+        GpuModel, on_delete=models.PROTECT, related_name="+", verbose_name="GPU model"
+    )
     on_demand_limit = models.PositiveIntegerField("on-demand GPU limit", default=0)
     preemptible_limit = models.PositiveIntegerField("preemptible GPU limit", default=0)
     on_demand_used = models.PositiveIntegerField("on-demand GPUs in use", default=0)
@@ -67,7 +69,9 @@ class QuotaDefault(models.Model):
     """The limits every new organization starts with, per region and GPU model (zero allowed)."""
 
     region = models.ForeignKey(Region, on_delete=models.CASCADE, related_name="+")
-    gpu_model = models.ForeignKey(GpuModel, on_delete=models.CASCADE, related_name="+")
+    gpu_model = models.ForeignKey(
+        GpuModel, on_delete=models.CASCADE, related_name="+", verbose_name="GPU model"
+    )
     on_demand_limit = models.PositiveIntegerField("on-demand GPU limit", default=0)
     preemptible_limit = models.PositiveIntegerField("preemptible GPU limit", default=0)
 
@@ -94,7 +98,9 @@ class AutoApprovalRule(models.Model):
     position = models.PositiveSmallIntegerField(
         default=100, help_text="Rules are tried from the lowest position up."
     )
-    gpu_model = models.ForeignKey(GpuModel, on_delete=models.CASCADE, related_name="+")
+    gpu_model = models.ForeignKey(
+        GpuModel, on_delete=models.CASCADE, related_name="+", verbose_name="GPU model"
+    )
     region = models.ForeignKey(
         Region,
         on_delete=models.CASCADE,
@@ -149,7 +155,9 @@ class QuotaRequest(models.Model):
         Organization, on_delete=models.CASCADE, related_name="quota_requests"
     )
     region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+")
-    gpu_model = models.ForeignKey(GpuModel, on_delete=models.PROTECT, related_name="+")
+    gpu_model = models.ForeignKey(
+        GpuModel, on_delete=models.PROTECT, related_name="+", verbose_name="GPU model"
+    )
     kind = models.CharField("limit", max_length=16, choices=Kind.choices)
     limit_at_submission = models.PositiveIntegerField()
     requested_limit = models.PositiveIntegerField()
@@ -188,7 +196,8 @@ class QuotaRequest(models.Model):
 
     def __str__(self) -> str:
         return (
-            f"#{self.pk} {self.organization}: {self.requested_limit} {self.get_kind_display()} "
+            f"#{self.pk} {self.organization}: {self.requested_limit} "
+            f"{self.get_kind_display().lower()} "
             f"{self.gpu_model} in {self.region.code}"
         )
 

@@ -370,8 +370,8 @@ def quota_request_submit(
         current, used = quota.limit(kind), quota.used(kind)
         if requested_limit < used:
             raise ApplicationError(
-                f"You have {_gpus(used)} of this kind in use; a {label} limit cannot be lower "
-                f"than that. Ask for {used} or more.",
+                f"You have {used} {label} {gpu_model.name} GPUs in use in {region.code}; "
+                f"the limit cannot be lower than that. Ask for {used} or more.",
                 field="requested_limit",
             )
         if requested_limit == current:

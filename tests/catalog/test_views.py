@@ -26,9 +26,9 @@ def test_shows_specs_and_prices_per_hour_and_month(team, gpu_catalog, client_for
     for text in [
         "8 ×",
         "NVIDIA H100 80GB SXM",
-        "208",
-        "1.8 TB",
-        "22 TB",
+        "208 vCPUs",
+        "1.8 TB RAM",
+        "22 TB disk",
         "$19.92",
         "$14,541.60",
         "$10.32",

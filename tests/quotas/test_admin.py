@@ -69,8 +69,8 @@ def test_the_change_form_shows_use_limits_history_and_standing(
     page = admin_client.get(change_url(quota_request)).content.decode()
     assert "Limits and use" in page
     assert "<td>4</td><td>3</td><td>1</td>" in page  # on-demand limit, in use, free
-    assert "An owner has a verified e-mail address." in page
-    assert "No unpaid invoice." in page and "Good standing." in page
+    assert "an owner has a verified e-mail address." in page
+    assert "no unpaid invoice." in page and "Good standing." in page
     assert f"#{earlier.pk}</a>" in page and "Denied" in page  # request history
     assert "Set up by the test." in page  # limit history
     assert "Fine-tuning a 70B model" in page

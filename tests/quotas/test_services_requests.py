@@ -107,7 +107,8 @@ def test_a_request_below_current_use_is_refused(team, gpu_catalog, submit, set_l
         preemptible=False,
     )
     before = snapshot()
-    with pytest.raises(ApplicationError, match="6 GPUs of this kind in use") as error:
+    in_use = "You have 6 on-demand NVIDIA H100 80GB SXM GPUs in use in us-east-1; the limit"
+    with pytest.raises(ApplicationError, match=in_use) as error:
         submit(requested_limit=5)
     assert error.value.field == "requested_limit"
     assert snapshot() == before
