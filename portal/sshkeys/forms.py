@@ -26,11 +26,7 @@ class SshKeyForm(forms.Form):
         help_text="The contents of your .pub file, e.g. ~/.ssh/id_ed25519.pub. "
         "Ed25519, ECDSA, or RSA of 2048 bits or more.",
     )
-    shared = forms.BooleanField(
-        label="Share with the organization",
-        required=False,
-        help_text="Every member can then launch instances with this key.",
-    )
+    shared = forms.BooleanField(label="Share with the organization", required=False)
 
     def __init__(self, *args, can_share: bool, **kwargs):
         super().__init__(*args, **kwargs)

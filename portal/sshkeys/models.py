@@ -78,6 +78,12 @@ class SshKey(models.Model):
         label = KeyType(self.key_type).label if self.key_type in KeyType.values else self.key_type
         return f"{label} {self.bits}" if self.key_type == KeyType.RSA else label
 
+    @property
+    def comment(self) -> str:
+        """The free text after the key, often user@host."""
+        parts = self.public_key.split(" ", 2)
+        return parts[2] if len(parts) == 3 else ""
+
     def is_visible_to(self, membership: Membership) -> bool:
         return (
             self.organization_id == membership.organization_id

@@ -2,19 +2,20 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from portal.core.errors import ApplicationError
+from portal.lib.sshkey import PRIVATE_KEY_WARNING
 from portal.orgs.decorators import organization_view
 from portal.sshkeys import selectors, services
 from portal.sshkeys.forms import SshKeyForm
 from portal.sshkeys.models import manages_all_keys
 
 
-@sensitive_post_parameters(
-    "public_key"
-)  # a private key pasted by mistake stays out of error reports
+# A private key pasted by mistake stays out of error reports.
+@sensitive_post_parameters("public_key")
 @require_http_methods(["GET", "POST"])
 @organization_view("instances.manage")
 def sshkey_list(request: HttpRequest) -> HttpResponse:
@@ -22,7 +23,7 @@ def sshkey_list(request: HttpRequest) -> HttpResponse:
     membership = request.membership
     can_share = manages_all_keys(membership)
     form = SshKeyForm(request.POST or None, can_share=can_share)
-    status = 200
+    status, private_key_warning = 200, ""
     if request.method == "POST":
         if form.is_valid():
             try:
@@ -33,13 +34,19 @@ def sshkey_list(request: HttpRequest) -> HttpResponse:
                     shared=form.cleaned_data.get("shared", False),
                 )
             except ApplicationError as error:
-                form.add_error(error.field, error.message)
+                form.add_error(error.field if error.field in form.fields else None, error.message)
             else:
                 whose = "shared with the organization" if key.is_shared else "personal key"
                 messages.success(request, f"Added “{key.name}” ({whose}).")
-                return redirect("sshkeys:list", org=request.organization.slug)
+                # The form posts to #add-key, so that errors are in view; the message is on top.
+                list_url = reverse("sshkeys:list", args=[request.organization.slug])
+                return redirect(f"{list_url}#content")
         if form.holds_private_key:
             form.forget_public_key()
+            form.errors["public_key"] = form.error_class(
+                ["Paste the public key here: the .pub file, not the private key."]
+            )
+            private_key_warning = PRIVATE_KEY_WARNING
         status = 400
     keys = list(selectors.sshkeys_visible_to(membership=membership))
     return render(
@@ -49,6 +56,7 @@ def sshkey_list(request: HttpRequest) -> HttpResponse:
             "keys": keys,
             "form": form,
             "can_share": can_share,
+            "private_key_warning": private_key_warning,
             "deletable": {key.pk for key in keys if key.can_be_deleted_by(membership)},
         },
         status=status,

@@ -235,3 +235,12 @@ def test_nobody_deletes_another_organizations_key(team, outsider):
 
     assert caught.value.code == "not_found"
     assert SshKey.objects.filter(pk=key.pk).exists()
+
+
+def test_the_comment_is_kept_and_shown(team):
+    line = public_line(comment="ann@laptop  (work)")
+
+    key = add(team.member, public_key=line)
+
+    assert key.comment == "ann@laptop (work)"
+    assert SshKey(public_key=" ".join(line.split()[:2])).comment == ""

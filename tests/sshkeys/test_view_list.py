@@ -34,6 +34,7 @@ def test_the_list_shows_name_type_fingerprint_owner_and_date(team, client_for):
 
     page = response.content.decode()
     assert "deploy" in page and "my laptop" in page
+    assert ">test</span>" in page  # the key's comment, under its name
     assert "admin box" not in page and theirs.fingerprint not in page
     assert f'<span class="mono" title="{mine.public_key}">{mine.fingerprint}</span>' in page
     assert "Ed25519" in page
@@ -76,7 +77,7 @@ def test_adding_a_personal_key(team, client_for, role):
     response = post(client_for(team.by_role(role).user), name="work laptop", public_key=line)
 
     assert response.status_code == 302
-    assert response["Location"] == URL
+    assert response["Location"] == f"{URL}#content"
     key = SshKey.objects.get()
     assert (key.name, key.public_key, key.user) == ("work laptop", line, team.by_role(role).user)
     page = client_for(team.by_role(role).user).get(URL).content.decode()
@@ -124,7 +125,9 @@ def test_a_private_key_is_refused_with_the_warning_and_not_sent_back(team, clien
 
     assert response.status_code == 400
     page = response.content.decode()
+    assert 'data-testid="private-key-warning"' in page
     assert "Never share a private key" in page
+    assert "not the private key" in page  # the field's own error
     assert "PRIVATE KEY-----" not in page
     assert secret.splitlines()[1] not in page
     assert not SshKey.objects.exists()
