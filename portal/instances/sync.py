@@ -461,6 +461,7 @@ def _reconcile_machine(machine, by_backend, by_request, started, backend, report
             report.orphans_terminated += 1
         return
 
+    adopted = False
     if not instance.backend_id:
         # The crash between "the backend made it" and "the portal recorded it".
         adopted = _record_backend_id(
@@ -499,7 +500,9 @@ def _reconcile_machine(machine, by_backend, by_request, started, backend, report
         State.REBOOTING,
         State.TERMINATING,
     )
-    if not alive or (settled_before_list and not requested):
+    # Only a machine's view older than the instance's last change may move it, except that
+    # an adopted instance (pending or provisioning) can only move forward anyway.
+    if not alive or adopted or (settled_before_list and not requested):
         report.changes += len(apply_machine(instance, machine, source="reconcile"))
     elif machine.reclaim_at is not None and instance.reclaim_notified_at is None:
         lifecycle.note_reclaim(instance.pk, reclaim_at=machine.reclaim_at)
