@@ -96,7 +96,6 @@ def _detail(request: HttpRequest, quota_request, answer_form=None, status: int =
         {
             "quota_request": quota_request,
             "conversation": selectors.quota_request_conversation(quota_request=quota_request),
-            "changes": list(quota_request.changes.select_related("changed_by", "rule")),
             "can_request": can_request,
             "answer_form": answer_form or (AnswerForm() if can_request and waiting else None),
         },
