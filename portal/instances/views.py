@@ -59,8 +59,8 @@ def instance_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, template, context)
 
 
+@organization_view("instances.manage")  # tenant and role first: an outsider's GET is a 404
 @require_POST
-@organization_view("instances.manage")
 def instance_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     instance = selectors.instance_get_for_member(membership=request.membership, pk=pk)
     try:

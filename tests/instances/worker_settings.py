@@ -1,0 +1,23 @@
+"""Settings of the real Celery worker that the worker and browser tests start.
+
+portal.settings.test plus what a separate process needs to take from its environment: the
+test database's name (TEST_DB_NAME, set by the fixture), an SMTP backend towards the browser
+tests' sink, the live server's URL for links in e-mails, and a short Redis visibility timeout
+so that a message whose worker was SIGKILLed is delivered again within seconds.
+"""
+
+from portal.lib.env import env_int, env_str
+from portal.settings.test import *  # noqa: F403
+from portal.settings.test import EMAIL_BACKEND, SITE_URL
+
+EMAIL_BACKEND = env_str("TEST_WORKER_EMAIL_BACKEND", EMAIL_BACKEND)
+SITE_URL = env_str("TEST_WORKER_SITE_URL", SITE_URL)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("TEST_WORKER_VISIBILITY_TIMEOUT", 3600),
+    # Look for unacknowledged messages to restore every second, not every 100 s.
+    "unacked_restore_interval": 1,
+    "unacked_restore_throttle": 1,
+}
+INSTANCE_POLL_INTERVAL = float(env_str("TEST_WORKER_POLL_INTERVAL", "1"))
+INSTANCE_RETRY_BASE = float(env_str("TEST_WORKER_RETRY_BASE", "0.5"))
+PROVISIONING_TIMEOUT = float(env_str("PROVISIONING_TIMEOUT", "10"))
