@@ -328,7 +328,7 @@ def catch_up(
     for step in path(instance.state, target):
         kwargs: dict[str, Any] = {}
         if step == S.RUNNING:
-            kwargs = {"ip": ip, "message": message}
+            kwargs = {"ip": ip, "message": f"{message} Running at {ip}." if ip else message}
         elif step == S.FAILED:
             kwargs = {"reason": reason or message, "at": at}
         elif step == S.INTERRUPTED:
