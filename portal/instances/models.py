@@ -145,6 +145,15 @@ class Instance(models.Model):
         return self.state in TRANSITIONAL_STATES
 
     @property
+    def reclaim_pending(self) -> bool:
+        return self.reclaim_at is not None and not self.is_final
+
+    @property
+    def needs_watching(self) -> bool:
+        """Whether the console should poll: in transition, or a reclaim is on its way."""
+        return self.is_transitional or self.reclaim_pending
+
+    @property
     def ssh_command(self) -> str:
         return f"ssh ubuntu@{self.ip}" if self.ip else ""
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from portal.catalog.models import Image, InstanceType, Price, Region
 from portal.catalog.selectors import Offer, active_regions, catalog_offers
 from portal.instances.capacity import FreeCapacity, free_capacity
-from portal.instances.models import TRANSITIONAL_STATES, Instance, InstanceEvent
+from portal.instances.models import Instance, InstanceEvent
 from portal.orgs.models import Membership
 from portal.quotas.models import Kind, Quota
 from portal.sshkeys.models import SshKey
@@ -63,7 +63,8 @@ def instance_events(*, instance: Instance) -> QuerySet[InstanceEvent]:
 
 
 def any_in_transition(instances) -> bool:
-    return any(instance.state in TRANSITIONAL_STATES for instance in instances)
+    """Whether a page showing these instances should keep polling."""
+    return any(instance.needs_watching for instance in instances)
 
 
 def instance_hourly_price(*, instance: Instance) -> Decimal | None:

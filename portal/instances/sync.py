@@ -101,13 +101,7 @@ def apply_machine(instance: Instance, machine: Machine, *, source: str = "poll")
     live.update(synced_at=now)
     if machine.ip and machine.ip != instance.ip and machine.state not in MACHINE_FINAL_STATES:
         live.update(ip=machine.ip)
-    if (
-        machine.reclaim_at is not None
-        and instance.reclaim_notified_at is None
-        and machine.state not in MACHINE_FINAL_STATES
-        and not instance.is_final
-    ):
-        lifecycle.note_reclaim(instance.pk, reclaim_at=machine.reclaim_at)
+    _note_reclaim(instance, machine)
 
     target = machine.state.value
     if instance.state == State.TERMINATING:
@@ -138,6 +132,30 @@ def apply_machine(instance: Instance, machine: Machine, *, source: str = "poll")
         ip=machine.ip,
         reason=reason,
         at=at,
+    )
+
+
+def _note_reclaim(instance: Instance, machine: Machine) -> None:
+    """Record (and e-mail, once) a reclaim the backend announced for this machine."""
+    if (
+        machine.reclaim_at is None
+        or instance.reclaim_notified_at is not None
+        or instance.is_final
+        or machine.state in MACHINE_FINAL_STATES
+    ):
+        return
+    if lifecycle.note_reclaim(instance.pk, reclaim_at=machine.reclaim_at):
+        _look_again_at(instance.pk, machine.reclaim_at)
+
+
+def _look_again_at(instance_id: int, when) -> None:
+    """Poll the instance just after `when` (the end of a reclaim notice), rather than wait
+    for the next reconciliation to notice the interruption."""
+    from portal.instances import tasks
+
+    countdown = max(0.0, (when - timezone.now()).total_seconds()) + 1
+    transaction.on_commit(
+        lambda: tasks.instance_poll.apply_async((instance_id,), countdown=countdown)
     )
 
 
@@ -504,8 +522,8 @@ def _reconcile_machine(machine, by_backend, by_request, started, backend, report
     # an adopted instance (pending or provisioning) can only move forward anyway.
     if not alive or adopted or (settled_before_list and not requested):
         report.changes += len(apply_machine(instance, machine, source="reconcile"))
-    elif machine.reclaim_at is not None and instance.reclaim_notified_at is None:
-        lifecycle.note_reclaim(instance.pk, reclaim_at=machine.reclaim_at)
+    else:
+        _note_reclaim(instance, machine)
 
 
 def capacity_refresh() -> CapacitySnapshot:

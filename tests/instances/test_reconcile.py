@@ -186,3 +186,22 @@ def test_the_periodic_tasks_are_registered_with_beat(db):
     registered = dict(PeriodicTask.objects.values_list("task", "interval__every"))
     assert registered["portal.instances.tasks.instances_reconcile"] == 30
     assert registered["portal.instances.tasks.capacity_refresh"] == 30
+
+
+def test_a_reclaim_notice_schedules_a_look_when_the_notice_ends(
+    simulator, running, monkeypatch, django_capture_on_commit_callbacks
+):
+    instance = running(preemptible=True)
+    scheduled = []
+    monkeypatch.setattr(
+        tasks.instance_poll,
+        "apply_async",
+        lambda args, countdown: scheduled.append((args, countdown)),
+    )
+    simulator.control.reclaim(machine_ids=[instance.backend_id], notice_seconds=60)
+    with django_capture_on_commit_callbacks(execute=True):
+        sync.reconcile()
+        sync.reconcile()  # the second run sees the notice recorded: nothing more
+    ((args, countdown),) = scheduled
+    assert args == (instance.pk,)
+    assert 55 < countdown <= 61

@@ -428,3 +428,19 @@ def test_relaunch_prefills_the_form_from_an_ended_instance(
     assert f'value="{ssh_key.pk}" checked' in text
     assert 'value="gpu_1x_h100" checked' in text
     assert re.search(r'<input type="checkbox" name="preemptible"[^>]* checked', text)
+
+
+def test_pages_keep_polling_while_a_reclaim_is_announced(client_for, team, make_instance):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    instance = make_instance(
+        State.RUNNING, preemptible=True, reclaim_at=timezone.now() + timedelta(minutes=2)
+    )
+    client = client_for(team.member.user)
+    detail = client.get(url("detail", instance.pk), headers={"HX-Request": "true"})
+    assert 'hx-trigger="every 2s"' in detail.text
+    listing = client.get(url("list"), headers={"HX-Request": "true"})
+    assert 'hx-trigger="every 2s"' in listing.text
+    assert "interruption at" in listing.text
