@@ -26,4 +26,5 @@ urlpatterns = [
     path("", include("portal.quotas.urls")),
     path("", include("portal.sshkeys.urls")),
     path("", include("portal.instances.urls")),
+    path("", include("portal.billing.urls")),
 ]

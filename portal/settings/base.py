@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "portal.catalog",
     "portal.quotas",
     "portal.instances",
+    "portal.billing",
     "portal.core",
     "portal.notifications",
 ]

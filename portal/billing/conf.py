@@ -1,0 +1,26 @@
+"""Tunables of billing, read from Django settings with these defaults."""
+
+from django.conf import settings
+
+DEFAULTS = {
+    # An issued invoice is due this many days after it is issued; unpaid after that, it is
+    # overdue and the organization cannot launch.
+    "BILLING_OVERDUE_DAYS": 14,
+    # Prefix of invoice and credit note numbers: BF-2026-000001, BF-CN-2026-000001.
+    "BILLING_NUMBER_PREFIX": "BF",
+    # Which payment adapter collects issued invoices (see portal.billing.payments).
+    "BILLING_PAYMENT_PROVIDER": "invoice",
+    # Shown on invoices under "How to pay" by the invoice-and-pay adapter.
+    "BILLING_PAYMENT_INSTRUCTIONS": (
+        "Pay by bank transfer within the due date, quoting the invoice number as the reference."
+    ),
+    # Who issues the invoices, printed on them.
+    "BILLING_ISSUER": "Backfill Compute Ltd.",
+    "BILLING_ISSUER_ADDRESS": "1 Spare Capacity Way, Dublin, Ireland",
+    # Budget e-mails at these percentages of the monthly amount, each once a month.
+    "BILLING_BUDGET_THRESHOLDS": (50, 80, 100),
+}
+
+
+def setting(name: str):
+    return getattr(settings, name, DEFAULTS[name])

@@ -1,0 +1,184 @@
+"""An issued invoice as a PDF (WeasyPrint) and as CSV; the usage of a month as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from decimal import Decimal
+
+from django.template.loader import render_to_string
+
+from portal.billing import rating
+from portal.billing.conf import setting
+from portal.billing.models import Invoice, UsageInterval
+from portal.billing.money import SECONDS_PER_HOUR, format_amount
+from portal.billing.payments import get_provider
+from portal.billing.periods import Month
+from portal.billing.selectors import invoice_view
+
+
+def invoice_context(invoice: Invoice) -> dict:
+    view = invoice_view(invoice=invoice)
+    return {
+        "view": view,
+        "invoice": invoice,
+        "month": Month.of(invoice.month),
+        "issuer": setting("BILLING_ISSUER"),
+        "issuer_address": setting("BILLING_ISSUER_ADDRESS"),
+        "instructions": get_provider(invoice.payment_provider).payment_instructions(invoice),
+        "tax_percent": (invoice.tax_rate * 100).normalize(),
+    }
+
+
+def invoice_pdf(invoice: Invoice) -> bytes:
+    from weasyprint import HTML
+
+    html = render_to_string("billing/invoice_pdf.html", invoice_context(invoice))
+    return HTML(string=html).write_pdf()
+
+
+def invoice_filename(invoice: Invoice, extension: str) -> str:
+    return f"{invoice.number}.{extension}"
+
+
+def invoice_csv(invoice: Invoice) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["invoice", invoice.number])
+    writer.writerow(["customer", invoice.customer_name])
+    writer.writerow(
+        ["period", f"{invoice.period_start:%Y-%m-%d}", f"{invoice.period_end:%Y-%m-%d}"]
+    )
+    writer.writerow(["currency", invoice.currency])
+    writer.writerow([])
+    writer.writerow(
+        [
+            "line",
+            "instance type",
+            "region",
+            "kind",
+            "seconds",
+            "hours",
+            "gpu hours",
+            "unit price per hour",
+            "amount",
+        ]
+    )
+    for line in invoice.lines.select_related("instance_type", "region"):
+        writer.writerow(
+            [
+                line.position,
+                line.instance_type.code,
+                line.region.code,
+                line.kind,
+                line.seconds,
+                f"{line.hours:.4f}",
+                f"{line.gpu_hours:.4f}",
+                line.unit_price,
+                line.amount,
+            ]
+        )
+    writer.writerow([])
+    for label, value in (
+        ("subtotal", invoice.subtotal),
+        ("credits", -invoice.credits_applied),
+        (f"tax {invoice.tax_rate * 100:.2f} %", invoice.tax),
+        ("total", invoice.total),
+        ("prepaid balance", -invoice.prepaid_applied),
+        ("amount due", invoice.amount_due),
+    ):
+        writer.writerow([label, value])
+    for note in invoice.credit_notes.all():
+        writer.writerow([f"credit note {note.number}", -note.amount, note.reason])
+    return out.getvalue()
+
+
+CSV_HEADER = [
+    "instance",
+    "instance id",
+    "instance type",
+    "region",
+    "kind",
+    "start (UTC)",
+    "end (UTC)",
+    "seconds",
+    "unit price per hour",
+    "currency",
+    "amount",
+]
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else ""
+
+
+def usage_csv_rows(*, organization_id: int, month: Month, now: datetime):
+    """The month's usage intervals (clipped to the month), header first, streamed."""
+    yield CSV_HEADER
+    rows = (
+        rating.rated(
+            UsageInterval.objects.filter(organization_id=organization_id),
+            start=month.start,
+            end=month.end,
+            now=now,
+        )
+        .order_by("start", "instance_id")
+        .values_list(
+            "instance__name",
+            "instance_id",
+            "instance_type__code",
+            "region__code",
+            "kind",
+            "start",
+            "end",
+            "seconds",
+            "unit_price",
+            "currency",
+            "price_seconds",
+        )
+    )
+    for (
+        name,
+        pk,
+        itype,
+        region,
+        kind,
+        start,
+        end,
+        seconds,
+        price,
+        currency,
+        price_seconds,
+    ) in rows.iterator(chunk_size=2000):
+        start = max(start, month.start)
+        end = min(end, month.end) if end else None
+        yield [
+            name,
+            pk,
+            itype,
+            region,
+            kind,
+            _iso(start),
+            _iso(end) or "ongoing",
+            seconds,
+            price,
+            currency,
+            f"{Decimal(price_seconds) / SECONDS_PER_HOUR:.6f}",
+        ]
+
+
+class Echo:
+    """A file-like object whose write returns the line, for StreamingHttpResponse."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def stream_csv(rows):
+    writer = csv.writer(Echo())
+    for row in rows:
+        yield writer.writerow(row)
+
+
+__all__ = ["format_amount", "invoice_csv", "invoice_pdf", "stream_csv", "usage_csv_rows"]

@@ -1,0 +1,283 @@
+"""Rating: what usage costs, computed by the database in one aggregate query per question.
+
+Every question (lines of a month, spend per day, per instance, the total) is the same
+expression: each interval clipped to the period (an open interval runs up to `now`), its
+seconds times its hourly unit price, summed with GROUP BY. Nothing loops over intervals in
+Python. The exact sum (seconds × price, a NUMERIC) comes back and is divided by 3600 and rounded
+to cents once, per invoice line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.db.models import (
+    BigIntegerField,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    Func,
+    QuerySet,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Cast, Coalesce, Greatest, Least, TruncDate
+
+from portal.billing.models import UsageInterval, UsageKind
+from portal.billing.money import SECONDS_PER_HOUR, cents
+
+EXACT = DecimalField(max_digits=30, decimal_places=6)
+
+
+class EpochSeconds(Func):
+    """Whole seconds from `start` to `end` (both timestamps): end - start, as an integer."""
+
+    arity = 2
+    output_field = BigIntegerField()
+
+    def as_sql(self, compiler, connection, **extra):  # PostgreSQL and the default
+        return self.as_sql_template(
+            compiler, connection, "CAST(EXTRACT(EPOCH FROM (%(end)s - %(start)s)) AS BIGINT)"
+        )
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql_template(
+            compiler,
+            connection,
+            "CAST(ROUND((julianday(%(end)s) - julianday(%(start)s)) * 86400) AS INTEGER)",
+        )
+
+    def as_sql_template(self, compiler, connection, template):
+        end_sql, end_params = compiler.compile(self.source_expressions[1])
+        start_sql, start_params = compiler.compile(self.source_expressions[0])
+        return template % {"end": end_sql, "start": start_sql}, [*end_params, *start_params]
+
+
+def rated(
+    queryset: QuerySet[UsageInterval], *, start: datetime, end: datetime, now: datetime
+) -> QuerySet[UsageInterval]:
+    """Intervals overlapping [start, end) with `seconds` (clipped) and `price_seconds` annotated.
+
+    An open interval counts up to `now`. Intervals with nothing left after clipping are out.
+    """
+    clipped_start = Greatest(F("start"), Value(start))
+    clipped_end = Least(Coalesce(F("end"), Value(now)), Value(end))
+    return (
+        queryset.filter(start__lt=min(end, now))
+        .exclude(end__lte=start)
+        .annotate(seconds=EpochSeconds(clipped_start, clipped_end))
+        .filter(seconds__gt=0)
+        .annotate(
+            price_seconds=ExpressionWrapper(
+                Cast(F("seconds"), EXACT) * F("unit_price"), output_field=EXACT
+            ),
+            gpu_seconds=ExpressionWrapper(F("seconds") * F("gpus"), output_field=BigIntegerField()),
+        )
+    )
+
+
+def _amount(price_seconds: Decimal | None) -> Decimal:
+    """The exact amount of `price_seconds` (unit price × seconds), not yet rounded."""
+    return (price_seconds or Decimal(0)) / SECONDS_PER_HOUR
+
+
+@dataclass(frozen=True)
+class Line:
+    instance_type_id: int
+    instance_type_name: str
+    instance_type_code: str
+    region_id: int
+    region_code: str
+    kind: str
+    unit_price: Decimal
+    currency: str
+    seconds: int
+    gpu_seconds: int
+    amount: Decimal  # rounded to cents, half up: the one rounding
+
+    @property
+    def kind_label(self) -> str:
+        return UsageKind(self.kind).label
+
+    @property
+    def description(self) -> str:
+        return f"{self.instance_type_name} · {self.region_code} · {self.kind_label}"
+
+    @property
+    def hours(self) -> Decimal:
+        return Decimal(self.seconds) / SECONDS_PER_HOUR
+
+    @property
+    def gpu_hours(self) -> Decimal:
+        return Decimal(self.gpu_seconds) / SECONDS_PER_HOUR
+
+
+KIND_ORDER = {UsageKind.ON_DEMAND: 0, UsageKind.PREEMPTIBLE: 1, UsageKind.STOPPED: 2}
+
+
+def lines(*, organization_id: int, start: datetime, end: datetime, now: datetime) -> list[Line]:
+    """Usage of [start, end) per instance type, region, kind and unit price: invoice lines."""
+    rows = (
+        rated(
+            UsageInterval.objects.filter(organization_id=organization_id),
+            start=start,
+            end=end,
+            now=now,
+        )
+        .values(
+            "instance_type_id",
+            "instance_type__name",
+            "instance_type__code",
+            "region_id",
+            "region__code",
+            "kind",
+            "unit_price",
+            "currency",
+        )
+        .annotate(
+            total_seconds=Sum("seconds"),
+            total_gpu_seconds=Sum("gpu_seconds"),
+            total_price_seconds=Sum("price_seconds"),
+        )
+        .order_by()
+    )
+    result = [
+        Line(
+            instance_type_id=row["instance_type_id"],
+            instance_type_name=row["instance_type__name"],
+            instance_type_code=row["instance_type__code"],
+            region_id=row["region_id"],
+            region_code=row["region__code"],
+            kind=row["kind"],
+            unit_price=row["unit_price"],
+            currency=row["currency"],
+            seconds=int(row["total_seconds"]),
+            gpu_seconds=int(row["total_gpu_seconds"]) if row["kind"] != "stopped" else 0,
+            amount=cents(_amount(row["total_price_seconds"])),
+        )
+        for row in rows
+    ]
+    result.sort(
+        key=lambda line: (
+            line.instance_type_name,
+            line.region_code,
+            KIND_ORDER.get(line.kind, 9),
+            line.unit_price,
+        )
+    )
+    return result
+
+
+def total(lines_: Iterable[Line]) -> Decimal:
+    return sum((line.amount for line in lines_), Decimal("0.00"))
+
+
+def per_day(
+    *, organization_id: int, start: datetime, end: datetime, now: datetime
+) -> dict[date, Decimal]:
+    """Spend per UTC day (intervals never cross a midnight, so their start day is theirs)."""
+    rows = (
+        rated(
+            UsageInterval.objects.filter(organization_id=organization_id),
+            start=start,
+            end=end,
+            now=now,
+        )
+        .annotate(day=TruncDate("start"))
+        .values("day")
+        .annotate(total_price_seconds=Sum("price_seconds"))
+        .order_by("day")
+    )
+    return {row["day"]: cents(_amount(row["total_price_seconds"])) for row in rows}
+
+
+@dataclass(frozen=True)
+class InstanceUsage:
+    instance_id: int
+    name: str
+    state: str
+    instance_type_name: str
+    region_code: str
+    preemptible: bool
+    running_seconds: int
+    stopped_seconds: int
+    amount: Decimal
+
+    @property
+    def running_hours(self) -> Decimal:
+        return Decimal(self.running_seconds) / SECONDS_PER_HOUR
+
+    @property
+    def stopped_hours(self) -> Decimal:
+        return Decimal(self.stopped_seconds) / SECONDS_PER_HOUR
+
+
+def per_instance(
+    *, organization_id: int, start: datetime, end: datetime, now: datetime
+) -> list[InstanceUsage]:
+    """Usage of each instance in [start, end), most expensive first."""
+    from django.db.models import Q
+
+    rows = (
+        rated(
+            UsageInterval.objects.filter(organization_id=organization_id),
+            start=start,
+            end=end,
+            now=now,
+        )
+        .values(
+            "instance_id",
+            "instance__name",
+            "instance__state",
+            "instance__preemptible",
+            "instance_type__name",
+            "region__code",
+        )
+        .annotate(
+            running=Coalesce(Sum("seconds", filter=~Q(kind=UsageKind.STOPPED)), 0),
+            stopped=Coalesce(Sum("seconds", filter=Q(kind=UsageKind.STOPPED)), 0),
+            total_price_seconds=Sum("price_seconds"),
+        )
+        .order_by("-total_price_seconds", "instance__name")
+    )
+    return [
+        InstanceUsage(
+            instance_id=row["instance_id"],
+            name=row["instance__name"],
+            state=row["instance__state"],
+            instance_type_name=row["instance_type__name"],
+            region_code=row["region__code"],
+            preemptible=row["instance__preemptible"],
+            running_seconds=int(row["running"]),
+            stopped_seconds=int(row["stopped"]),
+            amount=cents(_amount(row["total_price_seconds"])),
+        )
+        for row in rows
+    ]
+
+
+def hourly_run_rate(*, organization_id: int, now: datetime) -> Decimal:
+    """What the organization's instances cost per hour right now (the open intervals)."""
+    value = UsageInterval.objects.filter(
+        organization_id=organization_id, end__isnull=True, start__lte=now
+    ).aggregate(rate=Sum("unit_price"))["rate"]
+    return value or Decimal("0")
+
+
+def all_organizations(*, start: datetime, end: datetime, now: datetime) -> QuerySet:
+    """Lines of every organization at once (GROUP BY organization too): the benchmark's query."""
+    return (
+        rated(UsageInterval.objects.all(), start=start, end=end, now=now)
+        .values(
+            "organization_id", "instance_type_id", "region_id", "kind", "unit_price", "currency"
+        )
+        .annotate(
+            total_seconds=Sum("seconds"),
+            total_gpu_seconds=Sum("gpu_seconds"),
+            total_price_seconds=Sum("price_seconds"),
+        )
+        .order_by()
+    )

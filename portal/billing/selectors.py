@@ -1,0 +1,298 @@
+"""Reads of billing, scoped to one organization. Money comes from `portal.billing.rating`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.db.models import DecimalField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+from django.http import Http404
+
+from portal.billing import clock, rating
+from portal.billing.chart import BarChart, bar_chart
+from portal.billing.models import Budget, CreditApplication, CreditGrant, CreditKind, Invoice
+from portal.billing.money import SECONDS_PER_HOUR, ZERO, Money, cents
+from portal.billing.periods import Month
+from portal.orgs.models import Organization
+from portal.orgs.roles import Role
+
+MONEY_FIELD = DecimalField(max_digits=14, decimal_places=2)
+
+
+def month_spend(
+    *, organization: Organization, month: Month, now: datetime | None = None
+) -> Decimal:
+    """What the month's usage costs so far (before credits and tax), as its lines round it."""
+    now = now or clock.now()
+    return rating.total(
+        rating.lines(organization_id=organization.pk, start=month.start, end=month.end, now=now)
+    )
+
+
+# --- Invoices ---------------------------------------------------------------------------------
+
+
+def _credited():
+    from portal.billing.models import CreditNote
+
+    return Coalesce(
+        Subquery(
+            CreditNote.objects.filter(invoice=OuterRef("pk"))
+            .values("invoice")
+            .annotate(s=Sum("amount"))
+            .values("s"),
+            output_field=MONEY_FIELD,
+        ),
+        Value(ZERO),
+        output_field=MONEY_FIELD,
+    )
+
+
+def invoices_for_organization(*, organization: Organization) -> QuerySet[Invoice]:
+    return Invoice.objects.filter(organization=organization).annotate(credited=_credited())
+
+
+def invoice_get_for_organization(*, organization: Organization, pk: int) -> Invoice:
+    """The invoice with this id of this organization; 404 for any other."""
+    invoice = (
+        invoices_for_organization(organization=organization)
+        .select_related("organization")
+        .filter(pk=pk)
+        .first()
+    )
+    if invoice is None:
+        raise Http404("No such invoice")
+    return invoice
+
+
+def invoice_balance_due(invoice: Invoice) -> Decimal:
+    """What is still to pay: the amount due less credit notes, nothing once paid."""
+    if invoice.paid_at is not None:
+        return ZERO
+    credited = getattr(invoice, "credited", None)
+    if credited is None:
+        credited = invoice.credit_notes.aggregate(s=Sum("amount"))["s"] or ZERO
+    return max(ZERO, invoice.amount_due - credited)
+
+
+def invoice_status(invoice: Invoice, now: datetime | None = None) -> tuple[str, str]:
+    """(label, badge colour) for an invoice."""
+    now = now or clock.now()
+    if invoice.paid_at is not None:
+        return "Paid", "ok"
+    if invoice_balance_due(invoice) == 0:
+        return "Credited", "ok"
+    if invoice.due_at < now:
+        return "Overdue", "danger"
+    return "Open", "info"
+
+
+def overdue_invoices(*, organization: Organization, now: datetime | None = None):
+    now = now or clock.now()
+    return (
+        invoices_for_organization(organization=organization)
+        .filter(paid_at__isnull=True, due_at__lt=now)
+        .exclude(amount_due__lte=_credited())
+        .order_by("due_at")
+    )
+
+
+def organization_has_overdue_invoice(organization: Organization) -> bool:
+    """An issued invoice past its due date and not paid (what quota standing asks)."""
+    return overdue_invoices(organization=organization).exists()
+
+
+@dataclass(frozen=True)
+class InvoiceView:
+    invoice: Invoice
+    lines: list
+    applications: list
+    credit_notes: list
+    payments: list
+    balance_due: Decimal
+    status: str
+    status_class: str
+
+
+def invoice_view(*, invoice: Invoice) -> InvoiceView:
+    status, status_class = invoice_status(invoice)
+    return InvoiceView(
+        invoice=invoice,
+        lines=list(invoice.lines.select_related("instance_type", "region")),
+        applications=list(invoice.applications.select_related("grant")),
+        credit_notes=list(invoice.credit_notes.all()),
+        payments=list(invoice.payments.all()),
+        balance_due=invoice_balance_due(invoice),
+        status=status,
+        status_class=status_class,
+    )
+
+
+# --- Credits ----------------------------------------------------------------------------------
+
+
+def credit_balances(*, organization: Organization) -> dict[str, Decimal]:
+    """What is left of the organization's credit and prepaid balance."""
+    granted = dict(
+        CreditGrant.objects.filter(organization=organization)
+        .values("kind")
+        .annotate(s=Sum("amount"))
+        .values_list("kind", "s")
+    )
+    used = dict(
+        CreditApplication.objects.filter(grant__organization=organization)
+        .values("grant__kind")
+        .annotate(s=Sum("amount"))
+        .values_list("grant__kind", "s")
+    )
+    return {
+        kind: granted.get(kind, ZERO) - used.get(kind, ZERO)
+        for kind in (CreditKind.CREDIT, CreditKind.PREPAID)
+    }
+
+
+# --- Launches ---------------------------------------------------------------------------------
+
+
+def launch_block_reason(*, organization: Organization) -> str | None:
+    """Why the organization may not launch now, for the person launching; None if it may.
+
+    Two rules: an invoice unpaid past its due date, and a hard budget limit reached this month.
+    """
+    from portal.billing.conf import setting
+
+    now = clock.now()
+    overdue = overdue_invoices(organization=organization, now=now).first()
+    if overdue is not None:
+        days = max(1, (now - overdue.due_at).days)
+        return (
+            f"Launches are paused: invoice {overdue.number} "
+            f"({Money(invoice_balance_due(overdue), overdue.currency)}) was due on "
+            f"{overdue.due_at:%B} {overdue.due_at.day}, {overdue.due_at.year} and is {days} "
+            f"day{'s' if days != 1 else ''} overdue. Invoices are due "
+            f"{setting('BILLING_OVERDUE_DAYS')} days after issue; launches resume once it is paid."
+        )
+    budget = Budget.objects.filter(organization=organization, hard_limit=True).first()
+    if budget is not None:
+        month = Month.of(now)
+        spend = month_spend(organization=organization, month=month, now=now)
+        if spend >= budget.amount:
+            return (
+                f"Launches are paused: spend this month ({Money(spend, budget.currency)}) has "
+                f"reached the hard budget limit of {budget.money}. An owner, admin or billing "
+                "member can raise the budget or turn off the hard limit on the Budget page."
+            )
+    return None
+
+
+# --- The billing page -------------------------------------------------------------------------
+
+
+@dataclass
+class Overview:
+    month: Month
+    current: bool
+    now: datetime
+    currency: str
+    lines: list[rating.Line]
+    spend: Decimal
+    per_day: dict[date, Decimal]
+    per_instance: list[rating.InstanceUsage]
+    run_rate: Decimal
+    forecast: Decimal | None
+    budget: Budget | None
+    budget_percent: int | None
+    block_reason: str | None
+    balances: dict[str, Decimal]
+    open_invoices: list[Invoice]
+    chart: BarChart = field(repr=False, default=None)  # type: ignore[assignment]
+
+    @property
+    def gpu_hours(self) -> Decimal:
+        return sum((Decimal(line.gpu_seconds) for line in self.lines), Decimal(0)) / (
+            SECONDS_PER_HOUR
+        )
+
+
+def billing_overview(*, organization: Organization, month: Month) -> Overview:
+    """Everything the billing page shows for one month; a fixed number of queries."""
+    from django.conf import settings
+
+    now = clock.now()
+    current = month == Month.of(now)
+    kwargs = {
+        "organization_id": organization.pk,
+        "start": month.start,
+        "end": month.end,
+        "now": now,
+    }
+    lines = rating.lines(**kwargs)
+    spend = rating.total(lines)
+    per_day = rating.per_day(**kwargs)
+    run_rate = rating.hourly_run_rate(organization_id=organization.pk, now=now) if current else ZERO
+    forecast = None
+    if current:
+        remaining_hours = Decimal((month.end - now).total_seconds()) / SECONDS_PER_HOUR
+        forecast = cents(spend + run_rate * remaining_hours)
+    budget = Budget.objects.filter(organization=organization).first()
+    budget_percent = None
+    if budget is not None:
+        budget_percent = int(spend * 100 / budget.amount)
+    overview = Overview(
+        month=month,
+        current=current,
+        now=now,
+        currency=settings.CURRENCY,
+        lines=lines,
+        spend=spend,
+        per_day=per_day,
+        per_instance=rating.per_instance(**kwargs),
+        run_rate=run_rate,
+        forecast=forecast,
+        budget=budget,
+        budget_percent=budget_percent,
+        block_reason=launch_block_reason(organization=organization),
+        balances=credit_balances(organization=organization),
+        open_invoices=[
+            invoice
+            for invoice in invoices_for_organization(organization=organization).filter(
+                paid_at__isnull=True
+            )
+            if invoice_balance_due(invoice) > 0
+        ],
+    )
+    overview.chart = bar_chart(
+        days=month.days(),
+        values=per_day,
+        today=now.date() if current else None,
+        currency=settings.CURRENCY,
+    )
+    return overview
+
+
+def billing_recipients(*, organization: Organization) -> list[str]:
+    """Who receives invoices and budget e-mails: the owners and the billing members."""
+    return sorted(
+        set(
+            organization.memberships.filter(role__in=[Role.OWNER, Role.BILLING]).values_list(
+                "user__email", flat=True
+            )
+        )
+    )
+
+
+def available_months(*, organization: Organization, now: datetime | None = None) -> list[Month]:
+    """Months from the first usage of the organization up to this one, newest first."""
+    from portal.billing.models import UsageInterval
+
+    now = now or clock.now()
+    first = UsageInterval.objects.filter(organization=organization).order_by("start").first()
+    month = Month.of(now)
+    start = Month.of(first.start) if first else month
+    months = []
+    while month.start >= start.start and len(months) < 36:
+        months.append(month)
+        month = month.previous()
+    return months

@@ -1,0 +1,150 @@
+"""Billing pages for owners, admins and billing members. Thin: selectors read, services write."""
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+
+from portal.billing import clock, documents, selectors, services
+from portal.billing.forms import BudgetForm
+from portal.billing.models import Budget, UsageKind
+from portal.billing.periods import Month
+from portal.core.errors import ApplicationError
+from portal.orgs.decorators import organization_view
+
+
+def _month(request: HttpRequest) -> Month:
+    """?month=YYYY-MM, this month by default; a malformed or future month is a 404."""
+    now_month = Month.of(clock.now())
+    text = request.GET.get("month")
+    if not text:
+        return now_month
+    try:
+        month = Month.parse(text)
+    except ApplicationError:
+        raise Http404("No such month") from None
+    if month.start > now_month.start:
+        raise Http404("That month has not begun")
+    return month
+
+
+@organization_view("billing.view")
+def overview(request: HttpRequest) -> HttpResponse:
+    month = _month(request)
+    organization = request.organization
+    context = {
+        "o": selectors.billing_overview(organization=organization, month=month),
+        "months": selectors.available_months(organization=organization),
+        "kinds": UsageKind,
+    }
+    return render(request, "billing/overview.html", context)
+
+
+@organization_view("billing.view")
+def usage_csv(request: HttpRequest) -> StreamingHttpResponse:
+    month = _month(request)
+    rows = documents.usage_csv_rows(
+        organization_id=request.organization.pk, month=month, now=clock.now()
+    )
+    response = StreamingHttpResponse(documents.stream_csv(rows), content_type="text/csv")
+    filename = f"{request.organization.slug}-usage-{month.key}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@organization_view("billing.view")
+def budget(request: HttpRequest) -> HttpResponse:
+    organization = request.organization
+    current = Budget.objects.filter(organization=organization).first()
+    can_manage = request.membership.can("billing.manage")
+    status = 200
+    if request.method == "POST":
+        if not can_manage:
+            raise PermissionDenied("Your role in this organization does not allow this.")
+        form = BudgetForm(request.POST)
+        if form.is_valid():
+            try:
+                saved = services.budget_set(
+                    organization=organization,
+                    amount=form.cleaned_data["amount"],
+                    hard_limit=form.cleaned_data["hard_limit"],
+                    by=request.user,
+                )
+            except ApplicationError as error:
+                form.add_error(error.field if error.field in form.fields else None, error.message)
+            else:
+                if saved is None:
+                    messages.success(request, "The monthly budget is removed.")
+                else:
+                    messages.success(
+                        request,
+                        f"The monthly budget is now {saved.money}"
+                        + (" with a hard limit." if saved.hard_limit else "."),
+                    )
+                return redirect("billing:budget", org=organization.slug)
+        status = 400
+    else:
+        form = BudgetForm(
+            initial={
+                "amount": current.amount if current else "",
+                "hard_limit": current.hard_limit if current else False,
+            }
+        )
+    month = Month.of(clock.now())
+    context = {
+        "form": form,
+        "budget": current,
+        "spend": selectors.month_spend(organization=organization, month=month),
+        "month": month,
+        "alerts": list(organization.budget_alerts.all()[:12]),
+        "can_manage": can_manage,
+        "block_reason": selectors.launch_block_reason(organization=organization),
+    }
+    return render(request, "billing/budget.html", context, status=status)
+
+
+@organization_view("billing.view")
+def invoice_list(request: HttpRequest) -> HttpResponse:
+    invoices = list(
+        selectors.invoices_for_organization(organization=request.organization).order_by(
+            "-month", "-number"
+        )
+    )
+    for invoice in invoices:
+        invoice.status, invoice.status_class = selectors.invoice_status(invoice)
+        invoice.balance_due = selectors.invoice_balance_due(invoice)
+    return render(
+        request,
+        "billing/invoices.html",
+        {
+            "invoices": invoices,
+            "balances": selectors.credit_balances(organization=request.organization),
+        },
+    )
+
+
+@organization_view("billing.view")
+def invoice_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    invoice = selectors.invoice_get_for_organization(organization=request.organization, pk=pk)
+    return render(request, "billing/invoice.html", documents.invoice_context(invoice))
+
+
+@organization_view("billing.view")
+def invoice_pdf(request: HttpRequest, pk: int) -> HttpResponse:
+    invoice = selectors.invoice_get_for_organization(organization=request.organization, pk=pk)
+    response = HttpResponse(documents.invoice_pdf(invoice), content_type="application/pdf")
+    disposition = "inline" if request.GET.get("inline") else "attachment"
+    response["Content-Disposition"] = (
+        f'{disposition}; filename="{documents.invoice_filename(invoice, "pdf")}"'
+    )
+    return response
+
+
+@organization_view("billing.view")
+def invoice_csv(request: HttpRequest, pk: int) -> HttpResponse:
+    invoice = selectors.invoice_get_for_organization(organization=request.organization, pk=pk)
+    response = HttpResponse(documents.invoice_csv(invoice), content_type="text/csv")
+    response["Content-Disposition"] = (
+        f'attachment; filename="{documents.invoice_filename(invoice, "csv")}"'
+    )
+    return response
