@@ -184,7 +184,7 @@ def test_the_periodic_tasks_are_registered_with_beat(db):
     from django_celery_beat.models import PeriodicTask
 
     registered = dict(PeriodicTask.objects.values_list("task", "interval__every"))
-    assert registered["portal.instances.tasks.instances_reconcile"] == 30
+    assert registered["portal.instances.tasks.instances_reconcile"] == 15
     assert registered["portal.instances.tasks.capacity_refresh"] == 30
 
 

@@ -444,3 +444,13 @@ def test_pages_keep_polling_while_a_reclaim_is_announced(client_for, team, make_
     listing = client.get(url("list"), headers={"HX-Request": "true"})
     assert 'hx-trigger="every 2s"' in listing.text
     assert "interruption at" in listing.text
+
+
+def test_a_running_preemptible_instance_is_watched_slowly_for_reclaim_notices(
+    client_for, team, make_instance
+):
+    client = client_for(team.member.user)
+    spot = make_instance(State.RUNNING, preemptible=True)
+    assert 'hx-trigger="every 15s"' in client.get(url("detail", spot.pk)).text
+    on_demand = make_instance(State.RUNNING)
+    assert "hx-trigger" not in client.get(url("detail", on_demand.pk)).text
