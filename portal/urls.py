@@ -26,5 +26,6 @@ urlpatterns = [
     path("", include("portal.quotas.urls")),
     path("", include("portal.sshkeys.urls")),
     path("", include("portal.instances.urls")),
+    path("", include("portal.audit.urls")),
     path("", include("portal.billing.urls")),
 ]

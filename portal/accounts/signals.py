@@ -11,4 +11,4 @@ def create_first_organization(sender, request, user, **kwargs) -> None:
     if session is not None and session.get("pending_invitation"):
         return
     name = session.pop("signup_organization_name", "") if session is not None else ""
-    organization_create_for_new_user(user=user, name=name)
+    organization_create_for_new_user(user=user, name=name, request=request)

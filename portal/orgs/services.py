@@ -1,10 +1,15 @@
-"""Writes for organizations, memberships and invitations."""
+"""Writes for organizations, memberships and invitations.
+
+Each write leaves an audit entry in the same transaction; `request`, when the caller has one,
+gives the entry its IP address.
+"""
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from portal.accounts.models import User
+from portal.audit.services import audit_record
 from portal.core.errors import ApplicationError
 from portal.orgs.models import (
     Invitation,
@@ -39,23 +44,43 @@ def _unique_slug(name: str) -> str:
 
 
 @transaction.atomic
-def organization_create(*, user: User, name: str) -> Organization:
+def organization_create(*, user: User, name: str, request=None) -> Organization:
     name = _clean_name(name)
     organization = Organization.objects.create(name=name, slug=_unique_slug(name), created_by=user)
     Membership.objects.create(organization=organization, user=user, role=Role.OWNER)
+    audit_record(
+        action="org.created",
+        organization=organization,
+        actor=user,
+        request=request,
+        target=organization,
+    )
     return organization
 
 
-def organization_create_for_new_user(*, user: User, name: str = "") -> Organization:
+def organization_create_for_new_user(*, user: User, name: str = "", request=None) -> Organization:
     if not name.strip():
         local_part = user.email.split("@")[0]
         name = f"{user.full_name or local_part}'s organization"
-    return organization_create(user=user, name=name[:NAME_MAX_LENGTH])
+    return organization_create(user=user, name=name[:NAME_MAX_LENGTH], request=request)
 
 
-def organization_rename(*, organization: Organization, name: str) -> Organization:
+@transaction.atomic
+def organization_rename(
+    *, organization: Organization, name: str, actor: Membership | None = None, request=None
+) -> Organization:
+    old_name = organization.name
     organization.name = _clean_name(name)
     organization.save(update_fields=["name"])
+    if organization.name != old_name:
+        audit_record(
+            action="org.renamed",
+            organization=organization,
+            actor=actor,
+            request=request,
+            target=organization,
+            detail={"from": old_name, "to": organization.name},
+        )
     return organization
 
 
@@ -64,7 +89,9 @@ def _owner_count(organization: Organization) -> int:
 
 
 @transaction.atomic
-def membership_change_role(*, actor: Membership, membership: Membership, role: str) -> Membership:
+def membership_change_role(
+    *, actor: Membership, membership: Membership, role: str, request=None
+) -> Membership:
     if not actor.can("members.manage"):
         raise ApplicationError("Only owners can change roles.", code="forbidden")
     if role not in Role.values:
@@ -80,13 +107,23 @@ def membership_change_role(*, actor: Membership, membership: Membership, role: s
         raise ApplicationError(
             "This is the last owner. Make someone else an owner first.", code="last_owner"
         )
+    old_role = membership.role
     membership.role = role
     membership.save(update_fields=["role"])
+    if role != old_role:
+        audit_record(
+            action="member.role_changed",
+            organization=membership.organization,
+            actor=actor,
+            request=request,
+            target=membership.user,
+            detail={"from": old_role, "to": role},
+        )
     return membership
 
 
 @transaction.atomic
-def membership_remove(*, actor: Membership, membership: Membership) -> None:
+def membership_remove(*, actor: Membership, membership: Membership, request=None) -> None:
     leaving_self = actor.pk == membership.pk
     if not leaving_self and not actor.can("members.manage"):
         raise ApplicationError("Only owners can remove members.", code="forbidden")
@@ -99,11 +136,21 @@ def membership_remove(*, actor: Membership, membership: Membership) -> None:
             else "This is the last owner and cannot be removed."
         )
         raise ApplicationError(message, code="last_owner")
+    audit_record(
+        action="member.left" if leaving_self else "member.removed",
+        organization=membership.organization,
+        actor=actor,
+        request=request,
+        target=membership.user,
+        detail={"role": membership.role},
+    )
     membership.delete()
 
 
 @transaction.atomic
-def invitation_create(*, actor: Membership, email: str, role: str) -> tuple[Invitation, str]:
+def invitation_create(
+    *, actor: Membership, email: str, role: str, request=None
+) -> tuple[Invitation, str]:
     """Create an invitation and return it with the plain token for the e-mailed link."""
     organization = actor.organization
     email = (email or "").strip().lower()
@@ -137,12 +184,13 @@ def invitation_create(*, actor: Membership, email: str, role: str) -> tuple[Invi
             )
     except IntegrityError as exc:
         raise ApplicationError(f"{email} has already been invited.", field="email") from exc
+    _audit_invitation("invitation.created", invitation, actor=actor, request=request)
     _send_invitation_on_commit(invitation, token)
     return invitation, token
 
 
 @transaction.atomic
-def invitation_resend(*, actor: Membership, invitation: Invitation) -> str:
+def invitation_resend(*, actor: Membership, invitation: Invitation, request=None) -> str:
     if not actor.can("members.invite"):
         raise ApplicationError("Only owners and admins can resend invitations.", code="forbidden")
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
@@ -152,11 +200,13 @@ def invitation_resend(*, actor: Membership, invitation: Invitation) -> str:
     invitation.token_hash = invitation_token_hash(token)
     invitation.expires_at = Invitation.default_expiry()
     invitation.save(update_fields=["token_hash", "expires_at"])
+    _audit_invitation("invitation.resent", invitation, actor=actor, request=request)
     _send_invitation_on_commit(invitation, token)
     return token
 
 
-def invitation_revoke(*, actor: Membership, invitation: Invitation) -> None:
+@transaction.atomic
+def invitation_revoke(*, actor: Membership, invitation: Invitation, request=None) -> None:
     if not actor.can("members.invite"):
         raise ApplicationError("Only owners and admins can revoke invitations.", code="forbidden")
     updated = Invitation.objects.filter(
@@ -164,6 +214,18 @@ def invitation_revoke(*, actor: Membership, invitation: Invitation) -> None:
     ).update(revoked_at=timezone.now())
     if not updated:
         raise ApplicationError("This invitation is no longer open.")
+    _audit_invitation("invitation.revoked", invitation, actor=actor, request=request)
+
+
+def _audit_invitation(action: str, invitation: Invitation, *, actor, request) -> None:
+    audit_record(
+        action=action,
+        organization=invitation.organization,
+        actor=actor,
+        request=request,
+        target=invitation,
+        detail={"email": invitation.email, "role": invitation.role},
+    )
 
 
 def _send_invitation_on_commit(invitation: Invitation, token: str) -> None:
@@ -186,7 +248,7 @@ def invitation_problem(invitation: Invitation | None) -> str | None:
 
 
 @transaction.atomic
-def invitation_accept(*, token: str, user: User) -> Membership:
+def invitation_accept(*, token: str, user: User, request=None) -> Membership:
     invitation = (
         Invitation.objects.select_for_update()
         .select_related("organization")
@@ -211,4 +273,5 @@ def invitation_accept(*, token: str, user: User) -> Membership:
     invitation.accepted_at = timezone.now()
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])
+    _audit_invitation("invitation.accepted", invitation, actor=user, request=request)
     return membership

@@ -22,7 +22,7 @@ def organization_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             organization = services.organization_create(
-                user=request.user, name=form.cleaned_data["name"]
+                user=request.user, name=form.cleaned_data["name"], request=request
             )
         except ApplicationError as error:
             form.add_error(error.field, error.message)
@@ -44,7 +44,10 @@ def organization_settings(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             try:
                 services.organization_rename(
-                    organization=organization, name=form.cleaned_data["name"]
+                    organization=organization,
+                    name=form.cleaned_data["name"],
+                    actor=request.membership,
+                    request=request,
                 )
             except ApplicationError as error:
                 form.add_error(error.field, error.message)
@@ -85,7 +88,10 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         try:
             invitation, _token = services.invitation_create(
-                actor=actor, email=form.cleaned_data["email"], role=form.cleaned_data["role"]
+                actor=actor,
+                email=form.cleaned_data["email"],
+                role=form.cleaned_data["role"],
+                request=request,
             )
         except ApplicationError as error:
             form.add_error(error.field, error.message)
@@ -103,7 +109,7 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
 def invitation_resend(request: HttpRequest, pk: int) -> HttpResponse:
     invitation = selectors.invitation_get_in_organization(organization=request.organization, pk=pk)
     try:
-        services.invitation_resend(actor=request.membership, invitation=invitation)
+        services.invitation_resend(actor=request.membership, invitation=invitation, request=request)
     except ApplicationError as error:
         messages.error(request, error.message)
     else:
@@ -116,7 +122,7 @@ def invitation_resend(request: HttpRequest, pk: int) -> HttpResponse:
 def invitation_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     invitation = selectors.invitation_get_in_organization(organization=request.organization, pk=pk)
     try:
-        services.invitation_revoke(actor=request.membership, invitation=invitation)
+        services.invitation_revoke(actor=request.membership, invitation=invitation, request=request)
     except ApplicationError as error:
         messages.error(request, error.message)
     else:
@@ -134,7 +140,10 @@ def member_change_role(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect(_members_url(request))
     try:
         services.membership_change_role(
-            actor=request.membership, membership=membership, role=form.cleaned_data["role"]
+            actor=request.membership,
+            membership=membership,
+            role=form.cleaned_data["role"],
+            request=request,
         )
     except ApplicationError as error:
         messages.error(request, error.message)
@@ -150,7 +159,9 @@ def member_remove(request: HttpRequest, pk: int) -> HttpResponse:
     membership = selectors.membership_get_in_organization(organization=request.organization, pk=pk)
     if request.method == "POST":
         try:
-            services.membership_remove(actor=request.membership, membership=membership)
+            services.membership_remove(
+                actor=request.membership, membership=membership, request=request
+            )
         except ApplicationError as error:
             messages.error(request, error.message)
         else:
@@ -165,7 +176,9 @@ def member_remove(request: HttpRequest, pk: int) -> HttpResponse:
 def organization_leave(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         try:
-            services.membership_remove(actor=request.membership, membership=request.membership)
+            services.membership_remove(
+                actor=request.membership, membership=request.membership, request=request
+            )
         except ApplicationError as error:
             messages.error(request, error.message)
             return redirect("orgs:settings", org=request.organization.slug)
@@ -187,7 +200,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "orgs/invitation_accept.html", {"invitation": invitation})
     if request.method == "POST":
         try:
-            membership = services.invitation_accept(token=token, user=request.user)
+            membership = services.invitation_accept(token=token, user=request.user, request=request)
         except ApplicationError as error:
             messages.error(request, error.message)
             return render(

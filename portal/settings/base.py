@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "portal.quotas",
     "portal.instances",
     "portal.billing",
+    "portal.audit",
     "portal.core",
     "portal.notifications",
 ]
@@ -180,6 +181,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
 INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)
+# Behind a proxy: take the client address for the audit log from X-Forwarded-For.
+AUDIT_TRUST_X_FORWARDED_FOR = env_bool("AUDIT_TRUST_X_FORWARDED_FOR", False)
 CURRENCY = env_str("BACKFILL_CURRENCY", "USD")
 TAX_RATE = env_decimal("BACKFILL_TAX_RATE", "0")
 

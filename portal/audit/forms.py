@@ -1,0 +1,42 @@
+from django import forms
+
+from portal.audit.actions import ACTIONS, GROUPS, action_group
+
+
+def action_choices() -> list:
+    """Every group first ("all instance actions"), then the codes, under their group."""
+    choices: list = [("", "All actions")]
+    for group, group_label in GROUPS.items():
+        codes = [(code, label) for code, label in ACTIONS.items() if action_group(code) == group]
+        choices.append((group_label, [(group, f"All: {group_label.lower()}"), *codes]))
+    return choices
+
+
+class AuditFilterForm(forms.Form):
+    action = forms.ChoiceField(choices=action_choices, required=False)
+    actor = forms.CharField(
+        required=False,
+        max_length=254,
+        label="Actor",
+        widget=forms.TextInput(attrs={"placeholder": "e-mail contains…", "type": "search"}),
+    )
+    since = forms.DateField(required=False, label="From", widget=forms.DateInput({"type": "date"}))
+    until = forms.DateField(required=False, label="To", widget=forms.DateInput({"type": "date"}))
+
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and until < since:
+            self.add_error("until", "The end date is before the start date.")
+        return cleaned
+
+    def filters(self) -> dict:
+        """The filters that passed validation; a bad field is shown as an error and ignored."""
+        self.is_valid()
+        data = getattr(self, "cleaned_data", {})
+        return {
+            "action": data.get("action") or "",
+            "actor": (data.get("actor") or "").strip(),
+            "since": data.get("since"),
+            "until": data.get("until"),
+        }
