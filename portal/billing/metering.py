@@ -79,11 +79,14 @@ def billed_stretches(
     since: datetime | None = None
     for transition in transitions:
         at = whole_second(transition.at)
+        following = billed_kind(transition.to_state, preemptible=preemptible)
+        if following is not None and following == kind:
+            continue  # running → stopping: billed the same way, one stretch
         if kind is not None and since is not None and at > since:
             stretches.append((since, at, kind))
         if transition.to_state in FINAL_STATES:
             return stretches
-        kind = billed_kind(transition.to_state, preemptible=preemptible)
+        kind = following
         since = at
     if kind is not None and since is not None:
         stretches.append((since, None, kind))

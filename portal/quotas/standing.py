@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from allauth.account.models import EmailAddress
 
+from portal.billing.selectors import organization_has_overdue_invoice
 from portal.orgs.models import Organization
 from portal.orgs.roles import Role
 
@@ -11,10 +12,9 @@ from portal.orgs.roles import Role
 def organization_has_unpaid_invoice(organization: Organization) -> bool:
     """True when an issued invoice of the organization is past due and not paid.
 
-    Billing does not exist yet, so no invoice can be unpaid: the billing issue fills this in.
-    It is the one place the quota rules ask, so nothing else needs to change then.
+    It is the one place the quota rules ask; billing answers (settings.BILLING_OVERDUE_DAYS).
     """
-    return False
+    return organization_has_overdue_invoice(organization)
 
 
 def organization_email_verified(organization: Organization) -> bool:
