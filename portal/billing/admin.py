@@ -192,7 +192,7 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     def issue_view(self, request: HttpRequest):
         self._can_manage(request)
-        form = MonthForm(request.POST or None)
+        form = MonthForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             try:
                 month = Month.parse(form.cleaned_data["month"])
@@ -234,7 +234,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     def mark_paid_view(self, request: HttpRequest, pk: int):
         self._can_manage(request)
         invoice = get_object_or_404(self.get_queryset(request), pk=pk)
-        form = MarkPaidForm(request.POST or None)
+        form = MarkPaidForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             try:
                 services.invoice_mark_paid(
@@ -258,7 +258,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     def credit_note_view(self, request: HttpRequest, pk: int):
         self._can_manage(request)
         invoice = get_object_or_404(self.get_queryset(request), pk=pk)
-        form = CreditNoteForm(request.POST or None)
+        form = CreditNoteForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             try:
                 note = services.credit_note_issue(
@@ -328,7 +328,7 @@ class CreditGrantAdmin(admin.ModelAdmin):
 
         if not self.has_add_permission(request):
             raise PermissionDenied
-        form = CreditGrantForm(request.POST or None)
+        form = CreditGrantForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:

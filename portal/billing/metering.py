@@ -127,12 +127,15 @@ def pieces(
     now = whole_second(now)
     result: list[Piece] = []
     for start, end, kind in billed_stretches(transitions, preemptible=preemptible):
-        limit = end if end is not None else max(now, start)
-        cuts = {
-            whole_second(p.valid_from) for p in prices if start < whole_second(p.valid_from) < limit
-        }
+        # A closed stretch is cut strictly inside; an ongoing one up to and including `now`
+        # (its open piece then starts at the last boundary passed).
+        if end is not None:
+            inside = lambda moment, start=start, end=end: start < moment < end  # noqa: E731
+        else:
+            inside = lambda moment, start=start: start < moment <= now  # noqa: E731
+        cuts = {whole_second(p.valid_from) for p in prices if inside(whole_second(p.valid_from))}
         midnight = next_midnight(start)
-        while midnight < limit:
+        while inside(midnight):
             cuts.add(midnight)
             midnight = next_midnight(midnight)
         bounds = [start, *sorted(cuts)]

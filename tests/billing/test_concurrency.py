@@ -90,6 +90,7 @@ def test_concurrent_syncs_of_one_instance_write_its_usage_once(team, make_instan
         (at("2026-03-11 00:00:00"), at("2026-03-12 00:00:00"), "on_demand"),
         (at("2026-03-12 00:00:00"), at("2026-03-12 10:00:05"), "on_demand"),
         (at("2026-03-12 10:00:05"), at("2026-03-13 00:00:00"), "stopped"),
-        (at("2026-03-13 00:00:00"), None, "stopped"),
+        (at("2026-03-13 00:00:00"), at("2026-03-14 00:00:00"), "stopped"),
+        (at("2026-03-14 00:00:00"), None, "stopped"),
     ]
     assert Instance.objects.get().pk == instance.pk
