@@ -77,7 +77,7 @@ class AuditEntry(models.Model):
     target_type = models.CharField(max_length=100, blank=True)
     target_id = models.CharField(max_length=64, blank=True)
     target_label = models.CharField(max_length=200, blank=True)
-    ip = models.GenericIPAddressField(null=True, blank=True)
+    ip = models.GenericIPAddressField("IP address", null=True, blank=True)
     detail = models.JSONField(default=dict, blank=True)
 
     objects = AuditEntryQuerySet.as_manager()

@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
                 ('target_type', models.CharField(blank=True, max_length=100)),
                 ('target_id', models.CharField(blank=True, max_length=64)),
                 ('target_label', models.CharField(blank=True, max_length=200)),
-                ('ip', models.GenericIPAddressField(blank=True, null=True)),
+                ('ip', models.GenericIPAddressField(blank=True, null=True, verbose_name='IP address')),
                 ('detail', models.JSONField(blank=True, default=dict)),
                 ('actor_user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
                 ('organization', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='orgs.organization')),
