@@ -29,6 +29,7 @@ from .interface import FINAL_STATES, Capacity, Machine, MachineState, Provisioni
 
 DRIVERS: dict[str, str] = {
     "simulator": "portal.provisioning.drivers.simulator.SimulatorBackend",
+    "slurm": "portal.provisioning.drivers.slurm.SlurmBackend",
 }
 
 __all__ = [

@@ -42,6 +42,10 @@ class Machine:
     reclaim_at: datetime | None
     detail: str
     created_at: datetime
+    # Where to log in, when the backend puts the SSH server on a port other than 22 or wants a
+    # particular user (the slurm driver does both); None means "port 22" and "the image's user".
+    ssh_port: int | None = None
+    ssh_user: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,11 +73,14 @@ class ProvisioningBackend(Protocol):
         ssh_keys: list[str],
         name: str,
         preemptible: bool,
+        account: str | None = None,
     ) -> str:
         """Start provisioning a machine and return its backend id.
 
         Idempotent on `request_id`: asking again returns the same id and never makes a second
-        machine. Raises `CapacityError` when there is no room.
+        machine. Raises `CapacityError` when there is no room. `account` names who the machine
+        is for (the organization's slug); a driver may map it onto its own accounts (the slurm
+        driver charges the job to that organization's Slurm account) or ignore it.
         """
         ...
 

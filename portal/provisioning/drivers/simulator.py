@@ -79,7 +79,9 @@ class SimulatorBackend:
         ssh_keys: list[str],
         name: str,
         preemptible: bool,
+        account: str | None = None,
     ) -> str:
+        # The simulator has no accounts; `account` is accepted for the common interface.
         payload = {
             "request_id": request_id,
             "instance_type": instance_type,

@@ -1,0 +1,163 @@
+"""Quota mirroring: each organization gets a Slurm account whose GrpTRES mirrors its GPU quota.
+
+Through slurmrestd's `dbv0.0.38` API (slurmdbd), as the SlurmUser (an admin of the database),
+with the same service token as the slurm driver. sacctmgr would do the same but needs munge,
+slurm.conf and the Slurm client on the portal's machines; the REST API needs only HTTP.
+
+- `ensure_account(org_slug)`: account `bf-<slug>` under `backfill`, with an association for the
+  Unix user the jobs run as, allowed QOS normal and low. Idempotent.
+- `set_gpu_limit(org_slug, gpu_model, limit)`: GrpTRES `gres/gpu:<model>=<limit>` on the
+  account (None removes the limit). A job that would take the account over it stays PENDING with
+  reason AssocGrpGRES, which the driver reports as "waiting for capacity (AssocGrpGRES)".
+- `gpu_limits(org_slug)`: what Slurm holds now, `{model: limit}`.
+- `mirror_gpu_limit(org_slug, gpu_model, limit)`: for the portal's quota code; does nothing
+  (returns False) unless the configured backend is the slurm driver.
+
+Slurm's limit is per GPU model over the whole cluster (every region's partition); the portal's
+quotas are per region and model, so the portal passes the organization's total for the model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .drivers.slurm import DB_API, SlurmBackend
+from .errors import InvalidResponse, PermanentError
+
+
+def _backend(backend: SlurmBackend | None) -> SlurmBackend:
+    if backend is not None:
+        return backend
+    from . import get_backend
+
+    configured = get_backend()
+    if not isinstance(configured, SlurmBackend):
+        raise PermanentError("the configured provisioning backend is not the slurm driver")
+    return configured
+
+
+def _db(backend: SlurmBackend, method: str, path: str, payload: Any = None, **params: str) -> Any:
+    return backend._call(
+        method,
+        DB_API + path,
+        payload,
+        params=params or None,
+        what=f"{method} {path}",
+        user=backend.service_user,
+    )
+
+
+def _cluster(backend: SlurmBackend) -> str:
+    answer = _db(backend, "GET", "/associations", account=backend.default_account)
+    for association in (answer or {}).get("associations") or []:
+        if isinstance(association, dict) and association.get("cluster"):
+            return str(association["cluster"])
+    raise InvalidResponse(
+        f"Slurm has no association of account {backend.default_account!r} to find the cluster"
+    )
+
+
+def _associations(backend: SlurmBackend, account: str) -> list[dict[str, Any]]:
+    answer = _db(backend, "GET", "/associations", account=account)
+    found = (answer or {}).get("associations") or []
+    return [a for a in found if isinstance(a, dict) and a.get("account") == account]
+
+
+def ensure_account(org_slug: str, *, backend: SlurmBackend | None = None) -> str:
+    """Make the organization's Slurm account (and its job user's association); its name."""
+    backend = _backend(backend)
+    account = backend.account_name(org_slug)
+    existing = _associations(backend, account)
+    users = {a.get("user") or "" for a in existing}
+    if "" in users and backend.user in users:
+        return account
+    cluster = _cluster(backend)
+    _db(
+        backend,
+        "POST",
+        "/accounts",
+        {
+            "accounts": [
+                {
+                    "name": account,
+                    "description": f"Backfill organization {org_slug}",
+                    "organization": org_slug,
+                }
+            ]
+        },
+    )
+    associations = []
+    if "" not in users:
+        # "user": "" is needed, or slurmrestd answers an error (and makes it anyway).
+        associations.append(
+            {
+                "account": account,
+                "cluster": cluster,
+                "user": "",
+                "parent_account": backend.default_account,
+            }
+        )
+    if backend.user not in users:
+        associations.append(
+            {"account": account, "cluster": cluster, "user": backend.user, "qos": ["normal", "low"]}
+        )
+    _db(backend, "POST", "/associations", {"associations": associations})
+    return account
+
+
+def set_gpu_limit(
+    org_slug: str, gpu_model: str, limit: int | None, *, backend: SlurmBackend | None = None
+) -> None:
+    """Set (or, with None, remove) the account's GrpTRES for one GPU model."""
+    if limit is not None and (not isinstance(limit, int) or limit < 0):
+        raise PermanentError(f"a GPU limit is a count of GPUs, not {limit!r}")
+    backend = _backend(backend)
+    account = ensure_account(org_slug, backend=backend)
+    cluster = _cluster(backend)
+    tres = {
+        "type": "gres",
+        "name": f"gpu:{gpu_model.lower()}",
+        "count": -1 if limit is None else limit,
+    }
+    _db(
+        backend,
+        "POST",
+        "/associations",
+        {
+            "associations": [
+                {
+                    "account": account,
+                    "cluster": cluster,
+                    "user": "",
+                    "max": {"tres": {"total": [tres]}},
+                }
+            ]
+        },
+    )
+
+
+def gpu_limits(org_slug: str, *, backend: SlurmBackend | None = None) -> dict[str, int]:
+    """The account's GPU limits in Slurm, `{model: limit}` (empty without account or limits)."""
+    backend = _backend(backend)
+    account = backend.account_name(org_slug)
+    limits: dict[str, int] = {}
+    for association in _associations(backend, account):
+        if association.get("user"):
+            continue
+        total = ((association.get("max") or {}).get("tres") or {}).get("total") or []
+        for item in total:
+            name = str(item.get("name") or "")
+            if item.get("type") == "gres" and name.startswith("gpu:"):
+                limits[name.removeprefix("gpu:")] = int(item.get("count"))
+    return limits
+
+
+def mirror_gpu_limit(org_slug: str, gpu_model: str, limit: int | None) -> bool:
+    """Mirror a portal GPU quota into Slurm when the slurm driver is configured; else no-op."""
+    from . import get_backend
+
+    backend = get_backend()
+    if not isinstance(backend, SlurmBackend):
+        return False
+    set_gpu_limit(org_slug, gpu_model, limit, backend=backend)
+    return True
