@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.template.loader import render_to_string
@@ -28,6 +28,7 @@ def invoice_context(invoice: Invoice) -> dict:
         "issuer_address": setting("BILLING_ISSUER_ADDRESS"),
         "instructions": get_provider(invoice.payment_provider).payment_instructions(invoice),
         "tax_percent": (invoice.tax_rate * 100).normalize(),
+        "last_day": (invoice.period_end - timedelta(seconds=1)).date(),
     }
 
 

@@ -75,6 +75,7 @@ def send_budget_threshold(*, alert_id: int) -> None:
             "month": Month.of(alert.month),
             "spend": Money(alert.spend, currency),
             "budget": Money(alert.budget_amount, currency),
+            "percent": int(alert.spend * 100 / alert.budget_amount),
             "hard_limit": bool(budget and budget.hard_limit),
             "blocked": bool(budget and budget.hard_limit and alert.threshold >= 100),
             "url": _url("billing:overview", organization.slug),

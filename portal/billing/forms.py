@@ -10,7 +10,7 @@ class BudgetForm(forms.Form):
     amount = forms.CharField(
         required=False,
         max_length=20,
-        label="Monthly budget",
+        label="Monthly amount",
         help_text="Usage charges of a calendar month, before credits and tax. Leave empty for "
         "no budget.",
         widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "e.g. 5000.00"}),

@@ -20,6 +20,7 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     Func,
+    Min,
     QuerySet,
     Sum,
     Value,
@@ -97,6 +98,7 @@ class Line:
     seconds: int
     gpu_seconds: int
     amount: Decimal  # rounded to cents, half up: the one rounding
+    first_start: datetime | None = None  # when this line's usage began, for ordering
 
     @property
     def kind_label(self) -> str:
@@ -141,6 +143,7 @@ def lines(*, organization_id: int, start: datetime, end: datetime, now: datetime
             total_seconds=Sum("seconds"),
             total_gpu_seconds=Sum("gpu_seconds"),
             total_price_seconds=Sum("price_seconds"),
+            first_start=Min("start"),
         )
         .order_by()
     )
@@ -157,6 +160,7 @@ def lines(*, organization_id: int, start: datetime, end: datetime, now: datetime
             seconds=int(row["total_seconds"]),
             gpu_seconds=int(row["total_gpu_seconds"]) if row["kind"] != "stopped" else 0,
             amount=cents(_amount(row["total_price_seconds"])),
+            first_start=row["first_start"],
         )
         for row in rows
     ]
@@ -165,6 +169,7 @@ def lines(*, organization_id: int, start: datetime, end: datetime, now: datetime
             line.instance_type_name,
             line.region_code,
             KIND_ORDER.get(line.kind, 9),
+            line.first_start,
             line.unit_price,
         )
     )

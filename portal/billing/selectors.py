@@ -210,6 +210,10 @@ class Overview:
     chart: BarChart = field(repr=False, default=None)  # type: ignore[assignment]
 
     @property
+    def to_pay(self) -> Decimal:
+        return sum((invoice_balance_due(invoice) for invoice in self.open_invoices), ZERO)
+
+    @property
     def gpu_hours(self) -> Decimal:
         return sum((Decimal(line.gpu_seconds) for line in self.lines), Decimal(0)) / (
             SECONDS_PER_HOUR

@@ -63,8 +63,8 @@ def test_the_lines_add_up_to_the_total_to_the_cent(team, march_usage, settings):
     assert [(line.description, line.seconds, line.amount) for line in lines] == [
         ("1x H100 80GB · eu-west-1 · Preemptible", 27201, Decimal("9.75")),
         ("1x H100 80GB · us-east-1 · On-demand", 93000, Decimal("64.33")),  # 64.325
-        ("8x H100 80GB · us-east-1 · On-demand", 134282, Decimal("686.33")),  # at 18.40
         ("8x H100 80GB · us-east-1 · On-demand", 151193, Decimal("836.60")),  # at 19.92
+        ("8x H100 80GB · us-east-1 · On-demand", 134282, Decimal("686.33")),  # from Mar 20: 18.40
         ("8x H100 80GB · us-east-1 · Stopped (reserved disk)", 297718, Decimal("13.23")),
     ]
     # Each line is its seconds × unit price / 3600, rounded once, half up.
@@ -76,7 +76,7 @@ def test_the_lines_add_up_to_the_total_to_the_cent(team, march_usage, settings):
     assert invoice.number == "BF-2026-000001"
     assert (invoice.period_start, invoice.period_end) == (MARCH.start, at("2026-04-01 00:00:00"))
     assert invoice.due_at == at("2026-04-15 02:00:00")
-    assert lines[3].gpu_seconds == 8 * lines[3].seconds
+    assert lines[2].gpu_seconds == 8 * lines[2].seconds
 
 
 def test_credits_reduce_the_taxable_amount_and_prepaid_balance_pays_the_total(
