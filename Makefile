@@ -13,3 +13,6 @@ lint:
 
 format:
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
+
+# Rating benchmark on a throw-away PostgreSQL database (see bench/README.md).
+bench: ; .venv/bin/python bench/rating.py

@@ -41,7 +41,10 @@ class EpochSeconds(Func):
 
     def as_sql(self, compiler, connection, **extra):  # PostgreSQL and the default
         return self.as_sql_template(
-            compiler, connection, "CAST(EXTRACT(EPOCH FROM (%(end)s - %(start)s)) AS BIGINT)"
+            # date_part is float8 (fast) where EXTRACT is numeric; whole seconds are exact.
+            compiler,
+            connection,
+            "CAST(date_part('epoch', %(end)s - %(start)s) AS BIGINT)",
         )
 
     def as_sqlite(self, compiler, connection, **extra):
@@ -62,15 +65,17 @@ def rated(
 ) -> QuerySet[UsageInterval]:
     """Intervals overlapping [start, end) with `seconds` (clipped) and `price_seconds` annotated.
 
-    An open interval counts up to `now`. Intervals with nothing left after clipping are out.
+    An open interval counts up to `now`. The filter keeps exactly the intervals with at least
+    a second inside the period (boundaries are whole seconds), so no row rates to zero.
     """
+    if now <= start:
+        return queryset.none()
     clipped_start = Greatest(F("start"), Value(start))
     clipped_end = Least(Coalesce(F("end"), Value(now)), Value(end))
     return (
         queryset.filter(start__lt=min(end, now))
         .exclude(end__lte=start)
         .annotate(seconds=EpochSeconds(clipped_start, clipped_end))
-        .filter(seconds__gt=0)
         .annotate(
             price_seconds=ExpressionWrapper(
                 Cast(F("seconds"), EXACT) * F("unit_price"), output_field=EXACT
@@ -78,6 +83,12 @@ def rated(
             gpu_seconds=ExpressionWrapper(F("seconds") * F("gpus"), output_field=BigIntegerField()),
         )
     )
+
+
+def _per_price() -> ExpressionWrapper:
+    """Σ seconds × the unit price, for a GROUP BY that includes the unit price: one
+    multiplication per group instead of one per interval (the same exact NUMERIC)."""
+    return ExpressionWrapper(Cast(Sum("seconds"), EXACT) * F("unit_price"), output_field=EXACT)
 
 
 def _amount(price_seconds: Decimal | None) -> Decimal:
@@ -142,7 +153,7 @@ def lines(*, organization_id: int, start: datetime, end: datetime, now: datetime
         .annotate(
             total_seconds=Sum("seconds"),
             total_gpu_seconds=Sum("gpu_seconds"),
-            total_price_seconds=Sum("price_seconds"),
+            total_price_seconds=_per_price(),
             first_start=Min("start"),
         )
         .order_by()
@@ -282,7 +293,7 @@ def all_organizations(*, start: datetime, end: datetime, now: datetime) -> Query
         .annotate(
             total_seconds=Sum("seconds"),
             total_gpu_seconds=Sum("gpu_seconds"),
-            total_price_seconds=Sum("price_seconds"),
+            total_price_seconds=_per_price(),
         )
         .order_by()
     )

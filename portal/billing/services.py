@@ -19,6 +19,7 @@ from django.db.models import Exists, F, Max, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from portal.accounts.models import User
+from portal.audit.services import audit_record
 from portal.billing import clock, metering, rating
 from portal.billing.conf import setting
 from portal.billing.models import (
@@ -357,6 +358,15 @@ def invoice_issue(
             ]
         )
         provider.invoice_issued(invoice)
+        audit_record(
+            action="invoice.issued",
+            organization=organization,
+            actor=issued_by,
+            actor_kind="staff" if issued_by is not None else None,
+            actor_label=None if issued_by is not None else "invoices_issue_for_month",
+            target=invoice,
+            detail={"month": month.key, "total": total, "currency": currency},
+        )
         transaction.on_commit(lambda: emails.send_invoice_issued_safely(invoice_id=invoice.pk))
     logger.info("invoice %s issued to %s for %s: %s", number, organization.pk, month.key, total)
     return invoice
@@ -512,15 +522,25 @@ def credit_grant(
     reason = _reason(reason)
     if kind not in CreditKind.values:
         raise ApplicationError(f"Unknown kind of credit {kind!r}.", field="kind")
-    return CreditGrant.objects.create(
-        organization=organization,
-        kind=kind,
-        amount=amount,
-        currency=settings.CURRENCY,
-        reason=reason,
-        granted_by=by,
-        created_at=clock.now(),
-    )
+    with transaction.atomic():
+        grant = CreditGrant.objects.create(
+            organization=organization,
+            kind=kind,
+            amount=amount,
+            currency=settings.CURRENCY,
+            reason=reason,
+            granted_by=by,
+            created_at=clock.now(),
+        )
+        audit_record(
+            action="credit.granted",
+            organization=organization,
+            actor=by,
+            actor_kind="staff" if by is not None else None,
+            target=grant,
+            detail={"kind": kind, "amount": amount, "currency": grant.currency, "reason": reason},
+        )
+    return grant
 
 
 # --- Budgets ----------------------------------------------------------------------------------
