@@ -28,4 +28,6 @@ urlpatterns = [
     path("", include("portal.instances.urls")),
     path("", include("portal.audit.urls")),
     path("", include("portal.billing.urls")),
+    path("", include("portal.api.urls")),
+    path("", include("portal.webhooks.urls")),
 ]

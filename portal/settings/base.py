@@ -34,6 +34,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "django_celery_beat",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "portal.accounts",
     "portal.orgs",
     "portal.sshkeys",
@@ -44,11 +47,14 @@ INSTALLED_APPS = [
     "portal.audit",
     "portal.core",
     "portal.notifications",
+    "portal.api",
+    "portal.webhooks",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "portal.api.middleware.ApiMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -190,6 +196,47 @@ PROVISIONING_BACKEND = env_str("PROVISIONING_BACKEND", "simulator")
 SIMULATOR_URL = env_str("SIMULATOR_URL", "http://127.0.0.1:8070")
 PROVISIONING_TOKEN = env_str("PROVISIONING_TOKEN", "dev-simulator-token")
 PROVISIONING_TIMEOUT = env_int("PROVISIONING_TIMEOUT", 10)
+
+# The REST API (portal/api). Its tunables (rates, body limit, idempotency) are in
+# portal/api/conf.py; webhook delivery's in portal/webhooks/conf.py.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["portal.api.authentication.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["portal.api.permissions.TokenPermission"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "portal.api.throttling.TokenRateThrottle",
+        "portal.api.throttling.TokenWriteRateThrottle",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "portal.api.schema.ApiAutoSchema",
+    "EXCEPTION_HANDLER": "portal.api.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Backfill API",
+    "DESCRIPTION": "Instances, SSH keys, quotas, the catalog and billing of one organization: "
+    "the one the bearer token belongs to. Errors always have the shape "
+    '`{"error": {"code": "…", "message": "…", "details": {…}}}`.',
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "InstanceState": "portal.instances.models.State",
+        "QuotaRequestState": "portal.quotas.models.RequestState",
+        "QuotaKind": "portal.quotas.models.Kind",
+        "UsageKind": "portal.billing.models.UsageKind",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.api.schema.postprocess",
+    ],
+}
 
 LOGGING = {
     "version": 1,

@@ -32,3 +32,4 @@ STORAGES = {
 SITE_URL = "http://testserver"
 ALLOWED_HOSTS = ["*"]
 STATIC_ROOT = None  # static files come from the finders; nothing is collected in tests
+WEBHOOKS_ALLOW_HTTP_LOCALHOST = True  # the webhook tests' receivers listen on 127.0.0.1

@@ -1,0 +1,193 @@
+"""Writes of the API app: tokens (create, revoke, last use) and remembered idempotent answers."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from portal.api.conf import setting
+from portal.api.models import (
+    NAME_MAX_LENGTH,
+    ApiToken,
+    IdempotencyRecord,
+    Scope,
+    manages_all_tokens,
+)
+from portal.audit.services import audit_record
+from portal.core.errors import ApplicationError
+from portal.lib.apitoken import new_token
+from portal.orgs.models import Membership
+
+MAX_LIFETIME = timedelta(days=366)
+
+
+def _clean_name(name) -> str:
+    name = " ".join(str(name or "").split())
+    if not name:
+        raise ApplicationError(
+            "Give the token a name, e.g. where it is used (“CI”, “nightly teardown”).",
+            field="name",
+            code="required",
+        )
+    if len(name) > NAME_MAX_LENGTH:
+        raise ApplicationError(
+            f"A token name can be at most {NAME_MAX_LENGTH} characters.", field="name"
+        )
+    return name
+
+
+def api_token_create(
+    *,
+    membership: Membership,
+    name: str,
+    scope: str,
+    expires_at: datetime | None = None,
+    request=None,
+) -> tuple[ApiToken, str]:
+    """A new token for the member in their organization, and its value (shown once, never kept).
+
+    The token acts with the member's role, whatever it is when the token is used; a read-only
+    token never writes.
+    """
+    name = _clean_name(name)
+    if scope not in Scope.values:
+        raise ApplicationError("Choose read only or read and write.", field="scope")
+    now = timezone.now()
+    if expires_at is not None:
+        if expires_at <= now:
+            raise ApplicationError("The expiry must be in the future.", field="expires_at")
+        if expires_at > now + MAX_LIFETIME:
+            raise ApplicationError(
+                "A token can be valid for at most a year; leave the expiry empty for a token "
+                "that lasts until it is revoked.",
+                field="expires_at",
+            )
+    for _attempt in range(5):  # a prefix collision (32 bits) is rare; try another
+        token = new_token()
+        try:
+            with transaction.atomic():
+                api_token = ApiToken.objects.create(
+                    organization=membership.organization,
+                    user=membership.user,
+                    name=name,
+                    prefix=token.prefix,
+                    secret_hash=token.secret_hash,
+                    scope=scope,
+                    expires_at=expires_at,
+                    created_at=now,
+                )
+                audit_record(
+                    action="api_token.created",
+                    organization=membership.organization,
+                    actor=membership,
+                    request=request,
+                    target=api_token,
+                    detail={"scope": scope, "expires_at": expires_at, "prefix": token.prefix},
+                )
+        except IntegrityError:
+            continue
+        return api_token, token.value
+    raise RuntimeError("Could not find a free token prefix")
+
+
+def api_token_revoke(*, membership: Membership, token: ApiToken, request=None) -> ApiToken:
+    """Members revoke their own tokens; owners and admins any token of the organization."""
+    if token.organization_id != membership.organization_id:
+        raise ApplicationError("There is no such token.", code="not_found")
+    if token.user_id != membership.user_id and not manages_all_tokens(membership):
+        raise ApplicationError(
+            "You can revoke only your own tokens. Ask an owner or admin.", code="forbidden"
+        )
+    with transaction.atomic():
+        revoked = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now(), revoked_by=membership.user
+        )
+        token.refresh_from_db()
+        if revoked:
+            audit_record(
+                action="api_token.revoked",
+                organization=membership.organization,
+                actor=membership,
+                request=request,
+                target=token,
+                detail={"prefix": token.prefix, "owner": token.user.email},
+            )
+    return token
+
+
+def api_token_touch(*, token: ApiToken) -> None:
+    """Note that the token was used now; at most one write per API_LAST_USED_RESOLUTION."""
+    now = timezone.now()
+    if token.last_used_at and (now - token.last_used_at).total_seconds() < setting(
+        "API_LAST_USED_RESOLUTION"
+    ):
+        return
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    token.last_used_at = now
+
+
+# --- Idempotency-Key --------------------------------------------------------------------------
+
+
+def _expired_before() -> datetime:
+    return timezone.now() - timedelta(seconds=setting("API_IDEMPOTENCY_TTL"))
+
+
+def idempotency_claim(
+    *, token: ApiToken, key: str, request_hash: str
+) -> tuple[IdempotencyRecord, bool]:
+    """The record of this key: (new record, True) to go ahead, or (finished record, False) to
+    replay its answer.
+
+    Raises ApplicationError "idempotency_key_reused" when the key came with another request,
+    and "idempotency_in_progress" while the first request with the key is still running.
+    """
+    IdempotencyRecord.objects.filter(
+        token=token, key=key, created_at__lt=_expired_before()
+    ).delete()
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(
+                    token=token, key=key, request_hash=request_hash
+                )
+            return record, True
+        except IntegrityError:
+            record = IdempotencyRecord.objects.filter(token=token, key=key).first()
+            if record is None:  # released meanwhile: try again
+                continue
+        if record.request_hash != request_hash:
+            raise ApplicationError(
+                "This Idempotency-Key was already used with a different request. Use a new "
+                "key for a new request; send the same body to get the first answer again.",
+                code="idempotency_key_reused",
+            )
+        if record.completed_at is None:
+            raise ApplicationError(
+                "A request with this Idempotency-Key is still being processed; retry shortly.",
+                code="idempotency_in_progress",
+            )
+        return record, False
+    raise ApplicationError(
+        "A request with this Idempotency-Key is still being processed; retry shortly.",
+        code="idempotency_in_progress",
+    )
+
+
+def idempotency_complete(*, record: IdempotencyRecord, status_code: int, body: str) -> None:
+    record.status_code = status_code
+    record.response_body = body
+    record.completed_at = timezone.now()
+    record.save(update_fields=["status_code", "response_body", "completed_at"])
+
+
+def idempotency_release(*, record: IdempotencyRecord) -> None:
+    """Forget a key whose request failed on our side, so that a retry runs it again."""
+    IdempotencyRecord.objects.filter(pk=record.pk, completed_at__isnull=True).delete()
+
+
+def idempotency_purge_expired() -> int:
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=_expired_before()).delete()
+    return deleted

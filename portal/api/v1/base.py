@@ -1,0 +1,42 @@
+"""The base of every API view: token authentication, scope and role, rate limits, JSON only."""
+
+from rest_framework.generics import GenericAPIView
+
+from portal.api.authentication import BearerTokenAuthentication
+from portal.api.permissions import TokenPermission
+from portal.api.throttling import TokenRateThrottle, TokenWriteRateThrottle
+from portal.orgs.models import Membership, Organization
+
+
+class ApiView(GenericAPIView):
+    authentication_classes = [BearerTokenAuthentication]
+    permission_classes = [TokenPermission]
+    throttle_classes = [TokenRateThrottle, TokenWriteRateThrottle]
+    pagination_class = None
+    token_authenticated = True  # the schema adds 401/403/429 answers
+
+    # Permissions of portal/orgs/roles.py for safe methods and for writes.
+    read_permission: str | None = "org.view"
+    write_permission: str | None = None
+    # A service's error field -> the name of that field in this view's request body.
+    field_names: dict[str, str] = {}
+    # Answers besides 400/401/403/404/413/415/429 that this view gives (schema only).
+    extra_error_codes: list[int] = []
+
+    @property
+    def membership(self) -> Membership:
+        return self.request.auth.membership
+
+    @property
+    def organization(self) -> Organization:
+        return self.membership.organization
+
+    def validated(self, serializer_class, data=None) -> dict:
+        serializer = serializer_class(data=self.request.data if data is None else data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def paginated(self, queryset, serializer_class, **context):
+        page = self.paginate_queryset(queryset)
+        data = serializer_class(page, many=True, context=context).data
+        return self.get_paginated_response(data)

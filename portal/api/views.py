@@ -1,0 +1,91 @@
+"""The API page of an organization: tokens (create, shown once; revoke) and curl examples."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from portal.api import selectors, services
+from portal.api.forms import ApiTokenForm
+from portal.api.models import manages_all_tokens
+from portal.catalog.models import Image
+from portal.catalog.selectors import catalog_offers
+from portal.core.errors import ApplicationError
+from portal.orgs.decorators import organization_view
+from portal.sshkeys.selectors import sshkeys_visible_to
+
+
+def _examples(request: HttpRequest) -> dict:
+    """Real codes of this catalog in the curl examples, so that they work as pasted."""
+    offer = next(iter(catalog_offers()), None)
+    image = Image.objects.filter(active=True).order_by("name").first()
+    key = sshkeys_visible_to(membership=request.membership).first()
+    return {
+        "base_url": settings.SITE_URL + "/api/v1",
+        "instance_type": offer.instance_type.code if offer else "gpu_1x_h100",
+        "region": offer.regions[0].code if offer and offer.regions else "us-east-1",
+        "image": image.code if image else "ubuntu-22.04-cuda-12.4",
+        "ssh_key_id": key.pk if key else 1,
+    }
+
+
+@require_http_methods(["GET", "POST"])
+@organization_view("org.view")
+def api_page(request: HttpRequest) -> HttpResponse:
+    membership = request.membership
+    form = ApiTokenForm(request.POST or None)
+    new_token = None
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                token, new_token = services.api_token_create(
+                    membership=membership,
+                    name=form.cleaned_data["name"],
+                    scope=form.cleaned_data["scope"],
+                    expires_at=form.expires_at(),
+                    request=request,
+                )
+            except ApplicationError as error:
+                form.add_error(error.field if error.field in form.fields else None, error.message)
+            else:
+                # Rendered, not redirected: the value exists only in this response.
+                form = ApiTokenForm()
+                new_token = {"token": token, "value": new_token}
+        if new_token is None:
+            status = 400
+    tokens = list(selectors.api_tokens_visible_to(membership=membership))
+    response = render(
+        request,
+        "api/page.html",
+        {
+            "form": form,
+            "tokens": tokens,
+            "new_token": new_token,
+            "shows_owner": manages_all_tokens(membership),
+            "examples": _examples(request),
+        },
+        status=status,
+    )
+    if new_token is not None:
+        response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@organization_view("org.view")
+def api_token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    """Ask, then revoke. 404 for a token the member cannot see (another member's, unless
+    they are an owner or admin, or another organization's)."""
+    membership = request.membership
+    token = selectors.api_token_get_for_member(membership=membership, pk=pk)
+    if request.method == "POST":
+        try:
+            services.api_token_revoke(membership=membership, token=token, request=request)
+        except ApplicationError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, f"Revoked “{token.name}”. It no longer works.")
+        return redirect("api:page", org=request.organization.slug)
+    return render(request, "api/token_revoke.html", {"token": token})

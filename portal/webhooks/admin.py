@@ -1,0 +1,60 @@
+from django.contrib import admin
+
+from portal.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    """Read-only for operators: customers manage their endpoints; the secret stays hidden."""
+
+    list_display = ["url", "organization", "active", "created_at"]
+    list_filter = ["active"]
+    search_fields = ["url", "organization__name", "organization__slug"]
+    list_select_related = ["organization"]
+    fields = ["organization", "url", "description", "event_types", "secret_hint", "active"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    fields = ["number", "at", "status_code", "duration_ms", "error"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["event_type", "endpoint", "state", "attempts", "created_at"]
+    list_filter = ["state", "event_type"]
+    search_fields = ["endpoint__url", "endpoint__organization__slug", "event_id"]
+    list_select_related = ["endpoint"]
+    readonly_fields = [
+        "endpoint",
+        "event_id",
+        "event_type",
+        "body",
+        "state",
+        "attempts",
+        "created_at",
+        "last_attempt_at",
+        "next_attempt_at",
+        "delivered_at",
+    ]
+    fields = readonly_fields
+    inlines = [WebhookAttemptInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

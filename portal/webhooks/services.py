@@ -1,0 +1,405 @@
+"""Writes for webhooks: endpoints, emitting events, and delivering them.
+
+Other domains call `webhook_emit` (or the helpers in portal.webhooks.events) inside the
+transaction that makes the change: the delivery rows are written with it, and the delivery
+tasks are enqueued once it commits, so a rolled-back change sends nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import requests
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+
+from portal.core.errors import ApplicationError
+from portal.lib import webhook_signature
+from portal.orgs.models import Membership, Organization
+from portal.webhooks import secrets
+from portal.webhooks.conf import setting
+from portal.webhooks.models import (
+    TEST_EVENT,
+    URL_MAX_LENGTH,
+    DeliveryState,
+    EventType,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    manages_webhooks,
+)
+
+logger = logging.getLogger(__name__)
+
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+USER_AGENT = "Backfill-Webhooks/1.0"
+
+
+# --- endpoints ----------------------------------------------------------------------------------
+
+
+def _check_may_manage(membership: Membership) -> None:
+    if not manages_webhooks(membership):
+        raise ApplicationError(
+            "Only owners and admins of the organization manage webhooks.", code="forbidden"
+        )
+
+
+def _address_allowed(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    if ip.is_loopback:
+        return bool(setting("WEBHOOKS_ALLOW_HTTP_LOCALHOST"))
+    return ip.is_global
+
+
+def webhook_url_clean(url) -> str:
+    """An https URL on the public internet (or http to localhost where settings allow it)."""
+    url = str(url or "").strip()
+    if not url:
+        raise ApplicationError("Give the URL that receives the events.", field="url")
+    if len(url) > URL_MAX_LENGTH:
+        raise ApplicationError(f"A URL can be at most {URL_MAX_LENGTH} characters.", field="url")
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as exc:
+        raise ApplicationError("That is not a valid URL.", field="url") from exc
+    if not host or parts.scheme not in ("https", "http") or any(c.isspace() for c in url):
+        raise ApplicationError("Give a full URL, e.g. https://example.com/hooks.", field="url")
+    if parts.username or parts.password:
+        raise ApplicationError(
+            "Leave user names and passwords out of the URL; check the signature instead.",
+            field="url",
+        )
+    local = host in LOCAL_HOSTS
+    if parts.scheme == "http" and not (local and setting("WEBHOOKS_ALLOW_HTTP_LOCALHOST")):
+        raise ApplicationError(
+            "Webhooks are sent over HTTPS only: give an https:// URL.", field="url"
+        )
+    if local and not setting("WEBHOOKS_ALLOW_HTTP_LOCALHOST"):
+        raise ApplicationError("Webhooks cannot be sent to this machine.", field="url")
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None and not _address_allowed(host):
+        raise ApplicationError(
+            "Webhooks go to public addresses only, not private or reserved networks.",
+            field="url",
+        )
+    return url
+
+
+def _clean_event_types(event_types) -> list[str]:
+    chosen = [str(value) for value in (event_types or [])]
+    unknown = [value for value in chosen if value not in EventType.values]
+    if unknown:
+        raise ApplicationError(
+            f"Unknown event type {unknown[0]!r}.", field="event_types", code="unknown"
+        )
+    if not chosen:
+        raise ApplicationError("Choose at least one event.", field="event_types")
+    return [value for value in EventType.values if value in chosen]
+
+
+def webhook_endpoint_create(
+    *, membership: Membership, url: str, event_types: list[str], description: str = ""
+) -> tuple[WebhookEndpoint, str]:
+    """A new endpoint and its signing secret (shown once)."""
+    _check_may_manage(membership)
+    url = webhook_url_clean(url)
+    types = _clean_event_types(event_types)
+    description = " ".join(str(description or "").split())[:200]
+    organization = membership.organization
+    limit = setting("WEBHOOK_ENDPOINTS_PER_ORGANIZATION")
+    if organization.webhook_endpoints.count() >= limit:
+        raise ApplicationError(
+            f"An organization can have at most {limit} webhook endpoints.", code="limit"
+        )
+    secret = secrets.new_secret()
+    endpoint = WebhookEndpoint.objects.create(
+        organization=organization,
+        url=url,
+        description=description,
+        event_types=types,
+        secret_encrypted=secrets.encrypt(secret),
+        secret_hint=secrets.hint(secret),
+        created_by=membership.user,
+    )
+    return endpoint, secret
+
+
+def _check_own(membership: Membership, endpoint: WebhookEndpoint) -> None:
+    _check_may_manage(membership)
+    if endpoint.organization_id != membership.organization_id:
+        raise ApplicationError("There is no such endpoint.", code="not_found")
+
+
+def webhook_endpoint_update(
+    *,
+    membership: Membership,
+    endpoint: WebhookEndpoint,
+    event_types: list[str],
+    active: bool,
+    description: str = "",
+) -> WebhookEndpoint:
+    _check_own(membership, endpoint)
+    endpoint.event_types = _clean_event_types(event_types)
+    endpoint.active = bool(active)
+    endpoint.description = " ".join(str(description or "").split())[:200]
+    endpoint.save(update_fields=["event_types", "active", "description"])
+    return endpoint
+
+
+def webhook_endpoint_roll_secret(*, membership: Membership, endpoint: WebhookEndpoint) -> str:
+    """A new secret at once; the old one stops signing. Returns it (shown once)."""
+    _check_own(membership, endpoint)
+    secret = secrets.new_secret()
+    endpoint.secret_encrypted = secrets.encrypt(secret)
+    endpoint.secret_hint = secrets.hint(secret)
+    endpoint.save(update_fields=["secret_encrypted", "secret_hint"])
+    return secret
+
+
+def webhook_endpoint_delete(*, membership: Membership, endpoint: WebhookEndpoint) -> None:
+    """Deletes the endpoint and its delivery log; pending retries find nothing and stop."""
+    _check_own(membership, endpoint)
+    endpoint.delete()
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+def _body(*, event_id: uuid.UUID, event_type: str, organization: Organization, payload) -> str:
+    return json.dumps(
+        {
+            "id": f"evt_{event_id.hex}",
+            "type": event_type,
+            "created": int(time.time()),
+            "organization": organization.slug,
+            "data": payload,
+        },
+        cls=DjangoJSONEncoder,
+        separators=(",", ":"),
+    )
+
+
+def _enqueue(delivery_ids: list[int]) -> None:
+    from portal.webhooks.tasks import webhook_deliver
+
+    def send() -> None:
+        for delivery_id in delivery_ids:
+            webhook_deliver.delay(delivery_id)
+
+    transaction.on_commit(send)
+
+
+def webhook_emit(*, organization: Organization, event_type: str, payload: dict) -> list[int]:
+    """Record `event_type` for every active endpoint of the organization that subscribes to
+    it and enqueue the deliveries once the surrounding transaction commits.
+
+    One query when nobody listens. Never raises for a webhook problem: a failure to record is
+    logged, and the caller's change goes on (in its own savepoint, so the caller's transaction
+    stays usable).
+    """
+    if event_type not in EventType.values:
+        raise ValueError(f"Unknown webhook event type {event_type!r}")
+    try:
+        with transaction.atomic():
+            endpoints = [
+                endpoint
+                for endpoint in WebhookEndpoint.objects.filter(
+                    organization=organization, active=True
+                )
+                if endpoint.subscribes_to(event_type)
+            ]
+            if not endpoints:
+                return []
+            event_id = uuid.uuid4()
+            body = _body(
+                event_id=event_id,
+                event_type=event_type,
+                organization=organization,
+                payload=payload,
+            )
+            deliveries = WebhookDelivery.objects.bulk_create(
+                [
+                    WebhookDelivery(
+                        endpoint=endpoint, event_id=event_id, event_type=event_type, body=body
+                    )
+                    for endpoint in endpoints
+                ]
+            )
+    except Exception:
+        logger.exception("webhook_emit %s for %s failed", event_type, organization.pk)
+        return []
+    ids = [delivery.pk for delivery in deliveries]
+    _enqueue(ids)
+    return ids
+
+
+def webhook_send_test(*, membership: Membership, endpoint: WebhookEndpoint) -> WebhookDelivery:
+    """A sample event to one endpoint, whatever it subscribes to (the "Send test event" button)."""
+    _check_own(membership, endpoint)
+    event_id = uuid.uuid4()
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.create(
+            endpoint=endpoint,
+            event_id=event_id,
+            event_type=TEST_EVENT,
+            body=_body(
+                event_id=event_id,
+                event_type=TEST_EVENT,
+                organization=endpoint.organization,
+                payload={
+                    "message": "A test event from Backfill. Check the Backfill-Signature "
+                    "header with your endpoint's secret.",
+                    "sent_by": membership.user.email,
+                },
+            ),
+        )
+        _enqueue([delivery.pk])
+    return delivery
+
+
+# --- delivering ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What one attempt did. `retry`: the task should try again later."""
+
+    delivered: bool
+    retry: bool
+    attempt: WebhookAttempt | None = None
+
+
+class RefusedAddress(Exception):
+    pass
+
+
+def _check_resolves_publicly(url: str) -> None:
+    """Refuse a host name that resolves to a private address (DNS pointing inside)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise requests.ConnectionError(f"Cannot resolve {host}: {exc}") from exc
+    for info in infos:
+        address = info[4][0]
+        if not _address_allowed(address):
+            raise RefusedAddress(f"{host} resolves to {address}, a non-public address.")
+
+
+def backoff(attempts: int) -> float:
+    """Seconds to wait after `attempts` failed attempts: base * 2**(attempts-1), capped."""
+    return min(
+        setting("WEBHOOK_RETRY_BASE") * 2 ** max(0, attempts - 1), setting("WEBHOOK_RETRY_MAX")
+    )
+
+
+def _post(delivery: WebhookDelivery, number: int) -> tuple[int | None, str, str, bool]:
+    """One HTTP POST of the delivery: (status code, error, response excerpt, permanent)."""
+    endpoint = delivery.endpoint
+    try:
+        if not endpoint.active:
+            raise RefusedAddress("The endpoint is disabled.")
+        _check_resolves_publicly(endpoint.url)
+        body = delivery.body.encode()
+        response = requests.post(
+            endpoint.url,
+            data=body,
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+                webhook_signature.HEADER: webhook_signature.sign(
+                    secrets.decrypt(endpoint.secret_encrypted), body
+                ),
+                "Backfill-Event-Id": f"evt_{delivery.event_id.hex}",
+                "Backfill-Event-Type": delivery.event_type,
+                "Backfill-Delivery-Attempt": str(number),
+            },
+            timeout=setting("WEBHOOK_TIMEOUT"),
+            allow_redirects=False,
+            stream=True,
+        )
+    except RefusedAddress as exc:
+        return None, str(exc), "", True
+    except requests.RequestException as exc:
+        return None, f"{type(exc).__name__}: {exc}", "", False
+    try:
+        chunk = next(response.iter_content(500), b"")
+        excerpt = chunk[:500].decode("utf-8", "replace").replace("\x00", "")
+    except requests.RequestException:
+        excerpt = ""
+    finally:
+        response.close()
+    status_code = response.status_code
+    error = ""
+    if not 200 <= status_code < 300:
+        error = f"The endpoint answered {status_code}."
+        if 300 <= status_code < 400:
+            error += " Redirects are not followed: give the final URL."
+    return status_code, error, excerpt, False
+
+
+def webhook_delivery_attempt(*, delivery_id: int) -> AttemptResult:
+    """Send the delivery once (if still pending), record the attempt, settle its state.
+
+    Safe to run twice: a delivery that succeeded or gave up is left alone, and each attempt
+    number is claimed by a conditional UPDATE, so two workers never both make it. No
+    transaction is open during the HTTP request. A receiver may still see an event twice (a
+    crash after its 2xx and before we record it): every event carries an id to deduplicate on.
+    """
+    delivery = WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id).first()
+    if delivery is None or delivery.state != DeliveryState.PENDING:
+        return AttemptResult(delivered=False, retry=False)
+    number = delivery.attempts + 1
+    claimed = WebhookDelivery.objects.filter(
+        pk=delivery_id, state=DeliveryState.PENDING, attempts=delivery.attempts
+    ).update(attempts=number, last_attempt_at=timezone.now())
+    if not claimed:
+        return AttemptResult(delivered=False, retry=False)  # another worker has this attempt
+
+    started = time.monotonic()
+    status_code, error, excerpt, permanent = _post(delivery, number)
+    duration_ms = int((time.monotonic() - started) * 1000)
+
+    now = timezone.now()
+    delivered = status_code is not None and 200 <= status_code < 300
+    gives_up = not delivered and (permanent or number >= setting("WEBHOOK_MAX_ATTEMPTS"))
+    if delivered:
+        state, delivered_at, next_at = DeliveryState.SUCCEEDED, now, None
+    elif gives_up:
+        state, delivered_at, next_at = DeliveryState.FAILED, None, None
+    else:
+        state, delivered_at = DeliveryState.PENDING, None
+        next_at = now + timedelta(seconds=backoff(number))
+    with transaction.atomic():
+        attempt = WebhookAttempt.objects.create(
+            delivery_id=delivery_id,
+            number=number,
+            at=now,
+            status_code=status_code,
+            duration_ms=duration_ms,
+            error=error[:500],
+            response_excerpt=excerpt[:500],
+        )
+        WebhookDelivery.objects.filter(pk=delivery_id).update(
+            state=state, delivered_at=delivered_at, next_attempt_at=next_at
+        )
+    if not delivered:
+        logger.info("webhook delivery %s attempt %s failed: %s", delivery_id, number, error)
+    return AttemptResult(delivered=delivered, retry=not delivered and not gives_up, attempt=attempt)

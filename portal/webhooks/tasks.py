@@ -1,0 +1,19 @@
+"""The delivery task: an interface to `services.webhook_delivery_attempt` that owns retries.
+
+acks_late: a worker that dies mid-delivery leaves the message to be delivered again; the
+service claims each attempt number, so a re-run never sends the same attempt twice.
+Retries wait WEBHOOK_RETRY_BASE * 2**n seconds (capped at WEBHOOK_RETRY_MAX), up to
+WEBHOOK_MAX_ATTEMPTS attempts; the service decides when to give up.
+"""
+
+from celery import shared_task
+
+from portal.webhooks import services
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def webhook_deliver(self, delivery_id: int) -> bool:
+    result = services.webhook_delivery_attempt(delivery_id=delivery_id)
+    if result.retry:
+        raise self.retry(countdown=services.backoff(result.attempt.number))
+    return result.delivered
