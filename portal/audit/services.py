@@ -43,6 +43,11 @@ The rules:
 - The IP is REMOTE_ADDR. Behind a proxy set AUDIT_TRUST_X_FORWARDED_FOR: then the last address
   of X-Forwarded-For is used, the one our own proxy appended; earlier ones are written by the
   client and can be forged.
+- Without `request`, the request being served (kept by `portal.audit.middleware`) gives the IP,
+  but only to an entry that names its actor: a system entry never borrows it. And when that
+  request was authenticated by an API token (DRF sets `request.auth` on the HttpRequest too)
+  whose `user` is the named actor, the token becomes the actor: services called from the API
+  with the token's membership are recorded as the token's, without passing the request down.
 - Entries are never changed or deleted (see portal/audit/models.py).
 """
 
@@ -58,6 +63,7 @@ from django.contrib.auth import get_user_model
 from django.db import models, transaction
 
 from portal.audit.actions import ACTIONS
+from portal.audit.middleware import current_request
 from portal.audit.models import ActorKind, AuditEntry
 from portal.orgs.models import Membership
 
@@ -127,6 +133,9 @@ def _build(
 
     if actor is None and request is not None:
         actor = _request_actor(request)
+    elif actor is not None and request is None:
+        request = current_request()
+        actor = _token_of(request, actor) or actor
     user, token_id, label, kind = _actor_fields(actor)
     if actor_label is not None:
         label = actor_label
@@ -153,6 +162,17 @@ def _request_actor(request):
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return user
+    return None
+
+
+def _token_of(request, actor):
+    """The API token of the ambient request if it acts for `actor` (a User or Membership)."""
+    auth = getattr(request, "auth", None)
+    if not isinstance(auth, models.Model) or isinstance(auth, Membership | get_user_model()):
+        return None
+    user = actor.user if isinstance(actor, Membership) else actor
+    if isinstance(user, get_user_model()) and getattr(auth, "user_id", None) == user.pk:
+        return auth
     return None
 
 

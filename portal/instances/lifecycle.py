@@ -26,6 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal.accounts.models import User
+from portal.audit.services import audit_record
 from portal.core.errors import ApplicationError
 from portal.instances.models import (
     BILLED_STATES,
@@ -122,6 +123,7 @@ def _transition(
     message: str = "",
     reason: str | None = None,
     actor: User | None = None,
+    actor_kind: str | None = None,
     at: datetime | None = None,
     updates: dict[str, Any] | None = None,
     after_commit: Callable[[Instance, str], None] | None = None,
@@ -172,10 +174,27 @@ def _transition(
             message=message or reason or "",
             actor=actor,
         )
+        audit_record(
+            action="instance.state_changed",
+            organization=instance.organization,
+            actor=actor,
+            actor_kind=actor_kind,
+            actor_label=None if actor is not None else _system_label(),
+            target=instance,
+            detail={"from": from_state, "to": to, "message": event.message},
+        )
         if after_commit is not None:
             transaction.on_commit(lambda: after_commit(instance, from_state))
     logger.info("instance %s %s: %s -> %s %s", instance.pk, instance.name, from_state, to, message)
     return Change(instance=instance, from_state=from_state, event=event)
+
+
+def _system_label() -> str:
+    """Who moved an instance when no person did: the Celery task running, if any."""
+    from celery import current_task
+
+    name = getattr(current_task, "name", None) if current_task else None
+    return name or "backfill"
 
 
 def _release_quota_once(instance: Instance, now: datetime) -> None:
@@ -262,10 +281,21 @@ def request_reboot(
 
 
 def request_terminate(
-    instance_id: int, *, actor: User | None = None, message: str = ""
+    instance_id: int,
+    *,
+    actor: User | None = None,
+    message: str = "",
+    reason: str | None = None,
+    actor_kind: str | None = None,
 ) -> Change | None:
+    """`reason` (staff terminating with a reason) is kept as the state reason the customer sees."""
     return _transition(
-        instance_id, S.TERMINATING, actor=actor, message=message or "Termination requested."
+        instance_id,
+        S.TERMINATING,
+        actor=actor,
+        actor_kind=actor_kind,
+        reason=reason,
+        message=message or "Termination requested.",
     )
 
 

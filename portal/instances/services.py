@@ -14,6 +14,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from portal.accounts.models import User
+from portal.audit.services import audit_record
 from portal.catalog.models import Image, InstanceType, Price, Region
 from portal.core.errors import ApplicationError
 from portal.instances import lifecycle, tasks
@@ -181,6 +182,18 @@ def instance_launch(
                 + (" (preemptible)." if preemptible else "."),
                 actor=membership.user,
             )
+            audit_record(
+                action="instance.launched",
+                organization=organization,
+                actor=membership,
+                target=instance,
+                detail={
+                    "instance_type": itype.code,
+                    "region": place.code,
+                    "gpus": instance.gpus,
+                    "preemptible": instance.preemptible,
+                },
+            )
             tasks.enqueue_provision(instance.pk)
     except (ApplicationError, IntegrityError) as error:
         # A concurrent submit of the same form may have got there first (it held the quota
@@ -205,15 +218,26 @@ _REQUESTS = {
 }
 
 
-def _act(action: str, *, instance: Instance, actor: User | None, message: str = "") -> Instance:
+def _act(
+    action: str, *, instance: Instance, actor: User | None, message: str = "", **staff: Any
+) -> Instance:
+    """`staff`: `reason` and `actor_kind` of an operator's termination (request_terminate)."""
     request, enqueue = _REQUESTS[action]
     with transaction.atomic():
         try:
-            change = request(instance.pk, actor=actor, message=message)
+            change = request(instance.pk, actor=actor, message=message, **staff)
         except lifecycle.IllegalTransition:
             instance.refresh_from_db()
             raise lifecycle.IllegalTransition(lifecycle.refusal(instance, action)) from None
         if change is not None:  # None: asked twice; the first request's task is on its way
+            audit_record(
+                action="instance.action",
+                organization=change.instance.organization,
+                actor=actor,
+                actor_kind=staff.get("actor_kind"),
+                target=change.instance,
+                detail={"action": action, **({"reason": staff["reason"]} if staff else {})},
+            )
             enqueue(instance.pk)
     instance.refresh_from_db()
     return instance
@@ -270,9 +294,16 @@ def instance_action(
 # Operator actions (Django admin).
 
 
-def instance_terminate_by_staff(*, user: User, instance: Instance) -> Instance:
+def instance_terminate_by_staff(*, user: User, instance: Instance, reason: str = "") -> Instance:
+    """Any instance, by operator staff. The reason is shown to the customer on the instance page."""
+    reason = " ".join((reason or "").split())[:400] or "No reason was given."
     return _act(
-        "terminate", instance=instance, actor=user, message="Terminated by the operator's staff."
+        "terminate",
+        instance=instance,
+        actor=user,
+        message="Terminated by the operator's staff.",
+        reason=f"Terminated by the operator: {reason}",
+        actor_kind="staff",
     )
 
 

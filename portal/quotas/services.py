@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.accounts.models import User
+from portal.audit.services import audit_record
 from portal.catalog.models import GpuModel, InstanceType, Region
 from portal.core.errors import ApplicationError
 from portal.orgs.models import Membership, Organization
@@ -211,6 +212,15 @@ def quota_limit_set(
         reason=reason,
         request=request,
     )
+    audit_record(
+        action="quota.limit_changed",
+        organization=organization,
+        actor=changed_by,
+        actor_kind="staff" if changed_by is not None else None,
+        actor_label=None if changed_by is not None else _rule_label(rule),
+        target=quota,
+        detail={"kind": kind, "from": old, "to": limit, "reason": reason},
+    )
     logger.info(
         "quota limit %s %s/%s %s: %s -> %s",
         organization.slug,
@@ -402,6 +412,13 @@ def quota_request_submit(
             created_by=membership.user,
         )
         pk = quota_request.pk
+        audit_record(
+            action="quota.request_submitted",
+            organization=organization,
+            actor=membership,
+            target=quota_request,
+            detail={"kind": kind, "from": current, "requested": requested_limit},
+        )
         transaction.on_commit(lambda: _emails().send_quota_request_submitted(quota_request_id=pk))
         rule = rules.rule_matching(quota_request)
         if rule is not None:
@@ -608,8 +625,22 @@ def quota_request_decide(
             state=quota_request.state,
             body=message,
         )
+        audit_record(
+            action="quota.decided",
+            organization=quota_request.organization,
+            actor=decided_by,
+            actor_kind="staff" if decided_by is not None else None,
+            actor_label=None if decided_by is not None else _rule_label(rule),
+            target=quota_request,
+            detail={"decision": decision, "state": quota_request.state, "granted": granted},
+        )
         transaction.on_commit(lambda: _emails().send_quota_request_decided(message_id=step.pk))
     return quota_request
+
+
+def _rule_label(rule: AutoApprovalRule | None) -> str:
+    """The audit label of a change nobody made by hand: the rule, or the portal's defaults."""
+    return f"automatic rule “{rule.name}”"[:254] if rule is not None else "quota defaults"
 
 
 def _emails():

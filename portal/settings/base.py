@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "portal.instances",
     "portal.billing",
     "portal.audit",
+    "portal.operations",
     "portal.core",
     "portal.notifications",
     "portal.api",
@@ -64,6 +65,7 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "portal.core.middleware.ContentSecurityPolicyMiddleware",
+    "portal.audit.middleware.AuditRequestMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"

@@ -2,6 +2,7 @@
 
 from django.db import IntegrityError, transaction
 
+from portal.audit.services import audit_record
 from portal.core.errors import ApplicationError
 from portal.lib.sshkey import SshKeyError, parse_public_key
 from portal.orgs.models import Membership
@@ -64,7 +65,7 @@ def sshkey_add(*, membership: Membership, name: str, public_key: str, shared: bo
         raise _duplicate_error(existing, membership)
     try:
         with transaction.atomic():
-            return SshKey.objects.create(
+            key = SshKey.objects.create(
                 organization=organization,
                 user=None if shared else membership.user,
                 name=name,
@@ -74,6 +75,14 @@ def sshkey_add(*, membership: Membership, name: str, public_key: str, shared: bo
                 fingerprint=parsed.fingerprint,
                 created_by=membership.user,
             )
+            audit_record(
+                action="sshkey.added",
+                organization=organization,
+                actor=membership,
+                target=key,
+                detail={"fingerprint": key.fingerprint, "shared": shared},
+            )
+            return key
     except IntegrityError as exc:  # the same key added at the same moment by someone else
         existing = SshKey.objects.select_related("user").get(
             organization=organization, fingerprint=parsed.fingerprint
@@ -94,4 +103,12 @@ def sshkey_delete(*, membership: Membership, key: SshKey) -> None:
             "You can delete only your own personal keys. Ask an owner or admin to delete this one.",
             code="forbidden",
         )
-    key.delete()
+    with transaction.atomic():
+        audit_record(
+            action="sshkey.deleted",
+            organization=membership.organization,
+            actor=membership,
+            target=key,
+            detail={"fingerprint": key.fingerprint, "shared": key.is_shared},
+        )
+        key.delete()
