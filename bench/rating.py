@@ -1,8 +1,8 @@
 """Benchmark: rate one month of a 2,000-instance fleet (~200,000 usage intervals) on PostgreSQL.
 
-Not a test. It builds a throw-away database (`backfill_bench` by default, created and migrated
-with Django's test-database utilities, dropped at the end), loads a month of usage with
-realistic start/stop churn, then times, in the same run:
+Not a test. It builds a throw-away database (`backfill_bench_rating` by default, created and
+migrated with Django's test-database utilities, dropped at the end), loads a month of usage
+with realistic start/stop churn, then times, in the same run:
 
   rating     the set-based rating of the month for every organization: one GROUP BY query
              (portal.billing.rating.all_organizations: intervals clipped to the month, seconds ×
@@ -42,7 +42,9 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=2000)
     parser.add_argument("--organizations", type=int, default=200)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--database", default=os.environ.get("BENCH_DB_NAME", "backfill_bench"))
+    parser.add_argument(
+        "--database", default=os.environ.get("BENCH_RATING_DB_NAME", "backfill_bench_rating")
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()

@@ -45,7 +45,10 @@ ACTIONS: dict[str, str] = {
     "quota.limit_changed": "Quota limit changed",
     # Money.
     "invoice.issued": "Invoice issued",
+    "invoice.paid": "Invoice marked paid",
+    "invoice.credit_note_issued": "Credit note issued",
     "credit.granted": "Credit granted",
+    "budget.changed": "Budget changed",
 }
 
 GROUPS: dict[str, str] = {
@@ -60,6 +63,7 @@ GROUPS: dict[str, str] = {
     "quota": "Quotas",
     "invoice": "Invoices",
     "credit": "Credits",
+    "budget": "Budget",
 }
 
 

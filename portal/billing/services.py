@@ -442,6 +442,15 @@ def invoice_mark_paid(
         invoice.paid_by = by
         invoice.payment_reference = reference.strip()[:200]
         invoice.save(update_fields=["paid_at", "paid_by", "payment_reference"])
+        audit_record(
+            action="invoice.paid",
+            organization=invoice.organization,
+            actor=by,
+            actor_kind="staff" if by is not None else None,
+            actor_label=None if by is not None else "billing",
+            target=invoice,
+            detail={"reference": invoice.payment_reference, "paid_at": paid_at},
+        )
     return invoice
 
 
@@ -511,6 +520,15 @@ def credit_note_issue(*, invoice: Invoice, amount, reason: str, by: User | None)
                 created_at=now,
                 credit_note=note,
             )
+        audit_record(
+            action="invoice.credit_note_issued",
+            organization=invoice.organization,
+            actor=by,
+            actor_kind="staff" if by is not None else None,
+            actor_label=None if by is not None else "billing",
+            target=note,
+            detail={"invoice": invoice.number, "amount": amount, "reason": reason},
+        )
     return note
 
 
@@ -551,19 +569,35 @@ def budget_set(
 ) -> Budget | None:
     """Set the monthly budget (None or '' removes it), then look at the thresholds at once."""
     if amount is None or (isinstance(amount, str) and not amount.strip()):
-        Budget.objects.filter(organization=organization).delete()
+        with transaction.atomic():
+            removed, _ = Budget.objects.filter(organization=organization).delete()
+            if removed:
+                audit_record(
+                    action="budget.changed",
+                    organization=organization,
+                    actor=by,
+                    detail={"amount": None},
+                )
         return None
     amount = parse_amount(amount, what="The budget")
-    budget, _ = Budget.objects.update_or_create(
-        organization=organization,
-        defaults={
-            "amount": amount,
-            "currency": settings.CURRENCY,
-            "hard_limit": bool(hard_limit),
-            "updated_at": clock.now(),
-            "updated_by": by,
-        },
-    )
+    with transaction.atomic():
+        budget, _ = Budget.objects.update_or_create(
+            organization=organization,
+            defaults={
+                "amount": amount,
+                "currency": settings.CURRENCY,
+                "hard_limit": bool(hard_limit),
+                "updated_at": clock.now(),
+                "updated_by": by,
+            },
+        )
+        audit_record(
+            action="budget.changed",
+            organization=organization,
+            actor=by,
+            target=budget,
+            detail={"amount": amount, "currency": budget.currency, "hard_limit": budget.hard_limit},
+        )
     budget_check(organization=organization)
     return budget
 

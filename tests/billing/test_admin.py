@@ -132,3 +132,34 @@ def test_customers_cannot_reach_billing_admin(client, team):
     response = client.get(reverse("admin:billing_invoice_issue"))
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_money_actions_are_in_the_audit_log(staff, team, used_march, clock):
+    from portal.audit.models import AuditEntry
+
+    issue_page(staff, month="2026-03")
+    invoice = Invoice.objects.get()
+    staff.post(
+        reverse("admin:billing_invoice_credit_note", args=[invoice.pk]),
+        {"amount": "1", "reason": "Sorry"},
+    )
+    staff.post(reverse("admin:billing_invoice_mark_paid", args=[invoice.pk]), {"reference": "TX"})
+    staff.post(
+        reverse("admin:billing_creditgrant_grant"),
+        {"organization": team.organization.pk, "kind": "credit", "amount": "5", "reason": "Promo"},
+    )
+    services.budget_set(
+        organization=team.organization, amount="50", hard_limit=True, by=team.owner.user
+    )
+    entries = AuditEntry.objects.filter(organization=team.organization).order_by("id")
+    assert [
+        (e.action, e.actor_kind)
+        for e in entries
+        if e.action.split(".")[0] in {"invoice", "credit", "budget"}
+    ] == [
+        ("invoice.issued", "staff"),
+        ("invoice.credit_note_issued", "staff"),
+        ("invoice.paid", "staff"),
+        ("credit.granted", "staff"),
+        ("budget.changed", "user"),
+    ]
