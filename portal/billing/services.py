@@ -42,6 +42,7 @@ from portal.catalog.models import Price
 from portal.core.errors import ApplicationError
 from portal.instances.models import Instance, InstanceEvent
 from portal.orgs.models import Organization
+from portal.webhooks import events as webhook_events
 
 logger = logging.getLogger(__name__)
 
@@ -367,6 +368,7 @@ def invoice_issue(
             target=invoice,
             detail={"month": month.key, "total": total, "currency": currency},
         )
+        webhook_events.invoice_issued(invoice)
         transaction.on_commit(lambda: emails.send_invoice_issued_safely(invoice_id=invoice.pk))
     logger.info("invoice %s issued to %s for %s: %s", number, organization.pk, month.key, total)
     return invoice
@@ -623,16 +625,16 @@ def budget_check(*, organization: Organization) -> list[int]:
     for threshold in reached:
         try:
             with transaction.atomic():
-                claimed.append(
-                    BudgetAlert.objects.create(
-                        organization=organization,
-                        month=month.first_day,
-                        threshold=threshold,
-                        spend=spend,
-                        budget_amount=budget.amount,
-                        sent_at=now,
-                    )
+                alert = BudgetAlert.objects.create(
+                    organization=organization,
+                    month=month.first_day,
+                    threshold=threshold,
+                    spend=spend,
+                    budget_amount=budget.amount,
+                    sent_at=now,
                 )
+                webhook_events.budget_threshold(alert)
+            claimed.append(alert)
         except IntegrityError:
             continue  # told before (or by a concurrent check)
     if claimed:

@@ -135,3 +135,24 @@ def test_budget_input_is_checked_by_the_service(team, amount, clock):
     with pytest.raises(ApplicationError):
         services.budget_set(organization=team.organization, amount=amount, hard_limit=True, by=None)
     assert Budget.objects.get().amount == Decimal("300")
+
+
+def test_each_threshold_fires_the_budget_webhook_once(team, running, clock):
+    from portal.webhooks.models import WebhookDelivery, WebhookEndpoint
+
+    WebhookEndpoint.objects.create(
+        organization=team.organization,
+        url="https://hooks.example.com/backfill",
+        event_types=["budget.threshold"],
+        secret_encrypted="x",
+        secret_hint="x",
+    )
+    services.budget_set(organization=team.organization, amount="100", hard_limit=False, by=None)
+    clock.set("2026-03-02 00:00:00")  # 24 h: 59.76
+    sync(running)
+    services.budget_check(organization=team.organization)
+    services.budget_check(organization=team.organization)
+    clock.set("2026-03-03 00:00:00")  # 48 h: 119.52
+    sync(running)
+    services.budget_check(organization=team.organization)
+    assert WebhookDelivery.objects.filter(event_type="budget.threshold").count() == 3

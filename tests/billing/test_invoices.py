@@ -310,3 +310,19 @@ def test_invoice_lines_are_kept_when_prices_change_later(team, march_usage, cata
     price_change(catalog.h100_1x, "2026-03-01 00:00:00", "9.99", "9.99", "9.99")
     assert list(InvoiceLine.objects.values_list("unit_price", "amount")) == before
     assert Invoice.objects.get().total == invoice.total
+
+
+def test_issuing_fires_the_invoice_webhook(team, march_usage):
+    from portal.webhooks.models import WebhookDelivery, WebhookEndpoint
+
+    WebhookEndpoint.objects.create(
+        organization=team.organization,
+        url="https://hooks.example.com/backfill",
+        event_types=["invoice.issued"],
+        secret_encrypted="x",
+        secret_hint="x",
+    )
+    invoice = issue(team)
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.event_type == "invoice.issued"
+    assert invoice.number in str(delivery.body)
