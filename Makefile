@@ -14,5 +14,5 @@ lint:
 format:
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
 
-# Rating benchmark on a throw-away PostgreSQL database (see bench/README.md).
-bench: ; .venv/bin/python bench/rating.py
+# Benchmarks, billing's rating included (bench/README.md): figures and ratios, bench/RESULTS.md.
+bench: ; bin/setup && bin/services all >/dev/null && .venv/bin/python -m bench.run

@@ -1,4 +1,5 @@
 from allauth.account.decorators import secure_admin_login
+from django.conf import settings
 from django.contrib import admin
 from django.templatetags.static import static
 from django.urls import include, path
@@ -31,3 +32,5 @@ urlpatterns = [
     path("", include("portal.api.urls")),
     path("", include("portal.webhooks.urls")),
 ]
+if getattr(settings, "BENCH_FLOOR_VIEWS", False):  # `make bench` only (bench/settings.py)
+    urlpatterns.append(path("bench/", include("bench.urls")))

@@ -1,0 +1,224 @@
+"""Pages under load: gunicorn on loopback, wrk as a logged-in user, p95 against two floors.
+
+gunicorn: 2 sync workers (one request at a time each) with bench/settings.py; wrk: 2 threads,
+4 connections, a fixed duration per page after a short warm-up, on the same machine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.test import Client
+
+from bench.queries import main_pages
+from bench.results import REPO, Results, Row
+from bench.seed import Seeded
+
+PORT = int(os.environ.get("BENCH_GUNICORN_PORT", "8600"))
+BASE = f"http://127.0.0.1:{PORT}"
+DURATION = int(os.environ.get("BENCH_WRK_SECONDS", "10"))
+WARMUP = 2
+CONNECTIONS = 4
+THREADS = 2
+WORKERS = 2
+LOADED = ["instance list", "instance detail", "billing overview", "dashboard"]
+LINE = re.compile(r"^BENCH (.*)$", re.MULTILINE)
+
+
+@dataclass
+class Load:
+    requests: int
+    seconds: float
+    status_errors: int
+    socket_errors: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def describe(self) -> str:
+        errors = self.status_errors + self.socket_errors
+        return (
+            f"{self.rps:.0f} req/s, p50 {self.p50_ms:.1f} ms, p95 {self.p95_ms:.1f} ms, "
+            f"p99 {self.p99_ms:.1f} ms" + (f", {errors} errors" if errors else "")
+        )
+
+
+def wrk_path() -> str | None:
+    found = shutil.which("wrk")
+    if found or os.geteuid() != 0:
+        return found
+    print("==> installing Debian's wrk", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)  # noqa: S607
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, env=env)  # noqa: S607
+    return shutil.which("wrk")
+
+
+def session_cookie(seeded: Seeded) -> str:
+    client = Client()
+    client.force_login(seeded.owner)
+    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+
+
+class Gunicorn:
+    def __init__(self, log_path: Path):
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> Gunicorn:
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings", "PYTHONPATH": str(REPO)}
+        self.process = subprocess.Popen(  # noqa: S603 - our own program, fixed arguments
+            [
+                str(Path(sys.executable).with_name("gunicorn")),
+                "portal.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{PORT}",
+                "--workers",
+                str(WORKERS),
+                "--worker-class",
+                "sync",
+                "--timeout",
+                "60",
+                "--log-level",
+                "warning",
+            ],  # fmt: skip
+            cwd=REPO,
+            env=env,
+            stdout=self.log_path.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{BASE}/bench/constant/", timeout=2):  # noqa: S310
+                    return self
+            except (urllib.error.URLError, ConnectionError):
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.2)
+        raise RuntimeError(f"gunicorn did not start; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def check(url: str, cookie: str | None) -> None:
+    """The page answers 200 to this session (not a redirect to the login page)."""
+    request = urllib.request.Request(BASE + url, headers={"Cookie": cookie} if cookie else {})  # noqa: S310
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(request, timeout=30) as response:
+            status = response.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    if status != 200:
+        raise RuntimeError(f"GET {url} answered {status}, not 200")
+
+
+def load(wrk: str, url: str, cookie: str | None, seconds: int) -> Load:
+    args = [
+        wrk,
+        f"-t{THREADS}",
+        f"-c{CONNECTIONS}",
+        f"-d{seconds}s",
+        "--timeout", "10s",
+        "-s", str(REPO / "bench" / "wrk_report.lua"),
+        *(["-H", f"Cookie: {cookie}"] if cookie else []),
+        BASE + url,
+    ]  # fmt: skip
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout  # noqa: S603
+    match = LINE.search(out)
+    if match is None:
+        raise RuntimeError(f"wrk printed no figures:\n{out}")
+    values = dict(pair.split("=") for pair in match.group(1).split())
+    return Load(
+        requests=int(values["requests"]),
+        seconds=int(values["duration_us"]) / 1e6,
+        status_errors=int(values["status_errors"]),
+        socket_errors=int(values["socket_errors"]),
+        p50_ms=int(values["p50"]) / 1000,
+        p95_ms=int(values["p95"]) / 1000,
+        p99_ms=int(values["p99"]) / 1000,
+    )
+
+
+def run(results: Results, *, seeded: Seeded, log_dir: Path) -> None:
+    wrk = wrk_path()
+    if wrk is None:
+        results.note("pages under load skipped: wrk is not installed (apt-get install wrk)")
+        return
+    cookie = session_cookie(seeded)
+    pages = main_pages(seeded)
+    targets: list[tuple[str, str, str | None]] = [
+        ("constant (no auth, no DB)", "/bench/constant/", None),
+        ("authenticated floor", "/bench/floor/", cookie),
+        *[(name, pages[name], cookie) for name in LOADED],
+    ]
+    server = Gunicorn(log_dir / "gunicorn.log").start()
+    try:
+        loads: dict[str, Load] = {}
+        for name, url, with_cookie in targets:
+            check(url, with_cookie)
+            load(wrk, url, with_cookie, WARMUP)
+            loads[name] = load(wrk, url, with_cookie, DURATION)
+    finally:
+        server.stop()
+    constant, floor = loads["constant (no auth, no DB)"], loads["authenticated floor"]
+    setup = (
+        f"gunicorn {WORKERS} sync workers, wrk {THREADS} threads {CONNECTIONS} connections "
+        f"{DURATION} s per page"
+    )
+    results.note(f"pages under load: {setup}, on the same machine as the server")
+    for name in ["constant (no auth, no DB)", "authenticated floor"]:
+        results.add(Row(section="pages under load", name=name, figure=loads[name].describe()))
+    for name in LOADED:
+        page = loads[name]
+        ratio = page.p95_ms / floor.p95_ms if floor.p95_ms else None
+        results.add(
+            Row(
+                section="pages under load",
+                name=f"{name} p95 / authenticated floor p95",
+                figure=page.describe(),
+                baseline=f"floor p95 {floor.p95_ms:.1f} ms",
+                ratio=ratio,
+                target="≤ 3x",
+                met=ratio is not None and ratio <= 3,
+            )
+        )
+        ratio_constant = page.p95_ms / constant.p95_ms if constant.p95_ms else None
+        results.add(
+            Row(
+                section="pages under load",
+                name=f"{name} p95 / constant p95",
+                figure=f"p95 {page.p95_ms:.1f} ms",
+                baseline=f"constant p95 {constant.p95_ms:.1f} ms",
+                ratio=ratio_constant,
+            )
+        )

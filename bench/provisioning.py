@@ -1,0 +1,221 @@
+"""Provisioning throughput: launches through Celery against the zero-delay simulator.
+
+A real worker (prefork, concurrency 2) on the bench's Redis database runs the tasks. Baseline:
+the same number of no-op tasks (bench.tasks.noop) through the same broker and worker. The
+launch figure runs from the first `instance_launch` call to the moment every instance runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import redis
+from django.conf import settings
+
+from bench import seed
+from bench.results import REPO, Results, Row
+from bench.tasks import COUNTER, noop
+from portal.catalog.models import GpuModel, Region
+from portal.instances.models import Instance, State
+from portal.instances.services import instance_launch
+from portal.quotas.models import Kind
+from portal.quotas.services import quota_limit_set
+from portal.simulator.catalog import DEFAULT_CATALOG
+from portal.simulator.process import SimulatorProcess
+from portal.sshkeys.services import sshkey_add
+
+LAUNCHES = int(os.environ.get("BENCH_LAUNCHES", "500"))
+SIMULATOR_PORT = int(os.environ.get("BENCH_SIMULATOR_PORT", "8670"))
+CONCURRENCY = 2
+TIMEOUT = 300
+
+
+def big_fleet(gpus_per_region: int) -> dict:
+    """The default instance types on one large node per region and GPU model."""
+    nodes = [
+        {"region": region, "gpu_model": model, "gpus": gpus_per_region, "count": 1}
+        for region in ("us-east-1", "eu-west-1")
+        for model in ("H100 80GB", "A100 80GB", "L40S 48GB")
+    ]
+    return {"instance_types": DEFAULT_CATALOG["instance_types"], "nodes": nodes}
+
+
+def start_simulator(work: Path, *, name: str, catalog: dict | None = None) -> SimulatorProcess:
+    state = work / f"{name}.json"
+    state.unlink(missing_ok=True)
+    catalog_path = "default"
+    if catalog is not None:
+        (work / f"{name}-catalog.json").write_text(json.dumps(catalog))
+        catalog_path = str(work / f"{name}-catalog.json")
+    simulator = SimulatorProcess(
+        state, token=secrets.token_hex(16), catalog=catalog_path, zero_delays=True
+    )
+    simulator.port = SIMULATOR_PORT
+    simulator.start()
+    point_at(simulator)
+    return simulator
+
+
+def point_at(simulator: SimulatorProcess) -> None:
+    """This process's driver (get_backend reads settings on every call) talks to `simulator`."""
+    settings.SIMULATOR_URL = simulator.url
+    settings.PROVISIONING_TOKEN = simulator.token
+
+
+class Worker:
+    def __init__(self, log_path: Path, simulator: SimulatorProcess):
+        self.log_path = log_path
+        self.simulator = simulator
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> Worker:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "SIMULATOR_URL": self.simulator.url,
+            "PROVISIONING_TOKEN": self.simulator.token,
+            "PYTHONPATH": str(REPO),
+        }
+        self.process = subprocess.Popen(  # noqa: S603 - our own program, fixed arguments
+            [
+                str(Path(sys.executable).with_name("celery")),
+                "-A",
+                "portal",
+                "worker",
+                "--pool=prefork",
+                f"--concurrency={CONCURRENCY}",
+                "-Q",
+                settings.CELERY_TASK_DEFAULT_QUEUE,
+                "--loglevel=INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"bench-{uuid.uuid4().hex[:8]}@%h",
+            ],  # fmt: skip
+            cwd=REPO,
+            env=env,
+            stdout=self.log_path.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if " ready." in self.log_path.read_text():
+                return self
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"the Celery worker did not start; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        os.killpg(self.process.pid, 15)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, 9)
+            self.process.wait(10)
+        self.process = None
+
+
+def noop_rate(broker: redis.Redis, n: int) -> float:
+    broker.delete(COUNTER)
+    started = time.perf_counter()
+    for _ in range(n):
+        noop.delay()
+    deadline = time.monotonic() + TIMEOUT
+    while int(broker.get(COUNTER) or 0) < n:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {broker.get(COUNTER)} of {n} no-op tasks ran")
+        time.sleep(0.02)
+    return n / (time.perf_counter() - started)
+
+
+def launch_org(staff) -> tuple:
+    org, owner, membership = seed.organization("Bench Launch", owner_email="owner@launch.bench")
+    h100 = GpuModel.objects.get(code="h100")
+    for region in Region.objects.filter(code__in=["us-east-1", "eu-west-1"]):
+        quota_limit_set(
+            organization=org,
+            region=region,
+            gpu_model=h100,
+            kind=Kind.ON_DEMAND,
+            limit=settings.QUOTA_MAX_GPUS,
+            reason="Benchmark: room for the launches",
+            changed_by=staff,
+        )
+    key = sshkey_add(
+        membership=membership, name="bench", public_key=seed.public_key("bench"), shared=True
+    )
+    return org, membership, key
+
+
+def launch_rate(membership, key, n: int) -> tuple[float, dict[str, int], float]:
+    """Launches per second from the first request to all running; also the states at the end
+    and the seconds the launch calls alone took."""
+    org = membership.organization
+    started = time.perf_counter()
+    for i in range(n):
+        instance_launch(
+            membership=membership,
+            name=f"bench-{i:04d}",
+            instance_type="gpu_1x_h100",
+            region="us-east-1" if i % 2 == 0 else "eu-west-1",
+            image=seed.IMAGE,
+            ssh_key_ids=[key.pk],
+            preemptible=False,
+            idempotency_key=None,
+        )
+    requested = time.perf_counter() - started
+    deadline = time.monotonic() + TIMEOUT
+    instances = Instance.objects.filter(organization=org)
+    while instances.filter(state=State.RUNNING).count() < n:
+        if instances.filter(state__in=[State.FAILED]).exists() or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    states: dict[str, int] = {}
+    for state in instances.values_list("state", flat=True):
+        states[state] = states.get(state, 0) + 1
+    return n / elapsed, states, requested
+
+
+def run(results: Results, *, staff, work: Path) -> None:
+    org, membership, key = launch_org(staff)
+    simulator = start_simulator(work, name="simulator-launch", catalog=big_fleet(4096))
+    worker = Worker(work / "worker.log", simulator)
+    try:
+        worker.start()
+        broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+        noop_rate(broker, 20)  # warm the worker's processes
+        baseline = noop_rate(broker, LAUNCHES)
+        rate, states, requested = launch_rate(membership, key, LAUNCHES)
+    finally:
+        worker.stop()
+        simulator.stop()
+    all_running = states.get(State.RUNNING, 0) == LAUNCHES
+    ratio = rate / baseline
+    results.add(
+        Row(
+            section="provisioning",
+            name=f"{LAUNCHES} launches, request to running",
+            figure=f"{rate:.1f} launches/s",
+            baseline=f"{baseline:.1f} no-op tasks/s",
+            ratio=ratio,
+            target="≥ 0.33",
+            met=all_running and ratio >= 1 / 3,
+        )
+    )
+    results.note(
+        f"provisioning: worker prefork concurrency {CONCURRENCY}; the {LAUNCHES} instance_launch "
+        f"calls alone took {requested:.1f} s in the runner; states at the end: {states}"
+    )
