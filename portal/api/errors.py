@@ -126,6 +126,8 @@ def _validation_response(exc: exceptions.ValidationError) -> tuple[str, str, dic
 
 def _application_error(exc: ApplicationError, view) -> tuple[int, str, str, dict | None]:
     status_code = STATUS_FOR_CODE.get(exc.code, status.HTTP_400_BAD_REQUEST)
+    if exc.field and status_code == status.HTTP_404_NOT_FOUND:
+        status_code = status.HTTP_400_BAD_REQUEST  # a field naming what is not there is bad input
     details: dict[str, Any] | None = None
     if exc.field:
         names = getattr(view, "field_names", {}) or {}

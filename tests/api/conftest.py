@@ -53,7 +53,9 @@ class Api:
 
     def put(self, path: str, data=None):
         return self.client.put(
-            BASE + path, json.dumps(data or {}), content_type="application/json",
+            BASE + path,
+            json.dumps(data or {}),
+            content_type="application/json",
             headers=self._headers(None),
         )
 

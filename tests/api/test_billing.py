@@ -1,0 +1,151 @@
+"""/usage/ and /invoices/: read-only, from portal.billing's selectors, for billing roles."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from portal.billing import services
+from portal.billing.periods import Month
+from portal.catalog.models import Price
+from portal.instances.models import Instance, InstanceEvent, State
+from tests.api.conftest import assert_error
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def last_month():
+    return Month.of(timezone.now()).previous()
+
+
+@pytest.fixture
+def used(team, catalog, last_month):
+    """One H100 that ran ten hours last month, at 3.00 an hour."""
+    Price.objects.create(
+        instance_type=catalog.h100_1x,
+        valid_from=last_month.start - timedelta(days=400),
+        on_demand_hourly=Decimal("3.00"),
+        preemptible_hourly=Decimal("1.50"),
+    )
+    Price.objects.filter(instance_type=catalog.h100_1x, on_demand_hourly=Decimal("2.49")).update(
+        valid_from=timezone.now() + timedelta(days=1000)
+    )
+    instance = Instance.objects.create(
+        organization=team.organization,
+        name="trainer",
+        instance_type=catalog.h100_1x,
+        region=catalog.us_east,
+        image=catalog.ubuntu,
+        gpus=1,
+        state=State.TERMINATED,
+    )
+    start = last_month.start + timedelta(days=2)
+    for offset, (from_state, to_state) in enumerate(
+        [("", "pending"), ("pending", "provisioning"), ("provisioning", "running")]
+    ):
+        InstanceEvent.objects.create(
+            instance=instance,
+            at=start + timedelta(seconds=offset),
+            from_state=from_state,
+            to_state=to_state,
+        )
+    InstanceEvent.objects.create(
+        instance=instance,
+        at=start + timedelta(seconds=2, hours=10),
+        from_state="running",
+        to_state="terminating",
+    )
+    InstanceEvent.objects.create(
+        instance=instance,
+        at=start + timedelta(seconds=3, hours=10),
+        from_state="terminating",
+        to_state="terminated",
+    )
+    services.usage_sync_instance(instance_id=instance.pk)
+    return instance
+
+
+def test_usage_of_a_month(team, api_as, used, last_month):
+    response = api_as(team.billing).get("/usage/", {"month": last_month.key})
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["month"] == last_month.key and body["currency"] == "USD"
+    assert body["spend"] == "30.00"
+    assert body["forecast"] is None  # only for the current month
+    line = body["lines"][0]
+    assert (line["instance_type"], line["region"], line["kind"]) == (
+        "gpu_1x_h100",
+        "us-east-1",
+        "on_demand",
+    )
+    assert line["seconds"] == 36000 and line["amount"] == "30.00"
+    assert line["unit_price"] == "3.0000"
+    assert body["instances"][0]["name"] == "trainer"
+
+
+def test_usage_defaults_to_this_month(team, api_as, used):
+    body = api_as(team.owner).get("/usage/").json()
+
+    assert body["month"] == Month.of(timezone.now()).key
+    assert body["spend"] == "0.00" and body["lines"] == []
+    assert body["forecast"] is not None
+
+
+@pytest.mark.parametrize("month", ["2026-13", "26-01", "1999-01", "next", "2999-01"])
+def test_a_bad_or_future_month_is_400(team, api_as, month):
+    error = assert_error(api_as(team.owner).get("/usage/", {"month": month}), 400)
+    assert "month" in error["details"]
+
+
+def test_invoices_list_and_detail(team, api_as, used, last_month):
+    invoice = services.invoice_issue(organization=team.organization, month=last_month)
+    api = api_as(team.billing)
+
+    listed = api.get("/invoices/").json()
+    detail = api.get(f"/invoices/{invoice.pk}/").json()
+
+    assert listed["count"] == 1 and listed["results"][0]["number"] == invoice.number
+    assert detail["total"] == "30.00" and detail["month"] == last_month.key
+    assert detail["status"] == "Open" and detail["balance_due"] == "30.00"
+    assert detail["lines"][0]["amount"] == "30.00" and detail["lines"][0]["seconds"] == 36000
+
+
+def test_another_organizations_invoice_is_404(team, outsider, api_as, catalog, last_month):
+    theirs = _invoice_for(outsider, catalog, last_month)
+
+    assert_error(api_as(team.owner).get(f"/invoices/{theirs.pk}/"), 404, "not_found")
+    assert api_as(team.owner).get("/invoices/").json()["count"] == 0
+
+
+def _invoice_for(membership, catalog, month):
+    from portal.billing.models import Invoice
+
+    now = timezone.now()
+    return Invoice.objects.create(
+        organization=membership.organization,
+        number=f"T-{membership.pk}",
+        month=month.first_day,
+        period_start=month.start,
+        period_end=month.end,
+        issued_at=now,
+        due_at=now + timedelta(days=14),
+        customer_name=membership.organization.name,
+        currency="USD",
+        subtotal=Decimal("1.00"),
+        tax_rate=Decimal("0"),
+        tax=Decimal("0"),
+        total=Decimal("1.00"),
+        amount_due=Decimal("1.00"),
+        payment_provider="invoice",
+    )
+
+
+@pytest.mark.parametrize("role", ["member", "viewer"])
+def test_roles_without_billing_are_403(team, api_as, role):
+    api = api_as(team.by_role(role))
+
+    assert_error(api.get("/usage/"), 403, "forbidden")
+    assert_error(api.get("/invoices/"), 403, "forbidden")
