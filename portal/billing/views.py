@@ -36,6 +36,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "o": selectors.billing_overview(organization=organization, month=month),
         "months": selectors.available_months(organization=organization),
         "kinds": UsageKind,
+        "can_view_instances": request.membership.can("instances.view"),
     }
     return render(request, "billing/overview.html", context)
 

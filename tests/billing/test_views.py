@@ -125,6 +125,15 @@ def test_overview_shows_spend_forecast_chart_and_breakdowns(team, usage, client_
     ]
 
 
+def test_instance_links_only_for_roles_that_may_open_instances(team, usage, client_for):
+    link = reverse("instances:detail", args=["acme", usage["trainer"].pk])
+    owner_page = client_for(team.owner.user).get(reverse("billing:overview", args=["acme"]))
+    assert link in owner_page.content.decode()
+    billing_page = client_for(team.billing.user).get(reverse("billing:overview", args=["acme"]))
+    assert link not in billing_page.content.decode()
+    assert "trainer" in billing_page.content.decode()
+
+
 def test_a_past_month_and_a_bad_month(team, usage, client_for):
     client = client_for(team.owner.user)
     response = client.get(reverse("billing:overview", args=["acme"]), {"month": "2026-02"})
@@ -220,3 +229,30 @@ def test_the_page_says_why_launches_are_blocked(team, invoice, client_for, clock
     assert "New launches are refused." in text
     assert f"invoice {invoice.number}" in text
     assert Invoice.objects.count() == 1
+
+
+def test_the_overview_makes_the_same_queries_for_2_and_40_instances(
+    team, make_instance, client_for, clock
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = client_for(team.owner.user)
+    url = reverse("billing:overview", args=["acme"])
+
+    def queries() -> int:
+        client.get(url)  # warm the session
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    for n in range(2):
+        instance = make_instance(team.organization)
+        timeline(instance, (f"2026-03-0{n + 1} 10:00:00", "running"))
+        sync(instance)
+    few = queries()
+    for _ in range(38):
+        instance = make_instance(team.organization)
+        timeline(instance, ("2026-03-05 10:00:00", "running"), ("2026-03-06 10:00:00", "stopped"))
+        sync(instance)
+    assert queries() == few
