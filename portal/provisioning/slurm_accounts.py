@@ -36,15 +36,23 @@ def _backend(backend: SlurmBackend | None) -> SlurmBackend:
     return configured
 
 
+NOTHING_FOUND = "[9003]"  # ESLURM_REST_EMPTY_RESULT: a query that matched nothing
+
+
 def _db(backend: SlurmBackend, method: str, path: str, payload: Any = None, **params: str) -> Any:
-    return backend._call(
-        method,
-        DB_API + path,
-        payload,
-        params=params or None,
-        what=f"{method} {path}",
-        user=backend.service_user,
-    )
+    try:
+        return backend._call(
+            method,
+            DB_API + path,
+            payload,
+            params=params or None,
+            what=f"{method} {path}",
+            user=backend.service_user,
+        )
+    except PermanentError as exc:
+        if method == "GET" and NOTHING_FOUND in str(exc):
+            return {}
+        raise
 
 
 def _cluster(backend: SlurmBackend) -> str:
@@ -114,11 +122,12 @@ def set_gpu_limit(
     backend = _backend(backend)
     account = ensure_account(org_slug, backend=backend)
     cluster = _cluster(backend)
-    tres = {
-        "type": "gres",
-        "name": f"gpu:{gpu_model.lower()}",
-        "count": -1 if limit is None else limit,
-    }
+    # The POST replaces the account's whole GrpTRES list: send every GPU limit it keeps.
+    limits = {**gpu_limits(org_slug, backend=backend), gpu_model.lower(): limit}
+    tres = [
+        {"type": "gres", "name": f"gpu:{model}", "count": -1 if count is None else count}
+        for model, count in sorted(limits.items())
+    ]
     _db(
         backend,
         "POST",
@@ -129,7 +138,7 @@ def set_gpu_limit(
                     "account": account,
                     "cluster": cluster,
                     "user": "",
-                    "max": {"tres": {"total": [tres]}},
+                    "max": {"tres": {"total": tres}},
                 }
             ]
         },
@@ -147,8 +156,9 @@ def gpu_limits(org_slug: str, *, backend: SlurmBackend | None = None) -> dict[st
         total = ((association.get("max") or {}).get("tres") or {}).get("total") or []
         for item in total:
             name = str(item.get("name") or "")
-            if item.get("type") == "gres" and name.startswith("gpu:"):
-                limits[name.removeprefix("gpu:")] = int(item.get("count"))
+            count = int(item.get("count", -1))
+            if item.get("type") == "gres" and name.startswith("gpu:") and count >= 0:
+                limits[name.removeprefix("gpu:")] = count
     return limits
 
 

@@ -22,3 +22,16 @@ def simulator(simulator_process: SimulatorProcess) -> SimulatorProcess:
 @pytest.fixture
 def driver(simulator: SimulatorProcess) -> SimulatorBackend:
     return SimulatorBackend(simulator.url, simulator.token, timeout=(1.0, 2.0), backoff=0)
+
+
+@pytest.fixture(scope="session")
+def local_slurm():
+    """A real Slurm (bin/slurm) for the session: 2 nodes of 8 H100 in us-east-1, 8 A100 in
+    eu-west-1, QOS low with a 3 s grace time, slurmrestd with JWT."""
+    from .slurm_cluster import LocalSlurm
+
+    cluster = LocalSlurm()
+    try:
+        yield cluster.start()
+    finally:
+        cluster.purge()
