@@ -430,12 +430,17 @@ def reconcile(*, redrive: bool = True) -> ReconcileReport:
     by_backend = {i.backend_id: i for i in known if i.backend_id}
     by_request = {str(i.request_id): i for i in known}
 
+    in_step: list[int] = []  # instances that agree with their machine: only synced_at to stamp
     for machine in machines:
         try:
-            _reconcile_machine(machine, by_backend, by_request, started, backend, report)
+            _reconcile_machine(machine, by_backend, by_request, started, backend, report, in_step)
         except Exception:  # one bad machine must not stop the others; the next run retries
             logger.exception("reconcile: could not reconcile machine %s", machine.backend_id)
             report.errors += 1
+    # One UPDATE for all of them rather than one per machine.
+    Instance.objects.filter(pk__in=in_step).exclude(state__in=FINAL_STATES).update(
+        synced_at=timezone.now()
+    )
 
     if redrive:
         stale = timezone.now() - timedelta(seconds=setting("INSTANCE_STALE_AFTER"))
@@ -451,7 +456,19 @@ def reconcile(*, redrive: bool = True) -> ReconcileReport:
     return report
 
 
-def _reconcile_machine(machine, by_backend, by_request, started, backend, report) -> None:
+def _in_step(instance: Instance, machine: Machine) -> bool:
+    """Whether apply_machine would find nothing to do but stamp synced_at: same state, same
+    IP (or none reported), no reclaim notice it has not recorded yet."""
+    return (
+        instance.state == machine.state.value
+        and (not machine.ip or machine.ip == instance.ip)
+        and (machine.reclaim_at is None or instance.reclaim_notified_at is not None)
+    )
+
+
+def _reconcile_machine(
+    machine, by_backend, by_request, started, backend, report, in_step: list[int]
+) -> None:
     alive = machine.state not in MACHINE_FINAL_STATES
     instance = by_backend.get(machine.backend_id) or by_request.get(machine.request_id)
     if instance is None:
@@ -521,7 +538,10 @@ def _reconcile_machine(machine, by_backend, by_request, started, backend, report
     # Only a machine's view older than the instance's last change may move it, except that
     # an adopted instance (pending or provisioning) can only move forward anyway.
     if not alive or adopted or (settled_before_list and not requested):
-        report.changes += len(apply_machine(instance, machine, source="reconcile"))
+        if alive and not adopted and _in_step(instance, machine):
+            in_step.append(instance.pk)
+        else:
+            report.changes += len(apply_machine(instance, machine, source="reconcile"))
     else:
         _note_reclaim(instance, machine)
 

@@ -7,6 +7,8 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from portal.instances import services, sync, tasks
@@ -123,6 +125,22 @@ def test_a_state_change_nobody_reported_is_applied(simulator, running, reconcile
         State.STOPPED,
     ]
     assert instance.events.last().message.startswith("Found by reconciliation")
+
+
+def test_machines_that_agree_cost_the_same_queries_however_many(simulator, running, reconcile):
+    """Nothing to change: their instances are stamped synced in one UPDATE, not one each."""
+    running("train-1")
+    Instance.objects.update(synced_at=None)
+    with CaptureQueriesContext(connection) as one:
+        assert reconcile(redrive=False).changes == 0
+    for n in range(2, 6):
+        running(f"train-{n}")
+    Instance.objects.update(synced_at=None)
+    with CaptureQueriesContext(connection) as five:
+        report = reconcile(redrive=False)
+    assert (report.machines, report.changes) == (5, 0)
+    assert len(five.captured_queries) == len(one.captured_queries)
+    assert not Instance.objects.filter(synced_at__isnull=True).exists()
 
 
 def test_a_request_the_backend_has_not_acted_on_is_not_walked_back(
