@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from django.db.models import (
@@ -21,6 +21,7 @@ from django.db.models import (
     F,
     Func,
     Min,
+    Q,
     QuerySet,
     Sum,
     Value,
@@ -72,8 +73,13 @@ def rated(
         return queryset.none()
     clipped_start = Greatest(F("start"), Value(start))
     clipped_end = Least(Coalesce(F("end"), Value(now)), Value(end))
+    # Intervals never cross a UTC midnight, so a closed one inside the period starts at or
+    # after the midnight before `start`: a lower bound on `start` that keeps the indexes off
+    # older months. Only an open interval (not re-synced since a midnight) may start earlier.
+    midnight = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     return (
         queryset.filter(start__lt=min(end, now))
+        .filter(Q(start__gte=midnight) | Q(end__isnull=True))
         .exclude(end__lte=start)
         .annotate(seconds=EpochSeconds(clipped_start, clipped_end))
         .annotate(

@@ -278,3 +278,34 @@ def test_one_second_is_billed_once_whenever_the_sync_runs(team, make_instance, c
     result = by_kind(lines(team.organization))
     assert result["on_demand"].seconds == 3600
     assert result["stopped"].seconds == 3600
+
+
+def test_rating_sees_an_open_interval_begun_before_the_period_and_no_older_closed_one(
+    team, make_instance, clock
+):
+    """Closed intervals never cross a midnight, so rating bounds `start` from below (the
+    midnight before the period); an open one not re-synced since a midnight still counts."""
+    old = make_instance(team.organization)
+    timeline(
+        old,
+        ("2026-01-10 10:00:00", "running"),
+        ("2026-01-10 12:00:00", "terminating"),
+        ("2026-01-10 12:00:10", "terminated"),
+    )
+    clock.set("2026-01-11 00:00:00")
+    sync(old)
+    ongoing = make_instance(team.organization)
+    timeline(ongoing, ("2026-03-31 23:00:00", "running"))
+    clock.set("2026-03-31 23:30:00")
+    sync(ongoing)  # one open interval, begun in March
+
+    (line,) = lines(team.organization, APRIL, now="2026-04-01 01:00:00")
+    assert line.seconds == 3600  # April's first hour of the open interval, nothing of January
+    # A period starting mid-day still sees the interval that began that morning.
+    (line,) = rating.lines(
+        organization_id=team.organization.pk,
+        start=at("2026-01-10 11:00:00"),
+        end=at("2026-01-11 00:00:00"),
+        now=at("2026-04-01 01:00:00"),
+    )
+    assert line.seconds == 3600  # 11:00 to 12:00; terminating is not billed
