@@ -5,7 +5,7 @@ grant credits. Every write goes through portal.billing.services; issued invoices
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -112,8 +112,14 @@ class InvoiceAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False  # issued by the monthly task or the "Issue invoices" page
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # issued invoices are immutable: staff act through the buttons
+
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_manage_permission(self, request) -> bool:
+        return request.user.is_active and request.user.has_perm("billing.change_invoice")
 
     @admin.display(description="month", ordering="month")
     def month_label(self, obj: Invoice) -> str:
@@ -134,7 +140,10 @@ class InvoiceAdmin(admin.ModelAdmin):
             '<strong style="color:{}">{}</strong>', BADGE.get(colour, "#5d6680"), label
         )
 
-    @admin.action(description="Mark the selected invoices paid (bank transfer received)")
+    @admin.action(
+        description="Mark the selected invoices paid (bank transfer received)",
+        permissions=["manage"],
+    )
     def mark_paid(self, request, queryset):
         done, refused = 0, []
         for invoice in queryset:
@@ -167,6 +176,11 @@ class InvoiceAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.credit_note_view),
                 name="billing_invoice_credit_note",
             ),
+            path(
+                "<int:pk>/pdf/",
+                self.admin_site.admin_view(self.pdf_view),
+                name="billing_invoice_pdf",
+            ),
         ]
         return own + super().get_urls()
 
@@ -185,9 +199,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     def _can_manage(self, request) -> None:
         from django.core.exceptions import PermissionDenied
 
-        if not self.has_view_permission(request) or not request.user.has_perm(
-            "billing.change_invoice"
-        ):
+        if not self.has_manage_permission(request):
             raise PermissionDenied
 
     def issue_view(self, request: HttpRequest):
@@ -230,6 +242,18 @@ class InvoiceAdmin(admin.ModelAdmin):
             "A month can be invoiced once it has ended; an organization invoiced for it already "
             "is left alone.",
         )
+
+    def pdf_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        from django.core.exceptions import PermissionDenied
+
+        from portal.billing.documents import invoice_filename, invoice_pdf
+
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        invoice = get_object_or_404(self.get_queryset(request), pk=pk)
+        response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
+        response["Content-Disposition"] = f'inline; filename="{invoice_filename(invoice, "pdf")}"'
+        return response
 
     def mark_paid_view(self, request: HttpRequest, pk: int):
         self._can_manage(request)

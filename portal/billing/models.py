@@ -188,7 +188,7 @@ class InvoiceLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.invoice_id} #{self.position} {self.description}"
+        return f"Line {self.position}"
 
     @property
     def hours(self) -> Decimal:

@@ -72,7 +72,9 @@ def test_the_invoice_page_is_read_only_with_payment_and_credit_note_links(staff,
     page = staff.get(reverse("admin:billing_invoice_change", args=[invoice.pk])).content.decode()
     assert reverse("admin:billing_invoice_mark_paid", args=[invoice.pk]) in page
     assert reverse("admin:billing_invoice_credit_note", args=[invoice.pk]) in page
-    assert 'name="total"' not in page  # no editable field
+    assert 'name="total"' not in page and 'name="_save"' not in page  # view only
+    pdf = staff.get(reverse("admin:billing_invoice_pdf", args=[invoice.pk]))
+    assert pdf.content.startswith(b"%PDF")
     assert staff.get(reverse("admin:billing_invoice_add")).status_code == 403
     delete = staff.post(reverse("admin:billing_invoice_delete", args=[invoice.pk]), {"post": "yes"})
     assert delete.status_code == 403
