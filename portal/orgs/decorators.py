@@ -18,7 +18,10 @@ def organization_view(permission: str = "org.view"):
             membership = membership_get_for_user(user=request.user, slug=org, permission=permission)
             request.membership = membership
             request.organization = membership.organization
-            request.session["current_org"] = membership.organization.slug
+            if request.session.get("current_org") != membership.organization.slug:
+                # Only on a switch: an assignment makes the session write itself back to the
+                # database at the end of every request.
+                request.session["current_org"] = membership.organization.slug
             return view(request, *args, **kwargs)
 
         return wrapper

@@ -1,6 +1,8 @@
 """Switching organizations: /dashboard/ returns to the organization visited last."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
@@ -20,6 +22,17 @@ def test_the_dashboard_opens_the_organization_visited_last(two_org_client, slug)
     two_org_client.get(f"/o/{slug}/")
 
     assert two_org_client.get("/dashboard/")["Location"] == f"/o/{slug}/"
+
+
+def test_staying_in_the_same_organization_does_not_write_the_session(two_org_client):
+    two_org_client.get("/o/alpha/")
+    with CaptureQueriesContext(connection) as queries:
+        two_org_client.get("/o/alpha/")
+    assert not [
+        q for q in queries.captured_queries if "django_session" in q["sql"] and "UPDATE" in q["sql"]
+    ]
+    two_org_client.get("/o/beta/")  # a switch is still remembered
+    assert two_org_client.get("/dashboard/")["Location"] == "/o/beta/"
 
 
 def test_the_switcher_lists_every_organization_of_the_user(two_org_client):
