@@ -6,6 +6,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from portal.core import views as core_views
+from portal.operations import admin as operations_admin
 
 admin.autodiscover()
 admin.site.login = secure_admin_login(admin.site.login)
@@ -21,6 +22,11 @@ urlpatterns = [
     path("o/<slug:org>/", core_views.organization_dashboard, name="dashboard_org"),
     path("staff/mail/", core_views.mail_sink, name="mail_sink"),
     path("accounts/", include("allauth.urls")),
+    path(
+        "admin/overview/",
+        admin.site.admin_view(operations_admin.overview_view),
+        name="operations_overview",
+    ),
     path("admin/", admin.site.urls),
     path("", include("portal.orgs.urls")),
     path("", include("portal.catalog.urls")),

@@ -11,6 +11,7 @@ from rest_framework.authentication import BaseAuthentication
 from portal.api.selectors import api_token_by_prefix, membership_of_token
 from portal.api.services import api_token_touch
 from portal.lib.apitoken import parse_token, secret_matches
+from portal.operations.selectors import organization_suspension_reason
 
 INVALID = "The token is not valid. Create one on the API page of your organization."
 
@@ -53,6 +54,8 @@ class BearerTokenAuthentication(BaseAuthentication):
                 "The token's owner is no longer a member of its organization.",
                 code="token_inactive",
             )
+        if suspended := organization_suspension_reason(token.organization_id):
+            raise exceptions.PermissionDenied(suspended, code="organization_suspended")
         token.membership = membership
         api_token_touch(token=token)
         return membership.user, token

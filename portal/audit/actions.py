@@ -43,6 +43,14 @@ ACTIONS: dict[str, str] = {
     "quota.request_submitted": "Quota request submitted",
     "quota.decided": "Quota request decided",
     "quota.limit_changed": "Quota limit changed",
+    # Reserved capacity.
+    "reservation.requested": "Reservation requested",
+    "reservation.quoted": "Reservation quoted",
+    "reservation.accepted": "Reservation quote accepted",
+    "reservation.declined": "Reservation quote declined",
+    "reservation.refused": "Reservation request refused",
+    "reservation.created": "Reservation created",
+    "reservation.cancelled": "Reservation cancelled",
     # Money.
     "invoice.issued": "Invoice issued",
     "invoice.paid": "Invoice marked paid",
@@ -61,6 +69,7 @@ GROUPS: dict[str, str] = {
     "api_token": "API tokens",
     "instance": "Instances",
     "quota": "Quotas",
+    "reservation": "Reservations",
     "invoice": "Invoices",
     "credit": "Credits",
     "budget": "Budget",

@@ -251,9 +251,19 @@ def mark_running(
 
 
 def request_stop(
-    instance_id: int, *, actor: User | None = None, message: str = ""
+    instance_id: int,
+    *,
+    actor: User | None = None,
+    message: str = "",
+    actor_kind: str | None = None,
 ) -> Change | None:
-    return _transition(instance_id, S.STOPPING, actor=actor, message=message or "Stop requested.")
+    return _transition(
+        instance_id,
+        S.STOPPING,
+        actor=actor,
+        actor_kind=actor_kind,
+        message=message or "Stop requested.",
+    )
 
 
 def mark_stopped(

@@ -28,6 +28,7 @@ from portal.instances.models import (
     InstanceEvent,
     State,
 )
+from portal.operations.selectors import launch_reservation, organization_suspension_reason
 from portal.orgs.models import Membership
 from portal.quotas.services import quota_reserve
 from portal.sshkeys.selectors import sshkeys_for_launch
@@ -119,6 +120,8 @@ def instance_launch(
     """
     _check_may_manage(membership)
     organization = membership.organization
+    if suspended := organization_suspension_reason(organization):
+        raise ApplicationError(suspended, code="suspended")
     key = _uuid_or_none(idempotency_key)
     if key is not None:
         existing = Instance.objects.filter(organization=organization, idempotency_key=key).first()
@@ -142,7 +145,13 @@ def instance_launch(
             code="no_price",
         )
     keys = sshkeys_for_launch(membership=membership, ids=list(ssh_key_ids or []))
-    _check_capacity(region=place, instance_type=itype)
+    # A reservation in force adds its GPUs to the quota, and a launch it covers is never
+    # refused for capacity: the backend holds those GPUs for the organization.
+    reserved = launch_reservation(
+        organization=organization, region=place, instance_type=itype, preemptible=preemptible
+    )
+    if not reserved.covers:
+        _check_capacity(region=place, instance_type=itype)
 
     try:
         with transaction.atomic():
@@ -158,6 +167,7 @@ def instance_launch(
                 gpu_model=itype.gpu_model,
                 gpus=itype.gpu_count,
                 preemptible=bool(preemptible),
+                allowance=reserved.gpus,
             )
             instance = Instance.objects.create(
                 organization=organization,
@@ -236,7 +246,10 @@ def _act(
                 actor=actor,
                 actor_kind=staff.get("actor_kind"),
                 target=change.instance,
-                detail={"action": action, **({"reason": staff["reason"]} if staff else {})},
+                detail={
+                    "action": action,
+                    **({"reason": staff["reason"]} if "reason" in staff else {}),
+                },
             )
             enqueue(instance.pk)
     instance.refresh_from_db()
@@ -305,6 +318,11 @@ def instance_terminate_by_staff(*, user: User, instance: Instance, reason: str =
         reason=f"Terminated by the operator: {reason}",
         actor_kind="staff",
     )
+
+
+def instance_stop_by_staff(*, user: User, instance: Instance, message: str) -> Instance:
+    """Stop any instance, by operator staff (an organization's suspension stops its instances)."""
+    return _act("stop", instance=instance, actor=user, message=message, actor_kind="staff")
 
 
 def instance_resync(*, instance: Instance) -> None:

@@ -40,6 +40,7 @@ from portal.provisioning import (
     NotFound,
     PermanentError,
     get_backend,
+    supports_reservations,
 )
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 def _load(instance_id: int) -> Instance | None:
     return (
-        Instance.objects.select_related("instance_type", "region", "image")
+        Instance.objects.select_related("instance_type", "region", "image", "organization")
         .filter(pk=instance_id)
         .first()
     )
@@ -204,6 +205,12 @@ def provision(instance_id: int) -> bool:
                 ssh_keys=[key["public_key"] for key in instance.ssh_keys],
                 name=instance.name,
                 preemptible=instance.preemptible,
+                # Whose reservation a machine may draw on (backends that hold reservations).
+                **(
+                    {"account": instance.organization.slug}
+                    if supports_reservations(backend)
+                    else {}
+                ),
             )
         except CapacityError:
             _fail(

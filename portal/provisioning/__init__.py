@@ -25,7 +25,15 @@ from .errors import (
     ProvisioningError,
     TransientError,
 )
-from .interface import FINAL_STATES, Capacity, Machine, MachineState, ProvisioningBackend
+from .interface import (
+    FINAL_STATES,
+    Capacity,
+    Machine,
+    MachineState,
+    ProvisioningBackend,
+    ReservingBackend,
+    supports_reservations,
+)
 
 DRIVERS: dict[str, str] = {
     "simulator": "portal.provisioning.drivers.simulator.SimulatorBackend",
@@ -46,8 +54,10 @@ __all__ = [
     "PermanentError",
     "ProvisioningBackend",
     "ProvisioningError",
+    "ReservingBackend",
     "TransientError",
     "get_backend",
+    "supports_reservations",
     "load_driver",
 ]
 

@@ -112,3 +112,37 @@ class ProvisioningBackend(Protocol):
     def capacity(self) -> builtins.list[Capacity]:
         """Free GPUs per region and instance type."""
         ...
+
+
+@runtime_checkable
+class ReservingBackend(Protocol):
+    """An optional capability: hold GPUs for one customer over a period (reserved capacity).
+
+    A driver without it still satisfies `ProvisioningBackend`; the portal then keeps its
+    reservations to itself (`supports_reservations` tells). While a reservation is in force the
+    backend keeps its GPUs from everyone else: they never show as free in `capacity()`, and
+    machines created with the reservation's `account` draw on them first.
+    """
+
+    def reserve(
+        self,
+        *,
+        reservation_id: str,
+        region: str,
+        gpu_model: str,
+        gpus: int,
+        start: datetime,
+        end: datetime,
+        account: str | None = None,
+    ) -> None:
+        """Hold `gpus` GPUs of `gpu_model` in `region` from `start` to `end`. Idempotent on
+        `reservation_id`; raises `CapacityError` if the fleet cannot hold them."""
+        ...
+
+    def release(self, reservation_id: str) -> None:
+        """Stop holding them (a cancelled reservation); a no-op for an unknown id."""
+        ...
+
+
+def supports_reservations(backend: object) -> bool:
+    return isinstance(backend, ReservingBackend)

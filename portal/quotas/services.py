@@ -263,23 +263,32 @@ def quota_apply_defaults(*, organization: Organization) -> list[Quota]:
 
 @transaction.atomic
 def quota_reserve(
-    *, organization: Organization, region: Region, gpu_model: GpuModel, gpus: int, preemptible: bool
+    *,
+    organization: Organization,
+    region: Region,
+    gpu_model: GpuModel,
+    gpus: int,
+    preemptible: bool,
+    allowance: int = 0,
 ) -> None:
     """Count `gpus` against the limit, or raise QuotaExceeded and count nothing.
 
     The quota row is locked until the caller's transaction ends, so concurrent launches
     queue here and can never exceed a limit together. Call it in the same transaction that
-    records the launch, before any backend call.
+    records the launch, before any backend call. `allowance`: GPUs on top of the limit (a
+    reservation in force of the organization, see portal.operations).
     """
     if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
         raise ApplicationError("A launch takes at least one GPU.", code="invalid_gpus")
     kind = kind_of(preemptible)
+    if allowance:
+        _quota_for_update(organization=organization, region=region, gpu_model=gpu_model)
     quota = (
         Quota.objects.select_for_update(of=("self",))
         .filter(organization=organization, region=region, gpu_model=gpu_model)
         .first()
     )
-    limit = quota.limit(kind) if quota else 0
+    limit = (quota.limit(kind) if quota else 0) + allowance
     used = quota.used(kind) if quota else 0
     if quota is None or used + gpus > limit:
         raise QuotaExceeded(

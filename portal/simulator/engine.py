@@ -8,7 +8,9 @@ clock is the whole truth and a restart simply catches up.
 A machine holds GPUs on one node exactly while `node` is set. Stopping releases them (a stopped
 machine bills only storage) and starting places the machine again, so a start can hit
 `CapacityExhausted`. Capacity is computed from the machines in `_used_gpus()`, the one place where
-reservations (GPUs held for an organization) will be subtracted too.
+reservations (GPUs held for an account from a start to an end) are subtracted too: while in
+force, a reservation's GPUs that its account's machines do not use count as used for everyone
+else, and its account's machines are placed as if the reservation did not exist.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class Simulator:
         self.clock = clock
         self.rng = rng or random.Random()
         self.machines: dict[str, MachineRecord] = {}
+        self.reservations: dict[str, dict[str, Any]] = {}
         self.lock = threading.RLock()
 
     # Persistence
@@ -75,6 +78,7 @@ class Simulator:
             "catalog": self.catalog.to_dict(),
             "timings": asdict(self.timings),
             "machines": [asdict(m) for m in self.machines.values()],
+            "reservations": list(self.reservations.values()),
         }
 
     def load(self, data: dict[str, Any]) -> None:
@@ -83,6 +87,7 @@ class Simulator:
         self.catalog = catalog_from_dict(data["catalog"])
         self.timings = Timings(**data["timings"])
         self.machines = {m["id"]: MachineRecord(**m) for m in data["machines"]}
+        self.reservations = {r["id"]: r for r in data.get("reservations", [])}
 
     def _save(self) -> None:
         if self.state_path is not None:
@@ -142,16 +147,39 @@ class Simulator:
 
     # Placement
 
-    def _used_gpus(self) -> dict[str, int]:
+    def _used_gpus(self, account: str | None = None) -> dict[str, int]:
+        """GPUs taken per node, as `account` sees them (None: as everyone else sees them)."""
         used: dict[str, int] = {}
+        own: dict[tuple[str, str, str], int] = {}  # on-demand GPUs per (account, region, model)
         for machine in self.machines.values():
             if machine.node is not None:
                 used[machine.node] = used.get(machine.node, 0) + machine.gpu_count
+                if machine.account and not machine.preemptible:
+                    key = (machine.account, machine.region, machine.gpu_model)
+                    own[key] = own.get(key, 0) + machine.gpu_count
+        now = self.clock()
+        for reservation in sorted(self.reservations.values(), key=lambda r: r["id"]):
+            if not reservation["start"] <= now < reservation["end"]:
+                continue
+            if account is not None and reservation["account"] == account:
+                continue  # its own machines may use every GPU it holds
+            key = (reservation["account"] or "", reservation["region"], reservation["gpu_model"])
+            in_use = min(own.get(key, 0), reservation["gpus"])
+            own[key] = own.get(key, 0) - in_use
+            held = reservation["gpus"] - in_use
+            nodes = self.catalog.nodes_for(reservation["region"], reservation["gpu_model"])
+            for node in sorted(nodes, key=lambda n: used.get(n.name, 0) - n.gpus):
+                take = min(held, node.gpus - used.get(node.name, 0))
+                if take > 0:
+                    used[node.name] = used.get(node.name, 0) + take
+                    held -= take
         return used
 
-    def _place(self, region: str, gpu_model: str, gpu_count: int) -> str:
+    def _place(
+        self, region: str, gpu_model: str, gpu_count: int, account: str | None = None
+    ) -> str:
         """Best fit: the node that has the fewest free GPUs left after placing the machine."""
-        used = self._used_gpus()
+        used = self._used_gpus(account)
         best: tuple[int, str] | None = None
         for node in self.catalog.nodes_for(region, gpu_model):
             left = node.gpus - used.get(node.name, 0) - gpu_count
@@ -184,6 +212,7 @@ class Simulator:
         name: Any,
         preemptible: Any,
         fails_on_boot: bool = False,
+        account: Any = None,
     ) -> tuple[dict[str, Any], bool]:
         """Returns the machine and whether it was created now (False: an earlier request)."""
         request_id = _text(request_id, "request_id", 128)
@@ -193,6 +222,8 @@ class Simulator:
             raise BadRequest("ssh_keys must be a list of strings")
         if not isinstance(preemptible, bool):
             raise BadRequest("preemptible must be true or false")
+        if account is not None:
+            account = _text(account, "account", 128)
         with self.lock:
             now = self._advance_all()
             existing = self._by_request(request_id)
@@ -216,7 +247,10 @@ class Simulator:
                 raise BadRequest(f"unknown region {region!r}")
             if not self.catalog.nodes_for(region, itype.gpu_model):
                 raise BadRequest(f"{instance_type} is not offered in {region}")
-            node = self._place(region, itype.gpu_model, itype.gpu_count)
+            # A preemptible machine never draws on a reservation.
+            node = self._place(
+                region, itype.gpu_model, itype.gpu_count, None if preemptible else account
+            )
             machine = MachineRecord(
                 id=f"m-{uuid.uuid4().hex[:12]}",
                 request_id=request_id,
@@ -234,6 +268,7 @@ class Simulator:
                 node=node,
                 ip=self._allocate_ip(),
                 fails_on_boot=fails_on_boot,
+                account=account,
             )
             self._set_state(machine, "provisioning", now, "provision")
             self.machines[machine.id] = machine
@@ -287,7 +322,12 @@ class Simulator:
             return False
         if machine.state != "stopped":
             raise self._refuse(machine, "start")
-        machine.node = self._place(machine.region, machine.gpu_model, machine.gpu_count)
+        machine.node = self._place(
+            machine.region,
+            machine.gpu_model,
+            machine.gpu_count,
+            None if machine.preemptible else machine.account,
+        )
         self._set_state(machine, "starting", now, "start")
         return True
 
@@ -336,6 +376,85 @@ class Simulator:
                         }
                     )
             return result
+
+    # Reservations
+
+    def reserve(
+        self,
+        reservation_id: Any,
+        *,
+        region: Any,
+        gpu_model: Any,
+        gpus: Any,
+        start: Any,
+        end: Any,
+        account: Any = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Hold GPUs for `account` over [start, end) (epoch seconds). Idempotent on the id.
+
+        Refused (CapacityExhausted) when, at some moment of the period, the reservations in
+        force would hold more GPUs than the region has of that model.
+        """
+        reservation_id = _text(reservation_id, "reservation_id", 128)
+        if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
+            raise BadRequest("gpus must be a whole number of at least 1")
+        if not all(isinstance(t, int | float) and not isinstance(t, bool) for t in (start, end)):
+            raise BadRequest("start and end must be numbers (epoch seconds)")
+        if end <= start:
+            raise BadRequest("end must be after start")
+        if account is not None:
+            account = _text(account, "account", 128)
+        wanted = {
+            "id": reservation_id,
+            "region": region,
+            "gpu_model": gpu_model,
+            "gpus": gpus,
+            "start": float(start),
+            "end": float(end),
+            "account": account,
+        }
+        with self.lock:
+            self._advance_all()
+            existing = self.reservations.get(reservation_id)
+            if existing is not None:
+                if existing != wanted:
+                    raise Conflict(f"reservation {reservation_id!r} exists with other parameters")
+                return dict(existing), False
+            nodes = self.catalog.nodes_for(region, gpu_model)
+            if not nodes:
+                raise BadRequest(f"no {gpu_model!r} nodes in region {region!r}")
+            fleet = sum(node.gpus for node in nodes)
+            others = [
+                r
+                for r in self.reservations.values()
+                if (r["region"], r["gpu_model"]) == (region, gpu_model)
+                and r["start"] < end
+                and r["end"] > start
+            ]
+            moments = {float(start), *(r["start"] for r in others if start <= r["start"] < end)}
+            peak = max(
+                sum(r["gpus"] for r in others if r["start"] <= moment < r["end"])
+                for moment in moments
+            )
+            if peak + gpus > fleet:
+                raise CapacityExhausted(
+                    f"cannot reserve {gpus}x {gpu_model} in {region}: the fleet has {fleet} and "
+                    f"other reservations hold up to {peak} in that period"
+                )
+            self.reservations[reservation_id] = wanted
+            self._save()
+            return dict(wanted), True
+
+    def release(self, reservation_id: str) -> bool:
+        with self.lock:
+            released = self.reservations.pop(reservation_id, None) is not None
+            if released:
+                self._save()
+            return released
+
+    def list_reservations(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [dict(r) for r in sorted(self.reservations.values(), key=lambda r: r["id"])]
 
     def catalog_view(self) -> dict[str, Any]:
         with self.lock:
@@ -435,6 +554,7 @@ class Simulator:
     def reset(self, catalog: Catalog, timings: Timings) -> None:
         with self.lock:
             self.machines.clear()
+            self.reservations.clear()
             self.catalog = catalog
             self.timings = timings
             self._save()

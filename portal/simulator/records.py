@@ -95,6 +95,8 @@ class MachineRecord:
     reclaim_at: float | None = None
     fails_on_boot: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
+    # Whose machine it is: it draws on that account's reservations first.
+    account: str | None = None
 
     def public(self) -> dict[str, Any]:
         return {

@@ -46,6 +46,7 @@ log = logging.getLogger("portal.simulator")
 
 MAX_BODY = 1024 * 1024
 MACHINE = r"(?P<machine_id>[A-Za-z0-9_.-]+)"
+RESERVATION = r"(?P<reservation_id>[A-Za-z0-9_.-]+)"
 
 Handler = Callable[["RequestHandler", dict[str, Any], dict[str, str]], tuple[int, Any]]
 
@@ -221,7 +222,7 @@ def _create(h: RequestHandler, body: dict[str, Any], _: dict[str, str]) -> tuple
         raise BadRequest(f"missing fields: {', '.join(missing)}")
     fails = h.server.rng.random() < h.server.faults.boot_failure_rate
     machine, created = h.server.simulator.create(
-        **{f: body[f] for f in fields}, fails_on_boot=fails
+        **{f: body[f] for f in fields}, fails_on_boot=fails, account=body.get("account")
     )
     return (201 if created else 200), machine
 
@@ -240,6 +241,25 @@ def _action(h: RequestHandler, _: dict[str, Any], params: dict[str, str]) -> tup
 
 def _capacity(h: RequestHandler, _: dict[str, Any], __: dict[str, str]) -> tuple[int, Any]:
     return 200, {"capacity": h.server.simulator.capacity()}
+
+
+def _reserve(h: RequestHandler, body: dict[str, Any], params: dict[str, str]) -> tuple[int, Any]:
+    fields = ("region", "gpu_model", "gpus", "start", "end")
+    missing = [f for f in fields if f not in body]
+    if missing:
+        raise BadRequest(f"missing fields: {', '.join(missing)}")
+    reservation, created = h.server.simulator.reserve(
+        params["reservation_id"], **{f: body[f] for f in fields}, account=body.get("account")
+    )
+    return (201 if created else 200), reservation
+
+
+def _release(h: RequestHandler, _: dict[str, Any], params: dict[str, str]) -> tuple[int, Any]:
+    return 200, {"released": h.server.simulator.release(params["reservation_id"])}
+
+
+def _reservations(h: RequestHandler, _: dict[str, Any], __: dict[str, str]) -> tuple[int, Any]:
+    return 200, {"reservations": h.server.simulator.list_reservations()}
 
 
 def _catalog(h: RequestHandler, _: dict[str, Any], __: dict[str, str]) -> tuple[int, Any]:
@@ -326,6 +346,9 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
         ("DELETE", f"/v1/machines/{MACHINE}", _action),
         ("POST", f"/v1/machines/{MACHINE}/(?P<action>start|stop|reboot|terminate)", _action),
         ("GET", "/v1/capacity", _capacity),
+        ("GET", "/v1/reservations", _reservations),
+        ("PUT", f"/v1/reservations/{RESERVATION}", _reserve),
+        ("DELETE", f"/v1/reservations/{RESERVATION}", _release),
         ("GET", "/v1/catalog", _catalog),
         ("GET", "/control/state", _state),
         ("POST", "/control/reset", _reset),

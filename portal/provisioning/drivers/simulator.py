@@ -81,7 +81,7 @@ class SimulatorBackend:
         preemptible: bool,
         account: str | None = None,
     ) -> str:
-        # The simulator has no accounts; `account` is accepted for the common interface.
+        # The account (the organization's slug) lets the machine draw on its reservations.
         payload = {
             "request_id": request_id,
             "instance_type": instance_type,
@@ -91,6 +91,8 @@ class SimulatorBackend:
             "name": name,
             "preemptible": preemptible,
         }
+        if account is not None:
+            payload["account"] = account
         return self._call("POST", "/v1/machines", parse_machine, payload).backend_id
 
     def get(self, backend_id: str) -> Machine:
@@ -114,6 +116,32 @@ class SimulatorBackend:
 
     def capacity(self) -> builtins.list[Capacity]:
         return self._call("GET", "/v1/capacity", parse_capacities)
+
+    # Reserved capacity (the optional `ReservingBackend` capability)
+
+    def reserve(
+        self,
+        *,
+        reservation_id: str,
+        region: str,
+        gpu_model: str,
+        gpus: int,
+        start: datetime,
+        end: datetime,
+        account: str | None = None,
+    ) -> None:
+        payload = {
+            "region": region,
+            "gpu_model": gpu_model,
+            "gpus": gpus,
+            "start": start.timestamp(),
+            "end": end.timestamp(),
+            "account": account,
+        }
+        self._call("PUT", _reservation_path(reservation_id), _ignore, payload)
+
+    def release(self, reservation_id: str) -> None:
+        self._call("DELETE", _reservation_path(reservation_id), _ignore)
 
     # Transport
 
@@ -158,6 +186,14 @@ class SimulatorBackend:
             return response.json()
         except ValueError as exc:
             raise InvalidResponse(f"{what}: HTTP {status} answer is not JSON") from exc
+
+
+def _reservation_path(reservation_id: str) -> str:
+    return f"/v1/reservations/{quote(reservation_id, safe='')}"
+
+
+def _ignore(body: Any) -> None:
+    return None
 
 
 def _machine_path(backend_id: str) -> str:

@@ -1,0 +1,424 @@
+"""The operator's side in Django admin: the overview page, suspensions, reservations and
+customers' reservation requests. Every change goes through `portal.operations.services`."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from portal.core.errors import ApplicationError
+from portal.operations import selectors, services
+from portal.operations.forms import (
+    LiftForm,
+    QuoteForm,
+    ReservationForm,
+    StaffTerminateForm,
+    SuspendForm,
+)
+from portal.operations.models import Reservation, ReservationRequest, Suspension
+from portal.orgs.models import Organization
+
+admin.site.index_template = "operations/admin_index.html"
+
+
+def _form_page(request, model_admin, *, title: str, form, intro: str = "", extra=None):
+    return TemplateResponse(
+        request,
+        "operations/admin_form.html",
+        {
+            **model_admin.admin_site.each_context(request),
+            "opts": model_admin.model._meta,
+            "title": title,
+            "form": form,
+            "intro": intro,
+            **(extra or {}),
+        },
+    )
+
+
+def _form_error(form, error: ApplicationError) -> None:
+    form.add_error(error.field if error.field in form.fields else None, error.message)
+
+
+# --- The overview -----------------------------------------------------------------------------
+
+
+def overview_view(request: HttpRequest):
+    """/admin/overview/: sold and free capacity, revenue, queues, spenders, failures."""
+    if not request.user.is_staff:
+        raise PermissionDenied
+    data = selectors.operator_overview()
+    return TemplateResponse(
+        request,
+        "operations/admin_overview.html",
+        {
+            **admin.site.each_context(request),
+            "title": "Operator overview",
+            "o": data,
+            "regions": selectors.group_rows(data.rows),
+        },
+    )
+
+
+# --- Suspensions ------------------------------------------------------------------------------
+
+
+@admin.register(Suspension)
+class SuspensionAdmin(admin.ModelAdmin):
+    list_display = ["organization", "in_force", "reason_short", "suspended_at", "lifted_at"]
+    list_filter = [("lifted_at", admin.EmptyFieldListFilter)]
+    search_fields = ["organization__name", "reason"]
+    list_select_related = ["organization"]
+    actions = ["lift"]
+    readonly_fields = [f.name for f in Suspension._meta.fields]
+
+    @admin.display(boolean=True, description="in force")
+    def in_force(self, obj: Suspension) -> bool:
+        return obj.is_active
+
+    @admin.display(description="reason")
+    def reason_short(self, obj: Suspension) -> str:
+        return obj.reason if len(obj.reason) <= 80 else obj.reason[:79] + "…"
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_urls(self):
+        own = [
+            path(
+                "suspend/",
+                self.admin_site.admin_view(self.suspend_view),
+                name="operations_suspension_suspend",
+            ),
+            path(
+                "<int:pk>/lift/",
+                self.admin_site.admin_view(self.lift_view),
+                name="operations_suspension_lift",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def add_view(self, request, form_url="", extra_context=None):
+        return HttpResponseRedirect(reverse("admin:operations_suspension_suspend"))
+
+    def suspend_view(self, request: HttpRequest):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        initial = {"organization": request.GET.get("organization")}
+        form = SuspendForm(request.POST if request.method == "POST" else None, initial=initial)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                services.organization_suspend(
+                    organization=data["organization"],
+                    reason=data["reason"],
+                    stop_instances=data["stop_instances"],
+                    by=request.user,
+                )
+            except ApplicationError as error:
+                _form_error(form, error)
+            else:
+                self.message_user(
+                    request,
+                    f"{data['organization']} is suspended; its owners were e-mailed.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(reverse("admin:operations_suspension_changelist"))
+        return _form_page(
+            request,
+            self,
+            title="Suspend an organization",
+            form=form,
+            intro="A suspended organization cannot launch instances and its API tokens are "
+            "refused until the suspension is lifted. Instances keep running unless you stop them.",
+        )
+
+    def lift_view(self, request: HttpRequest, pk: int):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        suspension = get_object_or_404(Suspension.objects.select_related("organization"), pk=pk)
+        form = LiftForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.organization_unsuspend(
+                    organization=suspension.organization,
+                    by=request.user,
+                    note=form.cleaned_data["note"],
+                )
+            except ApplicationError as error:
+                _form_error(form, error)
+            else:
+                self.message_user(
+                    request, f"The suspension of {suspension.organization} is lifted.", "success"
+                )
+                return HttpResponseRedirect(reverse("admin:operations_suspension_changelist"))
+        return _form_page(
+            request,
+            self,
+            title=f"Lift the suspension of {suspension.organization}",
+            form=form,
+            intro=f"Suspended on {suspension.suspended_at:%Y-%m-%d %H:%M} UTC: {suspension.reason}",
+        )
+
+    @admin.action(description="Lift the selected suspensions")
+    def lift(self, request, queryset):
+        for suspension in queryset.select_related("organization"):
+            try:
+                services.organization_unsuspend(
+                    organization=suspension.organization, by=request.user
+                )
+            except ApplicationError as error:
+                self.message_user(request, error.message, messages.WARNING)
+            else:
+                self.message_user(
+                    request, f"The suspension of {suspension.organization} is lifted.", "success"
+                )
+
+
+@admin.action(description="Suspend the selected organization…")
+def suspend_organization(modeladmin, request, queryset):
+    """On the organizations list: opens the suspension form for the (first) selected one."""
+    organization = queryset.order_by("pk").first()
+    url = reverse("admin:operations_suspension_suspend")
+    return HttpResponseRedirect(f"{url}?organization={organization.pk}" if organization else url)
+
+
+# The organizations admin (portal.orgs) gains the action; orgs is registered before us.
+if Organization in admin.site._registry:
+    _org_admin = admin.site._registry[Organization]
+    _org_admin.actions = [*(_org_admin.actions or []), suspend_organization]
+
+
+def terminate_with_reason(modeladmin, request, queryset):
+    """Django's intermediate-page pattern: ask for the reason, then terminate."""
+    from portal.instances import services as instances
+
+    form = StaffTerminateForm(request.POST if "apply" in request.POST else None)
+    if "apply" in request.POST and form.is_valid():
+        done = 0
+        for instance in queryset:
+            try:
+                instances.instance_terminate_by_staff(
+                    user=request.user, instance=instance, reason=form.cleaned_data["reason"]
+                )
+            except ApplicationError as error:
+                modeladmin.message_user(request, f"{instance.name}: {error.message}", "warning")
+            else:
+                done += 1
+        if done:
+            modeladmin.message_user(request, f"Terminating {done} instance(s).", "success")
+        return None
+    return TemplateResponse(
+        request,
+        "operations/admin_terminate.html",
+        {
+            **modeladmin.admin_site.each_context(request),
+            "opts": modeladmin.model._meta,
+            "title": "Terminate with a reason",
+            "form": form,
+            "instances": queryset,
+            "action": "terminate_with_reason",
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        },
+    )
+
+
+terminate_with_reason.short_description = "Terminate the selected instances with a reason…"  # type: ignore[attr-defined]
+
+
+def _add_instance_action() -> None:
+    from portal.instances.models import Instance
+
+    if Instance in admin.site._registry:
+        instance_admin = admin.site._registry[Instance]
+        instance_admin.actions = [*(instance_admin.actions or []), terminate_with_reason]
+
+
+_add_instance_action()
+
+
+# --- Reservations -----------------------------------------------------------------------------
+
+
+@admin.register(Reservation)
+class ReservationAdmin(admin.ModelAdmin):
+    list_display = [
+        "label",
+        "organization",
+        "region",
+        "gpu_model",
+        "gpus",
+        "start",
+        "end",
+        "price_per_gpu_hour",
+        "status",
+        "backend_held_at",
+    ]
+    list_filter = ["region", "gpu_model"]
+    search_fields = ["organization__name"]
+    list_select_related = ["organization", "region", "gpu_model"]
+    actions = ["cancel"]
+    readonly_fields = [f.name for f in Reservation._meta.fields]
+
+    @admin.display(description="reservation", ordering="pk")
+    def label(self, obj: Reservation) -> str:
+        return f"R-{obj.pk}"
+
+    @admin.display(description="status")
+    def status(self, obj: Reservation) -> str:
+        return obj.status(timezone.now())
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_urls(self):
+        own = [
+            path(
+                "create/",
+                self.admin_site.admin_view(self.create_view),
+                name="operations_reservation_create",
+            )
+        ]
+        return own + super().get_urls()
+
+    def add_view(self, request, form_url="", extra_context=None):
+        return HttpResponseRedirect(reverse("admin:operations_reservation_create"))
+
+    def create_view(self, request: HttpRequest):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ReservationForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                reservation = services.reservation_create(by=request.user, **data)
+            except ApplicationError as error:
+                _form_error(form, error)
+            else:
+                self.message_user(request, f"Reservation R-{reservation.pk} created.", "success")
+                return HttpResponseRedirect(reverse("admin:operations_reservation_changelist"))
+        return _form_page(
+            request,
+            self,
+            title="Reserve capacity",
+            form=form,
+            intro="The GPUs are held for the organization from start to end and billed at the "
+            "committed price whether used or not. Refused if, with the other reservations of "
+            "that period, more GPUs would be reserved than the fleet has.",
+        )
+
+    @admin.action(description="Cancel the selected reservations")
+    def cancel(self, request, queryset):
+        for reservation in queryset:
+            try:
+                services.reservation_cancel(reservation=reservation, by=request.user)
+            except ApplicationError as error:
+                self.message_user(request, f"R-{reservation.pk}: {error.message}", "warning")
+            else:
+                self.message_user(request, f"R-{reservation.pk} cancelled.", "success")
+
+
+@admin.register(ReservationRequest)
+class ReservationRequestAdmin(admin.ModelAdmin):
+    list_display = [
+        "__str__",
+        "state",
+        "gpus",
+        "start_date",
+        "months",
+        "quote_price",
+        "created_at",
+        "quote_link",
+    ]
+    list_filter = ["state", "region", "gpu_model"]
+    search_fields = ["organization__name"]
+    list_select_related = ["organization", "region", "gpu_model"]
+    readonly_fields = [f.name for f in ReservationRequest._meta.fields]
+    actions = ["refuse"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="")
+    def quote_link(self, obj: ReservationRequest) -> str:
+        if not obj.is_open:
+            return ""
+        return format_html(
+            '<a href="{}">Quote…</a>',
+            reverse("admin:operations_reservationrequest_quote", args=[obj.pk]),
+        )
+
+    def get_urls(self):
+        own = [
+            path(
+                "<int:pk>/quote/",
+                self.admin_site.admin_view(self.quote_view),
+                name="operations_reservationrequest_quote",
+            )
+        ]
+        return own + super().get_urls()
+
+    def quote_view(self, request: HttpRequest, pk: int):
+        if not request.user.is_staff:
+            raise PermissionDenied
+        item = get_object_or_404(
+            ReservationRequest.objects.select_related("organization", "region", "gpu_model"), pk=pk
+        )
+        start, end = services.request_period(item.start_date, item.months)
+        reservable = selectors.reservable_gpus(
+            region=item.region, gpu_model=item.gpu_model, start=start, end=end
+        )
+        form = QuoteForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.reservation_request_quote(
+                    request=item,
+                    price_per_gpu_hour=form.cleaned_data["price_per_gpu_hour"],
+                    note=form.cleaned_data["note"],
+                    by=request.user,
+                )
+            except ApplicationError as error:
+                _form_error(form, error)
+            else:
+                self.message_user(request, f"Quote sent for request #{item.pk}.", "success")
+                return HttpResponseRedirect(
+                    reverse("admin:operations_reservationrequest_changelist")
+                )
+        free = "unknown (no capacity report yet)" if reservable is None else str(reservable)
+        return _form_page(
+            request,
+            self,
+            title=f"Quote request #{item.pk}",
+            form=form,
+            intro=(
+                f"{item.organization} asks for {item.gpus} {item.gpu_model} GPUs in "
+                f"{item.region.code} from {start:%Y-%m-%d} to {end:%Y-%m-%d} "
+                f"({item.months} months). Reservable over that period: {free} GPUs."
+            ),
+        )
+
+    @admin.action(description="Refuse the selected requests")
+    def refuse(self, request, queryset):
+        for item in queryset:
+            try:
+                services.reservation_request_refuse(request=item, by=request.user)
+            except ApplicationError as error:
+                self.message_user(request, f"#{item.pk}: {error.message}", "warning")

@@ -1,0 +1,139 @@
+"""The operator overview: the numbers, and a fixed number of queries however many organizations."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from portal.billing.models import UsageInterval
+from portal.instances.models import Instance, State
+from portal.operations.models import Reservation
+from portal.operations.selectors import operator_overview
+from portal.orgs.models import Organization
+from portal.quotas.models import QuotaRequest
+
+
+def populate(catalog, n: int, *, now, prefix: str = "a"):
+    """n organizations, each with a running on-demand instance, a preemptible one, a failed
+    one, usage this month and last month, and an open quota request."""
+    orgs = Organization.objects.bulk_create(
+        [Organization(name=f"Org {prefix}{i:04d}", slug=f"org-{prefix}{i:04d}") for i in range(n)]
+    )
+    common = {"instance_type": catalog.h100_1x, "region": catalog.us_east, "image": catalog.ubuntu}
+    instances = Instance.objects.bulk_create(
+        [
+            Instance(
+                organization=o,
+                name=name,
+                state=state,
+                preemptible=pre,
+                gpus=1,
+                state_changed_at=now - timedelta(hours=2),
+                **common,
+            )
+            for o in orgs
+            for name, state, pre in (
+                ("run", State.RUNNING, False),
+                ("spot", State.RUNNING, True),
+                ("broken", State.FAILED, False),
+            )
+        ]
+    )
+    this_month = now.replace(day=1, hour=1, minute=0, second=0, microsecond=0)
+    last_month = (this_month - timedelta(days=3)).replace(hour=1)
+    UsageInterval.objects.bulk_create(
+        [
+            UsageInterval(
+                instance=i,
+                organization_id=i.organization_id,
+                instance_type=catalog.h100_1x,
+                region=catalog.us_east,
+                gpus=1,
+                kind="on_demand",
+                start=start,
+                end=start + timedelta(hours=2),
+                unit_price=Decimal("2.50"),
+            )
+            for i in instances
+            if i.name == "run"
+            for start in (this_month, last_month)
+        ]
+    )
+    QuotaRequest.objects.bulk_create(
+        [
+            QuotaRequest(
+                organization=o,
+                region=catalog.us_east,
+                gpu_model=catalog.h100,
+                kind="on_demand",
+                limit_at_submission=0,
+                requested_limit=8,
+                justification="x",
+                created_at=now - timedelta(days=k % 10),
+            )
+            for k, o in enumerate(orgs)
+        ]
+    )
+    Reservation.objects.create(
+        organization=orgs[0],
+        region=catalog.us_east,
+        gpu_model=catalog.h100,
+        gpus=16,
+        start=now - timedelta(days=1),
+        end=now + timedelta(days=30),
+        price_per_gpu_hour=Decimal("1.50"),
+    )
+    return orgs
+
+
+def test_the_numbers(catalog, fleet, team):
+    now = timezone.now()
+    populate(catalog, 3, now=now)
+    o = operator_overview(now=now)
+    us = next(r for r in o.rows if (r.region, r.gpu_model) == ("us-east-1", "h100"))
+    assert (us.total, us.on_demand, us.preemptible, us.reserved, us.free) == (64, 3, 3, 16, 64)
+    assert o.revenue_this_month == Decimal("15.00")  # 3 × 2 h × 2.50
+    assert o.revenue_last_month == Decimal("15.00")
+    assert o.failed_count == 3 and {i.name for i in o.failed} == {"broken"}
+    assert sum(n for _label, n in o.quota_requests_by_age) == 3
+    assert [s["spend"] for s in o.top_spenders] == [Decimal("5.00")] * 3
+    assert o.reservations_this_month > 0
+
+
+def _queries(client, staff):
+    client.force_login(staff)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(reverse("operations_overview"))
+    assert response.status_code == 200
+    return len(captured), response
+
+
+@pytest.mark.parametrize("big", [1000])
+def test_the_same_queries_for_10_and_1000_organizations(catalog, fleet, staff, client, big):
+    now = timezone.now()
+    populate(catalog, 10, now=now)
+    few, response = _queries(client, staff)
+    assert "Org a0000" in response.content.decode()
+    populate_more = big - 10
+    orgs = populate(catalog, populate_more, now=now, prefix="b")
+    assert Organization.objects.count() >= big
+    many, response = _queries(client, staff)
+    assert many == few, f"{few} queries for 10 organizations, {many} for {big}"
+    assert len(orgs) == populate_more
+
+
+def test_only_staff_see_it(client, team):
+    client.force_login(team.owner.user)
+    response = client.get(reverse("operations_overview"))
+    assert response.status_code == 302  # to the admin login
+    assert "/admin/login/" in response["Location"]
+
+
+def test_the_admin_index_links_to_it(client, staff):
+    client.force_login(staff)
+    page = client.get(reverse("admin:index")).content.decode()
+    assert reverse("operations_overview") in page
