@@ -41,6 +41,7 @@ from portal.billing.periods import Month
 from portal.catalog.models import Price
 from portal.core.errors import ApplicationError
 from portal.instances.models import Instance, InstanceEvent
+from portal.operations.billing import reservation_lines
 from portal.orgs.models import Organization
 from portal.webhooks import events as webhook_events
 
@@ -287,6 +288,8 @@ def invoice_issue(
         number = _next_number(f"{setting('BILLING_NUMBER_PREFIX')}-{now.year}")
         _already_issued(organization, month)  # again, now that issuing is serialized
         lines = rating.lines(
+            organization_id=organization.pk, start=month.start, end=month.end, now=now
+        ) + reservation_lines(
             organization_id=organization.pk, start=month.start, end=month.end, now=now
         )
         if not lines:
