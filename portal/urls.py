@@ -37,6 +37,7 @@ urlpatterns = [
     path("", include("portal.billing.urls")),
     path("", include("portal.api.urls")),
     path("", include("portal.webhooks.urls")),
+    path("", include("portal.operations.urls")),
 ]
 if getattr(settings, "BENCH_FLOOR_VIEWS", False):  # `make bench` only (bench/settings.py)
     urlpatterns.append(path("bench/", include("bench.urls")))
