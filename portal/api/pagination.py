@@ -13,7 +13,7 @@ MAX_PAGE = 1_000_000
 
 def _positive(request, name: str, default: int, highest: int) -> int:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= highest:
         raise ApiError(

@@ -13,6 +13,7 @@ class ApiView(GenericAPIView):
     permission_classes = [TokenPermission]
     throttle_classes = [TokenRateThrottle, TokenWriteRateThrottle]
     pagination_class = None
+    metadata_class = None  # OPTIONS is a 405: no CORS, and the OpenAPI document describes all
     token_authenticated = True  # the schema adds 401/403/429 answers
 
     # Permissions of portal/orgs/roles.py for safe methods and for writes.

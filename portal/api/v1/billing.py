@@ -126,7 +126,7 @@ class Usage(ApiView):
         responses={200: UsageSerializer},
     )
     def get(self, request):
-        query = UsageQuerySerializer(data=request.query_params)
+        query = UsageQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         this_month = Month.of(clock.now())
         month = this_month

@@ -120,7 +120,7 @@ class InstanceList(ApiView):
         responses={200: InstanceSerializer(many=True)},
     )
     def get(self, request):
-        filters = InstanceFilterSerializer(data=request.query_params)
+        filters = InstanceFilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         wanted = filters.validated_data
         instances = selectors.instances_for_organization(membership=self.membership)

@@ -130,7 +130,7 @@ class QuotaRequestList(ApiView):
         responses={200: QuotaRequestSerializer(many=True)},
     )
     def get(self, request):
-        filters = QuotaRequestFilterSerializer(data=request.query_params)
+        filters = QuotaRequestFilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         requests = selectors.organization_quota_requests(organization=self.organization)
         if "state" in filters.validated_data:
