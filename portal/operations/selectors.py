@@ -368,3 +368,32 @@ def launch_reservation(
         gpus=reservation.gpus,
         covers=in_use + instance_type.gpu_count <= reservation.gpus,
     )
+
+
+# --- Quota approval ---------------------------------------------------------------------------
+
+
+def fleet_free_gpus(*, region: Region, gpu_model: GpuModel) -> int | None:
+    """Free GPUs of the model in the region as the backend last reported (None: unknown or
+    stale). Reserved GPUs not in use are not free: the backend holds them."""
+    from portal.instances.conf import setting
+
+    current = fleet()
+    if current.taken_at is None:
+        return None
+    if (timezone.now() - current.taken_at).total_seconds() > setting("INSTANCE_CAPACITY_MAX_AGE"):
+        return None
+    return current.free.get((region.code, gpu_model.code))
+
+
+def fleet_free_text(*, region: Region, gpu_model: GpuModel) -> str:
+    """For staff next to a quota request: free and total GPUs, and how old the report is."""
+    current = fleet()
+    place = (region.code, gpu_model.code)
+    if current.taken_at is None or place not in current.total:
+        return "Unknown: the provisioning backend has not reported this capacity yet."
+    age = int((timezone.now() - current.taken_at).total_seconds())
+    return (
+        f"{current.free[place]} of {current.total[place]} {gpu_model.name} GPUs free in "
+        f"{region.code} (backend report {age} s ago; reserved GPUs not in use are not free)."
+    )

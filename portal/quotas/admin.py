@@ -164,6 +164,7 @@ class QuotaRequestAdmin(admin.ModelAdmin):
         "limit_at_submission",
         "requested_limit",
         "granted_limit",
+        "fleet_free",
         "state_badge",
         "created_by",
         "created_at",
@@ -187,6 +188,7 @@ class QuotaRequestAdmin(admin.ModelAdmin):
                         "organization_link",
                         ("gpu_model", "region", "kind"),
                         ("limit_at_submission", "requested_limit", "granted_limit"),
+                        "fleet_free",
                         ("created_by", "created_at"),
                         ("decided_at", "decider_name"),
                         "justification_text",
@@ -275,6 +277,12 @@ class QuotaRequestAdmin(admin.ModelAdmin):
     def conversation(self, obj: QuotaRequest) -> str:
         steps = selectors.quota_request_conversation(quota_request=obj)
         return _panel("quotas/admin/conversation.html", {"steps": steps})
+
+    @admin.display(description="Free in the fleet")
+    def fleet_free(self, obj: QuotaRequest) -> str:
+        from portal.operations.selectors import fleet_free_text
+
+        return fleet_free_text(region=obj.region, gpu_model=obj.gpu_model)
 
     @admin.display(description="Limits and use")
     def current_use(self, obj: QuotaRequest) -> str:
@@ -510,6 +518,7 @@ class AutoApprovalRuleAdmin(admin.ModelAdmin):
         "max_limit",
         "require_verified_email",
         "require_no_unpaid_invoice",
+        "capacity_margin",
     ]
     list_editable = ["active", "position"]
     list_filter = ["active", "gpu_model", "region"]
@@ -524,4 +533,5 @@ class AutoApprovalRuleAdmin(admin.ModelAdmin):
         "max_limit",
         "require_verified_email",
         "require_no_unpaid_invoice",
+        "capacity_margin",
     ]

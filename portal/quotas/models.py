@@ -123,6 +123,13 @@ class AutoApprovalRule(models.Model):
         "only if an owner has a verified e-mail address", default=True
     )
     require_no_unpaid_invoice = models.BooleanField("only if no invoice is unpaid", default=True)
+    capacity_margin = models.PositiveIntegerField(
+        "only if the fleet's free GPUs cover the increase plus",
+        null=True,
+        blank=True,
+        help_text="GPUs kept free on top of the increase, from the provisioning backend's last "
+        "capacity report; leave empty to approve regardless of free capacity.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

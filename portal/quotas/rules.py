@@ -6,12 +6,22 @@ from portal.quotas.models import AutoApprovalRule, QuotaRequest
 from portal.quotas.standing import Standing, organization_standing
 
 
+def _capacity_covers(quota_request: QuotaRequest, rule: AutoApprovalRule) -> bool:
+    """The increase plus the margin fits in the free GPUs; unknown capacity never does."""
+    from portal.operations.selectors import fleet_free_gpus
+
+    free = fleet_free_gpus(region=quota_request.region, gpu_model=quota_request.gpu_model)
+    increase = max(0, quota_request.requested_limit - quota_request.limit_at_submission)
+    return free is not None and free >= increase + rule.capacity_margin
+
+
 def rule_matching(quota_request: QuotaRequest) -> AutoApprovalRule | None:
     """The first active rule (by position) that covers the request, or None.
 
     A rule covers a request for its GPU model (and its region and limit kind, where set) whose
     requested limit is at most the rule's maximum, from an organization that meets the rule's
-    conditions of standing.
+    conditions of standing and, for a rule with a capacity margin, whose increase the fleet's
+    free GPUs of that model in that region cover with the margin to spare.
     """
     candidates = (
         AutoApprovalRule.objects.filter(
@@ -30,6 +40,8 @@ def rule_matching(quota_request: QuotaRequest) -> AutoApprovalRule | None:
         if rule.require_verified_email and not standing.email_verified:
             continue
         if rule.require_no_unpaid_invoice and standing.unpaid_invoice:
+            continue
+        if rule.capacity_margin is not None and not _capacity_covers(quota_request, rule):
             continue
         return rule
     return None
