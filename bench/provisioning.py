@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -35,6 +36,7 @@ LAUNCHES = int(os.environ.get("BENCH_LAUNCHES", "500"))
 SIMULATOR_PORT = int(os.environ.get("BENCH_SIMULATOR_PORT", "8670"))
 CONCURRENCY = 2
 TIMEOUT = 300
+SUCCEEDED = re.compile(r"Task ([\w.]+)\[[^\]]+\] succeeded in ([\d.]+)s")
 
 
 def big_fleet(gpus_per_region: int) -> dict:
@@ -217,5 +219,17 @@ def run(results: Results, *, staff, work: Path) -> None:
     )
     results.note(
         f"provisioning: worker prefork concurrency {CONCURRENCY}; the {LAUNCHES} instance_launch "
-        f"calls alone took {requested:.1f} s in the runner; states at the end: {states}"
+        f"calls alone took {requested:.1f} s in the runner; {task_times(worker.log_path)}; "
+        f"states at the end: {states}"
+    )
+
+
+def task_times(log_path: Path) -> str:
+    """Mean run time per task name, from the worker's "succeeded in" lines."""
+    times: dict[str, list[float]] = {}
+    for match in SUCCEEDED.finditer(log_path.read_text()):
+        times.setdefault(match.group(1).rsplit(".", 1)[-1], []).append(float(match.group(2)))
+    return ", ".join(
+        f"{name} {sum(values) / len(values) * 1000:.0f} ms mean in the worker ({len(values)})"
+        for name, values in sorted(times.items())
     )

@@ -18,6 +18,7 @@ from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 
+from django.db import connection
 from django.utils import timezone
 
 from bench import seed
@@ -87,6 +88,8 @@ def fleet(n: int, *, organization, owner) -> list[MachineRecord]:
             )
         )
     Instance.objects.bulk_create(rows, batch_size=2000)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE instances_instance")
     return machines
 
 

@@ -115,6 +115,7 @@ def main() -> int:
     import redis
     from django.conf import settings
     from django.core.management import call_command
+    from django.db import connection
 
     from bench import pages, provisioning, queries, reconcile, seed
     from bench.results import Results, write
@@ -143,6 +144,9 @@ def main() -> int:
         f"({time.perf_counter() - seeding:.0f} s)",
         flush=True,
     )
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")  # planner statistics, as autovacuum would have them by now
 
     section("queries per page", failures, lambda: queries.run(results, small=small, large=large))
     section("pages under load", failures, lambda: pages.run(results, seeded=large, log_dir=work))
