@@ -3,6 +3,7 @@ customers' reservation requests. Every change goes through `portal.operations.se
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseRedirect
@@ -60,6 +61,7 @@ def overview_view(request: HttpRequest):
         {
             **admin.site.each_context(request),
             "title": "Operator overview",
+            "currency": settings.CURRENCY,
             "o": data,
             "regions": selectors.group_rows(data.rows),
         },
