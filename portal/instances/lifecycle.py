@@ -36,6 +36,7 @@ from portal.instances.models import (
     State,
 )
 from portal.quotas.services import quota_release
+from portal.webhooks import events as webhook_events
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +184,7 @@ def _transition(
             target=instance,
             detail={"from": from_state, "to": to, "message": event.message},
         )
+        webhook_events.instance_state_changed(instance, from_state)
         if after_commit is not None:
             transaction.on_commit(lambda: after_commit(instance, from_state))
     logger.info("instance %s %s: %s -> %s %s", instance.pk, instance.name, from_state, to, message)
@@ -402,4 +404,5 @@ def note_reclaim(instance_id: int, *, reclaim_at: datetime) -> bool:
             message=f"The operator will reclaim this instance at {reclaim_at:%H:%M:%S} UTC.",
         )
         transaction.on_commit(lambda: _send("reclaim_notice")(instance))
+        webhook_events.instance_interruption_notice(instance)
     return True

@@ -30,6 +30,7 @@ from portal.quotas.models import (
     RequestState,
     kind_of,
 )
+from portal.webhooks import events as webhook_events
 
 logger = logging.getLogger(__name__)
 
@@ -644,6 +645,7 @@ def quota_request_decide(
             detail={"decision": decision, "state": quota_request.state, "granted": granted},
         )
         transaction.on_commit(lambda: _emails().send_quota_request_decided(message_id=step.pk))
+        webhook_events.quota_decided(quota_request, message)
     return quota_request
 
 
