@@ -1,6 +1,7 @@
 """Reconciliation: one pass of `portal.instances.sync.reconcile` over 10,000 backend machines.
 
-Baseline: the backend's `list()` call alone (the best of three), same simulator, same run.
+Both the pass and the baseline, the backend's `list()` call alone, are the best of three
+(a shared machine's noise hits single measurements), same simulator, same run.
 
 The 10,000 machines are written into the simulator's state file, which it loads at start
 (zero-delay mode), with a matching running Instance row each. Creating them through the
@@ -120,9 +121,12 @@ def run(results: Results, *, work: Path) -> None:
             listed = backend.list()
             timings.append(time.perf_counter() - started)
         baseline = min(timings)
-        started = time.perf_counter()
-        report = reconcile()
-        seconds = time.perf_counter() - started
+        passes = []
+        for _ in range(3):  # each pass finds the same: every machine agrees with its instance
+            started = time.perf_counter()
+            report = reconcile()
+            passes.append(time.perf_counter() - started)
+        seconds = min(passes)
     finally:
         simulator.stop()
     ratio = seconds / baseline
@@ -130,8 +134,8 @@ def run(results: Results, *, work: Path) -> None:
         Row(
             section="reconciliation",
             name=f"one pass over {len(listed):,} machines",
-            figure=f"{seconds:.2f} s",
-            baseline=f"list() {baseline:.2f} s",
+            figure=f"{seconds:.2f} s (best of 3 passes; the first {passes[0]:.2f} s)",
+            baseline=f"list() {baseline:.2f} s (best of 3)",
             ratio=ratio,
             target="< 10x",
             met=ratio < 10,

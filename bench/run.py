@@ -100,10 +100,19 @@ def rating(results) -> None:
     )
 
 
+def load() -> str:
+    """The machine's load average: other work on a shared machine moves every figure."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def main() -> int:
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
     sys.path.insert(0, str(REPO))
     started_at, started = datetime.now(UTC), time.perf_counter()
+    load_at_start = load()
     name = os.environ.get("BENCH_DB_NAME", "backfill_bench")
     print(f"== database {name}: drop, create, migrate", flush=True)
     create_database(name)
@@ -153,6 +162,7 @@ def main() -> int:
     section("provisioning", failures, lambda: provisioning.run(results, staff=staff, work=work))
     section("rating", failures, lambda: rating(results))
 
+    results.note(f"load average (1, 5, 15 min) at the start {load_at_start}, at the end {load()}")
     for failure in failures:
         results.note(failure)
     missed = [row for row in results.rows if row.met is False]
