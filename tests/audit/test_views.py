@@ -178,6 +178,7 @@ def test_the_number_of_queries_does_not_grow_with_the_entries(team, client_for):
         return len(queries)
 
     audit_record(action="org.renamed", organization=team.organization, actor=team.owner)
+    queries_for_a_page()  # the first visit remembers the organization in the session (a write)
     one = queries_for_a_page()
     for _ in range(49):
         audit_record(action="org.renamed", organization=team.organization, actor=team.owner)
