@@ -73,7 +73,14 @@ def overview_view(request: HttpRequest):
 
 @admin.register(Suspension)
 class SuspensionAdmin(admin.ModelAdmin):
-    list_display = ["organization", "in_force", "reason_short", "suspended_at", "lifted_at"]
+    list_display = [
+        "organization",
+        "in_force",
+        "reason_short",
+        "suspended_at",
+        "lifted_at",
+        "lift_link",
+    ]
     list_filter = [("lifted_at", admin.EmptyFieldListFilter)]
     search_fields = ["organization__name", "reason"]
     list_select_related = ["organization"]
@@ -83,6 +90,13 @@ class SuspensionAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, description="in force")
     def in_force(self, obj: Suspension) -> bool:
         return obj.is_active
+
+    @admin.display(description="")
+    def lift_link(self, obj: Suspension) -> str:
+        if not obj.is_active:
+            return ""
+        url = reverse("admin:operations_suspension_lift", args=[obj.pk])
+        return format_html('<a href="{}">Lift…</a>', url)
 
     @admin.display(description="reason")
     def reason_short(self, obj: Suspension) -> str:

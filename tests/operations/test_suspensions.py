@@ -225,3 +225,16 @@ def test_a_member_of_two_organizations_launches_in_the_other(team, staff, outsid
     MembershipFactory(organization=outsider.organization, user=team.member.user)
     suspend(team, staff)
     assert organization_suspension_reason(outsider.organization) is None
+
+
+def test_lifting_from_the_admin_list(team, staff, client):
+    suspension = suspend(team, staff)
+    client.force_login(staff)
+    listing = client.get(reverse("admin:operations_suspension_changelist")).content.decode()
+    lift_url = reverse("admin:operations_suspension_lift", args=[suspension.pk])
+    assert lift_url in listing
+    assert client.post(lift_url, {"note": "Paid."}).status_code == 302
+    suspension.refresh_from_db()
+    assert suspension.lifted_at is not None and suspension.lift_note == "Paid."
+    again = client.post(lift_url, {"note": ""})
+    assert again.status_code == 200 and "is not suspended" in again.content.decode()
