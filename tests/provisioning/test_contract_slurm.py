@@ -64,19 +64,8 @@ def slurm_driver(local_slurm: LocalSlurm) -> Iterator[SlurmBackend]:
     clean_up(driver)
 
 
-KNOWN_RESTART_BUG = pytest.mark.xfail(
-    reason="known bug: a job started again after a stop sometimes fails instead of running "
-    "(under investigation; see docs/slurm.md, Known problems)",
-    strict=False,
-)
-
-
 class TestSlurmContract(BackendContract):
     STATE_TIMEOUT = 40.0
-
-    @KNOWN_RESTART_BUG
-    def test_stop_then_start(self, backend) -> None:
-        super().test_stop_then_start(backend)
 
     @pytest.fixture
     def backend(self, slurm_driver: SlurmBackend) -> SlurmBackend:
@@ -149,7 +138,6 @@ def _ssh(key: Path, machine, command: str) -> subprocess.CompletedProcess:
     )
 
 
-@KNOWN_RESTART_BUG
 def test_ssh_into_an_instance_with_its_key_and_see_its_gpus(
     slurm_driver: SlurmBackend, local_slurm: LocalSlurm, tmp_path: Path
 ) -> None:
@@ -320,11 +308,6 @@ def test_account_over_its_gpu_limit_waits_for_capacity(slurm_driver: SlurmBacken
     wait_for_state(slurm_driver, second, MachineState.RUNNING, 40)
 
 
-@pytest.mark.xfail(
-    reason="known bug: setting a second GPU model's limit or removing one does not yet give "
-    "the expected GrpTRES list",
-    strict=False,
-)
 def test_quota_mirroring_changes_the_accounts_grptres(
     slurm_driver: SlurmBackend, local_slurm: LocalSlurm
 ) -> None:
@@ -339,7 +322,7 @@ def test_quota_mirroring_changes_the_accounts_grptres(
     slurm_accounts.set_gpu_limit(org, "h100", 16, backend=slurm_driver)
 
     shown = local_slurm.tool(
-        "sacctmgr", "-nP", "show", "assoc", f"where account={account}", "format=user,grptres"
+        "sacctmgr", "-nP", "show", "assoc", "where", f"account={account}", "format=user,grptres"
     )
     grptres = dict(line.split("|") for line in shown.split())
     assert set(grptres[""].split(",")) == {"gres/gpu:h100=16", "gres/gpu:a100=8"}
@@ -419,21 +402,34 @@ def test_slurmctld_down_is_transient_and_jobs_survive_a_restart(
     wait_until(lambda: slurm_driver.get(backend_id).state == MachineState.RUNNING, 30, "ctld back")
 
 
-@pytest.mark.xfail(
-    reason="known bug: slurmrestd 22.05 answers a bad token with an error the driver does not "
-    "yet tell from other failures",
-    strict=False,
-)
 def test_expired_or_wrong_token_is_an_authentication_error(local_slurm: LocalSlurm) -> None:
     short = local_slurm.token(1)
     time.sleep(2.5)
-    for token in (short, "not-a-token"):
+    # Well formed and not expired, but signed with another key (a revoked or foreign token).
+    foreign = _jwt({"exp": int(time.time()) + 3600, "iat": int(time.time()), "sun": "slurm"})
+    for token, why in ((short, "expired"), ("not-a-token", "not a JWT"), (foreign, "refused")):
         driver = SlurmBackend(local_slurm.rest_url, token=token, retries=0)
-        with pytest.raises(AuthenticationError):
+        with pytest.raises(AuthenticationError, match=why):
             driver.list()
+        with pytest.raises(AuthenticationError):
+            driver.capacity()
 
 
-@pytest.mark.xfail(reason="same as the expired-token test", strict=False)
+def _jwt(claims: dict) -> str:
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    head = part(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = part(json.dumps(claims).encode())
+    signature = hmac.new(b"not slurm's key", f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{part(signature)}"
+
+
 def test_token_file_is_read_again_when_it_changes(local_slurm: LocalSlurm, tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("expired\n")

@@ -45,8 +45,10 @@ ended jobs after MinJobAge (300 s), after which `get()` says `NotFound`.
 
 from __future__ import annotations
 
+import base64
 import builtins
 import contextlib
+import json
 import os
 import re
 import time
@@ -266,11 +268,11 @@ class SlurmBackend:
         preemptible: bool,
         account: str | None = None,
     ) -> str:
+        shape = self.shape(instance_type)
+        keys = _clean_keys(ssh_keys)
         existing = self._find(request_id)
         if existing:
             return existing
-        shape = self.shape(instance_type)
-        keys = _clean_keys(ssh_keys)
         meta = Meta(
             request_id, name, instance_type, region, image, preemptible, created=int(time.time())
         )
@@ -281,11 +283,17 @@ class SlurmBackend:
         fits_somewhere = any(
             n.model == shape.gpu_model and n.gpus >= shape.gpus for n in nodes.values()
         )
-        if fits_somewhere and self._free_instances(nodes, shape, partition) == 0:
+        if not fits_somewhere:
+            largest = max((n.gpus for n in nodes.values() if n.model == shape.gpu_model), default=0)
+            raise PermanentError(
+                "Slurm refused the request: Requested node configuration is not available "
+                f"(no node of partition {partition} has {shape.gpus} {shape.gpu_model} GPUs; "
+                f"the largest has {largest})"
+            )
+        if self._free_instances(nodes, shape, partition) == 0:
             raise CapacityError(
                 f"no free {shape.gpus}x {shape.gpu_model} in Slurm partition {partition}"
             )
-        # A request larger than any node goes to Slurm anyway, which refuses it in its words.
         slurm_account = self.account_name(account) if account else self.default_account
         job = {
             "name": self.prefix + request_id,
@@ -342,9 +350,12 @@ class SlurmBackend:
             state = self._state(job)
         if state != MachineState.STOPPED:
             raise InvalidState(f"Slurm job {backend_id} is {state}; only a stopped one starts")
+        # Slurm delays a requeued job by 2 minutes (its begin time); start means now, but not
+        # within the second of the requeue: slurmd revoked the job's credential then, and a
+        # credential issued in that same second is refused ("Job credential revoked"), which
+        # ends the job FAILED. One second later is safe (slurmrestd parses "now+1" itself).
+        self._update(backend_id, {"begin_time": "now+1"})
         self._update(backend_id, {"hold": False})
-        # A requeued job may begin only 2 minutes after its requeue; start means now.
-        self._update(backend_id, {"begin_time": "now"})
 
     def stop(self, backend_id: str) -> None:
         job = self._job(backend_id)
@@ -677,7 +688,16 @@ class SlurmBackend:
                 "(expired or revoked? check SLURM_TOKEN / SLURM_TOKEN_FILE)"
             )
         if errors:
-            raise _error(what, status, errors)
+            error = _error(what, status, errors)
+            if (
+                isinstance(error, TransientError)
+                and _unspecified(errors)
+                and path.startswith(API + "/")
+            ):
+                # slurmrestd 22.05 answers a bad token with the same "Unspecified error" as a
+                # slurmctld that is down: tell them apart.
+                self._raise_if_token_refused(what)
+            raise error
         if status in (408, 429, 502, 503, 504) or status >= 500:
             raise TransientError(f"{what}: HTTP {status} {response.text[:200]}".rstrip())
         if status >= 400:
@@ -685,6 +705,36 @@ class SlurmBackend:
         if body is None:
             raise InvalidResponse(f"{what}: HTTP {status} answer is not JSON")
         return body
+
+    def _raise_if_token_refused(self, what: str) -> None:
+        """AuthenticationError when the service token is expired, malformed or refused.
+
+        An expired or malformed token is seen in the token itself (its `exp` claim; no
+        signature check here, Slurm does that). A token Slurm does not accept otherwise (a new
+        jwt key, a wrong user) is refused by slurmdbd with an authentication error that
+        slurmrestd does pass on, so one accounting call with the same token tells.
+        """
+        token = self.token()
+        claims = _jwt_claims(token)
+        if claims is None:
+            raise AuthenticationError(f"{what}: the Slurm token is not a JWT (check SLURM_TOKEN)")
+        expires = claims.get("exp")
+        if isinstance(expires, int | float) and expires <= time.time():
+            when = datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            raise AuthenticationError(f"{what}: the Slurm token expired at {when}")
+        try:
+            self._call_once(
+                "GET",
+                f"{DB_API}/user/{self.service_user}",
+                None,
+                None,
+                "check token",
+                self.service_user,
+            )
+        except AuthenticationError as exc:
+            raise AuthenticationError(f"{what}: Slurm refused the token ({exc})") from exc
+        except (PermanentError, TransientError, InvalidResponse):
+            return  # the token is not the problem as far as we can tell
 
 
 class _Node:
@@ -786,11 +836,14 @@ def _errors(body: Any) -> list[dict[str, Any]]:
 
 
 def _error(what: str, status: int, errors: list[dict[str, Any]]) -> Exception:
-    codes = [e.get("error_code", e.get("error_number")) for e in errors]
-    codes = [c for c in codes if isinstance(c, int)]
+    def code(error: dict[str, Any]) -> int:
+        value = error.get("error_code", error.get("error_number"))
+        return value if isinstance(value, int) else -1
+
+    codes = [code(e) for e in errors if code(e) > 0]
     text = "; ".join(
-        f"{e.get('error') or e.get('description') or 'error'}"
-        + (f" [{e.get('error_code', e.get('error_number'))}]" if e.get("error_code") else "")
+        " - ".join(str(part) for part in (e.get("error"), e.get("description")) if part)
+        + (f" [{code(e)}]" if code(e) > 0 else "")
         for e in errors
     )
     message = f"{what}: {text}"
@@ -798,13 +851,31 @@ def _error(what: str, status: int, errors: list[dict[str, Any]]) -> Exception:
         return AuthenticationError(f"{message} (expired or revoked token?)")
     if INVALID_JOB_ID in codes:
         return NotFound(message)
-    if any(c in TRANSIENT_CODES for c in codes) or "unable to contact" in text.lower():
+    if any(c in TRANSIENT_CODES for c in codes):
         return TransientError(message)
+    if not codes and status >= 500:
+        # slurmrestd answers "Unspecified error" (-1) when it cannot reach slurmctld.
+        return TransientError(f"{message} (is slurmctld down?)")
     if NODE_CONFIG_UNAVAILABLE in codes:
         return PermanentError(f"Slurm refused the request: {text}")
-    if status >= 500 and not codes:
-        return TransientError(message)
     return PermanentError(message)
+
+
+def _unspecified(errors: list[dict[str, Any]]) -> bool:
+    return all(e.get("error_number", e.get("error_code", -1)) in (-1, None) for e in errors)
+
+
+def _jwt_claims(token: str) -> dict[str, Any] | None:
+    """The claims of a JWT, unverified; None when it is not one."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+    except (ValueError, TypeError):
+        return None
+    return claims if isinstance(claims, dict) else None
 
 
 def _timestamp(value: Any) -> datetime | None:
