@@ -92,6 +92,9 @@ class WebhookDelivery(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Set while an attempt is under way: other workers leave the delivery alone until then
+    # (or until the attempt is recorded); a worker that died mid-request frees it by expiry.
+    sending_until = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

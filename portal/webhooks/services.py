@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import requests
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from portal.core.errors import ApplicationError
@@ -277,10 +278,10 @@ def webhook_send_test(*, membership: Membership, endpoint: WebhookEndpoint) -> W
 
 @dataclass(frozen=True)
 class AttemptResult:
-    """What one attempt did. `retry`: the task should try again later."""
+    """What one call did. `retry_in`: seconds until the task should look again (None: done)."""
 
     delivered: bool
-    retry: bool
+    retry_in: float | None
     attempt: WebhookAttempt | None = None
 
 
@@ -355,23 +356,44 @@ def _post(delivery: WebhookDelivery, number: int) -> tuple[int | None, str, str,
     return status_code, error, excerpt, False
 
 
-def webhook_delivery_attempt(*, delivery_id: int) -> AttemptResult:
-    """Send the delivery once (if still pending), record the attempt, settle its state.
+def _lease_seconds() -> float:
+    connect, read = setting("WEBHOOK_TIMEOUT")
+    return connect + read + 10
 
-    Safe to run twice: a delivery that succeeded or gave up is left alone, and each attempt
-    number is claimed by a conditional UPDATE, so two workers never both make it. No
-    transaction is open during the HTTP request. A receiver may still see an event twice (a
-    crash after its 2xx and before we record it): every event carries an id to deduplicate on.
+
+def webhook_delivery_attempt(*, delivery_id: int) -> AttemptResult:
+    """Make the delivery's next attempt if it is due, record it, and settle the state.
+
+    Safe to run twice, and from several workers at once: each attempt is claimed by one
+    conditional UPDATE (still pending, same attempt count, due, not being sent), which also
+    leases the delivery while the request is under way; a caller that finds it not due or
+    leased is told when to look again. No transaction is open during the HTTP request.
+    A receiver may still see an event twice (a crash after its 2xx and before we record it):
+    every event carries an id to deduplicate on.
     """
     delivery = WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id).first()
     if delivery is None or delivery.state != DeliveryState.PENDING:
-        return AttemptResult(delivered=False, retry=False)
+        return AttemptResult(delivered=False, retry_in=None)
+    now = timezone.now()
     number = delivery.attempts + 1
-    claimed = WebhookDelivery.objects.filter(
-        pk=delivery_id, state=DeliveryState.PENDING, attempts=delivery.attempts
-    ).update(attempts=number, last_attempt_at=timezone.now())
+    claimed = (
+        WebhookDelivery.objects.filter(
+            pk=delivery_id, state=DeliveryState.PENDING, attempts=delivery.attempts
+        )
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(Q(sending_until__isnull=True) | Q(sending_until__lte=now))
+        .update(
+            attempts=number,
+            last_attempt_at=now,
+            sending_until=now + timedelta(seconds=_lease_seconds()),
+        )
+    )
     if not claimed:
-        return AttemptResult(delivered=False, retry=False)  # another worker has this attempt
+        current = WebhookDelivery.objects.filter(pk=delivery_id).first()
+        if current is None or current.state != DeliveryState.PENDING:
+            return AttemptResult(delivered=False, retry_in=None)
+        wake = max((t for t in (current.next_attempt_at, current.sending_until) if t), default=now)
+        return AttemptResult(delivered=False, retry_in=max(1.0, (wake - now).total_seconds()))
 
     started = time.monotonic()
     status_code, error, excerpt, permanent = _post(delivery, number)
@@ -380,13 +402,12 @@ def webhook_delivery_attempt(*, delivery_id: int) -> AttemptResult:
     now = timezone.now()
     delivered = status_code is not None and 200 <= status_code < 300
     gives_up = not delivered and (permanent or number >= setting("WEBHOOK_MAX_ATTEMPTS"))
+    retry_in = None if delivered or gives_up else backoff(number)
     if delivered:
-        state, delivered_at, next_at = DeliveryState.SUCCEEDED, now, None
-    elif gives_up:
-        state, delivered_at, next_at = DeliveryState.FAILED, None, None
+        state, delivered_at = DeliveryState.SUCCEEDED, now
     else:
-        state, delivered_at = DeliveryState.PENDING, None
-        next_at = now + timedelta(seconds=backoff(number))
+        state = DeliveryState.FAILED if gives_up else DeliveryState.PENDING
+        delivered_at = None
     with transaction.atomic():
         attempt = WebhookAttempt.objects.create(
             delivery_id=delivery_id,
@@ -398,8 +419,11 @@ def webhook_delivery_attempt(*, delivery_id: int) -> AttemptResult:
             response_excerpt=excerpt[:500],
         )
         WebhookDelivery.objects.filter(pk=delivery_id).update(
-            state=state, delivered_at=delivered_at, next_attempt_at=next_at
+            state=state,
+            delivered_at=delivered_at,
+            next_attempt_at=None if retry_in is None else now + timedelta(seconds=retry_in),
+            sending_until=None,
         )
     if not delivered:
         logger.info("webhook delivery %s attempt %s failed: %s", delivery_id, number, error)
-    return AttemptResult(delivered=delivered, retry=not delivered and not gives_up, attempt=attempt)
+    return AttemptResult(delivered=delivered, retry_in=retry_in, attempt=attempt)

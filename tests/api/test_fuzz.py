@@ -56,7 +56,7 @@ CHECKS = [
 ]
 EXAMPLES = 30  # per operation, valid and invalid ones mixed; the whole test runs in ~1 minute
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @dataclass
