@@ -86,6 +86,10 @@ class Instance(models.Model):
     state_reason = models.CharField(max_length=500, blank=True)
     state_changed_at = models.DateTimeField(default=timezone.now)
     ip = models.GenericIPAddressField(null=True, blank=True)
+    # Where the SSH server listens when the backend says (the slurm driver runs it on a port of
+    # its node as its own user); empty means port 22 and the image's user, "ubuntu".
+    ssh_port = models.PositiveIntegerField("SSH port", null=True, blank=True)
+    ssh_user = models.CharField("SSH user", max_length=64, blank=True, default="")
     reclaim_at = models.DateTimeField(
         null=True, blank=True, help_text="When the operator takes a preemptible instance back."
     )
@@ -155,7 +159,10 @@ class Instance(models.Model):
 
     @property
     def ssh_command(self) -> str:
-        return f"ssh ubuntu@{self.ip}" if self.ip else ""
+        if not self.ip:
+            return ""
+        port = f"-p {self.ssh_port} " if self.ssh_port and self.ssh_port != 22 else ""
+        return f"ssh {port}{self.ssh_user or 'ubuntu'}@{self.ip}"
 
     def billed_seconds(self, at=None) -> int:
         """Seconds billed at the running price up to `at` (default now)."""

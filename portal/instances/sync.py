@@ -39,7 +39,6 @@ from portal.provisioning import (
     NotFound,
     PermanentError,
     get_backend,
-    supports_reservations,
 )
 
 logger = logging.getLogger(__name__)
@@ -101,6 +100,9 @@ def apply_machine(instance: Instance, machine: Machine, *, source: str = "poll")
     live.update(synced_at=now)
     if machine.ip and machine.ip != instance.ip and machine.state not in MACHINE_FINAL_STATES:
         live.update(ip=machine.ip)
+    if machine.ip and _ssh_changed(instance, machine) and machine.state not in MACHINE_FINAL_STATES:
+        # Where to log in may change with the address (a slurm job started again elsewhere).
+        live.update(ssh_port=machine.ssh_port, ssh_user=machine.ssh_user or "")
     _note_reclaim(instance, machine)
 
     target = machine.state.value
@@ -133,6 +135,10 @@ def apply_machine(instance: Instance, machine: Machine, *, source: str = "poll")
         reason=reason,
         at=at,
     )
+
+
+def _ssh_changed(instance: Instance, machine: Machine) -> bool:
+    return (machine.ssh_port, machine.ssh_user or "") != (instance.ssh_port, instance.ssh_user)
 
 
 def _note_reclaim(instance: Instance, machine: Machine) -> None:
@@ -204,12 +210,8 @@ def provision(instance_id: int) -> bool:
                 ssh_keys=[key["public_key"] for key in instance.ssh_keys],
                 name=instance.name,
                 preemptible=instance.preemptible,
-                # Whose reservation a machine may draw on (backends that hold reservations).
-                **(
-                    {"account": instance.organization.slug}
-                    if supports_reservations(backend)
-                    else {}
-                ),
+                # Whose machine it is: its reservations (simulator), its Slurm account (slurm).
+                account=instance.organization.slug,
             )
         except CapacityError:
             _fail(
@@ -432,7 +434,11 @@ def reconcile(*, redrive: bool = True) -> ReconcileReport:
     # The fields reconciliation reads; the rest stays in the database (10,000 rows is a lot
     # of timestamps to parse). Instances by machine id first; by request id only for the
     # machines no instance has the id of (adoption, duplicates): not 10,000 ids twice over.
-    fields = ("backend_id", "request_id", "state", "state_changed_at", "ip", "reclaim_notified_at")
+    # _in_step reads ssh_port and ssh_user too: a deferred one would cost a query per machine.
+    fields = (
+        *("backend_id", "request_id", "state", "state_changed_at", "ip", "reclaim_notified_at"),
+        *("ssh_port", "ssh_user"),
+    )
     by_backend = {
         i.backend_id: i for i in Instance.objects.filter(backend_id__in=list(listed)).only(*fields)
     }
@@ -476,7 +482,7 @@ def _in_step(instance: Instance, machine: Machine) -> bool:
     IP (or none reported), no reclaim notice it has not recorded yet."""
     return (
         instance.state == machine.state.value
-        and (not machine.ip or machine.ip == instance.ip)
+        and (not machine.ip or (machine.ip == instance.ip and not _ssh_changed(instance, machine)))
         and (machine.reclaim_at is None or instance.reclaim_notified_at is not None)
     )
 

@@ -107,6 +107,18 @@ def capacity_refresh(self) -> None:
         raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
 
 
+@shared_task(bind=True, acks_late=True, max_retries=8)
+def quota_mirror(self, organization_id: int, gpu_model: str) -> bool:
+    """Mirror an organization's GPU quota into the backend (its Slurm account's GrpTRES);
+    enqueued by portal.instances.backend_quota when a limit changes. Transient errors retry."""
+    from portal.instances import backend_quota
+
+    try:
+        return backend_quota.mirror(organization_id=organization_id, gpu_model=gpu_model)
+    except TransientError as exc:
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+
+
 # Enqueueing, always after the surrounding transaction commits.
 
 _BY_NAME = {

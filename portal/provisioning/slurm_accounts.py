@@ -11,7 +11,8 @@ slurm.conf and the Slurm client on the portal's machines; the REST API needs onl
   reason AssocGrpGRES, which the driver reports as "waiting for capacity (AssocGrpGRES)".
 - `gpu_limits(org_slug)`: what Slurm holds now, `{model: limit}`.
 - `mirror_gpu_limit(org_slug, gpu_model, limit)`: for the portal's quota code; does nothing
-  (returns False) unless the configured backend is the slurm driver.
+  (returns False) unless the configured backend is the slurm driver (`configured()`). The
+  portal calls it from a task (portal.instances.tasks.quota_mirror) after a limit changes.
 
 Slurm's limit is per GPU model over the whole cluster (every region's partition); the portal's
 quotas are per region and model, so the portal passes the organization's total for the model.
@@ -160,6 +161,20 @@ def gpu_limits(org_slug: str, *, backend: SlurmBackend | None = None) -> dict[st
             if item.get("type") == "gres" and name.startswith("gpu:") and count >= 0:
                 limits[name.removeprefix("gpu:")] = count
     return limits
+
+
+def configured(settings: Any = None) -> bool:
+    """Whether the configured provisioning backend is the slurm driver (without building it)."""
+    from . import load_driver
+
+    if settings is None:
+        from django.conf import settings
+    name = getattr(settings, "PROVISIONING_BACKEND", "simulator")
+    try:
+        driver = load_driver(name, getattr(settings, "PROVISIONING_DRIVERS", None))
+    except ValueError:
+        return False
+    return isinstance(driver, type) and issubclass(driver, SlurmBackend)
 
 
 def mirror_gpu_limit(org_slug: str, gpu_model: str, limit: int | None) -> bool:

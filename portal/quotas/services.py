@@ -222,6 +222,10 @@ def quota_limit_set(
         target=quota,
         detail={"kind": kind, "from": old, "to": limit, "reason": reason},
     )
+    # The backend's own limit follows (the slurm driver's account); a no-op for the others.
+    from portal.instances.backend_quota import enqueue_mirror
+
+    enqueue_mirror(organization_id=organization.pk, gpu_model=gpu_model.code)
     logger.info(
         "quota limit %s %s/%s %s: %s -> %s",
         organization.slug,
