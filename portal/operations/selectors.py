@@ -212,6 +212,31 @@ def _reservation_amount(start: datetime, end: datetime, now: datetime) -> Decima
     return ((rows["total"] or Decimal(0)) / Decimal(3600)).quantize(Decimal("0.01"))
 
 
+def _on_demand_in_reservations(now: datetime) -> list[dict]:
+    """Per reservation in force: its GPUs and the on-demand GPUs its organization runs there."""
+    from django.db.models import IntegerField, OuterRef, Subquery
+    from django.db.models.functions import Coalesce
+
+    in_use = (
+        Instance.objects.filter(
+            organization_id=OuterRef("organization_id"),
+            region_id=OuterRef("region_id"),
+            instance_type__gpu_model_id=OuterRef("gpu_model_id"),
+            preemptible=False,
+        )
+        .exclude(state__in=FINAL_STATES)
+        .order_by()
+        .values("organization_id")
+        .annotate(n=Sum("gpus"))
+        .values("n")
+    )
+    return list(
+        Reservation.objects.active_at(now)
+        .annotate(in_use=Coalesce(Subquery(in_use, output_field=IntegerField()), 0))
+        .values("in_use", "gpus", "region__code", "gpu_model__code")
+    )
+
+
 def operator_overview(*, now: datetime | None = None, top: int = 10, failed: int = 50) -> Overview:
     """Everything on the overview page in a fixed number of queries, however many organizations."""
     from portal.billing.models import Invoice, UsageInterval
@@ -255,6 +280,10 @@ def operator_overview(*, now: datetime | None = None, top: int = 10, failed: int
         .order_by()
     ):
         row((item["region__code"], item["gpu_model__code"])).reserved += item["gpus"]
+    # On-demand GPUs running inside a reservation are sold once, as reserved (1 query).
+    for item in _on_demand_in_reservations(now):
+        r = row((item["region__code"], item["gpu_model__code"]))
+        r.on_demand -= min(item["in_use"], item["gpus"])
 
     # Revenue: rated usage of both months in one query, reservations (1 query), invoices (1).
     usage = rated(UsageInterval.objects.all(), start=last_start, end=next_start, now=now).aggregate(
