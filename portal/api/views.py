@@ -1,6 +1,5 @@
 """The API page of an organization: tokens (create, shown once; revoke) and curl examples."""
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -22,7 +21,7 @@ def _examples(request: HttpRequest) -> dict:
     image = Image.objects.filter(active=True).order_by("name").first()
     key = sshkeys_visible_to(membership=request.membership).first()
     return {
-        "base_url": settings.SITE_URL + "/api/v1",
+        "base_url": request.build_absolute_uri("/api/v1"),
         "instance_type": offer.instance_type.code if offer else "gpu_1x_h100",
         "region": offer.regions[0].code if offer and offer.regions else "us-east-1",
         "image": image.code if image else "ubuntu-22.04-cuda-12.4",
