@@ -4,6 +4,8 @@ DRF shapes what its views raise (portal/api/errors.py). What happens before a vi
 (no such URL), or a crash a view did not expect, would otherwise be one of Django's HTML pages.
 """
 
+from django.urls import Resolver404, resolve
+
 from portal.api.conf import setting
 from portal.api.errors import error_json_response
 
@@ -16,6 +18,21 @@ _GENERIC = {
     405: ("method_not_allowed", "This method is not allowed here."),
     413: ("body_too_large", "The request body is too large."),
 }
+
+
+def _add_missing_slash(request) -> None:
+    """/api/v1/instances is /api/v1/instances/: answered, not redirected (a 301 would make
+    most clients resend a POST as a GET, and DEBUG's APPEND_SLASH refuses POSTs with a 500)."""
+    if request.path_info.endswith("/"):
+        return
+    try:
+        resolve(request.path_info)
+    except Resolver404:
+        try:
+            resolve(request.path_info + "/")
+        except Resolver404:
+            return
+        request.path_info += "/"
 
 
 class ApiMiddleware:
@@ -36,6 +53,7 @@ class ApiMiddleware:
                 f"The request body has {int(length)} bytes; the API accepts at most {limit}.",
                 details={"max_bytes": limit},
             )
+        _add_missing_slash(request)
         response = self.get_response(request)
         if response.status_code >= 400 and not response.get("Content-Type", "").startswith(
             "application/json"

@@ -217,3 +217,23 @@ def test_a_token_never_needs_csrf(team, token_for):
     response = api.post("/ssh-keys/", {"name": "a", "public_key": "nonsense"})
 
     assert_error(response, 400)  # the key is refused by the service, not CSRF's 403
+
+
+def test_a_path_without_its_trailing_slash_is_answered_not_redirected(team, api, settings):
+    settings.DEBUG = True  # where APPEND_SLASH would refuse a POST with a 500
+
+    response = api.client.post(
+        "/api/v1/ssh-keys",
+        '{"name": "a"}',
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {api.token}"},
+    )
+
+    error = assert_error(response, 400, "validation_error")
+    assert "public_key" in error["details"]
+    assert (
+        api.client.get(
+            "/api/v1/token", headers={"Authorization": f"Bearer {api.token}"}
+        ).status_code
+        == 200
+    )
