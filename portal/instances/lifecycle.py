@@ -184,11 +184,22 @@ def _transition(
             target=instance,
             detail={"from": from_state, "to": to, "message": event.message},
         )
+        transaction.on_commit(lambda: _meter(instance.pk))
         webhook_events.instance_state_changed(instance, from_state)
         if after_commit is not None:
             transaction.on_commit(lambda: after_commit(instance, from_state))
     logger.info("instance %s %s: %s -> %s %s", instance.pk, instance.name, from_state, to, message)
     return Change(instance=instance, from_state=from_state, event=event)
+
+
+def _meter(instance_id: int) -> None:
+    """Bring the instance's billed usage up to date with the transition just committed."""
+    from portal.billing.services import usage_sync_instance
+
+    try:
+        usage_sync_instance(instance_id=instance_id)
+    except Exception:  # metering must not undo a transition; the periodic sync repairs it
+        logger.exception("metering of instance %s failed", instance_id)
 
 
 def _system_label() -> str:

@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 
 from portal.accounts.models import User
 from portal.audit.services import audit_record
+from portal.billing.selectors import launch_block_reason
 from portal.catalog.models import Image, InstanceType, Price, Region
 from portal.core.errors import ApplicationError
 from portal.instances import lifecycle, tasks
@@ -122,6 +123,8 @@ def instance_launch(
     organization = membership.organization
     if suspended := organization_suspension_reason(organization):
         raise ApplicationError(suspended, code="suspended")
+    if blocked := launch_block_reason(organization=organization):
+        raise ApplicationError(blocked, code="billing_blocked")
     key = _uuid_or_none(idempotency_key)
     if key is not None:
         existing = Instance.objects.filter(organization=organization, idempotency_key=key).first()
