@@ -8,6 +8,7 @@ from django.views.decorators.cache import never_cache
 
 from portal.core.health import health_report
 from portal.core.mailsink import read_messages
+from portal.core.selectors import dashboard_fleet, dashboard_spend
 from portal.orgs.decorators import organization_view
 from portal.orgs.selectors import memberships_for_user, organization_members
 
@@ -33,29 +34,48 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 def organization_dashboard(request: HttpRequest) -> HttpResponse:
     from allauth.mfa.utils import is_mfa_enabled
 
+    from portal.sshkeys.selectors import sshkeys_visible_to
+
+    membership = request.membership
     organization = request.organization
+    slug = organization.slug
     members = organization_members(organization=organization)
+    member_count = members.count()
+    fleet = dashboard_fleet(membership=membership) if membership.can("instances.view") else None
     checklist = [
-        {
-            "done": request.user.emailaddress_set.filter(verified=True).exists(),
-            "label": "Verify your e-mail address",
-            "url": reverse("account_email"),
-        },
-        {
-            "done": is_mfa_enabled(request.user),
-            "label": "Turn on two-factor authentication",
-            "url": reverse("mfa_index"),
-        },
-        {
-            "done": members.count() > 1,
-            "label": "Invite a colleague",
-            "url": reverse("orgs:members", args=[organization.slug]),
-        },
+        (
+            "Verify your e-mail address",
+            reverse("account_email"),
+            request.user.emailaddress_set.filter(verified=True).exists(),
+        ),
+        ("Turn on two-factor authentication", reverse("mfa_index"), is_mfa_enabled(request.user)),
+        ("Invite a colleague", reverse("orgs:members", args=[slug]), member_count > 1),
     ]
+    if membership.can("instances.manage"):
+        checklist += [
+            (
+                "Add an SSH key",
+                reverse("sshkeys:list", args=[slug]),
+                sshkeys_visible_to(membership=membership).exists(),
+            ),
+            (
+                "Launch your first instance",
+                reverse("instances:launch", args=[slug]),
+                bool(fleet and fleet.recent),
+            ),
+        ]
     return render(
         request,
         "core/dashboard.html",
-        {"members": members[:6], "member_count": members.count(), "checklist": checklist},
+        {
+            "members": members[:6],
+            "member_count": member_count,
+            "checklist": [
+                {"label": label, "url": url, "done": done} for label, url, done in checklist
+            ],
+            "fleet": fleet,
+            "spend": dashboard_spend(membership=membership),
+        },
     )
 
 

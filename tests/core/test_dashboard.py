@@ -1,0 +1,77 @@
+"""The organization dashboard: what runs, what it costs, what to do next."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from portal.instances import lifecycle
+from portal.instances.models import State
+from tests.instances.conftest import catalog, make_instance, quota  # noqa: F401
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_the_owner_sees_running_instances_gpus_and_this_months_spend(
+    team,
+    client_for,
+    make_instance,  # noqa: F811
+):
+    running = make_instance(State.PROVISIONING, backend_id="m-dash")
+    lifecycle.mark_running(running.pk, at=timezone.now() - timedelta(hours=2))
+    make_instance(State.STOPPED)
+
+    page = client_for(team.owner.user).get("/o/acme/").content.decode()
+
+    assert "Running instances" in page
+    assert "1 GPU in use" in page
+    assert running.name in page
+    assert "Spend this month" in page
+    assert "$4.98" in page  # two hours of a 1x H100 at $2.49
+
+
+def test_the_billing_role_sees_spend_but_no_instances(team, client_for):
+    page = client_for(team.billing.user).get("/o/acme/").content.decode()
+
+    assert "Spend this month" in page
+    assert "Running instances" not in page
+    assert "Launch instance" not in page
+
+
+def test_a_viewer_sees_instances_but_not_spend_and_cannot_launch(team, client_for):
+    page = client_for(team.viewer.user).get("/o/acme/").content.decode()
+
+    assert "Running instances" in page
+    assert "Spend this month" not in page
+    assert "Launch instance" not in page
+
+
+def test_the_checklist_ticks_off_the_first_launch(team, client_for, make_instance):  # noqa: F811
+    client = client_for(team.member.user)
+    assert '<a href="/o/acme/instances/launch/">Launch your first instance</a>' in (
+        client.get("/o/acme/").content.decode()
+    )
+
+    make_instance(State.RUNNING)
+
+    assert "Launch your first instance</a>" not in client.get("/o/acme/").content.decode()
+
+
+def test_the_dashboard_costs_the_same_queries_for_1_and_30_instances(
+    team,
+    client_for,
+    make_instance,  # noqa: F811
+):
+    client = client_for(team.owner.user)
+    make_instance(State.RUNNING)
+    client.get("/o/acme/")
+    with CaptureQueriesContext(connection) as few:
+        client.get("/o/acme/")
+    for _ in range(29):
+        make_instance(State.RUNNING)
+    with CaptureQueriesContext(connection) as many:
+        client.get("/o/acme/")
+
+    assert len(many) == len(few)
