@@ -75,3 +75,22 @@ def test_the_dashboard_costs_the_same_queries_for_1_and_30_instances(
         client.get("/o/acme/")
 
     assert len(many) == len(few)
+
+
+@pytest.mark.parametrize(
+    ("role", "shown", "hidden"),
+    [
+        ("owner", ["Instances", "Billing", "SSH keys", "Audit log"], []),
+        ("member", ["Instances", "SSH keys"], ["Billing", "Audit log"]),
+        ("billing", ["Billing"], ["Instances</a>", "SSH keys", "Audit log"]),
+        ("viewer", ["Instances"], ["Billing", "SSH keys", "Audit log"]),
+    ],
+)
+def test_the_navigation_offers_only_what_the_role_may_open(team, client_for, role, shown, hidden):
+    nav = client_for(team.by_role(role).user).get("/o/acme/").content.decode()
+    nav = nav[nav.index('<nav class="nav">') : nav.index("</nav>")]
+
+    for link in shown:
+        assert link in nav
+    for link in hidden:
+        assert link not in nav
