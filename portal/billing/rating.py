@@ -193,6 +193,98 @@ def lines(*, organization_id: int, start: datetime, end: datetime, now: datetime
     return result
 
 
+def lines_and_per_day(
+    *, organization_id: int, start: datetime, end: datetime, now: datetime
+) -> tuple[list[Line], dict[date, Decimal]]:
+    """`lines()` and `per_day()` of [start, end) from one scan of the intervals.
+
+    One GROUP BY per UTC day and line (type, region, kind, unit price): a few rows per day.
+    Seconds and the exact Σ seconds × price are then added up per line and per day in Python
+    (exact Decimal sums of exact NUMERICs), so each line and each day is rounded once, as in
+    `lines()` and `per_day()`.
+    """
+    rows = (
+        rated(
+            UsageInterval.objects.filter(organization_id=organization_id),
+            start=start,
+            end=end,
+            now=now,
+        )
+        .annotate(day=TruncDate("start"))
+        .values(
+            "day",
+            "instance_type_id",
+            "instance_type__name",
+            "instance_type__code",
+            "region_id",
+            "region__code",
+            "kind",
+            "unit_price",
+            "currency",
+        )
+        .annotate(
+            total_seconds=Sum("seconds"),
+            total_gpu_seconds=Sum("gpu_seconds"),
+            total_price_seconds=_per_price(),
+            first_start=Min("start"),
+        )
+        .order_by()
+    )
+    groups: dict[tuple, dict] = {}
+    days: dict[date, Decimal] = {}
+    for row in rows:
+        price_seconds = row["total_price_seconds"] or Decimal(0)
+        days[row["day"]] = days.get(row["day"], Decimal(0)) + price_seconds
+        key = (
+            row["instance_type_id"],
+            row["region_id"],
+            row["kind"],
+            row["unit_price"],
+            row["currency"],
+        )
+        group = groups.get(key)
+        if group is None:
+            groups[key] = {
+                **row,
+                "total_seconds": int(row["total_seconds"]),
+                "total_gpu_seconds": int(row["total_gpu_seconds"] or 0),
+                "total_price_seconds": price_seconds,
+            }
+            continue
+        group["total_seconds"] += int(row["total_seconds"])
+        group["total_gpu_seconds"] += int(row["total_gpu_seconds"] or 0)
+        group["total_price_seconds"] += price_seconds
+        group["first_start"] = min(group["first_start"], row["first_start"])
+    result = [
+        Line(
+            instance_type_id=row["instance_type_id"],
+            instance_type_name=row["instance_type__name"],
+            instance_type_code=row["instance_type__code"],
+            region_id=row["region_id"],
+            region_code=row["region__code"],
+            kind=row["kind"],
+            unit_price=row["unit_price"],
+            currency=row["currency"],
+            seconds=row["total_seconds"],
+            gpu_seconds=row["total_gpu_seconds"] if row["kind"] != "stopped" else 0,
+            amount=cents(_amount(row["total_price_seconds"])),
+            first_start=row["first_start"],
+        )
+        for row in groups.values()
+    ]
+    result.sort(
+        key=lambda line: (
+            line.instance_type_name,
+            line.region_code,
+            KIND_ORDER.get(line.kind, 9),
+            line.first_start,
+            line.unit_price,
+        )
+    )
+    per_day_ = {day: cents(_amount(days[day])) for day in sorted(days)}
+    return result, per_day_
+
+
 def total(lines_: Iterable[Line]) -> Decimal:
     return sum((line.amount for line in lines_), Decimal("0.00"))
 

@@ -156,14 +156,20 @@ def credit_balances(*, organization: Organization) -> dict[str, Decimal]:
 # --- Launches ---------------------------------------------------------------------------------
 
 
-def launch_block_reason(*, organization: Organization) -> str | None:
+def launch_block_reason(
+    *,
+    organization: Organization,
+    now: datetime | None = None,
+    spend_this_month: Decimal | None = None,
+) -> str | None:
     """Why the organization may not launch now, for the person launching; None if it may.
 
     Two rules: an invoice unpaid past its due date, and a hard budget limit reached this month.
+    `spend_this_month` (at `now`), when the caller has it already, saves rating the month again.
     """
     from portal.billing.conf import setting
 
-    now = clock.now()
+    now = now or clock.now()
     overdue = overdue_invoices(organization=organization, now=now).first()
     if overdue is not None:
         days = max(1, (now - overdue.due_at).days)
@@ -176,8 +182,9 @@ def launch_block_reason(*, organization: Organization) -> str | None:
         )
     budget = Budget.objects.filter(organization=organization, hard_limit=True).first()
     if budget is not None:
-        month = Month.of(now)
-        spend = month_spend(organization=organization, month=month, now=now)
+        spend = spend_this_month
+        if spend is None:
+            spend = month_spend(organization=organization, month=Month.of(now), now=now)
         if spend >= budget.amount:
             return (
                 f"Launches are paused: spend this month ({Money(spend, budget.currency)}) has "
@@ -189,6 +196,8 @@ def launch_block_reason(*, organization: Organization) -> str | None:
 
 # --- The billing page -------------------------------------------------------------------------
 
+TOP_INSTANCES = 20  # instances listed on the billing page; the usage CSV has every one
+
 
 @dataclass
 class Overview:
@@ -199,7 +208,7 @@ class Overview:
     lines: list[rating.Line]
     spend: Decimal
     per_day: dict[date, Decimal]
-    per_instance: list[rating.InstanceUsage]
+    per_instance: list[rating.InstanceUsage]  # every instance, most expensive first (the API)
     run_rate: Decimal
     forecast: Decimal | None
     budget: Budget | None
@@ -208,6 +217,15 @@ class Overview:
     balances: dict[str, Decimal]
     open_invoices: list[Invoice]
     chart: BarChart = field(repr=False, default=None)  # type: ignore[assignment]
+
+    @property
+    def top_instances(self) -> list[rating.InstanceUsage]:
+        """What the page lists: the TOP_INSTANCES most expensive; the CSV has them all."""
+        return self.per_instance[:TOP_INSTANCES]
+
+    @property
+    def more_instances(self) -> int:
+        return max(0, len(self.per_instance) - TOP_INSTANCES)
 
     @property
     def to_pay(self) -> Decimal:
@@ -232,9 +250,8 @@ def billing_overview(*, organization: Organization, month: Month) -> Overview:
         "end": month.end,
         "now": now,
     }
-    lines = rating.lines(**kwargs)
+    lines, per_day = rating.lines_and_per_day(**kwargs)
     spend = rating.total(lines)
-    per_day = rating.per_day(**kwargs)
     run_rate = rating.hourly_run_rate(organization_id=organization.pk, now=now) if current else ZERO
     forecast = None
     if current:
@@ -257,7 +274,9 @@ def billing_overview(*, organization: Organization, month: Month) -> Overview:
         forecast=forecast,
         budget=budget,
         budget_percent=budget_percent,
-        block_reason=launch_block_reason(organization=organization),
+        block_reason=launch_block_reason(
+            organization=organization, now=now, spend_this_month=spend if current else None
+        ),
         balances=credit_balances(organization=organization),
         open_invoices=[
             invoice
