@@ -108,15 +108,21 @@ def capacity_refresh(self) -> None:
 
 
 @shared_task(bind=True, acks_late=True, max_retries=8)
-def quota_mirror(self, organization_id: int, gpu_model: str) -> bool:
-    """Mirror an organization's GPU quota into the backend (its Slurm account's GrpTRES);
-    enqueued by portal.instances.backend_quota when a limit changes. Transient errors retry."""
+def quota_mirror(self, organization_id: int, gpu_model: str = "") -> bool | None:
+    """Mirror an organization's GPU quotas into the backend (its Slurm account's GrpTRES);
+    enqueued by portal.instances.backend_quota when a limit (of `gpu_model`) changes. One run
+    per organization at a time; transient errors retry."""
     from portal.instances import backend_quota
 
+    lock = backend_quota.lock_key(organization_id)
+    if not cache.add(lock, "1", timeout=120):
+        raise self.retry(countdown=1 + random.random(), max_retries=120)
     try:
-        return backend_quota.mirror(organization_id=organization_id, gpu_model=gpu_model)
+        return backend_quota.mirror(organization_id=organization_id)
     except TransientError as exc:
         raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+    finally:
+        cache.delete(lock)
 
 
 # Enqueueing, always after the surrounding transaction commits.
@@ -170,3 +176,15 @@ def enqueue_for_state(instance_id: int, state: str) -> None:
     task = _FOR_STATE.get(state)
     if task is not None:
         transaction.on_commit(lambda: task.delay(instance_id))
+
+
+@shared_task(bind=True, acks_late=True, max_retries=0)
+def instance_email(self, kind: str, instance_id: int) -> None:
+    """A lifecycle e-mail (running, failed, interrupted, reclaim_notice), enqueued once the
+    transition has committed, so that rendering and sending it stays out of provisioning."""
+    from portal.instances import emails
+
+    try:
+        getattr(emails, f"send_instance_{kind}")(instance_id=instance_id)
+    except Exception:  # a mail server down must not fail anything else
+        logger.exception("could not send the %s e-mail for instance %s", kind, instance_id)

@@ -9,6 +9,9 @@ slurm.conf and the Slurm client on the portal's machines; the REST API needs onl
 - `set_gpu_limit(org_slug, gpu_model, limit)`: GrpTRES `gres/gpu:<model>=<limit>` on the
   account (None removes the limit). A job that would take the account over it stays PENDING with
   reason AssocGrpGRES, which the driver reports as "waiting for capacity (AssocGrpGRES)".
+- `set_gpu_limits(org_slug, {model: limit})`: the whole GPU GrpTRES in one call (what the
+  portal uses: slurmdbd replaces the account's whole TRES list on every change, so two
+  read-then-write calls at once lose one update).
 - `gpu_limits(org_slug)`: what Slurm holds now, `{model: limit}`.
 - `mirror_gpu_limit(org_slug, gpu_model, limit)`: for the portal's quota code; does nothing
   (returns False) unless the configured backend is the slurm driver (`configured()`). The
@@ -117,7 +120,8 @@ def ensure_account(org_slug: str, *, backend: SlurmBackend | None = None) -> str
 def set_gpu_limit(
     org_slug: str, gpu_model: str, limit: int | None, *, backend: SlurmBackend | None = None
 ) -> None:
-    """Set (or, with None, remove) the account's GrpTRES for one GPU model."""
+    """Set (or, with None, remove) the account's GrpTRES for one GPU model (reads the others
+    and writes them all back: not for concurrent use; see set_gpu_limits)."""
     if limit is not None and (not isinstance(limit, int) or limit < 0):
         raise PermanentError(f"a GPU limit is a count of GPUs, not {limit!r}")
     backend = _backend(backend)
@@ -144,6 +148,62 @@ def set_gpu_limit(
             ]
         },
     )
+
+
+def tracked_gpu_models(*, backend: SlurmBackend | None = None) -> set[str]:
+    """GPU models Slurm tracks as TRES (`gres/gpu:<model>` in AccountingStorageTRES): the
+    only ones a GrpTRES can name (any other makes slurmdbd refuse the whole list)."""
+    backend = _backend(backend)
+    answer = _db(backend, "GET", "/tres")
+    return {
+        str(item["name"]).removeprefix("gpu:")
+        for item in (answer or {}).get("TRES") or []
+        if isinstance(item, dict)
+        and item.get("type") == "gres"
+        and str(item.get("name") or "").startswith("gpu:")
+    }
+
+
+def set_gpu_limits(
+    org_slug: str, limits: dict[str, int | None], *, backend: SlurmBackend | None = None
+) -> dict[str, int]:
+    """Set the account's whole GPU GrpTRES at once: `{model: limit}`; a model not given (or
+    given None) has no limit. One POST, no read-modify-write, so the last call wins whole
+    (set_gpu_limit's read-then-write loses an update when two run at once). Models Slurm does
+    not track are left out. Returns what was sent."""
+    for limit in limits.values():
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise PermanentError(f"a GPU limit is a count of GPUs, not {limit!r}")
+    backend = _backend(backend)
+    account = ensure_account(org_slug, backend=backend)
+    tracked = tracked_gpu_models(backend=backend)
+    wanted = {
+        model.lower(): limit
+        for model, limit in limits.items()
+        if limit is not None and model.lower() in tracked
+    }
+    old = gpu_limits(org_slug, backend=backend)
+    tres = [
+        {"type": "gres", "name": f"gpu:{model}", "count": wanted.get(model, -1)}
+        for model in sorted(set(wanted) | set(old))
+    ]
+    if tres:
+        _db(
+            backend,
+            "POST",
+            "/associations",
+            {
+                "associations": [
+                    {
+                        "account": account,
+                        "cluster": _cluster(backend),
+                        "user": "",
+                        "max": {"tres": {"total": tres}},
+                    }
+                ]
+            },
+        )
+    return wanted
 
 
 def gpu_limits(org_slug: str, *, backend: SlurmBackend | None = None) -> dict[str, int]:
@@ -175,6 +235,18 @@ def configured(settings: Any = None) -> bool:
     except ValueError:
         return False
     return isinstance(driver, type) and issubclass(driver, SlurmBackend)
+
+
+def mirror_gpu_limits(org_slug: str, limits: dict[str, int | None]) -> bool:
+    """Mirror all of an organization's GPU quotas into Slurm when the slurm driver is
+    configured (set_gpu_limits); else a no-op returning False."""
+    from . import get_backend
+
+    backend = get_backend()
+    if not isinstance(backend, SlurmBackend):
+        return False
+    set_gpu_limits(org_slug, limits, backend=backend)
+    return True
 
 
 def mirror_gpu_limit(org_slug: str, gpu_model: str, limit: int | None) -> bool:

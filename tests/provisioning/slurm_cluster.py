@@ -33,11 +33,21 @@ def _port_free(port: int) -> bool:
 
 
 def _port_base() -> int:
+    # Below the kernel's ephemeral range (32768+ here): a port found free there can be taken by
+    # an outgoing connection before slurmd binds it ("Unable to bind listen port").
+    low = min(32768, _ephemeral_low())
     for _ in range(50):
-        base = random.randrange(30000, 39000, 50)  # noqa: S311 - picking a port, not a secret
+        base = random.randrange(10000, low - 100, 50)  # noqa: S311 - a port, not a secret
         if all(_port_free(base + n) for n in range(20)):
             return base
     raise RuntimeError("no free ports for a test Slurm")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 class LocalSlurm:

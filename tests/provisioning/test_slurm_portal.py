@@ -402,3 +402,19 @@ def test_approving_a_quota_request_changes_the_slurm_accounts_limit(
     worker.drain()
 
     assert _grptres(local_slurm, portal.account) == {"gres/gpu:h100=40"}  # 32 + 8 preemptible
+
+    # Limits of other models follow without undoing this one (slurmdbd replaces the whole
+    # list; each run sends every model); a model Slurm does not track is left out.
+    eu_west = Region.objects.create(code="eu-west-1", name="EU West", location="Dublin")
+    for code in ("a100", "rtx9000"):
+        model = GpuModel.objects.create(code=code, name=code.upper(), memory_gb=80)
+        quota_services.quota_limit_set(
+            organization=portal.organization,
+            region=eu_west,
+            gpu_model=model,
+            kind=Kind.PREEMPTIBLE,
+            limit=8,
+            reason="test",
+        )
+    worker.drain()
+    assert _grptres(local_slurm, portal.account) == {"gres/gpu:h100=40", "gres/gpu:a100=8"}
