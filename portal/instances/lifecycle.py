@@ -228,12 +228,13 @@ def _send(kind: str, *, only_from: str | None = None) -> Callable[[Instance, str
     def send(instance: Instance, from_state: str = "") -> None:
         if only_from is not None and from_state != only_from:
             return
-        from portal.instances import emails
+        from portal.instances import tasks
 
+        # Rendered and sent by its own task, not inside the one that drives the instance.
         try:
-            getattr(emails, f"send_instance_{kind}")(instance_id=instance.pk)
-        except Exception:  # a mail server down must not undo a committed transition
-            logger.exception("could not send the %s e-mail for instance %s", kind, instance.pk)
+            tasks.instance_email.delay(kind, instance.pk)
+        except Exception:  # a broker down must not undo a committed transition
+            logger.exception("could not enqueue the %s e-mail for instance %s", kind, instance.pk)
 
     return send
 

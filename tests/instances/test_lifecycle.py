@@ -145,7 +145,7 @@ def test_interrupted_stops_billing_at_the_reclaim_second(make_instance):
 
 
 def test_the_running_email_goes_out_once_with_the_ssh_command(
-    make_instance, team, django_capture_on_commit_callbacks
+    make_instance, team, django_capture_on_commit_callbacks, eager
 ):
     instance = make_instance(State.PROVISIONING, backend_id="m-1")
     with django_capture_on_commit_callbacks(execute=True):
@@ -160,7 +160,9 @@ def test_the_running_email_goes_out_once_with_the_ssh_command(
     assert "ssh ubuntu@203.0.113.7" in message.body
 
 
-def test_the_failed_email_carries_the_reason(make_instance, django_capture_on_commit_callbacks):
+def test_the_failed_email_carries_the_reason(
+    make_instance, django_capture_on_commit_callbacks, eager
+):
     instance = make_instance(State.PROVISIONING)
     with django_capture_on_commit_callbacks(execute=True):
         lifecycle.mark_failed(instance.pk, reason="No free capacity for 1x H100 80GB.")
@@ -170,7 +172,7 @@ def test_the_failed_email_carries_the_reason(make_instance, django_capture_on_co
 
 
 def test_a_reclaim_notice_is_recorded_and_emailed_once_then_interrupted_says_how_to_relaunch(
-    make_instance, django_capture_on_commit_callbacks
+    make_instance, django_capture_on_commit_callbacks, eager
 ):
     instance = make_instance(State.RUNNING, preemptible=True)
     at = timezone.now().replace(microsecond=0) + timedelta(minutes=2)
@@ -192,7 +194,7 @@ def test_a_reclaim_notice_is_recorded_and_emailed_once_then_interrupted_says_how
 
 
 def test_the_email_goes_to_the_owners_when_the_launcher_left(
-    make_instance, team, django_capture_on_commit_callbacks
+    make_instance, team, django_capture_on_commit_callbacks, eager
 ):
     instance = make_instance(State.PROVISIONING)
     team.member.delete()
