@@ -33,6 +33,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--zero-delays", action="store_true", help="every transition is instant")
     parser.add_argument("--reclaim-notice", type=float, help="seconds of notice before a reclaim")
+    parser.add_argument(
+        "--flush-interval",
+        type=float,
+        default=0.5,
+        help="seconds between writes of the state file (0: on every change)",
+    )
     parser.add_argument("--seed", type=int, help="seed of the fault and jitter randomness")
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
     args = parser.parse_args(argv)
@@ -46,7 +52,9 @@ def build(args: argparse.Namespace) -> SimulatorServer:
     timings = Timings.zero() if args.zero_delays else Timings()
     if args.reclaim_notice is not None:
         timings.reclaim_notice = args.reclaim_notice
-    simulator = Simulator(catalog, timings, state_path=args.state)
+    simulator = Simulator(
+        catalog, timings, state_path=args.state, flush_interval=args.flush_interval
+    )
     saved = load_state(args.state) if args.state else None
     if saved is not None:
         simulator.load(saved)
@@ -74,7 +82,8 @@ def main(argv: list[str] | None = None) -> None:
         server = build(args)
     except (CatalogError, Conflict, ValueError, OSError) as exc:
         sys.exit(f"simulator: {exc}")
-    # SystemExit from the handler unwinds serve_forever; state is saved on every change.
+    # SystemExit from the handler unwinds serve_forever; the state is written at most every
+    # --flush-interval seconds while running, and what is left on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"simulator listening on {server.url}", flush=True)
     try:
@@ -83,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         server.server_close()
+        server.simulator.close()
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ else, and its account's machines are placed as if the reservation did not exist.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import random
 import threading
 import time
@@ -42,6 +43,8 @@ from .store import save_state
 
 STATE_VERSION = 1
 
+logger = logging.getLogger(__name__)
+
 IP_POOLS = ("203.0.113.0/24", "198.51.100.0/24", "192.0.2.0/24")
 
 
@@ -60,6 +63,7 @@ class Simulator:
         state_path: Path | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        flush_interval: float = 0.0,
     ) -> None:
         self.catalog = catalog
         self.timings = timings or Timings()
@@ -69,6 +73,14 @@ class Simulator:
         self.machines: dict[str, MachineRecord] = {}
         self.reservations: dict[str, dict[str, Any]] = {}
         self.lock = threading.RLock()
+        # 0: the state file is rewritten on every change. > 0: changes only mark the state
+        # dirty and a background thread writes it at most every `flush_interval` seconds
+        # (and `close()` writes what is left), so a burst of creates costs one write.
+        self.flush_interval = flush_interval
+        self._dirty = False
+        self._write_lock = threading.Lock()
+        self._closed = threading.Event()
+        self._flusher: threading.Thread | None = None
 
     # Persistence
 
@@ -90,8 +102,49 @@ class Simulator:
         self.reservations = {r["id"]: r for r in data.get("reservations", [])}
 
     def _save(self) -> None:
-        if self.state_path is not None:
+        """Called with the lock held after every change."""
+        if self.state_path is None:
+            return
+        if self.flush_interval <= 0:
             save_state(self.state_path, self.to_dict())
+            return
+        self._dirty = True
+        if self._flusher is None and not self._closed.is_set():
+            self._flusher = threading.Thread(
+                target=self._flush_loop, name="simulator-state-flusher", daemon=True
+            )
+            self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        while not self._closed.wait(self.flush_interval):
+            try:
+                self.flush()
+            except Exception:  # a full disk must not stop the flusher; the next pass retries
+                logger.exception("could not write the simulator state to %s", self.state_path)
+
+    def flush(self) -> None:
+        """Write the state file now if anything changed since the last write (atomic)."""
+        if self.state_path is None:
+            return
+        with self._write_lock:
+            with self.lock:
+                if not self._dirty:
+                    return
+                self._dirty = False
+                data = self.to_dict()
+            try:
+                save_state(self.state_path, data)
+            except BaseException:
+                with self.lock:
+                    self._dirty = True
+                raise
+
+    def close(self) -> None:
+        """Stop the flusher and write what is not written yet (on shutdown)."""
+        self._closed.set()
+        if self._flusher is not None:
+            self._flusher.join(timeout=10)
+        self.flush()
 
     # Time
 
