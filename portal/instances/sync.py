@@ -226,19 +226,23 @@ def provision(instance_id: int) -> bool:
         _record_backend_id(
             instance_id, backend_id, message=f"The backend made machine {backend_id}."
         )
-        instance.refresh_from_db()
-        if instance.state not in (State.PENDING, State.PROVISIONING):
+        instance = _load(instance_id)  # fresh, and what the poll below looks at
+        if instance is None or instance.state not in (State.PENDING, State.PROVISIONING):
             # Terminated while the machine was being made: do not leave it behind.
             backend.terminate(backend_id)
             return False
-    return poll(instance_id)
+    return _poll(instance)
 
 
 def poll(instance_id: int) -> bool:
     """Look at the machine once and apply what changed."""
-    instance = _load(instance_id)
+    return _poll(_load(instance_id))
+
+
+def _poll(instance: Instance | None) -> bool:
     if instance is None or instance.is_final:
         return False
+    instance_id = instance.pk
     if not instance.backend_id:
         if instance.state in (State.PENDING, State.PROVISIONING):
             return provision(instance_id)
