@@ -262,6 +262,7 @@ def test_launch_ssh_in_with_the_launch_key_see_two_gpus_terminate(
     instance = _launch(portal, public, "trainer", portal.gpu_2x)
 
     worker.run_until(_state_is(instance, State.RUNNING), 60, "the instance to run")
+    worker.drain()  # what the transition enqueued: the running e-mail
 
     assert instance.ip == "127.0.0.1"
     assert instance.ssh_user == "backfill"
@@ -308,6 +309,7 @@ def test_preemptible_instance_interrupted_by_the_operator_stops_billing_at_that_
     _, public = _keypair(tmp_path)
     instance = _launch(portal, public, "spot", portal.gpu_8x, preemptible=True)
     worker.run_until(_state_is(instance, State.RUNNING), 60, "the instance to run")
+    worker.drain()
     assert local_slurm.tool("squeue", "-h", "-j", instance.backend_id, "-o", "%q").strip() == "low"
     mail.outbox.clear()
 
@@ -335,6 +337,7 @@ def test_preemptible_instance_interrupted_by_the_operator_stops_billing_at_that_
         worker.run_until(
             _state_is(instance, State.INTERRUPTED), 90, "the interruption", reconcile_every=2
         )
+        worker.drain()  # the e-mails the transition enqueued
 
         def slurm_job() -> dict:
             job = slurm_settings._call("GET", f"{API}/job/{instance.backend_id}", user="slurm")
