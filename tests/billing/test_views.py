@@ -256,3 +256,44 @@ def test_the_overview_makes_the_same_queries_for_2_and_40_instances(
         timeline(instance, ("2026-03-05 10:00:00", "running"), ("2026-03-06 10:00:00", "stopped"))
         sync(instance)
     assert queries() == few
+
+
+def test_the_page_lists_the_20_most_expensive_instances_and_the_csv_all_of_them(
+    team, make_instance, client_for, clock
+):
+    from portal.billing import rating
+    from portal.billing.clock import now
+
+    names = []
+    for n in range(25):  # (n + 1) × 10 minutes each: the most expensive has run longest
+        instance = make_instance(team.organization, name=f"box-{n:02d}")
+        end = f"2026-03-05 {(n + 1) // 6:02d}:{(n + 1) % 6 * 10:02d}:00"
+        timeline(
+            instance,
+            ("2026-03-05 00:00:00", "running"),
+            (end, "terminating"),
+            (end, "terminated"),
+        )
+        sync(instance)
+        names.append(instance.name)
+    client = client_for(team.owner.user)
+    response = client.get(reverse("billing:overview", args=["acme"]))
+    o = response.context["o"]
+    page = response.content.decode()
+    assert [u.name for u in o.top_instances] == [f"box-{n:02d}" for n in range(24, 4, -1)]
+    assert len(o.per_instance) == 25 and o.more_instances == 5
+    assert 'data-testid="more-instances"' in page and "5 more in the" in page
+    assert "box-24" in page and "box-04" not in page
+    # One scan for lines and days gives what the separate queries give.
+    kwargs = {
+        "organization_id": team.organization.pk,
+        "start": MARCH.start,
+        "end": MARCH.end,
+        "now": now(),
+    }
+    assert o.lines == rating.lines(**kwargs)
+    assert o.per_day == rating.per_day(**kwargs)
+    assert o.spend == rating.total(o.lines)
+    csv_response = client.get(reverse("billing:usage_csv", args=["acme"]))
+    rows = list(csv.reader(io.StringIO(b"".join(csv_response.streaming_content).decode())))
+    assert {row[0] for row in rows[1:]} == set(names)
