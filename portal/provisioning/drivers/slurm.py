@@ -354,7 +354,10 @@ class SlurmBackend:
         # within the second of the requeue: slurmd revoked the job's credential then, and a
         # credential issued in that same second is refused ("Job credential revoked"), which
         # ends the job FAILED. One second later is safe (slurmrestd parses "now+1" itself).
+        # The hold is released once that second has come: a job released before its begin
+        # time waits for the next scheduling pass (up to bf_interval, 30 s by default).
         self._update(backend_id, {"begin_time": "now+1"})
+        self._sleep(1.05)
         self._update(backend_id, {"hold": False})
 
     def stop(self, backend_id: str) -> None:
