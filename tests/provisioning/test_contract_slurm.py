@@ -350,6 +350,24 @@ def test_request_larger_than_any_node_is_refused_with_slurms_message(
     assert slurm_driver.list() == []
 
 
+def test_a_new_organizations_account_is_made_for_its_first_job(
+    slurm_driver: SlurmBackend, local_slurm: LocalSlurm
+) -> None:
+    org = f"new{uuid.uuid4().hex[:6]}"
+    backend_id = slurm_driver.create(
+        request_id="req-first",
+        instance_type="gpu_1x_h100",
+        region="us-east-1",
+        image="x",
+        ssh_keys=BackendContract.SSH_KEYS,
+        name="first",
+        preemptible=False,
+        account=org,
+    )
+    wait_for_state(slurm_driver, backend_id, MachineState.RUNNING, 40)
+    assert local_slurm.tool("squeue", "-h", "-j", backend_id, "-o", "%a").strip() == f"bf-{org}"
+
+
 @pytest.mark.parametrize(
     ("instance_type", "region"), [("m5.large", "us-east-1"), ("gpu_1x_h100", "mars-1")]
 )
