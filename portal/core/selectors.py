@@ -3,10 +3,13 @@
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.db.models import Count, Q, Sum
 
 from portal.instances.models import FINAL_STATES, TRANSITIONAL_STATES, Instance, State
 from portal.orgs.models import Membership
+
+DASHBOARD_SPEND_TTL = 60  # seconds
 
 
 @dataclass(frozen=True)
@@ -47,4 +50,11 @@ def dashboard_spend(*, membership: Membership) -> Decimal | None:
     from portal.billing.selectors import month_spend
 
     now = clock.now()
-    return month_spend(organization=membership.organization, month=Month.of(now), now=now)
+    organization = membership.organization
+    # Rating the month scans all of its usage; the dashboard shows it to the minute, so one
+    # rating per organization a minute is plenty (the billing page itself is always exact).
+    return cache.get_or_set(
+        f"dashboard-spend:{organization.pk}:{now:%Y-%m}",
+        lambda: month_spend(organization=organization, month=Month.of(now), now=now),
+        timeout=DASHBOARD_SPEND_TTL,
+    )
