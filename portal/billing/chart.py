@@ -14,6 +14,8 @@ LEFT = 64  # room for the y-axis labels
 RIGHT = 8
 TOP = 12
 BOTTOM = 28  # room for the day labels
+PIXEL = Decimal("0.01")
+MIN_BAR = Decimal("1.5")
 NICE_STEPS = (1, 2, 2.5, 5, 10)
 
 
@@ -21,9 +23,9 @@ NICE_STEPS = (1, 2, 2.5, 5, 10)
 class Bar:
     day: date
     x: float
-    y: float
+    y: Decimal
     width: float
-    height: float
+    height: Decimal
     value: Decimal
     label: str  # for the tooltip
     future: bool
@@ -79,9 +81,10 @@ def bar_chart(
     bars = []
     for index, day in enumerate(days):
         value = values.get(day, Decimal(0))
-        height = float(value / top_value) * plot_height if top_value else 0.0
+        # Pixels stay Decimal here: the amount is never turned into a float.
+        height = (value * plot_height / top_value).quantize(PIXEL) if top_value else Decimal(0)
         if value > 0:
-            height = max(height, 1.5)  # a cent still shows
+            height = max(height, MIN_BAR)  # a cent still shows
         x = LEFT + index * slot + (slot - bar_width) / 2
         bars.append(
             Bar(

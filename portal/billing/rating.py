@@ -137,25 +137,34 @@ class Line:
 KIND_ORDER = {UsageKind.ON_DEMAND: 0, UsageKind.PREEMPTIBLE: 1, UsageKind.STOPPED: 2}
 
 
-def lines(*, organization_id: int, start: datetime, end: datetime, now: datetime) -> list[Line]:
-    """Usage of [start, end) per instance type, region, kind and unit price: invoice lines."""
-    rows = (
-        rated(
-            UsageInterval.objects.filter(organization_id=organization_id),
-            start=start,
-            end=end,
-            now=now,
-        )
-        .values(
-            "instance_type_id",
-            "instance_type__name",
-            "instance_type__code",
-            "region_id",
-            "region__code",
-            "kind",
-            "unit_price",
-            "currency",
-        )
+LINE_FIELDS = (
+    "instance_type_id",
+    "instance_type__name",
+    "instance_type__code",
+    "region_id",
+    "region__code",
+    "kind",
+    "unit_price",
+    "currency",
+)
+
+
+def _line_rows(
+    *, organization_id: int, start: datetime, end: datetime, now: datetime, by_day: bool
+):
+    """One GROUP BY over the period's rated intervals: per invoice line (and per UTC day)."""
+    rows = rated(
+        UsageInterval.objects.filter(organization_id=organization_id),
+        start=start,
+        end=end,
+        now=now,
+    )
+    fields = LINE_FIELDS
+    if by_day:
+        rows = rows.annotate(day=TruncDate("start"))
+        fields = ("day", *LINE_FIELDS)
+    return (
+        rows.values(*fields)
         .annotate(
             total_seconds=Sum("seconds"),
             total_gpu_seconds=Sum("gpu_seconds"),
@@ -164,33 +173,42 @@ def lines(*, organization_id: int, start: datetime, end: datetime, now: datetime
         )
         .order_by()
     )
-    result = [
-        Line(
-            instance_type_id=row["instance_type_id"],
-            instance_type_name=row["instance_type__name"],
-            instance_type_code=row["instance_type__code"],
-            region_id=row["region_id"],
-            region_code=row["region__code"],
-            kind=row["kind"],
-            unit_price=row["unit_price"],
-            currency=row["currency"],
-            seconds=int(row["total_seconds"]),
-            gpu_seconds=int(row["total_gpu_seconds"]) if row["kind"] != "stopped" else 0,
-            amount=cents(_amount(row["total_price_seconds"])),
-            first_start=row["first_start"],
-        )
-        for row in rows
-    ]
-    result.sort(
+
+
+def _line(row: dict) -> Line:
+    return Line(
+        instance_type_id=row["instance_type_id"],
+        instance_type_name=row["instance_type__name"],
+        instance_type_code=row["instance_type__code"],
+        region_id=row["region_id"],
+        region_code=row["region__code"],
+        kind=row["kind"],
+        unit_price=row["unit_price"],
+        currency=row["currency"],
+        seconds=int(row["total_seconds"]),
+        gpu_seconds=int(row["total_gpu_seconds"] or 0) if row["kind"] != "stopped" else 0,
+        amount=cents(_amount(row["total_price_seconds"])),
+        first_start=row["first_start"],
+    )
+
+
+def _in_invoice_order(lines_: list[Line]) -> list[Line]:
+    return sorted(
+        lines_,
         key=lambda line: (
             line.instance_type_name,
             line.region_code,
             KIND_ORDER.get(line.kind, 9),
             line.first_start,
             line.unit_price,
-        )
+        ),
     )
-    return result
+
+
+def lines(*, organization_id: int, start: datetime, end: datetime, now: datetime) -> list[Line]:
+    """Usage of [start, end) per instance type, region, kind and unit price: invoice lines."""
+    rows = _line_rows(organization_id=organization_id, start=start, end=end, now=now, by_day=False)
+    return _in_invoice_order([_line(row) for row in rows])
 
 
 def lines_and_per_day(
@@ -203,33 +221,7 @@ def lines_and_per_day(
     (exact Decimal sums of exact NUMERICs), so each line and each day is rounded once, as in
     `lines()` and `per_day()`.
     """
-    rows = (
-        rated(
-            UsageInterval.objects.filter(organization_id=organization_id),
-            start=start,
-            end=end,
-            now=now,
-        )
-        .annotate(day=TruncDate("start"))
-        .values(
-            "day",
-            "instance_type_id",
-            "instance_type__name",
-            "instance_type__code",
-            "region_id",
-            "region__code",
-            "kind",
-            "unit_price",
-            "currency",
-        )
-        .annotate(
-            total_seconds=Sum("seconds"),
-            total_gpu_seconds=Sum("gpu_seconds"),
-            total_price_seconds=_per_price(),
-            first_start=Min("start"),
-        )
-        .order_by()
-    )
+    rows = _line_rows(organization_id=organization_id, start=start, end=end, now=now, by_day=True)
     groups: dict[tuple, dict] = {}
     days: dict[date, Decimal] = {}
     for row in rows:
@@ -255,32 +247,7 @@ def lines_and_per_day(
         group["total_gpu_seconds"] += int(row["total_gpu_seconds"] or 0)
         group["total_price_seconds"] += price_seconds
         group["first_start"] = min(group["first_start"], row["first_start"])
-    result = [
-        Line(
-            instance_type_id=row["instance_type_id"],
-            instance_type_name=row["instance_type__name"],
-            instance_type_code=row["instance_type__code"],
-            region_id=row["region_id"],
-            region_code=row["region__code"],
-            kind=row["kind"],
-            unit_price=row["unit_price"],
-            currency=row["currency"],
-            seconds=row["total_seconds"],
-            gpu_seconds=row["total_gpu_seconds"] if row["kind"] != "stopped" else 0,
-            amount=cents(_amount(row["total_price_seconds"])),
-            first_start=row["first_start"],
-        )
-        for row in groups.values()
-    ]
-    result.sort(
-        key=lambda line: (
-            line.instance_type_name,
-            line.region_code,
-            KIND_ORDER.get(line.kind, 9),
-            line.first_start,
-            line.unit_price,
-        )
-    )
+    result = _in_invoice_order([_line(group) for group in groups.values()])
     per_day_ = {day: cents(_amount(days[day])) for day in sorted(days)}
     return result, per_day_
 
