@@ -22,6 +22,7 @@ from ..errors import (
     TransientError,
 )
 from ..interface import Capacity, Machine, MachineState
+from .transport import transport_options
 
 Timeout = float | tuple[float, float]
 T = TypeVar("T")
@@ -58,13 +59,10 @@ class SimulatorBackend:
 
     @classmethod
     def from_settings(cls, settings: Any) -> SimulatorBackend:
-        timeout = getattr(settings, "PROVISIONING_TIMEOUT", 10.0)
         return cls(
             getattr(settings, "SIMULATOR_URL", "http://127.0.0.1:8070"),
             getattr(settings, "PROVISIONING_TOKEN", ""),
-            timeout=tuple(timeout) if isinstance(timeout, list | tuple) else float(timeout),
-            retries=int(getattr(settings, "PROVISIONING_RETRIES", 2)),
-            backoff=float(getattr(settings, "PROVISIONING_BACKOFF", 0.5)),
+            **transport_options(settings),
         )
 
     # The interface

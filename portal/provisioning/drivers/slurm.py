@@ -71,6 +71,7 @@ from ..errors import (
     TransientError,
 )
 from ..interface import Capacity, Machine, MachineState
+from .transport import transport_options
 
 Timeout = float | tuple[float, float]
 
@@ -231,7 +232,6 @@ class SlurmBackend:
         def get(name: str, default: Any = None) -> Any:
             return getattr(settings, name, None) or os.environ.get(name) or default
 
-        timeout = getattr(settings, "PROVISIONING_TIMEOUT", 10.0)
         ports = get("SLURM_SSH_PORTS", "20000-29999")
         if isinstance(ports, str):
             low, _, high = ports.partition("-")
@@ -249,9 +249,7 @@ class SlurmBackend:
             partitions=getattr(settings, "SLURM_PARTITIONS", None),
             cpus_per_gpu=int(get("SLURM_CPUS_PER_GPU", 1)),
             ssh_ports=tuple(ports),
-            timeout=tuple(timeout) if isinstance(timeout, list | tuple) else float(timeout),
-            retries=int(getattr(settings, "PROVISIONING_RETRIES", 2)),
-            backoff=float(getattr(settings, "PROVISIONING_BACKOFF", 0.5)),
+            **transport_options(settings),
         )
 
     # The interface
