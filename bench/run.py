@@ -8,6 +8,10 @@ and the simulator on 8670, so it can run next to the tests and `make run`. Print
 as it comes and prepends a table to bench/RESULTS.md. A missed target is a finding, printed
 and written, never a failure; the exit status is non-zero only when a benchmark could not run.
 
+BENCH_ONLY (comma-separated section names: reconciliation, queries, pages, provisioning,
+rating) runs just those sections, seeding only what they need, and prints without writing
+bench/RESULTS.md: a partial run must not enter the results file.
+
 Rating: bench/rating.py is billing's benchmark, run as it is (its own process and throw-away
 database, backfill_bench_rating); the runner reads the figures it prints ("rating (…): N ms",
 "baseline (…): N ms", "N intervals,") into the table.
@@ -100,6 +104,25 @@ def rating(results) -> None:
     )
 
 
+SECTIONS = ("reconciliation", "queries", "pages", "provisioning", "rating")
+
+
+def chosen_sections() -> tuple[frozenset[str], bool]:
+    """The sections to run (BENCH_ONLY, comma-separated; all when unset) and whether that is
+    a partial run. An unknown name stops the run before anything is created."""
+    raw = os.environ.get("BENCH_ONLY", "").strip()
+    if not raw:
+        return frozenset(SECTIONS), False
+    names = frozenset(name.strip() for name in raw.split(",") if name.strip())
+    unknown = sorted(names - set(SECTIONS))
+    if unknown or not names:
+        raise SystemExit(
+            f"bench: BENCH_ONLY names unknown section(s) {', '.join(unknown) or repr(raw)}; "
+            f"choose from {', '.join(SECTIONS)}"
+        )
+    return names, True
+
+
 def load() -> str:
     """The machine's load average: other work on a shared machine moves every figure."""
     try:
@@ -109,11 +132,14 @@ def load() -> str:
 
 
 def main() -> int:
+    only, partial = chosen_sections()
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
     sys.path.insert(0, str(REPO))
     started_at, started = datetime.now(UTC), time.perf_counter()
     load_at_start = load()
     name = os.environ.get("BENCH_DB_NAME", "backfill_bench")
+    if partial:
+        print(f"== BENCH_ONLY: {', '.join(s for s in SECTIONS if s in only)} (not written)")
     print(f"== database {name}: drop, create, migrate", flush=True)
     create_database(name)
 
@@ -133,45 +159,61 @@ def main() -> int:
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
     call_command("migrate", verbosity=0)
     work = Path(settings.VAR_DIR) / "bench"
+    if name != "backfill_bench":  # a run on its own database keeps its logs and state apart
+        work = work / name
     work.mkdir(parents=True, exist_ok=True)
     results = Results()
     failures: list[str] = []
 
-    seed.seed_catalog()
-    staff = User.objects.get(email="admin@backfill.localhost")
+    if only - {"rating"}:  # rating runs in its own process and database
+        seed.seed_catalog()
+        staff = User.objects.get(email="admin@backfill.localhost")
     # First, while the fleet's instances are the only ones with machines: reconciliation looks
     # at every instance, and the seeded organizations' machines exist in no simulator.
-    section("reconciliation", failures, lambda: reconcile.run(results, work=work))
+    if "reconciliation" in only:
+        section("reconciliation", failures, lambda: reconcile.run(results, work=work))
 
-    print("== seeding: 1,000-instance and 10-instance organizations", flush=True)
-    seeding = time.perf_counter()
-    large = seed.organization_of_size("Bench Load", 1000, staff=staff)
-    small = seed.organization_of_size("Bench Small", 10, staff=staff)
-    print(
-        f"   {large.instances} instances, {large.keys} SSH keys, {large.usage_intervals:,} usage "
-        f"intervals over 12 months, {large.invoices} invoices "
-        f"({time.perf_counter() - seeding:.0f} s)",
-        flush=True,
-    )
+    if only & {"queries", "pages"}:
+        print("== seeding: 1,000-instance and 10-instance organizations", flush=True)
+        seeding = time.perf_counter()
+        large = seed.organization_of_size("Bench Load", 1000, staff=staff)
+        small = seed.organization_of_size("Bench Small", 10, staff=staff)
+        print(
+            f"   {large.instances} instances, {large.keys} SSH keys, {large.usage_intervals:,} "
+            f"usage intervals over 12 months, {large.invoices} invoices "
+            f"({time.perf_counter() - seeding:.0f} s)",
+            flush=True,
+        )
 
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")  # planner statistics, as autovacuum would have them by now
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")  # planner statistics, as autovacuum would have them by now
 
-    section("queries per page", failures, lambda: queries.run(results, small=small, large=large))
-    section("pages under load", failures, lambda: pages.run(results, seeded=large, log_dir=work))
-    section("provisioning", failures, lambda: provisioning.run(results, staff=staff, work=work))
-    section("rating", failures, lambda: rating(results))
+    if "queries" in only:
+        section(
+            "queries per page", failures, lambda: queries.run(results, small=small, large=large)
+        )
+    if "pages" in only:
+        section(
+            "pages under load", failures, lambda: pages.run(results, seeded=large, log_dir=work)
+        )
+    if "provisioning" in only:
+        section("provisioning", failures, lambda: provisioning.run(results, staff=staff, work=work))
+    if "rating" in only:
+        section("rating", failures, lambda: rating(results))
 
     results.note(f"load average (1, 5, 15 min) at the start {load_at_start}, at the end {load()}")
     for failure in failures:
         results.note(failure)
     missed = [row for row in results.rows if row.met is False]
     seconds = time.perf_counter() - started
-    path = write(results, started=started_at, seconds=seconds)
     print(f"\n== {len(missed)} target(s) missed; {len(failures)} benchmark(s) could not run")
     for row in missed:
         print(f"   missed: {row.section}: {row.name} ({row.figure}, ratio {row.ratio:.2f})")
-    print(f"== written to {path.relative_to(REPO)} in {seconds:.0f} s", flush=True)
+    if partial:
+        print(f"== BENCH_ONLY run: not written to bench/RESULTS.md ({seconds:.0f} s)", flush=True)
+    else:
+        path = write(results, started=started_at, seconds=seconds)
+        print(f"== written to {path.relative_to(REPO)} in {seconds:.0f} s", flush=True)
     return 1 if failures else 0
 
 
