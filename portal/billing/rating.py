@@ -149,16 +149,24 @@ LINE_FIELDS = (
 )
 
 
+def _of_organization(organization_id: int, where: Q | None) -> QuerySet[UsageInterval]:
+    queryset = UsageInterval.objects.filter(organization_id=organization_id)
+    return queryset.filter(where) if where is not None else queryset
+
+
 def _line_rows(
-    *, organization_id: int, start: datetime, end: datetime, now: datetime, by_day: bool
+    *,
+    organization_id: int,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    by_day: bool,
+    where: Q | None = None,
 ):
-    """One GROUP BY over the period's rated intervals: per invoice line (and per UTC day)."""
-    rows = rated(
-        UsageInterval.objects.filter(organization_id=organization_id),
-        start=start,
-        end=end,
-        now=now,
-    )
+    """One GROUP BY over the period's rated intervals: per invoice line (and per UTC day).
+
+    `where` narrows the intervals (`portal.billing.usage` rates a month in two parts)."""
+    rows = rated(_of_organization(organization_id, where), start=start, end=end, now=now)
     fields = LINE_FIELDS
     if by_day:
         rows = rows.annotate(day=TruncDate("start"))
@@ -211,17 +219,30 @@ def lines(*, organization_id: int, start: datetime, end: datetime, now: datetime
     return _in_invoice_order([_line(row) for row in rows])
 
 
-def lines_and_per_day(
-    *, organization_id: int, start: datetime, end: datetime, now: datetime
-) -> tuple[list[Line], dict[date, Decimal]]:
-    """`lines()` and `per_day()` of [start, end) from one scan of the intervals.
+def line_day_rows(
+    *, organization_id: int, start: datetime, end: datetime, now: datetime, where: Q | None = None
+) -> list[dict]:
+    """The raw sums of [start, end) per UTC day and invoice line: the input of
+    `lines_and_per_day_of`, which rows of several parts of a period may be added into."""
+    return list(
+        _line_rows(
+            organization_id=organization_id,
+            start=start,
+            end=end,
+            now=now,
+            by_day=True,
+            where=where,
+        )
+    )
 
-    One GROUP BY per UTC day and line (type, region, kind, unit price): a few rows per day.
-    Seconds and the exact Σ seconds × price are then added up per line and per day in Python
-    (exact Decimal sums of exact NUMERICs), so each line and each day is rounded once, as in
-    `lines()` and `per_day()`.
+
+def lines_and_per_day_of(rows: Iterable[dict]) -> tuple[list[Line], dict[date, Decimal]]:
+    """Invoice lines and spend per day from `line_day_rows` (of one scan or several parts).
+
+    Seconds and the exact Σ seconds × price are added up per line and per day in Python (exact
+    Decimal sums of exact NUMERICs), so each line and each day is rounded once, as in `lines()`
+    and `per_day()`.
     """
-    rows = _line_rows(organization_id=organization_id, start=start, end=end, now=now, by_day=True)
     groups: dict[tuple, dict] = {}
     days: dict[date, Decimal] = {}
     for row in rows:
@@ -250,6 +271,16 @@ def lines_and_per_day(
     result = _in_invoice_order([_line(group) for group in groups.values()])
     per_day_ = {day: cents(_amount(days[day])) for day in sorted(days)}
     return result, per_day_
+
+
+def lines_and_per_day(
+    *, organization_id: int, start: datetime, end: datetime, now: datetime
+) -> tuple[list[Line], dict[date, Decimal]]:
+    """`lines()` and `per_day()` of [start, end) from one scan of the intervals (one GROUP BY
+    per UTC day and line: a few rows per day)."""
+    return lines_and_per_day_of(
+        line_day_rows(organization_id=organization_id, start=start, end=end, now=now)
+    )
 
 
 def total(lines_: Iterable[Line]) -> Decimal:
@@ -296,48 +327,94 @@ class InstanceUsage:
         return Decimal(self.stopped_seconds) / SECONDS_PER_HOUR
 
 
+# The raw sums of one instance over a period (or a part of one), addable across parts:
+# (instance id, running seconds, stopped seconds, exact Σ seconds × unit price). Plain tuples:
+# a month of a large organization has a thousand of them, kept in the cache.
+InstanceSums = tuple[int, int, int, Decimal]
+
+
+def instance_sums(
+    *, organization_id: int, start: datetime, end: datetime, now: datetime, where: Q | None = None
+) -> list[InstanceSums]:
+    """One GROUP BY instance over the period's rated intervals (narrowed by `where`)."""
+    return list(
+        rated(_of_organization(organization_id, where), start=start, end=end, now=now)
+        .values("instance_id")
+        .annotate(
+            running=Coalesce(Sum("seconds", filter=~Q(kind=UsageKind.STOPPED)), 0),
+            stopped=Coalesce(Sum("seconds", filter=Q(kind=UsageKind.STOPPED)), 0),
+            price_seconds_sum=Coalesce(Sum("price_seconds"), Value(Decimal(0)), output_field=EXACT),
+        )
+        .order_by()
+        .values_list("instance_id", "running", "stopped", "price_seconds_sum")
+    )
+
+
+def per_instance_of(
+    sums: Iterable[InstanceSums], *, limit: int | None = None
+) -> tuple[list[InstanceUsage], int]:
+    """Usage of each instance from its sums (of one scan or several parts, added up), most
+    expensive first (then by name), and how many instances there are in all.
+
+    With `limit`, only the first `limit` are described (names, states and types: one query);
+    the ranking stays exact: instances tied with the last one by amount are read too and
+    ordered by name before the cut.
+    """
+    from portal.instances.models import Instance
+
+    added: dict[int, list] = {}
+    for instance_id, running, stopped, price_seconds in sums:
+        found = added.get(instance_id)
+        if found is None:
+            added[instance_id] = [int(running), int(stopped), price_seconds]
+        else:
+            found[0] += int(running)
+            found[1] += int(stopped)
+            found[2] += price_seconds
+    wanted = list(added)
+    if limit is not None and len(added) > limit:
+        ranked = sorted(added, key=lambda instance_id: added[instance_id][2], reverse=True)
+        wanted = ranked[:limit]
+        if wanted:
+            last = added[wanted[-1]][2]
+            wanted += [i for i in ranked[limit:] if added[i][2] == last]
+    described = {
+        row[0]: row
+        for row in Instance.objects.filter(pk__in=wanted).values_list(
+            "id", "name", "state", "preemptible", "instance_type__name", "region__code"
+        )
+    }
+    usages = []
+    for instance_id in wanted:
+        if instance_id not in described:
+            continue
+        _, name, state, preemptible, type_name, region_code = described[instance_id]
+        running, stopped, price_seconds = added[instance_id]
+        usages.append(
+            InstanceUsage(
+                instance_id=instance_id,
+                name=name,
+                state=state,
+                instance_type_name=type_name,
+                region_code=region_code,
+                preemptible=preemptible,
+                running_seconds=running,
+                stopped_seconds=stopped,
+                amount=cents(_amount(price_seconds)),
+            )
+        )
+    usages.sort(key=lambda usage: (-added[usage.instance_id][2], usage.name))
+    return (usages[:limit] if limit is not None else usages), len(added)
+
+
 def per_instance(
     *, organization_id: int, start: datetime, end: datetime, now: datetime
 ) -> list[InstanceUsage]:
     """Usage of each instance in [start, end), most expensive first."""
-    from django.db.models import Q
-
-    rows = (
-        rated(
-            UsageInterval.objects.filter(organization_id=organization_id),
-            start=start,
-            end=end,
-            now=now,
-        )
-        .values(
-            "instance_id",
-            "instance__name",
-            "instance__state",
-            "instance__preemptible",
-            "instance_type__name",
-            "region__code",
-        )
-        .annotate(
-            running=Coalesce(Sum("seconds", filter=~Q(kind=UsageKind.STOPPED)), 0),
-            stopped=Coalesce(Sum("seconds", filter=Q(kind=UsageKind.STOPPED)), 0),
-            total_price_seconds=Sum("price_seconds"),
-        )
-        .order_by("-total_price_seconds", "instance__name")
+    usages, _ = per_instance_of(
+        instance_sums(organization_id=organization_id, start=start, end=end, now=now)
     )
-    return [
-        InstanceUsage(
-            instance_id=row["instance_id"],
-            name=row["instance__name"],
-            state=row["instance__state"],
-            instance_type_name=row["instance_type__name"],
-            region_code=row["region__code"],
-            preemptible=row["instance__preemptible"],
-            running_seconds=int(row["running"]),
-            stopped_seconds=int(row["stopped"]),
-            amount=cents(_amount(row["total_price_seconds"])),
-        )
-        for row in rows
-    ]
+    return usages
 
 
 def hourly_run_rate(*, organization_id: int, now: datetime) -> Decimal:

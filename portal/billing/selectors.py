@@ -10,7 +10,7 @@ from django.db.models import DecimalField, OuterRef, QuerySet, Subquery, Sum, Va
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from portal.billing import clock, rating
+from portal.billing import clock, rating, usage
 from portal.billing.chart import BarChart, bar_chart
 from portal.billing.models import Budget, CreditApplication, CreditGrant, CreditKind, Invoice
 from portal.billing.money import SECONDS_PER_HOUR, ZERO, Money, cents
@@ -25,10 +25,7 @@ def month_spend(
     *, organization: Organization, month: Month, now: datetime | None = None
 ) -> Decimal:
     """What the month's usage costs so far (before credits and tax), as its lines round it."""
-    now = now or clock.now()
-    return rating.total(
-        rating.lines(organization_id=organization.pk, start=month.start, end=month.end, now=now)
-    )
+    return usage.month_spend(organization_id=organization.pk, month=month, now=now or clock.now())
 
 
 # --- Invoices ---------------------------------------------------------------------------------
@@ -208,7 +205,8 @@ class Overview:
     lines: list[rating.Line]
     spend: Decimal
     per_day: dict[date, Decimal]
-    per_instance: list[rating.InstanceUsage]  # every instance, most expensive first (the API)
+    top_instances: list[rating.InstanceUsage]  # the TOP_INSTANCES most expensive; CSV, API: all
+    instance_count: int  # instances with usage in the month
     run_rate: Decimal
     forecast: Decimal | None
     budget: Budget | None
@@ -219,13 +217,8 @@ class Overview:
     chart: BarChart = field(repr=False, default=None)  # type: ignore[assignment]
 
     @property
-    def top_instances(self) -> list[rating.InstanceUsage]:
-        """What the page lists: the TOP_INSTANCES most expensive; the CSV has them all."""
-        return self.per_instance[:TOP_INSTANCES]
-
-    @property
     def more_instances(self) -> int:
-        return max(0, len(self.per_instance) - TOP_INSTANCES)
+        return max(0, self.instance_count - len(self.top_instances))
 
     @property
     def to_pay(self) -> Decimal:
@@ -244,19 +237,15 @@ def billing_overview(*, organization: Organization, month: Month) -> Overview:
 
     now = clock.now()
     current = month == Month.of(now)
-    kwargs = {
-        "organization_id": organization.pk,
-        "start": month.start,
-        "end": month.end,
-        "now": now,
-    }
-    lines, per_day = rating.lines_and_per_day(**kwargs)
+    kwargs = {"organization_id": organization.pk, "month": month, "now": now}
+    lines, per_day = usage.lines_and_per_day(**kwargs)
     spend = rating.total(lines)
     run_rate = rating.hourly_run_rate(organization_id=organization.pk, now=now) if current else ZERO
     forecast = None
     if current:
         remaining_hours = Decimal((month.end - now).total_seconds()) / SECONDS_PER_HOUR
         forecast = cents(spend + run_rate * remaining_hours)
+    top_instances, instance_count = usage.per_instance(**kwargs, limit=TOP_INSTANCES)
     budget = Budget.objects.filter(organization=organization).first()
     budget_percent = None
     if budget is not None:
@@ -269,7 +258,8 @@ def billing_overview(*, organization: Organization, month: Month) -> Overview:
         lines=lines,
         spend=spend,
         per_day=per_day,
-        per_instance=rating.per_instance(**kwargs),
+        top_instances=top_instances,
+        instance_count=instance_count,
         run_rate=run_rate,
         forecast=forecast,
         budget=budget,

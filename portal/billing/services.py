@@ -20,7 +20,7 @@ from django.db.models.functions import Coalesce
 
 from portal.accounts.models import User
 from portal.audit.services import audit_record
-from portal.billing import clock, metering, rating
+from portal.billing import clock, metering, rating, usage
 from portal.billing.conf import setting
 from portal.billing.models import (
     Budget,
@@ -104,12 +104,15 @@ def usage_sync_instance(*, instance_id: int) -> None:
         )
         frozen = _frozen_before(instance.organization_id)
         existing = UsageInterval.objects.filter(instance_id=instance_id)
+        closed_at_invoice = 0
         if frozen is not None:
             # What was still open when its month was invoiced ends at the invoiced boundary;
             # the rest of the timeline before it stays as it was billed.
-            existing.filter(start__lt=frozen).filter(
-                Q(end__isnull=True) | Q(end__gt=frozen)
-            ).update(end=frozen)
+            closed_at_invoice = (
+                existing.filter(start__lt=frozen)
+                .filter(Q(end__isnull=True) | Q(end__gt=frozen))
+                .update(end=frozen)
+            )
             wanted = [
                 _after(piece, frozen) for piece in wanted if piece.end is None or piece.end > frozen
             ]
@@ -117,6 +120,11 @@ def usage_sync_instance(*, instance_id: int) -> None:
         have = {row.key(): row.pk for row in existing}
         want = {piece.key(): piece for piece in wanted}
         stale = [pk for key, pk in have.items() if key not in want]
+        # Keys begin with the start: a change to a day before today is a change to sealed usage.
+        touched = [key[0] for key in have if key not in want]
+        touched += [key[0] for key in want if key not in have]
+        if closed_at_invoice or any(start < usage.midnight(now) for start in touched):
+            usage.usage_changed(instance.organization_id)
         if stale:
             UsageInterval.objects.filter(pk__in=stale).delete()
         UsageInterval.objects.bulk_create(

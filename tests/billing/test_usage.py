@@ -1,0 +1,208 @@
+"""The billing pages' month usage: sealed days kept between views, today rated live, and the
+figures always exactly those of rating the whole month at once."""
+
+from decimal import Decimal
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from portal.billing import rating, usage
+from portal.billing.models import UsageInterval
+from portal.billing.periods import Month
+from portal.instances.models import InstanceEvent
+from tests.billing.conftest import at, sync, timeline
+
+MARCH = Month(2026, 3)
+FEBRUARY = Month(2026, 2)
+
+
+def whole_month(organization, month, now):
+    """What rating the whole month in one scan says: the reference."""
+    kwargs = {"organization_id": organization.pk, "start": month.start, "end": month.end}
+    lines, per_day = rating.lines_and_per_day(**kwargs, now=now)
+    return lines, per_day, rating.per_instance(**kwargs, now=now)
+
+
+def as_read(organization, month, now):
+    """What the billing pages read: the sealed part kept, the live part rated now."""
+    lines, per_day = usage.lines_and_per_day(organization_id=organization.pk, month=month, now=now)
+    instances, count = usage.per_instance(organization_id=organization.pk, month=month, now=now)
+    assert count == len(instances)
+    return lines, per_day, instances
+
+
+def usage_queries(captured) -> list[str]:
+    return [q["sql"] for q in captured.captured_queries if "billing_usageinterval" in q["sql"]]
+
+
+def fleet(team, make_instance):
+    """A few weeks of March: a box running since the 2nd, one stopped and started, a
+    preemptible one interrupted, and one that ran a single afternoon."""
+    always = make_instance(team.organization, name="always-on")
+    timeline(always, ("2026-03-02 08:00:00", "running"))
+    churn = make_instance(team.organization, name="churn")
+    timeline(
+        churn,
+        ("2026-03-03 10:00:00", "running"),
+        ("2026-03-06 18:30:00", "stopped"),
+        ("2026-03-09 07:15:00", "running"),
+    )
+    spot = make_instance(team.organization, name="spot", preemptible=True)
+    timeline(
+        spot,
+        ("2026-03-04 00:00:00", "running"),
+        ("2026-03-14 22:10:05", "interrupted"),
+    )
+    once = make_instance(team.organization, name="once")
+    timeline(
+        once,
+        ("2026-03-11 13:00:00", "running"),
+        ("2026-03-11 17:45:10", "terminating"),
+        ("2026-03-11 17:45:20", "terminated"),
+    )
+    for instance in (always, churn, spot, once):
+        sync(instance)
+    return always, churn, spot, once
+
+
+def test_the_month_as_read_equals_rating_the_whole_month_at_once(team, make_instance, clock):
+    fleet(team, make_instance)
+    now = clock()
+
+    first = as_read(team.organization, MARCH, now)
+    again = as_read(team.organization, MARCH, now)  # the sealed part now comes from the cache
+
+    assert first == again == whole_month(team.organization, MARCH, now)
+    lines, per_day, instances = first
+    assert [line.kind for line in lines] == ["on_demand", "preemptible", "stopped"]
+    assert len(per_day) == 14  # March 2nd to 15th
+    assert [u.name for u in instances][0] == "always-on"
+
+
+def test_a_second_view_does_not_rate_the_sealed_days_again(team, make_instance, clock):
+    fleet(team, make_instance)
+    now = clock()
+
+    with CaptureQueriesContext(connection) as cold:
+        usage.lines_and_per_day(organization_id=team.organization.pk, month=MARCH, now=now)
+    with CaptureQueriesContext(connection) as warm:
+        usage.lines_and_per_day(organization_id=team.organization.pk, month=MARCH, now=now)
+
+    assert len(usage_queries(cold)) == 2  # today and open intervals, then the sealed days
+    assert len(usage_queries(warm)) == 1  # only today and open intervals
+
+
+def test_the_live_part_moves_with_the_clock_while_the_sealed_part_is_kept(
+    team, make_instance, clock
+):
+    always, *_ = fleet(team, make_instance)
+    usage.lines_and_per_day(organization_id=team.organization.pk, month=MARCH, now=clock())
+
+    clock.set("2026-03-15 18:00:00")  # six hours later, the same day: nothing re-synced
+    later = as_read(team.organization, MARCH, clock())
+
+    assert later == whole_month(team.organization, MARCH, clock())
+    spend = {u.name: u.running_seconds for u in later[2]}
+    assert spend["always-on"] == int(
+        (at("2026-03-15 18:00:00") - at("2026-03-02 08:00:00")).total_seconds()
+    )
+
+
+def test_a_state_change_recorded_late_for_an_earlier_day_shows_on_the_next_view(
+    team, make_instance, clock
+):
+    _, churn, *_ = fleet(team, make_instance)
+    before = as_read(team.organization, MARCH, clock())
+
+    # Reconciliation learns that churn had in fact stopped on the 12th (a sealed day).
+    InstanceEvent.objects.create(
+        instance=churn, at=at("2026-03-12 09:00:00"), from_state="running", to_state="stopped"
+    )
+    sync(churn)
+    after = as_read(team.organization, MARCH, clock())
+
+    assert after == whole_month(team.organization, MARCH, clock())
+    assert after != before
+    assert rating.total(after[0]) < rating.total(before[0])
+
+
+def test_after_midnight_the_running_day_is_sealed_and_the_figures_still_add_up(
+    team, make_instance, clock
+):
+    instances = fleet(team, make_instance)
+    as_read(team.organization, MARCH, clock())
+
+    clock.set("2026-03-16 03:00:00")  # past midnight, before the nightly re-sync
+    assert as_read(team.organization, MARCH, clock()) == whole_month(
+        team.organization, MARCH, clock()
+    )
+    for instance in instances:  # the open pieces are split at midnight
+        sync(instance)
+    assert as_read(team.organization, MARCH, clock()) == whole_month(
+        team.organization, MARCH, clock()
+    )
+
+
+def test_a_past_month_is_read_whole_from_the_kept_sums(team, make_instance, clock):
+    always = make_instance(team.organization, name="february-box")
+    timeline(always, ("2026-02-20 08:00:00", "running"), ("2026-03-03 08:00:00", "stopped"))
+    sync(always)
+    now = clock()
+
+    first = as_read(team.organization, FEBRUARY, now)
+    with CaptureQueriesContext(connection) as warm:
+        again = as_read(team.organization, FEBRUARY, now)
+
+    assert first == again == whole_month(team.organization, FEBRUARY, now)
+    assert first[2][0].running_seconds == 9 * 86400 - 8 * 3600  # Feb 20 08:00 to Mar 1
+    # Only the open intervals are read again (the stopped disk is still billed in March).
+    assert len(usage_queries(warm)) == 2  # lines and instances, live part each
+
+
+def test_usage_written_outside_metering_is_seen_on_the_next_view(
+    team, make_instance, catalog, clock
+):
+    always, *_ = fleet(team, make_instance)
+    before = as_read(team.organization, MARCH, clock())
+
+    UsageInterval.objects.create(  # a correction entered by hand for the 1st
+        instance=always,
+        organization=team.organization,
+        instance_type=catalog.h100_1x,
+        region=catalog.us_east,
+        gpus=1,
+        kind="on_demand",
+        start=at("2026-03-01 10:00:00"),
+        end=at("2026-03-01 11:00:00"),
+        unit_price=Decimal("2.49"),
+    )
+    after = as_read(team.organization, MARCH, clock())
+
+    assert after == whole_month(team.organization, MARCH, clock())
+    assert rating.total(after[0]) - rating.total(before[0]) == Decimal("2.49")
+
+
+def test_the_top_of_the_ranking_breaks_ties_by_name_as_the_full_ranking_does(
+    team, make_instance, clock
+):
+    for name in ("delta", "alpha", "charlie", "bravo", "echo"):  # equal runs: equal amounts
+        instance = make_instance(team.organization, name=name)
+        timeline(
+            instance,
+            ("2026-03-05 10:00:00", "running"),
+            ("2026-03-05 12:00:00", "terminating"),
+            ("2026-03-05 12:00:00", "terminated"),
+        )
+        sync(instance)
+    longer = make_instance(team.organization, name="zulu")
+    timeline(longer, ("2026-03-06 10:00:00", "running"), ("2026-03-06 15:00:00", "stopped"))
+    sync(longer)
+
+    top, count = usage.per_instance(
+        organization_id=team.organization.pk, month=MARCH, now=clock(), limit=3
+    )
+    everything = whole_month(team.organization, MARCH, clock())[2]
+
+    assert count == 6
+    assert [u.name for u in top] == ["zulu", "alpha", "bravo"]
+    assert top == everything[:3]
