@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -164,10 +165,28 @@ def launch_block_reason(
     Two rules: an invoice unpaid past its due date, and a hard budget limit reached this month.
     `spend_this_month` (at `now`), when the caller has it already, saves rating the month again.
     """
+    now = now or clock.now()
+
+    def spend() -> Decimal:
+        if spend_this_month is not None:
+            return spend_this_month
+        return month_spend(organization=organization, month=Month.of(now), now=now)
+
+    return block_reason_of(
+        overdue=overdue_invoices(organization=organization, now=now).first(),
+        budget=Budget.objects.filter(organization=organization, hard_limit=True).first(),
+        spend=spend,
+        now=now,
+    )
+
+
+def block_reason_of(
+    *, overdue: Invoice | None, budget: Budget | None, spend: Callable[[], Decimal], now: datetime
+) -> str | None:
+    """The two rules of `launch_block_reason` on what the caller has read: the oldest overdue
+    invoice, the budget, and this month's spend (asked for only if the budget is a hard limit)."""
     from portal.billing.conf import setting
 
-    now = now or clock.now()
-    overdue = overdue_invoices(organization=organization, now=now).first()
     if overdue is not None:
         days = max(1, (now - overdue.due_at).days)
         return (
@@ -177,14 +196,11 @@ def launch_block_reason(
             f"day{'s' if days != 1 else ''} overdue. Invoices are due "
             f"{setting('BILLING_OVERDUE_DAYS')} days after issue; launches resume once it is paid."
         )
-    budget = Budget.objects.filter(organization=organization, hard_limit=True).first()
-    if budget is not None:
-        spend = spend_this_month
-        if spend is None:
-            spend = month_spend(organization=organization, month=Month.of(now), now=now)
-        if spend >= budget.amount:
+    if budget is not None and budget.hard_limit:
+        spent = spend()
+        if spent >= budget.amount:
             return (
-                f"Launches are paused: spend this month ({Money(spend, budget.currency)}) has "
+                f"Launches are paused: spend this month ({Money(spent, budget.currency)}) has "
                 f"reached the hard budget limit of {budget.money}. An owner, admin or billing "
                 "member can raise the budget or turn off the hard limit on the Budget page."
             )
@@ -237,19 +253,33 @@ def billing_overview(*, organization: Organization, month: Month) -> Overview:
 
     now = clock.now()
     current = month == Month.of(now)
-    kwargs = {"organization_id": organization.pk, "month": month, "now": now}
-    lines, per_day = usage.lines_and_per_day(**kwargs)
-    spend = rating.total(lines)
-    run_rate = rating.hourly_run_rate(organization_id=organization.pk, now=now) if current else ZERO
+    used = usage.month_usage(organization_id=organization.pk, month=month, now=now)
+    lines, per_day, spend = used.lines, used.per_day, used.spend
+    run_rate = used.run_rate if current else ZERO
     forecast = None
     if current:
         remaining_hours = Decimal((month.end - now).total_seconds()) / SECONDS_PER_HOUR
         forecast = cents(spend + run_rate * remaining_hours)
-    top_instances, instance_count = usage.per_instance(**kwargs, limit=TOP_INSTANCES)
+    top_instances, instance_count = used.per_instance(limit=TOP_INSTANCES)
     budget = Budget.objects.filter(organization=organization).first()
     budget_percent = None
     if budget is not None:
         budget_percent = int(spend * 100 / budget.amount)
+    # Unpaid invoices once: what is left to pay, and the oldest overdue (a launch block).
+    unpaid = [
+        invoice
+        for invoice in invoices_for_organization(organization=organization)
+        .filter(paid_at__isnull=True)
+        .order_by("due_at")
+        if invoice_balance_due(invoice) > 0
+    ]
+    overdue = next((invoice for invoice in unpaid if invoice.due_at < now), None)
+
+    def spend_this_month() -> Decimal:
+        if current:
+            return spend
+        return month_spend(organization=organization, month=Month.of(now), now=now)
+
     overview = Overview(
         month=month,
         current=current,
@@ -264,17 +294,11 @@ def billing_overview(*, organization: Organization, month: Month) -> Overview:
         forecast=forecast,
         budget=budget,
         budget_percent=budget_percent,
-        block_reason=launch_block_reason(
-            organization=organization, now=now, spend_this_month=spend if current else None
+        block_reason=block_reason_of(
+            overdue=overdue, budget=budget, spend=spend_this_month, now=now
         ),
         balances=credit_balances(organization=organization),
-        open_invoices=[
-            invoice
-            for invoice in invoices_for_organization(organization=organization).filter(
-                paid_at__isnull=True
-            )
-            if invoice_balance_due(invoice) > 0
-        ],
+        open_invoices=unpaid,
     )
     overview.chart = bar_chart(
         days=month.days(),

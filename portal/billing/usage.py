@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import TypeVar
 
 from django.core.cache import cache
@@ -33,9 +34,9 @@ from django.db.models import Q
 from portal.billing import rating
 from portal.billing.periods import Month
 
+T = TypeVar("T")
 SEALED_TTL = 26 * 3600  # a sealed part's key names its day: it is not read after tomorrow
 SEALED_FORMAT = 1  # in the key: a release that changes the kept rows' shape never reads old ones
-T = TypeVar("T")
 
 
 def _version_key(organization_id: int) -> str:
@@ -78,52 +79,70 @@ def sealed_before(month: Month, now: datetime) -> datetime:
     return min(midnight(now), month.end)
 
 
-def _in_parts(
-    what: str,
-    rate: Callable[..., list[T]],
-    *,
-    organization_id: int,
-    month: Month,
-    now: datetime,
-) -> list[T]:
-    """`rate(where=…)` of the live part, plus that of the sealed part as kept (rated if not)."""
-    cutoff = sealed_before(month, now)
-    period = {"organization_id": organization_id, "start": month.start, "end": month.end}
-    rows = rate(**period, now=now, where=Q(start__gte=cutoff) | Q(end__isnull=True))
-    if cutoff <= month.start:
-        return rows  # the month began today: nothing is sealed yet
-    version = usage_version(organization_id)
-    key = f"billing:sealed{SEALED_FORMAT}:{what}:{organization_id}:{month.key}:{cutoff:%Y%m%d}"
-    key += f":{version}"
-    sealed = cache.get(key)
-    if sealed is None:
-        sealed = rate(**period, now=now, where=Q(start__lt=cutoff, end__isnull=False))
-        cache.set(key, sealed, timeout=SEALED_TTL)
-    return rows + sealed
+class MonthUsage:
+    """A month's usage at `now`, each figure read when first asked for: one query of the live
+    part (today and the open intervals) plus the sealed part as kept (rated when it is not).
+    Each figure is rounded once, as `rating` rounds it."""
+
+    def __init__(self, *, organization_id: int, month: Month, now: datetime):
+        self.organization_id = organization_id
+        self.month = month
+        self.now = now
+        self.cutoff = sealed_before(month, now)
+        self._period = {"organization_id": organization_id, "start": month.start, "end": month.end}
+
+    def _in_parts(self, what: str, rate: Callable[..., list[T]]) -> list[T]:
+        """`rate` of the live part, plus that of the sealed part as kept (rated if not)."""
+        rows = rate(
+            **self._period, now=self.now, where=Q(start__gte=self.cutoff) | Q(end__isnull=True)
+        )
+        if self.cutoff <= self.month.start:
+            return rows  # the month began today: nothing is sealed yet
+        version = usage_version(self.organization_id)
+        key = f"billing:sealed{SEALED_FORMAT}:{what}:{self.organization_id}:{self.month.key}"
+        key += f":{self.cutoff:%Y%m%d}:{version}"
+        sealed = cache.get(key)
+        if sealed is None:
+            # Closed intervals that start before the cutoff end by it: `now` changes nothing.
+            sealed = rate(
+                **self._period, now=self.cutoff, where=Q(start__lt=self.cutoff, end__isnull=False)
+            )
+            cache.set(key, sealed, timeout=SEALED_TTL)
+        return rows + sealed
+
+    @cached_property
+    def _lines_and_per_day(self) -> tuple[list[rating.Line], dict[date, Decimal]]:
+        return rating.lines_and_per_day_of(self._in_parts("lines", rating.line_day_rows))
+
+    @property
+    def lines(self) -> list[rating.Line]:
+        return self._lines_and_per_day[0]
+
+    @property
+    def per_day(self) -> dict[date, Decimal]:
+        return self._lines_and_per_day[1]
+
+    @property
+    def spend(self) -> Decimal:
+        return rating.total(self.lines)
+
+    def per_instance(self, limit: int | None = None) -> tuple[list[rating.InstanceUsage], int]:
+        """Each instance's usage, most expensive first: the first `limit` (all if None), and
+        how many instances have usage."""
+        return rating.per_instance_of(
+            self._in_parts("instances", rating.instance_sums), limit=limit
+        )
+
+    @property
+    def run_rate(self) -> Decimal:
+        """What the open intervals cost per hour now."""
+        return rating.hourly_run_rate(organization_id=self.organization_id, now=self.now)
 
 
-def lines_and_per_day(
-    *, organization_id: int, month: Month, now: datetime
-) -> tuple[list[rating.Line], dict[date, Decimal]]:
-    """The month's invoice lines and spend per UTC day so far (`rating.lines_and_per_day`)."""
-    rows = _in_parts(
-        "lines", rating.line_day_rows, organization_id=organization_id, month=month, now=now
-    )
-    return rating.lines_and_per_day_of(rows)
+def month_usage(*, organization_id: int, month: Month, now: datetime) -> MonthUsage:
+    return MonthUsage(organization_id=organization_id, month=month, now=now)
 
 
 def month_spend(*, organization_id: int, month: Month, now: datetime) -> Decimal:
     """What the month's usage costs so far, as its lines round it (`rating.total`)."""
-    lines, _ = lines_and_per_day(organization_id=organization_id, month=month, now=now)
-    return rating.total(lines)
-
-
-def per_instance(
-    *, organization_id: int, month: Month, now: datetime, limit: int | None = None
-) -> tuple[list[rating.InstanceUsage], int]:
-    """The month's usage of each instance so far, most expensive first, the first `limit` of
-    them (all if None), and how many instances have usage (`rating.per_instance_of`)."""
-    sums = _in_parts(
-        "instances", rating.instance_sums, organization_id=organization_id, month=month, now=now
-    )
-    return rating.per_instance_of(sums, limit=limit)
+    return month_usage(organization_id=organization_id, month=month, now=now).spend

@@ -25,10 +25,10 @@ def whole_month(organization, month, now):
 
 def as_read(organization, month, now):
     """What the billing pages read: the sealed part kept, the live part rated now."""
-    lines, per_day = usage.lines_and_per_day(organization_id=organization.pk, month=month, now=now)
-    instances, count = usage.per_instance(organization_id=organization.pk, month=month, now=now)
+    used = usage.month_usage(organization_id=organization.pk, month=month, now=now)
+    instances, count = used.per_instance()
     assert count == len(instances)
-    return lines, per_day, instances
+    return used.lines, used.per_day, instances
 
 
 def usage_queries(captured) -> list[str]:
@@ -77,6 +77,10 @@ def test_the_month_as_read_equals_rating_the_whole_month_at_once(team, make_inst
     assert [line.kind for line in lines] == ["on_demand", "preemptible", "stopped"]
     assert len(per_day) == 14  # March 2nd to 15th
     assert [u.name for u in instances][0] == "always-on"
+    # Running now: always-on and churn (on demand, 2.49 each); spot was interrupted.
+    assert usage.month_usage(
+        organization_id=team.organization.pk, month=MARCH, now=now
+    ).run_rate == Decimal("4.98")
 
 
 def test_a_second_view_does_not_rate_the_sealed_days_again(team, make_instance, clock):
@@ -84,19 +88,19 @@ def test_a_second_view_does_not_rate_the_sealed_days_again(team, make_instance, 
     now = clock()
 
     with CaptureQueriesContext(connection) as cold:
-        usage.lines_and_per_day(organization_id=team.organization.pk, month=MARCH, now=now)
+        usage.month_spend(organization_id=team.organization.pk, month=MARCH, now=now)
     with CaptureQueriesContext(connection) as warm:
-        usage.lines_and_per_day(organization_id=team.organization.pk, month=MARCH, now=now)
+        usage.month_spend(organization_id=team.organization.pk, month=MARCH, now=now)
 
-    assert len(usage_queries(cold)) == 2  # today and open intervals, then the sealed days
-    assert len(usage_queries(warm)) == 1  # only today and open intervals
+    assert len(usage_queries(cold)) == 2  # today and the open intervals, then the sealed days
+    assert len(usage_queries(warm)) == 1  # only today and the open intervals
 
 
 def test_the_live_part_moves_with_the_clock_while_the_sealed_part_is_kept(
     team, make_instance, clock
 ):
     always, *_ = fleet(team, make_instance)
-    usage.lines_and_per_day(organization_id=team.organization.pk, month=MARCH, now=clock())
+    usage.month_spend(organization_id=team.organization.pk, month=MARCH, now=clock())
 
     clock.set("2026-03-15 18:00:00")  # six hours later, the same day: nothing re-synced
     later = as_read(team.organization, MARCH, clock())
@@ -155,8 +159,9 @@ def test_a_past_month_is_read_whole_from_the_kept_sums(team, make_instance, cloc
 
     assert first == again == whole_month(team.organization, FEBRUARY, now)
     assert first[2][0].running_seconds == 9 * 86400 - 8 * 3600  # Feb 20 08:00 to Mar 1
-    # Only the open intervals are read again (the stopped disk is still billed in March).
-    assert len(usage_queries(warm)) == 2  # lines and instances, live part each
+    # Only the open intervals are read again (the stopped disk is still billed in March): for
+    # the lines and for the instances.
+    assert len(usage_queries(warm)) == 2
 
 
 def test_usage_written_outside_metering_is_seen_on_the_next_view(
@@ -198,9 +203,8 @@ def test_the_top_of_the_ranking_breaks_ties_by_name_as_the_full_ranking_does(
     timeline(longer, ("2026-03-06 10:00:00", "running"), ("2026-03-06 15:00:00", "stopped"))
     sync(longer)
 
-    top, count = usage.per_instance(
-        organization_id=team.organization.pk, month=MARCH, now=clock(), limit=3
-    )
+    used = usage.month_usage(organization_id=team.organization.pk, month=MARCH, now=clock())
+    top, count = used.per_instance(limit=3)
     everything = whole_month(team.organization, MARCH, clock())[2]
 
     assert count == 6

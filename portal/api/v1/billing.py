@@ -156,9 +156,9 @@ class Usage(ApiView):
                 else None
             ),
             "lines": overview.lines,
-            "per_instance": usage.per_instance(
+            "per_instance": usage.month_usage(
                 organization_id=self.organization.pk, month=month, now=overview.now
-            )[0],
+            ).per_instance()[0],
         }
         return Response(UsageSerializer(data).data)
 
