@@ -2,7 +2,9 @@
 
 Web requests never call the backend; the launch page and the launch service read the snapshot
 from the (shared) cache. Launches made since the snapshot are subtracted, so a burst of
-launches between two refreshes does not count the same free slot twice.
+launches between two refreshes does not count the same free slot twice. "Since" is by id: the
+snapshot keeps the highest instance id it has seen, and the launches after it are a range of
+the primary key, whatever the size of the instance table's history (every launch asks).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.cache import cache
-from django.db.models import Count
+from django.db.models import Count, Max
 from django.utils import timezone
 
 from portal.instances.conf import setting
@@ -26,6 +28,9 @@ class CapacitySnapshot:
     taken_at: datetime
     # (region code, instance type code) -> (free instances, free GPUs, total GPUs)
     entries: dict[tuple[str, str], tuple[int, int, int]]
+    # The highest instance id when the snapshot was stored (None: a snapshot stored before
+    # this field existed, still in the cache; launches are then found by time).
+    last_instance_id: int | None = None
 
     @property
     def age(self) -> timedelta:
@@ -43,6 +48,7 @@ def capacity_snapshot_store(*, capacities: list[Capacity]) -> CapacitySnapshot:
             (c.region, c.instance_type): (c.free_instances, c.free_gpus, c.total_gpus)
             for c in capacities
         },
+        last_instance_id=Instance.objects.aggregate(last=Max("pk"))["last"] or 0,
     )
     cache.set(CACHE_KEY, snapshot, timeout=None)
     return snapshot
@@ -52,11 +58,18 @@ def capacity_snapshot() -> CapacitySnapshot | None:
     return cache.get(CACHE_KEY)
 
 
-def launches_since(taken_at: datetime) -> dict[tuple[str, str], int]:
-    """Launches (all organizations) after the snapshot that still hold or will hold capacity."""
+def launches_since(snapshot: CapacitySnapshot) -> dict[tuple[str, str], int]:
+    """Launches (all organizations) after the snapshot that still hold or will hold capacity.
+
+    By id (the primary key's index), not by `created_at`, which no index covers: the query
+    would read every instance ever launched, on every launch.
+    """
+    if snapshot.last_instance_id is not None:
+        after = Instance.objects.filter(pk__gt=snapshot.last_instance_id)
+    else:
+        after = Instance.objects.filter(created_at__gt=snapshot.taken_at)
     rows = (
-        Instance.objects.filter(created_at__gt=taken_at)
-        .exclude(state__in=FINAL_STATES)
+        after.exclude(state__in=FINAL_STATES)
         .values("region__code", "instance_type__code")
         .annotate(n=Count("id"))
     )
@@ -81,7 +94,7 @@ def free_capacity() -> FreeCapacity:
     snapshot = capacity_snapshot()
     if snapshot is None:
         return FreeCapacity(snapshot=None, free={})
-    launched = launches_since(snapshot.taken_at)
+    launched = launches_since(snapshot)
     return FreeCapacity(
         snapshot=snapshot,
         free={

@@ -117,6 +117,19 @@ class Change:
     event: InstanceEvent
 
 
+# The fields `_transition` may set (besides its `updates`).
+_TRANSITION_FIELDS = (
+    "state",
+    "state_changed_at",
+    "state_reason",
+    "running_seconds",
+    "running_since",
+    "terminated_at",
+    "ip",
+    "quota_released_at",
+)
+
+
 def _transition(
     instance_id: int,
     to: str,
@@ -137,9 +150,11 @@ def _transition(
     now = timezone.now()
     at = min(at, now) if at else now
     with transaction.atomic():
+        # With what the next step reads (the backend's create needs the image too), so that a
+        # caller can go on with `Change.instance` instead of reading the row again.
         instance = (
             Instance.objects.select_for_update(of=("self",))
-            .select_related("organization", "region", "instance_type")
+            .select_related("organization", "region", "instance_type", "image")
             .get(pk=instance_id)
         )
         if instance.state == to:
@@ -166,7 +181,8 @@ def _transition(
             _release_quota_once(instance, now)
         for field, value in (updates or {}).items():
             setattr(instance, field, value)
-        instance.save()
+        # Only what a transition sets: the row is locked, the rest is as read.
+        instance.save(update_fields=[*_TRANSITION_FIELDS, *(updates or {})])
         event = InstanceEvent.objects.create(
             instance=instance,
             at=at,

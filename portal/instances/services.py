@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 
 from portal.accounts.models import User
 from portal.audit.services import audit_record
@@ -56,11 +57,15 @@ def _clean_name(name: Any) -> str:
     return name
 
 
-def _lookup(model, value: Any, *, field: str, what: str):
-    code = value.code if isinstance(value, model) else str(value or "").strip()
+def _code(model, value: Any) -> str:
+    return value.code if isinstance(value, model) else str(value or "").strip()
+
+
+def _lookup(model, value: Any, *, field: str, what: str, queryset=None):
+    code = _code(model, value)
     if not code:
         raise ApplicationError(f"Choose {what}.", field=field, code="required")
-    found = model.objects.filter(code=code).first()
+    found = (model.objects if queryset is None else queryset).filter(code=code).first()
     if found is None:
         raise ApplicationError(f"There is no {what} “{code}”.", field=field, code="unknown")
     if not found.active:
@@ -70,6 +75,19 @@ def _lookup(model, value: Any, *, field: str, what: str):
             code="inactive",
         )
     return found
+
+
+def _instance_types_for_launch(region_code: str):
+    """Instance types with their GPU model and, in the same query, whether the type is offered
+    in the region and has a price in force (three queries otherwise, on every launch)."""
+    return InstanceType.objects.select_related("gpu_model").annotate(
+        offered_in_region=Exists(
+            InstanceType.regions.through.objects.filter(
+                instancetype_id=OuterRef("pk"), region__code=region_code
+            )
+        ),
+        priced=Exists(Price.objects.in_force().filter(instance_type_id=OuterRef("pk"))),
+    )
 
 
 def _uuid_or_none(value: Any) -> uuid.UUID | None:
@@ -132,16 +150,22 @@ def instance_launch(
             return existing
 
     name = _clean_name(name)
-    itype = _lookup(InstanceType, instance_type, field="instance_type", what="instance type")
+    itype = _lookup(
+        InstanceType,
+        instance_type,
+        field="instance_type",
+        what="instance type",
+        queryset=_instance_types_for_launch(_code(Region, region)),
+    )
     place = _lookup(Region, region, field="region", what="region")
     os_image = _lookup(Image, image, field="image", what="image")
-    if not itype.regions.filter(pk=place.pk).exists():
+    if not itype.offered_in_region:
         raise ApplicationError(
             f"{itype.name} is not offered in {place.name}; choose another region or type.",
             field="region",
             code="not_offered",
         )
-    if not Price.objects.in_force().filter(instance_type=itype).exists():
+    if not itype.priced:
         raise ApplicationError(
             f"{itype.name} has no price yet and cannot be launched.",
             field="instance_type",

@@ -95,14 +95,15 @@ def apply_machine(instance: Instance, machine: Machine, *, source: str = "poll")
     allowed transitions. A request the backend has not acted on yet (the instance is stopping,
     the machine still running) is left alone.
     """
-    now = timezone.now()
-    live = Instance.objects.filter(pk=instance.pk).exclude(state__in=FINAL_STATES)
-    live.update(synced_at=now)
-    if machine.ip and machine.ip != instance.ip and machine.state not in MACHINE_FINAL_STATES:
-        live.update(ip=machine.ip)
-    if machine.ip and _ssh_changed(instance, machine) and machine.state not in MACHINE_FINAL_STATES:
-        # Where to log in may change with the address (a slurm job started again elsewhere).
-        live.update(ssh_port=machine.ssh_port, ssh_user=machine.ssh_user or "")
+    facts: dict = {"synced_at": timezone.now()}
+    if machine.ip and machine.state not in MACHINE_FINAL_STATES:
+        if machine.ip != instance.ip:
+            facts["ip"] = machine.ip
+        if _ssh_changed(instance, machine):
+            # Where to log in may change with the address (a slurm job started again elsewhere).
+            facts.update(ssh_port=machine.ssh_port, ssh_user=machine.ssh_user or "")
+    # One UPDATE for what the backend said, whatever the instance's state does next.
+    Instance.objects.filter(pk=instance.pk).exclude(state__in=FINAL_STATES).update(**facts)
     _note_reclaim(instance, machine)
 
     target = machine.state.value
@@ -190,17 +191,19 @@ def _settle_deadline_passed(instance: Instance) -> bool:
 
 def provision(instance_id: int) -> bool:
     """Create the machine (idempotent on the request id), then look at it once."""
-    instance = _load(instance_id)
+    # Straight to the transition, which reads the row under its lock with the type, region,
+    # image and organization the create below needs. Only a pending instance moves; for any
+    # other (a second run, a terminated one) it changes nothing and the row is read here.
+    change = None
+    with suppress(IllegalTransition, Instance.DoesNotExist):
+        change = lifecycle.mark_provisioning(instance_id)
+    instance = change.instance if change is not None else _load(instance_id)
     if instance is None:
         return False
-    if instance.state == State.PENDING:
-        with suppress(IllegalTransition):
-            lifecycle.mark_provisioning(instance_id)
-        instance.refresh_from_db()
     if instance.state != State.PROVISIONING:
         return False  # terminated meanwhile, or another run got further; its task owns it
+    backend = get_backend()  # one driver (and its HTTP session) for the create and the look
     if not instance.backend_id:
-        backend = get_backend()
         try:
             backend_id = backend.create(
                 request_id=str(instance.request_id),
@@ -231,7 +234,7 @@ def provision(instance_id: int) -> bool:
             # Terminated while the machine was being made: do not leave it behind.
             backend.terminate(backend_id)
             return False
-    return _poll(instance)
+    return _poll(instance, backend)
 
 
 def poll(instance_id: int) -> bool:
@@ -239,7 +242,7 @@ def poll(instance_id: int) -> bool:
     return _poll(_load(instance_id))
 
 
-def _poll(instance: Instance | None) -> bool:
+def _poll(instance: Instance | None, backend=None) -> bool:
     if instance is None or instance.is_final:
         return False
     instance_id = instance.pk
@@ -249,14 +252,17 @@ def _poll(instance: Instance | None) -> bool:
         if instance.state == State.TERMINATING:
             return terminate(instance_id)
         return False
-    backend = get_backend()
+    backend = backend or get_backend()
     try:
         machine = backend.get(instance.backend_id)
     except NotFound:
         machine_lost(instance)
         return False
-    apply_machine(instance, machine)
-    instance.refresh_from_db()
+    changes = apply_machine(instance, machine)
+    if changes:
+        instance = changes[-1].instance  # read under the last transition's lock, as it left it
+    else:
+        instance.refresh_from_db()
     if instance.state == State.PROVISIONING and _settle_deadline_passed(instance):
         minutes = setting("INSTANCE_SETTLE_TIMEOUT") // 60
         _fail(instance_id, f"The machine did not become ready within {minutes} minutes.")

@@ -90,6 +90,32 @@ def test_bad_input_is_refused_clearly_and_writes_nothing(launch, team, overrides
     _nothing_written(team)
 
 
+def test_an_instance_type_given_as_a_row_is_checked_like_its_code(launch, team, catalog):
+    with pytest.raises(ApplicationError, match="is not offered in"):
+        launch(region=catalog.eu_west, instance_type=catalog.h100_8x)
+    with pytest.raises(ApplicationError, match="has no price yet"):
+        launch(instance_type=catalog.unpriced)
+    _nothing_written(team)
+    assert launch(region=catalog.eu_west, instance_type=catalog.h100_1x).region == catalog.eu_west
+
+
+def test_a_launch_reads_the_instance_type_its_gpu_model_offer_and_price_in_one_query(
+    launch, catalog
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        launch()
+    catalog_reads = [
+        q["sql"] for q in queries if q["sql"].startswith("SELECT") and 'FROM "catalog_' in q["sql"]
+    ]
+    # The instance type (with its GPU model, offered here, priced), the region, the image.
+    assert len(catalog_reads) == 3
+    assert not any(sql.startswith('SELECT 1 AS "a"') for sql in catalog_reads)
+    assert not any('FROM "catalog_gpumodel"' in sql for sql in catalog_reads)
+
+
 def test_another_organizations_key_is_refused(launch, team, outsider):
     foreign = SshKeyFactory(membership=outsider, shared=True)
     with pytest.raises(ApplicationError) as refused:
@@ -134,6 +160,58 @@ def test_a_launch_is_refused_when_the_capacity_snapshot_shows_no_room(launch, te
         launch("eu-2", region="eu-west-1")
     cache.clear()
     launch("eu-2", region="eu-west-1")  # no snapshot: the backend decides
+
+
+def test_launches_since_the_snapshot_are_those_with_a_higher_id(launch, team):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from portal.instances.capacity import free_capacity
+
+    before = launch("before")
+    # A clock ahead of the snapshot's does not make an older launch count again.
+    Instance.objects.filter(pk=before.pk).update(created_at=timezone.now() + timedelta(hours=1))
+    snapshot = capacity_snapshot_store(
+        capacities=[
+            Capacity(
+                region="us-east-1",
+                instance_type="gpu_1x_h100",
+                gpu_model="H100 80GB",
+                free_instances=5,
+                free_gpus=5,
+                total_gpus=8,
+            )
+        ]
+    )
+    assert snapshot.last_instance_id == before.pk
+    assert free_capacity().get("us-east-1", "gpu_1x_h100") == 5
+    launch("after")
+    assert free_capacity().get("us-east-1", "gpu_1x_h100") == 4
+
+
+def test_a_snapshot_stored_before_it_kept_ids_counts_launches_by_time(launch, team):
+    from dataclasses import replace
+
+    from django.core.cache import cache as shared
+
+    from portal.instances.capacity import CACHE_KEY, free_capacity
+
+    snapshot = capacity_snapshot_store(
+        capacities=[
+            Capacity(
+                region="us-east-1",
+                instance_type="gpu_1x_h100",
+                gpu_model="H100 80GB",
+                free_instances=5,
+                free_gpus=5,
+                total_gpus=8,
+            )
+        ]
+    )
+    shared.set(CACHE_KEY, replace(snapshot, last_instance_id=None), timeout=None)
+    launch("after")
+    assert free_capacity().get("us-east-1", "gpu_1x_h100") == 4
 
 
 def test_the_same_name_is_refused_while_the_first_lives_then_free_again(launch, team):

@@ -42,6 +42,55 @@ def test_provision_brings_the_instance_up_and_emails_the_ssh_command(simulator, 
     assert [s for s in states if s] == [State.PENDING, State.PROVISIONING, State.RUNNING]
 
 
+def test_provision_reads_the_catalog_rows_once_and_the_machine_in_one_session(
+    simulator, launch, eager, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The create needs the type, region, image and organization: the transition's locked read
+    brings them, instead of four more queries after a refresh dropped them; the create and
+    the look that follows share one driver (one HTTP session)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from portal.instances import sync
+
+    instance = launch("train-1")
+    drivers = []
+    real = sync.get_backend
+    monkeypatch.setattr(sync, "get_backend", lambda: drivers.append(real()) or drivers[-1])
+    with (
+        CaptureQueriesContext(connection) as queries,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        tasks.instance_provision.apply(args=[instance.pk])
+
+    instance.refresh_from_db()
+    assert instance.state == State.RUNNING
+    assert len(drivers) == 1
+    alone = [
+        q["sql"]
+        for q in queries
+        if q["sql"].startswith("SELECT")
+        and any(
+            f'FROM "{table}"' in q["sql"]
+            for table in (
+                "catalog_instancetype",
+                "catalog_region",
+                "catalog_image",
+                "orgs_organization",
+            )
+        )
+    ]
+    assert alone == []
+    # Each UPDATE of the instance row outside a transition: the backend id, then one for
+    # everything the look found (synced_at and the IP together).
+    outside = [
+        q["sql"]
+        for q in queries
+        if q["sql"].startswith('UPDATE "instances_instance"') and '"state" =' not in q["sql"]
+    ]
+    assert len(outside) == 2 and '"ip" =' in outside[1] and '"synced_at" =' in outside[1]
+
+
 def test_provisioning_twice_makes_one_machine(simulator, launch, run):
     instance = launch()
     run(tasks.instance_provision, instance)
@@ -203,11 +252,12 @@ def test_resync_applies_what_the_backend_says(simulator, launch, run):
     assert "GPU fell off the bus" in instance.state_reason
 
 
-def test_capacity_refresh_stores_a_snapshot(simulator, eager):
+def test_capacity_refresh_stores_a_snapshot(simulator, eager, db):
     tasks.capacity_refresh.apply()
     snapshot = capacity_snapshot()
     assert snapshot is not None
     assert snapshot.entries[("us-east-1", "gpu_8x_h100")] == (8, 64, 64)
+    assert snapshot.last_instance_id == 0  # launches after it are those with a higher id
 
 
 def test_backoff_grows_exponentially_and_is_capped(settings):
