@@ -129,6 +129,60 @@ class Worker:
         self.process = None
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of one process (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree(pid: int) -> list[int]:
+    """The process and its descendants (the worker and its pool processes)."""
+    pids = [pid]
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        pids += _tree(int(child))
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds spent by the worker's processes and by the PostgreSQL backends of the
+    bench's database, between `start()` and `stop()`: on a shared machine, wall-clock figures
+    move with everyone's load, CPU per launch much less."""
+
+    def __init__(self, worker: Worker):
+        self.worker = worker
+        self.before: dict[int, float] = {}
+
+    def _sample(self) -> dict[int, float]:
+        from django.db import connection
+
+        assert self.worker.process is not None
+        with connection.cursor() as cursor:
+            # The runner's own backend too: the launches' queries run there.
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            database = [pid for (pid,) in cursor.fetchall()]
+        return {
+            **{("worker", pid): _cpu_seconds(pid) for pid in _tree(self.worker.process.pid)},
+            **{("database", pid): _cpu_seconds(pid) for pid in database},
+        }
+
+    def start(self) -> None:
+        self.before = self._sample()
+
+    def stop(self) -> dict[str, float]:
+        spent: dict[str, float] = {"worker": 0.0, "database": 0.0}
+        for (kind, pid), seconds in self._sample().items():
+            spent[kind] += seconds - self.before.get((kind, pid), 0.0)
+        return spent
+
+
+def drained(broker: redis.Redis) -> bool:
+    """Nothing left in the queue and nothing delivered but unacknowledged (acks_late)."""
+    return not broker.llen(settings.CELERY_TASK_DEFAULT_QUEUE) and not broker.hlen("unacked")
+
+
 def noop_rate(broker: redis.Redis, n: int) -> float:
     broker.delete(COUNTER)
     started = time.perf_counter()
@@ -161,11 +215,12 @@ def launch_org(staff) -> tuple:
     return org, membership, key
 
 
-def launch_rate(membership, key, n: int) -> tuple[float, dict[str, int], float]:
-    """Launches per second from the first request to all running; also the states at the end
-    and the seconds the launch calls alone took."""
+def launch_rate(membership, key, n: int) -> tuple[float, dict[str, int], float, float]:
+    """Launches per second from the first request to all running; also the states at the end,
+    the seconds the launch calls alone took and the CPU seconds they took in this process."""
     org = membership.organization
     started = time.perf_counter()
+    cpu = time.process_time()
     for i in range(n):
         instance_launch(
             membership=membership,
@@ -178,6 +233,7 @@ def launch_rate(membership, key, n: int) -> tuple[float, dict[str, int], float]:
             idempotency_key=None,
         )
     requested = time.perf_counter() - started
+    requested_cpu = time.process_time() - cpu
     deadline = time.monotonic() + TIMEOUT
     instances = Instance.objects.filter(organization=org)
     while instances.filter(state=State.RUNNING).count() < n:
@@ -188,7 +244,7 @@ def launch_rate(membership, key, n: int) -> tuple[float, dict[str, int], float]:
     states: dict[str, int] = {}
     for state in instances.values_list("state", flat=True):
         states[state] = states.get(state, 0) + 1
-    return n / elapsed, states, requested
+    return n / elapsed, states, requested, requested_cpu
 
 
 def run(results: Results, *, staff, work: Path) -> None:
@@ -200,7 +256,14 @@ def run(results: Results, *, staff, work: Path) -> None:
         broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
         noop_rate(broker, 20)  # warm the worker's processes
         baseline = noop_rate(broker, LAUNCHES)
-        rate, states, requested = launch_rate(membership, key, LAUNCHES)
+        meter = CpuMeter(worker)
+        meter.start()
+        rate, states, requested, requested_cpu = launch_rate(membership, key, LAUNCHES)
+        deadline = time.monotonic() + TIMEOUT  # the e-mails may still be on their way
+        while not drained(broker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the last task's acknowledgement comes after its log line
+        cpu = meter.stop()
     finally:
         worker.stop()
         simulator.stop()
@@ -221,6 +284,15 @@ def run(results: Results, *, staff, work: Path) -> None:
         f"provisioning: worker prefork concurrency {CONCURRENCY}; the {LAUNCHES} instance_launch "
         f"calls alone took {requested:.1f} s in the runner; {task_times(worker.log_path)}; "
         f"states at the end: {states}"
+    )
+    per_launch = {name: seconds * 1000 / LAUNCHES for name, seconds in cpu.items()}
+    results.note(
+        f"provisioning: CPU per launch, every task of it included (e-mail too): "
+        f"{requested_cpu * 1000 / LAUNCHES:.1f} ms in the runner's instance_launch, "
+        f"{per_launch['worker']:.1f} ms in the worker's processes, "
+        f"{per_launch['database']:.1f} ms in the PostgreSQL backends of the bench database "
+        f"(together {requested_cpu * 1000 / LAUNCHES + sum(per_launch.values()):.1f} ms; "
+        f"{os.cpu_count()} cores)"
     )
 
 
