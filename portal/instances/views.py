@@ -29,9 +29,10 @@ ACTION_DONE = {
 
 @organization_view("instances.view")
 def instance_list(request: HttpRequest) -> HttpResponse:
-    instances = selectors.instances_for_organization(membership=request.membership)
+    instances = selectors.instance_list_rows(membership=request.membership)
     page = Paginator(instances, setting("INSTANCES_PER_PAGE")).get_page(request.GET.get("page"))
     rows = list(page.object_list)
+    selectors.price_rows(rows)
     for instance in rows:
         instance.cost = selectors.instance_cost_so_far(instance=instance)
     context = {

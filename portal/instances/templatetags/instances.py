@@ -1,4 +1,28 @@
+"""Template tags of the instance pages and the dashboard's recent instances.
+
+The list renders these once per row, so each is plain Python with the same output as the
+template fragment or Django filter it stands for (tests/instances/test_templatetags.py compares
+them): no include, reverse(), lazy translation or format lookup per row.
+"""
+
+from datetime import datetime
+from decimal import Decimal
+from html import escape  # django.utils.html.escape without its check for lazy strings
+
 from django import template
+from django.contrib.humanize.templatetags.humanize import (
+    NaturalTimeFormatter,
+    intcomma,
+    naturaltime,
+)
+from django.template.defaultfilters import date as date_filter
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import get_format
+from django.utils.safestring import mark_safe
+from django.utils.timesince import timesince
+from django.utils.timezone import template_localtime
+from django.utils.translation import get_language
 
 from portal.instances.models import State
 
@@ -11,12 +35,75 @@ TONES = {
     State.STOPPED: "",
     State.TERMINATED: "",
 }
+LABELS = dict(State.choices)
+PULSE = '<span class="dot pulse"></span>'
 
 
 @register.filter
 def state_tone(state: str) -> str:
     """The badge class of a state: ok, danger, warn, info (in transition) or plain."""
     return TONES.get(state, "info")
+
+
+@register.simple_tag
+def state_badge(instance) -> str:
+    """`{% state_badge instance %}`: the state as a badge, pulsing while in transition."""
+    tone = TONES.get(instance.state, "info")
+    dot = PULSE if instance.is_transitional else ""
+    label = escape(LABELS.get(instance.state, instance.state))  # get_state_display()
+    return mark_safe(f'<span class="badge {tone}" data-testid="state">{dot}{label}</span>')  # noqa: S308
+
+
+@register.simple_tag(takes_context=True)
+def instance_url(context, org_slug: str, pk: int) -> str:
+    """`{% url 'instances:detail' org_slug pk %}` with one reverse() per page, not per row.
+
+    The detail URL of an instance is its organization's prefix plus its id and a slash
+    (instances/urls.py); the prefix is kept in the render context, so for the page being
+    rendered only.
+    """
+    prefixes = context.render_context.setdefault("instance_url_prefixes", {})
+    prefix = prefixes.get(org_slug)
+    if prefix is None:
+        prefix = prefixes[org_slug] = reverse("instances:detail", args=[org_slug, 0])[:-2]
+    return f"{prefix}{pk}/"
+
+
+PREEMPTIBLE = (
+    ' <span class="badge accent" title="May be reclaimed by the operator, with notice">'
+    "preemptible</span>"
+)
+NONE = '<span class="faint">—</span>'
+
+
+@register.simple_tag(takes_context=True)
+def instance_row(context, instance, org_slug: str) -> str:
+    """One `<tr>` of the instance list, the page's hot loop: its cells in one f-string rather
+    than a dozen template nodes (same HTML; tests/instances/test_templatetags.py).
+
+    Every value from the database or a translation goes through escape().
+    """
+    extra = PREEMPTIBLE if instance.preemptible else ""
+    if instance.reclaim_pending:
+        at = date_filter(template_localtime(instance.reclaim_at, context.use_tz), "H:i:s")
+        extra += f' <span class="badge warn">interruption at {escape(at)}</span>'
+    ip = f'<span class="mono">{escape(instance.ip)}</span>' if instance.ip else NONE
+    cost = NONE if instance.hourly_price is None else f"${escape(thousands(instance.cost))}"
+    created = timestamp(template_localtime(instance.created_at, context.use_tz))
+    name = escape(instance.name)
+    return mark_safe(  # noqa: S308
+        f'<tr data-instance="{name}">'
+        f'<td><a href="{escape(instance_url(context, org_slug, instance.pk))}">'
+        f"<strong>{name}</strong></a>{extra}</td>"
+        f"<td>{state_badge(instance)}</td>"
+        f"<td>{escape(instance.instance_type.name)}</td>"
+        f'<td><span class="mono">{escape(instance.region.code)}</span></td>'
+        f"<td>{ip}</td>"
+        f'<td class="hide-sm muted" title="{escape(created)} UTC">'
+        f"{escape(age(instance.created_at))}</td>"
+        f'<td class="num">{cost}</td>'
+        "</tr>"
+    )
 
 
 @register.filter
@@ -30,3 +117,99 @@ def duration(seconds: int) -> str:
     if minutes:
         return f"{minutes} min {secs} s"
     return f"{secs} s"
+
+
+@register.filter(expects_localtime=True)
+def timestamp(value) -> str:
+    """`{{ value|date:"Y-m-d H:i:s" }}` (in the current time zone) without the format machinery."""
+    if not isinstance(value, datetime):
+        return date_filter(value, "Y-m-d H:i:s")
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
+    )
+
+
+# Translated phrases, by (language, phrase, count): translations do not change while the
+# process runs, and each key has few counts (under 60 seconds, minutes; under 24 hours...).
+_phrases: dict[tuple, str] = {}
+
+
+class _PastSubstring:
+    """naturaltime's "%(num)d days" for timesince() in one language, memoized per count."""
+
+    def __init__(self, lang: str, unit: str):
+        self.lang, self.unit = lang, unit
+
+    def __mod__(self, params: dict) -> str:
+        key = (self.lang, self.unit, params["num"])
+        text = _phrases.get(key)
+        if text is None:
+            text = _phrases[key] = NaturalTimeFormatter.past_substrings[self.unit] % params
+        return text
+
+
+_past_substrings: dict[str, dict[str, _PastSubstring]] = {}
+
+
+def _phrase(lang: str, name: str, count: int | None = None) -> str:
+    key = (lang, name, count)
+    text = _phrases.get(key)
+    if text is None:
+        phrase = NaturalTimeFormatter.time_strings[name]
+        text = _phrases[key] = str(phrase if count is None else phrase % {"count": count})
+    return text
+
+
+@register.filter
+def age(value):
+    """`{{ value|naturaltime }}` for the past ("5 minutes ago", "1 week, 2 days ago").
+
+    Django's own words and arithmetic (timesince), with the translated phrases looked up once
+    per language and count rather than through lazy translation on every call. Anything but
+    an aware datetime in the past goes to naturaltime itself.
+    """
+    if not isinstance(value, datetime) or timezone.is_naive(value):
+        return naturaltime(value)
+    now = timezone.now()
+    if timezone.is_naive(now) or value >= now:
+        return naturaltime(value)
+    delta = now - value
+    lang = get_language()
+    if delta.days != 0:
+        units = _past_substrings.get(lang)
+        if units is None:
+            units = _past_substrings[lang] = {
+                unit: _PastSubstring(lang, unit) for unit in NaturalTimeFormatter.past_substrings
+            }
+        return _phrase(lang, "past-day") % {"delta": timesince(value, now, time_strings=units)}
+    if delta.seconds == 0:
+        return _phrase(lang, "now")
+    if delta.seconds < 60:
+        return _phrase(lang, "past-second", delta.seconds)
+    if delta.seconds // 60 < 60:
+        return _phrase(lang, "past-minute", delta.seconds // 60)
+    return _phrase(lang, "past-hour", delta.seconds // 60 // 60)
+
+
+# Languages whose numbers read 1,234.56 (looked up once per language).
+_plain_grouping: dict[str, bool] = {}
+
+
+@register.filter(is_safe=True)
+def thousands(value):
+    """`{{ amount|intcomma }}` for a Decimal amount: "1,234.56"; other values go to intcomma."""
+    if not isinstance(value, Decimal) or not value.is_finite():
+        return intcomma(value)
+    lang = get_language()
+    plain = _plain_grouping.get(lang)
+    if plain is None:
+        plain = _plain_grouping[lang] = (
+            get_format("DECIMAL_SEPARATOR", lang, use_l10n=True),
+            get_format("THOUSAND_SEPARATOR", lang, use_l10n=True),
+            get_format("NUMBER_GROUPING", lang, use_l10n=True),
+        ) == (".", ",", 3)
+    _, digits, exponent = value.as_tuple()
+    if not plain or abs(exponent) + len(digits) > 200:  # numberformat writes those as 1e200
+        return intcomma(value)
+    return f"{value:,f}"
