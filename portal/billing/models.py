@@ -64,6 +64,13 @@ class UsageInterval(models.Model):
             models.Index(fields=["organization", "start"], name="usage_org_start"),
             models.Index(fields=["start"], name="usage_start"),
             models.Index(fields=["start"], condition=Q(end__isnull=True), name="usage_open"),
+            # An organization's open intervals (the live part of its month, its run rate),
+            # without reading every other organization's.
+            models.Index(
+                fields=["organization", "start"],
+                condition=Q(end__isnull=True),
+                name="usage_org_open",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(fields=["instance", "start"], name="usage_one_per_start"),
