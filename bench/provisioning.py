@@ -147,35 +147,25 @@ def _tree(pid: int) -> list[int]:
 
 
 class CpuMeter:
-    """CPU seconds spent by the worker's processes and by the PostgreSQL backends of the
-    bench's database, between `start()` and `stop()`: on a shared machine, wall-clock figures
-    move with everyone's load, CPU per launch much less."""
+    """CPU seconds spent by the worker's processes (the main process and its pool) between
+    `start()` and `stop()`: on a shared machine, wall-clock figures move with everyone's load,
+    CPU per launch much less. PostgreSQL's share is not counted: Celery's Django fix-up closes
+    the database connection around every task, so most backends have exited, and their CPU
+    with them, before it could be read."""
 
     def __init__(self, worker: Worker):
         self.worker = worker
         self.before: dict[int, float] = {}
 
     def _sample(self) -> dict[int, float]:
-        from django.db import connection
-
         assert self.worker.process is not None
-        with connection.cursor() as cursor:
-            # The runner's own backend too: the launches' queries run there.
-            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-            database = [pid for (pid,) in cursor.fetchall()]
-        return {
-            **{("worker", pid): _cpu_seconds(pid) for pid in _tree(self.worker.process.pid)},
-            **{("database", pid): _cpu_seconds(pid) for pid in database},
-        }
+        return {pid: _cpu_seconds(pid) for pid in _tree(self.worker.process.pid)}
 
     def start(self) -> None:
         self.before = self._sample()
 
-    def stop(self) -> dict[str, float]:
-        spent: dict[str, float] = {"worker": 0.0, "database": 0.0}
-        for (kind, pid), seconds in self._sample().items():
-            spent[kind] += seconds - self.before.get((kind, pid), 0.0)
-        return spent
+    def stop(self) -> float:
+        return sum(seconds - self.before.get(pid, 0.0) for pid, seconds in self._sample().items())
 
 
 def drained(broker: redis.Redis) -> bool:
@@ -285,14 +275,11 @@ def run(results: Results, *, staff, work: Path) -> None:
         f"calls alone took {requested:.1f} s in the runner; {task_times(worker.log_path)}; "
         f"states at the end: {states}"
     )
-    per_launch = {name: seconds * 1000 / LAUNCHES for name, seconds in cpu.items()}
     results.note(
-        f"provisioning: CPU per launch, every task of it included (e-mail too): "
-        f"{requested_cpu * 1000 / LAUNCHES:.1f} ms in the runner's instance_launch, "
-        f"{per_launch['worker']:.1f} ms in the worker's processes, "
-        f"{per_launch['database']:.1f} ms in the PostgreSQL backends of the bench database "
-        f"(together {requested_cpu * 1000 / LAUNCHES + sum(per_launch.values()):.1f} ms; "
-        f"{os.cpu_count()} cores)"
+        f"provisioning: CPU per launch, every task of it included (e-mail too), PostgreSQL's "
+        f"not counted: {requested_cpu * 1000 / LAUNCHES:.1f} ms in the runner's "
+        f"instance_launch, {cpu * 1000 / LAUNCHES:.1f} ms in the worker's processes "
+        f"({os.cpu_count()} cores)"
     )
 
 
