@@ -4,7 +4,7 @@ Web requests never call the backend; the launch page and the launch service read
 from the (shared) cache. Launches made since the snapshot are subtracted, so a burst of
 launches between two refreshes does not count the same free slot twice. "Since" is by id: the
 snapshot keeps the highest instance id it has seen, and the launches after it are a range of
-the primary key, whatever the size of the instance table's history (every launch asks).
+the primary key, however many instances the fleet runs (every launch asks).
 """
 
 from __future__ import annotations
@@ -61,8 +61,9 @@ def capacity_snapshot() -> CapacitySnapshot | None:
 def launches_since(snapshot: CapacitySnapshot) -> dict[tuple[str, str], int]:
     """Launches (all organizations) after the snapshot that still hold or will hold capacity.
 
-    By id (the primary key's index), not by `created_at`, which no index covers: the query
-    would read every instance ever launched, on every launch.
+    By id (a range of the primary key), not by `created_at`, which no index covers: that
+    query walks every live instance of the fleet (the partial unique index on live names),
+    3.5 ms a launch at 10,000 live instances against 1.4 ms by id.
     """
     if snapshot.last_instance_id is not None:
         after = Instance.objects.filter(pk__gt=snapshot.last_instance_id)
