@@ -4,10 +4,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.core.cache import cache
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Sum, Window
 
 from portal.instances.models import FINAL_STATES, TRANSITIONAL_STATES, Instance, State
-from portal.orgs.models import Membership
+from portal.orgs.models import Membership, Organization
+from portal.orgs.selectors import organization_members
 
 DASHBOARD_SPEND_TTL = 60  # seconds
 
@@ -23,22 +24,40 @@ class FleetSummary:
 
 def dashboard_fleet(*, membership: Membership, recent: int = 5) -> FleetSummary:
     instances = Instance.objects.filter(organization_id=membership.organization_id)
-    counts = instances.exclude(state__in=FINAL_STATES).aggregate(
-        running=Count("id", filter=Q(state=State.RUNNING)),
-        in_transition=Count("id", filter=Q(state__in=TRANSITIONAL_STATES)),
-        stopped=Count("id", filter=Q(state=State.STOPPED)),
-        gpus_running=Sum("gpus", filter=Q(state=State.RUNNING)),
-    )
+    by_state = {
+        row["state"]: row
+        for row in instances.exclude(state__in=FINAL_STATES)
+        .values("state")
+        .annotate(count=Count("id"), gpus=Sum("gpus"))
+        .order_by()
+    }
+
+    def count(*states: str) -> int:
+        return sum(by_state[state]["count"] for state in states if state in by_state)
+
+    # What the recent table shows: name, state, type and region.
     latest = list(
-        instances.select_related("instance_type", "region").order_by("-created_at", "-id")[:recent]
+        instances.select_related("instance_type", "region")
+        .only("name", "state", "instance_type__name", "region__code")
+        .order_by("-created_at", "-id")[:recent]
     )
     return FleetSummary(
-        running=counts["running"],
-        in_transition=counts["in_transition"],
-        stopped=counts["stopped"],
-        gpus_running=counts["gpus_running"] or 0,
+        running=count(State.RUNNING),
+        in_transition=count(*TRANSITIONAL_STATES),
+        stopped=count(State.STOPPED),
+        gpus_running=by_state.get(State.RUNNING, {}).get("gpus") or 0,
         recent=latest,
     )
+
+
+def dashboard_members(
+    *, organization: Organization, first: int = 6
+) -> tuple[list[Membership], int]:
+    """The first members by e-mail and how many there are, in one query."""
+    members = list(
+        organization_members(organization=organization).annotate(total=Window(Count("id")))[:first]
+    )
+    return members, members[0].total if members else 0
 
 
 def dashboard_spend(*, membership: Membership) -> Decimal | None:

@@ -8,9 +8,9 @@ from django.views.decorators.cache import never_cache
 
 from portal.core.health import health_report
 from portal.core.mailsink import read_messages
-from portal.core.selectors import dashboard_fleet, dashboard_spend
+from portal.core.selectors import dashboard_fleet, dashboard_members, dashboard_spend
 from portal.orgs.decorators import organization_view
-from portal.orgs.selectors import memberships_for_user, organization_members
+from portal.orgs.selectors import memberships_for_user
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -39,8 +39,7 @@ def organization_dashboard(request: HttpRequest) -> HttpResponse:
     membership = request.membership
     organization = request.organization
     slug = organization.slug
-    members = organization_members(organization=organization)
-    member_count = members.count()
+    members, member_count = dashboard_members(organization=organization)
     fleet = dashboard_fleet(membership=membership) if membership.can("instances.view") else None
     checklist = [
         (
@@ -68,7 +67,7 @@ def organization_dashboard(request: HttpRequest) -> HttpResponse:
         request,
         "core/dashboard.html",
         {
-            "members": members[:6],
+            "members": members,
             "member_count": member_count,
             "checklist": [
                 {"label": label, "url": url, "done": done} for label, url, done in checklist

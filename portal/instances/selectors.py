@@ -114,6 +114,22 @@ def instance_get_for_member(*, membership: Membership, pk: int) -> Instance:
     return instance
 
 
+def instance_detail_get(*, membership: Membership, pk: int) -> Instance:
+    """The instance for its page; 404 outside the member's organization.
+
+    What the page shows comes in the same query (type and GPU model, region, image, who
+    launched it); the running price is set by price_rows().
+    """
+    try:
+        instance = Instance.objects.select_related(
+            "instance_type__gpu_model", "region", "image", "created_by"
+        ).get(organization_id=membership.organization_id, pk=pk)
+    except Instance.DoesNotExist:
+        raise Http404("No such instance") from None
+    price_rows([instance])
+    return instance
+
+
 def instance_events(*, instance: Instance) -> QuerySet[InstanceEvent]:
     return instance.events.select_related("actor").order_by("-at", "-id")
 

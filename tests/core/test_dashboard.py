@@ -1,5 +1,6 @@
 """The organization dashboard: what runs, what it costs, what to do next."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -94,3 +95,29 @@ def test_the_navigation_offers_only_what_the_role_may_open(team, client_for, rol
         assert link in nav
     for link in hidden:
         assert link not in nav
+
+
+def test_the_stats_count_each_state_and_the_members_card_shows_six_of_all(
+    team,
+    client_for,
+    make_instance,  # noqa: F811
+):
+    from tests.factories import MembershipFactory
+
+    for state in [State.RUNNING, State.RUNNING, State.STARTING, State.PENDING, State.STOPPED]:
+        make_instance(state)
+    make_instance(State.TERMINATED)
+    make_instance(State.FAILED)
+    for _ in range(3):
+        MembershipFactory(organization=team.organization)
+    members = team.organization.memberships.count()
+    assert members > 6
+
+    page = client_for(team.owner.user).get("/o/acme/").content.decode()
+
+    values = re.findall(r'<div class="value">([^<]*)</div>', page)
+    assert values[:3] == ["2", "2", "1"]  # running, changing state, stopped
+    assert "2 GPUs in use" in page
+    assert f"All {members} →" in page
+    assert page.count('<span class="avatar">') == 6
+    assert page.count('data-testid="state"') == 5  # the five most recent

@@ -261,6 +261,28 @@ def test_the_detail_page_shows_the_interruption_time(client_for, team, make_inst
     assert f"interruption at {at:%H:%M:%S}" in page.text
 
 
+def test_the_detail_page_shows_the_price_the_cost_and_who_launched_it(
+    client_for, team, make_instance
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    on_demand = make_instance(
+        State.RUNNING, running_since=timezone.now() - timedelta(hours=1, seconds=1)
+    )
+    preemptible = make_instance(State.STOPPED, preemptible=True, running_seconds=7200)
+    client = client_for(team.owner.user)
+
+    page = client.get(url("detail", on_demand.pk)).text
+    assert "$2.49/hour (on-demand)" in page
+    assert '<dd data-testid="cost">$2.49 <span class="faint">estimate</span>' in page
+    assert f" by {team.member.user.display_name}</dd>" in page
+    page = client.get(url("detail", preemptible.pk)).text
+    assert "$1.29/hour (preemptible)" in page
+    assert '<dd data-testid="cost">$2.58 ' in page
+
+
 def test_a_failed_instance_shows_why(client_for, team, make_instance):
     instance = make_instance(State.FAILED, state_reason="No free capacity for 1x H100 80GB.")
     page = client_for(team.member.user).get(url("detail", instance.pk))
