@@ -91,6 +91,64 @@ def test_provision_reads_the_catalog_rows_once_and_the_machine_in_one_session(
     assert len(outside) == 2 and '"ip" =' in outside[1] and '"synced_at" =' in outside[1]
 
 
+def test_provision_audits_emits_meters_and_mails_every_transition(
+    simulator, launch, run, team, monkeypatch
+):
+    """What provisioning guarantees, whatever it saves on the way: each of its transitions
+    is audited and sent to the organization's webhooks, usage is metered on the commit of
+    each, and the "running" e-mail goes out."""
+    import json
+
+    from portal.audit.models import AuditEntry
+    from portal.billing.models import InstanceMeter, UsageInterval
+    from portal.webhooks.models import EventType, WebhookDelivery
+    from portal.webhooks.services import webhook_endpoint_create
+
+    monkeypatch.setattr("portal.webhooks.tasks.webhook_deliver.delay", lambda pk: None)
+    webhook_endpoint_create(
+        membership=team.owner, url="https://hooks.example.com/b", event_types=EventType.values
+    )
+    metered = []
+    from portal.billing import services as billing
+
+    real = billing.usage_sync_instance
+
+    def meter(*, instance_id):
+        metered.append(instance_id)
+        real(instance_id=instance_id)
+
+    monkeypatch.setattr(billing, "usage_sync_instance", meter)
+
+    instance = run(tasks.instance_provision, launch("train-1"))
+
+    assert instance.state == State.RUNNING
+    changes = [
+        (entry.detail["from"], entry.detail["to"])
+        for entry in AuditEntry.objects.filter(
+            action="instance.state_changed", target_id=str(instance.pk)
+        ).order_by("id")
+    ]
+    assert changes == [("pending", "provisioning"), ("provisioning", "running")]
+    sent = [
+        (body["data"]["from_state"], body["data"]["to_state"])
+        for body in (
+            json.loads(d.body)
+            for d in WebhookDelivery.objects.filter(event_type="instance.state_changed").order_by(
+                "id"
+            )
+        )
+    ]
+    assert sent == changes
+    # Once per transition (on its commit; this test's transaction runs them at the end).
+    assert len(metered) == 2
+    (interval,) = UsageInterval.objects.filter(instance=instance)
+    assert interval.start == instance.running_since.replace(microsecond=0) and interval.end is None
+    last = instance.events.exclude(to_state="").order_by("id").last()
+    assert InstanceMeter.objects.get(instance=instance).last_event_id == last.pk
+    (message,) = mail.outbox
+    assert message.to == [team.member.user.email]
+
+
 def test_provisioning_twice_makes_one_machine(simulator, launch, run):
     instance = launch()
     run(tasks.instance_provision, instance)

@@ -66,6 +66,11 @@ def test_a_worker_killed_mid_provisioning_is_replaced_and_makes_exactly_one_mach
             return instance.state == State.RUNNING
 
         wait_until(running, 60, "the instance to run", worker)
+        # Metered on the commit of the transition to running, in the worker.
+        from portal.billing.models import UsageInterval
+
+        open_usage = UsageInterval.objects.filter(instance=instance, end__isnull=True)
+        wait_until(open_usage.exists, 10, "the running time to be metered", worker)
     finally:
         worker.stop()
 
