@@ -5,7 +5,9 @@ def current_organization(request) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    memberships = list(memberships_for_user(user=user))
+    memberships = getattr(request, "user_memberships", None)
+    if memberships is None:  # not an organization's page (organization_view reads them)
+        memberships = list(memberships_for_user(user=user))
     current = getattr(request, "membership", None)
     if current is None:
         slug = request.session.get("current_org")

@@ -2,7 +2,7 @@ from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 
-from portal.orgs.selectors import membership_get_for_user
+from portal.orgs.selectors import membership_among, memberships_for_user
 
 
 def organization_view(permission: str = "org.view"):
@@ -15,7 +15,12 @@ def organization_view(permission: str = "org.view"):
         @login_required
         @wraps(view)
         def wrapper(request, org: str, *args, **kwargs):
-            membership = membership_get_for_user(user=request.user, slug=org, permission=permission)
+            # All the user's memberships in one query: the layout lists them too (the
+            # organization switcher reads request.user_memberships).
+            request.user_memberships = list(memberships_for_user(user=request.user))
+            membership = membership_among(
+                request.user_memberships, slug=org, user=request.user, permission=permission
+            )
             request.membership = membership
             request.organization = membership.organization
             if request.session.get("current_org") != membership.organization.slug:

@@ -1,5 +1,7 @@
 """Reads for organizations, scoped to what the requesting user may see."""
 
+from collections.abc import Iterable
+
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
@@ -8,23 +10,21 @@ from portal.accounts.models import User
 from portal.orgs.models import Invitation, Membership, Organization, invitation_token_hash
 
 
-def membership_get_for_user(*, user: User, slug: str, permission: str = "org.view") -> Membership:
-    """The user's membership in the organization with this slug.
+def membership_among(
+    memberships: Iterable[Membership], *, slug: str, user: User, permission: str = "org.view"
+) -> Membership:
+    """The user's membership in the organization with this slug, among their `memberships`
+    (all of them, read once: the layout lists them too).
 
     Outsiders get a 404 so that another organization's existence is never revealed;
     members whose role lacks the permission get a 403.
     """
-    if not user.is_authenticated:
-        raise Http404
-    membership = (
-        Membership.objects.select_related("organization", "user")
-        .filter(user=user, organization__slug=slug)
-        .first()
-    )
+    membership = next((m for m in memberships if m.organization.slug == slug), None)
     if membership is None:
         raise Http404("No such organization")
     if not membership.can(permission):
         raise PermissionDenied("Your role in this organization does not allow this.")
+    membership.user = user  # the one signed in: no query for it
     return membership
 
 
