@@ -2,13 +2,14 @@
 
 portal.settings.test plus what a separate process needs to take from its environment: the
 test database's name (TEST_DB_NAME, set by the fixture), an SMTP backend towards the browser
-tests' sink, the live server's URL for links in e-mails, and a short Redis visibility timeout
-so that a message whose worker was SIGKILLed is delivered again within seconds.
+tests' sink, the live server's URL for links in e-mails, a short Redis visibility timeout
+so that a message whose worker was SIGKILLed is delivered again within seconds, and, when a
+test asks, production's persistent database connections (TEST_WORKER_CONN_MAX_AGE).
 """
 
 from portal.lib.env import env_int, env_str
 from portal.settings.test import *  # noqa: F403
-from portal.settings.test import EMAIL_BACKEND, SITE_URL
+from portal.settings.test import DATABASES, EMAIL_BACKEND, SITE_URL
 
 EMAIL_BACKEND = env_str("TEST_WORKER_EMAIL_BACKEND", EMAIL_BACKEND)
 SITE_URL = env_str("TEST_WORKER_SITE_URL", SITE_URL)
@@ -21,3 +22,5 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 INSTANCE_POLL_INTERVAL = float(env_str("TEST_WORKER_POLL_INTERVAL", "1"))
 INSTANCE_RETRY_BASE = float(env_str("TEST_WORKER_RETRY_BASE", "0.5"))
 PROVISIONING_TIMEOUT = float(env_str("PROVISIONING_TIMEOUT", "10"))
+# As in production (DATABASE_CONN_MAX_AGE, 60 s) when a test asks; else one connection a task.
+DATABASES["default"]["CONN_MAX_AGE"] = env_int("TEST_WORKER_CONN_MAX_AGE", 0)
