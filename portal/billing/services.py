@@ -104,20 +104,23 @@ def usage_sync_instance(*, instance_id: int) -> None:
         )
         frozen = _frozen_before(instance.organization_id)
         existing = UsageInterval.objects.filter(instance_id=instance_id)
+        if frozen is not None:  # what is invoiced stays, but for what reaches across it
+            existing = existing.filter(
+                Q(start__gte=frozen) | Q(end__isnull=True) | Q(end__gt=frozen)
+            )
+        rows = list(existing)
         closed_at_invoice = 0
         if frozen is not None:
             # What was still open when its month was invoiced ends at the invoiced boundary;
             # the rest of the timeline before it stays as it was billed.
-            closed_at_invoice = (
-                existing.filter(start__lt=frozen)
-                .filter(Q(end__isnull=True) | Q(end__gt=frozen))
-                .update(end=frozen)
-            )
+            crossing = [row.pk for row in rows if row.start < frozen]
+            if crossing:
+                closed_at_invoice = UsageInterval.objects.filter(pk__in=crossing).update(end=frozen)
+            rows = [row for row in rows if row.start >= frozen]
             wanted = [
                 _after(piece, frozen) for piece in wanted if piece.end is None or piece.end > frozen
             ]
-            existing = existing.filter(start__gte=frozen)
-        have = {row.key(): row.pk for row in existing}
+        have = {row.key(): row.pk for row in rows}
         want = {piece.key(): piece for piece in wanted}
         stale = [pk for key, pk in have.items() if key not in want]
         # Keys begin with the start: a change to a day before today is a change to sealed usage.
@@ -147,9 +150,11 @@ def usage_sync_instance(*, instance_id: int) -> None:
             ]
         )
         last_event_id = max((pk for pk, _, _ in events), default=0)
-        InstanceMeter.objects.update_or_create(
-            instance_id=instance_id,
-            defaults={"last_event_id": last_event_id, "synced_at": now},
+        InstanceMeter.objects.bulk_create(  # one upsert
+            [InstanceMeter(instance_id=instance_id, last_event_id=last_event_id, synced_at=now)],
+            update_conflicts=True,
+            unique_fields=["instance"],
+            update_fields=["last_event_id", "synced_at"],
         )
 
 

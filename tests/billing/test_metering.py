@@ -309,3 +309,28 @@ def test_rating_sees_an_open_interval_begun_before_the_period_and_no_older_close
         now=at("2026-04-01 01:00:00"),
     )
     assert line.seconds == 3600  # 11:00 to 12:00; terminating is not billed
+
+
+def test_metering_again_with_nothing_new_writes_nothing_but_its_meter(team, make_instance, clock):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from portal.billing.services import invoice_issue
+
+    instance = make_instance(team.organization)
+    timeline(instance, ("2026-02-20 10:00:00", "running"))
+    sync(instance)
+    invoice_issue(organization=team.organization, month=Month(2026, 2), issued_by=None)
+    sync(instance)  # closes February's piece at the invoiced boundary, once
+
+    with CaptureQueriesContext(connection) as captured:
+        sync(instance)
+
+    writes = [
+        q["sql"].split(" ")[0] + " " + q["sql"].split('"')[1]
+        for q in captured.captured_queries
+        if q["sql"].startswith(("INSERT", "UPDATE", "DELETE"))
+    ]
+    assert writes == ["INSERT billing_instancemeter"]  # one upsert of how far it has read
+    ends = [end for _, end, _, _ in intervals(instance)]
+    assert at("2026-03-01 00:00:00") in ends and ends[-1] is None  # split at the month, still on
