@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import (
@@ -415,6 +415,72 @@ def per_instance(
         instance_sums(organization_id=organization_id, start=start, end=end, now=now)
     )
     return usages
+
+
+# --- Open intervals, rated in memory -------------------------------------------------------
+#
+# An open interval is the one part of usage that changes with the clock alone: it counts up to
+# `now`. `portal.billing.usage` keeps an organization's open intervals between views (until
+# metering writes) and rates them here, by `rated()`'s rule, instead of asking the database
+# on every view. tests/billing/test_usage.py compares the two.
+
+OPEN_FIELDS = ("instance_id", *LINE_FIELDS, "gpus", "start")
+UNIT_PRICE, KIND = LINE_FIELDS.index("unit_price"), LINE_FIELDS.index("kind")
+
+
+def open_interval_rows(*, organization_id: int, before: datetime) -> list[tuple]:
+    """The organization's open intervals that start before `before` (a month's end)."""
+    return list(
+        UsageInterval.objects.filter(
+            organization_id=organization_id, end__isnull=True, start__lt=before
+        ).values_list(*OPEN_FIELDS)
+    )
+
+
+def epoch_seconds(start: datetime, end: datetime) -> int:
+    """`EpochSeconds` in Python: the seconds from start to end as a float, rounded half to
+    even, as PostgreSQL casts date_part('epoch', …) to a bigint."""
+    return round((end - start) / timedelta(microseconds=1) / 1_000_000)
+
+
+def rate_open(
+    rows: Iterable[tuple], *, start: datetime, end: datetime, now: datetime
+) -> tuple[list[dict], list[InstanceSums]]:
+    """`line_day_rows` and `instance_sums` of open intervals (`open_interval_rows`) over
+    [start, end) at `now`: each clipped to the period and counted up to `now`."""
+    line_days: dict[tuple, dict] = {}
+    instances: list[InstanceSums] = []
+    until = min(end, now)
+    if until <= start:
+        return [], []
+    stopped = UsageKind.STOPPED.value
+    for instance_id, *line, gpus, began in rows:  # line: the LINE_FIELDS, in their order
+        if began >= until:  # rated(): an interval still to come
+            continue
+        seconds = epoch_seconds(max(began, start), until)
+        price_seconds = seconds * line[UNIT_PRICE]
+        day = began.astimezone(UTC).date()
+        key = (day, *line)
+        group = line_days.get(key)
+        if group is None:
+            group = line_days[key] = {
+                "day": day,
+                **dict(zip(LINE_FIELDS, line, strict=True)),
+                "total_seconds": 0,
+                "total_gpu_seconds": 0,
+                "total_price_seconds": Decimal(0),
+                "first_start": began,
+            }
+        group["total_seconds"] += seconds
+        group["total_gpu_seconds"] += seconds * gpus
+        group["total_price_seconds"] += price_seconds
+        if began < group["first_start"]:
+            group["first_start"] = began
+        is_stopped = line[KIND] == stopped
+        instances.append(
+            (instance_id, 0 if is_stopped else seconds, seconds if is_stopped else 0, price_seconds)
+        )
+    return list(line_days.values()), instances
 
 
 def hourly_run_rate(*, organization_id: int, now: datetime) -> Decimal:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.db.models import DecimalField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import DecimalField, F, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
@@ -133,22 +133,20 @@ def invoice_view(*, invoice: Invoice) -> InvoiceView:
 
 def credit_balances(*, organization: Organization) -> dict[str, Decimal]:
     """What is left of the organization's credit and prepaid balance."""
-    granted = dict(
-        CreditGrant.objects.filter(organization=organization)
-        .values("kind")
+    used = (
+        CreditApplication.objects.filter(grant=OuterRef("pk"))
+        .values("grant")
         .annotate(s=Sum("amount"))
+        .values("s")
+    )
+    left = dict(
+        CreditGrant.objects.filter(organization=organization)
+        .annotate(used=Coalesce(Subquery(used, output_field=MONEY_FIELD), Value(ZERO)))
+        .values("kind")
+        .annotate(s=Sum(F("amount") - F("used"), output_field=MONEY_FIELD))
         .values_list("kind", "s")
     )
-    used = dict(
-        CreditApplication.objects.filter(grant__organization=organization)
-        .values("grant__kind")
-        .annotate(s=Sum("amount"))
-        .values_list("grant__kind", "s")
-    )
-    return {
-        kind: granted.get(kind, ZERO) - used.get(kind, ZERO)
-        for kind in (CreditKind.CREDIT, CreditKind.PREPAID)
-    }
+    return {kind: left.get(kind, ZERO) for kind in (CreditKind.CREDIT, CreditKind.PREPAID)}
 
 
 # --- Launches ---------------------------------------------------------------------------------
@@ -325,9 +323,14 @@ def available_months(*, organization: Organization, now: datetime | None = None)
     from portal.billing.models import UsageInterval
 
     now = now or clock.now()
-    first = UsageInterval.objects.filter(organization=organization).order_by("start").first()
+    first = (
+        UsageInterval.objects.filter(organization=organization)
+        .order_by("start")
+        .values_list("start", flat=True)
+        .first()
+    )
     month = Month.of(now)
-    start = Month.of(first.start) if first else month
+    start = Month.of(first) if first else month
     months = []
     while month.start >= start.start and len(months) < 36:
         months.append(month)

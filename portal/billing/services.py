@@ -126,8 +126,9 @@ def usage_sync_instance(*, instance_id: int) -> None:
         # Keys begin with the start: a change to a day before today is a change to sealed usage.
         touched = [key[0] for key in have if key not in want]
         touched += [key[0] for key in want if key not in have]
-        if closed_at_invoice or any(start < usage.midnight(now) for start in touched):
-            usage.usage_changed(instance.organization_id)
+        if closed_at_invoice or touched:
+            sealed = closed_at_invoice or any(start < usage.midnight(now) for start in touched)
+            usage.usage_changed(instance.organization_id, sealed=bool(sealed))
         if stale:
             UsageInterval.objects.filter(pk__in=stale).delete()
         UsageInterval.objects.bulk_create(

@@ -1,37 +1,44 @@
-"""A month's usage as the billing pages read it: the sealed days kept, today rated live.
+"""A month's usage as the billing pages read it: kept between views, open intervals rated now.
 
 Rating a month scans every interval of it: ~14,000 for an organization with 1,000 instances by
 the 24th, far too many for every view of the billing page, the dashboard or a budget check. But
-intervals never cross a UTC midnight, and a closed interval that starts before today's midnight
-changes only when metering rewrites it (a state change recorded late, the split of a running
-piece after midnight, a month closed by its invoice). So a month is rated in two parts:
+intervals never cross a UTC midnight, and an interval changes only when metering writes it. So
+a month is read in two parts, each kept in the cache under a version of the organization's
+usage that `usage_changed` replaces when metering (or anything else) writes:
 
 - sealed: the closed intervals starting before today's UTC midnight (or before the month's end,
-  for a past month). Their sums do not depend on the time they are read at. They are rated once
-  (one GROUP BY per question) and kept in the cache under the organization's usage version,
-  which `usage_changed` replaces whenever metering writes such an interval;
-- live: today's intervals and every open one, rated at `now` on every read (about one row per
-  running or stopped instance).
+  for a past month), summed by the database once (one GROUP BY per question) and kept until an
+  interval before today's midnight is written (a state change recorded late, the split of a
+  running piece after midnight, a month closed by its invoice);
+- live: today's closed intervals, summed the same way, and the open intervals themselves
+  (about one per running or stopped instance), kept until any interval of the organization is
+  written. An open interval counts up to `now`: it is rated in memory on every view
+  (`rating.rate_open`, the database's rule: clipped to the period, seconds rounded as
+  PostgreSQL rounds them).
 
 The parts' raw sums (seconds, the exact Σ seconds × price) are added before the one rounding per
 line, day and instance, so the figures are exactly those of `rating` over the whole month; the
-tests compare them. Invoices are issued from `rating` directly.
+tests compare them, fractions of a second included. Where the in-memory rule would not be the
+database's (SQLite rounds seconds its own way; a clock set back before today's usage), the live
+part is rated by the database on every view. Invoices are issued from `rating` directly.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cached_property
 from typing import TypeVar
 
 from django.core.cache import cache
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Max, Q
 
 from portal.billing import rating
+from portal.billing.models import UsageInterval
 from portal.billing.periods import Month
 
 T = TypeVar("T")
@@ -39,13 +46,17 @@ SEALED_TTL = 26 * 3600  # a sealed part's key names its day: it is not read afte
 SEALED_FORMAT = 1  # in the key: a release that changes the kept rows' shape never reads old ones
 
 
-def _version_key(organization_id: int) -> str:
-    return f"billing:usage-version:{organization_id}"
+SEALED, ANY = "sealed", "any"  # what a usage version tracks: sealed intervals, or any
 
 
-def usage_version(organization_id: int) -> str:
-    """The organization's usage version: a fresh token after every change to sealed usage."""
-    key = _version_key(organization_id)
+def _version_key(organization_id: int, scope: str) -> str:
+    return f"billing:usage-version:{scope}:{organization_id}"
+
+
+def usage_version(organization_id: int, scope: str = SEALED) -> str:
+    """A token replaced after every change to the organization's sealed usage (SEALED) or to
+    any of its usage (ANY): what is kept under an old token is never read again."""
+    key = _version_key(organization_id, scope)
     version = cache.get(key)
     if version is None:
         cache.add(key, uuid.uuid4().hex, timeout=None)
@@ -55,16 +66,18 @@ def usage_version(organization_id: int) -> str:
     return version
 
 
-def usage_changed(organization_id: int) -> None:
-    """Sealed usage of the organization was written: its kept sums are not read again.
+def usage_changed(organization_id: int, *, sealed: bool = True) -> None:
+    """Usage of the organization was written (`sealed`: some of it before today's midnight):
+    what is kept of it is not read again.
 
     Twice: now, for what runs later in the writer's own transaction (a budget check after
-    metering), and on commit, because another reader may meanwhile have kept the sums of the
+    metering), and on commit, because another reader may meanwhile have kept sums of the
     rows as they were before the commit under the version of now.
     """
+    scopes = (SEALED, ANY) if sealed else (ANY,)
 
     def retire() -> None:
-        cache.set(_version_key(organization_id), uuid.uuid4().hex, timeout=None)
+        cache.set_many({_version_key(organization_id, s): uuid.uuid4().hex for s in scopes}, None)
 
     retire()
     transaction.on_commit(retire)
@@ -79,6 +92,16 @@ def sealed_before(month: Month, now: datetime) -> datetime:
     return min(midnight(now), month.end)
 
 
+@dataclass(frozen=True)
+class LivePart:
+    """Today's part of a month, kept between views: what does not move with the clock."""
+
+    lines: list[dict]  # today's closed intervals per day and line (`rating.line_day_rows`)
+    instances: list[rating.InstanceSums]  # the same per instance
+    open: list[tuple]  # the open intervals (`rating.open_interval_rows`), rated at each view
+    latest: datetime | None  # the latest start among them: a `now` before it counts less
+
+
 class MonthUsage:
     """A month's usage at `now`, each figure read when first asked for: one query of the live
     part (today and the open intervals) plus the sealed part as kept (rated when it is not).
@@ -91,24 +114,73 @@ class MonthUsage:
         self.cutoff = sealed_before(month, now)
         self._period = {"organization_id": organization_id, "start": month.start, "end": month.end}
 
-    def _in_parts(self, what: str, rate: Callable[..., list[T]]) -> list[T]:
-        """`rate` of the live part, plus that of the sealed part as kept (rated if not)."""
-        rows = rate(
-            **self._period, now=self.now, where=Q(start__gte=self.cutoff) | Q(end__isnull=True)
-        )
+    def _kept(self, key: str, compute: Callable[[], T], timeout: int = SEALED_TTL) -> T:
+        found = cache.get(key)
+        if found is None:
+            found = compute()
+            cache.set(key, found, timeout=timeout)
+        return found
+
+    def _sealed(self, what: str, rate: Callable[..., list[T]]) -> list[T]:
+        """`rate` of the sealed part, as kept (rated if not)."""
         if self.cutoff <= self.month.start:
-            return rows  # the month began today: nothing is sealed yet
-        version = usage_version(self.organization_id)
+            return []  # the month began today: nothing is sealed yet
+        version = usage_version(self.organization_id, SEALED)
         key = f"billing:sealed{SEALED_FORMAT}:{what}:{self.organization_id}:{self.month.key}"
         key += f":{self.cutoff:%Y%m%d}:{version}"
-        sealed = cache.get(key)
-        if sealed is None:
-            # Closed intervals that start before the cutoff end by it: `now` changes nothing.
-            sealed = rate(
-                **self._period, now=self.cutoff, where=Q(start__lt=self.cutoff, end__isnull=False)
-            )
-            cache.set(key, sealed, timeout=SEALED_TTL)
-        return rows + sealed
+        # Closed intervals that start before the cutoff end by it: `now` changes nothing.
+        where = Q(start__lt=self.cutoff, end__isnull=False)
+        return self._kept(key, lambda: rate(**self._period, now=self.cutoff, where=where))
+
+    @cached_property
+    def _live(self) -> LivePart | None:
+        """Today's part as kept until the organization's usage next changes; None where it
+        is rated by the database on every read instead: on SQLite (which rounds seconds its own
+        way) and at a `now` before some of it (a clock set back)."""
+        if connection.vendor != "postgresql":
+            return None
+        version = usage_version(self.organization_id, ANY)
+        key = f"billing:live{SEALED_FORMAT}:{self.organization_id}:{self.month.key}"
+        key += f":{self.cutoff:%Y%m%d}:{version}"
+        live = self._kept(key, self._rate_live)
+        if live.latest is not None and self.now < live.latest:
+            return None
+        return live
+
+    def _rate_live(self) -> LivePart:
+        today_closed = Q(start__gte=self.cutoff, end__isnull=False)
+        # Closed intervals stand as they are: rated as of the month's end, they are whole.
+        closed = {**self._period, "now": self.month.end, "where": today_closed}
+        latest = UsageInterval.objects.filter(
+            Q(start__gte=self.cutoff) | Q(end__isnull=True), organization_id=self.organization_id
+        ).aggregate(latest=Max("start"))["latest"]
+        return LivePart(
+            lines=rating.line_day_rows(**closed),
+            instances=rating.instance_sums(**closed),
+            open=rating.open_interval_rows(
+                organization_id=self.organization_id, before=self.month.end
+            ),
+            latest=latest,
+        )
+
+    @cached_property
+    def _open(self) -> tuple[list[dict], list[rating.InstanceSums]]:
+        return rating.rate_open(
+            self._live.open, start=self.month.start, end=self.month.end, now=self.now
+        )
+
+    def _in_parts(self, what: str, rate: Callable[..., list[T]]) -> list[T]:
+        """`rate` of the whole month: the live part (kept, its open intervals rated now; or
+        rated by the database) plus the sealed part as kept."""
+        live = self._live
+        if live is None:
+            where = Q(start__gte=self.cutoff) | Q(end__isnull=True)
+            rows = rate(**self._period, now=self.now, where=where)
+        elif what == "lines":
+            rows = live.lines + self._open[0]
+        else:
+            rows = live.instances + self._open[1]
+        return rows + self._sealed(what, rate)
 
     @cached_property
     def _lines_and_per_day(self) -> tuple[list[rating.Line], dict[date, Decimal]]:
@@ -136,7 +208,13 @@ class MonthUsage:
     @property
     def run_rate(self) -> Decimal:
         """What the open intervals cost per hour now."""
-        return rating.hourly_run_rate(organization_id=self.organization_id, now=self.now)
+        if self.now >= self.month.end or self._live is None:
+            return rating.hourly_run_rate(organization_id=self.organization_id, now=self.now)
+        unit_price = rating.OPEN_FIELDS.index("unit_price")
+        began = rating.OPEN_FIELDS.index("start")
+        return sum(
+            (row[unit_price] for row in self._live.open if row[began] <= self.now), Decimal(0)
+        )
 
 
 def month_usage(*, organization_id: int, month: Month, now: datetime) -> MonthUsage:

@@ -83,17 +83,48 @@ def test_the_month_as_read_equals_rating_the_whole_month_at_once(team, make_inst
     ).run_rate == Decimal("4.98")
 
 
-def test_a_second_view_does_not_rate_the_sealed_days_again(team, make_instance, clock):
+def test_a_second_view_reads_no_usage_from_the_database(team, make_instance, clock):
     fleet(team, make_instance)
-    now = clock()
 
     with CaptureQueriesContext(connection) as cold:
-        usage.month_spend(organization_id=team.organization.pk, month=MARCH, now=now)
+        first = as_read(team.organization, MARCH, clock())
+    clock.set("2026-03-15 12:10:00")  # ten minutes on: the open intervals have grown
     with CaptureQueriesContext(connection) as warm:
-        usage.month_spend(organization_id=team.organization.pk, month=MARCH, now=now)
+        second = as_read(team.organization, MARCH, clock())
 
-    assert len(usage_queries(cold)) == 2  # today and the open intervals, then the sealed days
-    assert len(usage_queries(warm)) == 1  # only today and the open intervals
+    assert usage_queries(cold)  # rated once: today's part, the sealed days
+    assert usage_queries(warm) == []  # kept; the open intervals rated in memory
+    assert second == whole_month(team.organization, MARCH, clock()) != first
+
+
+def test_a_state_change_today_shows_on_the_next_view(team, make_instance, clock):
+    always, *_ = fleet(team, make_instance)
+    started_today = make_instance(team.organization, name="today")
+    timeline(started_today, ("2026-03-15 09:00:00", "running"))
+    sync(started_today)
+    before = as_read(team.organization, MARCH, clock())
+
+    timeline(started_today, ("2026-03-15 11:00:00", "stopped"))
+    sync(started_today)
+    after = as_read(team.organization, MARCH, clock())
+
+    assert after == whole_month(team.organization, MARCH, clock())
+    today = {u.name: u for u in after[2]}["today"]
+    assert today.running_seconds == 7200 and today.stopped_seconds == 3600
+    assert after != before
+
+
+def test_a_clock_set_back_before_todays_usage_is_rated_by_the_database(team, make_instance, clock):
+    fleet(team, make_instance)
+    started_today = make_instance(team.organization, name="today")
+    timeline(started_today, ("2026-03-15 09:00:00", "running"), ("2026-03-15 11:00:00", "stopped"))
+    sync(started_today)
+    as_read(team.organization, MARCH, clock())  # kept as of 12:00
+
+    clock.set("2026-03-15 08:30:00")  # before today's start: what is kept does not apply
+    assert as_read(team.organization, MARCH, clock()) == whole_month(
+        team.organization, MARCH, clock()
+    )
 
 
 def test_the_live_part_moves_with_the_clock_while_the_sealed_part_is_kept(
@@ -106,6 +137,12 @@ def test_the_live_part_moves_with_the_clock_while_the_sealed_part_is_kept(
     later = as_read(team.organization, MARCH, clock())
 
     assert later == whole_month(team.organization, MARCH, clock())
+    # Fractions of a second round as the database rounds them (half to even), to the cent.
+    for moment in ("18:00:00.5", "18:00:01.5", "18:00:02.499999", "18:00:03.700001"):
+        clock.set(f"2026-03-15 {moment}")
+        assert as_read(team.organization, MARCH, clock()) == whole_month(
+            team.organization, MARCH, clock()
+        )
     spend = {u.name: u.running_seconds for u in later[2]}
     assert spend["always-on"] == int(
         (at("2026-03-15 18:00:00") - at("2026-03-02 08:00:00")).total_seconds()
@@ -159,9 +196,7 @@ def test_a_past_month_is_read_whole_from_the_kept_sums(team, make_instance, cloc
 
     assert first == again == whole_month(team.organization, FEBRUARY, now)
     assert first[2][0].running_seconds == 9 * 86400 - 8 * 3600  # Feb 20 08:00 to Mar 1
-    # Only the open intervals are read again (the stopped disk is still billed in March): for
-    # the lines and for the instances.
-    assert len(usage_queries(warm)) == 2
+    assert usage_queries(warm) == []  # the open stopped disk (billed into March) is kept too
 
 
 def test_usage_written_outside_metering_is_seen_on_the_next_view(
