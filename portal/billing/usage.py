@@ -42,8 +42,8 @@ from portal.billing.models import UsageInterval
 from portal.billing.periods import Month
 
 T = TypeVar("T")
-SEALED_TTL = 26 * 3600  # a sealed part's key names its day: it is not read after tomorrow
-SEALED_FORMAT = 1  # in the key: a release that changes the kept rows' shape never reads old ones
+KEPT_TTL = 26 * 3600  # a kept part's key names its day: it is not read after tomorrow
+KEPT_FORMAT = 1  # in the keys: a release that changes the kept rows' shape never reads old ones
 
 
 SEALED, ANY = "sealed", "any"  # what a usage version tracks: sealed intervals, or any
@@ -99,12 +99,12 @@ class LivePart:
     lines: list[dict]  # today's closed intervals per day and line (`rating.line_day_rows`)
     instances: list[rating.InstanceSums]  # the same per instance
     open: list[tuple]  # the open intervals (`rating.open_interval_rows`), rated at each view
-    latest: datetime | None  # the latest start among them: a `now` before it counts less
+    latest: datetime | None  # the latest start among them: a `now` up to it counts less
 
 
 class MonthUsage:
-    """A month's usage at `now`, each figure read when first asked for: one query of the live
-    part (today and the open intervals) plus the sealed part as kept (rated when it is not).
+    """A month's usage at `now`, each figure read when first asked for from the two kept parts
+    (each rated by the database when it is not kept), the open intervals rated in memory.
     Each figure is rounded once, as `rating` rounds it."""
 
     def __init__(self, *, organization_id: int, month: Month, now: datetime):
@@ -114,7 +114,7 @@ class MonthUsage:
         self.cutoff = sealed_before(month, now)
         self._period = {"organization_id": organization_id, "start": month.start, "end": month.end}
 
-    def _kept(self, key: str, compute: Callable[[], T], timeout: int = SEALED_TTL) -> T:
+    def _kept(self, key: str, compute: Callable[[], T], timeout: int = KEPT_TTL) -> T:
         found = cache.get(key)
         if found is None:
             found = compute()
@@ -126,7 +126,7 @@ class MonthUsage:
         if self.cutoff <= self.month.start:
             return []  # the month began today: nothing is sealed yet
         version = usage_version(self.organization_id, SEALED)
-        key = f"billing:sealed{SEALED_FORMAT}:{what}:{self.organization_id}:{self.month.key}"
+        key = f"billing:sealed{KEPT_FORMAT}:{what}:{self.organization_id}:{self.month.key}"
         key += f":{self.cutoff:%Y%m%d}:{version}"
         # Closed intervals that start before the cutoff end by it: `now` changes nothing.
         where = Q(start__lt=self.cutoff, end__isnull=False)
@@ -140,11 +140,11 @@ class MonthUsage:
         if connection.vendor != "postgresql":
             return None
         version = usage_version(self.organization_id, ANY)
-        key = f"billing:live{SEALED_FORMAT}:{self.organization_id}:{self.month.key}"
+        key = f"billing:live{KEPT_FORMAT}:{self.organization_id}:{self.month.key}"
         key += f":{self.cutoff:%Y%m%d}:{version}"
         live = self._kept(key, self._rate_live)
-        if live.latest is not None and self.now < live.latest:
-            return None
+        if live.latest is not None and self.now <= live.latest:
+            return None  # rated() counts only what starts before `now`
         return live
 
     def _rate_live(self) -> LivePart:
