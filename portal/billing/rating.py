@@ -446,41 +446,34 @@ def epoch_seconds(start: datetime, end: datetime) -> int:
 def rate_open(
     rows: Iterable[tuple], *, start: datetime, end: datetime, now: datetime
 ) -> tuple[list[dict], list[InstanceSums]]:
-    """`line_day_rows` and `instance_sums` of open intervals (`open_interval_rows`) over
-    [start, end) at `now`: each clipped to the period and counted up to `now`."""
-    line_days: dict[tuple, dict] = {}
+    """Open intervals (`open_interval_rows`) over [start, end) at `now`, each clipped to the
+    period and counted up to `now`: a row each as `line_day_rows` gives them (for
+    `lines_and_per_day_of` to add up) and its `InstanceSums`."""
+    line_days: list[dict] = []
     instances: list[InstanceSums] = []
     until = min(end, now)
     if until <= start:
-        return [], []
-    stopped = UsageKind.STOPPED.value
+        return line_days, instances
     for instance_id, *line, gpus, began in rows:  # line: the LINE_FIELDS, in their order
         if began >= until:  # rated(): an interval still to come
             continue
         seconds = epoch_seconds(max(began, start), until)
         price_seconds = seconds * line[UNIT_PRICE]
-        day = began.astimezone(UTC).date()
-        key = (day, *line)
-        group = line_days.get(key)
-        if group is None:
-            group = line_days[key] = {
-                "day": day,
+        line_days.append(
+            {
+                "day": began.astimezone(UTC).date(),
                 **dict(zip(LINE_FIELDS, line, strict=True)),
-                "total_seconds": 0,
-                "total_gpu_seconds": 0,
-                "total_price_seconds": Decimal(0),
+                "total_seconds": seconds,
+                "total_gpu_seconds": seconds * gpus,
+                "total_price_seconds": price_seconds,
                 "first_start": began,
             }
-        group["total_seconds"] += seconds
-        group["total_gpu_seconds"] += seconds * gpus
-        group["total_price_seconds"] += price_seconds
-        if began < group["first_start"]:
-            group["first_start"] = began
-        is_stopped = line[KIND] == stopped
-        instances.append(
-            (instance_id, 0 if is_stopped else seconds, seconds if is_stopped else 0, price_seconds)
         )
-    return list(line_days.values()), instances
+        stopped = line[KIND] == UsageKind.STOPPED
+        instances.append(
+            (instance_id, 0 if stopped else seconds, seconds if stopped else 0, price_seconds)
+        )
+    return line_days, instances
 
 
 def hourly_run_rate(*, organization_id: int, now: datetime) -> Decimal:

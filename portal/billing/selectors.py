@@ -152,28 +152,17 @@ def credit_balances(*, organization: Organization) -> dict[str, Decimal]:
 # --- Launches ---------------------------------------------------------------------------------
 
 
-def launch_block_reason(
-    *,
-    organization: Organization,
-    now: datetime | None = None,
-    spend_this_month: Decimal | None = None,
-) -> str | None:
+def launch_block_reason(*, organization: Organization) -> str | None:
     """Why the organization may not launch now, for the person launching; None if it may.
 
-    Two rules: an invoice unpaid past its due date, and a hard budget limit reached this month.
-    `spend_this_month` (at `now`), when the caller has it already, saves rating the month again.
+    Two rules (`block_reason_of`): an invoice unpaid past its due date, and a hard budget limit
+    reached this month.
     """
-    now = now or clock.now()
-
-    def spend() -> Decimal:
-        if spend_this_month is not None:
-            return spend_this_month
-        return month_spend(organization=organization, month=Month.of(now), now=now)
-
+    now = clock.now()
     return block_reason_of(
         overdue=overdue_invoices(organization=organization, now=now).first(),
-        budget=Budget.objects.filter(organization=organization, hard_limit=True).first(),
-        spend=spend,
+        budget=Budget.objects.filter(organization=organization).first(),
+        spend=lambda: month_spend(organization=organization, month=Month.of(now), now=now),
         now=now,
     )
 
@@ -181,8 +170,8 @@ def launch_block_reason(
 def block_reason_of(
     *, overdue: Invoice | None, budget: Budget | None, spend: Callable[[], Decimal], now: datetime
 ) -> str | None:
-    """The two rules of `launch_block_reason` on what the caller has read: the oldest overdue
-    invoice, the budget, and this month's spend (asked for only if the budget is a hard limit)."""
+    """Why launches are refused, from what the caller has read: the oldest overdue invoice, the
+    budget, and this month's spend (asked for only if the budget is a hard limit)."""
     from portal.billing.conf import setting
 
     if overdue is not None:
@@ -229,6 +218,7 @@ class Overview:
     balances: dict[str, Decimal]
     open_invoices: list[Invoice]
     chart: BarChart = field(repr=False, default=None)  # type: ignore[assignment]
+    month_usage: usage.MonthUsage = field(repr=False, default=None)  # type: ignore[assignment]
 
     @property
     def more_instances(self) -> int:
@@ -297,6 +287,7 @@ def billing_overview(*, organization: Organization, month: Month) -> Overview:
         ),
         balances=credit_balances(organization=organization),
         open_invoices=unpaid,
+        month_usage=used,
     )
     overview.chart = bar_chart(
         days=month.days(),

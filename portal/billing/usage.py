@@ -198,12 +198,14 @@ class MonthUsage:
     def spend(self) -> Decimal:
         return rating.total(self.lines)
 
+    @cached_property
+    def _instance_sums(self) -> list[rating.InstanceSums]:
+        return self._in_parts("instances", rating.instance_sums)
+
     def per_instance(self, limit: int | None = None) -> tuple[list[rating.InstanceUsage], int]:
         """Each instance's usage, most expensive first: the first `limit` (all if None), and
         how many instances have usage."""
-        return rating.per_instance_of(
-            self._in_parts("instances", rating.instance_sums), limit=limit
-        )
+        return rating.per_instance_of(self._instance_sums, limit=limit)
 
     @property
     def run_rate(self) -> Decimal:

@@ -70,8 +70,9 @@ def dashboard_spend(*, membership: Membership) -> Decimal | None:
 
     now = clock.now()
     organization = membership.organization
-    # Rating the month scans all of its usage; the dashboard shows it to the minute, so one
-    # rating per organization a minute is plenty (the billing page itself is always exact).
+    # The dashboard shows it to the minute: one reading of the month per organization a
+    # minute (a few ms with the month's usage kept, see billing.usage); the billing page is
+    # exact to the second.
     return cache.get_or_set(
         f"dashboard-spend:{organization.pk}:{now:%Y-%m}",
         lambda: month_spend(organization=organization, month=Month.of(now), now=now),

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Case, DecimalField, OuterRef, QuerySet, Subquery, When
+from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -23,29 +23,13 @@ CENT = Decimal("0.01")
 SECONDS_PER_HOUR = Decimal(3600)
 
 
-def _hourly_price(at: datetime) -> Case:
-    """The hourly running price in force at `at` for the row's type and kind (SQL)."""
-
-    def latest(field: str) -> Subquery:
-        return Subquery(
-            Price.objects.filter(instance_type=OuterRef("instance_type"), valid_from__lte=at)
-            .order_by("-valid_from")
-            .values(field)[:1]
-        )
-
-    return Case(
-        When(preemptible=True, then=latest("preemptible_hourly")),
-        default=latest("on_demand_hourly"),
-        output_field=DecimalField(max_digits=10, decimal_places=4),
-    )
-
-
 def instances_for_organization(*, membership: Membership) -> QuerySet[Instance]:
-    """Every instance of the member's organization, newest first, with its price in force."""
+    """Every instance of the member's organization, newest first, with what the API and the
+    instance page show (type and GPU model, region, image, who launched it). Price a page of
+    them with price_rows()."""
     return (
         Instance.objects.filter(organization_id=membership.organization_id)
-        .select_related("instance_type__gpu_model", "region", "image")
-        .annotate(hourly_price=_hourly_price(timezone.now()))
+        .select_related("instance_type__gpu_model", "region", "image", "created_by")
         .order_by("-created_at", "-id")
     )
 
@@ -67,11 +51,7 @@ LIST_ROW_FIELDS = (
 
 def instance_list_rows(*, membership: Membership) -> QuerySet[Instance]:
     """The list's rows: the organization's instances, newest first, only what a row shows.
-
-    Without the price annotation of instances_for_organization(), which makes Django's
-    count for the paginator and the page query cost more to build than to run: price the
-    page's rows with price_rows().
-    """
+    Price the page's rows with price_rows()."""
     return (
         Instance.objects.filter(organization_id=membership.organization_id)
         .select_related("instance_type", "region")
@@ -81,10 +61,8 @@ def instance_list_rows(*, membership: Membership) -> QuerySet[Instance]:
 
 
 def price_rows(instances: list[Instance], at: datetime | None = None) -> None:
-    """Set `hourly_price` on each instance as instances_for_organization() annotates it.
-
-    The running price in force at `at` (default now) for its type and kind, None without
-    one; one query for all the instances' types.
+    """Set `hourly_price` on each instance: the running price in force at `at` (default now)
+    for its type and kind, None without one. One query for all the instances' types.
     """
     type_ids = {instance.instance_type_id for instance in instances}
     latest: dict[int, Price] = {}
@@ -107,25 +85,10 @@ def price_rows(instances: list[Instance], at: datetime | None = None) -> None:
 
 
 def instance_get_for_member(*, membership: Membership, pk: int) -> Instance:
-    """The instance with this id in the member's organization; 404 for any other."""
+    """The instance with this id in the member's organization, priced; 404 for any other."""
     instance = instances_for_organization(membership=membership).filter(pk=pk).first()
     if instance is None:
         raise Http404("No such instance")
-    return instance
-
-
-def instance_detail_get(*, membership: Membership, pk: int) -> Instance:
-    """The instance for its page; 404 outside the member's organization.
-
-    What the page shows comes in the same query (type and GPU model, region, image, who
-    launched it); the running price is set by price_rows().
-    """
-    try:
-        instance = Instance.objects.select_related(
-            "instance_type__gpu_model", "region", "image", "created_by"
-        ).get(organization_id=membership.organization_id, pk=pk)
-    except Instance.DoesNotExist:
-        raise Http404("No such instance") from None
     price_rows([instance])
     return instance
 
@@ -140,13 +103,10 @@ def any_in_transition(instances) -> bool:
 
 
 def instance_hourly_price(*, instance: Instance) -> Decimal | None:
-    """The running price per hour in force now; uses the list annotation when present."""
-    if hasattr(instance, "hourly_price"):
-        return instance.hourly_price
-    price = Price.objects.in_force().filter(instance_type_id=instance.instance_type_id).first()
-    if price is None:
-        return None
-    return price.preemptible_hourly if instance.preemptible else price.on_demand_hourly
+    """The running price per hour in force now, as price_rows() set it (priced here if not)."""
+    if not hasattr(instance, "hourly_price"):
+        price_rows([instance])
+    return instance.hourly_price
 
 
 def instance_cost_so_far(*, instance: Instance, at: datetime | None = None) -> Decimal:

@@ -47,7 +47,7 @@ def instance_list(request: HttpRequest) -> HttpResponse:
 
 @organization_view("instances.view")
 def instance_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    instance = selectors.instance_detail_get(membership=request.membership, pk=pk)
+    instance = selectors.instance_get_for_member(membership=request.membership, pk=pk)
     context = {
         "instance": instance,
         "events": selectors.instance_events(instance=instance),

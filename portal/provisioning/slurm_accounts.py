@@ -122,32 +122,36 @@ def set_gpu_limit(
 ) -> None:
     """Set (or, with None, remove) the account's GrpTRES for one GPU model (reads the others
     and writes them all back: not for concurrent use; see set_gpu_limits)."""
-    if limit is not None and (not isinstance(limit, int) or limit < 0):
-        raise PermanentError(f"a GPU limit is a count of GPUs, not {limit!r}")
+    _check_limit(limit)
     backend = _backend(backend)
     account = ensure_account(org_slug, backend=backend)
-    cluster = _cluster(backend)
     # The POST replaces the account's whole GrpTRES list: send every GPU limit it keeps.
     limits = {**gpu_limits(org_slug, backend=backend), gpu_model.lower(): limit}
-    tres = [
-        {"type": "gres", "name": f"gpu:{model}", "count": -1 if count is None else count}
-        for model, count in sorted(limits.items())
-    ]
-    _db(
+    _post_gpu_tres(
         backend,
-        "POST",
-        "/associations",
-        {
-            "associations": [
-                {
-                    "account": account,
-                    "cluster": cluster,
-                    "user": "",
-                    "max": {"tres": {"total": tres}},
-                }
-            ]
-        },
+        account,
+        {model: -1 if count is None else count for model, count in limits.items()},
     )
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and (not isinstance(limit, int) or limit < 0):
+        raise PermanentError(f"a GPU limit is a count of GPUs, not {limit!r}")
+
+
+def _post_gpu_tres(backend: SlurmBackend, account: str, counts: dict[str, int]) -> None:
+    """Write the account's whole GPU GrpTRES list, `{model: count}` (-1: no limit)."""
+    tres = [
+        {"type": "gres", "name": f"gpu:{model}", "count": count}
+        for model, count in sorted(counts.items())
+    ]
+    association = {
+        "account": account,
+        "cluster": _cluster(backend),
+        "user": "",
+        "max": {"tres": {"total": tres}},
+    }
+    _db(backend, "POST", "/associations", {"associations": [association]})
 
 
 def tracked_gpu_models(*, backend: SlurmBackend | None = None) -> set[str]:
@@ -172,8 +176,7 @@ def set_gpu_limits(
     (set_gpu_limit's read-then-write loses an update when two run at once). Models Slurm does
     not track are left out. Returns what was sent."""
     for limit in limits.values():
-        if limit is not None and (not isinstance(limit, int) or limit < 0):
-            raise PermanentError(f"a GPU limit is a count of GPUs, not {limit!r}")
+        _check_limit(limit)
     backend = _backend(backend)
     account = ensure_account(org_slug, backend=backend)
     tracked = tracked_gpu_models(backend=backend)
@@ -183,25 +186,9 @@ def set_gpu_limits(
         if limit is not None and model.lower() in tracked
     }
     old = gpu_limits(org_slug, backend=backend)
-    tres = [
-        {"type": "gres", "name": f"gpu:{model}", "count": wanted.get(model, -1)}
-        for model in sorted(set(wanted) | set(old))
-    ]
-    if tres:
-        _db(
-            backend,
-            "POST",
-            "/associations",
-            {
-                "associations": [
-                    {
-                        "account": account,
-                        "cluster": _cluster(backend),
-                        "user": "",
-                        "max": {"tres": {"total": tres}},
-                    }
-                ]
-            },
+    if wanted or old:
+        _post_gpu_tres(
+            backend, account, {model: wanted.get(model, -1) for model in set(wanted) | set(old)}
         )
     return wanted
 

@@ -10,6 +10,7 @@ from django.template import Context, Template
 from django.urls import reverse
 from django.utils import timezone, translation
 
+from portal.catalog.models import Price
 from portal.instances import selectors
 from portal.instances.models import State
 from portal.instances.templatetags.instances import age, thousands
@@ -156,16 +157,21 @@ def test_a_row_without_a_price_shows_a_dash(make_instance, team, catalog):
     assert html.endswith('<td class="num"><span class="faint">—</span></td></tr>')
 
 
-def test_price_rows_sets_what_the_annotation_gives(make_instance, team):
-    make_instance(State.RUNNING)
-    make_instance(State.RUNNING, preemptible=True)
-    annotated = {
-        i.pk: i.hourly_price for i in selectors.instances_for_organization(membership=team.member)
-    }
+def test_price_rows_sets_the_catalog_price_in_force_for_each_kind(make_instance, team):
+    on_demand = make_instance(State.RUNNING)
+    spot = make_instance(State.RUNNING, preemptible=True)
+    price = (
+        Price.objects.filter(instance_type_id=on_demand.instance_type_id)
+        .order_by("-valid_from")
+        .first()
+    )
     rows = list(selectors.instance_list_rows(membership=team.member))
     selectors.price_rows(rows)
-    assert {i.pk: i.hourly_price for i in rows} == annotated
-    assert len(set(annotated.values())) == 2
+    assert {i.pk: i.hourly_price for i in rows} == {
+        on_demand.pk: price.on_demand_hourly,
+        spot.pk: price.preemptible_hourly,
+    }
+    assert price.on_demand_hourly != price.preemptible_hourly
 
 
 def test_instance_url_is_the_detail_url():

@@ -37,7 +37,11 @@ class ApiView(GenericAPIView):
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 
-    def paginated(self, queryset, serializer_class, **context):
+    def paginated(self, queryset, serializer_class, *, prepare=None, **context):
+        """One page of `queryset`, serialized; `prepare(rows)` first reads what the page's
+        rows need beyond the query (prices, say) in one go."""
         page = self.paginate_queryset(queryset)
+        if prepare is not None and page is not None:
+            prepare(page)
         data = serializer_class(page, many=True, context=context).data
         return self.get_paginated_response(data)

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from portal.api.errors import ApiError
 from portal.api.pagination import PagePagination
 from portal.api.v1.base import ApiView
-from portal.billing import clock, selectors, usage
+from portal.billing import clock, selectors
 from portal.billing.models import UsageKind
 from portal.billing.periods import Month
 from portal.core.errors import ApplicationError
@@ -156,9 +156,7 @@ class Usage(ApiView):
                 else None
             ),
             "lines": overview.lines,
-            "per_instance": usage.month_usage(
-                organization_id=self.organization.pk, month=month, now=overview.now
-            ).per_instance()[0],
+            "per_instance": overview.month_usage.per_instance()[0],
         }
         return Response(UsageSerializer(data).data)
 

@@ -130,8 +130,7 @@ class InstanceList(ApiView):
             instances = instances.filter(region__code=wanted["region"])
         if "instance_type" in wanted:
             instances = instances.filter(instance_type__code=wanted["instance_type"])
-        instances = instances.select_related("created_by")
-        return self.paginated(instances, InstanceSerializer)
+        return self.paginated(instances, InstanceSerializer, prepare=selectors.price_rows)
 
     @extend_schema(
         tags=TAGS,
