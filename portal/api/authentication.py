@@ -11,7 +11,7 @@ from rest_framework.authentication import BaseAuthentication
 from portal.api.selectors import api_token_by_prefix, membership_of_token
 from portal.api.services import api_token_touch
 from portal.lib.apitoken import parse_token, secret_matches
-from portal.operations.selectors import organization_suspension_reason
+from portal.orgs.selectors import organization_suspension_reason
 
 INVALID = "The token is not valid. Create one on the API page of your organization."
 

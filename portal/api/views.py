@@ -10,7 +10,7 @@ from portal.api.forms import ApiTokenForm
 from portal.api.models import manages_all_tokens
 from portal.catalog.models import Image
 from portal.catalog.selectors import catalog_offers
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 from portal.orgs.decorators import organization_view
 from portal.sshkeys.selectors import sshkeys_visible_to
 

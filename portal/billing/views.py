@@ -9,7 +9,7 @@ from portal.billing import clock, documents, selectors, services
 from portal.billing.forms import BudgetForm
 from portal.billing.models import Budget, UsageKind
 from portal.billing.periods import Month
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 from portal.orgs.decorators import organization_view
 
 

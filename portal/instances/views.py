@@ -12,10 +12,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from portal.core.errors import ApplicationError
 from portal.instances import lifecycle, selectors, services
 from portal.instances.conf import setting
 from portal.instances.forms import LaunchForm
+from portal.lib.errors import ApplicationError
 from portal.orgs.decorators import organization_view
 from portal.quotas.services import QuotaExceeded
 

@@ -1,11 +1,14 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
-from portal.core.errors import ApplicationError
+from portal.audit import selectors as audit_selectors
+from portal.audit.forms import AuditFilterForm
+from portal.lib.errors import ApplicationError
 from portal.orgs import selectors, services
 from portal.orgs.decorators import organization_view
 from portal.orgs.forms import InvitationForm, OrganizationForm, RoleForm
@@ -213,3 +216,28 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         )
         return redirect("dashboard_org", org=membership.organization.slug)
     return render(request, "orgs/invitation_accept.html", {"invitation": invitation})
+
+
+AUDIT_PER_PAGE = 50
+
+
+@organization_view("audit.view")  # tenant and role first: an outsider gets a 404 for any method
+@require_GET
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """The organization's audit log for owners and admins, newest first, filtered by GET."""
+    form = AuditFilterForm(request.GET or None)
+    filters = form.filters() if form.is_bound else {}
+    entries = audit_selectors.audit_entries_for_organization(
+        organization=request.organization, **filters
+    )
+    page = Paginator(entries, AUDIT_PER_PAGE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "audit/list.html",
+        {
+            "form": form,
+            "page": page,
+            "entries": page.object_list,
+            "filtered": any(filters.values()),
+        },
+    )

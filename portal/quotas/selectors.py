@@ -117,7 +117,7 @@ def quota_request_conversation(*, quota_request: QuotaRequest):
 
 def organization_quota_changes(*, organization: Organization) -> QuerySet[QuotaChange]:
     return QuotaChange.objects.filter(quota__organization=organization).select_related(
-        "quota__region", "quota__gpu_model", "changed_by", "rule", "request"
+        "quota__region", "quota__gpu_model", "changed_by", "rule", "quota_request"
     )
 
 

@@ -3,11 +3,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 from portal.orgs.decorators import organization_view
 from portal.quotas import selectors, services
 from portal.quotas.forms import AnswerForm, QuotaRequestForm
-from portal.quotas.models import OPEN_STATES, RequestState
+from portal.quotas.models import OPEN_STATES, QuotaRequestState
 
 HISTORY_ROWS = 25
 
@@ -63,7 +63,7 @@ def quota_request_new(request: HttpRequest) -> HttpResponse:
         except ApplicationError as error:
             _form_error(form, error)
         else:
-            if quota_request.state == RequestState.APPROVED:
+            if quota_request.state == QuotaRequestState.APPROVED:
                 messages.success(
                     request,
                     f"Request #{quota_request.pk} was approved automatically: your limit is now "
@@ -89,7 +89,7 @@ def quota_request_new(request: HttpRequest) -> HttpResponse:
 
 def _detail(request: HttpRequest, quota_request, answer_form=None, status: int = 200):
     can_request = request.membership.can("quotas.request")
-    waiting = quota_request.state == RequestState.MORE_INFO_NEEDED
+    waiting = quota_request.state == QuotaRequestState.MORE_INFO_NEEDED
     return render(
         request,
         "quotas/request_detail.html",

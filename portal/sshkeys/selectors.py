@@ -3,7 +3,7 @@
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 from portal.orgs.models import Membership
 from portal.sshkeys.models import SshKey, manages_all_keys
 

@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 from portal.lib.sshkey import PRIVATE_KEY_WARNING
 from portal.orgs.decorators import organization_view
 from portal.sshkeys import selectors, services

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 from portal.lib.webhook_signature import DEFAULT_TOLERANCE, HEADER
 from portal.orgs.decorators import organization_view
 from portal.webhooks import selectors, services

@@ -1,7 +1,7 @@
 import pytest
 from django.http import Http404
 
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 from portal.sshkeys.selectors import sshkey_get_for_member, sshkeys_for_launch, sshkeys_visible_to
 from tests.sshkeys.factories import SshKeyFactory
 

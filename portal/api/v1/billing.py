@@ -12,7 +12,7 @@ from portal.api.v1.base import ApiView
 from portal.billing import clock, selectors
 from portal.billing.models import UsageKind
 from portal.billing.periods import Month
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 
 TAGS = ["Billing"]
 MONEY = {"max_digits": 14, "decimal_places": 2}
