@@ -9,7 +9,7 @@ from django.utils import timezone
 from portal.audit.models import AuditEntry
 
 
-def audit_entries_for_organization(
+def audit_entry_list_for_organization(
     *,
     organization: models.Model,
     action: str = "",

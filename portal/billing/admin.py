@@ -29,6 +29,7 @@ from portal.billing.money import format_amount
 from portal.billing.periods import Month
 from portal.billing.selectors import _credited, invoice_balance_due, invoice_status
 from portal.lib.errors import ApplicationError
+from portal.web.forms import form_add_application_error
 
 BADGE = {
     "ok": "#0f9d6b",
@@ -286,7 +287,7 @@ class InvoiceAdmin(admin.ModelAdmin):
                     by=request.user,
                 )
             except ApplicationError as error:
-                form.add_error(error.field if error.field in form.fields else None, error.message)
+                form_add_application_error(form, error)
             else:
                 self.message_user(
                     request,
@@ -356,7 +357,7 @@ class CreditGrantAdmin(admin.ModelAdmin):
                     by=request.user,
                 )
             except ApplicationError as error:
-                form.add_error(error.field if error.field in form.fields else None, error.message)
+                form_add_application_error(form, error)
             else:
                 self.message_user(
                     request,

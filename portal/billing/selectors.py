@@ -56,14 +56,14 @@ def _credited():
     )
 
 
-def invoices_for_organization(*, organization: Organization) -> QuerySet[Invoice]:
+def invoice_list_for_organization(*, organization: Organization) -> QuerySet[Invoice]:
     return Invoice.objects.filter(organization=organization).annotate(credited=_credited())
 
 
 def invoice_get_for_organization(*, organization: Organization, pk: int) -> Invoice:
     """The invoice with this id of this organization; 404 for any other."""
     invoice = (
-        invoices_for_organization(organization=organization)
+        invoice_list_for_organization(organization=organization)
         .select_related("organization")
         .filter(pk=pk)
         .first()
@@ -98,7 +98,7 @@ def invoice_status(invoice: Invoice, now: datetime | None = None) -> tuple[str, 
 def overdue_invoices(*, organization: Organization, now: datetime | None = None):
     now = now or clock.now()
     return (
-        invoices_for_organization(organization=organization)
+        invoice_list_for_organization(organization=organization)
         .filter(paid_at__isnull=True, due_at__lt=now)
         .exclude(amount_due__lte=_credited())
         .order_by("due_at")
@@ -267,7 +267,7 @@ def billing_overview(*, organization: Organization, month: Month) -> Overview:
     # Unpaid invoices once: what is left to pay, and the oldest overdue (a launch block).
     unpaid = [
         invoice
-        for invoice in invoices_for_organization(organization=organization)
+        for invoice in invoice_list_for_organization(organization=organization)
         .filter(paid_at__isnull=True)
         .order_by("due_at")
         if invoice_balance_due(invoice) > 0

@@ -11,7 +11,7 @@ from portal.billing.periods import Month
 from portal.billing.selectors import month_spend
 from portal.instances.models import FINAL_STATES, TRANSITIONAL_STATES, Instance, State
 from portal.orgs.models import Membership, Organization
-from portal.orgs.selectors import organization_members
+from portal.orgs.selectors import membership_list_for_organization
 
 DASHBOARD_SPEND_TTL = 60  # seconds
 
@@ -58,7 +58,9 @@ def dashboard_members(
 ) -> tuple[list[Membership], int]:
     """The first members by e-mail and how many there are, in one query."""
     members = list(
-        organization_members(organization=organization).annotate(total=Window(Count("id")))[:first]
+        membership_list_for_organization(organization=organization).annotate(
+            total=Window(Count("id"))
+        )[:first]
     )
     return members, members[0].total if members else 0
 

@@ -8,14 +8,14 @@ from django.views.decorators.cache import never_cache
 from portal.dashboard.health import health_report
 from portal.dashboard.selectors import dashboard_fleet, dashboard_members, dashboard_spend
 from portal.orgs.decorators import organization_view
-from portal.orgs.selectors import memberships_for_user
-from portal.sshkeys.selectors import sshkeys_visible_to
+from portal.orgs.selectors import membership_list_for_user
+from portal.sshkeys.selectors import sshkey_list_for_member
 
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     """Send the user to the organization they used last, or let them create one."""
-    memberships = list(memberships_for_user(user=request.user))
+    memberships = list(membership_list_for_user(user=request.user))
     if not memberships:
         return render(request, "dashboard/no_organization.html")
     slug = request.session.get("current_org")
@@ -44,7 +44,7 @@ def organization_dashboard(request: HttpRequest) -> HttpResponse:
             (
                 "Add an SSH key",
                 reverse("sshkeys:list", args=[slug]),
-                sshkeys_visible_to(membership=membership).exists(),
+                sshkey_list_for_member(membership=membership).exists(),
             ),
             (
                 "Launch your first instance",

@@ -33,7 +33,7 @@ from portal.lib.errors import ApplicationError
 from portal.orgs.models import Membership
 from portal.orgs.standing import organization_launch_hold
 from portal.quotas.services import quota_reserve
-from portal.sshkeys.selectors import sshkeys_for_launch
+from portal.sshkeys.selectors import sshkey_list_for_launch
 
 
 def _check_may_manage(membership: Membership) -> None:
@@ -169,7 +169,7 @@ def instance_launch(
             field="instance_type",
             code="no_price",
         )
-    keys = sshkeys_for_launch(membership=membership, ids=list(ssh_key_ids or []))
+    keys = sshkey_list_for_launch(membership=membership, ids=list(ssh_key_ids or []))
     # A reservation in force adds its GPUs to the quota, and a launch it covers is never
     # refused for capacity: the backend holds those GPUs for the organization.
     reserved = launch_reservation(

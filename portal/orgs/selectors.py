@@ -35,28 +35,28 @@ def membership_among(
     return membership
 
 
-def memberships_for_user(*, user: User) -> QuerySet[Membership]:
+def membership_list_for_user(*, user: User) -> QuerySet[Membership]:
     return Membership.objects.filter(user=user).select_related("organization")
 
 
-def organization_members(*, organization: Organization) -> QuerySet[Membership]:
+def membership_list_for_organization(*, organization: Organization) -> QuerySet[Membership]:
     return organization.memberships.select_related("user").order_by("user__email")
 
 
-def organization_open_invitations(*, organization: Organization) -> QuerySet[Invitation]:
+def invitation_list_open_for_organization(*, organization: Organization) -> QuerySet[Invitation]:
     return organization.invitations.filter(
         accepted_at__isnull=True, revoked_at__isnull=True
     ).select_related("invited_by")
 
 
-def membership_get_in_organization(*, organization: Organization, pk: int) -> Membership:
+def membership_get_for_organization(*, organization: Organization, pk: int) -> Membership:
     membership = organization.memberships.select_related("user").filter(pk=pk).first()
     if membership is None:
         raise Http404
     return membership
 
 
-def invitation_get_in_organization(*, organization: Organization, pk: int) -> Invitation:
+def invitation_get_for_organization(*, organization: Organization, pk: int) -> Invitation:
     invitation = organization.invitations.filter(pk=pk).first()
     if invitation is None:
         raise Http404

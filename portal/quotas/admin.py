@@ -302,12 +302,12 @@ class QuotaRequestAdmin(admin.ModelAdmin):
 
     @admin.display(description="Requests")
     def request_history(self, obj: QuotaRequest) -> str:
-        requests = selectors.organization_quota_requests(organization=obj.organization)[:20]
+        requests = selectors.quota_request_list_for_organization(organization=obj.organization)[:20]
         return _panel("quotas/admin/requests.html", {"requests": requests, "current": obj})
 
     @admin.display(description="Limit changes")
     def limit_history(self, obj: QuotaRequest) -> str:
-        changes = selectors.organization_quota_changes(organization=obj.organization)[:20]
+        changes = selectors.quota_change_list_for_organization(organization=obj.organization)[:20]
         return _panel("quotas/admin/changes.html", {"changes": changes})
 
     # --- writes ---

@@ -172,7 +172,7 @@ class InvoiceList(ApiView):
         responses={200: InvoiceSerializer(many=True)},
     )
     def get(self, request):
-        invoices = selectors.invoices_for_organization(organization=self.organization).order_by(
+        invoices = selectors.invoice_list_for_organization(organization=self.organization).order_by(
             "-month", "-number"
         )
         return self.paginated(invoices, InvoiceSerializer)

@@ -132,7 +132,7 @@ class QuotaRequestList(ApiView):
     def get(self, request):
         filters = QuotaRequestFilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
-        requests = selectors.organization_quota_requests(organization=self.organization)
+        requests = selectors.quota_request_list_for_organization(organization=self.organization)
         if "state" in filters.validated_data:
             requests = requests.filter(state=filters.validated_data["state"])
         return self.paginated(requests.order_by("-created_at", "-id"), QuotaRequestSerializer)
