@@ -35,6 +35,11 @@ STATUS_FOR_CODE = {
     "launch_blocked": status.HTTP_409_CONFLICT,
     "idempotency_key_reused": status.HTTP_409_CONFLICT,
     "idempotency_in_progress": status.HTTP_409_CONFLICT,
+    "last_owner": status.HTTP_409_CONFLICT,
+    "expired": status.HTTP_409_CONFLICT,
+    "limit": status.HTTP_409_CONFLICT,
+    "no_fleet": status.HTTP_409_CONFLICT,
+    "exceeds_fleet": status.HTTP_409_CONFLICT,
 }
 
 # Codes for DRF's own exceptions, by class (the first match wins).

@@ -19,6 +19,13 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class StrictEmailField(serializers.EmailField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class StrictIntegerField(serializers.IntegerField):
     default_error_messages = {"invalid": "A whole number is required."}
 

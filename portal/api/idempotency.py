@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 
 from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.renderers import JSONRenderer
 
 from portal.api import services
@@ -24,6 +25,18 @@ from portal.api.errors import ApiError, api_exception_handler
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _NAMESPACE = uuid.UUID("6f1f7a36-4d3c-4b0e-9d7e-3f5d1c2b8a90")
+
+
+# The header as the OpenAPI document describes it on every create.
+PARAMETER = OpenApiParameter(
+    HEADER,
+    {"type": "string", "pattern": "^[!-~]{1,255}$"},
+    OpenApiParameter.HEADER,
+    required=False,
+    description="1–255 visible ASCII characters; a UUID is a good choice. The same key with "
+    "the same body returns the first answer again (with Idempotent-Replayed: true); with "
+    "another body a 409. Keys are remembered for 24 hours.",
+)
 
 
 def idempotency_key(request) -> str | None:

@@ -33,6 +33,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "billing.view": frozenset({Role.OWNER, Role.ADMIN, Role.BILLING}),
     "billing.manage": frozenset({Role.OWNER, Role.ADMIN, Role.BILLING}),
     "audit.view": frozenset({Role.OWNER, Role.ADMIN}),
+    "webhooks.manage": frozenset({Role.OWNER, Role.ADMIN}),
 }
 
 

@@ -11,16 +11,12 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from portal.orgs.roles import Role
-
-# Owners and admins manage webhooks. (A candidate for a "webhooks.manage" permission in
-# portal/orgs/roles.py.)
-MANAGE_ROLES = frozenset({Role.OWNER, Role.ADMIN})
 URL_MAX_LENGTH = 500
 
 
 def manages_webhooks(membership) -> bool:
-    return membership.role in MANAGE_ROLES
+    """Owners and admins manage webhooks (the "webhooks.manage" permission)."""
+    return membership.can("webhooks.manage")
 
 
 class EventType(models.TextChoices):

@@ -9,6 +9,7 @@ from django.test import Client
 from portal.api.models import Scope
 from portal.api.services import api_token_create
 from tests.instances.conftest import catalog, launch, make_instance, quota, ssh_key  # noqa: F401
+from tests.operations.conftest import fleet, staff  # noqa: F401
 
 BASE = "/api/v1"
 
@@ -51,12 +52,20 @@ class Api:
     def delete(self, path: str, headers: dict | None = None):
         return self.client.delete(BASE + path, headers=self._headers(headers))
 
-    def put(self, path: str, data=None):
+    def put(self, path: str, data=None, headers: dict | None = None):
         return self.client.put(
             BASE + path,
             json.dumps(data or {}),
             content_type="application/json",
-            headers=self._headers(None),
+            headers=self._headers(headers),
+        )
+
+    def patch(self, path: str, data=None, headers: dict | None = None):
+        return self.client.patch(
+            BASE + path,
+            json.dumps(data or {}),
+            content_type="application/json",
+            headers=self._headers(headers),
         )
 
 

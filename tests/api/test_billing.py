@@ -149,3 +149,84 @@ def test_roles_without_billing_are_403(team, api_as, role):
 
     assert_error(api.get("/usage/"), 403, "forbidden")
     assert_error(api.get("/invoices/"), 403, "forbidden")
+
+
+def test_invoice_pdf_and_csv_downloads(team, api_as, used, last_month):
+    invoice = services.invoice_issue(organization=team.organization, month=last_month)
+    api = api_as(team.billing)
+
+    pdf = api.get(f"/invoices/{invoice.pk}/pdf/", headers={"Accept": "application/pdf"})
+    csv = api.get(f"/invoices/{invoice.pk}/csv/")
+
+    assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF-")
+    assert f'filename="{invoice.number}' in pdf["Content-Disposition"]
+    assert csv.status_code == 200 and csv["Content-Type"].startswith("text/csv")
+    assert "30.00" in csv.content.decode()
+
+
+def test_a_download_that_fails_answers_json_whatever_was_accepted(team, outsider, api_as, catalog):
+    theirs = _invoice_for(outsider, catalog, Month.of(timezone.now()).previous())
+    api = api_as(team.owner)
+
+    assert_error(api.get(f"/invoices/{theirs.pk}/pdf/", headers={"Accept": "application/pdf"}), 404)
+    assert_error(api_as(team.viewer).get(f"/invoices/{theirs.pk}/csv/"), 403, "forbidden")
+
+
+def test_usage_csv_of_a_month(team, api_as, used, last_month):
+    response = api_as(team.owner).get("/usage/csv/", {"month": last_month.key})
+
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    assert lines[0].startswith("instance,") and "trainer" in lines[1]
+    assert f"acme-usage-{last_month.key}.csv" in response["Content-Disposition"]
+    assert_error(api_as(team.owner).get("/usage/csv/", {"month": "2999-01"}), 400)
+
+
+def test_set_read_and_remove_the_budget(team, api_as):
+    api = api_as(team.billing)
+
+    empty = api.get("/budget/").json()
+    assert empty["amount"] is None and empty["alerts"] == [] and empty["spend"] == "0.00"
+
+    saved = api.put("/budget/", {"amount": "5000.00", "hard_limit": True})
+    assert saved.status_code == 200, saved.content
+    assert saved.json()["amount"] == "5000.00" and saved.json()["hard_limit"] is True
+    assert team.organization.budget.amount == Decimal("5000.00")
+
+    assert api.delete("/budget/").status_code == 204
+    assert api.get("/budget/").json()["amount"] is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"amount": 5000},
+        {"amount": "-1"},
+        {"amount": "0"},
+        {"amount": "12.345"},
+        {"amount": "lots"},
+        {"hard_limit": True},
+        {"amount": "10", "hard_limit": "yes"},
+        {"amount": "10", "currency": "EUR"},
+    ],
+)
+def test_a_bad_budget_is_400(team, api_as, data):
+    error = assert_error(api_as(team.owner).put("/budget/", data), 400)
+    assert error.get("details"), error
+
+
+def test_a_budget_reached_is_shown_with_its_alerts(team, api_as, used, monkeypatch):
+    from portal.billing import selectors
+
+    monkeypatch.setattr("portal.billing.services.month_spend", lambda **kwargs: Decimal("95.00"))
+    monkeypatch.setattr(selectors, "month_spend", lambda **kwargs: Decimal("95.00"))
+    body = api_as(team.owner).put("/budget/", {"amount": "100.00", "hard_limit": True}).json()
+
+    assert [a["threshold_percent"] for a in body["alerts"]] == [50, 80]
+    assert body["spend"] == "95.00" and body["launches_blocked"] is None
+
+
+def test_viewers_and_members_cannot_touch_the_budget(team, api_as):
+    for role in ("viewer", "member"):
+        assert_error(api_as(team.by_role(role)).put("/budget/", {"amount": "1.00"}), 403)

@@ -77,3 +77,27 @@ def test_every_role_reads_the_catalog(team, api_as, catalog, role):
 
 def test_the_catalog_is_read_only(api, catalog):
     assert_error(api.post("/regions/", {}), 405, "method_not_allowed")
+
+
+def test_price_history_newest_first(team, api_as, catalog):
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from portal.catalog.models import Price
+
+    Price.objects.create(
+        instance_type=catalog.h100_1x,
+        valid_from=timezone.now() + timedelta(days=30),
+        on_demand_hourly=Decimal("1.99"),
+        preemptible_hourly=Decimal("0.99"),
+    )
+    api = api_as(team.viewer)
+
+    history = api.get("/price-history/", {"instance_type": catalog.h100_1x.code}).json()
+
+    prices = [p["on_demand_hourly"] for p in history["results"]]
+    assert prices[0] == "1.9900" and len(prices) >= 2
+    assert {p["instance_type"] for p in history["results"]} == {catalog.h100_1x.code}
+    assert api.get("/price-history/", {"instance_type": "nope"}).json()["count"] == 0

@@ -19,6 +19,9 @@ class ApiView(GenericAPIView):
     # Permissions of portal/orgs/roles.py for safe methods and for writes.
     read_permission: str | None = "org.view"
     write_permission: str | None = None
+    # The area of the product a token's scopes name (portal/api/scopes.py): "instances" for
+    # instances:read and instances:write.
+    api_area: str = ""
     # A service's error field -> the name of that field in this view's request body.
     field_names: dict[str, str] = {}
     # Answers besides 400/401/403/404/413/415/429 that this view gives (schema only).

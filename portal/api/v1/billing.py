@@ -1,16 +1,21 @@
-"""Usage and invoices, read-only. Money comes from portal.billing's selectors (rating in SQL);
-amounts are decimal strings with their currency, never floats."""
+"""Usage, invoices (with their PDF and CSV) and the monthly budget. Money comes from
+portal.billing's selectors (rating in SQL); amounts are decimal strings with their currency,
+never floats."""
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
+from django.http import HttpResponse, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from portal.api.errors import ApiError
+from portal.api.fields import StrictBooleanField, StrictSerializer
 from portal.api.pagination import PagePagination
 from portal.api.v1.base import ApiView
-from portal.billing import clock, selectors
-from portal.billing.models import UsageKind
+from portal.billing import clock, documents, selectors, services
+from portal.billing.models import Budget, UsageKind
 from portal.billing.periods import Month
 from portal.lib.errors import ApplicationError
 
@@ -115,7 +120,38 @@ class InvoiceDetailSerializer(InvoiceSerializer):
     lines = InvoiceLineSerializer(many=True, source="view_lines")
 
 
+def _month(request) -> Month:
+    """?month=YYYY-MM, this month when left out; a malformed or future month is a 400."""
+    query = UsageQuerySerializer(data=request.query_params.dict())
+    query.is_valid(raise_exception=True)
+    this_month = Month.of(clock.now())
+    if "month" not in query.validated_data:
+        return this_month
+    try:
+        month = Month.parse(query.validated_data["month"])
+    except ApplicationError as error:
+        raise ApiError(error.message, details={"month": [error.message]}) from None
+    if month.start > this_month.start:
+        message = "That month has not begun."
+        raise ApiError(message, details={"month": [message]})
+    return month
+
+
+class FileDownload(ApiView):
+    """A view that answers a file (PDF, CSV) when it succeeds, and JSON errors otherwise,
+    whatever the client's Accept header says."""
+
+    def perform_content_negotiation(self, request, force=False):
+        return JSONRenderer(), JSONRenderer.media_type
+
+
+def _attachment(response: HttpResponse, filename: str) -> HttpResponse:
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
 class Usage(ApiView):
+    api_area = "billing"
     read_permission = "billing.view"
 
     @extend_schema(
@@ -126,18 +162,7 @@ class Usage(ApiView):
         responses={200: UsageSerializer},
     )
     def get(self, request):
-        query = UsageQuerySerializer(data=request.query_params.dict())
-        query.is_valid(raise_exception=True)
-        this_month = Month.of(clock.now())
-        month = this_month
-        if "month" in query.validated_data:
-            try:
-                month = Month.parse(query.validated_data["month"])
-            except ApplicationError as error:
-                raise ApiError(error.message, details={"month": [error.message]}) from None
-            if month.start > this_month.start:
-                message = "That month has not begun."
-                raise ApiError(message, details={"month": [message]})
+        month = _month(request)
         overview = selectors.billing_overview(organization=self.organization, month=month)
         budget = overview.budget
         data = {
@@ -162,6 +187,7 @@ class Usage(ApiView):
 
 
 class InvoiceList(ApiView):
+    api_area = "billing"
     read_permission = "billing.view"
     pagination_class = PagePagination
 
@@ -179,16 +205,181 @@ class InvoiceList(ApiView):
 
 
 class InvoiceDetail(ApiView):
+    api_area = "billing"
     read_permission = "billing.view"
 
     @extend_schema(
         tags=TAGS,
         operation_id="invoices_get",
         summary="One invoice with its lines",
-        description=f"The PDF is on the invoice's page in the console ({settings.SITE_NAME}).",
+        description="The PDF and the CSV are at /invoices/{id}/pdf/ and /invoices/{id}/csv/.",
         responses={200: InvoiceDetailSerializer},
     )
     def get(self, request, pk: int):
         invoice = selectors.invoice_get_for_organization(organization=self.organization, pk=pk)
         invoice.view_lines = selectors.invoice_view(invoice=invoice).lines
         return Response(InvoiceDetailSerializer(invoice).data)
+
+
+class UsageExport(FileDownload):
+    api_area = "billing"
+    read_permission = "billing.view"
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="usage_export",
+        summary="The month's usage intervals as CSV",
+        description="The same file as the billing page's CSV: one row per usage interval, "
+        "clipped to the month.",
+        parameters=[UsageQuerySerializer],
+        responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV")},
+    )
+    def get(self, request):
+        month = _month(request)
+        rows = documents.usage_csv_rows(
+            organization_id=self.organization.pk, month=month, now=clock.now()
+        )
+        response = StreamingHttpResponse(documents.stream_csv(rows), content_type="text/csv")
+        return _attachment(response, f"{self.organization.slug}-usage-{month.key}.csv")
+
+
+class InvoicePdf(FileDownload):
+    api_area = "billing"
+    read_permission = "billing.view"
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="invoices_pdf",
+        summary="The invoice as PDF",
+        responses={
+            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="PDF")
+        },
+    )
+    def get(self, request, pk: int):
+        invoice = selectors.invoice_get_for_organization(organization=self.organization, pk=pk)
+        response = HttpResponse(documents.invoice_pdf(invoice), content_type="application/pdf")
+        return _attachment(response, documents.invoice_filename(invoice, "pdf"))
+
+
+class InvoiceCsv(FileDownload):
+    api_area = "billing"
+    read_permission = "billing.view"
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="invoices_csv",
+        summary="The invoice's lines as CSV",
+        responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV")},
+    )
+    def get(self, request, pk: int):
+        invoice = selectors.invoice_get_for_organization(organization=self.organization, pk=pk)
+        response = HttpResponse(documents.invoice_csv(invoice), content_type="text/csv")
+        return _attachment(response, documents.invoice_filename(invoice, "csv"))
+
+
+class BudgetAlertSerializer(serializers.Serializer):
+    month = serializers.SerializerMethodField(help_text="YYYY-MM")
+    threshold_percent = serializers.IntegerField(source="threshold")
+    spend = serializers.DecimalField(**MONEY, help_text="Spend when it was reached.")
+    budget = serializers.DecimalField(**MONEY, source="budget_amount")
+    sent_at = serializers.DateTimeField()
+
+    def get_month(self, alert) -> str:
+        return f"{alert.month:%Y-%m}"
+
+
+class BudgetSerializer(serializers.Serializer):
+    amount = serializers.DecimalField(
+        **MONEY, allow_null=True, help_text="The monthly budget; null when there is none."
+    )
+    currency = serializers.CharField()
+    hard_limit = serializers.BooleanField(
+        help_text="At 100 % of the budget new launches are refused."
+    )
+    updated_at = serializers.DateTimeField(allow_null=True)
+    month = serializers.CharField(help_text="This month, YYYY-MM.")
+    spend = serializers.DecimalField(**MONEY, help_text="This month's spend so far.")
+    launches_blocked = serializers.CharField(
+        allow_null=True,
+        help_text="Why launches are refused now (a hard limit reached, an "
+        "overdue invoice); null when they are not.",
+    )
+    alerts = BudgetAlertSerializer(many=True, help_text="Thresholds reached, newest first.")
+
+
+class BudgetUpdateSerializer(StrictSerializer):
+    amount = serializers.RegexField(
+        r"^\d{1,12}(\.\d{1,2})?$",
+        max_length=15,
+        help_text='A positive amount with at most two decimals, as a string: "5000.00".',
+    )
+    hard_limit = StrictBooleanField(required=False, default=False)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and "amount" in data and not isinstance(data["amount"], str):
+            raise serializers.ValidationError(
+                {"amount": ['Send the amount as a string, e.g. "5000.00".']}
+            )
+        return super().to_internal_value(data)
+
+
+class BudgetDetail(ApiView):
+    api_area = "billing"
+    read_permission = "billing.view"
+    write_permission = "billing.manage"
+
+    def _answer(self) -> Response:
+        organization = self.organization
+        budget = Budget.objects.filter(organization=organization).first()
+        month = Month.of(clock.now())
+        data = {
+            "amount": budget.amount if budget else None,
+            "currency": budget.currency if budget else settings.CURRENCY,
+            "hard_limit": bool(budget and budget.hard_limit),
+            "updated_at": budget.updated_at if budget else None,
+            "month": month.key,
+            "spend": selectors.month_spend(organization=organization, month=month),
+            "launches_blocked": selectors.launch_block_reason(organization=organization),
+            "alerts": list(organization.budget_alerts.all()[:12]),
+        }
+        return Response(BudgetSerializer(data).data)
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="budget_get",
+        summary="The monthly budget, this month's spend and the alerts sent",
+        responses={200: BudgetSerializer},
+    )
+    def get(self, request):
+        return self._answer()
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="budget_set",
+        summary="Set the monthly budget",
+        description="Owners, admins and billing members. E-mails (and budget.threshold "
+        "webhooks) go at 50, 80 and 100 %; with hard_limit, launches are refused at 100 %.",
+        request=BudgetUpdateSerializer,
+        responses={200: BudgetSerializer},
+    )
+    def put(self, request):
+        data = self.validated(BudgetUpdateSerializer)
+        services.budget_set(
+            organization=self.organization,
+            amount=data["amount"],
+            hard_limit=data["hard_limit"],
+            by=self.membership.user,
+        )
+        return self._answer()
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="budget_delete",
+        summary="Remove the monthly budget",
+        responses={204: None},
+    )
+    def delete(self, request):
+        services.budget_set(
+            organization=self.organization, amount=None, hard_limit=False, by=self.membership.user
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)

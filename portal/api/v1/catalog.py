@@ -4,8 +4,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from portal.api.pagination import PagePagination
 from portal.api.v1.base import ApiView
-from portal.catalog.models import Image
+from portal.catalog.models import Image, Price
 from portal.catalog.selectors import active_regions, catalog_offers, monthly
 from portal.instances.capacity import free_capacity
 
@@ -79,6 +80,8 @@ class AvailabilitySerializer(serializers.Serializer):
 
 
 class InstanceTypeList(ApiView):
+    api_area = "catalog"
+
     @extend_schema(
         tags=TAGS,
         operation_id="instance_types_list",
@@ -90,6 +93,8 @@ class InstanceTypeList(ApiView):
 
 
 class RegionList(ApiView):
+    api_area = "catalog"
+
     @extend_schema(
         tags=TAGS,
         operation_id="regions_list",
@@ -101,6 +106,8 @@ class RegionList(ApiView):
 
 
 class ImageList(ApiView):
+    api_area = "catalog"
+
     @extend_schema(
         tags=TAGS,
         operation_id="images_list",
@@ -113,6 +120,8 @@ class ImageList(ApiView):
 
 
 class Availability(ApiView):
+    api_area = "catalog"
+
     @extend_schema(
         tags=TAGS,
         operation_id="availability_get",
@@ -139,3 +148,40 @@ class Availability(ApiView):
             "entries": entries,
         }
         return Response(AvailabilitySerializer(data).data)
+
+
+class PriceHistoryEntrySerializer(serializers.Serializer):
+    instance_type = serializers.CharField(source="instance_type.code")
+    valid_from = serializers.DateTimeField()
+    currency = serializers.CharField()
+    on_demand_hourly = serializers.DecimalField(max_digits=10, decimal_places=4)
+    preemptible_hourly = serializers.DecimalField(max_digits=10, decimal_places=4)
+    stopped_hourly = serializers.DecimalField(max_digits=10, decimal_places=4)
+
+
+class PriceHistoryFilterSerializer(serializers.Serializer):
+    instance_type = serializers.CharField(
+        max_length=64, required=False, help_text="Instance type code; every type if left out."
+    )
+
+
+class PriceHistory(ApiView):
+    api_area = "catalog"
+    pagination_class = PagePagination
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="price_history_list",
+        summary="Every price of the catalog, newest first (including prices announced ahead)",
+        parameters=[PriceHistoryFilterSerializer],
+        responses={200: PriceHistoryEntrySerializer(many=True)},
+    )
+    def get(self, request):
+        filters = PriceHistoryFilterSerializer(data=request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        prices = Price.objects.select_related("instance_type").order_by(
+            "-valid_from", "instance_type__code"
+        )
+        if "instance_type" in filters.validated_data:
+            prices = prices.filter(instance_type__code=filters.validated_data["instance_type"])
+        return self.paginated(prices, PriceHistoryEntrySerializer)

@@ -3,7 +3,7 @@
 Rules live in portal.instances: the same selectors and services as the console pages.
 """
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -16,6 +16,7 @@ from portal.api.fields import (
     StrictSerializer,
 )
 from portal.api.idempotency import HEADER, idempotent, service_key
+from portal.api.idempotency import PARAMETER as IDEMPOTENCY_PARAMETER
 from portal.api.pagination import PagePagination
 from portal.api.v1.base import ApiView
 from portal.instances import lifecycle, selectors, services
@@ -106,6 +107,7 @@ class InstanceLaunchSerializer(StrictSerializer):
 
 
 class InstanceList(ApiView):
+    api_area = "instances"
     read_permission = "instances.view"
     write_permission = "instances.manage"
     field_names = {"ssh_keys": "ssh_key_ids"}
@@ -141,15 +143,7 @@ class InstanceList(ApiView):
         "instance.state_changed webhook. Send an Idempotency-Key (e.g. a UUID) to retry "
         "safely: the same key with the same body returns the first answer again, with "
         "another body a 409. Keys are remembered for 24 hours.",
-        parameters=[
-            OpenApiParameter(
-                HEADER,
-                {"type": "string", "pattern": "^[!-~]{1,255}$"},
-                OpenApiParameter.HEADER,
-                required=False,
-                description="1–255 visible ASCII characters; a UUID is a good choice.",
-            )
-        ],
+        parameters=[IDEMPOTENCY_PARAMETER],
         request=InstanceLaunchSerializer,
         responses={201: InstanceSerializer},
     )
@@ -174,6 +168,7 @@ class InstanceList(ApiView):
 
 
 class InstanceDetail(ApiView):
+    api_area = "instances"
     read_permission = "instances.view"
 
     @extend_schema(
@@ -188,6 +183,7 @@ class InstanceDetail(ApiView):
 
 
 class InstanceEvents(ApiView):
+    api_area = "instances"
     read_permission = "instances.view"
 
     @extend_schema(
@@ -203,6 +199,7 @@ class InstanceEvents(ApiView):
 
 
 class InstanceAction(ApiView):
+    api_area = "instances"
     read_permission = "instances.view"
     write_permission = "instances.manage"
     extra_error_codes = [409]

@@ -17,6 +17,8 @@ from portal.api.fields import (
     StrictIntegerField,
     StrictSerializer,
 )
+from portal.api.idempotency import PARAMETER as IDEMPOTENCY_PARAMETER
+from portal.api.idempotency import idempotent
 from portal.api.pagination import PagePagination
 from portal.api.v1.base import ApiView
 from portal.quotas import selectors, services
@@ -95,6 +97,7 @@ class QuotaRequestAnswerSerializer(StrictSerializer):
 
 
 class QuotaList(ApiView):
+    api_area = "quotas"
     read_permission = "quotas.view"
 
     @extend_schema(
@@ -116,6 +119,7 @@ def _detail(quota_request) -> dict:
 
 
 class QuotaRequestList(ApiView):
+    api_area = "quotas"
     read_permission = "quotas.view"
     write_permission = "quotas.request"
     field_names = {"gpu": "gpu_model"}
@@ -143,10 +147,14 @@ class QuotaRequestList(ApiView):
         summary="Ask for a new limit",
         description="Owners and admins. Small requests may be approved at once by the "
         "operator's rules (state approved in the answer).",
+        parameters=[IDEMPOTENCY_PARAMETER],
         request=QuotaRequestCreateSerializer,
         responses={201: QuotaRequestDetailSerializer},
     )
     def post(self, request):
+        return idempotent(self, request, lambda: self._create(request))
+
+    def _create(self, request) -> Response:
         data = self.validated(QuotaRequestCreateSerializer)
         quota_request = services.quota_request_submit(
             membership=self.membership,
@@ -160,6 +168,7 @@ class QuotaRequestList(ApiView):
 
 
 class QuotaRequestDetail(ApiView):
+    api_area = "quotas"
     read_permission = "quotas.view"
 
     @extend_schema(
@@ -176,6 +185,7 @@ class QuotaRequestDetail(ApiView):
 
 
 class QuotaRequestWithdraw(ApiView):
+    api_area = "quotas"
     read_permission = "quotas.view"
     write_permission = "quotas.request"
     extra_error_codes = [409]
@@ -203,6 +213,7 @@ class QuotaRequestWithdraw(ApiView):
 
 
 class QuotaRequestAnswer(ApiView):
+    api_area = "quotas"
     read_permission = "quotas.view"
     write_permission = "quotas.request"
     extra_error_codes = [409]

@@ -5,6 +5,8 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from portal.api.fields import StrictBooleanField, StrictCharField, StrictSerializer
+from portal.api.idempotency import PARAMETER as IDEMPOTENCY_PARAMETER
+from portal.api.idempotency import idempotent
 from portal.api.v1.base import ApiView
 from portal.sshkeys import selectors, services
 from portal.sshkeys.models import NAME_MAX_LENGTH
@@ -39,6 +41,7 @@ class SshKeyCreateSerializer(StrictSerializer):
 
 
 class SshKeyList(ApiView):
+    api_area = "ssh_keys"
     read_permission = "instances.view"
     write_permission = "instances.manage"
     extra_error_codes = [409]
@@ -58,10 +61,14 @@ class SshKeyList(ApiView):
         tags=TAGS,
         operation_id="ssh_keys_create",
         summary="Add an SSH key",
+        parameters=[IDEMPOTENCY_PARAMETER],
         request=SshKeyCreateSerializer,
         responses={201: SshKeySerializer},
     )
     def post(self, request):
+        return idempotent(self, request, lambda: self._create(request))
+
+    def _create(self, request) -> Response:
         data = self.validated(SshKeyCreateSerializer)
         key = services.sshkey_add(
             membership=self.membership,
@@ -73,6 +80,7 @@ class SshKeyList(ApiView):
 
 
 class SshKeyDetail(ApiView):
+    api_area = "ssh_keys"
     read_permission = "instances.view"
     write_permission = "instances.manage"
 
