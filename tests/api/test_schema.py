@@ -110,3 +110,16 @@ def test_the_docs_page_loads_its_scripts_from_our_static_files(db):
     init = next(s for s in sources if "script=" in s)
     script = client.get(init.replace("&amp;", "&"))
     assert script.status_code == 200 and "SwaggerUIBundle" in script.content.decode()
+
+
+def test_every_create_takes_an_idempotency_key(schema):
+    creates = [
+        (path, operation)
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if method == "post" and "201" in operation["responses"]
+    ]
+    assert len(creates) >= 6
+    for path, operation in creates:
+        headers = [p["name"] for p in operation.get("parameters", []) if p["in"] == "header"]
+        assert "Idempotency-Key" in headers, path
