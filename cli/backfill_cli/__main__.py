@@ -1,0 +1,3 @@
+from backfill_cli.main import run
+
+run()
