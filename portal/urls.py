@@ -8,6 +8,7 @@ from django.views.generic import RedirectView
 from portal.dashboard import views as dashboard_views
 from portal.notifications import views as notifications_views
 from portal.operations import admin as operations_admin
+from portal.sso import views as sso_views
 
 admin.autodiscover()
 admin.site.login = secure_admin_login(admin.site.login)
@@ -22,6 +23,13 @@ urlpatterns = [
     path("dashboard/", dashboard_views.dashboard, name="dashboard"),
     path("o/<slug:org>/", dashboard_views.organization_dashboard, name="dashboard_org"),
     path("staff/mail/", notifications_views.mail_sink, name="mail_sink"),
+    # allauth's OpenID Connect callback, with the strict ID token checks of portal/sso.
+    path(
+        "accounts/oidc/<str:provider_id>/login/callback/",
+        sso_views.oidc_callback,
+        name="sso_oidc_callback",
+    ),
+    path("", include("portal.sso.urls")),
     path("accounts/", include("allauth.urls")),
     path(
         "admin/overview/",

@@ -2,11 +2,13 @@ import contextlib
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core import context as allauth_context
+from django import forms
 from django.conf import settings
 from django.contrib.sites.shortcuts import get_current_site
 from django.template import TemplateDoesNotExist
 from django.urls import reverse
 
+from portal.accounts.policy import password_login_refusal
 from portal.notifications.emails import ACCOUNT_MAIL
 from portal.notifications.mail import render_text
 from portal.notifications.services import notify
@@ -25,6 +27,16 @@ class AccountAdapter(DefaultAccountAdapter):
         # Used instead of the login redirect when the login completes a sign-up, e.g. on
         # following the verification link in the session that signed up.
         return _pending_invitation_url(request) or super().get_signup_redirect_url(request)
+
+    def authenticate(self, request, **credentials):
+        """A right password may still be refused by a higher app's rule (portal/sso: an
+        organization that requires single sign-on); the form then says why."""
+        user = super().authenticate(request, **credentials)
+        if user is not None and "password" in credentials:
+            refusal = password_login_refusal(user)
+            if refusal:
+                raise forms.ValidationError(refusal, code="password_login_refused")
+        return user
 
     def get_email_verification_redirect_url(self, email_address) -> str:
         return reverse("dashboard")

@@ -30,6 +30,15 @@ ACTIONS: dict[str, str] = {
     "invitation.resent": "Invitation sent again",
     "invitation.revoked": "Invitation revoked",
     "invitation.accepted": "Invitation accepted",
+    "member.joined_through_sso": "Joined through single sign-on",
+    # Single sign-on.
+    "sso.configured": "Identity provider saved",
+    "sso.removed": "Identity provider removed",
+    "sso.domain_claimed": "Domain claimed",
+    "sso.domain_verified": "Domain verified by the operator",
+    "sso.domain_rejected": "Domain claim rejected by the operator",
+    "sso.domain_removed": "Domain claim removed",
+    "sso.policy_changed": "Sign-in policy changed",
     # Access.
     "sshkey.added": "SSH key added",
     "sshkey.deleted": "SSH key deleted",
@@ -65,6 +74,7 @@ GROUPS: dict[str, str] = {
     "org": "Organization",
     "member": "Members",
     "invitation": "Invitations",
+    "sso": "Single sign-on",
     "sshkey": "SSH keys",
     "api_token": "API tokens",
     "instance": "Instances",

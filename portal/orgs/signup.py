@@ -39,5 +39,7 @@ def create_first_organization(sender, request, user, **kwargs) -> None:
     session = getattr(request, "session", None)
     if session is not None and session.get("pending_invitation"):
         return
+    if kwargs.get("sociallogin") is not None:
+        return  # signed up through an organization's single sign-on: they join it (portal/sso)
     name = session.pop("signup_organization_name", "") if session is not None else ""
     organization_create_for_new_user(user=user, name=name, request=request)

@@ -31,6 +31,8 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "django_htmx",
     "template_partials",
     "django_celery_beat",
@@ -43,6 +45,7 @@ INSTALLED_APPS = [
     "portal.accounts",
     "portal.audit",
     "portal.orgs",
+    "portal.sso",
     "portal.catalog",
     "portal.capacity",
     "portal.sshkeys",
@@ -157,6 +160,19 @@ ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Backfill] "
 ACCOUNT_PREVENT_ENUMERATION = False
 # ACCOUNT_RATE_LIMITS is left unset on purpose: allauth's defaults limit login, failed login,
 # signup, password reset and e-mail confirmation; they need the shared (Redis) cache.
+# Single sign-on (portal/sso): one allauth OpenID Connect app per organization, made by its
+# owner; a sign-in is accepted only with a verified e-mail of a verified domain, and then joins
+# the organization (portal/sso/adapter.py). Accounts come from the provider, not a form.
+SOCIALACCOUNT_ADAPTER = "portal.sso.adapter.SocialAccountAdapter"
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_REQUESTS_TIMEOUT = 10
+# An issuer must be https on the public internet; only the tests' provider (http on this
+# machine) is let through, by the test fixture that starts it.
+SSO_ALLOW_INSECURE_ISSUERS = False
+SSO_DISCOVERY_TIMEOUT = 5
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = SITE_NAME
 
