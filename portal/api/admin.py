@@ -13,11 +13,12 @@ class ApiTokenAdmin(admin.ModelAdmin):
         "display_prefix",
         "organization",
         "user",
-        "scope",
+        "scopes",
         "status",
         "last_used_at",
+        "last_used_ip",
     ]
-    list_filter = ["scope", "created_at"]
+    list_filter = ["created_at"]
     search_fields = ["name", "prefix", "organization__slug", "user__email"]
     list_select_related = ["organization", "user"]
     fields = [
@@ -25,9 +26,11 @@ class ApiTokenAdmin(admin.ModelAdmin):
         "user",
         "name",
         "prefix",
-        "scope",
+        "scopes",
+        "allowed_ips",
         "expires_at",
         "last_used_at",
+        "last_used_ip",
         "revoked_at",
         "revoked_by",
         "created_at",

@@ -10,6 +10,7 @@ from rest_framework.authentication import BaseAuthentication
 
 from portal.api.selectors import api_token_get_by_prefix, membership_get_for_token
 from portal.api.services import api_token_touch
+from portal.audit.services import client_ip
 from portal.lib.apitoken import parse_token, secret_matches
 from portal.orgs.selectors import organization_suspension_reason
 
@@ -54,10 +55,17 @@ class BearerTokenAuthentication(BaseAuthentication):
                 "The token's owner is no longer a member of its organization.",
                 code="token_inactive",
             )
+        address = client_ip(request)
+        if not token.allows_address(address):
+            raise exceptions.PermissionDenied(
+                f"The token “{token.name}” may be used only from {', '.join(token.allowed_ips)}; "
+                f"this request came from {address or 'an unknown address'}.",
+                code="ip_not_allowed",
+            )
         if suspended := organization_suspension_reason(token.organization_id):
             raise exceptions.PermissionDenied(suspended, code="organization_suspended")
         token.membership = membership
-        api_token_touch(token=token)
+        api_token_touch(token=token, ip=address)
         return membership.user, token
 
     def authenticate_header(self, request) -> str:

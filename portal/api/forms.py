@@ -3,6 +3,7 @@ from datetime import timedelta
 from django import forms
 from django.utils import timezone
 
+from portal.api import scopes as token_scopes
 from portal.api.models import NAME_MAX_LENGTH, Scope
 
 EXPIRY_CHOICES = [
@@ -11,6 +12,7 @@ EXPIRY_CHOICES = [
     ("365", "In a year"),
     ("never", "Never (until revoked)"),
 ]
+CUSTOM = "custom"
 
 
 class ApiTokenForm(forms.Form):
@@ -19,14 +21,69 @@ class ApiTokenForm(forms.Form):
         error_messages={"required": "Give the token a name, e.g. where it is used."},
         widget=forms.TextInput(attrs={"placeholder": "e.g. CI pipeline", "autocomplete": "off"}),
     )
-    scope = forms.ChoiceField(
+    access = forms.ChoiceField(
         label="Access",
-        choices=Scope.choices,
+        choices=[*Scope.choices, (CUSTOM, "Only the scopes I choose below")],
         initial=Scope.READ,
         widget=forms.RadioSelect,
-        help_text="Either way, the token can do no more than your role allows.",
+        help_text="Whatever you choose, the token can do no more than your role allows.",
+    )
+    scopes = forms.MultipleChoiceField(
+        required=False,
+        choices=[
+            (f"{name}:{action}", f"{name}:{action}")
+            for name, area in token_scopes.AREAS.items()
+            for action in (token_scopes.READ, token_scopes.WRITE)
+            if action == token_scopes.READ or area.write
+        ],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    allowed_ips = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="Allowed addresses",
+        help_text="Optional: IP addresses or networks it may be used from, one per line or "
+        "comma-separated (e.g. 203.0.113.7, 10.20.0.0/16). Empty: from anywhere.",
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "203.0.113.0/24"}),
     )
     expires = forms.ChoiceField(label="Expires", choices=EXPIRY_CHOICES, initial="90")
+
+    def __init__(self, *args, membership=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.membership = membership
+        if membership is not None and not token_scopes.role_can_write(membership):
+            self.fields["access"].choices = [
+                c for c in self.fields["access"].choices if c[0] != Scope.READ_WRITE
+            ]
+
+    def scope_rows(self):
+        """(area, label, read choice, write choice or None, allowed read, allowed write)."""
+        chosen = set(self.data.getlist("scopes")) if self.is_bound else set()
+        rows = []
+        for name, area in token_scopes.AREAS.items():
+            can_read = self.membership is None or self.membership.can(area.read)
+            can_write = bool(
+                area.write and (self.membership is None or self.membership.can(area.write))
+            )
+            rows.append(
+                {
+                    "name": name,
+                    "label": area.label,
+                    "read": f"{name}:read",
+                    "write": f"{name}:write" if area.write else None,
+                    "can_read": can_read,
+                    "can_write": can_write,
+                    "read_checked": f"{name}:read" in chosen,
+                    "write_checked": f"{name}:write" in chosen,
+                }
+            )
+        return rows
+
+    def token_arguments(self) -> dict:
+        data = self.cleaned_data
+        if data["access"] == CUSTOM:
+            return {"scopes": data["scopes"], "allowed_ips": data["allowed_ips"]}
+        return {"scope": data["access"], "allowed_ips": data["allowed_ips"]}
 
     def expires_at(self):
         value = self.cleaned_data["expires"]

@@ -1,14 +1,18 @@
 """API tokens and the responses remembered for Idempotency-Key.
 
 A token belongs to one person in one organization. What it may do is the person's current role
-there (read again on every request), narrowed by the token's scope. Only a hash of its secret
-is kept; see portal/lib/apitoken.py for the format.
+there (read again on every request), narrowed by the token's scopes (portal/api/scopes.py) and,
+if it has one, its list of allowed client addresses. Only a hash of its secret is kept; see
+portal/lib/apitoken.py for the format.
 """
+
+import ipaddress
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from portal.api.scopes import allows as scopes_allow
 from portal.orgs.roles import Role
 
 NAME_MAX_LENGTH = 64
@@ -22,8 +26,13 @@ def manages_all_tokens(membership) -> bool:
 
 
 class Scope(models.TextChoices):
+    """The two presets of the token form: lists of scopes (portal/api/scopes.py)."""
+
     READ = "read", "Read only"
     READ_WRITE = "read_write", "Read and write"
+
+
+MAX_ALLOWED_NETWORKS = 20
 
 
 class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
@@ -42,9 +51,15 @@ class ApiToken(models.Model):
     name = models.CharField(max_length=NAME_MAX_LENGTH)
     prefix = models.CharField(max_length=8, unique=True, help_text="Public: bf_<prefix>_…")
     secret_hash = models.CharField(max_length=64, help_text="SHA-256 of the secret, in hex.")
-    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.READ)
+    scopes = models.JSONField(default=list, help_text='e.g. ["instances:write", "billing:read"]')
+    allowed_ips = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Addresses and networks (CIDR) it may be used from; empty: anywhere.",
+    )
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_ip = models.GenericIPAddressField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -81,9 +96,21 @@ class ApiToken(models.Model):
             return "expired"
         return "active"
 
-    @property
-    def can_write(self) -> bool:
-        return self.scope == Scope.READ_WRITE
+    def allows(self, area: str, action: str) -> bool:
+        return scopes_allow(self.scopes, area, action)
+
+    def allows_address(self, address: str | None) -> bool:
+        if not self.allowed_ips:
+            return True
+        if not address:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(
+            ip in ipaddress.ip_network(network, strict=False) for network in self.allowed_ips
+        )
 
 
 class IdempotencyRecord(models.Model):

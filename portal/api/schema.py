@@ -33,7 +33,8 @@ ERROR_DESCRIPTIONS = {
     "rule of the service said no.",
     401: "No token, or a token that is invalid, revoked (token_revoked), expired "
     "(token_expired) or whose owner left the organization (token_inactive).",
-    403: "A read-only token tried to write (insufficient_scope), or the owner's role does not "
+    403: "The token's scopes do not include this area and action (insufficient_scope), it is "
+    "used from an address it does not allow (ip_not_allowed), or the owner's role does not "
     "allow this (forbidden).",
     404: "No such object in the token's organization (another organization's ids included).",
     409: "The request conflicts with the current state: an illegal state change, a quota "
@@ -79,8 +80,9 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "bearerFormat": f"{SCHEME}_<prefix>_<secret>",
             "description": "A token from the API page of your organization, e.g. "
-            "`Authorization: Bearer bf_1a2b3c4d_…`. It acts in that organization with your role; "
-            "read-only tokens cannot write.",
+            "`Authorization: Bearer bf_1a2b3c4d_…`. It acts in that organization with your role, "
+            "narrowed by its scopes (e.g. instances:write, billing:read) and, if set, its "
+            "allowed addresses.",
         }
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from portal.api import scopes as token_scopes
 from portal.api.conf import setting
 from portal.api.models import (
+    MAX_ALLOWED_NETWORKS,
     NAME_MAX_LENGTH,
     ApiToken,
     IdempotencyRecord,
@@ -38,22 +41,90 @@ def _clean_name(name) -> str:
     return name
 
 
+def clean_allowed_ips(entries) -> list[str]:
+    """Addresses and networks in CIDR notation, normalized ("10.0.0.0/8", "2001:db8::1/128");
+    an ApplicationError naming the first entry that is neither."""
+    if isinstance(entries, str):
+        entries = entries.replace(",", " ").split()
+    cleaned: list[str] = []
+    for entry in entries or []:
+        text = str(entry).strip()
+        if not text:
+            continue
+        try:
+            network = ipaddress.ip_network(text, strict=True)
+        except ValueError:
+            hint = ""
+            try:
+                loose = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                pass
+            else:
+                hint = f" Did you mean {loose}?"
+            raise ApplicationError(
+                f"“{text[:60]}” is not an IP address or a network such as 203.0.113.0/24.{hint}",
+                field="allowed_ips",
+            ) from None
+        if str(network) not in cleaned:
+            cleaned.append(str(network))
+    if len(cleaned) > MAX_ALLOWED_NETWORKS:
+        raise ApplicationError(
+            f"A token can have at most {MAX_ALLOWED_NETWORKS} allowed addresses or networks.",
+            field="allowed_ips",
+        )
+    return cleaned
+
+
+def _scopes_for(membership: Membership, scope: str | None, scopes) -> list[str]:
+    """The token's scopes: a preset ("read", "read_write") or a list, never beyond the role."""
+    if scopes is None:
+        if scope not in Scope.values:
+            raise ApplicationError("Choose read only, read and write, or scopes.", field="scope")
+        if scope == Scope.READ_WRITE and not token_scopes.role_can_write(membership):
+            raise ApplicationError(
+                f"Your role ({membership.get_role_display().lower()}) changes nothing through "
+                "the API: its tokens are read only.",
+                field="scope",
+                code="forbidden",
+            )
+        action = token_scopes.WRITE if scope == Scope.READ_WRITE else token_scopes.READ
+        return token_scopes.allowed_for(membership, action)
+    try:
+        cleaned = token_scopes.normalize(scopes)
+    except token_scopes.ScopeError as error:
+        raise ApplicationError(str(error), field="scopes") from None
+    if not cleaned:
+        raise ApplicationError("Give the token at least one scope.", field="scopes")
+    refused = token_scopes.beyond_role(cleaned, membership)
+    if refused:
+        raise ApplicationError(
+            f"Your role ({membership.get_role_display().lower()}) does not allow "
+            f"{', '.join(refused)}: a token never has more than its creator's role.",
+            field="scopes",
+            code="forbidden",
+        )
+    return cleaned
+
+
 def api_token_create(
     *,
     membership: Membership,
     name: str,
-    scope: str,
+    scope: str | None = None,
+    scopes: list[str] | None = None,
+    allowed_ips=None,
     expires_at: datetime | None = None,
     request=None,
 ) -> tuple[ApiToken, str]:
     """A new token for the member in their organization, and its value (shown once, never kept).
 
-    The token acts with the member's role, whatever it is when the token is used; a read-only
-    token never writes.
+    Its scopes are a preset (`scope`: read, or read and write, as far as the role goes) or a
+    list (`scopes`), checked against the member's role now; at each request the role then in
+    force narrows it again. `allowed_ips` limits where it may be used from.
     """
     name = _clean_name(name)
-    if scope not in Scope.values:
-        raise ApplicationError("Choose read only or read and write.", field="scope")
+    granted = _scopes_for(membership, scope, scopes)
+    networks = clean_allowed_ips(allowed_ips)
     now = timezone.now()
     if expires_at is not None:
         if expires_at <= now:
@@ -74,7 +145,8 @@ def api_token_create(
                     name=name,
                     prefix=token.prefix,
                     secret_hash=token.secret_hash,
-                    scope=scope,
+                    scopes=granted,
+                    allowed_ips=networks,
                     expires_at=expires_at,
                     created_at=now,
                 )
@@ -84,7 +156,12 @@ def api_token_create(
                     actor=membership,
                     request=request,
                     target=api_token,
-                    detail={"scope": scope, "expires_at": expires_at, "prefix": token.prefix},
+                    detail={
+                        "scopes": granted,
+                        "allowed_ips": networks,
+                        "expires_at": expires_at,
+                        "prefix": token.prefix,
+                    },
                 )
         except IntegrityError:
             continue
@@ -117,15 +194,17 @@ def api_token_revoke(*, membership: Membership, token: ApiToken, request=None) -
     return token
 
 
-def api_token_touch(*, token: ApiToken) -> None:
-    """Note that the token was used now; at most one write per API_LAST_USED_RESOLUTION."""
+def api_token_touch(*, token: ApiToken, ip: str | None = None) -> None:
+    """Note that the token was used now, from `ip`; at most one write per
+    API_LAST_USED_RESOLUTION, unless the address changed."""
     now = timezone.now()
-    if token.last_used_at and (now - token.last_used_at).total_seconds() < setting(
+    recent = token.last_used_at and (now - token.last_used_at).total_seconds() < setting(
         "API_LAST_USED_RESOLUTION"
-    ):
+    )
+    if recent and ip == token.last_used_ip:
         return
-    ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    token.last_used_at = now
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=now, last_used_ip=ip)
+    token.last_used_at, token.last_used_ip = now, ip
 
 
 # --- Idempotency-Key --------------------------------------------------------------------------

@@ -34,7 +34,7 @@ def _examples(request: HttpRequest) -> dict:
 @organization_view("org.view")
 def api_page(request: HttpRequest) -> HttpResponse:
     membership = request.membership
-    form = ApiTokenForm(request.POST or None)
+    form = ApiTokenForm(request.POST or None, membership=membership)
     new_token = None
     status = 200
     if request.method == "POST":
@@ -43,15 +43,15 @@ def api_page(request: HttpRequest) -> HttpResponse:
                 token, new_token = services.api_token_create(
                     membership=membership,
                     name=form.cleaned_data["name"],
-                    scope=form.cleaned_data["scope"],
                     expires_at=form.expires_at(),
                     request=request,
+                    **form.token_arguments(),
                 )
             except ApplicationError as error:
                 form_add_application_error(form, error)
             else:
                 # Rendered, not redirected: the value exists only in this response.
-                form = ApiTokenForm()
+                form = ApiTokenForm(membership=membership)
                 new_token = {"token": token, "value": new_token}
         if new_token is None:
             status = 400

@@ -7,6 +7,7 @@ import pytest
 from django.test import Client
 
 from portal.api.models import Scope
+from portal.api.scopes import role_can_write
 from portal.api.services import api_token_create
 from tests.instances.conftest import catalog, launch, make_instance, quota, ssh_key  # noqa: F401
 from tests.operations.conftest import fleet, staff  # noqa: F401
@@ -73,7 +74,10 @@ class Api:
 def token_for(db):
     """`token_for(team.member, scope="read")`: a new token's value for that membership."""
 
-    def make(membership, scope: str = Scope.READ_WRITE, **kwargs) -> str:
+    def make(membership, scope: str | None = None, **kwargs) -> str:
+        if scope is None and "scopes" not in kwargs:
+            # Read and write where the role writes anything; read only otherwise.
+            scope = Scope.READ_WRITE if role_can_write(membership) else Scope.READ
         _token, value = api_token_create(
             membership=membership, name=kwargs.pop("name", "test"), scope=scope, **kwargs
         )
@@ -86,8 +90,8 @@ def token_for(db):
 def api_as(token_for):
     """`api_as(team.member)`, `api_as(team.viewer, scope="read")`: an Api with a fresh token."""
 
-    def make(membership, scope: str = Scope.READ_WRITE) -> Api:
-        return Api(Client(), token_for(membership, scope=scope))
+    def make(membership, scope: str | None = None, **kwargs) -> Api:
+        return Api(Client(), token_for(membership, scope=scope, **kwargs))
 
     return make
 

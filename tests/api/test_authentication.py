@@ -25,7 +25,8 @@ def test_the_token_acts_in_its_organization_with_its_users_role(team, api_as):
     assert body["organization"] == {"slug": "acme", "name": "Acme AI"}
     assert body["user"] == team.viewer.user.email
     assert body["role"] == "viewer"
-    assert body["token"]["scope"] == "read"
+    assert "instances:read" in body["token"]["scopes"]
+    assert not any(scope.endswith(":write") for scope in body["token"]["scopes"])
     assert body["token"]["prefix"].startswith("bf_") and body["token"]["prefix"].endswith("_…")
     assert "instances.view" in body["permissions"]
     assert "instances.manage" not in body["permissions"]
@@ -136,7 +137,7 @@ def test_a_read_only_token_is_refused_every_write_and_nothing_changes(team, api_
 
     assert api.get("/ssh-keys/").status_code == 200
     error = assert_error(api.delete(f"/ssh-keys/{key.pk}/"), 403, "insufficient_scope")
-    assert "read-only" in error["message"]
+    assert "do not include ssh_keys:write" in error["message"]
     assert_error(api.post("/ssh-keys/", {"name": "x", "public_key": key.public_key}), 403)
     assert_error(api.post("/instances/", {}), 403, "insufficient_scope")
     assert_error(api.post("/quota-requests/", {}), 403, "insufficient_scope")

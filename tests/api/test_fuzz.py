@@ -305,5 +305,8 @@ def test_the_api_matches_its_openapi_document(api_schema, world, live_server):
     # The fuzzing reached past validation: most operations succeeded at least once, and the
     # other organization's ids were answered 404.
     succeeded = [label for label, counts in statuses.items() if any(c < 300 for c in counts)]
-    assert len(succeeded) >= len(operations) - 2, statuses
+    # The token's owner is the organization's only owner: leaving is refused (409 last_owner),
+    # as it must be, and would end the run if it were not.
+    expected_to_fail = {"DELETE /api/v1/membership/"}
+    assert len(succeeded) >= len(operations) - len(expected_to_fail) - 2, statuses
     assert sum(counts[404] for counts in statuses.values()) > 0

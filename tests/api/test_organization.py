@@ -64,12 +64,16 @@ def test_removing_someone_and_leaving(team, api_as):
 
     assert owner.delete(f"/members/{team.billing.pk}/").status_code == 204
     assert not Membership.objects.filter(pk=team.billing.pk).exists()
-    # Anyone may leave; the token stops working with the membership.
-    assert viewer.delete(f"/members/{team.viewer.pk}/").status_code == 204
+    # Anyone may leave (with the scope membership:write); the token stops working with it.
+    assert_error(viewer.delete("/membership/"), 403, "insufficient_scope")
+    viewer = api_as(team.viewer, scopes=["membership:write", "organization:read"])
+    assert viewer.get("/membership/").json()["role"] == "viewer"
+    assert viewer.delete("/membership/").status_code == 204
     assert_error(viewer.get("/organization/"), 401, "token_inactive")
     # But not remove others.
     assert_error(api_as(team.member).delete(f"/members/{team.admin.pk}/"), 403, "forbidden")
     assert_error(owner.delete(f"/members/{team.owner.pk}/"), 409, "last_owner")
+    assert_error(owner.delete("/membership/"), 409, "last_owner")
 
 
 def test_another_organizations_member_is_404(team, outsider, api_as):

@@ -42,14 +42,15 @@ def test_the_curl_examples_use_this_catalog_and_the_api_url(team, client_for, ca
 def test_creating_a_token_shows_it_once(team, client_for):
     client = client_for(team.member.user)
 
-    response = client.post(URL, {"name": "CI", "scope": "read_write", "expires": "30"})
+    response = client.post(URL, {"name": "CI", "access": "read_write", "expires": "30"})
 
     assert response.status_code == 200
     assert response["Cache-Control"] == "no-store"
     page = response.content.decode()
     value = re.search(r'<code id="new-token-value">(bf_[^<]+)</code>', page).group(1)
     token = ApiToken.objects.get()
-    assert token.scope == Scope.READ_WRITE and token.name == "CI"
+    assert "instances:write" in token.scopes and "billing:read" not in token.scopes
+    assert token.name == "CI"
     assert token.expires_at is not None
     assert token.secret_hash == hash_secret(parse_token(value)[1])
     assert "it is not shown again" in page
@@ -59,7 +60,9 @@ def test_creating_a_token_shows_it_once(team, client_for):
 
 
 def test_a_token_without_expiry(team, client_for):
-    client_for(team.member.user).post(URL, {"name": "forever", "scope": "read", "expires": "never"})
+    client_for(team.member.user).post(
+        URL, {"name": "forever", "access": "read", "expires": "never"}
+    )
 
     assert ApiToken.objects.get().expires_at is None
 
@@ -67,9 +70,9 @@ def test_a_token_without_expiry(team, client_for):
 @pytest.mark.parametrize(
     "data",
     [
-        {"name": "", "scope": "read", "expires": "30"},
-        {"name": "x", "scope": "root", "expires": "30"},
-        {"name": "x", "scope": "read", "expires": "3650"},
+        {"name": "", "access": "read", "expires": "30"},
+        {"name": "x", "access": "root", "expires": "30"},
+        {"name": "x", "access": "read", "expires": "3650"},
     ],
 )
 def test_bad_input_creates_nothing(team, client_for, data):

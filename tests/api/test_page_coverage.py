@@ -23,7 +23,7 @@ PAGES: dict[str, dict[str, list[str]]] = {
         "see the settings": ["organization_get"],
         "rename the organization": ["organization_update"],
     },
-    "orgs:leave": {"leave the organization": ["members_remove"]},
+    "orgs:leave": {"leave the organization": ["membership_leave", "membership_get"]},
     "orgs:members": {
         "list members": ["members_list", "members_get"],
         "list open invitations": ["invitations_list", "invitations_get"],
@@ -111,6 +111,15 @@ BROWSER_ONLY: dict[str, dict[str, str]] = {
     },
 }
 
+# Whole pages the API leaves to the browser on purpose, and why.
+BROWSER_ONLY_PAGES: dict[str, str] = {
+    "sso:settings": "configuring sign-in (the identity provider, domains, requiring SSO) is "
+    "for an owner signed in to the console: a leaked token could otherwise send every "
+    "member's sign-in to an identity provider of the attacker's",
+    "sso:remove": "removing the identity provider changes how everyone signs in (as above)",
+    "sso:domain_remove": "domain claims decide who joins through SSO (as above)",
+}
+
 # URL namespaces of pages being built by other issues whose API is not there yet. Their pages
 # are accepted without operations until then; test_known_gaps_are_still_gaps fails as soon as
 # operations for them appear, so that the entry is moved into PAGES.
@@ -169,10 +178,16 @@ def test_every_customer_page_is_listed():
     assert len(pages) >= 40  # the walk found the URLconf
 
     unlisted = sorted(
-        name for name in pages if name not in PAGES and _namespace(name) not in KNOWN_GAPS
+        name
+        for name in pages
+        if name not in PAGES
+        and name not in BROWSER_ONLY_PAGES
+        and _namespace(name) not in KNOWN_GAPS
     )
     assert not unlisted, f"Pages without API operations listed here: {unlisted}"
-    gone = sorted(set(PAGES) - set(pages))
+    for name, reason in BROWSER_ONLY_PAGES.items():
+        assert name not in PAGES and len(reason) > 40, name
+    gone = sorted((set(PAGES) | set(BROWSER_ONLY_PAGES)) - set(pages))
     assert not gone, f"Listed pages that are no longer in the URLconf: {gone}"
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from portal.api.models import Scope
+from portal.api.scopes import role_can_write
 from portal.api.services import api_token_create
 
 REPO = Path(__file__).resolve().parents[2]
@@ -107,7 +108,9 @@ def cli(cli_executable, live_server, tmp_path) -> Cli:
 
 @pytest.fixture
 def token_of():
-    def make(membership, scope=Scope.READ_WRITE, name="cli") -> str:
+    def make(membership, scope=None, name="cli") -> str:
+        if scope is None:
+            scope = Scope.READ_WRITE if role_can_write(membership) else Scope.READ
         return api_token_create(membership=membership, name=name, scope=scope)[1]
 
     return make

@@ -4,7 +4,6 @@ Rules live in portal.orgs: the same selectors and services as the members and se
 (who may invite, the last owner, the roles one may hand out).
 """
 
-from django.core.exceptions import PermissionDenied
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -135,9 +134,8 @@ class MemberList(ApiView):
 class MemberDetail(ApiView):
     api_area = "members"
     read_permission = "members.view"
-    # Owners change roles and remove people; anyone may remove themselves (leave): the
-    # services decide, and answer 403 for the rest.
-    write_permission = None
+    # Owners change roles and remove people (anyone leaves at /membership/).
+    write_permission = "members.manage"
     extra_error_codes = [409]
 
     def _member(self, pk: int):
@@ -170,17 +168,14 @@ class MemberDetail(ApiView):
             membership = services.membership_change_role(
                 actor=self.membership, membership=membership, role=data["role"]
             )
-        elif not self.membership.can("members.manage"):
-            raise PermissionDenied("Only owners can change roles.")
         return Response(self._data(membership))
 
     @extend_schema(
         tags=TAGS,
         operation_id="members_remove",
-        summary="Remove a member, or leave (your own membership)",
-        description="Owners remove anyone; every member may remove themselves, which is "
-        "leaving the organization (the token stops working with it). The last owner cannot "
-        "leave or be removed (409 last_owner).",
+        summary="Remove a member",
+        description="Owners only (anyone may leave: DELETE /membership/). The last owner "
+        "cannot be removed (409 last_owner).",
         responses={204: None},
     )
     def delete(self, request, pk: int):
@@ -288,3 +283,32 @@ class InvitationRevoke(InvitationAction):
     def post(self, request, pk: int):
         services.invitation_revoke(actor=self.membership, invitation=self._invitation(pk))
         return self._answer(pk)
+
+
+class MembershipSelf(ApiView):
+    api_area = "membership"
+    read_permission = "org.view"
+    write_permission = "org.view"
+    extra_error_codes = [409]
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="membership_get",
+        summary="Your own membership",
+        responses={200: MemberSerializer},
+    )
+    def get(self, request):
+        membership = self.membership
+        return Response(MemberSerializer(membership, context={"user_id": membership.user_id}).data)
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="membership_leave",
+        summary="Leave the organization",
+        description="Every role may leave (the scope membership:write). The last owner cannot "
+        "(409 last_owner). This token, and every other of yours there, stops working.",
+        responses={204: None},
+    )
+    def delete(self, request):
+        services.membership_remove(actor=self.membership, membership=self.membership)
+        return Response(status=status.HTTP_204_NO_CONTENT)

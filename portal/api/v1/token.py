@@ -4,7 +4,6 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from portal.api.models import Scope
 from portal.api.v1.base import ApiView
 from portal.orgs.roles import PERMISSIONS, Role
 
@@ -12,7 +11,12 @@ from portal.orgs.roles import PERMISSIONS, Role
 class TokenInfoSerializer(serializers.Serializer):
     name = serializers.CharField()
     prefix = serializers.CharField(source="display_prefix")
-    scope = serializers.ChoiceField(choices=Scope.choices)
+    scopes = serializers.ListField(
+        child=serializers.CharField(), help_text="e.g. instances:write, billing:read."
+    )
+    allowed_ips = serializers.ListField(
+        child=serializers.CharField(), help_text="Networks it may be used from; empty: anywhere."
+    )
     expires_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
 
@@ -29,7 +33,7 @@ class WhoAmISerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
     permissions = serializers.ListField(
         child=serializers.CharField(),
-        help_text="What the role allows; a read-only token uses only the reading ones.",
+        help_text="What the role allows; the token's scopes narrow it further.",
     )
 
 

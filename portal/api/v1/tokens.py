@@ -11,7 +11,6 @@ from rest_framework.response import Response
 
 from portal.api import selectors, services
 from portal.api.fields import NoFieldsSerializer
-from portal.api.models import Scope
 from portal.api.v1.base import ApiView
 
 TAGS = ["Token"]
@@ -21,12 +20,16 @@ class ApiTokenSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
     prefix = serializers.CharField(source="display_prefix")
-    scope = serializers.ChoiceField(choices=Scope.choices)
+    scopes = serializers.ListField(child=serializers.CharField())
+    allowed_ips = serializers.ListField(
+        child=serializers.CharField(), help_text="Networks it may be used from; empty: anywhere."
+    )
     owner = serializers.EmailField(source="user.email")
     status = serializers.ChoiceField(choices=["active", "expired", "revoked"])
     created_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField(allow_null=True)
     last_used_at = serializers.DateTimeField(allow_null=True)
+    last_used_ip = serializers.IPAddressField(allow_null=True, help_text="Where it was last used.")
     revoked_at = serializers.DateTimeField(allow_null=True)
     this_token = serializers.SerializerMethodField(help_text="Whether it is the token in use.")
 

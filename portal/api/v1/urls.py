@@ -66,6 +66,7 @@ urlpatterns = [
     path("budget/", billing.BudgetDetail.as_view(), name="budget"),
     path("price-history/", catalog.PriceHistory.as_view(), name="price_history"),
     path("organization/", organization.OrganizationDetail.as_view(), name="organization"),
+    path("membership/", organization.MembershipSelf.as_view(), name="membership"),
     path("members/", organization.MemberList.as_view(), name="members"),
     path("members/<int:pk>/", organization.MemberDetail.as_view(), name="member"),
     path("invitations/", organization.InvitationList.as_view(), name="invitations"),
