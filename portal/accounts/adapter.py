@@ -4,7 +4,9 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core import context as allauth_context
 from django import forms
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.sites.shortcuts import get_current_site
+from django.shortcuts import redirect
 from django.template import TemplateDoesNotExist
 from django.urls import reverse
 
@@ -37,6 +39,23 @@ class AccountAdapter(DefaultAccountAdapter):
             if refusal:
                 raise forms.ValidationError(refusal, code="password_login_refused")
         return user
+
+    def pre_login(self, request, user, **kwargs):
+        """A passkey alone (no password) is refused by the same rules as a password: an
+        organization that requires single sign-on wants its provider, nothing else."""
+        response = super().pre_login(request, user, **kwargs)
+        if response is not None:
+            return response
+        from allauth.account.internal.stagekit import clear_login
+        from allauth.mfa.webauthn.internal.flows import did_use_passwordless_login
+
+        if did_use_passwordless_login(request, user):
+            refusal = password_login_refusal(user)
+            if refusal:
+                clear_login(request)
+                messages.error(request, refusal)
+                return redirect("account_login")
+        return None
 
     def get_email_verification_redirect_url(self, email_address) -> str:
         return reverse("dashboard")

@@ -3,9 +3,9 @@ imports no higher app).
 
     password_login_refusal_register("sso", check)   # check(user) -> message or None
 
-`password_login_refusal(user)` is asked after a correct password: a message refuses the
-sign-in with that message on the form (portal/sso registers "members of an organization that
-requires SSO sign in through its provider").
+`password_login_refusal(user)` is asked after a correct password, and after a passkey that
+signs in on its own: a message refuses the sign-in with that message (portal/sso registers
+"members of an organization that requires SSO sign in through its provider").
 """
 
 from __future__ import annotations

@@ -173,7 +173,10 @@ SOCIALACCOUNT_REQUESTS_TIMEOUT = 10
 # machine) is let through, by the test fixture that starts it.
 SSO_ALLOW_INSECURE_ISSUERS = False
 SSO_DISCOVERY_TIMEOUT = 5
-MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# Two-factor: an authenticator app (TOTP) or a passkey (WebAuthn), with recovery codes; a
+# passkey also signs in on its own ("Sign in with a passkey", no password).
+MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
+MFA_PASSKEY_LOGIN_ENABLED = True
 MFA_TOTP_ISSUER = SITE_NAME
 
 SESSION_COOKIE_HTTPONLY = True
