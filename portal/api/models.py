@@ -96,6 +96,15 @@ class ApiToken(models.Model):
             return "expired"
         return "active"
 
+    @property
+    def scope_summary(self) -> list[tuple[str, list[str]]]:
+        """[("write", ["instances"]), ("read", ["billing", …])] for tables."""
+        groups: dict[str, list[str]] = {"write": [], "read": []}
+        for scope in self.scopes:
+            area, _, action = scope.partition(":")
+            groups.setdefault(action, []).append(area.replace("_", " "))
+        return [(action, areas) for action, areas in groups.items() if areas]
+
     def allows(self, area: str, action: str) -> bool:
         return scopes_allow(self.scopes, area, action)
 

@@ -6,7 +6,7 @@ app_name = "sso"
 
 urlpatterns = [
     path("accounts/sso/", views.sso_start, name="start"),
-    path("o/<slug:org>/sso/", views.sso_settings, name="settings"),
+    path("o/<slug:org>/sso/", views.sso_settings, name="configure"),
     path("o/<slug:org>/sso/remove/", views.identity_provider_remove, name="remove"),
     path(
         "o/<slug:org>/sso/domains/<int:pk>/remove/",

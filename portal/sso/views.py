@@ -90,7 +90,7 @@ def sso_settings(request: HttpRequest) -> HttpResponse:
                     request,
                     f"Saved. {provider.name} answered with a valid discovery document.",
                 )
-                return redirect("sso:settings", org=org)
+                return redirect("sso:configure", org=org)
         return _settings_page(request, provider_form=form, status=400)
     if action == "claim":
         form = DomainClaimForm(request.POST)
@@ -107,7 +107,7 @@ def sso_settings(request: HttpRequest) -> HttpResponse:
                     f"Claimed {claim.domain}. The operator verifies it; you will see it "
                     "here as verified.",
                 )
-                return redirect("sso:settings", org=org)
+                return redirect("sso:configure", org=org)
         return _settings_page(request, claim_form=form, status=400)
     if action == "policy":
         form = PolicyForm(request.POST)
@@ -120,7 +120,7 @@ def sso_settings(request: HttpRequest) -> HttpResponse:
                 messages.success(request, "The sign-in policy is saved.")
         else:
             messages.error(request, "Choose one of the listed roles.")
-        return redirect("sso:settings", org=org)
+        return redirect("sso:configure", org=org)
     raise Http404("No such action")
 
 
@@ -136,7 +136,7 @@ def domain_claim_remove(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("No such domain claim")
     services.domain_claim_remove(membership=request.membership, claim=claim, request=request)
     messages.success(request, f"{claim.domain} is no longer claimed.")
-    return redirect("sso:settings", org=request.organization.slug)
+    return redirect("sso:configure", org=request.organization.slug)
 
 
 @require_http_methods(["GET", "POST"])
@@ -148,7 +148,7 @@ def identity_provider_remove(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         services.identity_provider_remove(membership=request.membership, request=request)
         messages.success(request, f"{provider.name} is removed; members sign in with passwords.")
-        return redirect("sso:settings", org=request.organization.slug)
+        return redirect("sso:configure", org=request.organization.slug)
     return render(request, "sso/remove.html", {"provider": provider})
 
 

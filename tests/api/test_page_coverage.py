@@ -113,7 +113,7 @@ BROWSER_ONLY: dict[str, dict[str, str]] = {
 
 # Whole pages the API leaves to the browser on purpose, and why.
 BROWSER_ONLY_PAGES: dict[str, str] = {
-    "sso:settings": "configuring sign-in (the identity provider, domains, requiring SSO) is "
+    "sso:configure": "configuring sign-in (the identity provider, domains, requiring SSO) is "
     "for an owner signed in to the console: a leaked token could otherwise send every "
     "member's sign-in to an identity provider of the attacker's",
     "sso:remove": "removing the identity provider changes how everyone signs in (as above)",
