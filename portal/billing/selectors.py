@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import DecimalField, F, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import F, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
@@ -28,8 +28,9 @@ from portal.billing.money import SECONDS_PER_HOUR, ZERO, Money, cents
 from portal.billing.periods import Month
 from portal.orgs.models import Organization
 from portal.orgs.roles import Role
+from portal.web.fields import MoneyField
 
-MONEY_FIELD = DecimalField(max_digits=14, decimal_places=2)
+MONEY_FIELD: MoneyField[Decimal, Decimal] = MoneyField()
 
 
 def month_spend(
