@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import F, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import F, OuterRef, Prefetch, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
@@ -22,6 +22,7 @@ from portal.billing.models import (
     CreditKind,
     CreditNote,
     Invoice,
+    InvoiceLine,
     UsageInterval,
 )
 from portal.billing.money import SECONDS_PER_HOUR, ZERO, Money, cents
@@ -61,14 +62,21 @@ def invoice_list_for_organization(*, organization: Organization) -> QuerySet[Inv
     return Invoice.objects.filter(organization=organization).annotate(credited=_credited())
 
 
-def invoice_get_for_organization(*, organization: Organization, pk: int) -> Invoice:
-    """The invoice with this id of this organization; 404 for any other."""
-    invoice = (
-        invoice_list_for_organization(organization=organization)
-        .select_related("organization")
-        .filter(pk=pk)
-        .first()
+def invoice_get_for_organization(
+    *, organization: Organization, pk: int, with_lines: bool = False
+) -> Invoice:
+    """The invoice with this id of this organization; 404 for any other. `with_lines`: its
+    lines read too, with their type and region (invoice.lines.all() needs no more queries)."""
+    invoices = invoice_list_for_organization(organization=organization).select_related(
+        "organization"
     )
+    if with_lines:
+        invoices = invoices.prefetch_related(
+            Prefetch(
+                "lines", queryset=InvoiceLine.objects.select_related("instance_type", "region")
+            )
+        )
+    invoice = invoices.filter(pk=pk).first()
     if invoice is None:
         raise Http404("No such invoice")
     return invoice
@@ -116,6 +124,27 @@ def organization_overdue_reason(organization: Organization) -> str | None:
     if not organization_has_overdue_invoice(organization):
         return None
     return "An invoice is unpaid past its due date."
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceRow:
+    """A row of the invoice list: the invoice, its status and what is still to pay."""
+
+    invoice: Invoice
+    status: str
+    status_class: str
+    balance_due: Decimal
+
+
+def invoice_row_list_for_organization(*, organization: Organization) -> list[InvoiceRow]:
+    """The organization's invoices, newest first, as rows (one query)."""
+    invoices = invoice_list_for_organization(organization=organization).order_by(
+        "-month", "-number"
+    )
+    return [
+        InvoiceRow(invoice, *invoice_status(invoice), balance_due=invoice_balance_due(invoice))
+        for invoice in invoices
+    ]
 
 
 @dataclass(frozen=True)

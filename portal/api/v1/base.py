@@ -39,9 +39,9 @@ class ApiView(GenericAPIView):
 
     def paginated(self, queryset, serializer_class, *, prepare=None, **context):
         """One page of `queryset`, serialized; `prepare(rows)` first reads what the page's
-        rows need beyond the query (prices, say) in one go."""
+        rows need beyond the query (prices, say) in one go, into the serializer's context."""
         page = self.paginate_queryset(queryset)
         if prepare is not None and page is not None:
-            prepare(page)
+            context.update(prepare(page))
         data = serializer_class(page, many=True, context=context).data
         return self.get_paginated_response(data)

@@ -111,7 +111,7 @@ class InvoiceLineSerializer(serializers.Serializer):
 
 
 class InvoiceDetailSerializer(InvoiceSerializer):
-    lines = InvoiceLineSerializer(many=True, source="view_lines")
+    lines = InvoiceLineSerializer(many=True)
 
 
 class Usage(ApiView):
@@ -188,6 +188,7 @@ class InvoiceDetail(ApiView):
         responses={200: InvoiceDetailSerializer},
     )
     def get(self, request, pk: int):
-        invoice = selectors.invoice_get_for_organization(organization=self.organization, pk=pk)
-        invoice.view_lines = selectors.invoice_view(invoice=invoice).lines
+        invoice = selectors.invoice_get_for_organization(
+            organization=self.organization, pk=pk, with_lines=True
+        )
         return Response(InvoiceDetailSerializer(invoice).data)

@@ -15,6 +15,7 @@ from django.contrib.humanize.templatetags.humanize import (
     intcomma,
     naturaltime,
 )
+from django.template import Context
 from django.template.defaultfilters import date as date_filter
 from django.urls import reverse
 from django.utils import timezone
@@ -25,6 +26,7 @@ from django.utils.timezone import template_localtime
 from django.utils.translation import get_language
 
 from portal.instances.models import State
+from portal.instances.selectors import InstanceRow
 
 register = template.Library()
 
@@ -78,18 +80,19 @@ NONE = '<span class="faint">—</span>'
 
 
 @register.simple_tag(takes_context=True)
-def instance_row(context, instance, org_slug: str) -> str:
+def instance_row(context: Context, row: InstanceRow, org_slug: str) -> str:
     """One `<tr>` of the instance list, the page's hot loop: its cells in one f-string rather
     than a dozen template nodes (same HTML; tests/instances/test_templatetags.py).
 
     Every value from the database or a translation goes through escape().
     """
+    instance = row.instance
     extra = PREEMPTIBLE if instance.preemptible else ""
     if instance.reclaim_pending:
         at = date_filter(template_localtime(instance.reclaim_at, context.use_tz), "H:i:s")
         extra += f' <span class="badge warn">interruption at {escape(at)}</span>'
     ip = f'<span class="mono">{escape(instance.ip)}</span>' if instance.ip else NONE
-    cost = NONE if instance.hourly_price is None else f"${escape(thousands(instance.cost))}"
+    cost = NONE if row.hourly_price is None else f"${escape(thousands(row.cost))}"
     created = timestamp(template_localtime(instance.created_at, context.use_tz))
     name = escape(instance.name)
     return mark_safe(  # noqa: S308 - constants and escaped values only
