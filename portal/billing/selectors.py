@@ -361,7 +361,7 @@ def available_months(*, organization: Organization, now: datetime | None = None)
     )
     month = Month.of(now)
     start = Month.of(first) if first else month
-    months = []
+    months: list[Month] = []
     while month.start >= start.start and len(months) < 36:
         months.append(month)
         month = month.previous()
