@@ -6,11 +6,14 @@ StrictSerializer refuses fields it does not know (code "unknown_field").
 """
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from django.utils.functional import Promise
 from rest_framework import serializers
 
 from portal.web.fields import MONEY_DIGITS, MONEY_PLACES, UNIT_PRICE_DIGITS, UNIT_PRICE_PLACES
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 INT64_MAX = 2**63 - 1
 
@@ -84,7 +87,7 @@ class MoneyField(serializers.DecimalField):
         *,
         source: str | None = None,
         allow_null: bool = False,
-        help_text: str | Promise | None = None,
+        help_text: StrOrPromise | None = None,
     ) -> None:
         super().__init__(
             max_digits=MONEY_DIGITS,
@@ -103,7 +106,7 @@ class UnitPriceField(serializers.DecimalField):
         *,
         source: str | None = None,
         allow_null: bool = False,
-        help_text: str | Promise | None = None,
+        help_text: StrOrPromise | None = None,
     ) -> None:
         super().__init__(
             max_digits=UNIT_PRICE_DIGITS,

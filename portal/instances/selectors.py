@@ -90,11 +90,13 @@ def instance_hourly_prices(
             latest.setdefault(price.instance_type_id, price)
     hourly: dict[int, Decimal | None] = {}
     for instance in instances:
-        price = latest.get(instance.instance_type_id)
+        in_force = latest.get(instance.instance_type_id)
         hourly[instance.pk] = (
             None
-            if price is None
-            else (price.preemptible_hourly if instance.preemptible else price.on_demand_hourly)
+            if in_force is None
+            else (
+                in_force.preemptible_hourly if instance.preemptible else in_force.on_demand_hourly
+            )
         )
     return hourly
 
