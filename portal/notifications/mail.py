@@ -4,6 +4,7 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.template import engines
 from django.template.loader import render_to_string
 
 from portal.notifications.registry import Attachment, Email, Rendered
@@ -14,8 +15,8 @@ def render(email: Email, address: str) -> EmailMultiAlternatives:
     if email.rendered is not None:
         return _prerendered(email.rendered, address)
     context = {"site_url": settings.SITE_URL, "site_name": settings.SITE_NAME, **email.context}
-    subject = " ".join(render_to_string(f"emails/{email.template}/subject.txt", context).split())
-    text = render_to_string(f"emails/{email.template}/body.txt", context)
+    subject = " ".join(render_text(f"emails/{email.template}/subject.txt", context).split())
+    text = render_text(f"emails/{email.template}/body.txt", context)
     html = render_to_string(f"emails/{email.template}/body.html", context)
     message = EmailMultiAlternatives(
         subject=f"[{settings.SITE_NAME}] {subject}", body=text, to=[address]
@@ -23,6 +24,11 @@ def render(email: Email, address: str) -> EmailMultiAlternatives:
     message.attach_alternative(html, "text/html")
     _attach(message, email.attachments)
     return message
+
+
+def render_text(template_name: str, context: dict) -> str:
+    """A plain-text template: names with ', ", & or < stay as written (no HTML entities)."""
+    return engines["text"].get_template(template_name).render(context)
 
 
 def _attach(message: EmailMultiAlternatives, attachments: Iterable[Attachment]) -> None:

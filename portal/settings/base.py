@@ -91,6 +91,14 @@ TEMPLATES = [
             ],
         },
     },
+    {
+        # Plain text (e-mail subjects and bodies): nothing is HTML-escaped.
+        "NAME": "text",
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {"autoescape": False},
+    },
 ]
 
 # Without DATABASE_URL the portal runs on SQLite, a convenience for `make run` only;
