@@ -5,6 +5,8 @@ ignored. A client with a bug should hear about it, so here wrong JSON types are 
 StrictSerializer refuses fields it does not know (code "unknown_field").
 """
 
+from __future__ import annotations
+
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
