@@ -260,8 +260,8 @@ class Overview:
     block_reason: str | None
     balances: dict[str, Decimal]
     open_invoices: list[Invoice]
-    chart: BarChart = field(repr=False, default=None)  # type: ignore[assignment]
-    month_usage: usage.MonthUsage = field(repr=False, default=None)  # type: ignore[assignment]
+    month_usage: usage.MonthUsage = field(repr=False)
+    chart: BarChart | None = field(repr=False, default=None)  # drawn once the rest is known
 
     @property
     def more_instances(self) -> int:

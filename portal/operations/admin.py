@@ -194,6 +194,7 @@ if Organization in admin.site._registry:
     _org_admin.actions = [*(_org_admin.actions or []), suspend_organization]
 
 
+@admin.action(description="Terminate the selected instances with a reason…")
 def terminate_with_reason(modeladmin, request, queryset):
     """Django's intermediate-page pattern: ask for the reason, then terminate."""
     form = StaffTerminateForm(request.POST if "apply" in request.POST else None)
@@ -224,9 +225,6 @@ def terminate_with_reason(modeladmin, request, queryset):
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         },
     )
-
-
-terminate_with_reason.short_description = "Terminate the selected instances with a reason…"  # type: ignore[attr-defined]
 
 
 def _add_instance_action() -> None:
