@@ -11,7 +11,8 @@ from portal.operations import admin as operations_admin
 from portal.sso import views as sso_views
 
 admin.autodiscover()
-admin.site.login = secure_admin_login(admin.site.login)
+# allauth's way to put its login (and second factor) in front of the admin's.
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 admin.site.site_header = "Backfill operator console"
 admin.site.site_title = "Backfill admin"
 admin.site.index_title = "Operations"

@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 from django import forms
+from django.http import QueryDict
 from django.utils import timezone
 
 from portal.api import scopes as token_scopes
@@ -13,6 +14,7 @@ EXPIRY_CHOICES = [
     ("never", "Never (until revoked)"),
 ]
 CUSTOM = "custom"
+ACCESS_CHOICES = {**dict(Scope.choices), CUSTOM: "Only the scopes I choose below"}
 
 
 class ApiTokenForm(forms.Form):
@@ -23,7 +25,7 @@ class ApiTokenForm(forms.Form):
     )
     access = forms.ChoiceField(
         label="Access",
-        choices=[*Scope.choices, (CUSTOM, "Only the scopes I choose below")],
+        choices=list(ACCESS_CHOICES.items()),
         initial=Scope.READ,
         widget=forms.RadioSelect,
         help_text="Whatever you choose, the token can do no more than your role allows.",
@@ -52,13 +54,14 @@ class ApiTokenForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.membership = membership
         if membership is not None and not token_scopes.role_can_write(membership):
-            self.fields["access"].choices = [
-                c for c in self.fields["access"].choices if c[0] != Scope.READ_WRITE
-            ]
+            access = self.fields["access"]
+            assert isinstance(access, forms.ChoiceField)
+            access.choices = [(Scope.READ, Scope.READ.label), (CUSTOM, ACCESS_CHOICES[CUSTOM])]
 
     def scope_rows(self):
         """(area, label, read choice, write choice or None, allowed read, allowed write)."""
-        chosen = set(self.data.getlist("scopes")) if self.is_bound else set()
+        data = self.data
+        chosen = set(data.getlist("scopes")) if isinstance(data, QueryDict) else set()
         rows = []
         for name, area in token_scopes.AREAS.items():
             can_read = self.membership is None or self.membership.can(area.read)

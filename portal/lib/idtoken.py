@@ -22,8 +22,16 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-_HASHES = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
-_CURVES = {"ES256": (ec.SECP256R1, 32), "ES384": (ec.SECP384R1, 48)}
+_HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+    "256": hashes.SHA256,
+    "384": hashes.SHA384,
+    "512": hashes.SHA512,
+}
+_CURVES: dict[str, tuple[type[ec.SECP256R1 | ec.SECP384R1], int]] = {
+    "ES256": (ec.SECP256R1, 32),
+    "ES384": (ec.SECP384R1, 48),
+}
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384")
 LEEWAY_SECONDS = 60
 
@@ -57,7 +65,7 @@ def unverified_header(token: str) -> dict[str, Any]:
     return header
 
 
-def _public_key(jwk: dict[str, Any], algorithm: str):
+def _public_key(jwk: dict[str, Any], algorithm: str) -> PublicKey:
     try:
         if algorithm.startswith("RS"):
             if jwk.get("kty") != "RSA":
@@ -74,10 +82,10 @@ def _public_key(jwk: dict[str, Any], algorithm: str):
         ) from None
 
 
-def _verify_signature(key, algorithm: str, signed: bytes, signature: bytes) -> None:
+def _verify_signature(key: PublicKey, algorithm: str, signed: bytes, signature: bytes) -> None:
     digest = _HASHES[algorithm[2:]]()
     try:
-        if algorithm.startswith("RS"):
+        if isinstance(key, rsa.RSAPublicKey):
             key.verify(signature, signed, padding.PKCS1v15(), digest)
         else:
             _curve, size = _CURVES[algorithm]

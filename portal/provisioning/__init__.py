@@ -81,4 +81,5 @@ def get_backend(settings: Any = None) -> ProvisioningBackend:
         from django.conf import settings
     name = getattr(settings, "PROVISIONING_BACKEND", "simulator")
     driver = load_driver(name, getattr(settings, "PROVISIONING_DRIVERS", None))
-    return driver.from_settings(settings)
+    backend: ProvisioningBackend = driver.from_settings(settings)
+    return backend

@@ -6,7 +6,7 @@ import builtins
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeGuard, runtime_checkable
 
 
 class MachineState(StrEnum):
@@ -144,5 +144,5 @@ class ReservingBackend(Protocol):
         ...
 
 
-def supports_reservations(backend: object) -> bool:
+def supports_reservations(backend: object) -> TypeGuard[ReservingBackend]:
     return isinstance(backend, ReservingBackend)

@@ -23,6 +23,7 @@ quotas are per region and model, so the portal passes the organization's total f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .drivers.slurm import DB_API, SlurmBackend
@@ -98,7 +99,7 @@ def ensure_account(org_slug: str, *, backend: SlurmBackend | None = None) -> str
             ]
         },
     )
-    associations = []
+    associations: list[dict[str, Any]] = []
     if "" not in users:
         # "user": "" is needed, or slurmrestd answers an error (and makes it anyway).
         associations.append(
@@ -169,7 +170,7 @@ def tracked_gpu_models(*, backend: SlurmBackend | None = None) -> set[str]:
 
 
 def set_gpu_limits(
-    org_slug: str, limits: dict[str, int | None], *, backend: SlurmBackend | None = None
+    org_slug: str, limits: Mapping[str, int | None], *, backend: SlurmBackend | None = None
 ) -> dict[str, int]:
     """Set the account's whole GPU GrpTRES at once: `{model: limit}`; a model not given (or
     given None) has no limit. One POST, no read-modify-write, so the last call wins whole
@@ -224,7 +225,7 @@ def configured(settings: Any = None) -> bool:
     return isinstance(driver, type) and issubclass(driver, SlurmBackend)
 
 
-def mirror_gpu_limits(org_slug: str, limits: dict[str, int | None]) -> bool:
+def mirror_gpu_limits(org_slug: str, limits: Mapping[str, int | None]) -> bool:
     """Mirror all of an organization's GPU quotas into Slurm when the slurm driver is
     configured (set_gpu_limits); else a no-op returning False."""
     from . import get_backend

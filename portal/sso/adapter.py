@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+from typing import NoReturn
 
 import requests
 from allauth.core.exceptions import ImmediateHttpResponse
@@ -64,7 +65,7 @@ class StrictOIDCAdapter(OpenIDConnectOAuth2Adapter):
             raise IdTokenRefused(error) from None
 
 
-def refuse(request: HttpRequest, message: str, *, provider=None, status: int = 403):
+def refuse(request: HttpRequest, message: str, *, provider=None, status: int = 403) -> NoReturn:
     """End the sign-in on a page that says why (no account is made, nobody is signed in)."""
     raise ImmediateHttpResponse(
         render(

@@ -398,8 +398,9 @@ def sso_policy_set(
     through the provider (else the owner would lock themselves out)."""
     _check_owner(membership)
     organization = membership.organization
-    provider = IdentityProvider.objects.filter(organization=organization).select_related("app")
-    provider = provider.first()
+    provider = (
+        IdentityProvider.objects.filter(organization=organization).select_related("app").first()
+    )
     if provider is None:
         raise ApplicationError("Add the identity provider first.", code="not_configured")
     if default_role not in dict(JOIN_ROLES):
@@ -419,7 +420,7 @@ def sso_policy_set(
                 "otherwise you could lock yourself out.",
                 field="required",
             )
-    changes = {}
+    changes: dict[str, bool | str] = {}
     if provider.required != required:
         changes["required"] = required
     if provider.default_role != default_role:

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.lib.errors import ApplicationError
-from portal.orgs.decorators import organization_view
+from portal.orgs.decorators import OrganizationRequest, organization_view
 from portal.sso import selectors, services
 from portal.sso.adapter import StrictOIDCAdapter
 from portal.sso.forms import DomainClaimForm, IdentityProviderForm, PolicyForm, SsoStartForm
@@ -29,7 +29,9 @@ def _callback_url(provider_id: str) -> str:
     return settings.SITE_URL + path
 
 
-def _settings_page(request: HttpRequest, *, provider_form=None, claim_form=None, status=200):
+def _settings_page(
+    request: OrganizationRequest, *, provider_form=None, claim_form=None, status=200
+):
     organization = request.organization
     provider = selectors.identity_provider_get_for_organization(organization=organization)
     claims = list(selectors.domain_claim_list_for_organization(organization=organization))
@@ -69,7 +71,7 @@ def _settings_page(request: HttpRequest, *, provider_form=None, claim_form=None,
 
 @require_http_methods(["GET", "POST"])
 @organization_view("members.manage")
-def sso_settings(request: HttpRequest) -> HttpResponse:
+def sso_settings(request: OrganizationRequest) -> HttpResponse:
     """Owners: the identity provider, the domains, the policy. One form per POST (`action`)."""
     if request.method == "GET":
         return _settings_page(request)
@@ -93,14 +95,14 @@ def sso_settings(request: HttpRequest) -> HttpResponse:
                 return redirect("sso:configure", org=org)
         return _settings_page(request, provider_form=form, status=400)
     if action == "claim":
-        form = DomainClaimForm(request.POST)
-        if form.is_valid():
+        claim_form = DomainClaimForm(request.POST)
+        if claim_form.is_valid():
             try:
                 claim = services.domain_claim_create(
-                    membership=membership, domain=form.cleaned_data["domain"], request=request
+                    membership=membership, domain=claim_form.cleaned_data["domain"], request=request
                 )
             except ApplicationError as error:
-                form_add_application_error(form, error)
+                form_add_application_error(claim_form, error)
             else:
                 messages.success(
                     request,
@@ -108,12 +110,14 @@ def sso_settings(request: HttpRequest) -> HttpResponse:
                     "here as verified.",
                 )
                 return redirect("sso:configure", org=org)
-        return _settings_page(request, claim_form=form, status=400)
+        return _settings_page(request, claim_form=claim_form, status=400)
     if action == "policy":
-        form = PolicyForm(request.POST)
-        if form.is_valid():
+        policy_form = PolicyForm(request.POST)
+        if policy_form.is_valid():
             try:
-                services.sso_policy_set(membership=membership, request=request, **form.cleaned_data)
+                services.sso_policy_set(
+                    membership=membership, request=request, **policy_form.cleaned_data
+                )
             except ApplicationError as error:
                 messages.error(request, error.message)
             else:
@@ -126,7 +130,7 @@ def sso_settings(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @organization_view("members.manage")
-def domain_claim_remove(request: HttpRequest, pk: int) -> HttpResponse:
+def domain_claim_remove(request: OrganizationRequest, pk: int) -> HttpResponse:
     claim = (
         selectors.domain_claim_list_for_organization(organization=request.organization)
         .filter(pk=pk)
@@ -141,7 +145,7 @@ def domain_claim_remove(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @organization_view("members.manage")
-def identity_provider_remove(request: HttpRequest) -> HttpResponse:
+def identity_provider_remove(request: OrganizationRequest) -> HttpResponse:
     provider = selectors.identity_provider_get_for_organization(organization=request.organization)
     if provider is None:
         raise Http404("No identity provider")

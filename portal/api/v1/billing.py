@@ -2,6 +2,8 @@
 portal.billing's selectors (rating in SQL); amounts are decimal strings with their currency,
 never floats."""
 
+from typing import TypeVar
+
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -11,7 +13,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from portal.api.errors import ApiError
-from portal.api.fields import StrictBooleanField, StrictSerializer
+from portal.api.fields import MoneyField, StrictBooleanField, StrictSerializer, UnitPriceField
 from portal.api.pagination import PagePagination
 from portal.api.v1.base import ApiView
 from portal.billing import clock, documents, selectors, services
@@ -20,8 +22,6 @@ from portal.billing.periods import Month
 from portal.lib.errors import ApplicationError
 
 TAGS = ["Billing"]
-MONEY = {"max_digits": 14, "decimal_places": 2}
-UNIT_PRICE = {"max_digits": 10, "decimal_places": 4}
 
 
 class UsageLineSerializer(serializers.Serializer):
@@ -29,11 +29,11 @@ class UsageLineSerializer(serializers.Serializer):
     region = serializers.CharField(source="region_code")
     kind = serializers.ChoiceField(choices=UsageKind.choices)
     description = serializers.CharField()
-    unit_price = serializers.DecimalField(**UNIT_PRICE, help_text="Per instance-hour.")
+    unit_price = UnitPriceField(help_text="Per instance-hour.")
     currency = serializers.CharField()
     seconds = serializers.IntegerField()
     gpu_seconds = serializers.IntegerField()
-    amount = serializers.DecimalField(**MONEY, help_text="Rounded to cents, half up.")
+    amount = MoneyField(help_text="Rounded to cents, half up.")
 
 
 class InstanceUsageSerializer(serializers.Serializer):
@@ -44,11 +44,11 @@ class InstanceUsageSerializer(serializers.Serializer):
     preemptible = serializers.BooleanField()
     running_seconds = serializers.IntegerField()
     stopped_seconds = serializers.IntegerField()
-    amount = serializers.DecimalField(**MONEY)
+    amount = MoneyField()
 
 
 class BudgetRefSerializer(serializers.Serializer):
-    amount = serializers.DecimalField(**MONEY)
+    amount = MoneyField()
     currency = serializers.CharField()
     hard_limit = serializers.BooleanField()
 
@@ -56,12 +56,12 @@ class BudgetRefSerializer(serializers.Serializer):
 class UsageSerializer(serializers.Serializer):
     month = serializers.CharField(help_text="YYYY-MM")
     currency = serializers.CharField()
-    spend = serializers.DecimalField(**MONEY, help_text="Before credits and tax.")
+    spend = MoneyField(help_text="Before credits and tax.")
     run_rate_hourly = serializers.DecimalField(
         max_digits=14, decimal_places=4, help_text="What runs now costs per hour (this month)."
     )
-    forecast = serializers.DecimalField(
-        **MONEY, allow_null=True, help_text="Spend at month end if what runs keeps running."
+    forecast = MoneyField(
+        allow_null=True, help_text="Spend at month end if what runs keeps running."
     )
     budget = BudgetRefSerializer(allow_null=True)
     lines = UsageLineSerializer(many=True)
@@ -83,13 +83,13 @@ class InvoiceSerializer(serializers.Serializer):
     issued_at = serializers.DateTimeField()
     due_at = serializers.DateTimeField()
     currency = serializers.CharField()
-    subtotal = serializers.DecimalField(**MONEY)
-    credits_applied = serializers.DecimalField(**MONEY)
+    subtotal = MoneyField()
+    credits_applied = MoneyField()
     tax_rate = serializers.DecimalField(max_digits=6, decimal_places=4)
-    tax = serializers.DecimalField(**MONEY)
-    total = serializers.DecimalField(**MONEY)
-    prepaid_applied = serializers.DecimalField(**MONEY)
-    amount_due = serializers.DecimalField(**MONEY)
+    tax = MoneyField()
+    total = MoneyField()
+    prepaid_applied = MoneyField()
+    amount_due = MoneyField()
     balance_due = serializers.SerializerMethodField(help_text="Amount due less credit notes.")
     status = serializers.SerializerMethodField(help_text="Paid, Credited, Overdue or Open.")
     paid_at = serializers.DateTimeField(allow_null=True)
@@ -112,12 +112,12 @@ class InvoiceLineSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=UsageKind.choices)
     seconds = serializers.IntegerField()
     gpu_seconds = serializers.IntegerField()
-    unit_price = serializers.DecimalField(**UNIT_PRICE)
-    amount = serializers.DecimalField(**MONEY)
+    unit_price = UnitPriceField()
+    amount = MoneyField()
 
 
 class InvoiceDetailSerializer(InvoiceSerializer):
-    lines = InvoiceLineSerializer(many=True, source="view_lines")
+    lines = InvoiceLineSerializer(many=True)
 
 
 def _month(request) -> Month:
@@ -137,6 +137,9 @@ def _month(request) -> Month:
     return month
 
 
+ResponseT = TypeVar("ResponseT", HttpResponse, StreamingHttpResponse)
+
+
 class FileDownload(ApiView):
     """A view that answers a file (PDF, CSV) when it succeeds, and JSON errors otherwise,
     whatever the client's Accept header says."""
@@ -145,7 +148,7 @@ class FileDownload(ApiView):
         return JSONRenderer(), JSONRenderer.media_type
 
 
-def _attachment(response: HttpResponse, filename: str) -> HttpResponse:
+def _attachment(response: ResponseT, filename: str) -> ResponseT:
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
@@ -216,8 +219,9 @@ class InvoiceDetail(ApiView):
         responses={200: InvoiceDetailSerializer},
     )
     def get(self, request, pk: int):
-        invoice = selectors.invoice_get_for_organization(organization=self.organization, pk=pk)
-        invoice.view_lines = selectors.invoice_view(invoice=invoice).lines
+        invoice = selectors.invoice_get_for_organization(
+            organization=self.organization, pk=pk, with_lines=True
+        )
         return Response(InvoiceDetailSerializer(invoice).data)
 
 
@@ -280,8 +284,8 @@ class InvoiceCsv(FileDownload):
 class BudgetAlertSerializer(serializers.Serializer):
     month = serializers.SerializerMethodField(help_text="YYYY-MM")
     threshold_percent = serializers.IntegerField(source="threshold")
-    spend = serializers.DecimalField(**MONEY, help_text="Spend when it was reached.")
-    budget = serializers.DecimalField(**MONEY, source="budget_amount")
+    spend = MoneyField(help_text="Spend when it was reached.")
+    budget = MoneyField(source="budget_amount")
     sent_at = serializers.DateTimeField()
 
     def get_month(self, alert) -> str:
@@ -289,16 +293,14 @@ class BudgetAlertSerializer(serializers.Serializer):
 
 
 class BudgetSerializer(serializers.Serializer):
-    amount = serializers.DecimalField(
-        **MONEY, allow_null=True, help_text="The monthly budget; null when there is none."
-    )
+    amount = MoneyField(allow_null=True, help_text="The monthly budget; null when there is none.")
     currency = serializers.CharField()
     hard_limit = serializers.BooleanField(
         help_text="At 100 % of the budget new launches are refused."
     )
     updated_at = serializers.DateTimeField(allow_null=True)
     month = serializers.CharField(help_text="This month, YYYY-MM.")
-    spend = serializers.DecimalField(**MONEY, help_text="This month's spend so far.")
+    spend = MoneyField(help_text="This month's spend so far.")
     launches_blocked = serializers.CharField(
         allow_null=True,
         help_text="Why launches are refused now (a hard limit reached, an "

@@ -16,6 +16,7 @@ from portal.api.fields import (
     StrictCharField,
     StrictIntegerField,
     StrictSerializer,
+    UnitPriceField,
 )
 from portal.api.idempotency import PARAMETER as IDEMPOTENCY_PARAMETER
 from portal.api.idempotency import idempotent
@@ -26,7 +27,6 @@ from portal.reservations.models import ReservationRequestState
 from portal.reservations.services import MAX_MONTHS
 
 TAGS = ["Reservations"]
-UNIT_PRICE = {"max_digits": 10, "decimal_places": 4}
 NOTE_MAX_LENGTH = 2000
 # Far enough for any real request, near enough that the period's end is a real date.
 LAST_START_DATE = date(9000, 1, 1)
@@ -39,7 +39,7 @@ class ReservationSerializer(serializers.Serializer):
     gpus = serializers.IntegerField()
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
-    price_per_gpu_hour = serializers.DecimalField(**UNIT_PRICE)
+    price_per_gpu_hour = UnitPriceField()
     currency = serializers.CharField()
     status = serializers.SerializerMethodField(
         help_text="upcoming, active, ended or cancelled (now)."
@@ -61,9 +61,7 @@ class ReservationRequestSerializer(serializers.Serializer):
     end = serializers.SerializerMethodField(help_text="The same day, months later.")
     note = serializers.CharField()
     state = serializers.ChoiceField(choices=ReservationRequestState.choices)
-    quote_price = serializers.DecimalField(
-        **UNIT_PRICE, allow_null=True, help_text="Per GPU-hour, once quoted."
-    )
+    quote_price = UnitPriceField(allow_null=True, help_text="Per GPU-hour, once quoted.")
     quote_total = serializers.SerializerMethodField(
         help_text="price × GPUs × hours of the period, once quoted (decimal string)."
     )

@@ -162,10 +162,8 @@ class WebhookEndpointList(WebhookView):
             event_types=data["event_types"],
             description=data["description"],
         )
-        endpoint.secret = secret
-        return Response(
-            WebhookEndpointSecretSerializer(endpoint).data, status=status.HTTP_201_CREATED
-        )
+        data = {**WebhookEndpointSerializer(endpoint).data, "secret": secret}
+        return Response(data, status=status.HTTP_201_CREATED)
 
 
 class WebhookEndpointDetail(WebhookView):
@@ -223,12 +221,12 @@ class WebhookEndpointTest(WebhookView):
         self.validated(NoFieldsSerializer, data=request.data or {})
         endpoint = self.endpoint(pk)
         delivery = services.webhook_send_test(membership=self.membership, endpoint=endpoint)
-        delivery = (
+        shown = (
             selectors.webhook_delivery_list_for_endpoint(endpoint=delivery.endpoint)
             .filter(pk=delivery.pk)
             .first()
         )
-        return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+        return Response(WebhookDeliverySerializer(shown).data, status=status.HTTP_202_ACCEPTED)
 
 
 class WebhookEndpointRollSecret(WebhookView):
@@ -247,9 +245,7 @@ class WebhookEndpointRollSecret(WebhookView):
         secret = services.webhook_endpoint_roll_secret(
             membership=self.membership, endpoint=endpoint
         )
-        endpoint = self.listed(pk)
-        endpoint.secret = secret
-        return Response(WebhookEndpointSecretSerializer(endpoint).data)
+        return Response({**WebhookEndpointSerializer(self.listed(pk)).data, "secret": secret})
 
 
 class WebhookDeliveryFilterSerializer(serializers.Serializer):

@@ -230,7 +230,8 @@ def _client_error(what: str, response: requests.Response) -> PermanentError:
 def _list_field(body: Any, key: str) -> list[Any]:
     if not isinstance(body, dict) or not isinstance(body.get(key), list):
         raise InvalidResponse(f"answer has no list {key!r}")
-    return body[key]
+    items: list[Any] = body[key]
+    return items
 
 
 def _field(data: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:

@@ -738,12 +738,17 @@ class SlurmBackend:
             return  # the token is not the problem as far as we can tell
 
 
+@dataclass(slots=True)
 class _Node:
-    __slots__ = ("address", "gpus", "model", "name", "partitions", "up", "used")
+    """A GPU node as slurmrestd describes it (`parse`); None for a node without GPUs."""
 
-    def __init__(self, **fields: Any) -> None:
-        for key, value in fields.items():
-            setattr(self, key, value)
+    name: str
+    address: str
+    model: str  # the GPU model, as in the node's gres
+    gpus: int
+    used: int  # GPUs allocated now
+    partitions: list[str]
+    up: bool
 
     @classmethod
     def parse(cls, data: Any) -> _Node | None:
