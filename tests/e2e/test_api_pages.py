@@ -53,7 +53,7 @@ def test_create_copy_and_revoke_a_token(page, live_server, login, team, catalog,
     shot(page, "api-empty")
 
     page.fill("input[name=name]", "CI pipeline")
-    page.check("input[name=scope][value=read_write]")
+    page.check("input[name=access][value=read_write]")
     page.select_option("select[name=expires]", "90")
     page.click("text=Create token")
 
@@ -75,6 +75,29 @@ def test_create_copy_and_revoke_a_token(page, live_server, login, team, catalog,
     expect(page.get_by_test_id("tokens")).to_contain_text("revoked")
     assert ApiToken.objects.get().revoked_at is not None
     shot(page, "api-token-revoked")
+
+
+def test_a_token_of_chosen_scopes_and_addresses(page, live_server, login, team):
+    login(page, team.admin.user)
+    page.goto(f"{live_server.url}/o/acme/api/")
+    grid = page.get_by_test_id("scope-grid")
+    expect(grid.get_by_label("audit:write")).to_have_count(0)  # the audit log is read-only
+
+    page.fill("input[name=name]", "Billing export")
+    page.check("input[name=access][value=custom]")
+    grid.get_by_label("billing:read").check()
+    grid.get_by_label("instances:write").check()
+    page.fill("textarea[name=allowed_ips]", "203.0.113.0/24")
+    page.click("text=Create token")
+
+    expect(page.get_by_test_id("new-token")).to_be_visible()
+    scopes = page.get_by_test_id("token-scopes").first
+    expect(scopes).to_contain_text("write instances")
+    expect(scopes).to_contain_text("read billing")
+    expect(scopes).to_contain_text("only from 203.0.113.0/24")
+    token = ApiToken.objects.get(name="Billing export")
+    assert token.scopes == ["instances:write", "billing:read"]
+    assert token.allowed_ips == ["203.0.113.0/24"]
 
 
 def test_add_an_endpoint_and_watch_a_test_event_arrive(
