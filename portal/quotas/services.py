@@ -17,7 +17,7 @@ from portal.audit.services import audit_record
 from portal.catalog.models import GpuModel, InstanceType, Region
 from portal.core.errors import ApplicationError
 from portal.orgs.models import Membership, Organization
-from portal.quotas import rules
+from portal.quotas import rules, sync
 from portal.quotas.models import (
     Author,
     AutoApprovalRule,
@@ -223,9 +223,7 @@ def quota_limit_set(
         detail={"kind": kind, "from": old, "to": limit, "reason": reason},
     )
     # The backend's own limit follows (the slurm driver's account); a no-op for the others.
-    from portal.instances.backend_quota import enqueue_mirror
-
-    enqueue_mirror(organization_id=organization.pk, gpu_model=gpu_model.code)
+    sync.enqueue_mirror(organization_id=organization.pk, gpu_model=gpu_model.code)
     logger.info(
         "quota limit %s %s/%s %s: %s -> %s",
         organization.slug,
