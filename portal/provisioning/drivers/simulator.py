@@ -195,6 +195,8 @@ def _error_body(response: requests.Response) -> tuple[str, str]:
 
 def _error(what: str, response: requests.Response) -> ProvisioningError | None:
     """The transport's error for the status, sharpened by the simulator's error codes."""
+    if response.status_code < 400:
+        return None
     code, message = _error_body(response)
     error = status_error(what, response.status_code, message)
     if not isinstance(error, PermanentError):
