@@ -106,4 +106,5 @@ def get_backend_class(settings: Any = None) -> Any:
 def get_backend(settings: Any = None) -> ProvisioningBackend:
     """The configured backend, built from Django settings (or any object with those attributes)."""
     settings = _settings(settings)
-    return get_backend_class(settings).from_settings(settings)
+    backend: ProvisioningBackend = get_backend_class(settings).from_settings(settings)
+    return backend

@@ -217,9 +217,10 @@ def _error(what: str, response: requests.Response) -> ProvisioningError | None:
 
 
 def _list_field(body: Any, key: str) -> list[Any]:
-    if not isinstance(body, dict) or not isinstance(body.get(key), list):
+    value = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(value, list):
         raise InvalidResponse(f"answer has no list {key!r}")
-    return body[key]
+    return value
 
 
 def _field(data: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:

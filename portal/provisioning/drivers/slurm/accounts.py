@@ -63,7 +63,7 @@ def ensure_account(org_slug: str, *, backend: SlurmBackend) -> str:
             ]
         },
     )
-    associations = []
+    associations: list[dict[str, Any]] = []
     if "" not in users:
         # "user": "" is needed, or slurmrestd answers an error (and makes it anyway).
         associations.append(
