@@ -10,7 +10,8 @@ from portal.notifications import views as notifications_views
 from portal.operations import admin as operations_admin
 
 admin.autodiscover()
-admin.site.login = secure_admin_login(admin.site.login)
+# allauth's way to put its login (and second factor) in front of the admin's.
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 admin.site.site_header = "Backfill operator console"
 admin.site.site_title = "Backfill admin"
 admin.site.index_title = "Operations"

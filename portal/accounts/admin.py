@@ -11,7 +11,7 @@ class UserAdmin(DjangoUserAdmin):
     list_filter = ["is_staff", "is_superuser", "is_active", "date_joined"]
     search_fields = ["email", "full_name"]
     # The orgs app adds each user's memberships (portal.orgs.admin).
-    inlines: list = []
+    inlines = []
     fieldsets = (
         (None, {"fields": ("email", "password")}),
         ("Profile", {"fields": ("full_name",)}),

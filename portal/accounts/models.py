@@ -1,3 +1,5 @@
+from typing import ClassVar
+
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
 
@@ -27,14 +29,15 @@ class UserManager(BaseUserManager["User"]):
 class User(AbstractUser):
     """A person. The e-mail address is the login; there is no username."""
 
-    username = None
+    username = None  # type: ignore[assignment]  # no username: AbstractUser's field removed
     email = models.EmailField("e-mail address", unique=True)
     full_name = models.CharField(max_length=150, blank=True)
 
     USERNAME_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
 
-    objects = UserManager()
+    # The e-mail is the login, so not AbstractUser's manager (whose methods take a username).
+    objects: ClassVar[UserManager] = UserManager()  # type: ignore[assignment]
 
     class Meta:
         ordering = ["email"]

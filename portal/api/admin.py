@@ -20,7 +20,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_filter = ["scope", "created_at"]
     search_fields = ["name", "prefix", "organization__slug", "user__email"]
     list_select_related = ["organization", "user"]
-    fields = [
+    fields = readonly_fields = (
         "organization",
         "user",
         "name",
@@ -31,8 +31,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         "revoked_at",
         "revoked_by",
         "created_at",
-    ]
-    readonly_fields = fields
+    )
 
     def has_add_permission(self, request) -> bool:
         return False

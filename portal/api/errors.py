@@ -195,7 +195,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
             code = detail_code
         message = str(exc.detail)
         if isinstance(exc, exceptions.Throttled):
-            wait = max(1, math.ceil(exc.wait or 1))
+            wait = max(1, math.ceil(exc.wait or 1))  # type: ignore[attr-defined]  # not in the DRF stubs
             headers["Retry-After"] = str(wait)
             message = f"Too many requests for this token; retry in {wait} s."
             details = {"retry_after": wait}

@@ -5,9 +5,17 @@ ignored. A client with a bug should hear about it, so here wrong JSON types are 
 StrictSerializer refuses fields it does not know (code "unknown_field").
 """
 
+from __future__ import annotations
+
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from rest_framework import serializers
+
+from portal.web.fields import MONEY_DIGITS, MONEY_PLACES, UNIT_PRICE_DIGITS, UNIT_PRICE_PLACES
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 INT64_MAX = 2**63 - 1
 
@@ -71,3 +79,41 @@ class StrictSerializer(serializers.Serializer):
 
 class NoFieldsSerializer(StrictSerializer):
     """For actions that take no body: an unexpected field is refused rather than ignored."""
+
+
+class MoneyField(serializers.DecimalField):
+    """An amount of money as a decimal string to the cent (the model's MoneyField)."""
+
+    def __init__(
+        self,
+        *,
+        source: str | None = None,
+        allow_null: bool = False,
+        help_text: StrOrPromise | None = None,
+    ) -> None:
+        super().__init__(
+            max_digits=MONEY_DIGITS,
+            decimal_places=MONEY_PLACES,
+            source=source,
+            allow_null=allow_null,
+            help_text=help_text,
+        )
+
+
+class UnitPriceField(serializers.DecimalField):
+    """A price per hour as a decimal string, 4 places (the model's UnitPriceField)."""
+
+    def __init__(
+        self,
+        *,
+        source: str | None = None,
+        allow_null: bool = False,
+        help_text: StrOrPromise | None = None,
+    ) -> None:
+        super().__init__(
+            max_digits=UNIT_PRICE_DIGITS,
+            decimal_places=UNIT_PRICE_PLACES,
+            source=source,
+            allow_null=allow_null,
+            help_text=help_text,
+        )

@@ -14,12 +14,18 @@ import json
 import re
 import uuid
 from collections.abc import Callable
+from typing import cast
 
 from django.http import HttpResponse
+from django.http.response import HttpResponseBase
 from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from portal.api import services
 from portal.api.errors import ApiError, api_exception_handler
+from portal.api.models import ApiToken
 
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -51,30 +57,33 @@ def request_hash(request) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _json_response(status_code: int, body: str, *, replayed: bool) -> HttpResponse:
+def _json_response(status_code: int | None, body: str, *, replayed: bool) -> HttpResponse:
     response = HttpResponse(body, status=status_code, content_type="application/json")
     if replayed:
         response["Idempotent-Replayed"] = "true"
     return response
 
 
-def idempotent(view, request, run: Callable[[], object]):
+def idempotent(view: APIView, request: Request, run: Callable[[], Response]) -> HttpResponseBase:
     """Run `run()` (which returns a DRF Response or raises) under the request's key, if any."""
     key = idempotency_key(request)
     if key is None:
         return run()
     record, fresh = services.idempotency_claim(
-        token=request.auth, key=key, request_hash=request_hash(request)
+        token=cast(ApiToken, request.auth),  # an API view's request: the bearer token
+        key=key,
+        request_hash=request_hash(request),
     )
     if not fresh:
         return _json_response(record.status_code, record.response_body, replayed=True)
     try:
         response = run()
     except Exception as exc:
-        response = api_exception_handler(exc, {"view": view, "request": request})
-        if response is None:
+        handled = api_exception_handler(exc, {"view": view, "request": request})
+        if handled is None:
             services.idempotency_release(record=record)
             raise
+        response = handled
     if response.status_code >= 500:
         services.idempotency_release(record=record)
         return response

@@ -5,11 +5,16 @@ there (read again on every request), narrowed by the token's scope. Only a hash 
 is kept; see portal/lib/apitoken.py for the format.
 """
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 from portal.orgs.roles import Role
+
+if TYPE_CHECKING:
+    from portal.orgs.models import Membership
 
 NAME_MAX_LENGTH = 64
 # Owners and admins see and revoke every token of the organization; others only their own.
@@ -56,6 +61,10 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = ApiTokenQuerySet.as_manager()
+
+    # Not a column: BearerTokenAuthentication sets it on the token of the request once it has
+    # checked that the membership (the token's user in its organization) is still in force.
+    membership: "Membership"
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -150,10 +150,10 @@ def idempotency_claim(
     for _attempt in range(3):
         try:
             with transaction.atomic():
-                record = IdempotencyRecord.objects.create(
+                created = IdempotencyRecord.objects.create(
                     token=token, key=key, request_hash=request_hash
                 )
-            return record, True
+            return created, True
         except IntegrityError:
             record = IdempotencyRecord.objects.filter(token=token, key=key).first()
             if record is None:  # released meanwhile: try again

@@ -1,7 +1,7 @@
 """The API page of an organization: tokens (create, shown once; revoke) and curl examples."""
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
@@ -11,12 +11,12 @@ from portal.api.models import manages_all_tokens
 from portal.catalog.models import Image
 from portal.catalog.selectors import catalog_offers
 from portal.lib.errors import ApplicationError
-from portal.orgs.decorators import organization_view
+from portal.orgs.decorators import OrganizationRequest, organization_view
 from portal.sshkeys.selectors import sshkey_list_for_member
 from portal.web.forms import form_add_application_error
 
 
-def _examples(request: HttpRequest) -> dict:
+def _examples(request: OrganizationRequest) -> dict[str, object]:
     """Real codes of this catalog in the curl examples, so that they work as pasted."""
     offer = next(iter(catalog_offers()), None)
     image = Image.objects.filter(active=True).order_by("name").first()
@@ -32,15 +32,15 @@ def _examples(request: HttpRequest) -> dict:
 
 @require_http_methods(["GET", "POST"])
 @organization_view("org.view")
-def api_page(request: HttpRequest) -> HttpResponse:
+def api_page(request: OrganizationRequest) -> HttpResponse:
     membership = request.membership
     form = ApiTokenForm(request.POST or None)
-    new_token = None
+    new_token: dict[str, object] | None = None
     status = 200
     if request.method == "POST":
         if form.is_valid():
             try:
-                token, new_token = services.api_token_create(
+                token, value = services.api_token_create(
                     membership=membership,
                     name=form.cleaned_data["name"],
                     scope=form.cleaned_data["scope"],
@@ -52,7 +52,7 @@ def api_page(request: HttpRequest) -> HttpResponse:
             else:
                 # Rendered, not redirected: the value exists only in this response.
                 form = ApiTokenForm()
-                new_token = {"token": token, "value": new_token}
+                new_token = {"token": token, "value": value}
         if new_token is None:
             status = 400
     tokens = list(selectors.api_token_list_for_member(membership=membership))
@@ -75,7 +75,7 @@ def api_page(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @organization_view("org.view")
-def api_token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+def api_token_revoke(request: OrganizationRequest, pk: int) -> HttpResponse:
     """Ask, then revoke. 404 for a token the member cannot see (another member's, unless
     they are an owner or admin, or another organization's)."""
     membership = request.membership

@@ -59,7 +59,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
     list_per_page = 100
     show_full_result_count = False  # no COUNT(*) over the whole log on every page
     actions = None
-    fields = [
+    fields = readonly_fields = (
         "at",
         "action",
         "actor_kind",
@@ -73,8 +73,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
         "target_label",
         "ip",
         "detail_pretty",
-    ]
-    readonly_fields = fields
+    )
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -24,7 +24,8 @@ class AuditFilterForm(forms.Form):
     until = forms.DateField(required=False, label="To", widget=forms.DateInput({"type": "date"}))
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         since, until = cleaned.get("since"), cleaned.get("until")
         if since and until and until < since:
             self.add_error("until", "The end date is before the start date.")

@@ -23,7 +23,7 @@ def audit_entry_list_for_organization(
     code under it match. `actor` is part of the actor's e-mail or token name. `since` and `until`
     are days, both included, in the portal's time zone.
     """
-    entries = AuditEntry.objects.filter(organization=organization)
+    entries = AuditEntry.objects.filter(organization_id=organization.pk)
     if action:
         entries = entries.filter(Q(action=action) | Q(action__startswith=f"{action}."))
     if actor:

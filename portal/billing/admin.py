@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from portal.accounts.http import AuthenticatedRequest
 from portal.billing import services
 from portal.billing.documents import invoice_filename, invoice_pdf
 from portal.billing.forms import CreditGrantForm, CreditNoteForm, MarkPaidForm, MonthForm
@@ -52,22 +53,26 @@ class ReadOnlyMixin:
 class InvoiceLineInline(ReadOnlyMixin, admin.TabularInline):
     model = InvoiceLine
     extra = 0
-    fields = ["position", "description", "seconds", "gpu_seconds", "unit_price", "amount"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "position",
+        "description",
+        "seconds",
+        "gpu_seconds",
+        "unit_price",
+        "amount",
+    )
 
 
 class CreditNoteInline(ReadOnlyMixin, admin.TabularInline):
     model = CreditNote
     extra = 0
-    fields = ["number", "amount", "reason", "issued_at", "issued_by"]
-    readonly_fields = fields
+    fields = readonly_fields = ("number", "amount", "reason", "issued_at", "issued_by")
 
 
 class PaymentInline(ReadOnlyMixin, admin.TabularInline):
     model = Payment
     extra = 0
-    fields = ["amount", "provider", "reference", "received_at", "recorded_by"]
-    readonly_fields = fields
+    fields = readonly_fields = ("amount", "provider", "reference", "received_at", "recorded_by")
 
 
 class StatusFilter(admin.SimpleListFilter):
@@ -201,7 +206,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         if not self.has_manage_permission(request):
             raise PermissionDenied
 
-    def issue_view(self, request: HttpRequest):
+    def issue_view(self, request: AuthenticatedRequest):
         self._can_manage(request)
         form = MonthForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
@@ -250,7 +255,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         response["Content-Disposition"] = f'inline; filename="{invoice_filename(invoice, "pdf")}"'
         return response
 
-    def mark_paid_view(self, request: HttpRequest, pk: int):
+    def mark_paid_view(self, request: AuthenticatedRequest, pk: int):
         self._can_manage(request)
         invoice = get_object_or_404(self.get_queryset(request), pk=pk)
         form = MarkPaidForm(request.POST if request.method == "POST" else None)
@@ -274,7 +279,7 @@ class InvoiceAdmin(admin.ModelAdmin):
             intro=f"Still to pay: {format_amount(invoice_balance_due(invoice), invoice.currency)}.",
         )
 
-    def credit_note_view(self, request: HttpRequest, pk: int):
+    def credit_note_view(self, request: AuthenticatedRequest, pk: int):
         self._can_manage(request)
         invoice = get_object_or_404(self.get_queryset(request), pk=pk)
         form = CreditNoteForm(request.POST if request.method == "POST" else None)
@@ -342,7 +347,7 @@ class CreditGrantAdmin(admin.ModelAdmin):
     def add_view(self, request, form_url="", extra_context=None):
         return HttpResponseRedirect(reverse("admin:billing_creditgrant_grant"))
 
-    def grant_view(self, request: HttpRequest):
+    def grant_view(self, request: AuthenticatedRequest):
         if not self.has_add_permission(request):
             raise PermissionDenied
         form = CreditGrantForm(request.POST if request.method == "POST" else None)

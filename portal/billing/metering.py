@@ -129,10 +129,9 @@ def pieces(
     for start, end, kind in billed_stretches(transitions, preemptible=preemptible):
         # A closed stretch is cut strictly inside; an ongoing one up to and including `now`
         # (its open piece then starts at the last boundary passed).
-        if end is not None:
-            inside = lambda moment, start=start, end=end: start < moment < end  # noqa: E731
-        else:
-            inside = lambda moment, start=start: start < moment <= now  # noqa: E731
+        def inside(moment: datetime, start: datetime = start, end: datetime | None = end) -> bool:
+            return start < moment < end if end is not None else start < moment <= now
+
         cuts = {whole_second(p.valid_from) for p in prices if inside(whole_second(p.valid_from))}
         midnight = next_midnight(start)
         while inside(midnight):

@@ -15,9 +15,7 @@ from django.db import models
 from django.db.models import Q
 
 from portal.billing.money import Money
-
-MONEY = {"max_digits": 14, "decimal_places": 2}
-UNIT_PRICE = {"max_digits": 10, "decimal_places": 4}
+from portal.web.fields import MoneyField, UnitPriceField
 
 
 class UsageKind(models.TextChoices):
@@ -55,7 +53,7 @@ class UsageInterval(models.Model):
     price = models.ForeignKey(
         "catalog.Price", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    unit_price = models.DecimalField(**UNIT_PRICE, help_text="Per hour.")
+    unit_price = UnitPriceField(help_text="Per hour.")
     currency = models.CharField(max_length=3, default=settings.CURRENCY)
 
     class Meta:
@@ -131,13 +129,13 @@ class Invoice(models.Model):
     )
     customer_name = models.CharField(max_length=200)
     currency = models.CharField(max_length=3)
-    subtotal = models.DecimalField(**MONEY)
-    credits_applied = models.DecimalField(**MONEY, default=Decimal("0"))
+    subtotal = MoneyField()
+    credits_applied = MoneyField(default=Decimal("0"))
     tax_rate = models.DecimalField(max_digits=6, decimal_places=4)
-    tax = models.DecimalField(**MONEY)
-    total = models.DecimalField(**MONEY)
-    prepaid_applied = models.DecimalField(**MONEY, default=Decimal("0"))
-    amount_due = models.DecimalField(**MONEY)
+    tax = MoneyField()
+    total = MoneyField()
+    prepaid_applied = MoneyField(default=Decimal("0"))
+    amount_due = MoneyField()
     payment_provider = models.CharField(max_length=32)
     paid_at = models.DateTimeField(null=True, blank=True)
     paid_by = models.ForeignKey(
@@ -189,8 +187,8 @@ class InvoiceLine(models.Model):
     description = models.CharField(max_length=200)
     seconds = models.BigIntegerField()
     gpu_seconds = models.BigIntegerField()
-    unit_price = models.DecimalField(**UNIT_PRICE, help_text="Per instance-hour.")
-    amount = models.DecimalField(**MONEY)
+    unit_price = UnitPriceField(help_text="Per instance-hour.")
+    amount = MoneyField()
 
     class Meta:
         ordering = ["invoice", "position"]
@@ -222,7 +220,7 @@ class CreditGrant(models.Model):
         "orgs.Organization", on_delete=models.PROTECT, related_name="credit_grants"
     )
     kind = models.CharField(max_length=16, choices=CreditKind.choices, default=CreditKind.CREDIT)
-    amount = models.DecimalField(**MONEY)
+    amount = MoneyField()
     currency = models.CharField(max_length=3, default=settings.CURRENCY)
     reason = models.CharField(max_length=500)
     granted_by = models.ForeignKey(
@@ -249,7 +247,7 @@ class CreditApplication(models.Model):
 
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="applications")
     grant = models.ForeignKey(CreditGrant, on_delete=models.PROTECT, related_name="applications")
-    amount = models.DecimalField(**MONEY)
+    amount = MoneyField()
 
     class Meta:
         constraints = [
@@ -265,7 +263,7 @@ class CreditNote(models.Model):
 
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
     number = models.CharField(max_length=32, unique=True)
-    amount = models.DecimalField(**MONEY)
+    amount = MoneyField()
     reason = models.CharField(max_length=500)
     issued_at = models.DateTimeField()
     issued_by = models.ForeignKey(
@@ -287,7 +285,7 @@ class Payment(models.Model):
     """A payment recorded against an invoice (by staff, or later by a payment adapter)."""
 
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
-    amount = models.DecimalField(**MONEY)
+    amount = MoneyField()
     provider = models.CharField(max_length=32)
     reference = models.CharField(max_length=200, blank=True)
     received_at = models.DateTimeField()
@@ -308,7 +306,7 @@ class Budget(models.Model):
     organization = models.OneToOneField(
         "orgs.Organization", on_delete=models.CASCADE, related_name="budget"
     )
-    amount = models.DecimalField(**MONEY)
+    amount = MoneyField()
     currency = models.CharField(max_length=3, default=settings.CURRENCY)
     hard_limit = models.BooleanField(
         default=False, help_text="At 100 % of the budget, new launches are refused."
@@ -337,8 +335,8 @@ class BudgetAlert(models.Model):
     )
     month = models.DateField()
     threshold = models.PositiveSmallIntegerField()
-    spend = models.DecimalField(**MONEY)
-    budget_amount = models.DecimalField(**MONEY)
+    spend = MoneyField()
+    budget_amount = MoneyField()
     sent_at = models.DateTimeField()
 
     class Meta:

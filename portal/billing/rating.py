@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from django.db.models import (
     BigIntegerField,
@@ -32,7 +33,10 @@ from portal.billing.models import UsageInterval, UsageKind
 from portal.billing.money import SECONDS_PER_HOUR, cents
 from portal.instances.models import Instance
 
-EXACT = DecimalField(max_digits=30, decimal_places=6)
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+EXACT: DecimalField[Decimal, Decimal] = DecimalField(max_digits=30, decimal_places=6)
 
 
 class EpochSeconds(Func):
@@ -41,7 +45,9 @@ class EpochSeconds(Func):
     arity = 2
     output_field = BigIntegerField()
 
-    def as_sql(self, compiler, connection, **extra):  # PostgreSQL and the default
+    def as_sql(  # PostgreSQL and the default
+        self, compiler, connection, function=None, template=None, arg_joiner=None, **extra
+    ):
         return self.as_sql_template(
             # date_part is float8 (fast) where EXTRACT is numeric; whole seconds are exact.
             compiler,
@@ -62,16 +68,24 @@ class EpochSeconds(Func):
         return template % {"end": end_sql, "start": start_sql}, [*end_params, *start_params]
 
 
+class RatedFields(TypedDict):
+    """What rated() annotates on each interval."""
+
+    seconds: int  # inside the period (clipped), up to `now` for an open one
+    price_seconds: Decimal  # seconds × unit price (divide by 3600 for the amount)
+    gpu_seconds: int
+
+
 def rated(
     queryset: QuerySet[UsageInterval], *, start: datetime, end: datetime, now: datetime
-) -> QuerySet[UsageInterval]:
+) -> QuerySet[WithAnnotations[UsageInterval, RatedFields]]:
     """Intervals overlapping [start, end) with `seconds` (clipped) and `price_seconds` annotated.
 
     An open interval counts up to `now`. The filter keeps exactly the intervals with at least
     a second inside the period (boundaries are whole seconds), so no row rates to zero.
     """
-    if now <= start:
-        return queryset.none()
+    if now <= start:  # nothing to rate: no rows, so none with the annotations missing
+        return cast("QuerySet[WithAnnotations[UsageInterval, RatedFields]]", queryset.none())
     clipped_start = Greatest(F("start"), Value(start))
     clipped_end = Least(Coalesce(F("end"), Value(now)), Value(end))
     # Intervals never cross a UTC midnight, so a closed one inside the period starts at or
@@ -135,7 +149,11 @@ class Line:
         return Decimal(self.gpu_seconds) / SECONDS_PER_HOUR
 
 
-KIND_ORDER = {UsageKind.ON_DEMAND: 0, UsageKind.PREEMPTIBLE: 1, UsageKind.STOPPED: 2}
+KIND_ORDER: dict[str, int] = {
+    UsageKind.ON_DEMAND: 0,
+    UsageKind.PREEMPTIBLE: 1,
+    UsageKind.STOPPED: 2,
+}
 
 
 LINE_FIELDS = (
@@ -168,7 +186,7 @@ def _line_rows(
 
     `where` narrows the intervals (`portal.billing.usage` rates a month in two parts)."""
     rows = rated(_of_organization(organization_id, where), start=start, end=end, now=now)
-    fields = LINE_FIELDS
+    fields: tuple[str, ...] = LINE_FIELDS
     if by_day:
         rows = rows.annotate(day=TruncDate("start"))
         fields = ("day", *LINE_FIELDS)

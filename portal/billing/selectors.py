@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import DecimalField, F, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import F, OuterRef, Prefetch, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
@@ -22,14 +22,16 @@ from portal.billing.models import (
     CreditKind,
     CreditNote,
     Invoice,
+    InvoiceLine,
     UsageInterval,
 )
 from portal.billing.money import SECONDS_PER_HOUR, ZERO, Money, cents
 from portal.billing.periods import Month
 from portal.orgs.models import Organization
 from portal.orgs.roles import Role
+from portal.web.fields import MoneyField
 
-MONEY_FIELD = DecimalField(max_digits=14, decimal_places=2)
+MONEY_FIELD: MoneyField[Decimal, Decimal] = MoneyField()
 
 
 def month_spend(
@@ -60,14 +62,21 @@ def invoice_list_for_organization(*, organization: Organization) -> QuerySet[Inv
     return Invoice.objects.filter(organization=organization).annotate(credited=_credited())
 
 
-def invoice_get_for_organization(*, organization: Organization, pk: int) -> Invoice:
-    """The invoice with this id of this organization; 404 for any other."""
-    invoice = (
-        invoice_list_for_organization(organization=organization)
-        .select_related("organization")
-        .filter(pk=pk)
-        .first()
+def invoice_get_for_organization(
+    *, organization: Organization, pk: int, with_lines: bool = False
+) -> Invoice:
+    """The invoice with this id of this organization; 404 for any other. `with_lines`: its
+    lines read too, with their type and region (invoice.lines.all() needs no more queries)."""
+    invoices = invoice_list_for_organization(organization=organization).select_related(
+        "organization"
     )
+    if with_lines:
+        invoices = invoices.prefetch_related(
+            Prefetch(
+                "lines", queryset=InvoiceLine.objects.select_related("instance_type", "region")
+            )
+        )
+    invoice = invoices.filter(pk=pk).first()
     if invoice is None:
         raise Http404("No such invoice")
     return invoice
@@ -115,6 +124,27 @@ def organization_overdue_reason(organization: Organization) -> str | None:
     if not organization_has_overdue_invoice(organization):
         return None
     return "An invoice is unpaid past its due date."
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceRow:
+    """A row of the invoice list: the invoice, its status and what is still to pay."""
+
+    invoice: Invoice
+    status: str
+    status_class: str
+    balance_due: Decimal
+
+
+def invoice_row_list_for_organization(*, organization: Organization) -> list[InvoiceRow]:
+    """The organization's invoices, newest first, as rows (one query)."""
+    invoices = invoice_list_for_organization(organization=organization).order_by(
+        "-month", "-number"
+    )
+    return [
+        InvoiceRow(invoice, *invoice_status(invoice), balance_due=invoice_balance_due(invoice))
+        for invoice in invoices
+    ]
 
 
 @dataclass(frozen=True)
@@ -230,8 +260,8 @@ class Overview:
     block_reason: str | None
     balances: dict[str, Decimal]
     open_invoices: list[Invoice]
-    chart: BarChart = field(repr=False, default=None)  # type: ignore[assignment]
-    month_usage: usage.MonthUsage = field(repr=False, default=None)  # type: ignore[assignment]
+    month_usage: usage.MonthUsage = field(repr=False)
+    chart: BarChart | None = field(repr=False, default=None)  # drawn once the rest is known
 
     @property
     def more_instances(self) -> int:
@@ -331,7 +361,7 @@ def available_months(*, organization: Organization, now: datetime | None = None)
     )
     month = Month.of(now)
     start = Month.of(first) if first else month
-    months = []
+    months: list[Month] = []
     while month.start >= start.start and len(months) < 36:
         months.append(month)
         month = month.previous()

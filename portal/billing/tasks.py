@@ -14,28 +14,26 @@ from portal.billing.periods import Month
 
 logger = logging.getLogger(__name__)
 
-TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True}
 
-
-@shared_task(**TASK_OPTIONS)
+@shared_task(acks_late=True, reject_on_worker_lost=True)
 def usage_sync_instance(instance_id: int) -> None:
     services.usage_sync_instance(instance_id=instance_id)
 
 
-@shared_task(**TASK_OPTIONS)
+@shared_task(acks_late=True, reject_on_worker_lost=True)
 def usage_sync_pending() -> int:
     """Every few minutes: meter the instances with new state changes or crossed boundaries."""
     return services.usage_sync_pending()
 
 
-@shared_task(**TASK_OPTIONS)
+@shared_task(acks_late=True, reject_on_worker_lost=True)
 def budgets_check() -> int:
     """Every few minutes: budget e-mails for thresholds reached (each once a month)."""
     services.usage_sync_pending()
     return services.budgets_check_all()
 
 
-@shared_task(**TASK_OPTIONS)
+@shared_task(acks_late=True, reject_on_worker_lost=True)
 def invoices_issue_last_month() -> int:
     """On the 1st of each month: issue last month's invoices. A rerun skips issued ones."""
     month = Month.of(clock.now()).previous()

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cached_property
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -150,7 +150,7 @@ class MonthUsage:
     def _rate_live(self) -> LivePart:
         today_closed = Q(start__gte=self.cutoff, end__isnull=False)
         # Closed intervals stand as they are: rated as of the month's end, they are whole.
-        closed = {**self._period, "now": self.month.end, "where": today_closed}
+        closed: dict[str, Any] = {**self._period, "now": self.month.end, "where": today_closed}
         latest = UsageInterval.objects.filter(
             Q(start__gte=self.cutoff) | Q(end__isnull=True), organization_id=self.organization_id
         ).aggregate(latest=Max("start"))["latest"]
@@ -165,6 +165,8 @@ class MonthUsage:
 
     @cached_property
     def _open(self) -> tuple[list[dict], list[rating.InstanceSums]]:
+        """The live part's open intervals rated now (read only where there is a live part)."""
+        assert self._live is not None
         return rating.rate_open(
             self._live.open, start=self.month.start, end=self.month.end, now=self.now
         )
@@ -177,9 +179,9 @@ class MonthUsage:
             where = Q(start__gte=self.cutoff) | Q(end__isnull=True)
             rows = rate(**self._period, now=self.now, where=where)
         elif what == "lines":
-            rows = live.lines + self._open[0]
+            rows = cast(list[T], live.lines + self._open[0])  # what `rate` gives for lines
         else:
-            rows = live.instances + self._open[1]
+            rows = cast(list[T], live.instances + self._open[1])
         return rows + self._sealed(what, rate)
 
     @cached_property

@@ -10,7 +10,7 @@ from portal.billing.forms import BudgetForm
 from portal.billing.models import Budget, UsageKind
 from portal.billing.periods import Month
 from portal.lib.errors import ApplicationError
-from portal.orgs.decorators import organization_view
+from portal.orgs.decorators import OrganizationRequest, organization_view
 from portal.web.forms import form_add_application_error
 
 
@@ -30,7 +30,7 @@ def _month(request: HttpRequest) -> Month:
 
 
 @organization_view("billing.view")
-def overview(request: HttpRequest) -> HttpResponse:
+def overview(request: OrganizationRequest) -> HttpResponse:
     month = _month(request)
     organization = request.organization
     context = {
@@ -43,7 +43,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 
 @organization_view("billing.view")
-def usage_csv(request: HttpRequest) -> StreamingHttpResponse:
+def usage_csv(request: OrganizationRequest) -> StreamingHttpResponse:
     month = _month(request)
     rows = documents.usage_csv_rows(
         organization_id=request.organization.pk, month=month, now=clock.now()
@@ -55,7 +55,7 @@ def usage_csv(request: HttpRequest) -> StreamingHttpResponse:
 
 
 @organization_view("billing.view")
-def budget(request: HttpRequest) -> HttpResponse:
+def budget(request: OrganizationRequest) -> HttpResponse:
     organization = request.organization
     current = Budget.objects.filter(organization=organization).first()
     can_manage = request.membership.can("billing.manage")
@@ -106,33 +106,25 @@ def budget(request: HttpRequest) -> HttpResponse:
 
 
 @organization_view("billing.view")
-def invoice_list(request: HttpRequest) -> HttpResponse:
-    invoices = list(
-        selectors.invoice_list_for_organization(organization=request.organization).order_by(
-            "-month", "-number"
-        )
-    )
-    for invoice in invoices:
-        invoice.status, invoice.status_class = selectors.invoice_status(invoice)
-        invoice.balance_due = selectors.invoice_balance_due(invoice)
+def invoice_list(request: OrganizationRequest) -> HttpResponse:
     return render(
         request,
         "billing/invoices.html",
         {
-            "invoices": invoices,
+            "rows": selectors.invoice_row_list_for_organization(organization=request.organization),
             "balances": selectors.credit_balances(organization=request.organization),
         },
     )
 
 
 @organization_view("billing.view")
-def invoice_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def invoice_detail(request: OrganizationRequest, pk: int) -> HttpResponse:
     invoice = selectors.invoice_get_for_organization(organization=request.organization, pk=pk)
     return render(request, "billing/invoice.html", documents.invoice_context(invoice))
 
 
 @organization_view("billing.view")
-def invoice_pdf(request: HttpRequest, pk: int) -> HttpResponse:
+def invoice_pdf(request: OrganizationRequest, pk: int) -> HttpResponse:
     invoice = selectors.invoice_get_for_organization(organization=request.organization, pk=pk)
     response = HttpResponse(documents.invoice_pdf(invoice), content_type="application/pdf")
     disposition = "inline" if request.GET.get("inline") else "attachment"
@@ -143,7 +135,7 @@ def invoice_pdf(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @organization_view("billing.view")
-def invoice_csv(request: HttpRequest, pk: int) -> HttpResponse:
+def invoice_csv(request: OrganizationRequest, pk: int) -> HttpResponse:
     invoice = selectors.invoice_get_for_organization(organization=request.organization, pk=pk)
     response = HttpResponse(documents.invoice_csv(invoice), content_type="text/csv")
     response["Content-Disposition"] = (

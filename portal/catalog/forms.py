@@ -1,3 +1,5 @@
+from typing import cast
+
 from django import forms
 
 from portal.catalog.models import GpuModel, Region
@@ -25,8 +27,8 @@ class CatalogFilterForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["region"].queryset = active_regions()
-        self.fields["gpu"].queryset = offered_gpu_models()
+        cast(forms.ModelChoiceField, self.fields["region"]).queryset = active_regions()
+        cast(forms.ModelChoiceField, self.fields["gpu"]).queryset = offered_gpu_models()
 
     def filters(self) -> dict:
         """The filters that are valid; an unknown code filters nothing (and shows an error)."""

@@ -7,6 +7,8 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from portal.web.fields import UnitPriceField
+
 HOURS_PER_MONTH = Decimal("730")  # the cloud industry's convention for a monthly price
 
 code_validator = RegexValidator(
@@ -68,11 +70,9 @@ class Price(models.Model):
 
     instance_type = models.ForeignKey(InstanceType, on_delete=models.PROTECT, related_name="prices")
     valid_from = models.DateTimeField(default=timezone.now)
-    on_demand_hourly = models.DecimalField(max_digits=10, decimal_places=4)
-    preemptible_hourly = models.DecimalField(max_digits=10, decimal_places=4)
-    stopped_hourly = models.DecimalField(
-        max_digits=10,
-        decimal_places=4,
+    on_demand_hourly = UnitPriceField()
+    preemptible_hourly = UnitPriceField()
+    stopped_hourly = UnitPriceField(
         default=Decimal("0"),
         help_text="What a stopped instance still costs per hour (its reserved disk).",
     )

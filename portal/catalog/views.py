@@ -1,14 +1,14 @@
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 
 from portal.catalog import selectors
 from portal.catalog.forms import CatalogFilterForm
 from portal.catalog.models import HOURS_PER_MONTH
-from portal.orgs.decorators import organization_view
+from portal.orgs.decorators import OrganizationRequest, organization_view
 
 
 @organization_view("org.view")
-def catalog(request: HttpRequest) -> HttpResponse:
+def catalog(request: OrganizationRequest) -> HttpResponse:
     """Everything that can be launched, with prices; htmx swaps only the filters and the table."""
     form = CatalogFilterForm(request.GET or None)
     filters = form.filters()

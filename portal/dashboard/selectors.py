@@ -1,5 +1,6 @@
 """What the organization dashboard shows: a summary in a fixed number of queries."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -55,7 +56,7 @@ def dashboard_fleet(*, membership: Membership, recent: int = 5) -> FleetSummary:
 
 def dashboard_members(
     *, organization: Organization, first: int = 6
-) -> tuple[list[Membership], int]:
+) -> tuple[Sequence[Membership], int]:
     """The first members by e-mail and how many there are, in one query."""
     members = list(
         membership_list_for_organization(organization=organization).annotate(

@@ -1,3 +1,4 @@
+from allauth.account.models import EmailAddress
 from allauth.mfa.utils import is_mfa_enabled
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -5,15 +6,16 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 
+from portal.accounts.http import AuthenticatedRequest
 from portal.dashboard.health import health_report
 from portal.dashboard.selectors import dashboard_fleet, dashboard_members, dashboard_spend
-from portal.orgs.decorators import organization_view
+from portal.orgs.decorators import OrganizationRequest, organization_view
 from portal.orgs.selectors import membership_list_for_user
 from portal.sshkeys.selectors import sshkey_list_for_member
 
 
 @login_required
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: AuthenticatedRequest) -> HttpResponse:
     """Send the user to the organization they used last, or let them create one."""
     memberships = list(membership_list_for_user(user=request.user))
     if not memberships:
@@ -24,7 +26,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 @organization_view("org.view")
-def organization_dashboard(request: HttpRequest) -> HttpResponse:
+def organization_dashboard(request: OrganizationRequest) -> HttpResponse:
     membership = request.membership
     organization = request.organization
     slug = organization.slug
@@ -34,7 +36,7 @@ def organization_dashboard(request: HttpRequest) -> HttpResponse:
         (
             "Verify your e-mail address",
             reverse("account_email"),
-            request.user.emailaddress_set.filter(verified=True).exists(),
+            EmailAddress.objects.filter(user=request.user, verified=True).exists(),
         ),
         ("Turn on two-factor authentication", reverse("mfa_index"), is_mfa_enabled(request.user)),
         ("Invite a colleague", reverse("orgs:members", args=[slug]), member_count > 1),

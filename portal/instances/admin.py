@@ -11,8 +11,7 @@ class InstanceEventInline(admin.TabularInline):
     model = InstanceEvent
     extra = 0
     can_delete = False
-    fields = ["at", "from_state", "to_state", "message", "actor"]
-    readonly_fields = fields
+    fields = readonly_fields = ("at", "from_state", "to_state", "message", "actor")
     ordering = ["-at", "-id"]
 
     def has_add_permission(self, request, obj=None) -> bool:

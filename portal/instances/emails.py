@@ -11,11 +11,14 @@ from portal.orgs.roles import Role
 def recipients(instance: Instance) -> list[str]:
     """Who launched the instance, if still a member; otherwise the organization's owners."""
     organization = instance.organization
-    if (
-        instance.created_by_id
+    creator = (
+        instance.created_by
+        if instance.created_by_id
         and organization.memberships.filter(user_id=instance.created_by_id).exists()
-    ):
-        return [instance.created_by.email]
+        else None
+    )
+    if creator is not None:
+        return [creator.email]
     return list(
         organization.memberships.filter(role=Role.OWNER).values_list("user__email", flat=True)
     )

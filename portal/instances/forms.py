@@ -1,6 +1,7 @@
 """The launch form. It only carries values: every rule is checked by services.instance_launch."""
 
 import uuid
+from typing import cast
 
 from django import forms
 
@@ -47,6 +48,8 @@ class LaunchForm(forms.Form):
         self.fields["image"].widget.choices = [("", "Choose an image")] + [
             (i.code, i.name) for i in images
         ]
-        self.fields["ssh_keys"].choices = [(str(k.pk), k.name) for k in keys]
+        cast(forms.ChoiceField, self.fields["ssh_keys"]).choices = [
+            (str(k.pk), k.name) for k in keys
+        ]
         if not self.is_bound and not self.initial.get("idempotency_key"):
             self.initial["idempotency_key"] = str(uuid.uuid4())

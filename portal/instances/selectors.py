@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -26,7 +27,7 @@ SECONDS_PER_HOUR = Decimal(3600)
 def instance_list_for_organization(*, membership: Membership) -> QuerySet[Instance]:
     """Every instance of the member's organization, newest first, with what the API and the
     instance page show (type and GPU model, region, image, who launched it). Price a page of
-    them with price_rows()."""
+    them with instance_hourly_prices()."""
     return (
         Instance.objects.filter(organization_id=membership.organization_id)
         .select_related("instance_type__gpu_model", "region", "image", "created_by")
@@ -51,7 +52,7 @@ LIST_ROW_FIELDS = (
 
 def instance_list_rows(*, membership: Membership) -> QuerySet[Instance]:
     """The list's rows: the organization's instances, newest first, only what a row shows.
-    Price the page's rows with price_rows()."""
+    Make the page's rows with instance_row_list()."""
     return (
         Instance.objects.filter(organization_id=membership.organization_id)
         .select_related("instance_type", "region")
@@ -60,10 +61,23 @@ def instance_list_rows(*, membership: Membership) -> QuerySet[Instance]:
     )
 
 
-def price_rows(instances: list[Instance], at: datetime | None = None) -> None:
-    """Set `hourly_price` on each instance: the running price in force at `at` (default now)
-    for its type and kind, None without one. One query for all the instances' types.
+@dataclass(frozen=True, slots=True)
+class InstanceRow:
+    """A row of the instance list: the instance, its running price in force (None without
+    one) and what it has cost so far."""
+
+    instance: Instance
+    hourly_price: Decimal | None
+    cost: Decimal
+
+
+def instance_hourly_prices(
+    instances: Iterable[Instance], at: datetime | None = None
+) -> dict[int, Decimal | None]:
+    """The running price in force at `at` (default now) of each instance, by id: its type's
+    on-demand or preemptible price, None without one. One query for all the instances' types.
     """
+    instances = list(instances)
     type_ids = {instance.instance_type_id for instance in instances}
     latest: dict[int, Price] = {}
     if type_ids:
@@ -74,22 +88,40 @@ def price_rows(instances: list[Instance], at: datetime | None = None) -> None:
         )
         for price in prices:  # each type's newest start first: keep that one
             latest.setdefault(price.instance_type_id, price)
+    hourly: dict[int, Decimal | None] = {}
     for instance in instances:
-        price = latest.get(instance.instance_type_id)
-        if price is None:
-            instance.hourly_price = None
-        else:
-            instance.hourly_price = (
-                price.preemptible_hourly if instance.preemptible else price.on_demand_hourly
+        in_force = latest.get(instance.instance_type_id)
+        hourly[instance.pk] = (
+            None
+            if in_force is None
+            else (
+                in_force.preemptible_hourly if instance.preemptible else in_force.on_demand_hourly
             )
+        )
+    return hourly
+
+
+def instance_row_list(
+    instances: Iterable[Instance], at: datetime | None = None
+) -> list[InstanceRow]:
+    """A page of the list's instances as rows, priced in one query."""
+    instances = list(instances)
+    prices = instance_hourly_prices(instances, at)
+    return [
+        InstanceRow(
+            instance=instance,
+            hourly_price=prices[instance.pk],
+            cost=instance_cost_so_far(instance=instance, hourly_price=prices[instance.pk], at=at),
+        )
+        for instance in instances
+    ]
 
 
 def instance_get_for_member(*, membership: Membership, pk: int) -> Instance:
-    """The instance with this id in the member's organization, priced; 404 for any other."""
+    """The instance with this id in the member's organization; 404 for any other."""
     instance = instance_list_for_organization(membership=membership).filter(pk=pk).first()
     if instance is None:
         raise Http404("No such instance")
-    price_rows([instance])
     return instance
 
 
@@ -97,28 +129,27 @@ def instance_event_list_for_instance(*, instance: Instance) -> QuerySet[Instance
     return instance.events.select_related("actor").order_by("-at", "-id")
 
 
-def any_in_transition(instances) -> bool:
+def any_in_transition(instances: Iterable[Instance]) -> bool:
     """Whether a page showing these instances should keep polling."""
     return any(instance.needs_watching for instance in instances)
 
 
 def instance_hourly_price(*, instance: Instance) -> Decimal | None:
-    """The running price per hour in force now, as price_rows() set it (priced here if not)."""
-    if not hasattr(instance, "hourly_price"):
-        price_rows([instance])
-    return instance.hourly_price
+    """The running price per hour in force now (one query)."""
+    return instance_hourly_prices([instance])[instance.pk]
 
 
-def instance_cost_so_far(*, instance: Instance, at: datetime | None = None) -> Decimal:
-    """Running seconds so far times the running price in force, to the cent.
+def instance_cost_so_far(
+    *, instance: Instance, hourly_price: Decimal | None, at: datetime | None = None
+) -> Decimal:
+    """Running seconds so far times the running price in force (`hourly_price`), to the cent.
 
     An estimate for the console. Billing proper (its own issue) rates usage against the price
     history and replaces this one function.
     """
-    hourly = instance_hourly_price(instance=instance)
-    if not hourly:
+    if not hourly_price:
         return Decimal("0.00")
-    cost = Decimal(instance.billed_seconds(at)) * hourly / SECONDS_PER_HOUR
+    cost = Decimal(instance.billed_seconds(at)) * hourly_price / SECONDS_PER_HOUR
     return cost.quantize(CENT)
 
 

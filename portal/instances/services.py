@@ -8,7 +8,7 @@ was rolled back.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -234,9 +234,9 @@ def instance_launch(
         # A concurrent submit of the same form may have got there first (it held the quota
         # row; we then saw its instance's name, its GPUs, or its key): that is our instance.
         if key is not None:
-            existing = Instance.objects.filter(organization=organization, idempotency_key=key)
-            if existing.exists():
-                return existing.get()
+            ours = Instance.objects.filter(organization=organization, idempotency_key=key)
+            if ours.exists():
+                return ours.get()
         if isinstance(error, IntegrityError):
             raise _name_taken(name) from None
         raise
@@ -245,7 +245,7 @@ def instance_launch(
 
 # Customer actions. Each is allowed exactly where lifecycle.TRANSITIONS says.
 
-_REQUESTS = {
+_REQUESTS: dict[str, tuple[Callable[..., lifecycle.Change | None], Callable[[int], None]]] = {
     "stop": (lifecycle.request_stop, tasks.enqueue_stop),
     "start": (lifecycle.request_start, tasks.enqueue_start),
     "reboot": (lifecycle.request_reboot, tasks.enqueue_reboot),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, fields
 from datetime import timedelta
@@ -355,7 +356,7 @@ def resync(instance_id: int) -> bool:
     return instance.is_transitional
 
 
-DRIVERS = {
+DRIVERS: dict[str, Callable[[int], bool]] = {
     State.PENDING: provision,
     State.PROVISIONING: provision,
     State.STOPPING: stop,

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
+from typing import Concatenate, ParamSpec, TypeVar
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.core.cache import cache
 from django.db import transaction
 
@@ -23,8 +25,14 @@ from portal.provisioning import TransientError
 
 logger = logging.getLogger(__name__)
 
-# max_retries=None: `_drive` counts retries itself and gives up through the service.
-TASK_OPTIONS = {"bind": True, "acks_late": True, "reject_on_worker_lost": True, "max_retries": None}
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _instance_task(fun: Callable[Concatenate[Task[P, R], P], R]) -> Task[P, R]:
+    """A bound task, acks_late; max_retries=None: `_drive` counts retries itself and gives up
+    through the service."""
+    return shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)(fun)
 
 
 def backoff(retries: int) -> float:
@@ -46,37 +54,37 @@ def _drive(task, step: str, instance_id: int) -> None:
         instance_poll.apply_async((instance_id,), countdown=setting("INSTANCE_POLL_INTERVAL"))
 
 
-@shared_task(**TASK_OPTIONS)
+@_instance_task
 def instance_provision(self, instance_id: int) -> None:
     _drive(self, "provision", instance_id)
 
 
-@shared_task(**TASK_OPTIONS)
+@_instance_task
 def instance_poll(self, instance_id: int) -> None:
     _drive(self, "poll", instance_id)
 
 
-@shared_task(**TASK_OPTIONS)
+@_instance_task
 def instance_stop(self, instance_id: int) -> None:
     _drive(self, "stop", instance_id)
 
 
-@shared_task(**TASK_OPTIONS)
+@_instance_task
 def instance_start(self, instance_id: int) -> None:
     _drive(self, "start", instance_id)
 
 
-@shared_task(**TASK_OPTIONS)
+@_instance_task
 def instance_reboot(self, instance_id: int) -> None:
     _drive(self, "reboot", instance_id)
 
 
-@shared_task(**TASK_OPTIONS)
+@_instance_task
 def instance_terminate(self, instance_id: int) -> None:
     _drive(self, "terminate", instance_id)
 
 
-@shared_task(**TASK_OPTIONS)
+@_instance_task
 def instance_resync(self, instance_id: int) -> None:
     _drive(self, "resync", instance_id)
 
@@ -143,7 +151,7 @@ def enqueue_terminate(instance_id: int) -> None:
     _enqueue("terminate", instance_id)
 
 
-_FOR_STATE = {
+_FOR_STATE: dict[str, Task[[int], None]] = {
     State.PENDING: instance_provision,
     State.PROVISIONING: instance_provision,
     State.STOPPING: instance_stop,

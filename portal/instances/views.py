@@ -6,7 +6,7 @@ transition; the same view renders just that partial ("page.html#region") for htm
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -16,7 +16,7 @@ from portal.instances import lifecycle, selectors, services
 from portal.instances.conf import setting
 from portal.instances.forms import LaunchForm
 from portal.lib.errors import ApplicationError
-from portal.orgs.decorators import organization_view
+from portal.orgs.decorators import OrganizationRequest, organization_view
 from portal.quotas.services import QuotaExceeded
 from portal.web.forms import form_add_application_error
 
@@ -29,17 +29,14 @@ ACTION_DONE = {
 
 
 @organization_view("instances.view")
-def instance_list(request: HttpRequest) -> HttpResponse:
+def instance_list(request: OrganizationRequest) -> HttpResponse:
     instances = selectors.instance_list_rows(membership=request.membership)
     page = Paginator(instances, setting("INSTANCES_PER_PAGE")).get_page(request.GET.get("page"))
-    rows = list(page.object_list)
-    selectors.price_rows(rows)
-    for instance in rows:
-        instance.cost = selectors.instance_cost_so_far(instance=instance)
+    rows = selectors.instance_row_list(page.object_list)
     context = {
         "page": page,
-        "instances": rows,
-        "polling": selectors.any_in_transition(rows),
+        "rows": rows,
+        "polling": selectors.any_in_transition(row.instance for row in rows),
         "can_manage": request.membership.can("instances.manage"),
     }
     template = "instances/list.html#table" if request.htmx else "instances/list.html"
@@ -47,15 +44,16 @@ def instance_list(request: HttpRequest) -> HttpResponse:
 
 
 @organization_view("instances.view")
-def instance_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def instance_detail(request: OrganizationRequest, pk: int) -> HttpResponse:
     instance = selectors.instance_get_for_member(membership=request.membership, pk=pk)
+    hourly = selectors.instance_hourly_price(instance=instance)
     context = {
         "instance": instance,
         "events": selectors.instance_event_list_for_instance(instance=instance),
         "actions": lifecycle.allowed_actions(instance.state),
         "can_manage": request.membership.can("instances.manage"),
-        "cost": selectors.instance_cost_so_far(instance=instance),
-        "hourly": selectors.instance_hourly_price(instance=instance),
+        "cost": selectors.instance_cost_so_far(instance=instance, hourly_price=hourly),
+        "hourly": hourly,
     }
     template = "instances/detail.html#live" if request.htmx else "instances/detail.html"
     return render(request, template, context)
@@ -63,7 +61,7 @@ def instance_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @organization_view("instances.manage")  # tenant and role first: an outsider's GET is a 404
 @require_POST
-def instance_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+def instance_action(request: OrganizationRequest, pk: int, action: str) -> HttpResponse:
     instance = selectors.instance_get_for_member(membership=request.membership, pk=pk)
     try:
         services.instance_action(
@@ -80,7 +78,7 @@ def instance_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
-def _initial_from(request, options) -> dict:
+def _initial_from(request: OrganizationRequest, options: selectors.LaunchOptions) -> dict:
     """Launch again what an earlier instance was (the interrupted e-mail links here)."""
     source_id = request.GET.get("from", "")
     if not source_id.isdigit():
@@ -98,7 +96,7 @@ def _initial_from(request, options) -> dict:
 
 
 @organization_view("instances.manage")
-def instance_launch(request: HttpRequest) -> HttpResponse:
+def instance_launch(request: OrganizationRequest) -> HttpResponse:
     options = selectors.launch_options(membership=request.membership)
     form_options = {"regions": options.regions, "images": options.images, "keys": options.keys}
     quota_request_url = None

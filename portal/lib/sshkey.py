@@ -186,7 +186,7 @@ def fingerprint_sha256(blob: bytes) -> str:
     return f"SHA256:{digest}"
 
 
-def _bits(key) -> int:
+def _bits(key: serialization.SSHPublicKeyTypes) -> int:
     if isinstance(key, ed25519.Ed25519PublicKey):
         return 256
     if isinstance(key, ec.EllipticCurvePublicKey):

@@ -30,7 +30,8 @@ def _bodies(message: Message) -> tuple[str, str]:
     for part in message.walk():
         if part.is_multipart():
             continue
-        payload = part.get_payload(decode=True) or b""
+        raw = part.get_payload(decode=True)  # bytes (or None) for a part that is not multipart
+        payload = raw if isinstance(raw, bytes) else b""
         charset = part.get_content_charset() or "utf-8"
         if part.get_content_type() == "text/plain" and not text:
             text = payload.decode(charset, errors="replace")

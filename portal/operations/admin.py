@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -12,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from portal.accounts.http import AuthenticatedRequest
 from portal.instances import services as instances
 from portal.instances.models import Instance
 from portal.lib.errors import ApplicationError
@@ -104,7 +106,7 @@ class SuspensionAdmin(admin.ModelAdmin):
     def add_view(self, request, form_url="", extra_context=None):
         return HttpResponseRedirect(reverse("admin:orgs_suspension_suspend"))
 
-    def suspend_view(self, request: HttpRequest):
+    def suspend_view(self, request: AuthenticatedRequest):
         if not self.has_add_permission(request):
             raise PermissionDenied
         initial = {"organization": request.GET.get("organization")}
@@ -136,7 +138,7 @@ class SuspensionAdmin(admin.ModelAdmin):
             "refused until the suspension is lifted. Instances keep running unless you stop them.",
         )
 
-    def lift_view(self, request: HttpRequest, pk: int):
+    def lift_view(self, request: AuthenticatedRequest, pk: int):
         if not self.has_view_permission(request):
             raise PermissionDenied
         suspension = get_object_or_404(Suspension.objects.select_related("organization"), pk=pk)
@@ -192,6 +194,7 @@ if Organization in admin.site._registry:
     _org_admin.actions = [*(_org_admin.actions or []), suspend_organization]
 
 
+@admin.action(description="Terminate the selected instances with a reason…")
 def terminate_with_reason(modeladmin, request, queryset):
     """Django's intermediate-page pattern: ask for the reason, then terminate."""
     form = StaffTerminateForm(request.POST if "apply" in request.POST else None)
@@ -219,12 +222,9 @@ def terminate_with_reason(modeladmin, request, queryset):
             "form": form,
             "instances": queryset,
             "action": "terminate_with_reason",
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         },
     )
-
-
-terminate_with_reason.short_description = "Terminate the selected instances with a reason…"  # type: ignore[attr-defined]
 
 
 def _add_instance_action() -> None:

@@ -1,3 +1,5 @@
+from typing import cast
+
 from django import forms
 
 from portal.orgs.roles import ROLE_DESCRIPTIONS, Role, roles_assignable_by
@@ -16,7 +18,9 @@ class InvitationForm(forms.Form):
 
     def __init__(self, *args, actor_role: str, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["role"].choices = [(r.value, r.label) for r in roles_assignable_by(actor_role)]
+        cast(forms.ChoiceField, self.fields["role"]).choices = [
+            (r.value, r.label) for r in roles_assignable_by(actor_role)
+        ]
         self.role_descriptions = [
             (r.label, ROLE_DESCRIPTIONS[r]) for r in roles_assignable_by(actor_role)
         ]

@@ -6,22 +6,23 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from portal.accounts.http import AuthenticatedRequest
 from portal.audit import selectors as audit_selectors
 from portal.audit.forms import AuditFilterForm
 from portal.lib.errors import ApplicationError
 from portal.orgs import selectors, services
-from portal.orgs.decorators import organization_view
+from portal.orgs.decorators import OrganizationRequest, organization_view
 from portal.orgs.forms import InvitationForm, OrganizationForm, RoleForm
 from portal.orgs.roles import ROLE_DESCRIPTIONS, Role, roles_assignable_by
 from portal.web.forms import form_add_application_error
 
 
-def _members_url(request) -> str:
+def _members_url(request: OrganizationRequest) -> str:
     return reverse("orgs:members", args=[request.organization.slug])
 
 
 @login_required
-def organization_create(request: HttpRequest) -> HttpResponse:
+def organization_create(request: AuthenticatedRequest) -> HttpResponse:
     form = OrganizationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -37,7 +38,7 @@ def organization_create(request: HttpRequest) -> HttpResponse:
 
 
 @organization_view("org.view")
-def organization_settings(request: HttpRequest) -> HttpResponse:
+def organization_settings(request: OrganizationRequest) -> HttpResponse:
     organization = request.organization
     can_rename = request.membership.can("org.rename")
     form = OrganizationForm(request.POST or None, initial={"name": organization.name})
@@ -62,7 +63,7 @@ def organization_settings(request: HttpRequest) -> HttpResponse:
 
 
 @organization_view("members.view")
-def member_list(request: HttpRequest) -> HttpResponse:
+def member_list(request: OrganizationRequest) -> HttpResponse:
     actor = request.membership
     form = InvitationForm(actor_role=actor.role)
     return render(
@@ -72,7 +73,7 @@ def member_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _members_context(request, form) -> dict:
+def _members_context(request: OrganizationRequest, form: InvitationForm) -> dict[str, object]:
     organization = request.organization
     return {
         "members": selectors.membership_list_for_organization(organization=organization),
@@ -86,7 +87,7 @@ def _members_context(request, form) -> dict:
 
 @organization_view("members.invite")
 @require_POST
-def invitation_create(request: HttpRequest) -> HttpResponse:
+def invitation_create(request: OrganizationRequest) -> HttpResponse:
     actor = request.membership
     form = InvitationForm(request.POST, actor_role=actor.role)
     if form.is_valid():
@@ -110,7 +111,7 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
 
 @organization_view("members.invite")
 @require_POST
-def invitation_resend(request: HttpRequest, pk: int) -> HttpResponse:
+def invitation_resend(request: OrganizationRequest, pk: int) -> HttpResponse:
     invitation = selectors.invitation_get_for_organization(organization=request.organization, pk=pk)
     try:
         services.invitation_resend(actor=request.membership, invitation=invitation, request=request)
@@ -123,7 +124,7 @@ def invitation_resend(request: HttpRequest, pk: int) -> HttpResponse:
 
 @organization_view("members.invite")
 @require_POST
-def invitation_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+def invitation_revoke(request: OrganizationRequest, pk: int) -> HttpResponse:
     invitation = selectors.invitation_get_for_organization(organization=request.organization, pk=pk)
     try:
         services.invitation_revoke(actor=request.membership, invitation=invitation, request=request)
@@ -136,7 +137,7 @@ def invitation_revoke(request: HttpRequest, pk: int) -> HttpResponse:
 
 @organization_view("members.manage")
 @require_POST
-def member_change_role(request: HttpRequest, pk: int) -> HttpResponse:
+def member_change_role(request: OrganizationRequest, pk: int) -> HttpResponse:
     membership = selectors.membership_get_for_organization(organization=request.organization, pk=pk)
     form = RoleForm(request.POST)
     if not form.is_valid():
@@ -159,7 +160,7 @@ def member_change_role(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @organization_view("members.manage")
-def member_remove(request: HttpRequest, pk: int) -> HttpResponse:
+def member_remove(request: OrganizationRequest, pk: int) -> HttpResponse:
     membership = selectors.membership_get_for_organization(organization=request.organization, pk=pk)
     if request.method == "POST":
         try:
@@ -177,7 +178,7 @@ def member_remove(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @organization_view("org.view")
-def organization_leave(request: HttpRequest) -> HttpResponse:
+def organization_leave(request: OrganizationRequest) -> HttpResponse:
     if request.method == "POST":
         try:
             services.membership_remove(
@@ -224,7 +225,7 @@ AUDIT_PER_PAGE = 50
 
 @organization_view("audit.view")  # tenant and role first: an outsider gets a 404 for any method
 @require_GET
-def audit_log(request: HttpRequest) -> HttpResponse:
+def audit_log(request: OrganizationRequest) -> HttpResponse:
     """The organization's audit log for owners and admins, newest first, filtered by GET."""
     form = AuditFilterForm(request.GET or None)
     filters = form.filters() if form.is_bound else {}

@@ -12,8 +12,8 @@ It knows nothing of the portal's models: the portal depends on it, never the oth
 
 The portal imports this package only (never `drivers.*`): `get_backend()`, the interface's
 types and errors, and the checks of the optional capabilities (`supports_reservations`,
-`supports_quota_mirroring`), which also take the driver's class (`get_backend_class()`) to tell
-without building a driver.
+`supports_quota_mirroring`, or `driver_supports_quota_mirroring` on the driver's class from
+`get_backend_class()`, to tell without building a driver).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from .interface import (
     ProvisioningBackend,
     QuotaMirroringBackend,
     ReservingBackend,
+    driver_supports_quota_mirroring,
     supports_quota_mirroring,
     supports_reservations,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "QuotaMirroringBackend",
     "ReservingBackend",
     "TransientError",
+    "driver_supports_quota_mirroring",
     "get_backend",
     "get_backend_class",
     "load_driver",

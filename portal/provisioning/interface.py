@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeGuard, runtime_checkable
 
 
 class MachineState(StrEnum):
@@ -144,7 +145,7 @@ class ReservingBackend(Protocol):
         ...
 
 
-def supports_reservations(backend: object) -> bool:
+def supports_reservations(backend: object) -> TypeGuard[ReservingBackend]:
     return isinstance(backend, ReservingBackend)
 
 
@@ -162,7 +163,7 @@ class QuotaMirroringBackend(Protocol):
     catalog's codes (`h100`).
     """
 
-    def set_account_limits(self, account: str, limits: dict[str, int | None]) -> None:
+    def set_account_limits(self, account: str, limits: Mapping[str, int | None]) -> None:
         """Make `limits` (`{gpu_model: gpus}` over every region) the account's whole set of
         GPU limits: a model not given, or given None, has no limit afterwards; a model the
         backend does not know is left out. Idempotent, and the last call wins whole (no
@@ -176,8 +177,10 @@ class QuotaMirroringBackend(Protocol):
         ...
 
 
-def supports_quota_mirroring(backend: object) -> bool:
-    """Whether `backend` (a driver, or a driver's class) mirrors quotas."""
-    if isinstance(backend, type):
-        return issubclass(backend, QuotaMirroringBackend)
+def supports_quota_mirroring(backend: object) -> TypeGuard[QuotaMirroringBackend]:
     return isinstance(backend, QuotaMirroringBackend)
+
+
+def driver_supports_quota_mirroring(driver: type) -> bool:
+    """The same told from a driver's class (`get_backend_class()`), without building it."""
+    return issubclass(driver, QuotaMirroringBackend)

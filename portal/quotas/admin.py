@@ -31,7 +31,7 @@ from portal.quotas.models import (
 )
 from portal.quotas.standing import organization_standing
 
-STATE_COLOURS = {
+STATE_COLOURS: dict[str, str] = {
     QuotaRequestState.SUBMITTED: "#2563eb",
     QuotaRequestState.MORE_INFO_NEEDED: "#b7791f",
     QuotaRequestState.APPROVED: "#0f9d6b",
@@ -54,9 +54,10 @@ class AgeFilter(admin.SimpleListFilter):
         ]
 
     def queryset(self, request, queryset):
-        if self.value() not in self.BOUNDS:
+        value = self.value()
+        if value is None or value not in self.BOUNDS:
             return queryset
-        low, high = self.BOUNDS[self.value()]
+        low, high = self.BOUNDS[value]
         now = timezone.now()
         if low is not None:
             queryset = queryset.filter(created_at__lte=now - timedelta(days=low))
@@ -106,7 +107,8 @@ class QuotaRequestDecisionForm(forms.ModelForm):
         fields: list[str] = []
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         decision = cleaned.get("decision")
         if not decision or self.instance.pk is None:
             return cleaned
@@ -373,7 +375,8 @@ class QuotaForm(forms.ModelForm):
         fields = ["organization", "region", "gpu_model", "on_demand_limit", "preemptible_limit"]
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         changed = {"on_demand_limit", "preemptible_limit"} & set(self.changed_data)
         if changed and not (cleaned.get("reason") or "").strip():
             self.add_error("reason", "Say why the limit changes.")

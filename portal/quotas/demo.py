@@ -35,12 +35,12 @@ def seed_quotas(*, organization: Organization) -> None:
         )
     quota_apply_defaults(organization=organization)
     for region_code, gpu_code, kind, limit in DEMO_LIMITS:
-        region = next((r for r in regions if r.code == region_code), None)
-        if region is None or gpu_code not in gpu_models:
+        found = next((r for r in regions if r.code == region_code), None)
+        if found is None or gpu_code not in gpu_models:
             continue
         quota_limit_set(
             organization=organization,
-            region=region,
+            region=found,
             gpu_model=gpu_models[gpu_code],
             kind=kind,
             limit=limit,

@@ -1,12 +1,15 @@
+from typing import cast
+
 from django import forms
 
+from portal.catalog.models import GpuModel, Region
 from portal.catalog.selectors import active_regions, offered_gpu_models
 from portal.quotas.models import Kind
 
 
 class QuotaRequestForm(forms.Form):
     region = forms.ModelChoiceField(
-        queryset=None,
+        queryset=Region.objects.none(),  # the active ones, set in __init__
         to_field_name="code",
         empty_label="Choose a region",
         error_messages={
@@ -15,7 +18,7 @@ class QuotaRequestForm(forms.Form):
         },
     )
     gpu = forms.ModelChoiceField(
-        queryset=None,
+        queryset=GpuModel.objects.none(),  # the ones on offer, set in __init__
         to_field_name="code",
         label="GPU model",
         empty_label="Choose a GPU model",
@@ -49,8 +52,8 @@ class QuotaRequestForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["region"].queryset = active_regions()
-        self.fields["gpu"].queryset = offered_gpu_models()
+        cast(forms.ModelChoiceField, self.fields["region"]).queryset = active_regions()
+        cast(forms.ModelChoiceField, self.fields["gpu"]).queryset = offered_gpu_models()
 
 
 class AnswerForm(forms.Form):

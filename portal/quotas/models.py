@@ -216,7 +216,7 @@ class QuotaRequest(models.Model):
     def decider(self) -> str:
         if self.decided_by_rule_id:
             return f"automatic rule “{self.decided_by_rule}”"
-        if self.decided_by_id:
+        if self.decided_by is not None:  # no query when there is none
             return self.decided_by.display_name
         return ""
 
@@ -291,6 +291,6 @@ class QuotaChange(models.Model):
     def who(self) -> str:
         if self.rule_id:
             return f"Automatic rule “{self.rule}”"
-        if self.changed_by_id:
+        if self.changed_by is not None:  # no query when there is none
             return self.changed_by.display_name
         return settings.SITE_NAME

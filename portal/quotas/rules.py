@@ -11,7 +11,7 @@ def _capacity_covers(quota_request: QuotaRequest, rule: AutoApprovalRule) -> boo
     """The increase plus the margin fits in the free GPUs; unknown capacity never does."""
     free = fleet_free_gpus(region=quota_request.region, gpu_model=quota_request.gpu_model)
     increase = max(0, quota_request.requested_limit - quota_request.limit_at_submission)
-    return free is not None and free >= increase + rule.capacity_margin
+    return free is not None and free >= increase + (rule.capacity_margin or 0)
 
 
 def rule_matching(quota_request: QuotaRequest) -> AutoApprovalRule | None:
@@ -36,10 +36,10 @@ def rule_matching(quota_request: QuotaRequest) -> AutoApprovalRule | None:
     for rule in candidates:
         if rule.require_verified_email or rule.require_no_unpaid_invoice:
             standing = standing or organization_standing(quota_request.organization)
-        if rule.require_verified_email and not standing.email_verified:
-            continue
-        if rule.require_no_unpaid_invoice and standing.unpaid_invoice:
-            continue
+            if rule.require_verified_email and not standing.email_verified:
+                continue
+            if rule.require_no_unpaid_invoice and standing.unpaid_invoice:
+                continue
         if rule.capacity_margin is not None and not _capacity_covers(quota_request, rule):
             continue
         return rule

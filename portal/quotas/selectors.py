@@ -9,7 +9,7 @@ from portal.catalog.models import GpuModel, Region
 from portal.catalog.selectors import offered_pairs
 from portal.orgs.models import Organization
 from portal.orgs.roles import Role
-from portal.quotas.models import Kind, Quota, QuotaChange, QuotaRequest
+from portal.quotas.models import Kind, Quota, QuotaChange, QuotaRequest, QuotaRequestQuerySet
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def quota_lines(*, organization: Organization) -> list[QuotaLine]:
     )
 
 
-def quota_request_list_for_organization(*, organization: Organization) -> QuerySet[QuotaRequest]:
+def quota_request_list_for_organization(*, organization: Organization) -> QuotaRequestQuerySet:
     return QuotaRequest.objects.filter(organization=organization).select_related(
         "region", "gpu_model", "created_by", "decided_by", "decided_by_rule"
     )

@@ -20,7 +20,12 @@ from django.db import transaction
 from django.db.models import F, Sum
 
 from portal.orgs.models import Organization
-from portal.provisioning import get_backend, get_backend_class, supports_quota_mirroring
+from portal.provisioning import (
+    driver_supports_quota_mirroring,
+    get_backend,
+    get_backend_class,
+    supports_quota_mirroring,
+)
 from portal.quotas import tasks
 from portal.quotas.models import Quota
 
@@ -28,7 +33,7 @@ from portal.quotas.models import Quota
 def backend_mirrors_quotas() -> bool:
     """Whether the configured backend has the capability (told from its class, not built)."""
     try:
-        return supports_quota_mirroring(get_backend_class())
+        return driver_supports_quota_mirroring(get_backend_class())
     except ValueError:
         return False  # no such backend: launches say so; quotas have nothing to mirror into
 
@@ -41,7 +46,7 @@ def enqueue_mirror(*, organization_id: int, gpu_model: str) -> None:
     transaction.on_commit(lambda: tasks.quota_mirror.delay(organization_id, gpu_model))
 
 
-def total_limits(*, organization_id: int) -> dict[str, int | None]:
+def total_limits(*, organization_id: int) -> dict[str, int]:
     """The organization's GPUs per model over every region, on-demand plus preemptible."""
     rows = (
         Quota.objects.filter(organization_id=organization_id)

@@ -1,20 +1,20 @@
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from portal.lib.errors import ApplicationError
-from portal.orgs.decorators import organization_view
+from portal.orgs.decorators import OrganizationRequest, organization_view
 from portal.quotas import selectors, services
 from portal.quotas.forms import AnswerForm, QuotaRequestForm
-from portal.quotas.models import OPEN_STATES, QuotaRequestState
+from portal.quotas.models import OPEN_STATES, QuotaRequest, QuotaRequestState
 from portal.web.forms import form_add_application_error
 
 HISTORY_ROWS = 25
 
 
 @organization_view("quotas.view")
-def quotas(request: HttpRequest) -> HttpResponse:
+def quotas(request: OrganizationRequest) -> HttpResponse:
     """Each limit with its use and what is free, the open requests, and the history."""
     organization = request.organization
     requests = selectors.quota_request_list_for_organization(organization=organization)
@@ -36,7 +36,7 @@ def quotas(request: HttpRequest) -> HttpResponse:
 
 
 @organization_view("quotas.request")
-def quota_request_new(request: HttpRequest) -> HttpResponse:
+def quota_request_new(request: OrganizationRequest) -> HttpResponse:
     if request.method == "POST":
         form = QuotaRequestForm(request.POST)
     else:
@@ -86,7 +86,12 @@ def quota_request_new(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _detail(request: HttpRequest, quota_request, answer_form=None, status: int = 200):
+def _detail(
+    request: OrganizationRequest,
+    quota_request: QuotaRequest,
+    answer_form: AnswerForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
     can_request = request.membership.can("quotas.request")
     waiting = quota_request.state == QuotaRequestState.MORE_INFO_NEEDED
     return render(
@@ -103,7 +108,7 @@ def _detail(request: HttpRequest, quota_request, answer_form=None, status: int =
 
 
 @organization_view("quotas.view")
-def quota_request_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def quota_request_detail(request: OrganizationRequest, pk: int) -> HttpResponse:
     quota_request = selectors.quota_request_get_for_organization(
         organization=request.organization, pk=pk
     )
@@ -112,7 +117,7 @@ def quota_request_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @organization_view("quotas.request")
 @require_POST
-def quota_request_answer(request: HttpRequest, pk: int) -> HttpResponse:
+def quota_request_answer(request: OrganizationRequest, pk: int) -> HttpResponse:
     quota_request = selectors.quota_request_get_for_organization(
         organization=request.organization, pk=pk
     )
@@ -136,7 +141,7 @@ def quota_request_answer(request: HttpRequest, pk: int) -> HttpResponse:
 
 @organization_view("quotas.request")
 @require_POST
-def quota_request_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+def quota_request_withdraw(request: OrganizationRequest, pk: int) -> HttpResponse:
     quota_request = selectors.quota_request_get_for_organization(
         organization=request.organization, pk=pk
     )

@@ -11,6 +11,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from portal.accounts.http import AuthenticatedRequest
 from portal.lib.errors import ApplicationError
 from portal.reservations import selectors, services
 from portal.reservations.forms import QuoteForm, ReservationForm
@@ -66,7 +67,7 @@ class ReservationAdmin(admin.ModelAdmin):
     def add_view(self, request, form_url="", extra_context=None):
         return HttpResponseRedirect(reverse("admin:reservations_reservation_create"))
 
-    def create_view(self, request: HttpRequest):
+    def create_view(self, request: AuthenticatedRequest):
         if not self.has_add_permission(request):
             raise PermissionDenied
         form = ReservationForm(request.POST if request.method == "POST" else None)

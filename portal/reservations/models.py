@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-UNIT_PRICE = {"max_digits": 10, "decimal_places": 4}
+from portal.web.fields import UnitPriceField
 
 
 class ReservationQuerySet(models.QuerySet["Reservation"]):
@@ -41,8 +41,8 @@ class Reservation(models.Model):
     gpus = models.PositiveIntegerField("GPUs", validators=[MinValueValidator(1)])
     start = models.DateTimeField()
     end = models.DateTimeField()
-    price_per_gpu_hour = models.DecimalField(
-        "committed price per GPU-hour", **UNIT_PRICE, validators=[MinValueValidator(Decimal(0))]
+    price_per_gpu_hour = UnitPriceField(
+        "committed price per GPU-hour", validators=[MinValueValidator(Decimal(0))]
     )
     currency = models.CharField(max_length=3, default=settings.CURRENCY)
     created_at = models.DateTimeField(default=timezone.now)
@@ -124,9 +124,7 @@ class ReservationRequest(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    quote_price = models.DecimalField(
-        "quoted price per GPU-hour", **UNIT_PRICE, null=True, blank=True
-    )
+    quote_price = UnitPriceField("quoted price per GPU-hour", null=True, blank=True)
     quote_note = models.TextField(blank=True)
     quoted_at = models.DateTimeField(null=True, blank=True)
     quoted_by = models.ForeignKey(

@@ -237,13 +237,15 @@ def reservation_request_submit(
     _check_may_request(membership)
     _check_not_suspended(membership.organization_id)
     if not isinstance(region, Region):
-        region = Region.objects.filter(code=str(region or "").strip(), active=True).first()
-        if region is None:
+        found_region = Region.objects.filter(code=str(region or "").strip(), active=True).first()
+        if found_region is None:
             raise ApplicationError("Choose a region.", field="region")
+        region = found_region
     if not isinstance(gpu_model, GpuModel):
-        gpu_model = GpuModel.objects.filter(code=str(gpu_model or "").strip()).first()
-        if gpu_model is None:
+        found_model = GpuModel.objects.filter(code=str(gpu_model or "").strip()).first()
+        if found_model is None:
             raise ApplicationError("Choose a GPU model.", field="gpu_model")
+        gpu_model = found_model
     gpus = _check_gpus(gpus)
     if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= MAX_MONTHS:
         raise ApplicationError(f"Reserve for 1 to {MAX_MONTHS} months.", field="months")

@@ -42,10 +42,11 @@ def reservation_hold(reservation_id: int) -> bool:
     if reservation is None:
         return False
     backend = get_backend()
-    if not supports_reservations(backend):
+    holder = backend if supports_reservations(backend) else None
+    if holder is None:
         logger.info("backend holds no reservations; R-%s is kept by the portal", reservation_id)
         return False
-    backend.reserve(
+    holder.reserve(
         reservation_id=reservation.backend_id,
         region=reservation.region.code,
         gpu_model=backend_gpu_model(backend, reservation),

@@ -7,21 +7,25 @@ from celery import shared_task
 from portal.provisioning import TransientError
 from portal.reservations import reminders, sync
 
-OPTIONS = {
-    "acks_late": True,
-    "reject_on_worker_lost": True,
-    "autoretry_for": (TransientError,),
-    "retry_backoff": True,
-    "max_retries": 8,
-}
 
-
-@shared_task(**OPTIONS)
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(TransientError,),
+    retry_backoff=True,
+    max_retries=8,
+)
 def reservation_hold(reservation_id: int) -> bool:
     return sync.reservation_hold(reservation_id)
 
 
-@shared_task(**OPTIONS)
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(TransientError,),
+    retry_backoff=True,
+    max_retries=8,
+)
 def reservation_release(reservation_id: int) -> bool:
     return sync.reservation_release(reservation_id)
 

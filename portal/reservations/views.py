@@ -2,13 +2,13 @@
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from portal.lib.errors import ApplicationError
-from portal.orgs.decorators import organization_view
+from portal.orgs.decorators import OrganizationRequest, organization_view
 from portal.orgs.selectors import organization_suspension
 from portal.reservations import selectors, services
 from portal.reservations.forms import ReservationRequestForm
@@ -16,7 +16,9 @@ from portal.reservations.models import ReservationRequest
 from portal.web.forms import form_add_application_error
 
 
-def _page(request: HttpRequest, form=None, status: int = 200) -> HttpResponse:
+def _page(
+    request: OrganizationRequest, form: ReservationRequestForm | None = None, status: int = 200
+) -> HttpResponse:
     organization = request.organization
     can_request = request.membership.can("quotas.request")
     now = timezone.now()
@@ -40,7 +42,7 @@ def _page(request: HttpRequest, form=None, status: int = 200) -> HttpResponse:
 
 
 @organization_view("quotas.view")
-def reservation_list(request: HttpRequest) -> HttpResponse:
+def reservation_list(request: OrganizationRequest) -> HttpResponse:
     """Reservations in force and to come, requests and quotes, and the form to ask for more."""
     if request.method == "POST":
         if not request.membership.can("quotas.request"):
@@ -72,7 +74,7 @@ def reservation_list(request: HttpRequest) -> HttpResponse:
     return _page(request)
 
 
-def _request_for(request: HttpRequest, pk: int) -> ReservationRequest:
+def _request_for(request: OrganizationRequest, pk: int) -> ReservationRequest:
     item = (
         selectors.reservation_request_list_for_organization(organization=request.organization)
         .filter(pk=pk)
@@ -84,7 +86,7 @@ def _request_for(request: HttpRequest, pk: int) -> ReservationRequest:
 
 
 @organization_view("quotas.view")
-def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def request_detail(request: OrganizationRequest, pk: int) -> HttpResponse:
     item = _request_for(request, pk)
     start, end = services.request_period(item.start_date, item.months)
     total = None
@@ -107,7 +109,7 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @organization_view("quotas.request")
 @require_POST
-def request_answer(request: HttpRequest, pk: int, answer: str) -> HttpResponse:
+def request_answer(request: OrganizationRequest, pk: int, answer: str) -> HttpResponse:
     item = _request_for(request, pk)
     if answer not in ("accept", "decline"):
         raise Http404("No such answer.")

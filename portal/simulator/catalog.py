@@ -154,7 +154,7 @@ def catalog_from_dict(data: Any) -> Catalog:
 
 def load_catalog(source: str | None) -> Catalog:
     """The catalog in the JSON file `source`, or the default one for None / "default"."""
-    if source in (None, "", "default"):
+    if not source or source == "default":
         return catalog_from_dict(DEFAULT_CATALOG)
     try:
         data = json.loads(Path(source).read_text())

@@ -15,6 +15,7 @@ else, and its account's machines are placed as if the reservation did not exist.
 
 from __future__ import annotations
 
+import builtins  # `list` is also a method of Simulator: annotations after it name the type
 import ipaddress
 import logging
 import random
@@ -406,7 +407,7 @@ class Simulator:
         self._set_state(machine, "terminating", now, "terminate")
         return True
 
-    def capacity(self) -> list[dict[str, Any]]:
+    def capacity(self) -> builtins.list[dict[str, Any]]:
         with self.lock:
             self._advance_all()
             used = self._used_gpus()
@@ -505,7 +506,7 @@ class Simulator:
                 self._save()
             return released
 
-    def list_reservations(self) -> list[dict[str, Any]]:
+    def list_reservations(self) -> builtins.list[dict[str, Any]]:
         with self.lock:
             return [dict(r) for r in sorted(self.reservations.values(), key=lambda r: r["id"])]
 
@@ -534,12 +535,12 @@ class Simulator:
     def reclaim(
         self,
         *,
-        machine_ids: list[str] | None = None,
+        machine_ids: builtins.list[str] | None = None,
         region: str | None = None,
         gpu_model: str | None = None,
         gpus: int | None = None,
         notice: float | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> builtins.list[dict[str, Any]]:
         """Internal demand rises: announce the reclaim of preemptible machines.
 
         Picks the given machines, or the newest matching ones until `gpus` GPUs are covered

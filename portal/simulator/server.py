@@ -85,6 +85,8 @@ class SimulatorServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
+        if isinstance(host, bytes | bytearray):  # typeshed allows it; an AF_INET server has a str
+            host = host.decode()
         return f"http://{host}:{port}"
 
 

@@ -39,7 +39,7 @@ class SshKeyAdmin(admin.ModelAdmin):
 
     @admin.display(description="Owner", ordering="user__email")
     def owner(self, obj: SshKey) -> str:
-        return "shared" if obj.is_shared else obj.user.email
+        return "shared" if obj.user is None else obj.user.email
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -1,4 +1,7 @@
+from typing import cast
+
 from django import forms
+from django.http import QueryDict
 
 from portal.lib.sshkey import PRIVATE_KEY_WARNING, contains_private_key
 from portal.sshkeys.models import NAME_MAX_LENGTH
@@ -47,5 +50,6 @@ class SshKeyForm(forms.Form):
 
     def forget_public_key(self) -> None:
         """Do not send a pasted secret back to the browser in the re-rendered form."""
-        self.data = self.data.copy()
-        self.data["public_key"] = ""
+        data = cast(QueryDict, self.data).copy()  # a mutable copy (a dict's copy in tests)
+        data["public_key"] = ""
+        self.data = data

@@ -29,7 +29,7 @@ def sshkey_get_for_member(*, membership: Membership, pk: int) -> SshKey:
     return key
 
 
-def sshkey_list_for_launch(*, membership: Membership, ids: list[int]) -> list[SshKey]:
+def sshkey_list_for_launch(*, membership: Membership, ids: list[int | str]) -> list[SshKey]:
     """The keys to put on a new instance, in the order given, duplicates dropped.
 
     Raises ApplicationError (field "ssh_keys") if no id is given, or code "not_found" if any

@@ -28,7 +28,7 @@ def _duplicate_error(existing: SshKey, membership: Membership) -> ApplicationErr
             if existing.is_shared
             else "your personal key"
             if existing.user_id == membership.user_id
-            else f"personal key of {existing.user.email}"
+            else f"personal key of {existing.user.email if existing.user else ''}"
         )
         message = f"This key is already in {organization} as “{existing.name}” ({whose})."
     else:

@@ -1,6 +1,6 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters
@@ -8,7 +8,7 @@ from django.views.decorators.http import require_http_methods
 
 from portal.lib.errors import ApplicationError
 from portal.lib.sshkey import PRIVATE_KEY_WARNING
-from portal.orgs.decorators import organization_view
+from portal.orgs.decorators import OrganizationRequest, organization_view
 from portal.sshkeys import selectors, services
 from portal.sshkeys.forms import SshKeyForm
 from portal.sshkeys.models import manages_all_keys
@@ -19,7 +19,7 @@ from portal.web.forms import form_add_application_error
 @sensitive_post_parameters("public_key")
 @require_http_methods(["GET", "POST"])
 @organization_view("instances.manage")
-def sshkey_list(request: HttpRequest) -> HttpResponse:
+def sshkey_list(request: OrganizationRequest) -> HttpResponse:
     """The keys the member can use, and the form to add one (POSTed to this same page)."""
     membership = request.membership
     can_share = manages_all_keys(membership)
@@ -66,7 +66,7 @@ def sshkey_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @organization_view("instances.manage")
-def sshkey_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def sshkey_delete(request: OrganizationRequest, pk: int) -> HttpResponse:
     """Ask, then delete. 404 for a key the member cannot see, 403 for one they cannot delete."""
     membership = request.membership
     key = selectors.sshkey_get_for_member(membership=membership, pk=pk)

@@ -11,8 +11,14 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     list_filter = ["active"]
     search_fields = ["url", "organization__name", "organization__slug"]
     list_select_related = ["organization"]
-    fields = ["organization", "url", "description", "event_types", "secret_hint", "active"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "organization",
+        "url",
+        "description",
+        "event_types",
+        "secret_hint",
+        "active",
+    )
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -23,8 +29,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
 class WebhookAttemptInline(admin.TabularInline):
     model = WebhookAttempt
-    fields = ["number", "at", "status_code", "duration_ms", "error"]
-    readonly_fields = fields
+    fields = readonly_fields = ("number", "at", "status_code", "duration_ms", "error")
     extra = 0
     can_delete = False
 
@@ -38,7 +43,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     list_filter = ["state", "event_type"]
     search_fields = ["endpoint__url", "endpoint__organization__slug", "event_id"]
     list_select_related = ["endpoint"]
-    readonly_fields = [
+    fields = readonly_fields = (
         "endpoint",
         "event_id",
         "event_type",
@@ -49,8 +54,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         "last_attempt_at",
         "next_attempt_at",
         "delivered_at",
-    ]
-    fields = readonly_fields
+    )
     inlines = [WebhookAttemptInline]
 
     def has_add_permission(self, request) -> bool:

@@ -297,7 +297,7 @@ def _check_resolves_publicly(url: str) -> None:
     except socket.gaierror as exc:
         raise requests.ConnectionError(f"Cannot resolve {host}: {exc}") from exc
     for info in infos:
-        address = info[4][0]
+        address = str(info[4][0])  # the sockaddr's host: a str for AF_INET and AF_INET6
         if not _address_allowed(address):
             raise RefusedAddress(f"{host} resolves to {address}, a non-public address.")
 

@@ -6,30 +6,30 @@ Owners and admins only (a 403 for other members, a 404 for outsiders).
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.lib.errors import ApplicationError
 from portal.lib.webhook_signature import DEFAULT_TOLERANCE, HEADER
-from portal.orgs.decorators import organization_view
+from portal.orgs.decorators import OrganizationRequest, organization_view
 from portal.web.forms import form_add_application_error
 from portal.webhooks import selectors, services
 from portal.webhooks.forms import WebhookEndpointEditForm, WebhookEndpointForm
-from portal.webhooks.models import manages_webhooks
+from portal.webhooks.models import WebhookEndpoint, manages_webhooks
 
 DELIVERIES_PER_PAGE = 25
 
 
-def _check_manager(request: HttpRequest) -> None:
+def _check_manager(request: OrganizationRequest) -> None:
     if not manages_webhooks(request.membership):
         raise PermissionDenied("Only owners and admins manage webhooks.")
 
 
 @require_http_methods(["GET", "POST"])
 @organization_view("org.view")
-def endpoint_list(request: HttpRequest) -> HttpResponse:
+def endpoint_list(request: OrganizationRequest) -> HttpResponse:
     _check_manager(request)
     form = WebhookEndpointForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -58,7 +58,14 @@ def endpoint_list(request: HttpRequest) -> HttpResponse:
 
 
 @sensitive_variables("secret")
-def _detail(request, endpoint, *, secret: str | None = None, edit_form=None, status: int = 200):
+def _detail(
+    request: OrganizationRequest,
+    endpoint: WebhookEndpoint,
+    *,
+    secret: str | None = None,
+    edit_form: WebhookEndpointEditForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
     deliveries = Paginator(
         selectors.webhook_delivery_list_for_endpoint(endpoint=endpoint), DELIVERIES_PER_PAGE
     )
@@ -92,7 +99,7 @@ def _detail(request, endpoint, *, secret: str | None = None, edit_form=None, sta
 
 
 @organization_view("org.view")
-def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def endpoint_detail(request: OrganizationRequest, pk: int) -> HttpResponse:
     """The endpoint and its delivery log; htmx polls just the log while something is pending."""
     _check_manager(request)
     endpoint = selectors.webhook_endpoint_get_for_member(membership=request.membership, pk=pk)
@@ -101,7 +108,7 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @organization_view("org.view")
 @require_POST
-def endpoint_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def endpoint_edit(request: OrganizationRequest, pk: int) -> HttpResponse:
     _check_manager(request)
     endpoint = selectors.webhook_endpoint_get_for_member(membership=request.membership, pk=pk)
     form = WebhookEndpointEditForm(request.POST)
@@ -124,7 +131,7 @@ def endpoint_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @organization_view("org.view")
 @require_POST
-def endpoint_test(request: HttpRequest, pk: int) -> HttpResponse:
+def endpoint_test(request: OrganizationRequest, pk: int) -> HttpResponse:
     _check_manager(request)
     endpoint = selectors.webhook_endpoint_get_for_member(membership=request.membership, pk=pk)
     try:
@@ -140,7 +147,7 @@ def endpoint_test(request: HttpRequest, pk: int) -> HttpResponse:
 
 @organization_view("org.view")
 @require_POST
-def endpoint_roll_secret(request: HttpRequest, pk: int) -> HttpResponse:
+def endpoint_roll_secret(request: OrganizationRequest, pk: int) -> HttpResponse:
     _check_manager(request)
     endpoint = selectors.webhook_endpoint_get_for_member(membership=request.membership, pk=pk)
     secret = services.webhook_endpoint_roll_secret(membership=request.membership, endpoint=endpoint)
@@ -149,7 +156,7 @@ def endpoint_roll_secret(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @organization_view("org.view")
-def endpoint_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def endpoint_delete(request: OrganizationRequest, pk: int) -> HttpResponse:
     _check_manager(request)
     endpoint = selectors.webhook_endpoint_get_for_member(membership=request.membership, pk=pk)
     if request.method == "POST":

@@ -17,14 +17,15 @@ from portal.instances.templatetags.instances import age, thousands
 
 NOW = datetime(2026, 3, 31, 12, 30, 45, 500_000, tzinfo=UTC)
 
-# The list's row and the state badge as templates, as they were before the tags.
+# The list's row and the state badge as templates, as they were before the tags (the row's
+# instance, price and cost now come as one InstanceRow).
 OLD_BADGE = (
     '{% load instances %}<span class="badge {{ instance.state|state_tone }}" data-testid="state">'
     '{% if instance.is_transitional %}<span class="dot pulse"></span>{% endif %}'
     "{{ instance.get_state_display }}</span>"
 )
 OLD_ROW = (
-    "{% load humanize instances %}"
+    "{% load humanize instances %}{% with instance=row.instance %}"
     '<tr data-instance="{{ instance.name }}">'
     "<td><a href=\"{% url 'instances:detail' org instance.pk %}\"><strong>{{ instance.name }}"
     '</strong></a>{% if instance.preemptible %} <span class="badge accent" title="May be '
@@ -38,9 +39,9 @@ OLD_ROW = (
     '<span class="faint">—</span>{% endif %}</td>'
     '<td class="hide-sm muted" title="{{ instance.created_at|date:\'Y-m-d H:i:s\' }} UTC">'
     "{{ instance.created_at|naturaltime }}</td>"
-    '<td class="num">{% if instance.hourly_price is None %}<span class="faint">—</span>'
-    "{% else %}${{ instance.cost|intcomma }}{% endif %}</td>"
-    "</tr>"
+    '<td class="num">{% if row.hourly_price is None %}<span class="faint">—</span>'
+    "{% else %}${{ row.cost|intcomma }}{% endif %}</td>"
+    "</tr>{% endwith %}"
 )
 
 
@@ -134,12 +135,12 @@ def _normalized(html: str) -> str:
 def test_a_list_row_is_the_old_row(make_instance, team, frozen, fields):
     state = fields.pop("state")
     instance = make_instance(state, created_at=NOW - timedelta(days=40, hours=3), **fields)
-    rows = list(selectors.instance_list_rows(membership=team.member).filter(pk=instance.pk))
-    selectors.price_rows(rows)
-    rows[0].cost = selectors.instance_cost_so_far(instance=rows[0])
-    context = Context({"instance": rows[0], "org": "acme"})
+    rows = selectors.instance_row_list(
+        selectors.instance_list_rows(membership=team.member).filter(pk=instance.pk)
+    )
+    context = Context({"row": rows[0], "org": "acme"})
 
-    new = Template("{% load instances %}{% instance_row instance org %}").render(context)
+    new = Template("{% load instances %}{% instance_row row org %}").render(context)
 
     assert _normalized(new) == _normalized(Template(OLD_ROW).render(context))
 
@@ -147,17 +148,15 @@ def test_a_list_row_is_the_old_row(make_instance, team, frozen, fields):
 def test_a_row_without_a_price_shows_a_dash(make_instance, team, catalog):
     catalog.h100_1x.prices.all().delete()
     make_instance(State.RUNNING)
-    rows = list(selectors.instance_list_rows(membership=team.member))
-    selectors.price_rows(rows)
+    rows = selectors.instance_row_list(selectors.instance_list_rows(membership=team.member))
     assert rows[0].hourly_price is None
-    rows[0].cost = selectors.instance_cost_so_far(instance=rows[0])
     html = Template("{% load instances %}{% instance_row i 'acme' %}").render(
         Context({"i": rows[0]})
     )
     assert html.endswith('<td class="num"><span class="faint">—</span></td></tr>')
 
 
-def test_price_rows_sets_the_catalog_price_in_force_for_each_kind(make_instance, team):
+def test_rows_have_the_catalog_price_in_force_for_each_kind(make_instance, team):
     on_demand = make_instance(State.RUNNING)
     spot = make_instance(State.RUNNING, preemptible=True)
     price = (
@@ -165,9 +164,8 @@ def test_price_rows_sets_the_catalog_price_in_force_for_each_kind(make_instance,
         .order_by("-valid_from")
         .first()
     )
-    rows = list(selectors.instance_list_rows(membership=team.member))
-    selectors.price_rows(rows)
-    assert {i.pk: i.hourly_price for i in rows} == {
+    rows = selectors.instance_row_list(selectors.instance_list_rows(membership=team.member))
+    assert {r.instance.pk: r.hourly_price for r in rows} == {
         on_demand.pk: price.on_demand_hourly,
         spot.pk: price.preemptible_hourly,
     }

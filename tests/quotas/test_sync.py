@@ -6,12 +6,13 @@ path end to end); here a driver that only records what it is told stands in for 
 through PROVISIONING_DRIVERS as a deployment would add one.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 from django.core.management import call_command
 
-from portal.provisioning import supports_quota_mirroring
+from portal.provisioning import driver_supports_quota_mirroring
 from portal.quotas import sync, tasks
 from portal.quotas.models import Kind
 
@@ -27,7 +28,7 @@ class LimitsKeepingDriver:
     def from_settings(cls, settings: Any) -> "LimitsKeepingDriver":
         return cls()
 
-    def set_account_limits(self, account: str, limits: dict[str, int | None]) -> None:
+    def set_account_limits(self, account: str, limits: Mapping[str, int | None]) -> None:
         self.accounts[account] = dict(limits)
 
     def account_limits(self, account: str) -> dict[str, int]:
@@ -52,7 +53,7 @@ def keeping_backend(settings) -> type[LimitsKeepingDriver]:
 
 
 def test_the_stand_in_driver_has_the_capability() -> None:
-    assert supports_quota_mirroring(LimitsKeepingDriver)
+    assert driver_supports_quota_mirroring(LimitsKeepingDriver)
 
 
 def test_with_the_simulator_a_limit_change_mirrors_nothing(

@@ -1,8 +1,12 @@
 """The base of every API view: token authentication, scope and role, rate limits, JSON only."""
 
+from typing import cast
+
 from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import BasePagination
 
 from portal.api.authentication import BearerTokenAuthentication
+from portal.api.models import ApiToken
 from portal.api.permissions import TokenPermission
 from portal.api.throttling import TokenRateThrottle, TokenWriteRateThrottle
 from portal.orgs.models import Membership, Organization
@@ -12,7 +16,7 @@ class ApiView(GenericAPIView):
     authentication_classes = [BearerTokenAuthentication]
     permission_classes = [TokenPermission]
     throttle_classes = [TokenRateThrottle, TokenWriteRateThrottle]
-    pagination_class = None
+    pagination_class: type[BasePagination] | None = None
     metadata_class = None  # OPTIONS is a 405: no CORS, and the OpenAPI document describes all
     token_authenticated = True  # the schema adds 401/403/429 answers
 
@@ -26,7 +30,9 @@ class ApiView(GenericAPIView):
 
     @property
     def membership(self) -> Membership:
-        return self.request.auth.membership
+        # BearerTokenAuthentication is the views' one authenticator, and TokenPermission refuses
+        # a request without its token.
+        return cast(ApiToken, self.request.auth).membership
 
     @property
     def organization(self) -> Organization:
@@ -39,9 +45,9 @@ class ApiView(GenericAPIView):
 
     def paginated(self, queryset, serializer_class, *, prepare=None, **context):
         """One page of `queryset`, serialized; `prepare(rows)` first reads what the page's
-        rows need beyond the query (prices, say) in one go."""
+        rows need beyond the query (prices, say) in one go, into the serializer's context."""
         page = self.paginate_queryset(queryset)
         if prepare is not None and page is not None:
-            prepare(page)
+            context.update(prepare(page))
         data = serializer_class(page, many=True, context=context).data
         return self.get_paginated_response(data)

@@ -7,6 +7,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from portal.api.errors import ApiError
+from portal.api.fields import MoneyField, UnitPriceField
 from portal.api.pagination import PagePagination
 from portal.api.v1.base import ApiView
 from portal.billing import clock, selectors
@@ -15,8 +16,6 @@ from portal.billing.periods import Month
 from portal.lib.errors import ApplicationError
 
 TAGS = ["Billing"]
-MONEY = {"max_digits": 14, "decimal_places": 2}
-UNIT_PRICE = {"max_digits": 10, "decimal_places": 4}
 
 
 class UsageLineSerializer(serializers.Serializer):
@@ -24,11 +23,11 @@ class UsageLineSerializer(serializers.Serializer):
     region = serializers.CharField(source="region_code")
     kind = serializers.ChoiceField(choices=UsageKind.choices)
     description = serializers.CharField()
-    unit_price = serializers.DecimalField(**UNIT_PRICE, help_text="Per instance-hour.")
+    unit_price = UnitPriceField(help_text="Per instance-hour.")
     currency = serializers.CharField()
     seconds = serializers.IntegerField()
     gpu_seconds = serializers.IntegerField()
-    amount = serializers.DecimalField(**MONEY, help_text="Rounded to cents, half up.")
+    amount = MoneyField(help_text="Rounded to cents, half up.")
 
 
 class InstanceUsageSerializer(serializers.Serializer):
@@ -39,11 +38,11 @@ class InstanceUsageSerializer(serializers.Serializer):
     preemptible = serializers.BooleanField()
     running_seconds = serializers.IntegerField()
     stopped_seconds = serializers.IntegerField()
-    amount = serializers.DecimalField(**MONEY)
+    amount = MoneyField()
 
 
 class BudgetRefSerializer(serializers.Serializer):
-    amount = serializers.DecimalField(**MONEY)
+    amount = MoneyField()
     currency = serializers.CharField()
     hard_limit = serializers.BooleanField()
 
@@ -51,12 +50,12 @@ class BudgetRefSerializer(serializers.Serializer):
 class UsageSerializer(serializers.Serializer):
     month = serializers.CharField(help_text="YYYY-MM")
     currency = serializers.CharField()
-    spend = serializers.DecimalField(**MONEY, help_text="Before credits and tax.")
+    spend = MoneyField(help_text="Before credits and tax.")
     run_rate_hourly = serializers.DecimalField(
         max_digits=14, decimal_places=4, help_text="What runs now costs per hour (this month)."
     )
-    forecast = serializers.DecimalField(
-        **MONEY, allow_null=True, help_text="Spend at month end if what runs keeps running."
+    forecast = MoneyField(
+        allow_null=True, help_text="Spend at month end if what runs keeps running."
     )
     budget = BudgetRefSerializer(allow_null=True)
     lines = UsageLineSerializer(many=True)
@@ -78,13 +77,13 @@ class InvoiceSerializer(serializers.Serializer):
     issued_at = serializers.DateTimeField()
     due_at = serializers.DateTimeField()
     currency = serializers.CharField()
-    subtotal = serializers.DecimalField(**MONEY)
-    credits_applied = serializers.DecimalField(**MONEY)
+    subtotal = MoneyField()
+    credits_applied = MoneyField()
     tax_rate = serializers.DecimalField(max_digits=6, decimal_places=4)
-    tax = serializers.DecimalField(**MONEY)
-    total = serializers.DecimalField(**MONEY)
-    prepaid_applied = serializers.DecimalField(**MONEY)
-    amount_due = serializers.DecimalField(**MONEY)
+    tax = MoneyField()
+    total = MoneyField()
+    prepaid_applied = MoneyField()
+    amount_due = MoneyField()
     balance_due = serializers.SerializerMethodField(help_text="Amount due less credit notes.")
     status = serializers.SerializerMethodField(help_text="Paid, Credited, Overdue or Open.")
     paid_at = serializers.DateTimeField(allow_null=True)
@@ -107,12 +106,12 @@ class InvoiceLineSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=UsageKind.choices)
     seconds = serializers.IntegerField()
     gpu_seconds = serializers.IntegerField()
-    unit_price = serializers.DecimalField(**UNIT_PRICE)
-    amount = serializers.DecimalField(**MONEY)
+    unit_price = UnitPriceField()
+    amount = MoneyField()
 
 
 class InvoiceDetailSerializer(InvoiceSerializer):
-    lines = InvoiceLineSerializer(many=True, source="view_lines")
+    lines = InvoiceLineSerializer(many=True)
 
 
 class Usage(ApiView):
@@ -189,6 +188,7 @@ class InvoiceDetail(ApiView):
         responses={200: InvoiceDetailSerializer},
     )
     def get(self, request, pk: int):
-        invoice = selectors.invoice_get_for_organization(organization=self.organization, pk=pk)
-        invoice.view_lines = selectors.invoice_view(invoice=invoice).lines
+        invoice = selectors.invoice_get_for_organization(
+            organization=self.organization, pk=pk, with_lines=True
+        )
         return Response(InvoiceDetailSerializer(invoice).data)

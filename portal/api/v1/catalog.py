@@ -4,6 +4,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from portal.api.fields import UnitPriceField
 from portal.api.v1.base import ApiView
 from portal.catalog.models import Image
 from portal.catalog.selectors import active_regions, catalog_offers, monthly
@@ -20,9 +21,9 @@ class GpuModelSerializer(serializers.Serializer):
 
 class PriceSerializer(serializers.Serializer):
     currency = serializers.CharField()
-    on_demand_hourly = serializers.DecimalField(max_digits=10, decimal_places=4)
-    preemptible_hourly = serializers.DecimalField(max_digits=10, decimal_places=4)
-    stopped_hourly = serializers.DecimalField(max_digits=10, decimal_places=4)
+    on_demand_hourly = UnitPriceField()
+    preemptible_hourly = UnitPriceField()
+    stopped_hourly = UnitPriceField()
     on_demand_monthly = serializers.SerializerMethodField()
     preemptible_monthly = serializers.SerializerMethodField()
     valid_from = serializers.DateTimeField()

@@ -3,6 +3,8 @@
 Rules live in portal.instances: the same selectors and services as the console pages.
 """
 
+from decimal import Decimal
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -19,7 +21,7 @@ from portal.api.idempotency import HEADER, idempotent, service_key
 from portal.api.pagination import PagePagination
 from portal.api.v1.base import ApiView
 from portal.instances import lifecycle, selectors, services
-from portal.instances.models import NAME_HELP, NAME_MAX_LENGTH, State
+from portal.instances.models import NAME_HELP, NAME_MAX_LENGTH, Instance, State
 
 TAGS = ["Instances"]
 
@@ -61,15 +63,33 @@ class InstanceSerializer(serializers.Serializer):
     state_changed_at = serializers.DateTimeField()
     terminated_at = serializers.DateTimeField(allow_null=True)
 
-    def get_hourly_price(self, instance) -> str | None:
-        price = selectors.instance_hourly_price(instance=instance)
+    # The running prices of the instances serialized, by id, from the context (instance_data()
+    # and the list read them for a whole page in one query).
+
+    def _hourly_price(self, instance: Instance) -> Decimal | None:
+        prices: dict[int, Decimal | None] = self.context["prices"]
+        return prices[instance.pk]
+
+    def get_hourly_price(self, instance: Instance) -> str | None:
+        price = self._hourly_price(instance)
         return None if price is None else str(price)
 
-    def get_cost_so_far(self, instance) -> str:
-        return str(selectors.instance_cost_so_far(instance=instance))
+    def get_cost_so_far(self, instance: Instance) -> str:
+        price = self._hourly_price(instance)
+        return str(selectors.instance_cost_so_far(instance=instance, hourly_price=price))
 
     def get_actions(self, instance) -> list[str]:
         return lifecycle.allowed_actions(instance.state)
+
+
+def _priced(page: list[Instance]) -> dict[str, object]:
+    """The serializer's context for a page of instances: their running prices."""
+    return {"prices": selectors.instance_hourly_prices(page)}
+
+
+def instance_data(instance: Instance) -> dict[str, object]:
+    """One instance as the API shows it, priced."""
+    return InstanceSerializer(instance, context=_priced([instance])).data
 
 
 class InstanceEventSerializer(serializers.Serializer):
@@ -130,7 +150,7 @@ class InstanceList(ApiView):
             instances = instances.filter(region__code=wanted["region"])
         if "instance_type" in wanted:
             instances = instances.filter(instance_type__code=wanted["instance_type"])
-        return self.paginated(instances, InstanceSerializer, prepare=selectors.price_rows)
+        return self.paginated(instances, InstanceSerializer, prepare=_priced)
 
     @extend_schema(
         tags=TAGS,
@@ -170,7 +190,7 @@ class InstanceList(ApiView):
             idempotency_key=service_key(request.auth, key) if key else None,
         )
         instance = selectors.instance_get_for_member(membership=self.membership, pk=instance.pk)
-        return Response(InstanceSerializer(instance).data, status=status.HTTP_201_CREATED)
+        return Response(instance_data(instance), status=status.HTTP_201_CREATED)
 
 
 class InstanceDetail(ApiView):
@@ -184,7 +204,7 @@ class InstanceDetail(ApiView):
     )
     def get(self, request, pk: int):
         instance = selectors.instance_get_for_member(membership=self.membership, pk=pk)
-        return Response(InstanceSerializer(instance).data)
+        return Response(instance_data(instance))
 
 
 class InstanceEvents(ApiView):
@@ -213,7 +233,7 @@ class InstanceAction(ApiView):
         instance = selectors.instance_get_for_member(membership=self.membership, pk=pk)
         services.instance_action(membership=self.membership, instance=instance, action=self.action)
         instance = selectors.instance_get_for_member(membership=self.membership, pk=pk)
-        return Response(InstanceSerializer(instance).data, status=status.HTTP_202_ACCEPTED)
+        return Response(instance_data(instance), status=status.HTTP_202_ACCEPTED)
 
 
 def _action_view(action: str, summary: str, description: str) -> type[InstanceAction]:

@@ -8,6 +8,7 @@ them): no include, reverse(), lazy translation or format lookup per row.
 from datetime import datetime
 from decimal import Decimal
 from html import escape  # django.utils.html.escape without its check for lazy strings
+from typing import cast
 
 from django import template
 from django.contrib.humanize.templatetags.humanize import (
@@ -15,20 +16,22 @@ from django.contrib.humanize.templatetags.humanize import (
     intcomma,
     naturaltime,
 )
+from django.template import Context
 from django.template.defaultfilters import date as date_filter
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import get_format
 from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
-from django.utils.timezone import template_localtime
+from django.utils.timezone import template_localtime  # type: ignore[attr-defined]  # not in the stubs
 from django.utils.translation import get_language
 
 from portal.instances.models import State
+from portal.instances.selectors import InstanceRow
 
 register = template.Library()
 
-TONES = {
+TONES: dict[str, str] = {
     State.RUNNING: "ok",
     State.FAILED: "danger",
     State.INTERRUPTED: "warn",
@@ -78,18 +81,19 @@ NONE = '<span class="faint">—</span>'
 
 
 @register.simple_tag(takes_context=True)
-def instance_row(context, instance, org_slug: str) -> str:
+def instance_row(context: Context, row: InstanceRow, org_slug: str) -> str:
     """One `<tr>` of the instance list, the page's hot loop: its cells in one f-string rather
     than a dozen template nodes (same HTML; tests/instances/test_templatetags.py).
 
     Every value from the database or a translation goes through escape().
     """
+    instance = row.instance
     extra = PREEMPTIBLE if instance.preemptible else ""
     if instance.reclaim_pending:
         at = date_filter(template_localtime(instance.reclaim_at, context.use_tz), "H:i:s")
         extra += f' <span class="badge warn">interruption at {escape(at)}</span>'
     ip = f'<span class="mono">{escape(instance.ip)}</span>' if instance.ip else NONE
-    cost = NONE if instance.hourly_price is None else f"${escape(thousands(instance.cost))}"
+    cost = NONE if row.hourly_price is None else f"${escape(thousands(row.cost))}"
     created = timestamp(template_localtime(instance.created_at, context.use_tz))
     name = escape(instance.name)
     return mark_safe(  # noqa: S308 - constants and escaped values only
@@ -183,7 +187,9 @@ def age(value):
             units = _past_substrings[lang] = {
                 unit: _PastSubstring(lang, unit) for unit in NaturalTimeFormatter.past_substrings
             }
-        return _phrase(lang, "past-day") % {"delta": timesince(value, now, time_strings=units)}
+        # timesince() only applies `%` to its time strings, which _PastSubstring does.
+        strings = cast(dict[str, str], units)
+        return _phrase(lang, "past-day") % {"delta": timesince(value, now, time_strings=strings)}
     if delta.seconds == 0:
         return _phrase(lang, "now")
     if delta.seconds < 60:
@@ -211,6 +217,7 @@ def thousands(value):
             get_format("NUMBER_GROUPING", lang, use_l10n=True),
         ) == (".", ",", 3)
     _, digits, exponent = value.as_tuple()
-    if not plain or abs(exponent) + len(digits) > 200:  # numberformat writes those as 1e200
+    # (The exponent of a finite Decimal is an int.) numberformat writes 1e200 and beyond so.
+    if not plain or not isinstance(exponent, int) or abs(exponent) + len(digits) > 200:
         return intcomma(value)
     return f"{value:,f}"

@@ -19,7 +19,7 @@ class Command(BaseCommand):
 
         for sub in ("tmp", "new", "cur"):  # a Maildir; mailbox only makes these for a new dir
             (settings.MAIL_SINK_DIR / sub).mkdir(parents=True, exist_ok=True)
-        controller = Controller(Mailbox(str(settings.MAIL_SINK_DIR)), hostname=host, port=port)
+        controller = Controller(Mailbox(settings.MAIL_SINK_DIR), hostname=host, port=port)
         controller.start()
         self.stdout.write(f"Mail sink on {host}:{port}, writing to {settings.MAIL_SINK_DIR}")
         try:

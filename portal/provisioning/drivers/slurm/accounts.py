@@ -22,6 +22,7 @@ the whole cluster (every region's partition).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...errors import InvalidResponse, PermanentError
@@ -83,7 +84,7 @@ def ensure_account(org_slug: str, *, backend: SlurmBackend) -> str:
 
 
 def set_gpu_limits(
-    org_slug: str, limits: dict[str, int | None], *, backend: SlurmBackend
+    org_slug: str, limits: Mapping[str, int | None], *, backend: SlurmBackend
 ) -> dict[str, int]:
     """Set the account's whole GPU GrpTRES at once: `{model: limit}`; a model not given (or
     given None) has no limit. One POST, no read-modify-write, so the last call wins whole

@@ -19,7 +19,7 @@ import builtins
 import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
@@ -281,7 +281,7 @@ class SlurmBackend(SlurmClient):
 
     # Quota mirroring (the optional `QuotaMirroringBackend` capability)
 
-    def set_account_limits(self, account: str, limits: dict[str, int | None]) -> None:
+    def set_account_limits(self, account: str, limits: Mapping[str, int | None]) -> None:
         """The organization's Slurm account `bf-<account>` (made if missing) gets exactly these
         GPU limits per model as GrpTRES; models Slurm does not track are left out."""
         accounts.set_gpu_limits(account, limits, backend=self)

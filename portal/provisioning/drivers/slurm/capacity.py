@@ -53,15 +53,15 @@ def shape_of(instance_type: str, known: Mapping[str, InstanceShape]) -> Instance
     return InstanceShape(gpu_model=match.group(2), gpus=int(match.group(1)))
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
-    """A node with GPUs, as slurmrestd lists it."""
+    """A GPU node as slurmrestd describes it (`parse`: None for a node without GPUs)."""
 
     name: str
     address: str
-    model: str
+    model: str  # the GPU model, as in the node's gres
     gpus: int
-    used: int
+    used: int  # GPUs allocated now
     partitions: list[str]
     up: bool
 
