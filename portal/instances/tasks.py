@@ -115,24 +115,6 @@ def capacity_refresh(self) -> None:
         raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
 
 
-@shared_task(bind=True, acks_late=True, max_retries=8)
-def quota_mirror(self, organization_id: int, gpu_model: str = "") -> bool | None:
-    """Mirror an organization's GPU quotas into the backend (its Slurm account's GrpTRES);
-    enqueued by portal.instances.backend_quota when a limit (of `gpu_model`) changes. One run
-    per organization at a time; transient errors retry."""
-    from portal.instances import backend_quota
-
-    lock = backend_quota.lock_key(organization_id)
-    if not cache.add(lock, "1", timeout=120):
-        raise self.retry(countdown=1 + random.random(), max_retries=120)
-    try:
-        return backend_quota.mirror(organization_id=organization_id)
-    except TransientError as exc:
-        raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
-    finally:
-        cache.delete(lock)
-
-
 # Enqueueing, always after the surrounding transaction commits.
 
 _BY_NAME = {

@@ -7,7 +7,13 @@ It knows nothing of the portal's models: the portal depends on it, never the oth
 - `PROVISIONING_DRIVERS`: extra `{name: "dotted.path.Class"}` entries for `DRIVERS`.
 - the driver's own settings, read by its `from_settings()`; the simulator driver reads
   `SIMULATOR_URL`, `PROVISIONING_TOKEN`, `PROVISIONING_TIMEOUT` (seconds, or a (connect, read)
-  pair), `PROVISIONING_RETRIES` (retries after the first attempt) and `PROVISIONING_BACKOFF`.
+  pair), `PROVISIONING_RETRIES` (retries after the first attempt) and `PROVISIONING_BACKOFF`
+  (`transport.transport_options`, the same for every HTTP driver).
+
+The portal imports this package only (never `drivers.*`): `get_backend()`, the interface's
+types and errors, and the checks of the optional capabilities (`supports_reservations`,
+`supports_quota_mirroring`, or `driver_supports_quota_mirroring` on the driver's class from
+`get_backend_class()`, to tell without building a driver).
 """
 
 from __future__ import annotations
@@ -31,7 +37,10 @@ from .interface import (
     Machine,
     MachineState,
     ProvisioningBackend,
+    QuotaMirroringBackend,
     ReservingBackend,
+    driver_supports_quota_mirroring,
+    supports_quota_mirroring,
     supports_reservations,
 )
 
@@ -54,11 +63,15 @@ __all__ = [
     "PermanentError",
     "ProvisioningBackend",
     "ProvisioningError",
+    "QuotaMirroringBackend",
     "ReservingBackend",
     "TransientError",
+    "driver_supports_quota_mirroring",
     "get_backend",
-    "supports_reservations",
+    "get_backend_class",
     "load_driver",
+    "supports_quota_mirroring",
+    "supports_reservations",
 ]
 
 
@@ -75,11 +88,25 @@ def load_driver(name: str, extra: dict[str, str] | None = None) -> Any:
         raise ValueError(f"cannot load provisioning backend {name!r} from {path!r}") from exc
 
 
+def _settings(settings: Any) -> Any:
+    """`settings`, or Django's, imported only now: this package does not need Django."""
+    if settings is not None:
+        return settings
+    from django.conf import settings as django_settings
+
+    return django_settings
+
+
+def get_backend_class(settings: Any = None) -> Any:
+    """The configured driver's class, not built (settings as for `get_backend`); ValueError
+    when `PROVISIONING_BACKEND` names no driver."""
+    settings = _settings(settings)
+    name = getattr(settings, "PROVISIONING_BACKEND", "simulator")
+    return load_driver(name, getattr(settings, "PROVISIONING_DRIVERS", None))
+
+
 def get_backend(settings: Any = None) -> ProvisioningBackend:
     """The configured backend, built from Django settings (or any object with those attributes)."""
-    if settings is None:
-        from django.conf import settings
-    name = getattr(settings, "PROVISIONING_BACKEND", "simulator")
-    driver = load_driver(name, getattr(settings, "PROVISIONING_DRIVERS", None))
-    backend: ProvisioningBackend = driver.from_settings(settings)
+    settings = _settings(settings)
+    backend: ProvisioningBackend = get_backend_class(settings).from_settings(settings)
     return backend

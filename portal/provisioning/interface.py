@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -146,3 +147,40 @@ class ReservingBackend(Protocol):
 
 def supports_reservations(backend: object) -> TypeGuard[ReservingBackend]:
     return isinstance(backend, ReservingBackend)
+
+
+@runtime_checkable
+class QuotaMirroringBackend(Protocol):
+    """An optional capability: the backend enforces an organization's GPU limits itself.
+
+    A driver without it still satisfies `ProvisioningBackend`; the portal's quotas are then the
+    only limit (`supports_quota_mirroring` tells). With it, the portal mirrors each
+    organization's quota totals into the backend after every change, and the backend holds back
+    the machines of an account over its limit (the slurm driver: the organization's Slurm
+    account's GrpTRES): such a machine waits in provisioning, its detail saying "waiting for
+    capacity (...)", until the limit rises or other machines of the account end.
+    `account` is the organization's slug, as in `create(account=...)`; GPU models are the
+    catalog's codes (`h100`).
+    """
+
+    def set_account_limits(self, account: str, limits: Mapping[str, int | None]) -> None:
+        """Make `limits` (`{gpu_model: gpus}` over every region) the account's whole set of
+        GPU limits: a model not given, or given None, has no limit afterwards; a model the
+        backend does not know is left out. Idempotent, and the last call wins whole (no
+        read-modify-write). Makes the account if needed. `PermanentError` for a negative limit
+        or an account name the backend cannot take."""
+        ...
+
+    def account_limits(self, account: str) -> dict[str, int]:
+        """The limits the backend holds now, `{gpu_model: gpus}` (empty for an unknown
+        account or one without limits)."""
+        ...
+
+
+def supports_quota_mirroring(backend: object) -> TypeGuard[QuotaMirroringBackend]:
+    return isinstance(backend, QuotaMirroringBackend)
+
+
+def driver_supports_quota_mirroring(driver: type) -> bool:
+    """The same told from a driver's class (`get_backend_class()`), without building it."""
+    return issubclass(driver, QuotaMirroringBackend)

@@ -18,7 +18,7 @@ from portal.catalog.models import GpuModel, InstanceType, Region
 from portal.lib.errors import ApplicationError
 from portal.notifications.services import notify
 from portal.orgs.models import Membership, Organization
-from portal.quotas import rules, signals
+from portal.quotas import rules, signals, sync
 from portal.quotas.models import (
     Author,
     AutoApprovalRule,
@@ -223,9 +223,7 @@ def quota_limit_set(
         detail={"kind": kind, "from": old, "to": limit, "reason": reason},
     )
     # The backend's own limit follows (the slurm driver's account); a no-op for the others.
-    from portal.instances.backend_quota import enqueue_mirror
-
-    enqueue_mirror(organization_id=organization.pk, gpu_model=gpu_model.code)
+    sync.enqueue_mirror(organization_id=organization.pk, gpu_model=gpu_model.code)
     logger.info(
         "quota limit %s %s/%s %s: %s -> %s",
         organization.slug,

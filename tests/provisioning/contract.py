@@ -2,8 +2,11 @@
 
 A driver's test module subclasses `BackendContract`, sets the class attributes to names its
 backend knows, and provides a `backend` fixture that yields a driver on an empty fleet (no
-machines of ours). Nothing here knows which driver it runs against: state changes are awaited by
-polling `get()`, since real backends take their time.
+machines of ours). A driver with an optional capability subclasses that capability's contract
+instead (`QuotaMirroringContract`, itself a `BackendContract`), which `BackendContract` checks.
+Nothing
+here knows which driver it runs against: state changes are awaited by polling `get()`, since
+real backends take their time.
 """
 
 from __future__ import annotations
@@ -22,7 +25,11 @@ from portal.provisioning import (
     Machine,
     MachineState,
     NotFound,
+    PermanentError,
     ProvisioningBackend,
+    QuotaMirroringBackend,
+    driver_supports_quota_mirroring,
+    supports_quota_mirroring,
 )
 
 
@@ -87,6 +94,7 @@ class BackendContract:
         instance_type: str | None = None,
         name: str = "contract",
         preemptible: bool = False,
+        account: str | None = None,
     ) -> str:
         return backend.create(
             request_id=request_id or f"req-{uuid.uuid4().hex}",
@@ -96,6 +104,7 @@ class BackendContract:
             ssh_keys=list(self.SSH_KEYS),
             name=name,
             preemptible=preemptible,
+            account=account,
         )
 
     def wait(self, backend: ProvisioningBackend, backend_id: str, state: str) -> Machine:
@@ -105,6 +114,10 @@ class BackendContract:
 
     def test_backend_implements_the_interface(self, backend: ProvisioningBackend) -> None:
         assert isinstance(backend, ProvisioningBackend)
+
+    def test_each_capability_of_the_backend_is_tested(self, backend: ProvisioningBackend) -> None:
+        if supports_quota_mirroring(backend):
+            assert isinstance(self, QuotaMirroringContract), "add QuotaMirroringContract"
 
     def test_create_reaches_running_with_an_ip(self, backend: ProvisioningBackend) -> None:
         backend_id = self.launch(backend, request_id="req-running", name="box-1")
@@ -271,3 +284,87 @@ class BackendContract:
         )
         retried = self.launch(backend, request_id="req-no-room", instance_type=self.WHOLE_NODE_TYPE)
         self.wait(backend, retried, MachineState.RUNNING)
+
+
+class QuotaMirroringContract(BackendContract):
+    """The contract and the optional `QuotaMirroringBackend` capability. Each test uses an
+    account of its own, never seen by the backend before."""
+
+    # GPU models the backend keeps limits for; the first is the model of INSTANCE_TYPE (one GPU).
+    MIRRORED_GPU_MODELS: tuple[str, str] = ("h100", "a100")
+    UNKNOWN_GPU_MODEL: str = "rtx9000"
+
+    @staticmethod
+    def new_account() -> str:
+        return f"org{uuid.uuid4().hex[:8]}"
+
+    def test_backend_declares_quota_mirroring(self, backend: ProvisioningBackend) -> None:
+        assert isinstance(backend, QuotaMirroringBackend)
+        assert supports_quota_mirroring(backend)
+        assert driver_supports_quota_mirroring(type(backend))
+
+    def test_a_new_account_has_no_limits(self, backend: QuotaMirroringBackend) -> None:
+        assert backend.account_limits(self.new_account()) == {}
+
+    def test_limits_are_replaced_whole(self, backend: QuotaMirroringBackend) -> None:
+        account = self.new_account()
+        first, second = self.MIRRORED_GPU_MODELS
+
+        backend.set_account_limits(account, {first: 4, second: 8})
+        assert backend.account_limits(account) == {first: 4, second: 8}
+        backend.set_account_limits(account, {first: 16})
+        assert backend.account_limits(account) == {first: 16}
+        backend.set_account_limits(account, {first: 2, second: None})
+        assert backend.account_limits(account) == {first: 2}
+        backend.set_account_limits(account, {})
+        assert backend.account_limits(account) == {}
+
+    def test_setting_the_same_limits_again_changes_nothing(
+        self, backend: QuotaMirroringBackend
+    ) -> None:
+        account = self.new_account()
+        first, second = self.MIRRORED_GPU_MODELS
+
+        backend.set_account_limits(account, {first: 0, second: 8})
+        backend.set_account_limits(account, {first: 0, second: 8})
+
+        assert backend.account_limits(account) == {first: 0, second: 8}
+
+    def test_a_model_the_backend_does_not_know_is_left_out(
+        self, backend: QuotaMirroringBackend
+    ) -> None:
+        account = self.new_account()
+        first = self.MIRRORED_GPU_MODELS[0]
+
+        backend.set_account_limits(account, {first: 2, self.UNKNOWN_GPU_MODEL: 8})
+
+        assert backend.account_limits(account) == {first: 2}
+
+    def test_a_negative_limit_is_refused(self, backend: QuotaMirroringBackend) -> None:
+        account = self.new_account()
+        first = self.MIRRORED_GPU_MODELS[0]
+        backend.set_account_limits(account, {first: 3})
+
+        with pytest.raises(PermanentError):
+            backend.set_account_limits(account, {first: -2})
+        assert backend.account_limits(account) == {first: 3}
+
+    def test_a_machine_over_its_accounts_limit_waits_until_the_limit_rises(
+        self, backend: QuotaMirroringBackend
+    ) -> None:
+        account = self.new_account()
+        model = self.MIRRORED_GPU_MODELS[0]
+        backend.set_account_limits(account, {model: 1})
+
+        first = self.launch(backend, account=account, name="within")
+        self.wait(backend, first, MachineState.RUNNING)
+        second = self.launch(backend, account=account, name="over")
+        wait_until(
+            lambda: backend.get(second).detail.startswith("waiting for capacity"),
+            self.STATE_TIMEOUT,
+            "the machine over the limit to say it waits",
+        )
+        assert backend.get(second).state == MachineState.PROVISIONING
+
+        backend.set_account_limits(account, {model: 2})
+        self.wait(backend, second, MachineState.RUNNING)

@@ -21,11 +21,11 @@ from portal.provisioning import (
     PermanentError,
     TransientError,
     get_backend,
-    slurm_accounts,
 )
 from portal.provisioning.drivers.slurm import SlurmBackend, job_script
+from portal.provisioning.drivers.slurm import accounts as slurm_accounts
 
-from .contract import BackendContract, wait_for_state, wait_until
+from .contract import BackendContract, QuotaMirroringContract, wait_for_state, wait_until
 from .slurm_cluster import LocalSlurm
 
 pytestmark = pytest.mark.slow
@@ -64,7 +64,7 @@ def slurm_driver(local_slurm: LocalSlurm) -> Iterator[SlurmBackend]:
     clean_up(driver)
 
 
-class TestSlurmContract(BackendContract):
+class TestSlurmContract(QuotaMirroringContract):
     STATE_TIMEOUT = 40.0
 
     @pytest.fixture
@@ -234,7 +234,7 @@ def test_preemptible_instance_is_interrupted_by_the_operators_high_qos_job(
         assert wait_for_state(slurm_driver, backend_id, MachineState.RUNNING, 40).preemptible
 
     # The operator's own work: 8 GPUs in QOS high, submitted as the SlurmUser.
-    operator_job = slurm_driver._call(
+    operator_job = slurm_driver.call(
         "POST",
         "/slurm/v0.0.38/job/submit",
         {
@@ -267,7 +267,7 @@ def test_preemptible_instance_is_interrupted_by_the_operators_high_qos_job(
         other = next(i for i in ids if i != noticed.backend_id)
         assert slurm_driver.get(other).state == MachineState.RUNNING
     finally:
-        slurm_driver._call("DELETE", f"/slurm/v0.0.38/job/{operator_job}", user="slurm")
+        slurm_driver.call("DELETE", f"/slurm/v0.0.38/job/{operator_job}", user="slurm")
 
 
 def test_account_over_its_gpu_limit_waits_for_capacity(slurm_driver: SlurmBackend) -> None:

@@ -314,7 +314,7 @@ def test_preemptible_instance_interrupted_by_the_operator_stops_billing_at_that_
     mail.outbox.clear()
 
     # The operator's own work in QOS high takes both H100 nodes (ours is on one of them).
-    operator_job = slurm_settings._call(
+    operator_job = slurm_settings.call(
         "POST",
         f"{API}/job/submit",
         {
@@ -340,7 +340,7 @@ def test_preemptible_instance_interrupted_by_the_operator_stops_billing_at_that_
         worker.drain()  # the e-mails the transition enqueued
 
         def slurm_job() -> dict:
-            job = slurm_settings._call("GET", f"{API}/job/{instance.backend_id}", user="slurm")
+            job = slurm_settings.call("GET", f"{API}/job/{instance.backend_id}", user="slurm")
             return job["jobs"][0]
 
         # The portal may have seen it COMPLETING (already interrupted for it); Slurm's record
@@ -348,7 +348,7 @@ def test_preemptible_instance_interrupted_by_the_operator_stops_billing_at_that_
         wait_until(lambda: slurm_job()["job_state"] == "PREEMPTED", 30, "PREEMPTED")
         preempted = slurm_job()
     finally:
-        slurm_settings._call("DELETE", f"{API}/job/{operator_job}", user="slurm")
+        slurm_settings.call("DELETE", f"{API}/job/{operator_job}", user="slurm")
 
     ended = datetime.fromtimestamp(preempted["end_time"], UTC)
     # Billing stopped at the second Slurm took the GPUs back, not when the portal noticed.

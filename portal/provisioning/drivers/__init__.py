@@ -1,1 +1,2 @@
-"""Provisioning drivers, one module each, all implementing `ProvisioningBackend`."""
+"""Provisioning drivers, one module (simulator) or package (slurm) each, all implementing
+`ProvisioningBackend`; their HTTP goes through `portal.provisioning.transport`."""

@@ -19,17 +19,23 @@ from ..errors import (
     InvalidState,
     NotFound,
     PermanentError,
-    TransientError,
+    ProvisioningError,
 )
 from ..interface import Capacity, Machine, MachineState
-from .transport import transport_options
+from ..transport import (
+    HttpDriver,
+    HttpTransport,
+    Timeout,
+    json_body,
+    status_error,
+    transport_options,
+)
 
-Timeout = float | tuple[float, float]
 T = TypeVar("T")
 
 
-class SimulatorBackend:
-    """Talks to the simulator's `/v1` API.
+class SimulatorBackend(HttpDriver):
+    """Talks to the simulator's `/v1` API through the shared `HttpTransport`.
 
     Every call has a time-out (a number, or a `(connect, read)` pair in seconds) and is retried
     `retries` times on transient errors, waiting `backoff * 2**n` seconds between attempts.
@@ -47,15 +53,16 @@ class SimulatorBackend:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.retries = max(0, retries)
-        self.backoff = backoff
-        self.session = session or requests.Session()
-        self.session.headers.update(
-            {"Authorization": f"Bearer {token}", "User-Agent": "backfill-portal"}
+        self.transport = HttpTransport(
+            base_url,
+            service="the simulator",
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            session=session,
+            sleep=sleep,
+            headers={"Authorization": f"Bearer {token}"},
         )
-        self._sleep = sleep
 
     @classmethod
     def from_settings(cls, settings: Any) -> SimulatorBackend:
@@ -154,36 +161,16 @@ class SimulatorBackend:
         payload: dict[str, Any] | None = None,
     ) -> T:
         """One API call, retried on transient errors, garbage answers included."""
-        attempt = 0
-        while True:
-            try:
-                return parse(self._call_once(method, path, payload))
-            except TransientError:
-                if attempt >= self.retries:
-                    raise
-            self._sleep(self.backoff * 2**attempt)
-            attempt += 1
 
-    def _call_once(self, method: str, path: str, payload: dict[str, Any] | None) -> Any:
-        what = f"simulator {method} {path}"
-        try:
-            response = self.session.request(
-                method, self.base_url + path, json=payload, timeout=self.timeout
-            )
-        except requests.Timeout as exc:
-            raise TransientError(f"{what}: no answer within {self.timeout}s") from exc
-        except requests.RequestException as exc:
-            raise TransientError(f"{what}: {exc}") from exc
+        def read(response: requests.Response, what: str) -> T:
+            error = _error(what, response)
+            if error is not None:
+                raise error
+            return parse(json_body(response, what))
 
-        status = response.status_code
-        if status >= 500 or status in (408, 429):
-            raise TransientError(f"{what}: HTTP {status} {_error_message(response)}")
-        if status >= 400:
-            raise _client_error(what, response)
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise InvalidResponse(f"{what}: HTTP {status} answer is not JSON") from exc
+        return self.transport.call(
+            method, path, read, what=f"simulator {method} {path}", json=payload
+        )
 
 
 def _reservation_path(reservation_id: str) -> str:
@@ -206,14 +193,16 @@ def _error_body(response: requests.Response) -> tuple[str, str]:
         return "", response.text[:200]
 
 
-def _error_message(response: requests.Response) -> str:
-    return _error_body(response)[1]
-
-
-def _client_error(what: str, response: requests.Response) -> PermanentError:
+def _error(what: str, response: requests.Response) -> ProvisioningError | None:
+    """The transport's error for the status, sharpened by the simulator's error codes."""
+    if response.status_code < 400:
+        return None
     code, message = _error_body(response)
-    text = f"{what}: HTTP {response.status_code} {message}".rstrip()
-    if response.status_code in (401, 403):
+    error = status_error(what, response.status_code, message)
+    if not isinstance(error, PermanentError):
+        return error
+    text = str(error)
+    if isinstance(error, AuthenticationError):
         return AuthenticationError(f"{text} (check PROVISIONING_TOKEN)")
     if response.status_code == 404:
         return NotFound(text)
@@ -221,17 +210,17 @@ def _client_error(what: str, response: requests.Response) -> PermanentError:
         return CapacityError(text)
     if code == "invalid_state":
         return InvalidState(text)
-    return PermanentError(text)
+    return error
 
 
 # Validation of answers: anything unexpected is an InvalidResponse, never a KeyError.
 
 
 def _list_field(body: Any, key: str) -> list[Any]:
-    if not isinstance(body, dict) or not isinstance(body.get(key), list):
+    value = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(value, list):
         raise InvalidResponse(f"answer has no list {key!r}")
-    items: list[Any] = body[key]
-    return items
+    return value
 
 
 def _field(data: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:

@@ -1,0 +1,402 @@
+"""`SlurmBackend`: the provisioning interface (and quota mirroring) mapped onto Slurm jobs.
+
+- create: `POST job/submit`, after looking in `jobs` for the request id (idempotency) and at
+  the free GPUs (`CapacityError` when no node has room now);
+- get, list: `GET job/{id}`, `GET jobs` filtered on the name prefix and the comment's format;
+- stop: a pending job is held. A running one gets SIGUSR1, on which it requeues itself held
+  (`scontrol requeuehold`): the GPUs are released; the job id, script and keys are kept;
+- start: release the hold and set the begin time to now (a requeued job waits 2 minutes else);
+- reboot: SIGUSR2: the job kills every process of the instance and starts dropbear again, on
+  the same node, port and GPUs;
+- terminate: `DELETE job/{id}` (scancel);
+- capacity: `GET nodes`: GPUs per node minus allocated ones and what our pending jobs will take;
+- set_account_limits, account_limits: the organization's Slurm account's GrpTRES (accounts.py).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import requests
+
+from ...errors import (
+    CapacityError,
+    InvalidResponse,
+    InvalidState,
+    NotFound,
+    PermanentError,
+    TransientError,
+)
+from ...interface import FINAL_STATES, Capacity, Machine, MachineState
+from ...transport import Timeout, transport_options
+from . import accounts
+from .capacity import (
+    InstanceShape,
+    Node,
+    capacities,
+    free_instances,
+    parse_nodes,
+    parse_shape,
+    shape_of,
+)
+from .client import ALREADY_DONE, API, INVALID_ACCOUNT, SlurmClient, has_code
+from .jobscript import clean_keys, job_script
+from .meta import Meta
+from .states import ACTIVE_STATES, HELD_REASONS, job_machine, machine_state
+
+
+class SlurmBackend(SlurmClient):
+    """Provisioning through slurmrestd. See the package's docstring for the whole picture."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str = "",
+        token_file: str | os.PathLike[str] | None = None,
+        user: str = "backfill",
+        service_user: str = "slurm",
+        job_dir: str = "/tmp",  # noqa: S108 - a directory on the compute nodes, not here
+        default_account: str = "backfill",
+        account_prefix: str = "bf-",
+        prefix: str = "bf-",
+        instance_types: dict[str, Any] | None = None,
+        partitions: dict[str, str] | None = None,
+        cpus_per_gpu: int = 1,
+        ssh_ports: tuple[int, int] = (20000, 29999),
+        timeout: Timeout = 10.0,
+        retries: int = 2,
+        backoff: float = 0.5,
+        stop_wait: float = 15.0,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(
+            base_url,
+            token=token,
+            token_file=token_file,
+            user=user,
+            service_user=service_user,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            session=session,
+            sleep=sleep,
+        )
+        self.job_dir = job_dir
+        self.default_account = default_account
+        self.account_prefix = account_prefix
+        self.prefix = prefix
+        self.instance_types = {k: parse_shape(v) for k, v in (instance_types or {}).items()}
+        self.partitions = dict(partitions or {})
+        self.cpus_per_gpu = max(0, cpus_per_gpu)
+        self.ssh_ports = ssh_ports
+        self.stop_wait = stop_wait
+        self._sleep = sleep
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> SlurmBackend:
+        """Reads SLURM_* from Django settings, falling back to the environment (bin/slurm
+        writes them to var/slurm/backfill.env), and PROVISIONING_TIMEOUT/RETRIES/BACKOFF."""
+
+        def get(name: str, default: Any = None) -> Any:
+            return getattr(settings, name, None) or os.environ.get(name) or default
+
+        ports = get("SLURM_SSH_PORTS", "20000-29999")
+        if isinstance(ports, str):
+            low, _, high = ports.partition("-")
+            ports = (int(low), int(high or low))
+        return cls(
+            get("SLURM_REST_URL", "http://127.0.0.1:16820"),
+            token=get("SLURM_TOKEN", ""),
+            token_file=get("SLURM_TOKEN_FILE"),
+            user=get("SLURM_JOB_USER", "backfill"),
+            service_user=get("SLURM_SERVICE_USER", "slurm"),
+            job_dir=get("SLURM_JOB_DIR", "/tmp"),  # noqa: S108
+            default_account=get("SLURM_DEFAULT_ACCOUNT", "backfill"),
+            prefix=get("SLURM_JOB_PREFIX", "bf-"),
+            instance_types=getattr(settings, "SLURM_INSTANCE_TYPES", None),
+            partitions=getattr(settings, "SLURM_PARTITIONS", None),
+            cpus_per_gpu=int(get("SLURM_CPUS_PER_GPU", 1)),
+            ssh_ports=tuple(ports),
+            **transport_options(settings),
+        )
+
+    # The interface
+
+    def create(
+        self,
+        *,
+        request_id: str,
+        instance_type: str,
+        region: str,
+        image: str,
+        ssh_keys: list[str],
+        name: str,
+        preemptible: bool,
+        account: str | None = None,
+    ) -> str:
+        shape = self.shape(instance_type)
+        keys = clean_keys(ssh_keys)
+        existing = self._find(request_id)
+        if existing:
+            return existing
+        meta = Meta(
+            request_id, name, instance_type, region, image, preemptible, created=int(time.time())
+        )
+        partition = self.partitions.get(region, region)
+        nodes = self._nodes(partition)
+        if not nodes:
+            raise PermanentError(f"Slurm has no partition {partition!r} for region {region!r}")
+        fits_somewhere = any(
+            n.model == shape.gpu_model and n.gpus >= shape.gpus for n in nodes.values()
+        )
+        if not fits_somewhere:
+            largest = max((n.gpus for n in nodes.values() if n.model == shape.gpu_model), default=0)
+            raise PermanentError(
+                "Slurm refused the request: Requested node configuration is not available "
+                f"(no node of partition {partition} has {shape.gpus} {shape.gpu_model} GPUs; "
+                f"the largest has {largest})"
+            )
+        if free_instances(nodes, shape, self._pending_demand().get(partition, [])) == 0:
+            raise CapacityError(
+                f"no free {shape.gpus}x {shape.gpu_model} in Slurm partition {partition}"
+            )
+        slurm_account = self.account_name(account) if account else self.default_account
+        job = {
+            "name": self.prefix + request_id,
+            "comment": meta.encode(),
+            "partition": partition,
+            "gres": f"gpu:{shape.gpu_model}:{shape.gpus}",
+            "account": slurm_account,
+            "qos": "low" if preemptible else "normal",
+            "requeue": True,
+            "nodes": "1",
+            "tasks": 1,
+            "current_working_directory": self.job_dir,
+            "standard_output": f"{self.job_dir}/{self.prefix}%j.out",
+            "environment": {
+                "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+                "LANG": "C.UTF-8",
+                "BACKFILL_META": meta.encode(),
+            },
+        }
+        if self.cpus_per_gpu:
+            job["cpus_per_task"] = self.cpus_per_gpu * shape.gpus
+        body = {"script": job_script(keys, self.ssh_ports), "job": job}
+        try:
+            answer = self.call("POST", f"{API}/job/submit", body, what="submit")
+        except PermanentError as exc:
+            if not account or not has_code(exc, INVALID_ACCOUNT):
+                raise
+            # The organization has no Slurm account yet (no quota mirrored so far): make it.
+            accounts.ensure_account(account, backend=self)
+            answer = self.call("POST", f"{API}/job/submit", body, what="submit")
+        job_id = answer.get("job_id") if isinstance(answer, dict) else None
+        if not isinstance(job_id, int):
+            raise InvalidResponse(f"slurmrestd answered a submit without a job id: {answer!r}")
+        return self._settle_duplicates(request_id, str(job_id))
+
+    def get(self, backend_id: str) -> Machine:
+        job = self._job(backend_id)
+        return job_machine(job, self._node_addresses(), self.user)
+
+    def list(self) -> builtins.list[Machine]:
+        jobs = [job for job in self._jobs() if self._is_ours(job)]
+        addresses = self._node_addresses() if jobs else {}
+        return [job_machine(job, addresses, self.user) for job in jobs]
+
+    def start(self, backend_id: str) -> None:
+        job = self._job(backend_id)
+        state = machine_state(job)
+        if state in (MachineState.STARTING, MachineState.RUNNING, MachineState.PROVISIONING):
+            return
+        if state == MachineState.STOPPING:
+            job = self._await(backend_id, lambda j: machine_state(j) != MachineState.STOPPING)
+            state = machine_state(job)
+        if state != MachineState.STOPPED:
+            raise InvalidState(f"Slurm job {backend_id} is {state}; only a stopped one starts")
+        # Slurm delays a requeued job by 2 minutes (its begin time); start means now, but not
+        # within the second of the requeue: slurmd revoked the job's credential then, and a
+        # credential issued in that same second is refused ("Job credential revoked"), which
+        # ends the job FAILED. One second later is safe (slurmrestd parses "now+1" itself).
+        # The hold is released once that second has come: a job released before its begin
+        # time waits for the next scheduling pass (up to bf_interval, 30 s by default).
+        self._update(backend_id, {"begin_time": "now+1"})
+        self._sleep(1.05)
+        self._update(backend_id, {"hold": False})
+
+    def stop(self, backend_id: str) -> None:
+        job = self._job(backend_id)
+        state = machine_state(job)
+        if state in (MachineState.STOPPING, MachineState.STOPPED):
+            return
+        if state in FINAL_STATES:
+            raise InvalidState(f"Slurm job {backend_id} has ended ({job.get('job_state')})")
+        if job.get("job_state") == "PENDING":
+            self._update(backend_id, {"hold": True})
+            return
+        # Running: the job requeues itself held on SIGUSR1 (see instance.sh). Wait until Slurm
+        # took it off the node, so that the next get() says stopping or stopped.
+        self._signal(backend_id, "SIGUSR1")
+        self._await(
+            backend_id,
+            lambda j: j.get("job_state") not in ("RUNNING", "CONFIGURING"),
+            what="stop",
+        )
+
+    def reboot(self, backend_id: str) -> None:
+        job = self._job(backend_id)
+        state = machine_state(job)
+        if state == MachineState.REBOOTING:
+            return
+        if state != MachineState.RUNNING:
+            raise InvalidState(f"Slurm job {backend_id} is {state}; only a running one reboots")
+        self._signal(backend_id, "SIGUSR2")
+
+    def terminate(self, backend_id: str) -> None:
+        try:
+            job = self._job(backend_id)
+        except NotFound:
+            return
+        if job.get("job_state") not in ACTIVE_STATES:
+            return
+        try:
+            self.call("DELETE", f"{API}/job/{backend_id}", what=f"cancel job {backend_id}")
+        except NotFound:
+            return
+        except PermanentError as exc:
+            if not has_code(exc, ALREADY_DONE):
+                raise
+
+    def capacity(self) -> builtins.list[Capacity]:
+        return capacities(
+            self._nodes(), self._pending_demand(), self.instance_types, self.partitions
+        )
+
+    # Quota mirroring (the optional `QuotaMirroringBackend` capability)
+
+    def set_account_limits(self, account: str, limits: Mapping[str, int | None]) -> None:
+        """The organization's Slurm account `bf-<account>` (made if missing) gets exactly these
+        GPU limits per model as GrpTRES; models Slurm does not track are left out."""
+        accounts.set_gpu_limits(account, limits, backend=self)
+
+    def account_limits(self, account: str) -> dict[str, int]:
+        return accounts.gpu_limits(account, backend=self)
+
+    def account_name(self, org_slug: str) -> str:
+        """The Slurm account of an organization: lower case, `bf-<slug>`."""
+        return accounts.account_name(org_slug, self.account_prefix)
+
+    def shape(self, instance_type: str) -> InstanceShape:
+        return shape_of(instance_type, self.instance_types)
+
+    # Jobs
+
+    def _is_ours(self, job: dict[str, Any]) -> bool:
+        name = job.get("name") or ""
+        return name.startswith(self.prefix) and Meta.decode(job.get("comment")) is not None
+
+    def _find(self, request_id: str) -> str | None:
+        ids = sorted(
+            job["job_id"]
+            for job in self._jobs()
+            if job.get("name") == self.prefix + request_id and self._is_ours(job)
+        )
+        return str(ids[0]) if ids else None
+
+    def _settle_duplicates(self, request_id: str, job_id: str) -> str:
+        """Two creates raced past the look-up: keep the oldest job, cancel the others."""
+        ids = sorted(
+            job["job_id"]
+            for job in self._jobs()
+            if job.get("name") == self.prefix + request_id
+            and self._is_ours(job)
+            and job.get("job_state") in ACTIVE_STATES
+        )
+        if len(ids) <= 1:
+            return job_id
+        for extra in ids[1:]:
+            self.terminate(str(extra))
+        return str(ids[0])
+
+    def _jobs(self) -> builtins.list[dict[str, Any]]:
+        answer = self.call("GET", f"{API}/jobs", what="list jobs")
+        jobs = answer.get("jobs") if isinstance(answer, dict) else None
+        if not isinstance(jobs, list):
+            raise InvalidResponse("slurmrestd answered jobs without a list 'jobs'")
+        return [job for job in jobs if isinstance(job, dict) and isinstance(job.get("job_id"), int)]
+
+    def _job(self, backend_id: str) -> dict[str, Any]:
+        if not str(backend_id).isdigit():
+            raise NotFound(f"no Slurm job {backend_id!r}")
+        answer = self.call("GET", f"{API}/job/{backend_id}", what=f"get job {backend_id}")
+        jobs = answer.get("jobs") if isinstance(answer, dict) else None
+        if not isinstance(jobs, list):
+            raise InvalidResponse("slurmrestd answered a job without a list 'jobs'")
+        for job in jobs:
+            if isinstance(job, dict) and str(job.get("job_id")) == str(backend_id):
+                if not self._is_ours(job):
+                    raise NotFound(f"Slurm job {backend_id} is not one of the portal's")
+                return job
+        raise NotFound(f"no Slurm job {backend_id}")
+
+    def _update(self, backend_id: str, fields: dict[str, Any]) -> None:
+        self.call("POST", f"{API}/job/{backend_id}", fields, what=f"update job {backend_id}")
+
+    def _signal(self, backend_id: str, signal: str) -> None:
+        self.call(
+            "DELETE",
+            f"{API}/job/{backend_id}",
+            params={"signal": signal},
+            what=f"signal job {backend_id}",
+        )
+
+    def _await(
+        self,
+        backend_id: str,
+        done: Callable[[dict[str, Any]], bool],
+        what: str = "settle",
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + self.stop_wait
+        while True:
+            job = self._job(backend_id)
+            if done(job):
+                return job
+            if time.monotonic() > deadline:
+                raise TransientError(
+                    f"Slurm job {backend_id} did not {what} within {self.stop_wait:.0f}s "
+                    f"(it is {job.get('job_state')})"
+                )
+            self._sleep(0.1)
+
+    # Nodes
+
+    def _nodes(self, partition: str | None = None) -> dict[str, Node]:
+        return parse_nodes(self.call("GET", f"{API}/nodes", what="list nodes"), partition)
+
+    def _node_addresses(self) -> dict[str, str]:
+        return {name: node.address for name, node in self._nodes().items()}
+
+    def _pending_demand(self) -> dict[str, builtins.list[int]]:
+        """GPUs our pending jobs will take soon, per partition (not those held or blocked by
+        a limit: they wait for something other than free GPUs)."""
+        demand: dict[str, builtins.list[int]] = {}
+        for job in self._jobs():
+            if job.get("job_state") != "PENDING" or not self._is_ours(job):
+                continue
+            reason = job.get("state_reason") or ""
+            if reason in HELD_REASONS or reason.startswith(("Assoc", "QOS")):
+                continue
+            meta = Meta.decode(job.get("comment"))
+            if meta is None:
+                continue
+            with contextlib.suppress(PermanentError):
+                shape = self.shape(meta.instance_type)
+                demand.setdefault(job.get("partition") or "", []).append(shape.gpus)
+        return demand
