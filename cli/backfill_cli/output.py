@@ -7,6 +7,7 @@ stdout carries only the result (a table, or JSON with --output json), so that
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -23,9 +24,14 @@ def as_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+_TIMESTAMP = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(:\d{2}(\.\d+)?)?(Z|\+00:00)$")
+
+
 def cell(value: Any) -> str:
     if value is None or value == "":
         return "-"
+    if isinstance(value, str) and (match := _TIMESTAMP.match(value)):
+        return f"{match.group(1)} {match.group(2)} UTC"  # the API's times are UTC
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
