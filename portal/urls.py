@@ -7,6 +7,7 @@ from django.views.generic import RedirectView
 
 from portal.core import views as core_views
 from portal.operations import admin as operations_admin
+from portal.runtime import metrics as runtime_metrics
 
 admin.autodiscover()
 admin.site.login = secure_admin_login(admin.site.login)
@@ -17,6 +18,8 @@ admin.site.index_title = "Operations"
 urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
+    path("readyz", core_views.readyz, name="readyz"),
+    path("metrics", runtime_metrics.metrics_view, name="metrics"),
     path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
     path("dashboard/", core_views.dashboard, name="dashboard"),
     path("o/<slug:org>/", core_views.organization_dashboard, name="dashboard_org"),

@@ -6,9 +6,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 
-from portal.core.health import health_report
+from portal.core.health import readiness_report
 from portal.core.mailsink import read_messages
 from portal.core.selectors import dashboard_fleet, dashboard_members, dashboard_spend
+from portal.lib.addresses import monitoring_access
 from portal.orgs.decorators import organization_view
 from portal.orgs.selectors import memberships_for_user
 
@@ -80,8 +81,23 @@ def organization_dashboard(request: HttpRequest) -> HttpResponse:
 
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    healthy, report = health_report()
-    return JsonResponse(report, status=200 if healthy else 503)
+    """Liveness: the process answers. Nothing else is looked at (a restart would not help)."""
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: database, Redis and a recent worker. Details for staff and monitoring."""
+    ready, report = readiness_report()
+    allowed = monitoring_access(
+        remote_addr=request.META.get("REMOTE_ADDR", ""),
+        authorization=request.META.get("HTTP_AUTHORIZATION", ""),
+        token=settings.METRICS_TOKEN,
+        allowed=tuple(settings.METRICS_ALLOWED_IPS),
+    )
+    if allowed != 200 and not (request.user.is_authenticated and request.user.is_staff):
+        report = {"status": report["status"]}
+    return JsonResponse(report, status=200 if ready else 503)
 
 
 @staff_member_required

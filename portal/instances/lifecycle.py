@@ -35,6 +35,7 @@ from portal.instances.models import (
     InstanceEvent,
     State,
 )
+from portal.lib import metrics
 from portal.quotas.services import quota_release
 from portal.webhooks import events as webhook_events
 
@@ -201,6 +202,9 @@ def _transition(
             detail={"from": from_state, "to": to, "message": event.message},
         )
         transaction.on_commit(lambda: _meter(instance.pk))
+        transaction.on_commit(
+            lambda: metrics.count_transition(region=instance.region.code, to_state=to)
+        )
         webhook_events.instance_state_changed(instance, from_state)
         if after_commit is not None:
             transaction.on_commit(lambda: after_commit(instance, from_state))
@@ -432,5 +436,6 @@ def note_reclaim(instance_id: int, *, reclaim_at: datetime) -> bool:
             message=f"The operator will reclaim this instance at {reclaim_at:%H:%M:%S} UTC.",
         )
         transaction.on_commit(lambda: _send("reclaim_notice")(instance))
+        transaction.on_commit(metrics.RECLAIM_NOTICES.labels(region=instance.region.code).inc)
         webhook_events.instance_interruption_notice(instance)
     return True

@@ -30,6 +30,7 @@ from portal.instances.models import (
     InstanceEvent,
     State,
 )
+from portal.lib import metrics
 from portal.operations.selectors import launch_reservation, organization_suspension_reason
 from portal.orgs.models import Membership
 from portal.quotas.services import quota_reserve
@@ -211,6 +212,7 @@ def instance_launch(
                 ],
                 idempotency_key=key,
             )
+            transaction.on_commit(metrics.LAUNCHES.labels(region=place.code).inc)
             InstanceEvent.objects.create(
                 instance=instance,
                 at=instance.created_at,

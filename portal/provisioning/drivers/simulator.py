@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -26,6 +27,7 @@ from .transport import transport_options
 
 Timeout = float | tuple[float, float]
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 class SimulatorBackend:
@@ -166,16 +168,28 @@ class SimulatorBackend:
 
     def _call_once(self, method: str, path: str, payload: dict[str, Any] | None) -> Any:
         what = f"simulator {method} {path}"
+        # Writes at INFO (a launch can be followed to its create call), reads at DEBUG.
+        level = logging.DEBUG if method == "GET" else logging.INFO
+        started = time.monotonic()
         try:
             response = self.session.request(
                 method, self.base_url + path, json=payload, timeout=self.timeout
             )
         except requests.Timeout as exc:
+            logger.log(level, "backend call %s: timed out", what)
             raise TransientError(f"{what}: no answer within {self.timeout}s") from exc
         except requests.RequestException as exc:
+            logger.log(level, "backend call %s: %s", what, type(exc).__name__)
             raise TransientError(f"{what}: {exc}") from exc
 
         status = response.status_code
+        logger.log(
+            level,
+            "backend call %s: HTTP %s in %d ms",
+            what,
+            status,
+            (time.monotonic() - started) * 1000,
+        )
         if status >= 500 or status in (408, 429):
             raise TransientError(f"{what}: HTTP {status} {_error_message(response)}")
         if status >= 400:
