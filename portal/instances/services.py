@@ -7,6 +7,7 @@ was rolled back.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -35,6 +36,8 @@ from portal.operations.selectors import launch_reservation, organization_suspens
 from portal.orgs.models import Membership
 from portal.quotas.services import quota_reserve
 from portal.sshkeys.selectors import sshkeys_for_launch
+
+logger = logging.getLogger(__name__)
 
 
 def _check_may_manage(membership: Membership) -> None:
@@ -244,6 +247,9 @@ def instance_launch(
         if isinstance(error, IntegrityError):
             raise _name_taken(name) from None
         raise
+    logger.info(
+        "instance %s %s launched: %s in %s", instance.pk, instance.name, itype.code, place.code
+    )
     return instance
 
 

@@ -1,0 +1,67 @@
+"""Prepare a portal that runs as separate processes (after migrate and seed_demo) for a test:
+
+    python -m tests.runtime.portal_setup GPUS [PERIOD [EXPIRES]]
+
+Gives the demo organization (acme-ai) an on-demand quota of GPUS 1x H100 in us-east-1, adds an
+SSH key, creates two read-write API tokens for the demo customer (each may write 60 times a
+minute), and (with PERIOD) makes reconciliation and the capacity refresh run every PERIOD
+seconds, their messages expiring after EXPIRES seconds (PERIOD - 1 by default). Prints JSON:
+the tokens, the key's id and the image's code. Runs with the portal's settings from the environment.
+"""
+
+import json
+import sys
+
+
+def main() -> None:
+    import django
+
+    django.setup()
+
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    from portal.api.models import Scope
+    from portal.api.services import api_token_create
+    from portal.catalog.models import GpuModel, Image, Region
+    from portal.orgs.models import Membership
+    from portal.quotas.models import Kind
+    from portal.quotas.services import quota_limit_set
+    from portal.sshkeys.services import sshkey_add
+    from tests.lib.keys import public_line
+
+    gpus = int(sys.argv[1])
+    membership = Membership.objects.select_related("organization", "user").get(
+        organization__slug="acme-ai", user__email="demo@backfill.localhost"
+    )
+    quota_limit_set(
+        organization=membership.organization,
+        region=Region.objects.get(code="us-east-1"),
+        gpu_model=GpuModel.objects.get(code="h100"),
+        kind=Kind.ON_DEMAND,
+        limit=gpus,
+        reason="Test: room for the launches",
+    )
+    key = sshkey_add(membership=membership, name="test", public_key=public_line(), shared=False)
+    tokens = [
+        api_token_create(membership=membership, name=f"test {n}", scope=Scope.READ_WRITE)[1]
+        for n in (1, 2)
+    ]
+    if len(sys.argv) > 2:
+        every, _ = IntervalSchedule.objects.get_or_create(
+            every=int(sys.argv[2]), period=IntervalSchedule.SECONDS
+        )
+        PeriodicTask.objects.filter(
+            task__in=[
+                "portal.instances.tasks.instances_reconcile",
+                "portal.instances.tasks.capacity_refresh",
+            ]
+        ).update(
+            interval=every,
+            expire_seconds=int(sys.argv[3]) if len(sys.argv) > 3 else max(1, every.every - 1),
+        )
+    image = Image.objects.filter(active=True).order_by("code").first()
+    print(json.dumps({"tokens": tokens, "ssh_key_id": key.pk, "image": image.code}))
+
+
+if __name__ == "__main__":
+    main()
