@@ -155,7 +155,8 @@ def run(collected_static) -> Run:  # noqa: C901 - one scenario, step by step
         setup = subprocess.run(
             # Periodic messages expire after 60 s: under the launch burst none is dropped as
             # stale, so every one beat sends must run (once).
-            [sys.executable, "-m", "tests.runtime.portal_setup", str(LAUNCHES), str(PERIOD), "60"],
+            [sys.executable, "-m", "tests.runtime.portal_setup"]
+            + [f"--quota=us-east-1/h100={LAUNCHES}", f"--period={PERIOD}", "--expires=60"],
             cwd=REPO,
             env=env,
             capture_output=True,
