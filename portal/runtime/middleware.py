@@ -15,6 +15,7 @@ the X-Request-ID header, and carried into the Celery tasks the request enqueues
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 
@@ -89,9 +90,13 @@ class RequestContextMiddleware:
         return response
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
-            structlog.contextvars.bind_contextvars(user_id=user.pk)
+        # Only with a session cookie (otherwise anonymous: no query), and never at the cost of
+        # the request: /healthz must answer while the database is down.
+        if request.COOKIES.get(settings.SESSION_COOKIE_NAME) and hasattr(request, "user"):
+            # The view meets the same error (if it cares), and reports it.
+            with contextlib.suppress(Exception):
+                if request.user.is_authenticated:
+                    structlog.contextvars.bind_contextvars(user_id=request.user.pk)
         org = view_kwargs.get("org")
         if isinstance(org, str):
             structlog.contextvars.bind_contextvars(org=org)
