@@ -78,14 +78,15 @@ class RequestContextMiddleware:
         request.request_id = request_id
         # gunicorn's access line reads it from the WSGI environ (the same dict as META).
         request.META["backfill.request_id"] = request_id
+        # Cleared here, not after the response: Django writes its "Not Found" lines after the
+        # middleware returns, and they belong to this request too.
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             response = self.get_response(request)
         finally:
-            # Kept for gunicorn's access line, which is written after the response.
+            # For gunicorn's access line, written after the response (portal/lib/gunicorn.py).
             request.META["backfill.log_context"] = structlog.contextvars.get_contextvars()
-            structlog.contextvars.clear_contextvars()
         response["X-Request-ID"] = request_id
         return response
 
