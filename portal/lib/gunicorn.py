@@ -9,7 +9,6 @@ No Django here: gunicorn's master process never loads it.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import Any
 
@@ -25,7 +24,7 @@ class StructuredLogger(glogging.Logger):
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
         logs.configure()
-        formatter = logs.formatter(os.environ.get("LOG_FORMAT", "console"))
+        formatter = logs.formatter(logs.default_format())
         for log in (self.error_log, self.access_log):
             for handler in list(log.handlers):
                 log.removeHandler(handler)

@@ -194,6 +194,17 @@ def logging_config(fmt: str = "console", level: str = "INFO") -> dict[str, Any]:
     }
 
 
+def default_format() -> str:
+    """LOG_FORMAT, or what the settings module implies (production: json) for the processes
+    that format logs before (or without) loading Django's settings: gunicorn's master, the
+    simulator."""
+    chosen = os.environ.get("LOG_FORMAT")
+    if chosen:
+        return chosen
+    production = os.environ.get("DJANGO_SETTINGS_MODULE", "").endswith(".production")
+    return "json" if production else "console"
+
+
 def bind_context(**values: Any) -> None:
     """Add to what every line of this request or task carries (request_id, org, user_id…)."""
     structlog.contextvars.bind_contextvars(**values)

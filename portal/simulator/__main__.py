@@ -76,11 +76,11 @@ def build(args: argparse.Namespace) -> SimulatorServer:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     # The portal's log format (LOG_FORMAT: json or console), secrets masked.
-    from portal.lib.logs import configure, logging_config
+    from portal.lib.logs import configure, default_format, logging_config
 
     level = "WARNING" if args.quiet else os.environ.get("LOG_LEVEL", "INFO")
     configure()
-    logging.config.dictConfig(logging_config(os.environ.get("LOG_FORMAT", "console"), level))
+    logging.config.dictConfig(logging_config(default_format(), level))
     try:
         server = build(args)
     except (CatalogError, Conflict, ValueError, OSError) as exc:
