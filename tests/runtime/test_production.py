@@ -202,3 +202,15 @@ def test_proxy_headers_count_only_from_the_trusted_proxy(gunicorn_production):
     assert lines[client_headers["X-Request-ID"]]["remote"] == "127.0.0.1"  # not the forged one
     assert lines["proxy-request-id-1"]["event"] == "GET /dashboard/ 302"
     assert lines["proxy-request-id-1"]["process"] == "web"
+
+
+@pytest.mark.slow
+def test_every_line_gunicorn_writes_is_json(gunicorn_production):
+    base, log = gunicorn_production
+    requests.get(f"{base}/healthz", timeout=5)
+
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    parsed = [json.loads(line) for line in lines]  # raises on a line that is not JSON
+
+    assert any(line["logger"] == "gunicorn.error" for line in parsed)  # the master's own
+    assert any(line["logger"] == "gunicorn.access" for line in parsed)
