@@ -20,7 +20,7 @@ def main_pages(seeded: Seeded) -> dict[str, str]:
         "dashboard": reverse("dashboard_org", args=[slug]),
         "SSH keys": reverse("sshkeys:list", args=[slug]),
         "quotas": reverse("quotas:quotas", args=[slug]),
-        "audit": reverse("audit:list", args=[slug]),
+        "audit": reverse("orgs:audit", args=[slug]),
     }
 
 

@@ -5,7 +5,8 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from portal.core import views as core_views
+from portal.dashboard import views as dashboard_views
+from portal.notifications import views as notifications_views
 from portal.operations import admin as operations_admin
 from portal.runtime import metrics as runtime_metrics
 
@@ -16,14 +17,14 @@ admin.site.site_title = "Backfill admin"
 admin.site.index_title = "Operations"
 
 urlpatterns = [
-    path("", core_views.home, name="home"),
-    path("healthz", core_views.healthz, name="healthz"),
-    path("readyz", core_views.readyz, name="readyz"),
+    path("", dashboard_views.home, name="home"),
+    path("healthz", dashboard_views.healthz, name="healthz"),
+    path("readyz", dashboard_views.readyz, name="readyz"),
     path("metrics", runtime_metrics.metrics_view, name="metrics"),
     path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
-    path("dashboard/", core_views.dashboard, name="dashboard"),
-    path("o/<slug:org>/", core_views.organization_dashboard, name="dashboard_org"),
-    path("staff/mail/", core_views.mail_sink, name="mail_sink"),
+    path("dashboard/", dashboard_views.dashboard, name="dashboard"),
+    path("o/<slug:org>/", dashboard_views.organization_dashboard, name="dashboard_org"),
+    path("staff/mail/", notifications_views.mail_sink, name="mail_sink"),
     path("accounts/", include("allauth.urls")),
     path(
         "admin/overview/",
@@ -36,11 +37,10 @@ urlpatterns = [
     path("", include("portal.quotas.urls")),
     path("", include("portal.sshkeys.urls")),
     path("", include("portal.instances.urls")),
-    path("", include("portal.audit.urls")),
     path("", include("portal.billing.urls")),
     path("", include("portal.api.urls")),
     path("", include("portal.webhooks.urls")),
-    path("", include("portal.operations.urls")),
+    path("", include("portal.reservations.urls")),
 ]
 if getattr(settings, "BENCH_FLOOR_VIEWS", False):  # `make bench` only (bench/settings.py)
     urlpatterns.append(path("bench/", include("bench.urls")))

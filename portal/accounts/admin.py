@@ -2,15 +2,6 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from portal.accounts.models import User
-from portal.orgs.models import Membership
-
-
-class MembershipInline(admin.TabularInline):
-    model = Membership
-    fk_name = "user"
-    extra = 0
-    autocomplete_fields = ["organization"]
-    readonly_fields = ["created_at"]
 
 
 @admin.register(User)
@@ -19,7 +10,8 @@ class UserAdmin(DjangoUserAdmin):
     list_display = ["email", "full_name", "is_staff", "is_active", "date_joined", "last_login"]
     list_filter = ["is_staff", "is_superuser", "is_active", "date_joined"]
     search_fields = ["email", "full_name"]
-    inlines = [MembershipInline]
+    # The orgs app adds each user's memberships (portal.orgs.admin).
+    inlines: list = []
     fieldsets = (
         (None, {"fields": ("email", "password")}),
         ("Profile", {"fields": ("full_name",)}),

@@ -5,6 +5,3 @@ class AccountsConfig(AppConfig):
     name = "portal.accounts"
     label = "accounts"
     verbose_name = "Users"
-
-    def ready(self) -> None:
-        from portal.accounts import signals  # noqa: F401

@@ -8,11 +8,11 @@ is refused (or narrowed) at once.
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
-from portal.api.selectors import api_token_by_prefix, membership_of_token
+from portal.api.selectors import api_token_get_by_prefix, membership_get_for_token
 from portal.api.services import api_token_touch
 from portal.lib.apitoken import parse_token, secret_matches
 from portal.lib.logs import bind_context
-from portal.operations.selectors import organization_suspension_reason
+from portal.orgs.selectors import organization_suspension_reason
 
 INVALID = "The token is not valid. Create one on the API page of your organization."
 
@@ -31,7 +31,7 @@ class BearerTokenAuthentication(BaseAuthentication):
         if parsed is None:
             raise exceptions.AuthenticationFailed(INVALID, code="invalid_token")
         prefix, secret = parsed
-        token = api_token_by_prefix(prefix)
+        token = api_token_get_by_prefix(prefix)
         if token is None or not secret_matches(secret, token.secret_hash):
             raise exceptions.AuthenticationFailed(INVALID, code="invalid_token")
         if token.revoked_at is not None:
@@ -43,7 +43,7 @@ class BearerTokenAuthentication(BaseAuthentication):
                 f"The token “{token.name}” expired on {token.expires_at:%Y-%m-%d %H:%M} UTC.",
                 code="token_expired",
             )
-        membership = membership_of_token(token)
+        membership = membership_get_for_token(token)
         # A membership younger than the token is a later one (removed, then invited again):
         # the token belonged to the earlier membership and stays dead.
         if (

@@ -19,7 +19,8 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
+from portal.quotas.services import QuotaExceeded
 
 # ApplicationError codes that are not plain bad input (400).
 STATUS_FOR_CODE = {
@@ -153,8 +154,6 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     Returns None (a real server error: Django logs it, the middleware shapes the 500) only for
     exceptions that are none of ours.
     """
-    from portal.quotas.services import QuotaExceeded
-
     view = context.get("view")
     headers: dict[str, str] = {}
     details: dict | None = None

@@ -7,7 +7,7 @@ from portal.api.models import ApiToken, manages_all_tokens
 from portal.orgs.models import Membership
 
 
-def api_tokens_visible_to(*, membership: Membership) -> QuerySet[ApiToken]:
+def api_token_list_for_member(*, membership: Membership) -> QuerySet[ApiToken]:
     """The member's own tokens; owners and admins see every token of the organization."""
     tokens = ApiToken.objects.filter(organization_id=membership.organization_id).select_related(
         "user"
@@ -18,17 +18,17 @@ def api_tokens_visible_to(*, membership: Membership) -> QuerySet[ApiToken]:
 
 
 def api_token_get_for_member(*, membership: Membership, pk: int) -> ApiToken:
-    token = api_tokens_visible_to(membership=membership).filter(pk=pk).first()
+    token = api_token_list_for_member(membership=membership).filter(pk=pk).first()
     if token is None:
         raise Http404("No such token")
     return token
 
 
-def api_token_by_prefix(prefix: str) -> ApiToken | None:
+def api_token_get_by_prefix(prefix: str) -> ApiToken | None:
     return ApiToken.objects.select_related("user", "organization").filter(prefix=prefix).first()
 
 
-def membership_of_token(token: ApiToken) -> Membership | None:
+def membership_get_for_token(token: ApiToken) -> Membership | None:
     """The token user's membership in the token's organization, now (None if it ended)."""
     return (
         Membership.objects.select_related("organization", "user")

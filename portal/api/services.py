@@ -16,8 +16,8 @@ from portal.api.models import (
     manages_all_tokens,
 )
 from portal.audit.services import audit_record
-from portal.core.errors import ApplicationError
 from portal.lib.apitoken import new_token
+from portal.lib.errors import ApplicationError
 from portal.orgs.models import Membership
 
 MAX_LIFETIME = timedelta(days=366)

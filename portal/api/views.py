@@ -10,16 +10,17 @@ from portal.api.forms import ApiTokenForm
 from portal.api.models import manages_all_tokens
 from portal.catalog.models import Image
 from portal.catalog.selectors import catalog_offers
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 from portal.orgs.decorators import organization_view
-from portal.sshkeys.selectors import sshkeys_visible_to
+from portal.sshkeys.selectors import sshkey_list_for_member
+from portal.web.forms import form_add_application_error
 
 
 def _examples(request: HttpRequest) -> dict:
     """Real codes of this catalog in the curl examples, so that they work as pasted."""
     offer = next(iter(catalog_offers()), None)
     image = Image.objects.filter(active=True).order_by("name").first()
-    key = sshkeys_visible_to(membership=request.membership).first()
+    key = sshkey_list_for_member(membership=request.membership).first()
     return {
         "base_url": request.build_absolute_uri("/api/v1"),
         "instance_type": offer.instance_type.code if offer else "gpu_1x_h100",
@@ -47,14 +48,14 @@ def api_page(request: HttpRequest) -> HttpResponse:
                     request=request,
                 )
             except ApplicationError as error:
-                form.add_error(error.field if error.field in form.fields else None, error.message)
+                form_add_application_error(form, error)
             else:
                 # Rendered, not redirected: the value exists only in this response.
                 form = ApiTokenForm()
                 new_token = {"token": token, "value": new_token}
         if new_token is None:
             status = 400
-    tokens = list(selectors.api_tokens_visible_to(membership=membership))
+    tokens = list(selectors.api_token_list_for_member(membership=membership))
     response = render(
         request,
         "api/page.html",

@@ -24,7 +24,7 @@ from django.db import models
 from django.utils import timezone
 
 from portal.audit.actions import action_label
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 
 
 class AuditEntryImmutable(ApplicationError):

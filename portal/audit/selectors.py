@@ -2,16 +2,16 @@
 
 from datetime import date, datetime, time, timedelta
 
+from django.db import models
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from portal.audit.models import AuditEntry
-from portal.orgs.models import Organization
 
 
-def audit_entries_for_organization(
+def audit_entry_list_for_organization(
     *,
-    organization: Organization,
+    organization: models.Model,
     action: str = "",
     actor: str = "",
     since: date | None = None,

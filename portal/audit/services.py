@@ -64,7 +64,6 @@ from django.db import models, transaction
 from portal.audit.actions import ACTIONS
 from portal.audit.middleware import current_request
 from portal.audit.models import ActorKind, AuditEntry
-from portal.orgs.models import Membership
 
 DETAIL_MAX_ITEMS = 20
 DETAIL_MAX_DEPTH = 3
@@ -167,12 +166,19 @@ def _request_actor(request):
 def _token_of(request, actor):
     """The API token of the ambient request if it acts for `actor` (a User or Membership)."""
     auth = getattr(request, "auth", None)
-    if not isinstance(auth, models.Model) or isinstance(auth, Membership | get_user_model()):
+    if not isinstance(auth, models.Model) or _stands_for_user(auth):
         return None
-    user = actor.user if isinstance(actor, Membership) else actor
+    if isinstance(auth, get_user_model()):
+        return None
+    user = actor.user if _stands_for_user(actor) else actor
     if isinstance(user, get_user_model()) and getattr(auth, "user_id", None) == user.pk:
         return auth
     return None
+
+
+def _stands_for_user(actor: object) -> bool:
+    """A membership acts as its user: any model that declares `audit_stands_for_user`."""
+    return bool(getattr(type(actor), "audit_stands_for_user", False))
 
 
 def _actor_fields(actor) -> tuple[Any, int | None, str, str]:
@@ -180,7 +186,7 @@ def _actor_fields(actor) -> tuple[Any, int | None, str, str]:
     user_model = get_user_model()
     if actor is None:
         return None, None, "", ActorKind.SYSTEM
-    if isinstance(actor, Membership):
+    if _stands_for_user(actor):
         actor = actor.user
     if isinstance(actor, user_model):
         return actor, None, actor.email, ActorKind.USER

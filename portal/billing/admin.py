@@ -5,6 +5,7 @@ grant credits. Every write goes through portal.billing.services; issued invoices
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -12,6 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from portal.billing import services
+from portal.billing.documents import invoice_filename, invoice_pdf
 from portal.billing.forms import CreditGrantForm, CreditNoteForm, MarkPaidForm, MonthForm
 from portal.billing.models import (
     Budget,
@@ -25,8 +27,9 @@ from portal.billing.models import (
 )
 from portal.billing.money import format_amount
 from portal.billing.periods import Month
-from portal.billing.selectors import invoice_balance_due, invoice_status
-from portal.core.errors import ApplicationError
+from portal.billing.selectors import _credited, invoice_balance_due, invoice_status
+from portal.lib.errors import ApplicationError
+from portal.web.forms import form_add_application_error
 
 BADGE = {
     "ok": "#0f9d6b",
@@ -105,8 +108,6 @@ class InvoiceAdmin(admin.ModelAdmin):
     actions = ["mark_paid"]
 
     def get_queryset(self, request):
-        from portal.billing.selectors import _credited
-
         return super().get_queryset(request).annotate(credited=_credited())
 
     def has_add_permission(self, request) -> bool:
@@ -197,8 +198,6 @@ class InvoiceAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "billing/admin/form.html", context, status=status)
 
     def _can_manage(self, request) -> None:
-        from django.core.exceptions import PermissionDenied
-
         if not self.has_manage_permission(request):
             raise PermissionDenied
 
@@ -244,10 +243,6 @@ class InvoiceAdmin(admin.ModelAdmin):
         )
 
     def pdf_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        from django.core.exceptions import PermissionDenied
-
-        from portal.billing.documents import invoice_filename, invoice_pdf
-
         if not self.has_view_permission(request):
             raise PermissionDenied
         invoice = get_object_or_404(self.get_queryset(request), pk=pk)
@@ -292,7 +287,7 @@ class InvoiceAdmin(admin.ModelAdmin):
                     by=request.user,
                 )
             except ApplicationError as error:
-                form.add_error(error.field if error.field in form.fields else None, error.message)
+                form_add_application_error(form, error)
             else:
                 self.message_user(
                     request,
@@ -348,8 +343,6 @@ class CreditGrantAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:billing_creditgrant_grant"))
 
     def grant_view(self, request: HttpRequest):
-        from django.core.exceptions import PermissionDenied
-
         if not self.has_add_permission(request):
             raise PermissionDenied
         form = CreditGrantForm(request.POST if request.method == "POST" else None)
@@ -364,7 +357,7 @@ class CreditGrantAdmin(admin.ModelAdmin):
                     by=request.user,
                 )
             except ApplicationError as error:
-                form.add_error(error.field if error.field in form.fields else None, error.message)
+                form_add_application_error(form, error)
             else:
                 self.message_user(
                     request,

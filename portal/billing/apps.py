@@ -7,4 +7,4 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self) -> None:
-        from portal.billing import signals  # noqa: F401 - connects the receivers
+        from portal.billing import receivers  # noqa: F401  connects them, registers the holds

@@ -24,7 +24,7 @@ class UsageKind(models.TextChoices):
     ON_DEMAND = "on_demand", "On-demand"
     PREEMPTIBLE = "preemptible", "Preemptible"
     STOPPED = "stopped", "Stopped (reserved disk)"
-    # Invoice lines only (portal.operations.billing): a reservation's committed GPU-hours, and
+    # Invoice lines only (portal.billing.reservations): a reservation's committed GPU-hours, and
     # the on-demand usage it covered, taken off again so that it is not billed twice.
     RESERVED = "reserved", "Reserved capacity"
     COVERED = "covered", "Covered by reservation"

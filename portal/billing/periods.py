@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 
 MONTH_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
 

@@ -30,6 +30,7 @@ from django.db.models.functions import Cast, Coalesce, Greatest, Least, TruncDat
 
 from portal.billing.models import UsageInterval, UsageKind
 from portal.billing.money import SECONDS_PER_HOUR, cents
+from portal.instances.models import Instance
 
 EXACT = DecimalField(max_digits=30, decimal_places=6)
 
@@ -360,8 +361,6 @@ def per_instance_of(
     the ranking stays exact: instances tied with the last one by amount are read too and
     ordered by name before the cut.
     """
-    from portal.instances.models import Instance
-
     added: dict[int, list] = {}
     for instance_id, running, stopped, price_seconds in sums:
         found = added.get(instance_id)

@@ -7,13 +7,23 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import DecimalField, F, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from portal.billing import clock, rating, usage
 from portal.billing.chart import BarChart, bar_chart
-from portal.billing.models import Budget, CreditApplication, CreditGrant, CreditKind, Invoice
+from portal.billing.conf import setting
+from portal.billing.models import (
+    Budget,
+    CreditApplication,
+    CreditGrant,
+    CreditKind,
+    CreditNote,
+    Invoice,
+    UsageInterval,
+)
 from portal.billing.money import SECONDS_PER_HOUR, ZERO, Money, cents
 from portal.billing.periods import Month
 from portal.orgs.models import Organization
@@ -33,8 +43,6 @@ def month_spend(
 
 
 def _credited():
-    from portal.billing.models import CreditNote
-
     return Coalesce(
         Subquery(
             CreditNote.objects.filter(invoice=OuterRef("pk"))
@@ -48,14 +56,14 @@ def _credited():
     )
 
 
-def invoices_for_organization(*, organization: Organization) -> QuerySet[Invoice]:
+def invoice_list_for_organization(*, organization: Organization) -> QuerySet[Invoice]:
     return Invoice.objects.filter(organization=organization).annotate(credited=_credited())
 
 
 def invoice_get_for_organization(*, organization: Organization, pk: int) -> Invoice:
     """The invoice with this id of this organization; 404 for any other."""
     invoice = (
-        invoices_for_organization(organization=organization)
+        invoice_list_for_organization(organization=organization)
         .select_related("organization")
         .filter(pk=pk)
         .first()
@@ -90,7 +98,7 @@ def invoice_status(invoice: Invoice, now: datetime | None = None) -> tuple[str, 
 def overdue_invoices(*, organization: Organization, now: datetime | None = None):
     now = now or clock.now()
     return (
-        invoices_for_organization(organization=organization)
+        invoice_list_for_organization(organization=organization)
         .filter(paid_at__isnull=True, due_at__lt=now)
         .exclude(amount_due__lte=_credited())
         .order_by("due_at")
@@ -100,6 +108,13 @@ def overdue_invoices(*, organization: Organization, now: datetime | None = None)
 def organization_has_overdue_invoice(organization: Organization) -> bool:
     """An issued invoice past its due date and not paid (what quota standing asks)."""
     return overdue_invoices(organization=organization).exists()
+
+
+def organization_overdue_reason(organization: Organization) -> str | None:
+    """The hold an overdue invoice puts on the organization (portal.orgs.standing)."""
+    if not organization_has_overdue_invoice(organization):
+        return None
+    return "An invoice is unpaid past its due date."
 
 
 @dataclass(frozen=True)
@@ -172,8 +187,6 @@ def block_reason_of(
 ) -> str | None:
     """Why launches are refused, from what the caller has read: the oldest overdue invoice, the
     budget, and this month's spend (asked for only if the budget is a hard limit)."""
-    from portal.billing.conf import setting
-
     if overdue is not None:
         days = max(1, (now - overdue.due_at).days)
         return (
@@ -237,8 +250,6 @@ class Overview:
 
 def billing_overview(*, organization: Organization, month: Month) -> Overview:
     """Everything the billing page shows for one month; a fixed number of queries."""
-    from django.conf import settings
-
     now = clock.now()
     current = month == Month.of(now)
     used = usage.month_usage(organization_id=organization.pk, month=month, now=now)
@@ -256,7 +267,7 @@ def billing_overview(*, organization: Organization, month: Month) -> Overview:
     # Unpaid invoices once: what is left to pay, and the oldest overdue (a launch block).
     unpaid = [
         invoice
-        for invoice in invoices_for_organization(organization=organization)
+        for invoice in invoice_list_for_organization(organization=organization)
         .filter(paid_at__isnull=True)
         .order_by("due_at")
         if invoice_balance_due(invoice) > 0
@@ -311,8 +322,6 @@ def billing_recipients(*, organization: Organization) -> list[str]:
 
 def available_months(*, organization: Organization, now: datetime | None = None) -> list[Month]:
     """Months from the first usage of the organization up to this one, newest first."""
-    from portal.billing.models import UsageInterval
-
     now = now or clock.now()
     first = (
         UsageInterval.objects.filter(organization=organization)

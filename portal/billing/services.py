@@ -20,7 +20,7 @@ from django.db.models.functions import Coalesce
 
 from portal.accounts.models import User
 from portal.audit.services import audit_record
-from portal.billing import clock, metering, rating, usage
+from portal.billing import clock, metering, rating, signals, usage
 from portal.billing.conf import setting
 from portal.billing.models import (
     Budget,
@@ -37,13 +37,15 @@ from portal.billing.models import (
     UsageInterval,
 )
 from portal.billing.money import ZERO, cents
+from portal.billing.payments import get_provider
 from portal.billing.periods import Month
+from portal.billing.reservations import reservation_lines
+from portal.billing.selectors import invoice_balance_due, month_spend
 from portal.catalog.models import Price
-from portal.core.errors import ApplicationError
 from portal.instances.models import Instance, InstanceEvent
-from portal.operations.billing import reservation_lines
+from portal.lib.errors import ApplicationError
+from portal.notifications.services import notify
 from portal.orgs.models import Organization
-from portal.webhooks import events as webhook_events
 
 logger = logging.getLogger(__name__)
 
@@ -290,9 +292,6 @@ def invoice_issue(
     usage. Lines per instance type, region, kind and unit price; credits reduce the taxable
     amount, tax at settings.TAX_RATE, then the prepaid balance pays what it can.
     """
-    from portal.billing import emails
-    from portal.billing.payments import get_provider
-
     now = clock.now()
     _month_has_ended(month, now)
     _already_issued(organization, month)
@@ -385,8 +384,9 @@ def invoice_issue(
             target=invoice,
             detail={"month": month.key, "total": total, "currency": currency},
         )
-        webhook_events.invoice_issued(invoice)
-        transaction.on_commit(lambda: emails.send_invoice_issued_safely(invoice_id=invoice.pk))
+        signals.invoice_issued.send(sender=Invoice, invoice=invoice)
+        notify("invoice_issued", invoice_id=invoice.pk)
+        Invoice.objects.filter(pk=invoice.pk).update(emailed_at=clock.now())
     logger.info("invoice %s issued to %s for %s: %s", number, organization.pk, month.key, total)
     return invoice
 
@@ -436,8 +436,6 @@ def invoice_mark_paid(
     *, invoice: Invoice, by: User | None, reference: str = "", paid_at=None
 ) -> Invoice:
     """Record that the invoice was paid (invoice-and-pay: staff see the money arrive)."""
-    from portal.billing.selectors import invoice_balance_due
-
     now = clock.now()
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
@@ -503,8 +501,6 @@ def _reason(reason: str) -> str:
 
 def credit_note_issue(*, invoice: Invoice, amount, reason: str, by: User | None) -> CreditNote:
     """Take `amount` off an issued invoice. What it paid already becomes prepaid balance."""
-    from portal.billing.selectors import invoice_balance_due
-
     amount = parse_amount(amount)
     reason = _reason(reason)
     now = clock.now()
@@ -628,9 +624,6 @@ def budget_check(*, organization: Organization) -> list[int]:
     threshold); only the inserter sends. Several thresholds reached at once make one e-mail,
     about the highest. Returns the thresholds newly reached.
     """
-    from portal.billing import emails
-    from portal.billing.selectors import month_spend
-
     budget = Budget.objects.filter(organization=organization).first()
     if budget is None:
         return []
@@ -650,13 +643,12 @@ def budget_check(*, organization: Organization) -> list[int]:
                     budget_amount=budget.amount,
                     sent_at=now,
                 )
-                webhook_events.budget_threshold(alert)
+                signals.budget_threshold_reached.send(sender=BudgetAlert, alert=alert)
             claimed.append(alert)
         except IntegrityError:
             continue  # told before (or by a concurrent check)
     if claimed:
-        alert_id = max(claimed, key=lambda alert: alert.threshold).pk
-        transaction.on_commit(lambda: emails.send_budget_threshold_safely(alert_id=alert_id))
+        notify("budget_threshold", alert_id=max(claimed, key=lambda alert: alert.threshold).pk)
     return [alert.threshold for alert in claimed]
 
 

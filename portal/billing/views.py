@@ -9,8 +9,9 @@ from portal.billing import clock, documents, selectors, services
 from portal.billing.forms import BudgetForm
 from portal.billing.models import Budget, UsageKind
 from portal.billing.periods import Month
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 from portal.orgs.decorators import organization_view
+from portal.web.forms import form_add_application_error
 
 
 def _month(request: HttpRequest) -> Month:
@@ -72,7 +73,7 @@ def budget(request: HttpRequest) -> HttpResponse:
                     by=request.user,
                 )
             except ApplicationError as error:
-                form.add_error(error.field if error.field in form.fields else None, error.message)
+                form_add_application_error(form, error)
             else:
                 if saved is None:
                     messages.success(request, "The monthly budget is removed.")
@@ -107,7 +108,7 @@ def budget(request: HttpRequest) -> HttpResponse:
 @organization_view("billing.view")
 def invoice_list(request: HttpRequest) -> HttpResponse:
     invoices = list(
-        selectors.invoices_for_organization(organization=request.organization).order_by(
+        selectors.invoice_list_for_organization(organization=request.organization).order_by(
             "-month", "-number"
         )
     )

@@ -2,9 +2,9 @@
 
 from django.contrib import admin, messages
 
-from portal.core.errors import ApplicationError
 from portal.instances import services
 from portal.instances.models import Instance, InstanceEvent
+from portal.lib.errors import ApplicationError
 
 
 class InstanceEventInline(admin.TabularInline):

@@ -1,4 +1,4 @@
-"""The capacity snapshot: what the backend said was free, stored by a periodic task.
+"""Free capacity for launches: the capacity snapshot (portal.capacity) less the launches since.
 
 Web requests never call the backend; the launch page and the launch service read the snapshot
 from the (shared) cache. Launches made since the snapshot are subtracted, so a burst of
@@ -10,52 +10,35 @@ the primary key, however many instances the fleet runs (every launch asks).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
-from django.core.cache import cache
 from django.db.models import Count, Max
-from django.utils import timezone
 
-from portal.instances.conf import setting
+from portal.capacity.snapshot import (
+    CACHE_KEY,
+    CapacitySnapshot,
+    capacity_snapshot,
+    snapshot_store,
+)
 from portal.instances.models import FINAL_STATES, Instance
 from portal.provisioning import Capacity
 
-CACHE_KEY = "instances:capacity-snapshot"
-
-
-@dataclass(frozen=True)
-class CapacitySnapshot:
-    taken_at: datetime
-    # (region code, instance type code) -> (free instances, free GPUs, total GPUs)
-    entries: dict[tuple[str, str], tuple[int, int, int]]
-    # The highest instance id when the snapshot was stored (None: a snapshot stored before
-    # this field existed, still in the cache; launches are then found by time).
-    last_instance_id: int | None = None
-
-    @property
-    def age(self) -> timedelta:
-        return timezone.now() - self.taken_at
-
-    @property
-    def is_fresh(self) -> bool:
-        return self.age.total_seconds() <= setting("INSTANCE_CAPACITY_MAX_AGE")
+__all__ = [
+    "CACHE_KEY",
+    "CapacitySnapshot",
+    "FreeCapacity",
+    "capacity_snapshot",
+    "capacity_snapshot_store",
+    "free_capacity",
+    "launches_since",
+]
 
 
 def capacity_snapshot_store(*, capacities: list[Capacity]) -> CapacitySnapshot:
-    snapshot = CapacitySnapshot(
-        taken_at=timezone.now(),
-        entries={
-            (c.region, c.instance_type): (c.free_instances, c.free_gpus, c.total_gpus)
-            for c in capacities
-        },
-        last_instance_id=Instance.objects.aggregate(last=Max("pk"))["last"] or 0,
+    """Store what the backend reported, marked with the highest instance id so far."""
+    return snapshot_store(
+        capacities=capacities,
+        marker=Instance.objects.aggregate(last=Max("pk"))["last"] or 0,
     )
-    cache.set(CACHE_KEY, snapshot, timeout=None)
-    return snapshot
-
-
-def capacity_snapshot() -> CapacitySnapshot | None:
-    return cache.get(CACHE_KEY)
 
 
 def launches_since(snapshot: CapacitySnapshot) -> dict[tuple[str, str], int]:

@@ -1,10 +1,10 @@
-"""One function per instance e-mail; templates in templates/emails/instance_<kind>/."""
+"""The instance e-mails, one builder per kind; templates in templates/emails/instance_<kind>/."""
 
 from django.conf import settings
 from django.urls import reverse
 
 from portal.instances.models import Instance
-from portal.notifications.mail import send_templated
+from portal.notifications.registry import Email, email_kind
 from portal.orgs.roles import Role
 
 
@@ -21,38 +21,43 @@ def recipients(instance: Instance) -> list[str]:
     )
 
 
-def _send(template: str, instance_id: int, **context) -> None:
+def _email(template: str, instance_id: int) -> list[Email]:
     instance = Instance.objects.select_related(
         "organization", "created_by", "instance_type", "region", "image"
     ).get(pk=instance_id)
     slug = instance.organization.slug
-    send_templated(
-        template=template,
-        to=recipients(instance),
-        context={
-            "instance": instance,
-            "organization": instance.organization,
-            "instance_url": settings.SITE_URL
-            + reverse("instances:detail", args=[slug, instance.pk]),
-            "relaunch_url": settings.SITE_URL
-            + reverse("instances:launch", args=[slug])
-            + f"?from={instance.pk}",
-            **context,
-        },
-    )
+    return [
+        Email(
+            template=template,
+            to=recipients(instance),
+            context={
+                "instance": instance,
+                "organization": instance.organization,
+                "instance_url": settings.SITE_URL
+                + reverse("instances:detail", args=[slug, instance.pk]),
+                "relaunch_url": settings.SITE_URL
+                + reverse("instances:launch", args=[slug])
+                + f"?from={instance.pk}",
+            },
+        )
+    ]
 
 
-def send_instance_running(*, instance_id: int) -> None:
-    _send("instance_running", instance_id)
+@email_kind("instance_running")
+def instance_running(*, instance_id: int) -> list[Email]:
+    return _email("instance_running", instance_id)
 
 
-def send_instance_failed(*, instance_id: int) -> None:
-    _send("instance_failed", instance_id)
+@email_kind("instance_failed")
+def instance_failed(*, instance_id: int) -> list[Email]:
+    return _email("instance_failed", instance_id)
 
 
-def send_instance_reclaim_notice(*, instance_id: int) -> None:
-    _send("instance_reclaim_notice", instance_id)
+@email_kind("instance_reclaim_notice")
+def instance_reclaim_notice(*, instance_id: int) -> list[Email]:
+    return _email("instance_reclaim_notice", instance_id)
 
 
-def send_instance_interrupted(*, instance_id: int) -> None:
-    _send("instance_interrupted", instance_id)
+@email_kind("instance_interrupted")
+def instance_interrupted(*, instance_id: int) -> list[Email]:
+    return _email("instance_interrupted", instance_id)

@@ -7,8 +7,10 @@ Every function here locks the instance row (`select_for_update`) and checks the 
 against `TRANSITIONS` before it writes, so two workers running the same step cannot both apply
 it: the second finds the instance already in the target state and does nothing (returns None).
 A transition the table forbids raises `IllegalTransition`, whose message is written for the
-customer. Each applied transition records an `InstanceEvent`; e-mails go out after the commit;
-quota is released exactly once, in the transaction that reaches a final state.
+customer. Each applied transition records an `InstanceEvent` and an audit entry, queues its
+e-mail (the outbox of portal.notifications) and sends `signals.instance_state_changed` in its
+transaction (billing meters on commit, webhooks write their deliveries); quota is released
+exactly once, in the transaction that reaches a final state.
 
 Nothing here talks to the backend: services ask for a change, tasks report what the backend did.
 """
@@ -22,12 +24,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import celery
 from django.db import transaction
 from django.utils import timezone
 
 from portal.accounts.models import User
 from portal.audit.services import audit_record
-from portal.core.errors import ApplicationError
+from portal.instances import signals
 from portal.instances.models import (
     BILLED_STATES,
     FINAL_STATES,
@@ -36,8 +39,9 @@ from portal.instances.models import (
     State,
 )
 from portal.lib import metrics
+from portal.lib.errors import ApplicationError
+from portal.notifications.services import notify
 from portal.quotas.services import quota_release
-from portal.webhooks import events as webhook_events
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +145,7 @@ def _transition(
     actor_kind: str | None = None,
     at: datetime | None = None,
     updates: dict[str, Any] | None = None,
-    after_commit: Callable[[Instance, str], None] | None = None,
+    email: Email | None = None,
 ) -> Change | None:
     """Move the instance to `to` if TRANSITIONS allows it from where it is now.
 
@@ -201,32 +205,23 @@ def _transition(
             target=instance,
             detail={"from": from_state, "to": to, "message": event.message},
         )
-        transaction.on_commit(lambda: _meter(instance.pk))
+        # Billing meters on commit and webhooks write their deliveries here (their receivers).
+        signals.instance_state_changed.send(
+            sender=Instance, instance=instance, from_state=from_state, event=event
+        )
+        if email is not None and email.only_from in (None, from_state):
+            notify(f"instance_{email.kind}", instance_id=instance.pk)
         transaction.on_commit(
             lambda: metrics.count_transition(region=instance.region.code, to_state=to)
         )
-        webhook_events.instance_state_changed(instance, from_state)
-        if after_commit is not None:
-            transaction.on_commit(lambda: after_commit(instance, from_state))
     logger.info("instance %s %s: %s -> %s %s", instance.pk, instance.name, from_state, to, message)
     return Change(instance=instance, from_state=from_state, event=event)
 
 
-def _meter(instance_id: int) -> None:
-    """Bring the instance's billed usage up to date with the transition just committed."""
-    from portal.billing.services import usage_sync_instance
-
-    try:
-        usage_sync_instance(instance_id=instance_id)
-    except Exception:  # metering must not undo a transition; the periodic sync repairs it
-        logger.exception("metering of instance %s failed", instance_id)
-
-
 def _system_label() -> str:
     """Who moved an instance when no person did: the Celery task running, if any."""
-    from celery import current_task
-
-    name = getattr(current_task, "name", None) if current_task else None
+    task = celery.current_task
+    name = getattr(task, "name", None) if task else None
     return name or "backfill"
 
 
@@ -244,19 +239,13 @@ def _release_quota_once(instance: Instance, now: datetime) -> None:
     instance.quota_released_at = now
 
 
-def _send(kind: str, *, only_from: str | None = None) -> Callable[[Instance, str], None]:
-    def send(instance: Instance, from_state: str = "") -> None:
-        if only_from is not None and from_state != only_from:
-            return
-        from portal.instances import tasks
+@dataclass(frozen=True)
+class Email:
+    """The e-mail a transition sends (`instance_<kind>`), only when coming from `only_from`
+    if that is set (the "ready" e-mail goes out once, when the instance first comes up)."""
 
-        # Rendered and sent by its own task, not inside the one that drives the instance.
-        try:
-            tasks.instance_email.delay(kind, instance.pk)
-        except Exception:  # a broker down must not undo a committed transition
-            logger.exception("could not enqueue the %s e-mail for instance %s", kind, instance.pk)
-
-    return send
+    kind: str
+    only_from: str | None = None
 
 
 # One function per transition. `request_*` are what a customer (or staff) asks for; `mark_*` are
@@ -280,7 +269,7 @@ def mark_running(
         reason="",
         at=at,
         updates={"ip": ip} if ip else None,
-        after_commit=_send("running", only_from=S.PROVISIONING),
+        email=Email("running", only_from=S.PROVISIONING),
     )
 
 
@@ -351,7 +340,7 @@ def mark_terminated(
 
 def mark_failed(instance_id: int, *, reason: str, at: datetime | None = None) -> Change | None:
     return _transition(
-        instance_id, S.FAILED, reason=reason, message=reason, at=at, after_commit=_send("failed")
+        instance_id, S.FAILED, reason=reason, message=reason, at=at, email=Email("failed")
     )
 
 
@@ -364,7 +353,7 @@ def mark_interrupted(
         S.INTERRUPTED,
         reason=reason or "Reclaimed by the operator: its capacity was needed.",
         at=at,
-        after_commit=_send("interrupted"),
+        email=Email("interrupted"),
     )
 
 
@@ -435,7 +424,7 @@ def note_reclaim(instance_id: int, *, reclaim_at: datetime) -> bool:
             instance=instance,
             message=f"The operator will reclaim this instance at {reclaim_at:%H:%M:%S} UTC.",
         )
-        transaction.on_commit(lambda: _send("reclaim_notice")(instance))
+        notify("instance_reclaim_notice", instance_id=instance.pk)
+        signals.instance_reclaim_noticed.send(sender=Instance, instance=instance)
         transaction.on_commit(metrics.RECLAIM_NOTICES.labels(region=instance.region.code).inc)
-        webhook_events.instance_interruption_notice(instance)
     return True

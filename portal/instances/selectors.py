@@ -17,13 +17,13 @@ from portal.instances.models import Instance, InstanceEvent
 from portal.orgs.models import Membership
 from portal.quotas.models import Kind, Quota
 from portal.sshkeys.models import SshKey
-from portal.sshkeys.selectors import sshkeys_visible_to
+from portal.sshkeys.selectors import sshkey_list_for_member
 
 CENT = Decimal("0.01")
 SECONDS_PER_HOUR = Decimal(3600)
 
 
-def instances_for_organization(*, membership: Membership) -> QuerySet[Instance]:
+def instance_list_for_organization(*, membership: Membership) -> QuerySet[Instance]:
     """Every instance of the member's organization, newest first, with what the API and the
     instance page show (type and GPU model, region, image, who launched it). Price a page of
     them with price_rows()."""
@@ -86,14 +86,14 @@ def price_rows(instances: list[Instance], at: datetime | None = None) -> None:
 
 def instance_get_for_member(*, membership: Membership, pk: int) -> Instance:
     """The instance with this id in the member's organization, priced; 404 for any other."""
-    instance = instances_for_organization(membership=membership).filter(pk=pk).first()
+    instance = instance_list_for_organization(membership=membership).filter(pk=pk).first()
     if instance is None:
         raise Http404("No such instance")
     price_rows([instance])
     return instance
 
 
-def instance_events(*, instance: Instance) -> QuerySet[InstanceEvent]:
+def instance_event_list_for_instance(*, instance: Instance) -> QuerySet[InstanceEvent]:
     return instance.events.select_related("actor").order_by("-at", "-id")
 
 
@@ -205,6 +205,6 @@ def launch_options(*, membership: Membership) -> LaunchOptions:
         offers=launch_offers,
         regions=regions,
         images=list(Image.objects.filter(active=True).order_by("name")),
-        keys=list(sshkeys_visible_to(membership=membership)),
+        keys=list(sshkey_list_for_member(membership=membership)),
         capacity=capacity,
     )

@@ -17,9 +17,7 @@ from django.db.models import Exists, OuterRef
 
 from portal.accounts.models import User
 from portal.audit.services import audit_record
-from portal.billing.selectors import launch_block_reason
 from portal.catalog.models import Image, InstanceType, Price, Region
-from portal.core.errors import ApplicationError
 from portal.instances import lifecycle, tasks
 from portal.instances.capacity import free_capacity
 from portal.instances.models import (
@@ -31,11 +29,13 @@ from portal.instances.models import (
     InstanceEvent,
     State,
 )
+from portal.instances.reserved import launch_reservation
 from portal.lib import metrics
-from portal.operations.selectors import launch_reservation, organization_suspension_reason
+from portal.lib.errors import ApplicationError
 from portal.orgs.models import Membership
+from portal.orgs.standing import organization_launch_hold
 from portal.quotas.services import quota_reserve
-from portal.sshkeys.selectors import sshkeys_for_launch
+from portal.sshkeys.selectors import sshkey_list_for_launch
 
 logger = logging.getLogger(__name__)
 
@@ -143,10 +143,8 @@ def instance_launch(
     """
     _check_may_manage(membership)
     organization = membership.organization
-    if suspended := organization_suspension_reason(organization):
-        raise ApplicationError(suspended, code="suspended")
-    if blocked := launch_block_reason(organization=organization):
-        raise ApplicationError(blocked, code="billing_blocked")
+    if hold := organization_launch_hold(organization):
+        raise ApplicationError(hold.reason, code=hold.code)
     key = _uuid_or_none(idempotency_key)
     if key is not None:
         existing = Instance.objects.filter(organization=organization, idempotency_key=key).first()
@@ -175,7 +173,7 @@ def instance_launch(
             field="instance_type",
             code="no_price",
         )
-    keys = sshkeys_for_launch(membership=membership, ids=list(ssh_key_ids or []))
+    keys = sshkey_list_for_launch(membership=membership, ids=list(ssh_key_ids or []))
     # A reservation in force adds its GPUs to the quota, and a launch it covers is never
     # refused for capacity: the backend holds those GPUs for the organization.
     reserved = launch_reservation(

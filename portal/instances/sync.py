@@ -17,7 +17,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from portal.instances import lifecycle
+from portal.instances import lifecycle, tasks
 from portal.instances.capacity import CapacitySnapshot, capacity_snapshot_store
 from portal.instances.conf import setting
 from portal.instances.lifecycle import IllegalTransition
@@ -158,8 +158,6 @@ def _note_reclaim(instance: Instance, machine: Machine) -> None:
 def _look_again_at(instance_id: int, when) -> None:
     """Poll the instance just after `when` (the end of a reclaim notice), rather than wait
     for the next reconciliation to notice the interruption."""
-    from portal.instances import tasks
-
     countdown = max(0.0, (when - timezone.now()).total_seconds()) + 1
     transaction.on_commit(
         lambda: tasks.instance_poll.apply_async((instance_id,), countdown=countdown)
@@ -475,8 +473,6 @@ def reconcile(*, redrive: bool = True) -> ReconcileReport:
 
     if redrive:
         stale = timezone.now() - timedelta(seconds=setting("INSTANCE_STALE_AFTER"))
-        from portal.instances import tasks
-
         for pk, state in Instance.objects.filter(
             state__in=TRANSITIONAL_STATES, state_changed_at__lt=stale
         ).values_list("pk", "state"):

@@ -179,15 +179,3 @@ def enqueue_for_state(instance_id: int, state: str) -> None:
     task = _FOR_STATE.get(state)
     if task is not None:
         transaction.on_commit(lambda: task.delay(instance_id))
-
-
-@shared_task(bind=True, acks_late=True, max_retries=0)
-def instance_email(self, kind: str, instance_id: int) -> None:
-    """A lifecycle e-mail (running, failed, interrupted, reclaim_notice), enqueued once the
-    transition has committed, so that rendering and sending it stays out of provisioning."""
-    from portal.instances import emails
-
-    try:
-        getattr(emails, f"send_instance_{kind}")(instance_id=instance_id)
-    except Exception:  # a mail server down must not fail anything else
-        logger.exception("could not send the %s e-mail for instance %s", kind, instance_id)

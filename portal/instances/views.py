@@ -12,12 +12,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from portal.core.errors import ApplicationError
 from portal.instances import lifecycle, selectors, services
 from portal.instances.conf import setting
 from portal.instances.forms import LaunchForm
+from portal.lib.errors import ApplicationError
 from portal.orgs.decorators import organization_view
 from portal.quotas.services import QuotaExceeded
+from portal.web.forms import form_add_application_error
 
 ACTION_DONE = {
     "stop": "Stopping {name}. It stops billing for GPUs once stopped.",
@@ -50,7 +51,7 @@ def instance_detail(request: HttpRequest, pk: int) -> HttpResponse:
     instance = selectors.instance_get_for_member(membership=request.membership, pk=pk)
     context = {
         "instance": instance,
-        "events": selectors.instance_events(instance=instance),
+        "events": selectors.instance_event_list_for_instance(instance=instance),
         "actions": lifecycle.allowed_actions(instance.state),
         "can_manage": request.membership.can("instances.manage"),
         "cost": selectors.instance_cost_so_far(instance=instance),
@@ -121,7 +122,7 @@ def instance_launch(request: HttpRequest) -> HttpResponse:
                 form.add_error(None, error.message)
                 quota_request_url = error.request_url
             except ApplicationError as error:
-                form.add_error(error.field if error.field in form.fields else None, error.message)
+                form_add_application_error(form, error)
             else:
                 messages.success(request, f"Launching {instance.name}.")
                 return redirect("instances:detail", org=request.organization.slug, pk=instance.pk)

@@ -68,9 +68,15 @@ WEBHOOK_FAILURES = Counter(
     ["final"],
 )
 EMAILS_QUEUED = Counter(
-    "backfill_emails_queued", "E-mails accepted by the outgoing mail server (queued for delivery)."
+    "backfill_emails_queued", "E-mails put in the outbox to be sent (notify()), by kind.", ["kind"]
 )
-EMAILS_FAILED = Counter("backfill_emails_failed", "E-mails the outgoing mail server did not take.")
+EMAILS_SENT = Counter(
+    "backfill_emails_sent", "Messages the outgoing mail server accepted (one per recipient)."
+)
+EMAILS_FAILED = Counter(
+    "backfill_emails_failed",
+    "Messages the outgoing mail server refused or could not be reached for (retried later).",
+)
 
 
 def count_transition(*, region: str, to_state: str) -> None:

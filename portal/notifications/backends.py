@@ -1,6 +1,6 @@
 """The e-mail backend of the settings: the real one (EMAIL_DELIVERY_BACKEND, from the
-EMAIL_BACKEND variable), counted for Prometheus: messages the server took (queued for
-delivery) and messages it did not."""
+EMAIL_BACKEND variable), counted for Prometheus: messages the server took and messages it
+did not (the outbox retries those)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class MeteredEmailBackend(BaseEmailBackend):
         except Exception:
             metrics.EMAILS_FAILED.inc(len(messages))
             raise
-        metrics.EMAILS_QUEUED.inc(sent)
+        metrics.EMAILS_SENT.inc(sent)
         if len(messages) > sent:
             metrics.EMAILS_FAILED.inc(len(messages) - sent)
         return sent

@@ -1,21 +1,12 @@
-"""One function per e-mail that Backfill sends (allauth sends its own account e-mails)."""
+"""The one e-mail kind the outbox itself knows: a message another library already wrote."""
 
-from django.urls import reverse
+from portal.notifications.registry import Email, Rendered, email_kind
 
-from portal.notifications.mail import send_templated
-from portal.orgs.models import Invitation
+ACCOUNT_MAIL = "account_mail"
 
 
-def send_invitation(*, invitation: Invitation, token: str) -> None:
-    from django.conf import settings
-
-    send_templated(
-        template="invitation",
-        to=[invitation.email],
-        context={
-            "invitation": invitation,
-            "organization": invitation.organization,
-            "inviter": invitation.invited_by,
-            "accept_url": settings.SITE_URL + reverse("orgs:invitation_accept", args=[token]),
-        },
-    )
+@email_kind(ACCOUNT_MAIL, secret_params=("subject", "text", "html"))
+def account_mail(*, to: str, subject: str, text: str, html: str = "") -> list[Email]:
+    """allauth's account mails (verification, password reset, security notices), rendered in
+    the request by the account adapter and sent through the outbox like every other mail."""
+    return [Email(template="", to=[to], rendered=Rendered(subject=subject, text=text, html=html))]

@@ -1,33 +1,43 @@
-"""Sending one e-mail from three templates: subject, plain text and HTML."""
+"""Rendering one e-mail from three templates (subject, plain text, HTML) and sending it."""
 
 from collections.abc import Iterable
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.template import engines
 from django.template.loader import render_to_string
 
+from portal.notifications.registry import Attachment, Email, Rendered
 
-def send_templated(
-    *,
-    template: str,
-    to: Iterable[str],
-    context: dict,
-    attachments: Iterable[tuple[str, bytes, str]] = (),
-) -> None:
-    """Render `emails/<template>/{subject.txt,body.txt,body.html}` and send it.
 
-    One message per recipient, so no customer sees another's address.
-    """
-    context = {"site_url": settings.SITE_URL, "site_name": settings.SITE_NAME, **context}
-    subject = render_to_string(f"emails/{template}/subject.txt", context)
-    subject = " ".join(subject.split())
-    text = render_to_string(f"emails/{template}/body.txt", context)
-    html = render_to_string(f"emails/{template}/body.html", context)
-    for address in sorted(set(to)):
-        message = EmailMultiAlternatives(
-            subject=f"[{settings.SITE_NAME}] {subject}", body=text, to=[address]
-        )
-        message.attach_alternative(html, "text/html")
-        for filename, content, mimetype in attachments:
-            message.attach(filename, content, mimetype)
-        message.send()
+def render(email: Email, address: str) -> EmailMultiAlternatives:
+    """`emails/<template>/{subject.txt,body.txt,body.html}` for one recipient."""
+    if email.rendered is not None:
+        return _prerendered(email.rendered, address)
+    context = {"site_url": settings.SITE_URL, "site_name": settings.SITE_NAME, **email.context}
+    subject = " ".join(render_text(f"emails/{email.template}/subject.txt", context).split())
+    text = render_text(f"emails/{email.template}/body.txt", context)
+    html = render_to_string(f"emails/{email.template}/body.html", context)
+    message = EmailMultiAlternatives(
+        subject=f"[{settings.SITE_NAME}] {subject}", body=text, to=[address]
+    )
+    message.attach_alternative(html, "text/html")
+    _attach(message, email.attachments)
+    return message
+
+
+def render_text(template_name: str, context: dict) -> str:
+    """A plain-text template: names with ', ", & or < stay as written (no HTML entities)."""
+    return engines["text"].get_template(template_name).render(context)
+
+
+def _attach(message: EmailMultiAlternatives, attachments: Iterable[Attachment]) -> None:
+    for filename, content, mimetype in attachments:
+        message.attach(filename, content, mimetype)
+
+
+def _prerendered(rendered: Rendered, address: str) -> EmailMultiAlternatives:
+    message = EmailMultiAlternatives(subject=rendered.subject, body=rendered.text, to=[address])
+    if rendered.html:
+        message.attach_alternative(rendered.html, "text/html")
+    return message

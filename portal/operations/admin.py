@@ -1,5 +1,5 @@
-"""The operator's side in Django admin: the overview page, suspensions, reservations and
-customers' reservation requests. Every change goes through `portal.operations.services`."""
+"""The operator's side in Django admin: the overview page, suspensions, and staff actions on
+organizations and instances. Changes go through the owning app's services."""
 
 from __future__ import annotations
 
@@ -10,41 +10,19 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
-from portal.core.errors import ApplicationError
-from portal.operations import selectors, services
-from portal.operations.forms import (
-    LiftForm,
-    QuoteForm,
-    ReservationForm,
-    StaffTerminateForm,
-    SuspendForm,
-)
-from portal.operations.models import Reservation, ReservationRequest, Suspension
-from portal.orgs.models import Organization
+from portal.instances import services as instances
+from portal.instances.models import Instance
+from portal.lib.errors import ApplicationError
+from portal.operations import selectors
+from portal.operations.forms import LiftForm, StaffTerminateForm, SuspendForm
+from portal.orgs import services
+from portal.orgs.models import Organization, Suspension
+from portal.web.admin import admin_form_page
+from portal.web.forms import form_add_application_error
 
 admin.site.index_template = "operations/admin_index.html"
-
-
-def _form_page(request, model_admin, *, title: str, form, intro: str = "", extra=None):
-    return TemplateResponse(
-        request,
-        "operations/admin_form.html",
-        {
-            **model_admin.admin_site.each_context(request),
-            "opts": model_admin.model._meta,
-            "title": title,
-            "form": form,
-            "intro": intro,
-            **(extra or {}),
-        },
-    )
-
-
-def _form_error(form, error: ApplicationError) -> None:
-    form.add_error(error.field if error.field in form.fields else None, error.message)
 
 
 # --- The overview -----------------------------------------------------------------------------
@@ -95,7 +73,7 @@ class SuspensionAdmin(admin.ModelAdmin):
     def lift_link(self, obj: Suspension) -> str:
         if not obj.is_active:
             return ""
-        url = reverse("admin:operations_suspension_lift", args=[obj.pk])
+        url = reverse("admin:orgs_suspension_lift", args=[obj.pk])
         return format_html('<a href="{}">Lift…</a>', url)
 
     @admin.display(description="reason")
@@ -113,18 +91,18 @@ class SuspensionAdmin(admin.ModelAdmin):
             path(
                 "suspend/",
                 self.admin_site.admin_view(self.suspend_view),
-                name="operations_suspension_suspend",
+                name="orgs_suspension_suspend",
             ),
             path(
                 "<int:pk>/lift/",
                 self.admin_site.admin_view(self.lift_view),
-                name="operations_suspension_lift",
+                name="orgs_suspension_lift",
             ),
         ]
         return own + super().get_urls()
 
     def add_view(self, request, form_url="", extra_context=None):
-        return HttpResponseRedirect(reverse("admin:operations_suspension_suspend"))
+        return HttpResponseRedirect(reverse("admin:orgs_suspension_suspend"))
 
     def suspend_view(self, request: HttpRequest):
         if not self.has_add_permission(request):
@@ -141,15 +119,15 @@ class SuspensionAdmin(admin.ModelAdmin):
                     by=request.user,
                 )
             except ApplicationError as error:
-                _form_error(form, error)
+                form_add_application_error(form, error)
             else:
                 self.message_user(
                     request,
                     f"{data['organization']} is suspended; its owners were e-mailed.",
                     messages.SUCCESS,
                 )
-                return HttpResponseRedirect(reverse("admin:operations_suspension_changelist"))
-        return _form_page(
+                return HttpResponseRedirect(reverse("admin:orgs_suspension_changelist"))
+        return admin_form_page(
             request,
             self,
             title="Suspend an organization",
@@ -171,13 +149,13 @@ class SuspensionAdmin(admin.ModelAdmin):
                     note=form.cleaned_data["note"],
                 )
             except ApplicationError as error:
-                _form_error(form, error)
+                form_add_application_error(form, error)
             else:
                 self.message_user(
                     request, f"The suspension of {suspension.organization} is lifted.", "success"
                 )
-                return HttpResponseRedirect(reverse("admin:operations_suspension_changelist"))
-        return _form_page(
+                return HttpResponseRedirect(reverse("admin:orgs_suspension_changelist"))
+        return admin_form_page(
             request,
             self,
             title=f"Lift the suspension of {suspension.organization}",
@@ -204,7 +182,7 @@ class SuspensionAdmin(admin.ModelAdmin):
 def suspend_organization(modeladmin, request, queryset):
     """On the organizations list: opens the suspension form for the (first) selected one."""
     organization = queryset.order_by("pk").first()
-    url = reverse("admin:operations_suspension_suspend")
+    url = reverse("admin:orgs_suspension_suspend")
     return HttpResponseRedirect(f"{url}?organization={organization.pk}" if organization else url)
 
 
@@ -216,8 +194,6 @@ if Organization in admin.site._registry:
 
 def terminate_with_reason(modeladmin, request, queryset):
     """Django's intermediate-page pattern: ask for the reason, then terminate."""
-    from portal.instances import services as instances
-
     form = StaffTerminateForm(request.POST if "apply" in request.POST else None)
     if "apply" in request.POST and form.is_valid():
         done = 0
@@ -252,189 +228,9 @@ terminate_with_reason.short_description = "Terminate the selected instances with
 
 
 def _add_instance_action() -> None:
-    from portal.instances.models import Instance
-
     if Instance in admin.site._registry:
         instance_admin = admin.site._registry[Instance]
         instance_admin.actions = [*(instance_admin.actions or []), terminate_with_reason]
 
 
 _add_instance_action()
-
-
-# --- Reservations -----------------------------------------------------------------------------
-
-
-@admin.register(Reservation)
-class ReservationAdmin(admin.ModelAdmin):
-    list_display = [
-        "label",
-        "organization",
-        "region",
-        "gpu_model",
-        "gpus",
-        "start",
-        "end",
-        "price_per_gpu_hour",
-        "status",
-        "backend_held_at",
-    ]
-    list_filter = ["region", "gpu_model"]
-    search_fields = ["organization__name"]
-    list_select_related = ["organization", "region", "gpu_model"]
-    actions = ["cancel"]
-    readonly_fields = [f.name for f in Reservation._meta.fields]
-
-    @admin.display(description="reservation", ordering="pk")
-    def label(self, obj: Reservation) -> str:
-        return f"R-{obj.pk}"
-
-    @admin.display(description="status")
-    def status(self, obj: Reservation) -> str:
-        return obj.status(timezone.now())
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def get_urls(self):
-        own = [
-            path(
-                "create/",
-                self.admin_site.admin_view(self.create_view),
-                name="operations_reservation_create",
-            )
-        ]
-        return own + super().get_urls()
-
-    def add_view(self, request, form_url="", extra_context=None):
-        return HttpResponseRedirect(reverse("admin:operations_reservation_create"))
-
-    def create_view(self, request: HttpRequest):
-        if not self.has_add_permission(request):
-            raise PermissionDenied
-        form = ReservationForm(request.POST if request.method == "POST" else None)
-        if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
-            try:
-                reservation = services.reservation_create(by=request.user, **data)
-            except ApplicationError as error:
-                _form_error(form, error)
-            else:
-                self.message_user(request, f"Reservation R-{reservation.pk} created.", "success")
-                return HttpResponseRedirect(reverse("admin:operations_reservation_changelist"))
-        return _form_page(
-            request,
-            self,
-            title="Reserve capacity",
-            form=form,
-            intro="The GPUs are held for the organization from start to end and billed at the "
-            "committed price whether used or not. Refused if, with the other reservations of "
-            "that period, more GPUs would be reserved than the fleet has.",
-        )
-
-    @admin.action(description="Cancel the selected reservations")
-    def cancel(self, request, queryset):
-        for reservation in queryset:
-            try:
-                services.reservation_cancel(reservation=reservation, by=request.user)
-            except ApplicationError as error:
-                self.message_user(request, f"R-{reservation.pk}: {error.message}", "warning")
-            else:
-                self.message_user(request, f"R-{reservation.pk} cancelled.", "success")
-
-
-@admin.register(ReservationRequest)
-class ReservationRequestAdmin(admin.ModelAdmin):
-    list_display = [
-        "__str__",
-        "state",
-        "gpus",
-        "start_date",
-        "months",
-        "quote_price",
-        "created_at",
-        "quote_link",
-    ]
-    list_filter = ["state", "region", "gpu_model"]
-    search_fields = ["organization__name"]
-    list_select_related = ["organization", "region", "gpu_model"]
-    readonly_fields = [f.name for f in ReservationRequest._meta.fields]
-    actions = ["refuse"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    @admin.display(description="")
-    def quote_link(self, obj: ReservationRequest) -> str:
-        if not obj.is_open:
-            return ""
-        return format_html(
-            '<a href="{}">Quote…</a>',
-            reverse("admin:operations_reservationrequest_quote", args=[obj.pk]),
-        )
-
-    def get_urls(self):
-        own = [
-            path(
-                "<int:pk>/quote/",
-                self.admin_site.admin_view(self.quote_view),
-                name="operations_reservationrequest_quote",
-            )
-        ]
-        return own + super().get_urls()
-
-    def quote_view(self, request: HttpRequest, pk: int):
-        if not request.user.is_staff:
-            raise PermissionDenied
-        item = get_object_or_404(
-            ReservationRequest.objects.select_related("organization", "region", "gpu_model"), pk=pk
-        )
-        start, end = services.request_period(item.start_date, item.months)
-        reservable = selectors.reservable_gpus(
-            region=item.region, gpu_model=item.gpu_model, start=start, end=end
-        )
-        form = QuoteForm(request.POST if request.method == "POST" else None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                services.reservation_request_quote(
-                    request=item,
-                    price_per_gpu_hour=form.cleaned_data["price_per_gpu_hour"],
-                    note=form.cleaned_data["note"],
-                    by=request.user,
-                )
-            except ApplicationError as error:
-                _form_error(form, error)
-            else:
-                self.message_user(request, f"Quote sent for request #{item.pk}.", "success")
-                return HttpResponseRedirect(
-                    reverse("admin:operations_reservationrequest_changelist")
-                )
-        free = "unknown (no capacity report yet)" if reservable is None else str(reservable)
-        return _form_page(
-            request,
-            self,
-            title=f"Quote request #{item.pk}",
-            form=form,
-            intro=(
-                f"{item.organization} asks for {item.gpus} {item.gpu_model} GPUs in "
-                f"{item.region.code} from {start:%Y-%m-%d} to {end:%Y-%m-%d} "
-                f"({item.months} months). Reservable over that period: {free} GPUs."
-            ),
-        )
-
-    @admin.action(description="Refuse the selected requests")
-    def refuse(self, request, queryset):
-        for item in queryset:
-            try:
-                services.reservation_request_refuse(request=item, by=request.user)
-            except ApplicationError as error:
-                self.message_user(request, f"#{item.pk}: {error.message}", "warning")

@@ -1,4 +1,4 @@
-"""Reads of the operator's side: suspensions, the fleet, reservations, the overview page."""
+"""Reads of the operator's side: the overview page (capacity sold and free, revenue, queues)."""
 
 from __future__ import annotations
 
@@ -7,132 +7,30 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Q, Sum
+from django.db.models import (
+    Count,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Cast, Coalesce, Greatest, Least
 from django.utils import timezone
 
-from portal.catalog.models import GpuModel, InstanceType, Region
-from portal.instances.capacity import capacity_snapshot
+from portal.billing.models import Invoice, UsageInterval
+from portal.billing.money import cents
+from portal.billing.rating import EXACT, EpochSeconds, rated
+from portal.capacity.selectors import Place, fleet
+from portal.catalog.models import GpuModel
 from portal.instances.models import FINAL_STATES, Instance, State
-from portal.operations.models import Reservation, ReservationRequest, Suspension
-from portal.orgs.models import Organization
+from portal.orgs.models import Suspension
 from portal.quotas.models import QuotaRequest
-
-# --- Suspensions ------------------------------------------------------------------------------
-
-
-def organization_suspension(organization: Organization | int) -> Suspension | None:
-    org_id = organization if isinstance(organization, int) else organization.pk
-    return Suspension.objects.filter(organization_id=org_id, lifted_at__isnull=True).first()
-
-
-def organization_suspension_reason(organization: Organization | int) -> str | None:
-    """Why the organization may not launch or use the API now, for its members; None if it may."""
-    suspension = organization_suspension(organization)
-    if suspension is None:
-        return None
-    return f"This organization is suspended by the operator: {suspension.reason}"
-
-
-# --- The fleet --------------------------------------------------------------------------------
-
-Place = tuple[str, str]  # (region code, GPU model code)
-
-
-@dataclass(frozen=True)
-class Fleet:
-    """GPUs per (region, GPU model) from the capacity snapshot; empty without a snapshot."""
-
-    taken_at: datetime | None
-    total: dict[Place, int]
-    free: dict[Place, int]
-
-
-def fleet() -> Fleet:
-    """The fleet as the backend last reported it. One query (instance types → GPU models)."""
-    snapshot = capacity_snapshot()
-    if snapshot is None:
-        return Fleet(taken_at=None, total={}, free={})
-    model_of = dict(InstanceType.objects.values_list("code", "gpu_model__code"))
-    total: dict[Place, int] = {}
-    free: dict[Place, int] = {}
-    for (region, itype), (_instances, free_gpus, total_gpus) in snapshot.entries.items():
-        gpu_model = model_of.get(itype)
-        if gpu_model is None:
-            continue
-        place = (region, gpu_model)
-        # Every instance type of a model shares the model's nodes: the same numbers.
-        total[place] = max(total.get(place, 0), total_gpus)
-        free[place] = min(free.get(place, free_gpus), free_gpus)
-    return Fleet(taken_at=snapshot.taken_at, total=total, free=free)
-
-
-def reserved_peak(
-    *, region: Region, gpu_model: GpuModel, start: datetime, end: datetime, exclude_pk=None
-) -> int:
-    """The most GPUs that reservations in force hold at one moment of [start, end)."""
-    rows = list(
-        Reservation.objects.overlapping(start, end)
-        .filter(region=region, gpu_model=gpu_model)
-        .exclude(pk=exclude_pk)
-        .values_list("start", "end", "gpus")
-    )
-    moments = {start, *(s for s, _e, _g in rows if start <= s < end)}
-    return max((sum(g for s, e, g in rows if s <= moment < e) for moment in moments), default=0)
-
-
-def reservable_gpus(
-    *, region: Region, gpu_model: GpuModel, start: datetime, end: datetime, exclude_pk=None
-) -> int | None:
-    """GPUs of the fleet not yet reserved over all of [start, end); None without a snapshot."""
-    total = fleet().total.get((region.code, gpu_model.code))
-    if total is None:
-        return None
-    peak = reserved_peak(
-        region=region, gpu_model=gpu_model, start=start, end=end, exclude_pk=exclude_pk
-    )
-    return max(0, total - peak)
-
-
-def active_reservation(
-    *, organization: Organization, region: Region, gpu_model: GpuModel, at: datetime | None = None
-) -> Reservation | None:
-    return (
-        Reservation.objects.active_at(at or timezone.now())
-        .filter(organization=organization, region=region, gpu_model=gpu_model)
-        .order_by("end")
-        .first()
-    )
-
-
-def reservation_gpus_in_use(*, reservation: Reservation) -> int:
-    """GPUs of the organization's live on-demand instances of the reservation's model there."""
-    return (
-        Instance.objects.filter(
-            organization_id=reservation.organization_id,
-            region_id=reservation.region_id,
-            instance_type__gpu_model_id=reservation.gpu_model_id,
-            preemptible=False,
-        )
-        .exclude(state__in=FINAL_STATES)
-        .aggregate(n=Sum("gpus"))["n"]
-        or 0
-    )
-
-
-# --- Customers' pages -------------------------------------------------------------------------
-
-
-def reservations_for_organization(*, organization: Organization):
-    return Reservation.objects.filter(organization=organization).select_related(
-        "region", "gpu_model"
-    )
-
-
-def reservation_requests_for_organization(*, organization: Organization):
-    return ReservationRequest.objects.filter(organization=organization).select_related(
-        "region", "gpu_model", "reservation"
-    )
-
+from portal.reservations.models import Reservation, ReservationRequest
 
 # --- The overview -----------------------------------------------------------------------------
 
@@ -188,11 +86,6 @@ def _month_starts(now: datetime) -> tuple[datetime, datetime, datetime]:
 
 def _reservation_amount(start: datetime, end: datetime, now: datetime) -> Decimal:
     """Committed amount of reservations over [start, min(end, now)): one query."""
-    from django.db.models import DecimalField, ExpressionWrapper, F, Value
-    from django.db.models.functions import Cast, Greatest, Least
-
-    from portal.billing.rating import EXACT, EpochSeconds
-
     until = min(end, now)
     if until <= start:
         return Decimal("0.00")
@@ -214,9 +107,6 @@ def _reservation_amount(start: datetime, end: datetime, now: datetime) -> Decima
 
 def _on_demand_in_reservations(now: datetime) -> list[dict]:
     """Per reservation in force: its GPUs and the on-demand GPUs its organization runs there."""
-    from django.db.models import IntegerField, OuterRef, Subquery
-    from django.db.models.functions import Coalesce
-
     in_use = (
         Instance.objects.filter(
             organization_id=OuterRef("organization_id"),
@@ -239,9 +129,6 @@ def _on_demand_in_reservations(now: datetime) -> list[dict]:
 
 def operator_overview(*, now: datetime | None = None, top: int = 10, failed: int = 50) -> Overview:
     """Everything on the overview page in a fixed number of queries, however many organizations."""
-    from portal.billing.models import Invoice, UsageInterval
-    from portal.billing.money import cents
-    from portal.billing.rating import rated
 
     now = now or timezone.now()
     last_start, this_start, next_start = _month_starts(now)
@@ -365,64 +252,3 @@ def group_rows(rows: list[FleetRow]) -> dict[str, list[FleetRow]]:
     for r in rows:
         grouped[r.region].append(r)
     return dict(grouped)
-
-
-# --- Launches ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LaunchReservation:
-    """What a reservation in force means for one launch: GPUs added to the quota, and whether
-    the launch fits in what the reservation still has free (then no capacity check)."""
-
-    reservation: Reservation | None = None
-    gpus: int = 0
-    covers: bool = False
-
-
-def launch_reservation(
-    *, organization: Organization, region: Region, instance_type, preemptible: bool
-) -> LaunchReservation:
-    """Preemptible launches never draw on a reservation. At most 2 queries."""
-    if preemptible:
-        return LaunchReservation()
-    reservation = active_reservation(
-        organization=organization, region=region, gpu_model=instance_type.gpu_model
-    )
-    if reservation is None:
-        return LaunchReservation()
-    in_use = reservation_gpus_in_use(reservation=reservation)
-    return LaunchReservation(
-        reservation=reservation,
-        gpus=reservation.gpus,
-        covers=in_use + instance_type.gpu_count <= reservation.gpus,
-    )
-
-
-# --- Quota approval ---------------------------------------------------------------------------
-
-
-def fleet_free_gpus(*, region: Region, gpu_model: GpuModel) -> int | None:
-    """Free GPUs of the model in the region as the backend last reported (None: unknown or
-    stale). Reserved GPUs not in use are not free: the backend holds them."""
-    from portal.instances.conf import setting
-
-    current = fleet()
-    if current.taken_at is None:
-        return None
-    if (timezone.now() - current.taken_at).total_seconds() > setting("INSTANCE_CAPACITY_MAX_AGE"):
-        return None
-    return current.free.get((region.code, gpu_model.code))
-
-
-def fleet_free_text(*, region: Region, gpu_model: GpuModel) -> str:
-    """For staff next to a quota request: free and total GPUs, and how old the report is."""
-    current = fleet()
-    place = (region.code, gpu_model.code)
-    if current.taken_at is None or place not in current.total:
-        return "Unknown: the provisioning backend has not reported this capacity yet."
-    age = int((timezone.now() - current.taken_at).total_seconds())
-    return (
-        f"{current.free[place]} of {current.total[place]} {gpu_model.name} GPUs free in "
-        f"{region.code} (backend report {age} s ago; reserved GPUs not in use are not free)."
-    )

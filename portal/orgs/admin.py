@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from portal.accounts.admin import UserAdmin
 from portal.orgs.models import Invitation, Membership, Organization
 
 
@@ -8,6 +9,19 @@ class MembershipInline(admin.TabularInline):
     extra = 0
     autocomplete_fields = ["user"]
     readonly_fields = ["created_at"]
+
+
+class UserMembershipInline(admin.TabularInline):
+    """A user's organizations, on the user's admin page (accounts knows nothing of orgs)."""
+
+    model = Membership
+    fk_name = "user"
+    extra = 0
+    autocomplete_fields = ["organization"]
+    readonly_fields = ["created_at"]
+
+
+UserAdmin.inlines = [*UserAdmin.inlines, UserMembershipInline]
 
 
 @admin.register(Organization)

@@ -5,3 +5,6 @@ class OrgsConfig(AppConfig):
     name = "portal.orgs"
     label = "orgs"
     verbose_name = "Organizations"
+
+    def ready(self) -> None:
+        from portal.orgs import signup  # noqa: F401  connects sign-up's first organization

@@ -1,4 +1,4 @@
-from portal.orgs.selectors import memberships_for_user
+from portal.orgs.selectors import membership_list_for_user
 
 
 def current_organization(request) -> dict:
@@ -7,7 +7,7 @@ def current_organization(request) -> dict:
         return {}
     memberships = getattr(request, "user_memberships", None)
     if memberships is None:  # not an organization's page (organization_view reads them)
-        memberships = list(memberships_for_user(user=user))
+        memberships = list(membership_list_for_user(user=user))
     current = getattr(request, "membership", None)
     if current is None:
         slug = request.session.get("current_org")

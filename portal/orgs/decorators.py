@@ -2,7 +2,7 @@ from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 
-from portal.orgs.selectors import membership_among, memberships_for_user
+from portal.orgs.selectors import membership_among, membership_list_for_user
 
 
 def organization_view(permission: str = "org.view"):
@@ -17,7 +17,7 @@ def organization_view(permission: str = "org.view"):
         def wrapper(request, org: str, *args, **kwargs):
             # All the user's memberships in one query: the layout lists them too (the
             # organization switcher reads request.user_memberships).
-            request.user_memberships = list(memberships_for_user(user=request.user))
+            request.user_memberships = list(membership_list_for_user(user=request.user))
             membership = membership_among(
                 request.user_memberships, slug=org, user=request.user, permission=permission
             )

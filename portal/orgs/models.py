@@ -29,6 +29,9 @@ class Organization(models.Model):
 
 
 class Membership(models.Model):
+    # The audit log records a membership as its user (portal.audit.services).
+    audit_stands_for_user = True
+
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="memberships"
     )
@@ -114,3 +117,40 @@ class Invitation(models.Model):
         if self.expires_at <= timezone.now():
             return "expired"
         return "pending"
+
+
+class Suspension(models.Model):
+    """An organization may not launch or use the API from `suspended_at` until `lifted_at`."""
+
+    organization = models.ForeignKey(
+        "orgs.Organization", on_delete=models.CASCADE, related_name="suspensions"
+    )
+    reason = models.TextField(help_text="Shown to the organization's members and e-mailed.")
+    stop_instances = models.BooleanField(default=False)
+    suspended_at = models.DateTimeField(default=timezone.now)
+    suspended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    lift_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-suspended_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization"],
+                condition=Q(lifted_at__isnull=True),
+                name="one_open_suspension_per_organization",
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = "lifted" if self.lifted_at else "in force"
+        return f"{self.organization} suspended {self.suspended_at:%Y-%m-%d} ({state})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.lifted_at is None

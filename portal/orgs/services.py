@@ -10,17 +10,22 @@ from django.utils.text import slugify
 
 from portal.accounts.models import User
 from portal.audit.services import audit_record
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
+from portal.notifications.services import notify
+from portal.orgs import signals
 from portal.orgs.models import (
     Invitation,
     Membership,
     Organization,
+    Suspension,
     invitation_token_hash,
     new_invitation_token,
 )
 from portal.orgs.roles import Role, roles_assignable_by
+from portal.orgs.selectors import organization_suspension
 
 NAME_MAX_LENGTH = 100
+REASON_MAX_LENGTH = 2000
 
 
 def _clean_name(name: str) -> str:
@@ -185,7 +190,7 @@ def invitation_create(
     except IntegrityError as exc:
         raise ApplicationError(f"{email} has already been invited.", field="email") from exc
     _audit_invitation("invitation.created", invitation, actor=actor, request=request)
-    _send_invitation_on_commit(invitation, token)
+    _send_invitation(invitation, token)
     return invitation, token
 
 
@@ -201,7 +206,7 @@ def invitation_resend(*, actor: Membership, invitation: Invitation, request=None
     invitation.expires_at = Invitation.default_expiry()
     invitation.save(update_fields=["token_hash", "expires_at"])
     _audit_invitation("invitation.resent", invitation, actor=actor, request=request)
-    _send_invitation_on_commit(invitation, token)
+    _send_invitation(invitation, token)
     return token
 
 
@@ -228,10 +233,8 @@ def _audit_invitation(action: str, invitation: Invitation, *, actor, request) ->
     )
 
 
-def _send_invitation_on_commit(invitation: Invitation, token: str) -> None:
-    from portal.notifications import emails
-
-    transaction.on_commit(lambda: emails.send_invitation(invitation=invitation, token=token))
+def _send_invitation(invitation: Invitation, token: str) -> None:
+    notify("invitation", invitation_id=invitation.pk, token=token)
 
 
 def invitation_problem(invitation: Invitation | None) -> str | None:
@@ -275,3 +278,91 @@ def invitation_accept(*, token: str, user: User, request=None) -> Membership:
     invitation.save(update_fields=["accepted_at", "accepted_by"])
     _audit_invitation("invitation.accepted", invitation, actor=user, request=request)
     return membership
+
+
+def _staff(user: User | None) -> User:
+    if user is None or not user.is_staff:
+        raise ApplicationError("Only operator staff can do this.", code="forbidden")
+    return user
+
+
+def _text(value: str, *, field: str, what: str, required: bool = True) -> str:
+    value = (value or "").strip()
+    if required and not value:
+        raise ApplicationError(f"Write {what}.", field=field, code="required")
+    if len(value) > REASON_MAX_LENGTH:
+        raise ApplicationError(
+            f"Keep it under {REASON_MAX_LENGTH} characters; this has {len(value)}.", field=field
+        )
+    return value
+
+
+# --- Suspensions ------------------------------------------------------------------------------
+
+
+def organization_suspend(
+    *, organization: Organization, reason: str, by: User, stop_instances: bool = False
+) -> Suspension:
+    """No new launches, API tokens refused, optionally its instances stopped; owners e-mailed.
+
+    Suspending an organization that is suspended already is refused and changes nothing.
+    """
+    _staff(by)
+    reason = _text(reason, field="reason", what="why the organization is suspended")
+    with transaction.atomic():
+        Organization.objects.select_for_update().get(pk=organization.pk)
+        current = organization_suspension(organization)
+        if current is not None:
+            raise ApplicationError(
+                f"{organization.name} is already suspended (since "
+                f"{current.suspended_at:%Y-%m-%d %H:%M} UTC: {current.reason}). "
+                "Nothing was changed.",
+                code="already_suspended",
+            )
+        suspension = Suspension.objects.create(
+            organization=organization, reason=reason, stop_instances=stop_instances, suspended_by=by
+        )
+        audit_record(
+            action="org.suspended",
+            organization=organization,
+            actor=by,
+            actor_kind="staff",
+            target=organization,
+            detail={"reason": reason, "stop_instances": stop_instances},
+        )
+        signals.organization_suspended.send(
+            sender=Suspension, organization=organization, suspension=suspension, by=by
+        )
+        notify("organization_suspended", suspension_id=suspension.pk)
+    return suspension
+
+
+def organization_unsuspend(*, organization: Organization, by: User, note: str = "") -> Suspension:
+    """Lift the suspension: launches and API tokens work again; owners e-mailed."""
+    _staff(by)
+    note = _text(note, field="note", what="a note", required=False)
+    with transaction.atomic():
+        suspension = (
+            Suspension.objects.select_for_update()
+            .filter(organization=organization, lifted_at__isnull=True)
+            .first()
+        )
+        if suspension is None:
+            raise ApplicationError(
+                f"{organization.name} is not suspended; nothing was changed.",
+                code="not_suspended",
+            )
+        suspension.lifted_at = timezone.now()
+        suspension.lifted_by = by
+        suspension.lift_note = note
+        suspension.save(update_fields=["lifted_at", "lifted_by", "lift_note"])
+        audit_record(
+            action="org.unsuspended",
+            organization=organization,
+            actor=by,
+            actor_kind="staff",
+            target=organization,
+            detail={"note": note, "suspended_at": suspension.suspended_at},
+        )
+        notify("organization_unsuspended", suspension_id=suspension.pk)
+    return suspension

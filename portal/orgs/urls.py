@@ -10,6 +10,7 @@ urlpatterns = [
     path("o/<slug:org>/settings/", views.organization_settings, name="settings"),
     path("o/<slug:org>/leave/", views.organization_leave, name="leave"),
     path("o/<slug:org>/members/", views.member_list, name="members"),
+    path("o/<slug:org>/audit/", views.audit_log, name="audit"),
     path("o/<slug:org>/members/invite/", views.invitation_create, name="invite"),
     path("o/<slug:org>/members/<int:pk>/role/", views.member_change_role, name="member_role"),
     path("o/<slug:org>/members/<int:pk>/remove/", views.member_remove, name="member_remove"),

@@ -1,15 +1,19 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
-from portal.core.errors import ApplicationError
+from portal.audit import selectors as audit_selectors
+from portal.audit.forms import AuditFilterForm
+from portal.lib.errors import ApplicationError
 from portal.orgs import selectors, services
 from portal.orgs.decorators import organization_view
 from portal.orgs.forms import InvitationForm, OrganizationForm, RoleForm
 from portal.orgs.roles import ROLE_DESCRIPTIONS, Role, roles_assignable_by
+from portal.web.forms import form_add_application_error
 
 
 def _members_url(request) -> str:
@@ -25,7 +29,7 @@ def organization_create(request: HttpRequest) -> HttpResponse:
                 user=request.user, name=form.cleaned_data["name"], request=request
             )
         except ApplicationError as error:
-            form.add_error(error.field, error.message)
+            form_add_application_error(form, error)
         else:
             messages.success(request, f"Created {organization.name}. You are its owner.")
             return redirect("dashboard_org", org=organization.slug)
@@ -50,7 +54,7 @@ def organization_settings(request: HttpRequest) -> HttpResponse:
                     request=request,
                 )
             except ApplicationError as error:
-                form.add_error(error.field, error.message)
+                form_add_application_error(form, error)
             else:
                 messages.success(request, "Organization renamed.")
                 return redirect("orgs:settings", org=organization.slug)
@@ -71,8 +75,8 @@ def member_list(request: HttpRequest) -> HttpResponse:
 def _members_context(request, form) -> dict:
     organization = request.organization
     return {
-        "members": selectors.organization_members(organization=organization),
-        "invitations": selectors.organization_open_invitations(organization=organization),
+        "members": selectors.membership_list_for_organization(organization=organization),
+        "invitations": selectors.invitation_list_open_for_organization(organization=organization),
         "invite_form": form,
         "role_choices": Role.choices,
         "assignable_roles": roles_assignable_by(request.membership.role),
@@ -94,7 +98,7 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
                 request=request,
             )
         except ApplicationError as error:
-            form.add_error(error.field, error.message)
+            form_add_application_error(form, error)
         else:
             messages.success(
                 request,
@@ -107,7 +111,7 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
 @organization_view("members.invite")
 @require_POST
 def invitation_resend(request: HttpRequest, pk: int) -> HttpResponse:
-    invitation = selectors.invitation_get_in_organization(organization=request.organization, pk=pk)
+    invitation = selectors.invitation_get_for_organization(organization=request.organization, pk=pk)
     try:
         services.invitation_resend(actor=request.membership, invitation=invitation, request=request)
     except ApplicationError as error:
@@ -120,7 +124,7 @@ def invitation_resend(request: HttpRequest, pk: int) -> HttpResponse:
 @organization_view("members.invite")
 @require_POST
 def invitation_revoke(request: HttpRequest, pk: int) -> HttpResponse:
-    invitation = selectors.invitation_get_in_organization(organization=request.organization, pk=pk)
+    invitation = selectors.invitation_get_for_organization(organization=request.organization, pk=pk)
     try:
         services.invitation_revoke(actor=request.membership, invitation=invitation, request=request)
     except ApplicationError as error:
@@ -133,7 +137,7 @@ def invitation_revoke(request: HttpRequest, pk: int) -> HttpResponse:
 @organization_view("members.manage")
 @require_POST
 def member_change_role(request: HttpRequest, pk: int) -> HttpResponse:
-    membership = selectors.membership_get_in_organization(organization=request.organization, pk=pk)
+    membership = selectors.membership_get_for_organization(organization=request.organization, pk=pk)
     form = RoleForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose one of the listed roles.")
@@ -156,7 +160,7 @@ def member_change_role(request: HttpRequest, pk: int) -> HttpResponse:
 
 @organization_view("members.manage")
 def member_remove(request: HttpRequest, pk: int) -> HttpResponse:
-    membership = selectors.membership_get_in_organization(organization=request.organization, pk=pk)
+    membership = selectors.membership_get_for_organization(organization=request.organization, pk=pk)
     if request.method == "POST":
         try:
             services.membership_remove(
@@ -213,3 +217,28 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         )
         return redirect("dashboard_org", org=membership.organization.slug)
     return render(request, "orgs/invitation_accept.html", {"invitation": invitation})
+
+
+AUDIT_PER_PAGE = 50
+
+
+@organization_view("audit.view")  # tenant and role first: an outsider gets a 404 for any method
+@require_GET
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """The organization's audit log for owners and admins, newest first, filtered by GET."""
+    form = AuditFilterForm(request.GET or None)
+    filters = form.filters() if form.is_bound else {}
+    entries = audit_selectors.audit_entry_list_for_organization(
+        organization=request.organization, **filters
+    )
+    page = Paginator(entries, AUDIT_PER_PAGE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "audit/list.html",
+        {
+            "form": form,
+            "page": page,
+            "entries": page.object_list,
+            "filtered": any(filters.values()),
+        },
+    )

@@ -14,8 +14,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
+from django.utils.timesince import timesince
 
-from portal.core.errors import ApplicationError
+from portal.capacity.selectors import fleet_free_text
+from portal.lib.errors import ApplicationError
 from portal.quotas import selectors, services
 from portal.quotas.models import (
     OPEN_STATES,
@@ -25,17 +27,17 @@ from portal.quotas.models import (
     QuotaChange,
     QuotaDefault,
     QuotaRequest,
-    RequestState,
+    QuotaRequestState,
 )
 from portal.quotas.standing import organization_standing
 
 STATE_COLOURS = {
-    RequestState.SUBMITTED: "#2563eb",
-    RequestState.MORE_INFO_NEEDED: "#b7791f",
-    RequestState.APPROVED: "#0f9d6b",
-    RequestState.PARTLY_APPROVED: "#0f9d6b",
-    RequestState.DENIED: "#d03b3b",
-    RequestState.WITHDRAWN: "#8a93ab",
+    QuotaRequestState.SUBMITTED: "#2563eb",
+    QuotaRequestState.MORE_INFO_NEEDED: "#b7791f",
+    QuotaRequestState.APPROVED: "#0f9d6b",
+    QuotaRequestState.PARTLY_APPROVED: "#0f9d6b",
+    QuotaRequestState.DENIED: "#d03b3b",
+    QuotaRequestState.WITHDRAWN: "#8a93ab",
 }
 
 
@@ -252,8 +254,6 @@ class QuotaRequestAdmin(admin.ModelAdmin):
 
     @admin.display(description="Age", ordering="created_at")
     def age(self, obj: QuotaRequest) -> str:
-        from django.utils.timesince import timesince
-
         return timesince(obj.created_at, depth=1)
 
     @admin.display(description="Decided by")
@@ -280,8 +280,6 @@ class QuotaRequestAdmin(admin.ModelAdmin):
 
     @admin.display(description="Free in the fleet")
     def fleet_free(self, obj: QuotaRequest) -> str:
-        from portal.operations.selectors import fleet_free_text
-
         return fleet_free_text(region=obj.region, gpu_model=obj.gpu_model)
 
     @admin.display(description="Limits and use")
@@ -304,12 +302,12 @@ class QuotaRequestAdmin(admin.ModelAdmin):
 
     @admin.display(description="Requests")
     def request_history(self, obj: QuotaRequest) -> str:
-        requests = selectors.organization_quota_requests(organization=obj.organization)[:20]
+        requests = selectors.quota_request_list_for_organization(organization=obj.organization)[:20]
         return _panel("quotas/admin/requests.html", {"requests": requests, "current": obj})
 
     @admin.display(description="Limit changes")
     def limit_history(self, obj: QuotaRequest) -> str:
-        changes = selectors.organization_quota_changes(organization=obj.organization)[:20]
+        changes = selectors.quota_change_list_for_organization(organization=obj.organization)[:20]
         return _panel("quotas/admin/changes.html", {"changes": changes})
 
     # --- writes ---
@@ -321,7 +319,7 @@ class QuotaRequestAdmin(admin.ModelAdmin):
             return
         try:
             services.quota_request_decide(
-                request=obj,
+                quota_request=obj,
                 decision=decision,
                 granted_limit=form.cleaned_data.get("grant_limit"),
                 message=form.cleaned_data.get("decision_message", ""),
@@ -338,7 +336,7 @@ class QuotaRequestAdmin(admin.ModelAdmin):
         for quota_request in queryset:
             try:
                 services.quota_request_decide(
-                    request=quota_request, decision=decision, decided_by=request.user
+                    quota_request=quota_request, decision=decision, decided_by=request.user
                 )
             except ApplicationError as error:
                 failed.append(f"#{quota_request.pk}: {error.message}")
@@ -420,7 +418,7 @@ class QuotaAdmin(admin.ModelAdmin):
 
     @admin.display(description="Recent changes")
     def recent_changes(self, obj: Quota) -> str:
-        changes = obj.changes.select_related("changed_by", "rule", "request", "quota__region")
+        changes = obj.changes.select_related("changed_by", "rule", "quota_request", "quota__region")
         return _panel("quotas/admin/changes.html", {"changes": changes[:20]})
 
     def save_model(self, request, obj: Quota, form, change: bool) -> None:
@@ -463,7 +461,7 @@ class QuotaChangeAdmin(admin.ModelAdmin):
         "quota__gpu_model",
         "changed_by",
         "rule",
-        "request",
+        "quota_request",
     ]
     date_hierarchy = "created_at"
 
@@ -490,10 +488,10 @@ class QuotaChangeAdmin(admin.ModelAdmin):
 
     @admin.display(description="Request")
     def request_link(self, obj: QuotaChange) -> str:
-        if not obj.request_id:
+        if not obj.quota_request_id:
             return "—"
-        url = reverse("admin:quotas_quotarequest_change", args=[obj.request_id])
-        return format_html('<a href="{}">#{}</a>', url, obj.request_id)
+        url = reverse("admin:quotas_quotarequest_change", args=[obj.quota_request_id])
+        return format_html('<a href="{}">#{}</a>', url, obj.quota_request_id)
 
 
 @admin.register(QuotaDefault)

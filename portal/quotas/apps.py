@@ -7,4 +7,4 @@ class QuotasConfig(AppConfig):
     verbose_name = "Quotas"
 
     def ready(self) -> None:
-        from portal.quotas import signals  # noqa: F401
+        from portal.quotas import receivers  # noqa: F401  connects them

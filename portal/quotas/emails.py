@@ -1,10 +1,10 @@
-"""The e-mails of the quota workflow. Each takes ids: they run after the commit that caused them."""
+"""The e-mails of the quota workflow, one builder per kind (see portal.notifications.registry)."""
 
 from django.conf import settings
 from django.urls import reverse
 
-from portal.notifications.mail import send_templated
-from portal.quotas.models import QuotaRequest, QuotaRequestMessage, RequestState
+from portal.notifications.registry import Email, email_kind
+from portal.quotas.models import QuotaRequest, QuotaRequestMessage, QuotaRequestState
 from portal.quotas.selectors import quota_notification_recipients
 
 
@@ -24,51 +24,60 @@ def admin_url(quota_request: QuotaRequest) -> str:
     return settings.SITE_URL + reverse("admin:quotas_quotarequest_change", args=[quota_request.pk])
 
 
-def send_quota_request_submitted(*, quota_request_id: int) -> None:
+@email_kind("quota_request_submitted")
+def quota_request_submitted(*, quota_request_id: int) -> list[Email]:
     """To operator staff: a new request to review (or one a rule already approved)."""
     quota_request = _request(quota_request_id)
-    send_templated(
-        template="quota_request_submitted",
-        to=[settings.OPERATOR_EMAIL],
-        context={
-            "quota_request": quota_request,
-            "organization": quota_request.organization,
-            "url": admin_url(quota_request),
-        },
-    )
+    return [
+        Email(
+            template="quota_request_submitted",
+            to=[settings.OPERATOR_EMAIL],
+            context={
+                "quota_request": quota_request,
+                "organization": quota_request.organization,
+                "url": admin_url(quota_request),
+            },
+        )
+    ]
 
 
-def send_quota_request_answered(*, message_id: int) -> None:
+@email_kind("quota_request_answered")
+def quota_request_answered(*, message_id: int) -> list[Email]:
     """To operator staff: the customer answered a question; the request is back in the queue."""
     answer = QuotaRequestMessage.objects.select_related("user").get(pk=message_id)
-    quota_request = _request(answer.request_id)
-    send_templated(
-        template="quota_request_answered",
-        to=[settings.OPERATOR_EMAIL],
-        context={
-            "quota_request": quota_request,
-            "organization": quota_request.organization,
-            "answer": answer,
-            "url": admin_url(quota_request),
-        },
-    )
+    quota_request = _request(answer.quota_request_id)
+    return [
+        Email(
+            template="quota_request_answered",
+            to=[settings.OPERATOR_EMAIL],
+            context={
+                "quota_request": quota_request,
+                "organization": quota_request.organization,
+                "answer": answer,
+                "url": admin_url(quota_request),
+            },
+        )
+    ]
 
 
-def send_quota_request_decided(*, message_id: int) -> None:
+@email_kind("quota_request_decided")
+def quota_request_decided(*, message_id: int) -> list[Email]:
     """To the organization's owners and admins: a decision, or a question from staff."""
     step = QuotaRequestMessage.objects.select_related("rule").get(pk=message_id)
-    quota_request = _request(step.request_id)
-    send_templated(
-        template="quota_request_decided",
-        to=quota_notification_recipients(organization=quota_request.organization),
-        context={
-            "quota_request": quota_request,
-            "organization": quota_request.organization,
-            "step": step,
-            "state": step.state,
-            "states": RequestState,
-            "url": customer_url(quota_request),
-            "quotas_url": settings.SITE_URL
-            + reverse("quotas:quotas", args=[quota_request.organization.slug]),
-        },
-    )
+    quota_request = _request(step.quota_request_id)
+    return [
+        Email(
+            template="quota_request_decided",
+            to=quota_notification_recipients(organization=quota_request.organization),
+            context={
+                "quota_request": quota_request,
+                "organization": quota_request.organization,
+                "step": step,
+                "state": step.state,
+                "states": QuotaRequestState,
+                "url": customer_url(quota_request),
+                "quotas_url": settings.SITE_URL
+                + reverse("quotas:quotas", args=[quota_request.organization.slug]),
+            },
+        )
+    ]

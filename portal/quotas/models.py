@@ -140,7 +140,7 @@ class AutoApprovalRule(models.Model):
         return self.name
 
 
-class RequestState(models.TextChoices):
+class QuotaRequestState(models.TextChoices):
     SUBMITTED = "submitted", "Submitted"
     MORE_INFO_NEEDED = "more_info_needed", "More information needed"
     APPROVED = "approved", "Approved"
@@ -149,7 +149,7 @@ class RequestState(models.TextChoices):
     WITHDRAWN = "withdrawn", "Withdrawn"
 
 
-OPEN_STATES = (RequestState.SUBMITTED, RequestState.MORE_INFO_NEEDED)
+OPEN_STATES = (QuotaRequestState.SUBMITTED, QuotaRequestState.MORE_INFO_NEEDED)
 
 
 class QuotaRequestQuerySet(models.QuerySet["QuotaRequest"]):
@@ -171,7 +171,7 @@ class QuotaRequest(models.Model):
     granted_limit = models.PositiveIntegerField(null=True, blank=True)
     justification = models.TextField()
     state = models.CharField(
-        max_length=20, choices=RequestState.choices, default=RequestState.SUBMITTED
+        max_length=20, choices=QuotaRequestState.choices, default=QuotaRequestState.SUBMITTED
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
@@ -233,7 +233,9 @@ class QuotaRequestMessage(models.Model):
     `state` is the state the request moved into with this step (blank for a plain note).
     """
 
-    request = models.ForeignKey(QuotaRequest, on_delete=models.CASCADE, related_name="messages")
+    quota_request = models.ForeignKey(
+        QuotaRequest, on_delete=models.CASCADE, related_name="messages"
+    )
     author = models.CharField(max_length=16, choices=Author.choices)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -241,7 +243,7 @@ class QuotaRequestMessage(models.Model):
     rule = models.ForeignKey(
         AutoApprovalRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    state = models.CharField(max_length=20, choices=RequestState.choices, blank=True)
+    state = models.CharField(max_length=20, choices=QuotaRequestState.choices, blank=True)
     body = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -249,7 +251,7 @@ class QuotaRequestMessage(models.Model):
         ordering = ["created_at", "pk"]
 
     def __str__(self) -> str:
-        return f"{self.get_author_display()} on #{self.request_id}: {self.state or 'note'}"
+        return f"{self.get_author_display()} on #{self.quota_request_id}: {self.state or 'note'}"
 
     @property
     def author_name(self) -> str:
@@ -274,7 +276,7 @@ class QuotaChange(models.Model):
         AutoApprovalRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     reason = models.TextField()
-    request = models.ForeignKey(
+    quota_request = models.ForeignKey(
         QuotaRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="changes"
     )
     created_at = models.DateTimeField(default=timezone.now)

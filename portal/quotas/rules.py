@@ -2,14 +2,13 @@
 
 from django.db.models import Q
 
+from portal.capacity.selectors import fleet_free_gpus
 from portal.quotas.models import AutoApprovalRule, QuotaRequest
 from portal.quotas.standing import Standing, organization_standing
 
 
 def _capacity_covers(quota_request: QuotaRequest, rule: AutoApprovalRule) -> bool:
     """The increase plus the margin fits in the free GPUs; unknown capacity never does."""
-    from portal.operations.selectors import fleet_free_gpus
-
     free = fleet_free_gpus(region=quota_request.region, gpu_model=quota_request.gpu_model)
     increase = max(0, quota_request.requested_limit - quota_request.limit_at_submission)
     return free is not None and free >= increase + rule.capacity_margin

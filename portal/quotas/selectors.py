@@ -83,7 +83,7 @@ def quota_lines(*, organization: Organization) -> list[QuotaLine]:
             preemptible=LimitUse(0, 0),
             offered=True,
         )
-    for quota_request in organization_quota_requests(organization=organization).open():
+    for quota_request in quota_request_list_for_organization(organization=organization).open():
         line = lines.get((quota_request.region_id, quota_request.gpu_model_id))
         if line is not None:
             line.open_requests.append(quota_request)
@@ -97,7 +97,7 @@ def quota_lines(*, organization: Organization) -> list[QuotaLine]:
     )
 
 
-def organization_quota_requests(*, organization: Organization) -> QuerySet[QuotaRequest]:
+def quota_request_list_for_organization(*, organization: Organization) -> QuerySet[QuotaRequest]:
     return QuotaRequest.objects.filter(organization=organization).select_related(
         "region", "gpu_model", "created_by", "decided_by", "decided_by_rule"
     )
@@ -105,7 +105,9 @@ def organization_quota_requests(*, organization: Organization) -> QuerySet[Quota
 
 def quota_request_get_for_organization(*, organization: Organization, pk: int) -> QuotaRequest:
     """A request of this organization; any other organization's request is a 404."""
-    quota_request = organization_quota_requests(organization=organization).filter(pk=pk).first()
+    quota_request = (
+        quota_request_list_for_organization(organization=organization).filter(pk=pk).first()
+    )
     if quota_request is None:
         raise Http404("No such quota request")
     return quota_request
@@ -115,9 +117,9 @@ def quota_request_conversation(*, quota_request: QuotaRequest):
     return quota_request.messages.select_related("user", "rule")
 
 
-def organization_quota_changes(*, organization: Organization) -> QuerySet[QuotaChange]:
+def quota_change_list_for_organization(*, organization: Organization) -> QuerySet[QuotaChange]:
     return QuotaChange.objects.filter(quota__organization=organization).select_related(
-        "quota__region", "quota__gpu_model", "changed_by", "rule", "request"
+        "quota__region", "quota__gpu_model", "changed_by", "rule", "quota_request"
     )
 
 

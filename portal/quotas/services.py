@@ -15,9 +15,10 @@ from django.utils import timezone
 from portal.accounts.models import User
 from portal.audit.services import audit_record
 from portal.catalog.models import GpuModel, InstanceType, Region
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
+from portal.notifications.services import notify
 from portal.orgs.models import Membership, Organization
-from portal.quotas import rules
+from portal.quotas import rules, signals
 from portal.quotas.models import (
     Author,
     AutoApprovalRule,
@@ -27,10 +28,9 @@ from portal.quotas.models import (
     QuotaDefault,
     QuotaRequest,
     QuotaRequestMessage,
-    RequestState,
+    QuotaRequestState,
     kind_of,
 )
-from portal.webhooks import events as webhook_events
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def quota_limit_set(
     reason: str,
     changed_by: User | None = None,
     rule: AutoApprovalRule | None = None,
-    request: QuotaRequest | None = None,
+    quota_request: QuotaRequest | None = None,
 ) -> Quota:
     """Set one limit and record the change (who, old, new, why). Setting the same value is a no-op.
 
@@ -211,7 +211,7 @@ def quota_limit_set(
         changed_by=changed_by,
         rule=rule,
         reason=reason,
-        request=request,
+        quota_request=quota_request,
     )
     audit_record(
         action="quota.limit_changed",
@@ -281,7 +281,7 @@ def quota_reserve(
     The quota row is locked until the caller's transaction ends, so concurrent launches
     queue here and can never exceed a limit together. Call it in the same transaction that
     records the launch, before any backend call. `allowance`: GPUs on top of the limit (a
-    reservation in force of the organization, see portal.operations).
+    reservation in force of the organization, see portal.reservations).
     """
     if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
         raise ApplicationError("A launch takes at least one GPU.", code="invalid_gpus")
@@ -433,11 +433,11 @@ def quota_request_submit(
             target=quota_request,
             detail={"kind": kind, "from": current, "requested": requested_limit},
         )
-        transaction.on_commit(lambda: _emails().send_quota_request_submitted(quota_request_id=pk))
+        notify("quota_request_submitted", quota_request_id=pk)
         rule = rules.rule_matching(quota_request)
         if rule is not None:
             quota_request = quota_request_decide(
-                request=quota_request,
+                quota_request=quota_request,
                 decision=Decision.APPROVE,
                 granted_limit=requested_limit,
                 message=f"Approved automatically by the rule “{rule.name}”.",
@@ -457,22 +457,22 @@ def quota_request_answer(
         message, field="message", what="your answer", max_length=MESSAGE_MAX_LENGTH
     )
     quota_request = QuotaRequest.objects.select_for_update().get(pk=quota_request.pk)
-    if quota_request.state != RequestState.MORE_INFO_NEEDED:
+    if quota_request.state != QuotaRequestState.MORE_INFO_NEEDED:
         raise ApplicationError(
             "This request is not waiting for an answer "
             f"(it is {quota_request.get_state_display().lower()}).",
             code="invalid_state",
         )
-    quota_request.state = RequestState.SUBMITTED
+    quota_request.state = QuotaRequestState.SUBMITTED
     quota_request.save(update_fields=["state"])
     answer = QuotaRequestMessage.objects.create(
-        request=quota_request,
+        quota_request=quota_request,
         author=Author.CUSTOMER,
         user=membership.user,
-        state=RequestState.SUBMITTED,
+        state=QuotaRequestState.SUBMITTED,
         body=message,
     )
-    transaction.on_commit(lambda: _emails().send_quota_request_answered(message_id=answer.pk))
+    notify("quota_request_answered", message_id=answer.pk)
     return quota_request
 
 
@@ -486,13 +486,13 @@ def quota_request_withdraw(*, membership: Membership, quota_request: QuotaReques
             f"This request is already {quota_request.get_state_display().lower()}.",
             code="invalid_state",
         )
-    quota_request.state = RequestState.WITHDRAWN
+    quota_request.state = QuotaRequestState.WITHDRAWN
     quota_request.save(update_fields=["state"])
     QuotaRequestMessage.objects.create(
-        request=quota_request,
+        quota_request=quota_request,
         author=Author.CUSTOMER,
         user=membership.user,
-        state=RequestState.WITHDRAWN,
+        state=QuotaRequestState.WITHDRAWN,
     )
     return quota_request
 
@@ -525,7 +525,7 @@ def decision_validate(
             f"Keep the message under {MESSAGE_MAX_LENGTH} characters.", field="message"
         )
     if decision == Decision.MORE_INFO:
-        if quota_request.state == RequestState.MORE_INFO_NEEDED:
+        if quota_request.state == QuotaRequestState.MORE_INFO_NEEDED:
             raise ApplicationError(
                 "This request is already waiting for the customer's answer.", code="invalid_state"
             )
@@ -561,7 +561,7 @@ def decision_validate(
 
 def quota_request_decide(
     *,
-    request: QuotaRequest,
+    quota_request: QuotaRequest,
     decision: str,
     granted_limit: int | None = None,
     message: str = "",
@@ -582,7 +582,7 @@ def quota_request_decide(
         quota_request = (
             QuotaRequest.objects.select_for_update(of=("self",))
             .select_related("organization", "region", "gpu_model")
-            .get(pk=request.pk)
+            .get(pk=quota_request.pk)
         )
         quota = _quota_for_update(
             organization=quota_request.organization,
@@ -598,20 +598,20 @@ def quota_request_decide(
         )
         fields = ["state"]
         if decision == Decision.MORE_INFO:
-            quota_request.state = RequestState.MORE_INFO_NEEDED
+            quota_request.state = QuotaRequestState.MORE_INFO_NEEDED
         else:
             quota_request.decided_at = timezone.now()
             quota_request.decided_by = decided_by
             quota_request.decided_by_rule = rule
             fields += ["decided_at", "decided_by", "decided_by_rule"]
             if decision == Decision.DENY:
-                quota_request.state = RequestState.DENIED
+                quota_request.state = QuotaRequestState.DENIED
             else:
                 assert granted is not None
                 quota_request.state = (
-                    RequestState.APPROVED
+                    QuotaRequestState.APPROVED
                     if granted == quota_request.requested_limit
-                    else RequestState.PARTLY_APPROVED
+                    else QuotaRequestState.PARTLY_APPROVED
                 )
                 quota_request.granted_limit = granted
                 fields.append("granted_limit")
@@ -629,10 +629,10 @@ def quota_request_decide(
                 reason=reason,
                 changed_by=decided_by,
                 rule=rule,
-                request=quota_request,
+                quota_request=quota_request,
             )
         step = QuotaRequestMessage.objects.create(
-            request=quota_request,
+            quota_request=quota_request,
             author=Author.RULE if rule else Author.STAFF,
             user=decided_by,
             rule=rule,
@@ -648,17 +648,13 @@ def quota_request_decide(
             target=quota_request,
             detail={"decision": decision, "state": quota_request.state, "granted": granted},
         )
-        transaction.on_commit(lambda: _emails().send_quota_request_decided(message_id=step.pk))
-        webhook_events.quota_decided(quota_request, message)
+        notify("quota_request_decided", message_id=step.pk)
+        signals.quota_request_decided.send(
+            sender=QuotaRequest, quota_request=quota_request, message=message
+        )
     return quota_request
 
 
 def _rule_label(rule: AutoApprovalRule | None) -> str:
     """The audit label of a change nobody made by hand: the rule, or the portal's defaults."""
     return f"automatic rule “{rule.name}”"[:254] if rule is not None else "quota defaults"
-
-
-def _emails():
-    from portal.quotas import emails
-
-    return emails

@@ -1,19 +1,7 @@
-"""New organizations start with the operator's default limits.
+"""What the quotas app announces, for apps above it to react to (webhooks). Sent inside the
+transaction that makes the change, so that what reacts commits or rolls back with it."""
 
-A post_save receiver rather than a call in orgs.services.organization_create: organizations
-do not know about quotas (quotas depend on orgs, never the other way round), and every way an
-organization comes to exist (sign-up, the console, admin, the demo seed) passes through here.
-The receiver only hands over to the service that does the work and writes the audit.
-"""
+from django.dispatch import Signal
 
-from django.db.models.signals import post_save
-from django.dispatch import receiver
-
-from portal.orgs.models import Organization
-from portal.quotas.services import quota_apply_defaults
-
-
-@receiver(post_save, sender=Organization, dispatch_uid="quotas_apply_defaults")
-def apply_default_quotas(sender, instance: Organization, created: bool, raw=False, **kwargs):
-    if created and not raw:
-        quota_apply_defaults(organization=instance)
+# Staff or a rule decided a request (or asked for more information): `quota_request`, `message`.
+quota_request_decided = Signal()

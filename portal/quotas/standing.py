@@ -4,17 +4,18 @@ from dataclasses import dataclass
 
 from allauth.account.models import EmailAddress
 
-from portal.billing.selectors import organization_has_overdue_invoice
 from portal.orgs.models import Organization
 from portal.orgs.roles import Role
+from portal.orgs.standing import organization_hold
 
 
 def organization_has_unpaid_invoice(organization: Organization) -> bool:
     """True when an issued invoice of the organization is past due and not paid.
 
-    It is the one place the quota rules ask; billing answers (settings.BILLING_OVERDUE_DAYS).
+    It is the one place the quota rules ask; billing answers through the hold it registers
+    (settings.BILLING_OVERDUE_DAYS).
     """
-    return organization_has_overdue_invoice(organization)
+    return organization_hold(organization, "invoice_overdue") is not None
 
 
 def organization_email_verified(organization: Organization) -> bool:

@@ -3,24 +3,21 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 from portal.orgs.decorators import organization_view
 from portal.quotas import selectors, services
 from portal.quotas.forms import AnswerForm, QuotaRequestForm
-from portal.quotas.models import OPEN_STATES, RequestState
+from portal.quotas.models import OPEN_STATES, QuotaRequestState
+from portal.web.forms import form_add_application_error
 
 HISTORY_ROWS = 25
-
-
-def _form_error(form, error: ApplicationError) -> None:
-    form.add_error(error.field if error.field in form.fields else None, error.message)
 
 
 @organization_view("quotas.view")
 def quotas(request: HttpRequest) -> HttpResponse:
     """Each limit with its use and what is free, the open requests, and the history."""
     organization = request.organization
-    requests = selectors.organization_quota_requests(organization=organization)
+    requests = selectors.quota_request_list_for_organization(organization=organization)
     return render(
         request,
         "quotas/quotas.html",
@@ -29,7 +26,9 @@ def quotas(request: HttpRequest) -> HttpResponse:
             "open_requests": list(requests.open()),
             "past_requests": list(requests.exclude(state__in=OPEN_STATES)[:HISTORY_ROWS]),
             "changes": list(
-                selectors.organization_quota_changes(organization=organization)[:HISTORY_ROWS]
+                selectors.quota_change_list_for_organization(organization=organization)[
+                    :HISTORY_ROWS
+                ]
             ),
             "can_request": request.membership.can("quotas.request"),
         },
@@ -61,9 +60,9 @@ def quota_request_new(request: HttpRequest) -> HttpResponse:
                 justification=data["justification"],
             )
         except ApplicationError as error:
-            _form_error(form, error)
+            form_add_application_error(form, error)
         else:
-            if quota_request.state == RequestState.APPROVED:
+            if quota_request.state == QuotaRequestState.APPROVED:
                 messages.success(
                     request,
                     f"Request #{quota_request.pk} was approved automatically: your limit is now "
@@ -89,7 +88,7 @@ def quota_request_new(request: HttpRequest) -> HttpResponse:
 
 def _detail(request: HttpRequest, quota_request, answer_form=None, status: int = 200):
     can_request = request.membership.can("quotas.request")
-    waiting = quota_request.state == RequestState.MORE_INFO_NEEDED
+    waiting = quota_request.state == QuotaRequestState.MORE_INFO_NEEDED
     return render(
         request,
         "quotas/request_detail.html",
@@ -126,7 +125,7 @@ def quota_request_answer(request: HttpRequest, pk: int) -> HttpResponse:
                 message=form.cleaned_data["message"],
             )
         except ApplicationError as error:
-            _form_error(form, error)
+            form_add_application_error(form, error)
         else:
             messages.success(request, "Thank you. Your answer is with our operations team.")
             return redirect(

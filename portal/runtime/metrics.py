@@ -59,29 +59,22 @@ class CapacityFigures:
 
 
 def capacity_figures() -> dict[tuple[str, str], CapacityFigures]:
-    """(region code, GPU model code) -> figures, from the last capacity snapshot (the periodic
-    capacity_refresh task's; no backend call here) and the portal's live instances."""
-    from portal.catalog.models import InstanceType
-    from portal.instances.capacity import capacity_snapshot
+    """(region code, GPU model code) -> figures: the fleet as the backend last reported it
+    (portal.capacity's snapshot, stored by the periodic capacity refresh; no backend call
+    here) and the GPUs held by the portal's live instances."""
+    from portal.capacity.selectors import fleet
     from portal.instances.models import Instance
 
-    snapshot = capacity_snapshot()
-    if snapshot is None:
-        return {}
-    model_of = dict(InstanceType.objects.values_list("code", "gpu_model__code"))
-    figures: dict[tuple[str, str], CapacityFigures] = {}
-    for (region, instance_type), (_instances, free_gpus, total_gpus) in snapshot.entries.items():
-        model = model_of.get(instance_type)
-        if model is None:
-            continue
-        # Every instance type of a GPU model reports the same GPUs of the region.
-        entry = figures.setdefault((region, model), CapacityFigures())
-        entry.fleet = max(entry.fleet, total_gpus)
-        entry.free = max(entry.free, free_gpus)
+    current = fleet()
+    figures = {
+        place: CapacityFigures(fleet=total, free=current.free.get(place, 0))
+        for place, total in current.total.items()
+    }
     sold = (
         Instance.objects.filter(state__in=HOLDING_GPUS)
         .values("region__code", "instance_type__gpu_model__code")
         .annotate(gpus=Sum("gpus"))
+        .order_by()
     )
     for row in sold:
         key = (row["region__code"], row["instance_type__gpu_model__code"])
@@ -108,6 +101,7 @@ class PortalCollector(Collector):
         yield from self._instances()
         yield from self._capacity()
         yield from self._queues()
+        yield from self._outbox()
 
     def _instances(self) -> Iterator[Metric]:
         from portal.instances.models import Instance
@@ -135,6 +129,17 @@ class PortalCollector(Collector):
         for (region, model), figures in sorted(capacity_figures().items()):
             for kind in ("fleet", "internal", "sold", "free"):
                 family.add_metric([region, model, kind], getattr(figures, kind))
+        yield family
+
+    def _outbox(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "backfill_emails_outbox",
+            "E-mails in the outbox: waiting to be sent (or retried), or given up after every "
+            "attempt failed (staff look at those).",
+            labels=["state"],
+        )
+        for state, number in _outbox_rows().items():
+            family.add_metric([state], number)
         yield family
 
     def _queues(self) -> Iterator[Metric]:
@@ -177,6 +182,14 @@ def request_monitoring_access(request: HttpRequest) -> int:
         token=settings.METRICS_TOKEN,
         allowed=tuple(settings.METRICS_ALLOWED_IPS),
     )
+
+
+def _outbox_rows() -> dict[str, int]:
+    from portal.notifications.models import Notification
+
+    waiting = Notification.objects.filter(sent_at__isnull=True, failed_at__isnull=True).count()
+    given_up = Notification.objects.filter(failed_at__isnull=False).count()
+    return {"waiting": waiting, "given_up": given_up}
 
 
 def registry() -> CollectorRegistry:

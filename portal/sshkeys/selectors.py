@@ -3,12 +3,12 @@
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 from portal.orgs.models import Membership
 from portal.sshkeys.models import SshKey, manages_all_keys
 
 
-def sshkeys_visible_to(*, membership: Membership) -> QuerySet[SshKey]:
+def sshkey_list_for_member(*, membership: Membership) -> QuerySet[SshKey]:
     """Shared keys and the member's own personal keys; owners and admins see every key.
 
     Roles without access to instances (billing) see none.
@@ -23,13 +23,13 @@ def sshkeys_visible_to(*, membership: Membership) -> QuerySet[SshKey]:
 
 def sshkey_get_for_member(*, membership: Membership, pk: int) -> SshKey:
     """The key with this id if the member may see it; 404 otherwise (other org, not visible)."""
-    key = sshkeys_visible_to(membership=membership).filter(pk=pk).first()
+    key = sshkey_list_for_member(membership=membership).filter(pk=pk).first()
     if key is None:
         raise Http404("No such SSH key")
     return key
 
 
-def sshkeys_for_launch(*, membership: Membership, ids: list[int]) -> list[SshKey]:
+def sshkey_list_for_launch(*, membership: Membership, ids: list[int]) -> list[SshKey]:
     """The keys to put on a new instance, in the order given, duplicates dropped.
 
     Raises ApplicationError (field "ssh_keys") if no id is given, or code "not_found" if any
@@ -50,7 +50,9 @@ def sshkeys_for_launch(*, membership: Membership, ids: list[int]) -> list[SshKey
         wanted = list(dict.fromkeys(int(i) for i in ids))
     except (TypeError, ValueError) as exc:
         raise not_found from exc
-    found = {key.pk: key for key in sshkeys_visible_to(membership=membership).filter(pk__in=wanted)}
+    found = {
+        key.pk: key for key in sshkey_list_for_member(membership=membership).filter(pk__in=wanted)
+    }
     if len(found) != len(wanted):
         raise not_found
     return [found[pk] for pk in wanted]

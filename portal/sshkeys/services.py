@@ -3,7 +3,7 @@
 from django.db import IntegrityError, transaction
 
 from portal.audit.services import audit_record
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 from portal.lib.sshkey import SshKeyError, parse_public_key
 from portal.orgs.models import Membership
 from portal.sshkeys.models import NAME_MAX_LENGTH, SshKey, manages_all_keys

@@ -6,12 +6,13 @@ from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 from portal.lib.sshkey import PRIVATE_KEY_WARNING
 from portal.orgs.decorators import organization_view
 from portal.sshkeys import selectors, services
 from portal.sshkeys.forms import SshKeyForm
 from portal.sshkeys.models import manages_all_keys
+from portal.web.forms import form_add_application_error
 
 
 # A private key pasted by mistake stays out of error reports.
@@ -34,7 +35,7 @@ def sshkey_list(request: HttpRequest) -> HttpResponse:
                     shared=form.cleaned_data.get("shared", False),
                 )
             except ApplicationError as error:
-                form.add_error(error.field if error.field in form.fields else None, error.message)
+                form_add_application_error(form, error)
             else:
                 whose = "shared with the organization" if key.is_shared else "personal key"
                 messages.success(request, f"Added “{key.name}” ({whose}).")
@@ -48,7 +49,7 @@ def sshkey_list(request: HttpRequest) -> HttpResponse:
             )
             private_key_warning = PRIVATE_KEY_WARNING
         status = 400
-    keys = list(selectors.sshkeys_visible_to(membership=membership))
+    keys = list(selectors.sshkey_list_for_member(membership=membership))
     return render(
         request,
         "sshkeys/list.html",

@@ -1,12 +1,13 @@
-"""The events other domains emit, one function each: the payload in one place per event.
+"""The events webhooks deliver, one function each: the payload in one place per event.
 
-Call them inside the transaction that makes the change (see `webhook_emit`):
+`portal.webhooks.receivers` calls them from the other apps' signals, inside the transaction
+that makes the change (see `webhook_emit`):
 
-    portal.instances.lifecycle._transition  -> instance_state_changed(instance, from_state)
-    portal.instances.lifecycle.note_reclaim  -> instance_interruption_notice(instance)
-    portal.quotas.services.quota_request_decide -> quota_decided(quota_request, message)
-    portal.billing.services.invoice_issue    -> invoice_issued(invoice)
-    portal.billing.services.budget_check     -> budget_threshold(alert)
+    instances.signals.instance_state_changed   -> instance_state_changed(instance, from_state)
+    instances.signals.instance_reclaim_noticed -> instance_interruption_notice(instance)
+    quotas.signals.quota_request_decided       -> quota_decided(quota_request, message)
+    billing.signals.invoice_issued             -> invoice_issued(invoice)
+    billing.signals.budget_threshold_reached   -> budget_threshold(alert)
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from portal.orgs.models import Membership
 from portal.webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 
-def webhook_endpoints_for(*, membership: Membership) -> QuerySet[WebhookEndpoint]:
+def webhook_endpoint_list_for_member(*, membership: Membership) -> QuerySet[WebhookEndpoint]:
     """The organization's endpoints with counts of their deliveries (one query)."""
     return WebhookEndpoint.objects.filter(organization_id=membership.organization_id).annotate(
         delivered=Count("deliveries", filter=Q(deliveries__state=DeliveryState.SUCCEEDED)),
@@ -26,7 +26,7 @@ def webhook_endpoint_get_for_member(*, membership: Membership, pk: int) -> Webho
     return endpoint
 
 
-def webhook_deliveries(*, endpoint: WebhookEndpoint) -> QuerySet[WebhookDelivery]:
+def webhook_delivery_list_for_endpoint(*, endpoint: WebhookEndpoint) -> QuerySet[WebhookDelivery]:
     """Newest first, each with its attempts (two queries per page)."""
     return endpoint.deliveries.prefetch_related(
         Prefetch("attempt_log", queryset=WebhookAttempt.objects.order_by("number"))

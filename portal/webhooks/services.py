@@ -23,10 +23,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from portal.core.errors import ApplicationError
 from portal.lib import metrics, webhook_signature
+from portal.lib.errors import ApplicationError
 from portal.orgs.models import Membership, Organization
-from portal.webhooks import secrets
+from portal.webhooks import secrets, tasks
 from portal.webhooks.conf import setting
 from portal.webhooks.models import (
     TEST_EVENT,
@@ -196,11 +196,9 @@ def _body(*, event_id: uuid.UUID, event_type: str, organization: Organization, p
 
 
 def _enqueue(delivery_ids: list[int]) -> None:
-    from portal.webhooks.tasks import webhook_deliver
-
     def send() -> None:
         for delivery_id in delivery_ids:
-            webhook_deliver.delay(delivery_id)
+            tasks.webhook_deliver.delay(delivery_id)
 
     transaction.on_commit(send)
 

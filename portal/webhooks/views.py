@@ -11,9 +11,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 from portal.lib.webhook_signature import DEFAULT_TOLERANCE, HEADER
 from portal.orgs.decorators import organization_view
+from portal.web.forms import form_add_application_error
 from portal.webhooks import selectors, services
 from portal.webhooks.forms import WebhookEndpointEditForm, WebhookEndpointForm
 from portal.webhooks.models import manages_webhooks
@@ -24,10 +25,6 @@ DELIVERIES_PER_PAGE = 25
 def _check_manager(request: HttpRequest) -> None:
     if not manages_webhooks(request.membership):
         raise PermissionDenied("Only owners and admins manage webhooks.")
-
-
-def _form_error(form, error: ApplicationError) -> None:
-    form.add_error(error.field if error.field in form.fields else None, error.message)
 
 
 @require_http_methods(["GET", "POST"])
@@ -44,14 +41,16 @@ def endpoint_list(request: HttpRequest) -> HttpResponse:
                 description=form.cleaned_data["description"],
             )
         except ApplicationError as error:
-            _form_error(form, error)
+            form_add_application_error(form, error)
         else:
             return _detail(request, endpoint, secret=secret, status=201)
     return render(
         request,
         "webhooks/list.html",
         {
-            "endpoints": list(selectors.webhook_endpoints_for(membership=request.membership)),
+            "endpoints": list(
+                selectors.webhook_endpoint_list_for_member(membership=request.membership)
+            ),
             "form": form,
         },
         status=400 if request.method == "POST" else 200,
@@ -60,7 +59,9 @@ def endpoint_list(request: HttpRequest) -> HttpResponse:
 
 @sensitive_variables("secret")
 def _detail(request, endpoint, *, secret: str | None = None, edit_form=None, status: int = 200):
-    deliveries = Paginator(selectors.webhook_deliveries(endpoint=endpoint), DELIVERIES_PER_PAGE)
+    deliveries = Paginator(
+        selectors.webhook_delivery_list_for_endpoint(endpoint=endpoint), DELIVERIES_PER_PAGE
+    )
     page = deliveries.get_page(request.GET.get("page"))
     deliveries_shown = list(page.object_list)
     response = render(
@@ -114,7 +115,7 @@ def endpoint_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 description=form.cleaned_data["description"],
             )
         except ApplicationError as error:
-            _form_error(form, error)
+            form_add_application_error(form, error)
         else:
             messages.success(request, "Saved.")
             return redirect("webhooks:detail", org=request.organization.slug, pk=endpoint.pk)

@@ -191,7 +191,7 @@ def test_an_unexpected_crash_is_a_500_in_the_shape(api, monkeypatch):
     def boom(**kwargs):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr("portal.api.v1.sshkeys.selectors.sshkeys_visible_to", boom)
+    monkeypatch.setattr("portal.api.v1.sshkeys.selectors.sshkey_list_for_member", boom)
     api.client.raise_request_exception = False
 
     error = assert_error(api.get("/ssh-keys/"), 500, "server_error")

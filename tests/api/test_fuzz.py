@@ -123,7 +123,7 @@ def _objects(membership, catalog, prefix: str) -> dict[str, list[int]]:
         justification="Batch jobs at night.",
     )
     quota_request_decide(
-        request=waiting,
+        quota_request=waiting,
         decision=Decision.MORE_INFO,
         message="For how long?",
         decided_by=UserFactory(is_staff=True),

@@ -3,7 +3,7 @@
 import pytest
 
 from portal.quotas import services
-from portal.quotas.models import QuotaRequest, RequestState
+from portal.quotas.models import QuotaRequest, QuotaRequestState
 from portal.quotas.services import Decision
 from tests.api.conftest import assert_error
 from tests.factories import UserFactory
@@ -88,7 +88,7 @@ def test_list_get_answer_and_withdraw(team, api_as, ask, quota, staff):
     api = api_as(team.owner)
     created = api.post("/quota-requests/", ask).json()
     services.quota_request_decide(
-        request=QuotaRequest.objects.get(),
+        quota_request=QuotaRequest.objects.get(),
         decision=Decision.MORE_INFO,
         message="Which model?",
         decided_by=staff,
@@ -112,7 +112,7 @@ def test_list_get_answer_and_withdraw(team, api_as, ask, quota, staff):
     withdrawn = api.post(f"/quota-requests/{created['id']}/withdraw/")
     assert withdrawn.status_code == 200 and withdrawn.json()["state"] == "withdrawn"
     assert_error(api.post(f"/quota-requests/{created['id']}/withdraw/"), 409, "invalid_state")
-    assert QuotaRequest.objects.get().state == RequestState.WITHDRAWN
+    assert QuotaRequest.objects.get().state == QuotaRequestState.WITHDRAWN
 
 
 def test_an_answer_needs_a_message(team, api_as, ask, quota):
@@ -141,7 +141,7 @@ def test_another_organizations_request_is_404(team, outsider, api_as, catalog):
     )
     assert api.get("/quota-requests/").json()["count"] == 0
     theirs.refresh_from_db()
-    assert theirs.state == RequestState.SUBMITTED
+    assert theirs.state == QuotaRequestState.SUBMITTED
 
 
 def test_viewers_read_quotas_billing_does_not(team, api_as, quota):

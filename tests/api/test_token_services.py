@@ -8,8 +8,8 @@ from django.utils import timezone
 from portal.api.models import ApiToken, Scope
 from portal.api.services import api_token_create, api_token_revoke
 from portal.audit.models import AuditEntry
-from portal.core.errors import ApplicationError
 from portal.lib.apitoken import parse_token
+from portal.lib.errors import ApplicationError
 
 pytestmark = pytest.mark.django_db
 

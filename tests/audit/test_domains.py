@@ -262,7 +262,7 @@ def test_a_request_and_a_staff_decision(team, catalog, staff, only):
     assert submitted.detail == {"kind": "on_demand", "from": 0, "requested": 16}
 
     quotas.quota_request_decide(
-        request=request, decision=quotas.Decision.APPROVE, granted_limit=8, decided_by=staff
+        quota_request=request, decision=quotas.Decision.APPROVE, granted_limit=8, decided_by=staff
     )
     decided = only("quota.decided")
     _assert_actor(decided, ActorKind.STAFF, staff)

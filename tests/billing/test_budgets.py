@@ -8,7 +8,7 @@ from django.core import mail
 from portal.billing import services
 from portal.billing.models import Budget, BudgetAlert
 from portal.billing.selectors import launch_block_reason
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 from tests.billing.conftest import sync, timeline
 
 

@@ -12,8 +12,8 @@ from django.db import connection
 from portal.billing import services
 from portal.billing.models import Invoice, NumberSequence, UsageInterval
 from portal.billing.periods import Month
-from portal.core.errors import ApplicationError
 from portal.instances.models import Instance
+from portal.lib.errors import ApplicationError
 from tests.billing.conftest import at, timeline
 from tests.factories import OrganizationFactory
 

@@ -15,7 +15,7 @@ from portal.accounts.models import User
 from portal.billing import services
 from portal.billing.periods import Month
 from portal.catalog.models import Image, InstanceType, Region
-from portal.core.management.commands.seed_demo import (
+from portal.demo.management.commands.seed_demo import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
     CUSTOMER_EMAIL,

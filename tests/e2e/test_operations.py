@@ -13,8 +13,9 @@ from playwright.sync_api import expect
 
 from portal.billing.models import UsageInterval
 from portal.instances.models import Instance, State
-from portal.operations import services
-from portal.operations.models import Reservation, Suspension
+from portal.orgs.models import Suspension
+from portal.reservations import services
+from portal.reservations.models import Reservation
 from tests.factories import UserFactory
 from tests.operations.conftest import store_fleet
 
@@ -71,7 +72,7 @@ def test_staff_reserve_and_suspend_the_customer_sees_it(
     login(admin, staff)
 
     # A reservation through the admin form.
-    admin.goto(f"{live_server.url}/admin/operations/reservation/create/")
+    admin.goto(f"{live_server.url}/admin/reservations/reservation/create/")
     admin.select_option("select[name=organization]", str(team.organization.pk))
     admin.select_option("select[name=region]", str(catalog.us_east.pk))
     admin.select_option("select[name=gpu_model]", str(catalog.h100.pk))
@@ -121,7 +122,9 @@ def test_staff_reserve_and_suspend_the_customer_sees_it(
     page.get_by_role("button", name="Ask for a quote").click()
     expect(page.get_by_text("is sent")).to_be_visible()
     request = team.organization.reservation_requests.get()
-    services.reservation_request_quote(request=request, price_per_gpu_hour="1.79", by=staff)
+    services.reservation_request_quote(
+        reservation_request=request, price_per_gpu_hour="1.79", by=staff
+    )
     page.reload()
     expect(page.get_by_test_id("quote")).to_contain_text("1.79")
     shot(page, "reservation_request")

@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from portal.quotas.models import Quota, QuotaRequest, RequestState
+from portal.quotas.models import Quota, QuotaRequest, QuotaRequestState
 from tests.catalog import fixtures
 from tests.factories import UserFactory
 
@@ -53,7 +53,7 @@ def test_customer_asks_for_16_h100_staff_approve_8_customer_sees_the_limit_and_t
     staff_context.close()
 
     quota_request.refresh_from_db()
-    assert quota_request.state == RequestState.PARTLY_APPROVED
+    assert quota_request.state == QuotaRequestState.PARTLY_APPROVED
     assert Quota.objects.get(organization=team.organization).on_demand_limit == 8
 
     # The customer sees the new limit and the decision.

@@ -7,9 +7,9 @@ import pytest
 from django.utils import timezone
 
 from portal.billing.models import Budget, UsageInterval
-from portal.core.errors import ApplicationError
 from portal.instances import lifecycle
 from portal.instances.models import Instance, State
+from portal.lib.errors import ApplicationError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

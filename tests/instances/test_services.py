@@ -5,11 +5,11 @@ import uuid
 import pytest
 from django.core.cache import cache
 
-from portal.core.errors import ApplicationError
 from portal.instances import services
 from portal.instances.capacity import capacity_snapshot_store
 from portal.instances.lifecycle import IllegalTransition
 from portal.instances.models import Instance, InstanceEvent, State
+from portal.lib.errors import ApplicationError
 from portal.provisioning import Capacity
 from portal.quotas.models import Quota
 from portal.quotas.services import QuotaExceeded

@@ -25,3 +25,5 @@ INSTANCE_RETRY_BASE = float(env_str("TEST_WORKER_RETRY_BASE", "0.5"))
 PROVISIONING_TIMEOUT = float(env_str("PROVISIONING_TIMEOUT", "10"))
 # As in production (DATABASE_CONN_MAX_AGE, 60 s) when a test asks; else one connection a task.
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("TEST_WORKER_CONN_MAX_AGE", 0)
+# The outbox's longest wait between two tries (tests/notifications: seconds, not a minute).
+NOTIFICATION_RETRY_MAX = float(env_str("TEST_WORKER_NOTIFICATION_RETRY_MAX", "60"))

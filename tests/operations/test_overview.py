@@ -11,10 +11,10 @@ from django.utils import timezone
 
 from portal.billing.models import UsageInterval
 from portal.instances.models import Instance, State
-from portal.operations.models import Reservation
 from portal.operations.selectors import operator_overview
 from portal.orgs.models import Organization
 from portal.quotas.models import QuotaRequest
+from portal.reservations.models import Reservation
 
 
 def populate(catalog, n: int, *, now, prefix: str = "a"):

@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from portal.quotas import services as quotas
-from portal.quotas.models import AutoApprovalRule, Kind, RequestState
+from portal.quotas.models import AutoApprovalRule, Kind, QuotaRequestState
 from tests.operations.conftest import store_fleet
 
 pytestmark = pytest.mark.django_db
@@ -42,18 +42,18 @@ def test_the_rule_needs_the_increase_plus_the_margin_free(
 ):
     store_fleet(us_h100_free=free)
     request = submit(team, catalog, asked)
-    assert (request.state == RequestState.APPROVED) is approved
+    assert (request.state == QuotaRequestState.APPROVED) is approved
 
 
 def test_unknown_capacity_never_approves_on_its_own(team, catalog, rule):
     request = submit(team, catalog, 1)
-    assert request.state == RequestState.SUBMITTED
+    assert request.state == QuotaRequestState.SUBMITTED
 
 
 def test_without_a_margin_capacity_is_not_looked_at(team, catalog, rule):
     rule.capacity_margin = None
     rule.save()
-    assert submit(team, catalog, 16).state == RequestState.APPROVED
+    assert submit(team, catalog, 16).state == QuotaRequestState.APPROVED
 
 
 def test_staff_see_the_free_capacity_next_to_the_request(team, catalog, staff, client):

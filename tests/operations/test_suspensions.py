@@ -10,11 +10,11 @@ from django.urls import reverse
 
 from portal.api.services import api_token_create
 from portal.audit.models import ActorKind, AuditEntry
-from portal.core.errors import ApplicationError
 from portal.instances.models import Instance, State
-from portal.operations import services
-from portal.operations.models import Suspension
-from portal.operations.selectors import organization_suspension_reason
+from portal.lib.errors import ApplicationError
+from portal.orgs import services
+from portal.orgs.models import Suspension
+from portal.orgs.selectors import organization_suspension_reason
 from tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
@@ -195,7 +195,7 @@ def test_other_organizations_are_not_touched(team, staff, outsider):
 
 def test_admin_suspend_form_and_twice(team, staff, client):
     client.force_login(staff)
-    url = reverse("admin:operations_suspension_suspend")
+    url = reverse("admin:orgs_suspension_suspend")
     form = {"organization": team.organization.pk, "reason": REASON}
     assert client.post(url, form).status_code == 302
     again = client.post(url, {**form, "reason": "Again."})
@@ -230,8 +230,8 @@ def test_a_member_of_two_organizations_launches_in_the_other(team, staff, outsid
 def test_lifting_from_the_admin_list(team, staff, client):
     suspension = suspend(team, staff)
     client.force_login(staff)
-    listing = client.get(reverse("admin:operations_suspension_changelist")).content.decode()
-    lift_url = reverse("admin:operations_suspension_lift", args=[suspension.pk])
+    listing = client.get(reverse("admin:orgs_suspension_changelist")).content.decode()
+    lift_url = reverse("admin:orgs_suspension_lift", args=[suspension.pk])
     assert lift_url in listing
     assert client.post(lift_url, {"note": "Paid."}).status_code == 302
     suspension.refresh_from_db()

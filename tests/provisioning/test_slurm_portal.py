@@ -395,7 +395,7 @@ def test_approving_a_quota_request_changes_the_slurm_accounts_limit(
 
     staff = UserFactory(email=f"ops-{uuid.uuid4().hex[:6]}@backfill.example", is_staff=True)
     quota_services.quota_request_decide(
-        request=request,
+        quota_request=request,
         decision=quota_services.Decision.APPROVE,
         granted_limit=32,
         message="32 for now.",

@@ -7,7 +7,14 @@ from django.core import mail
 from django.utils import timezone
 
 from portal.quotas import services
-from portal.quotas.models import Kind, Quota, QuotaChange, QuotaDefault, QuotaRequest, RequestState
+from portal.quotas.models import (
+    Kind,
+    Quota,
+    QuotaChange,
+    QuotaDefault,
+    QuotaRequest,
+    QuotaRequestState,
+)
 from portal.quotas.services import Decision
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +40,7 @@ def test_only_staff_get_in(team, gpu_catalog, submit, client_for):
 def test_the_list_filters_by_state_and_age(team, gpu_catalog, submit, staff, admin_client):
     old = submit(requested_limit=16)
     QuotaRequest.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=10))
-    services.quota_request_decide(request=old, decision=Decision.DENY, decided_by=staff)
+    services.quota_request_decide(quota_request=old, decision=Decision.DENY, decided_by=staff)
     new = submit(requested_limit=32)
 
     def listed(**params) -> set[int]:
@@ -63,7 +70,7 @@ def test_the_change_form_shows_use_limits_history_and_standing(
     )
     earlier = submit(kind=Kind.PREEMPTIBLE, requested_limit=2)
     services.quota_request_decide(
-        request=earlier, decision=Decision.DENY, message="Not now.", decided_by=staff
+        quota_request=earlier, decision=Decision.DENY, message="Not now.", decided_by=staff
     )
     quota_request = submit(requested_limit=16)
     page = admin_client.get(change_url(quota_request)).content.decode()
@@ -89,10 +96,10 @@ def test_a_partial_approval_from_the_change_form(
         )
     assert response.status_code == 302
     quota_request.refresh_from_db()
-    assert quota_request.state == RequestState.PARTLY_APPROVED
+    assert quota_request.state == QuotaRequestState.PARTLY_APPROVED
     assert quota_request.granted_limit == 8 and quota_request.decided_by == staff
     assert Quota.objects.get(organization=team.organization).on_demand_limit == 8
-    change = QuotaChange.objects.get(request=quota_request)
+    change = QuotaChange.objects.get(quota_request=quota_request)
     assert change.changed_by == staff and change.new_limit == 8
     assert {m.to[0] for m in mail.outbox} == {team.owner.user.email, team.admin.user.email}
 
@@ -113,7 +120,7 @@ def test_a_bad_decision_shows_the_error_and_changes_nothing(
     assert response.status_code == 200
     assert message in response.content.decode()
     quota_request.refresh_from_db()
-    assert quota_request.state == RequestState.SUBMITTED
+    assert quota_request.state == QuotaRequestState.SUBMITTED
     assert not QuotaChange.objects.exists()
 
 
@@ -121,18 +128,20 @@ def test_saving_without_a_decision_changes_nothing(team, gpu_catalog, submit, ad
     quota_request = submit()
     assert admin_client.post(change_url(quota_request), {"decision": ""}).status_code == 302
     quota_request.refresh_from_db()
-    assert quota_request.state == RequestState.SUBMITTED
+    assert quota_request.state == QuotaRequestState.SUBMITTED
 
 
 def test_a_decided_request_has_no_decision_fields(team, gpu_catalog, submit, staff, admin_client):
     quota_request = submit()
-    services.quota_request_decide(request=quota_request, decision=Decision.DENY, decided_by=staff)
+    services.quota_request_decide(
+        quota_request=quota_request, decision=Decision.DENY, decided_by=staff
+    )
     page = admin_client.get(change_url(quota_request)).content.decode()
     assert 'name="decision"' not in page
     # A forged POST is refused by the same rule.
     response = admin_client.post(change_url(quota_request), {"decision": "approve"})
     quota_request.refresh_from_db()
-    assert quota_request.state == RequestState.DENIED
+    assert quota_request.state == QuotaRequestState.DENIED
     assert response.status_code in (200, 302)
 
 
@@ -146,9 +155,9 @@ def test_actions_approve_as_asked_and_deny(team, gpu_catalog, submit, staff, adm
     admin_client.post(LIST, {"action": "deny", "_selected_action": [third.pk]})
     states = dict(QuotaRequest.objects.values_list("pk", "state"))
     assert states == {
-        first.pk: RequestState.APPROVED,
-        second.pk: RequestState.APPROVED,
-        third.pk: RequestState.DENIED,
+        first.pk: QuotaRequestState.APPROVED,
+        second.pk: QuotaRequestState.APPROVED,
+        third.pk: QuotaRequestState.DENIED,
     }
     quota = Quota.objects.get(organization=team.organization, region=gpu_catalog.us_east)
     assert (quota.on_demand_limit, quota.preemptible_limit) == (16, 8)
@@ -156,13 +165,15 @@ def test_actions_approve_as_asked_and_deny(team, gpu_catalog, submit, staff, adm
 
 def test_an_action_on_a_decided_request_reports_it(team, gpu_catalog, submit, staff, admin_client):
     quota_request = submit()
-    services.quota_request_decide(request=quota_request, decision=Decision.DENY, decided_by=staff)
+    services.quota_request_decide(
+        quota_request=quota_request, decision=Decision.DENY, decided_by=staff
+    )
     response = admin_client.post(
         LIST, {"action": "approve_as_asked", "_selected_action": [quota_request.pk]}, follow=True
     )
     assert "cannot be decided again" in response.content.decode()
     quota_request.refresh_from_db()
-    assert quota_request.state == RequestState.DENIED
+    assert quota_request.state == QuotaRequestState.DENIED
 
 
 def test_requests_cannot_be_added_or_deleted_in_admin(team, gpu_catalog, submit, admin_client):

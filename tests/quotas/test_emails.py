@@ -3,7 +3,7 @@
 import pytest
 from django.core import mail
 
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 from portal.quotas import services
 from portal.quotas.models import AutoApprovalRule, Kind
 from portal.quotas.services import Decision
@@ -115,7 +115,7 @@ def test_each_decision_goes_to_owners_and_admins(
     quota_request = submit(requested_limit=16)
     with committed():
         services.quota_request_decide(
-            request=quota_request,
+            quota_request=quota_request,
             decision=decision,
             granted_limit=granted,
             message=message,
@@ -138,7 +138,7 @@ def test_each_decision_goes_to_owners_and_admins(
 def test_an_answer_goes_to_the_operators(team, gpu_catalog, submit, staff, committed):
     quota_request = submit()
     services.quota_request_decide(
-        request=quota_request, decision=Decision.MORE_INFO, message="Why?", decided_by=staff
+        quota_request=quota_request, decision=Decision.MORE_INFO, message="Why?", decided_by=staff
     )
     with committed():
         services.quota_request_answer(

@@ -2,7 +2,7 @@
 
 import pytest
 
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 from portal.quotas.models import Kind, Quota
 from portal.quotas.services import QuotaExceeded, quota_release, quota_reserve
 

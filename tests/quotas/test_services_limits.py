@@ -2,7 +2,7 @@
 
 import pytest
 
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 from portal.quotas import services
 from portal.quotas.models import Kind, Quota, QuotaChange, QuotaDefault
 from portal.quotas.services import Decision
@@ -34,7 +34,7 @@ def test_a_limit_change_records_who_when_old_new_and_why(team, gpu_catalog, staf
     assert (oldest.old_limit, oldest.new_limit, oldest.reason) == (0, 8, "Pilot customer.")
     assert (newest.old_limit, newest.new_limit, newest.reason) == (8, 2, "Pilot over.")
     assert newest.changed_by == staff and newest.created_at >= oldest.created_at
-    assert newest.kind == Kind.ON_DEMAND and newest.request is None
+    assert newest.kind == Kind.ON_DEMAND and newest.quota_request is None
     assert newest.quota.on_demand_limit == 2
 
 
@@ -64,14 +64,14 @@ def test_bad_limits_change_nothing(team, gpu_catalog, limit, reason, message):
 def test_an_approval_is_audited_with_its_request_and_decider(team, gpu_catalog, submit, staff):
     quota_request = submit(requested_limit=16)
     services.quota_request_decide(
-        request=quota_request,
+        quota_request=quota_request,
         decision=Decision.APPROVE,
         granted_limit=8,
         message="8 for now.",
         decided_by=staff,
     )
     change = QuotaChange.objects.get()
-    assert change.request == quota_request
+    assert change.quota_request == quota_request
     assert change.changed_by == staff and change.rule is None
     assert (change.old_limit, change.new_limit) == (0, 8)
     assert change.reason == f"Quota request #{quota_request.pk}, Partly approved. 8 for now."

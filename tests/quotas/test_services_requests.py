@@ -3,7 +3,7 @@
 import pytest
 from django.core import mail
 
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 from portal.quotas import services
 from portal.quotas.models import (
     Author,
@@ -12,7 +12,7 @@ from portal.quotas.models import (
     QuotaChange,
     QuotaRequest,
     QuotaRequestMessage,
-    RequestState,
+    QuotaRequestState,
 )
 from portal.quotas.services import Decision
 
@@ -43,7 +43,7 @@ def limit_of(team, gpu_catalog, kind=Kind.ON_DEMAND) -> int:
 def test_submit_records_the_request_in_state_submitted(team, gpu_catalog, submit, set_limit):
     set_limit(4)
     quota_request = submit(by=team.admin, requested_limit=16)
-    assert quota_request.state == RequestState.SUBMITTED
+    assert quota_request.state == QuotaRequestState.SUBMITTED
     assert quota_request.organization == team.organization
     assert quota_request.created_by == team.admin.user
     assert quota_request.limit_at_submission == 4
@@ -138,7 +138,7 @@ def test_a_second_open_request_for_the_same_limit_is_refused(team, gpu_catalog, 
     assert snapshot() == before
     # Still open while waiting for the customer's answer.
     services.quota_request_decide(
-        request=first, decision=Decision.MORE_INFO, message="For how long?", decided_by=staff
+        quota_request=first, decision=Decision.MORE_INFO, message="For how long?", decided_by=staff
     )
     with pytest.raises(ApplicationError, match="still open"):
         submit(requested_limit=32)
@@ -148,7 +148,7 @@ def test_a_second_open_request_for_the_same_limit_is_refused(team, gpu_catalog, 
     submit(gpu_model=gpu_catalog.l40s, region=gpu_catalog.eu_west)
     # Once the first is closed, a new one may be sent.
     services.quota_request_withdraw(membership=team.owner, quota_request=first)
-    assert submit(requested_limit=32).state == RequestState.SUBMITTED
+    assert submit(requested_limit=32).state == QuotaRequestState.SUBMITTED
 
 
 def test_the_database_refuses_two_open_requests_for_one_limit(team, gpu_catalog, submit):
@@ -173,9 +173,9 @@ def test_the_database_refuses_two_open_requests_for_one_limit(team, gpu_catalog,
 def test_approve_grants_what_was_asked_and_sets_the_limit(team, gpu_catalog, submit, staff):
     quota_request = submit(requested_limit=16)
     decided = services.quota_request_decide(
-        request=quota_request, decision=Decision.APPROVE, message="Enjoy.", decided_by=staff
+        quota_request=quota_request, decision=Decision.APPROVE, message="Enjoy.", decided_by=staff
     )
-    assert decided.state == RequestState.APPROVED
+    assert decided.state == QuotaRequestState.APPROVED
     assert decided.granted_limit == 16
     assert decided.decided_by == staff and decided.decided_at is not None
     assert limit_of(team, gpu_catalog) == 16
@@ -184,7 +184,7 @@ def test_approve_grants_what_was_asked_and_sets_the_limit(team, gpu_catalog, sub
     assert (step.author, step.user, step.state, step.body) == (
         Author.STAFF,
         staff,
-        RequestState.APPROVED,
+        QuotaRequestState.APPROVED,
         "Enjoy.",
     )
 
@@ -193,9 +193,9 @@ def test_approve_less_than_asked_is_a_partial_approval(team, gpu_catalog, submit
     set_limit(4)
     quota_request = submit(requested_limit=16)
     decided = services.quota_request_decide(
-        request=quota_request, decision=Decision.APPROVE, granted_limit=8, decided_by=staff
+        quota_request=quota_request, decision=Decision.APPROVE, granted_limit=8, decided_by=staff
     )
-    assert decided.state == RequestState.PARTLY_APPROVED
+    assert decided.state == QuotaRequestState.PARTLY_APPROVED
     assert decided.granted_limit == 8
     assert limit_of(team, gpu_catalog) == 8
 
@@ -206,7 +206,7 @@ def test_a_preemptible_request_changes_only_the_preemptible_limit(
     set_limit(2)
     quota_request = submit(kind=Kind.PREEMPTIBLE, requested_limit=24)
     services.quota_request_decide(
-        request=quota_request, decision=Decision.APPROVE, decided_by=staff
+        quota_request=quota_request, decision=Decision.APPROVE, decided_by=staff
     )
     assert limit_of(team, gpu_catalog, Kind.PREEMPTIBLE) == 24
     assert limit_of(team, gpu_catalog, Kind.ON_DEMAND) == 2
@@ -216,7 +216,7 @@ def test_a_decrease_can_be_approved(team, gpu_catalog, submit, staff, set_limit)
     set_limit(16)
     quota_request = submit(requested_limit=4)
     services.quota_request_decide(
-        request=quota_request, decision=Decision.APPROVE, decided_by=staff
+        quota_request=quota_request, decision=Decision.APPROVE, decided_by=staff
     )
     assert limit_of(team, gpu_catalog) == 4
 
@@ -225,12 +225,15 @@ def test_deny_leaves_the_limit(team, gpu_catalog, submit, staff, set_limit):
     set_limit(4)
     quota_request = submit(requested_limit=64)
     decided = services.quota_request_decide(
-        request=quota_request, decision=Decision.DENY, message="Not this month.", decided_by=staff
+        quota_request=quota_request,
+        decision=Decision.DENY,
+        message="Not this month.",
+        decided_by=staff,
     )
-    assert decided.state == RequestState.DENIED
+    assert decided.state == QuotaRequestState.DENIED
     assert decided.granted_limit is None
     assert limit_of(team, gpu_catalog) == 4
-    assert QuotaChange.objects.filter(request=decided).count() == 0
+    assert QuotaChange.objects.filter(quota_request=decided).count() == 0
 
 
 def test_more_info_then_answer_goes_back_to_submitted_then_a_decision(
@@ -238,49 +241,49 @@ def test_more_info_then_answer_goes_back_to_submitted_then_a_decision(
 ):
     quota_request = submit(requested_limit=16)
     asked = services.quota_request_decide(
-        request=quota_request,
+        quota_request=quota_request,
         decision=Decision.MORE_INFO,
         message="Which model, and for how long?",
         decided_by=staff,
     )
-    assert asked.state == RequestState.MORE_INFO_NEEDED
+    assert asked.state == QuotaRequestState.MORE_INFO_NEEDED
     assert asked.decided_at is None  # a question is not a decision
     answered = services.quota_request_answer(
         membership=team.admin, quota_request=asked, message="Llama 70B, three weeks."
     )
-    assert answered.state == RequestState.SUBMITTED
+    assert answered.state == QuotaRequestState.SUBMITTED
     decided = services.quota_request_decide(
-        request=answered, decision=Decision.APPROVE, granted_limit=8, decided_by=staff
+        quota_request=answered, decision=Decision.APPROVE, granted_limit=8, decided_by=staff
     )
-    assert decided.state == RequestState.PARTLY_APPROVED
+    assert decided.state == QuotaRequestState.PARTLY_APPROVED
     steps = list(decided.messages.values_list("author", "state", "body"))
     assert steps == [
-        (Author.STAFF, RequestState.MORE_INFO_NEEDED, "Which model, and for how long?"),
-        (Author.CUSTOMER, RequestState.SUBMITTED, "Llama 70B, three weeks."),
-        (Author.STAFF, RequestState.PARTLY_APPROVED, ""),
+        (Author.STAFF, QuotaRequestState.MORE_INFO_NEEDED, "Which model, and for how long?"),
+        (Author.CUSTOMER, QuotaRequestState.SUBMITTED, "Llama 70B, three weeks."),
+        (Author.STAFF, QuotaRequestState.PARTLY_APPROVED, ""),
     ]
 
 
 def test_staff_may_decide_while_waiting_for_an_answer(team, gpu_catalog, submit, staff):
     quota_request = submit()
     services.quota_request_decide(
-        request=quota_request, decision=Decision.MORE_INFO, message="Why?", decided_by=staff
+        quota_request=quota_request, decision=Decision.MORE_INFO, message="Why?", decided_by=staff
     )
     decided = services.quota_request_decide(
-        request=quota_request, decision=Decision.DENY, decided_by=staff
+        quota_request=quota_request, decision=Decision.DENY, decided_by=staff
     )
-    assert decided.state == RequestState.DENIED
+    assert decided.state == QuotaRequestState.DENIED
 
 
 @pytest.mark.parametrize("first", [Decision.APPROVE, Decision.DENY])
 @pytest.mark.parametrize("second", [Decision.APPROVE, Decision.DENY, Decision.MORE_INFO])
 def test_a_decided_request_cannot_be_decided_again(team, gpu_catalog, submit, staff, first, second):
     quota_request = submit(requested_limit=16)
-    services.quota_request_decide(request=quota_request, decision=first, decided_by=staff)
+    services.quota_request_decide(quota_request=quota_request, decision=first, decided_by=staff)
     before = snapshot()
     with pytest.raises(ApplicationError, match="cannot be decided again") as error:
         services.quota_request_decide(
-            request=quota_request, decision=second, message="Again?", decided_by=staff
+            quota_request=quota_request, decision=second, message="Again?", decided_by=staff
         )
     assert error.value.code == "invalid_state"
     assert snapshot() == before
@@ -291,7 +294,7 @@ def test_a_withdrawn_request_cannot_be_decided(team, gpu_catalog, submit, staff)
     services.quota_request_withdraw(membership=team.owner, quota_request=quota_request)
     with pytest.raises(ApplicationError, match="already withdrawn"):
         services.quota_request_decide(
-            request=quota_request, decision=Decision.APPROVE, decided_by=staff
+            quota_request=quota_request, decision=Decision.APPROVE, decided_by=staff
         )
 
 
@@ -320,7 +323,7 @@ def test_a_grant_outside_the_request_is_refused(
     before = snapshot()
     with pytest.raises(ApplicationError, match=message):
         services.quota_request_decide(
-            request=quota_request,
+            quota_request=quota_request,
             decision=Decision.APPROVE,
             granted_limit=granted,
             decided_by=staff,
@@ -332,20 +335,23 @@ def test_asking_for_more_information_needs_a_question(team, gpu_catalog, submit,
     quota_request = submit()
     with pytest.raises(ApplicationError, match="Write the question"):
         services.quota_request_decide(
-            request=quota_request, decision=Decision.MORE_INFO, message=" ", decided_by=staff
+            quota_request=quota_request, decision=Decision.MORE_INFO, message=" ", decided_by=staff
         )
     services.quota_request_decide(
-        request=quota_request, decision=Decision.MORE_INFO, message="Why?", decided_by=staff
+        quota_request=quota_request, decision=Decision.MORE_INFO, message="Why?", decided_by=staff
     )
     with pytest.raises(ApplicationError, match="already waiting"):
         services.quota_request_decide(
-            request=quota_request, decision=Decision.MORE_INFO, message="Why?", decided_by=staff
+            quota_request=quota_request,
+            decision=Decision.MORE_INFO,
+            message="Why?",
+            decided_by=staff,
         )
 
 
 def test_an_unknown_decision_is_refused(team, gpu_catalog, submit, staff):
     with pytest.raises(ApplicationError, match="Choose approve, deny"):
-        services.quota_request_decide(request=submit(), decision="maybe", decided_by=staff)
+        services.quota_request_decide(quota_request=submit(), decision="maybe", decided_by=staff)
 
 
 def test_only_staff_decide(team, gpu_catalog, submit):
@@ -353,11 +359,11 @@ def test_only_staff_decide(team, gpu_catalog, submit):
     before = snapshot()
     with pytest.raises(ApplicationError, match="Only operator staff"):
         services.quota_request_decide(
-            request=quota_request, decision=Decision.APPROVE, decided_by=team.owner.user
+            quota_request=quota_request, decision=Decision.APPROVE, decided_by=team.owner.user
         )
     assert snapshot() == before
     with pytest.raises(ValueError):
-        services.quota_request_decide(request=quota_request, decision=Decision.APPROVE)
+        services.quota_request_decide(quota_request=quota_request, decision=Decision.APPROVE)
 
 
 # --- answer and withdraw ---
@@ -376,7 +382,7 @@ def test_answer_only_when_staff_asked(team, gpu_catalog, submit):
 def test_answer_needs_text_and_the_right_role(team, gpu_catalog, submit, staff):
     quota_request = submit()
     services.quota_request_decide(
-        request=quota_request, decision=Decision.MORE_INFO, message="Why?", decided_by=staff
+        quota_request=quota_request, decision=Decision.MORE_INFO, message="Why?", decided_by=staff
     )
     with pytest.raises(ApplicationError, match="Write your answer"):
         services.quota_request_answer(
@@ -387,7 +393,7 @@ def test_answer_needs_text_and_the_right_role(team, gpu_catalog, submit, staff):
             membership=team.member, quota_request=quota_request, message="Because."
         )
     quota_request.refresh_from_db()
-    assert quota_request.state == RequestState.MORE_INFO_NEEDED
+    assert quota_request.state == QuotaRequestState.MORE_INFO_NEEDED
 
 
 @pytest.mark.parametrize("ask_first", [False, True])
@@ -395,17 +401,22 @@ def test_withdraw_an_open_request(team, gpu_catalog, submit, staff, ask_first):
     quota_request = submit()
     if ask_first:
         services.quota_request_decide(
-            request=quota_request, decision=Decision.MORE_INFO, message="Why?", decided_by=staff
+            quota_request=quota_request,
+            decision=Decision.MORE_INFO,
+            message="Why?",
+            decided_by=staff,
         )
     withdrawn = services.quota_request_withdraw(membership=team.admin, quota_request=quota_request)
-    assert withdrawn.state == RequestState.WITHDRAWN
-    assert withdrawn.messages.last().state == RequestState.WITHDRAWN
+    assert withdrawn.state == QuotaRequestState.WITHDRAWN
+    assert withdrawn.messages.last().state == QuotaRequestState.WITHDRAWN
     assert limit_of(team, gpu_catalog) == 0
 
 
 def test_withdraw_a_closed_request_is_refused(team, gpu_catalog, submit, staff):
     quota_request = submit()
-    services.quota_request_decide(request=quota_request, decision=Decision.DENY, decided_by=staff)
+    services.quota_request_decide(
+        quota_request=quota_request, decision=Decision.DENY, decided_by=staff
+    )
     with pytest.raises(ApplicationError, match="already denied"):
         services.quota_request_withdraw(membership=team.owner, quota_request=quota_request)
 
@@ -419,4 +430,4 @@ def test_withdraw_needs_the_right_role_and_organization(team, outsider, gpu_cata
     with pytest.raises(ApplicationError, match="no such quota request"):
         services.quota_request_answer(membership=outsider, quota_request=quota_request, message="x")
     quota_request.refresh_from_db()
-    assert quota_request.state == RequestState.SUBMITTED
+    assert quota_request.state == QuotaRequestState.SUBMITTED

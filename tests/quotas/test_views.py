@@ -6,7 +6,7 @@ import pytest
 from django.core import mail
 
 from portal.quotas import services
-from portal.quotas.models import Kind, QuotaRequest, RequestState
+from portal.quotas.models import Kind, QuotaRequest, QuotaRequestState
 from portal.quotas.services import Decision
 
 pytestmark = pytest.mark.django_db
@@ -69,7 +69,7 @@ def test_another_organizations_request_is_a_404_under_ones_own_slug(
     method, url, _ = urls(theirs.pk)[page]
     assert getattr(client_for(team.owner.user), method)(url).status_code == 404
     theirs.refresh_from_db()
-    assert theirs.state == RequestState.SUBMITTED
+    assert theirs.state == QuotaRequestState.SUBMITTED
 
 
 @pytest.mark.parametrize("page", ["answer", "withdraw"])
@@ -102,7 +102,7 @@ def test_quotas_page_shows_limit_use_and_free(team, gpu_catalog, set_limit, clie
 
 def test_quotas_page_lists_open_and_past_requests(team, gpu_catalog, submit, staff, client_for):
     denied = submit(requested_limit=64)
-    services.quota_request_decide(request=denied, decision=Decision.DENY, decided_by=staff)
+    services.quota_request_decide(quota_request=denied, decision=Decision.DENY, decided_by=staff)
     pending = submit(requested_limit=16)
     page = client_for(team.admin.user).get("/o/acme/quotas/").content.decode()
     open_part = page[page.index("Open requests") : page.index("Past requests")]
@@ -193,7 +193,7 @@ def test_a_second_open_request_is_refused_on_the_form(team, gpu_catalog, open_re
 
 def test_detail_shows_the_conversation(team, gpu_catalog, open_request, staff, client_for):
     services.quota_request_decide(
-        request=open_request,
+        quota_request=open_request,
         decision=Decision.MORE_INFO,
         message="Which model, for how long?",
         decided_by=staff,
@@ -210,7 +210,7 @@ def test_detail_shows_the_conversation(team, gpu_catalog, open_request, staff, c
 
 def test_answering_through_the_page(team, gpu_catalog, open_request, staff, client_for):
     services.quota_request_decide(
-        request=open_request, decision=Decision.MORE_INFO, message="Why?", decided_by=staff
+        quota_request=open_request, decision=Decision.MORE_INFO, message="Why?", decided_by=staff
     )
     client = client_for(team.admin.user)
     url = f"/o/acme/quotas/requests/{open_request.pk}/answer/"
@@ -219,7 +219,7 @@ def test_answering_through_the_page(team, gpu_catalog, open_request, staff, clie
     response = client.post(url, {"message": "Three weeks of training."})
     assert response.status_code == 302
     open_request.refresh_from_db()
-    assert open_request.state == RequestState.SUBMITTED
+    assert open_request.state == QuotaRequestState.SUBMITTED
     again = client.post(url, {"message": "And more."})
     assert again.status_code == 400
     assert "not waiting for an answer" in again.content.decode()
@@ -230,7 +230,7 @@ def test_withdrawing_through_the_page(team, gpu_catalog, open_request, client_fo
     url = f"/o/acme/quotas/requests/{open_request.pk}/withdraw/"
     assert client.post(url).status_code == 302
     open_request.refresh_from_db()
-    assert open_request.state == RequestState.WITHDRAWN
+    assert open_request.state == QuotaRequestState.WITHDRAWN
     page = client.post(url, follow=True).content.decode()
     assert "This request is already withdrawn." in page
     assert mail.outbox == []

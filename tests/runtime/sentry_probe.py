@@ -20,7 +20,7 @@ def main() -> None:
     django.setup()
     from django.test import Client
 
-    from portal.core import views
+    from portal.dashboard import views
 
     views.healthz = failing_view  # before the URLconf is first imported
     client = Client(raise_request_exception=False)

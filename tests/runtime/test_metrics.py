@@ -7,6 +7,8 @@ from django.core.mail import EmailMessage
 from django.test import override_settings
 
 from portal.lib import metrics
+from portal.notifications.registry import kinds
+from portal.notifications.services import notify
 from tests.runtime.scraping import TOKEN, counted, sample, scraper
 
 pytestmark = pytest.mark.django_db
@@ -62,17 +64,31 @@ def test_reconciliation_drift_found_and_repaired():
     assert counted("backfill_reconciliation_drift_repaired_total", kind="errors") == 0
 
 
+def test_emails_put_in_the_outbox_are_counted_once_committed(
+    scrape, django_capture_on_commit_callbacks, monkeypatch
+):
+    monkeypatch.setattr("portal.notifications.services._enqueue", lambda pk: None)
+    kind = kinds()[0]
+    before = counted("backfill_emails_queued_total", kind=kind)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        notify(kind, never_built=1)  # not sent in this test: only put in the outbox
+
+    assert counted("backfill_emails_queued_total", kind=kind) == before + 1
+    assert sample(scrape(), "backfill_emails_outbox", state="waiting") == 1
+
+
 @override_settings(
     EMAIL_BACKEND="portal.notifications.backends.MeteredEmailBackend",
     EMAIL_DELIVERY_BACKEND="django.core.mail.backends.locmem.EmailBackend",
 )
-def test_emails_queued_are_counted(settings):
-    before = counted("backfill_emails_queued_total")
+def test_emails_the_server_accepts_are_counted():
+    before = counted("backfill_emails_sent_total")
 
     EmailMessage("Hello", "Body", to=["a@example.com"]).send()
     EmailMessage("Hello", "Body", to=["b@example.com"]).send()
 
-    assert counted("backfill_emails_queued_total") == before + 2
+    assert counted("backfill_emails_sent_total") == before + 2
     assert len(mail.outbox) == 2  # and delivered by the real backend
 
 

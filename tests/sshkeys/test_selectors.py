@@ -1,8 +1,12 @@
 import pytest
 from django.http import Http404
 
-from portal.core.errors import ApplicationError
-from portal.sshkeys.selectors import sshkey_get_for_member, sshkeys_for_launch, sshkeys_visible_to
+from portal.lib.errors import ApplicationError
+from portal.sshkeys.selectors import (
+    sshkey_get_for_member,
+    sshkey_list_for_launch,
+    sshkey_list_for_member,
+)
 from tests.sshkeys.factories import SshKeyFactory
 
 pytestmark = pytest.mark.django_db
@@ -26,23 +30,23 @@ def names(queryset):
 
 @pytest.mark.parametrize("role", ["owner", "admin"])
 def test_owners_and_admins_see_every_key_of_their_organization(team, keys, role):
-    visible = sshkeys_visible_to(membership=team.by_role(role))
+    visible = sshkey_list_for_member(membership=team.by_role(role))
 
     assert names(visible) == ["admin's", "member's", "owner's", "shared"]
 
 
 def test_a_member_sees_shared_keys_and_their_own(team, keys):
-    assert names(sshkeys_visible_to(membership=team.member)) == ["member's", "shared"]
+    assert names(sshkey_list_for_member(membership=team.member)) == ["member's", "shared"]
 
 
 def test_a_viewer_sees_shared_keys_and_billing_sees_none(team, keys):
-    assert names(sshkeys_visible_to(membership=team.viewer)) == ["shared"]
-    assert names(sshkeys_visible_to(membership=team.billing)) == []
+    assert names(sshkey_list_for_member(membership=team.viewer)) == ["shared"]
+    assert names(sshkey_list_for_member(membership=team.billing)) == []
 
 
 def test_visible_keys_cost_one_query(team, keys, django_assert_num_queries):
     with django_assert_num_queries(1):
-        [key.user for key in sshkeys_visible_to(membership=team.owner)]
+        [key.user for key in sshkey_list_for_member(membership=team.owner)]
 
 
 def test_get_for_member(team, outsider, keys):
@@ -60,11 +64,11 @@ def test_get_for_member(team, outsider, keys):
             sshkey_get_for_member(membership=membership, pk=pk)
 
 
-# The contract with instances: sshkeys_for_launch(*, membership, ids) -> list[SshKey]
+# The contract with instances: sshkey_list_for_launch(*, membership, ids) -> list[SshKey]
 
 
 def test_for_launch_returns_the_chosen_keys_in_order_without_duplicates(team, keys):
-    chosen = sshkeys_for_launch(
+    chosen = sshkey_list_for_launch(
         membership=team.member,
         ids=[keys["member"].pk, keys["shared"].pk, keys["member"].pk],
     )
@@ -74,7 +78,7 @@ def test_for_launch_returns_the_chosen_keys_in_order_without_duplicates(team, ke
 
 def test_for_launch_with_no_key_asks_for_one(team, keys):
     with pytest.raises(ApplicationError) as caught:
-        sshkeys_for_launch(membership=team.member, ids=[])
+        sshkey_list_for_launch(membership=team.member, ids=[])
 
     assert caught.value.message.startswith("Choose at least one SSH key")
     assert caught.value.field == "ssh_keys"
@@ -91,7 +95,7 @@ def test_for_launch_with_no_key_asks_for_one(team, keys):
 )
 def test_for_launch_refuses_any_key_the_member_cannot_see(team, keys, role, key):
     with pytest.raises(ApplicationError) as caught:
-        sshkeys_for_launch(membership=team.by_role(role), ids=[keys["shared"].pk, keys[key].pk])
+        sshkey_list_for_launch(membership=team.by_role(role), ids=[keys["shared"].pk, keys[key].pk])
 
     assert caught.value.code == "not_found"
     assert caught.value.field == "ssh_keys"
@@ -100,6 +104,6 @@ def test_for_launch_refuses_any_key_the_member_cannot_see(team, keys, role, key)
 @pytest.mark.parametrize("bad", [10**6, 10**20, -1, "abc", None])
 def test_for_launch_refuses_ids_that_are_no_key(team, keys, bad):
     with pytest.raises(ApplicationError) as caught:
-        sshkeys_for_launch(membership=team.member, ids=[keys["shared"].pk, bad])
+        sshkey_list_for_launch(membership=team.member, ids=[keys["shared"].pk, bad])
 
     assert caught.value.code == "not_found"

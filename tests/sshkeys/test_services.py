@@ -1,6 +1,6 @@
 import pytest
 
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 from portal.lib.sshkey import parse_public_key
 from portal.sshkeys.models import SshKey
 from portal.sshkeys.services import sshkey_add, sshkey_delete

@@ -93,7 +93,7 @@ def test_a_quota_decision_is_an_event(team, listening, catalog):
         justification="Training.",
     )
     quota_services.quota_request_decide(
-        request=quota_request,
+        quota_request=quota_request,
         decision=Decision.APPROVE,
         granted_limit=16,
         message="16 for now.",

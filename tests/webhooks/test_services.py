@@ -6,7 +6,7 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 from portal.webhooks import secrets
 from portal.webhooks.models import WebhookDelivery, WebhookEndpoint
 from portal.webhooks.services import (

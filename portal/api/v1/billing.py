@@ -12,7 +12,7 @@ from portal.api.v1.base import ApiView
 from portal.billing import clock, selectors
 from portal.billing.models import UsageKind
 from portal.billing.periods import Month
-from portal.core.errors import ApplicationError
+from portal.lib.errors import ApplicationError
 
 TAGS = ["Billing"]
 MONEY = {"max_digits": 14, "decimal_places": 2}
@@ -172,7 +172,7 @@ class InvoiceList(ApiView):
         responses={200: InvoiceSerializer(many=True)},
     )
     def get(self, request):
-        invoices = selectors.invoices_for_organization(organization=self.organization).order_by(
+        invoices = selectors.invoice_list_for_organization(organization=self.organization).order_by(
             "-month", "-number"
         )
         return self.paginated(invoices, InvoiceSerializer)

@@ -123,7 +123,7 @@ class InstanceList(ApiView):
         filters = InstanceFilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         wanted = filters.validated_data
-        instances = selectors.instances_for_organization(membership=self.membership)
+        instances = selectors.instance_list_for_organization(membership=self.membership)
         if "state" in wanted:
             instances = instances.filter(state=wanted["state"])
         if "region" in wanted:
@@ -198,7 +198,7 @@ class InstanceEvents(ApiView):
     )
     def get(self, request, pk: int):
         instance = selectors.instance_get_for_member(membership=self.membership, pk=pk)
-        events = selectors.instance_events(instance=instance)[:500]
+        events = selectors.instance_event_list_for_instance(instance=instance)[:500]
         return Response(InstanceEventSerializer(events, many=True).data)
 
 

@@ -20,7 +20,7 @@ from portal.api.fields import (
 from portal.api.pagination import PagePagination
 from portal.api.v1.base import ApiView
 from portal.quotas import selectors, services
-from portal.quotas.models import Author, Kind, RequestState
+from portal.quotas.models import Author, Kind, QuotaRequestState
 
 TAGS = ["Quotas"]
 
@@ -61,7 +61,7 @@ class QuotaRequestSerializer(serializers.Serializer):
     requested_limit = serializers.IntegerField()
     granted_limit = serializers.IntegerField(allow_null=True)
     justification = serializers.CharField()
-    state = serializers.ChoiceField(choices=RequestState.choices)
+    state = serializers.ChoiceField(choices=QuotaRequestState.choices)
     created_by = serializers.EmailField(source="created_by.email", allow_null=True)
     created_at = serializers.DateTimeField()
     decided_at = serializers.DateTimeField(allow_null=True)
@@ -72,7 +72,7 @@ class QuotaRequestDetailSerializer(QuotaRequestSerializer):
 
 
 class QuotaRequestFilterSerializer(serializers.Serializer):
-    state = serializers.ChoiceField(choices=RequestState.choices, required=False)
+    state = serializers.ChoiceField(choices=QuotaRequestState.choices, required=False)
 
 
 class QuotaRequestCreateSerializer(StrictSerializer):
@@ -132,7 +132,7 @@ class QuotaRequestList(ApiView):
     def get(self, request):
         filters = QuotaRequestFilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
-        requests = selectors.organization_quota_requests(organization=self.organization)
+        requests = selectors.quota_request_list_for_organization(organization=self.organization)
         if "state" in filters.validated_data:
             requests = requests.filter(state=filters.validated_data["state"])
         return self.paginated(requests.order_by("-created_at", "-id"), QuotaRequestSerializer)

@@ -51,7 +51,7 @@ class SshKeyList(ApiView):
         responses={200: SshKeySerializer(many=True)},
     )
     def get(self, request):
-        keys = selectors.sshkeys_visible_to(membership=self.membership)
+        keys = selectors.sshkey_list_for_member(membership=self.membership)
         return Response(SshKeySerializer(keys, many=True).data)
 
     @extend_schema(

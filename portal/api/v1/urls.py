@@ -19,7 +19,11 @@ urlpatterns = [
     path("ssh-keys/<int:pk>/", sshkeys.SshKeyDetail.as_view(), name="ssh_key"),
     path("instances/", instances.InstanceList.as_view(), name="instances"),
     path("instances/<int:pk>/", instances.InstanceDetail.as_view(), name="instance"),
-    path("instances/<int:pk>/events/", instances.InstanceEvents.as_view(), name="instance_events"),
+    path(
+        "instances/<int:pk>/events/",
+        instances.InstanceEvents.as_view(),
+        name="instance_events",
+    ),
     path("instances/<int:pk>/start/", instances.InstanceStart.as_view(), name="instance_start"),
     path("instances/<int:pk>/stop/", instances.InstanceStop.as_view(), name="instance_stop"),
     path("instances/<int:pk>/reboot/", instances.InstanceReboot.as_view(), name="instance_reboot"),

@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 from django import template
+from django.conf import settings
 
 from portal.billing.money import Money, format_amount
 
@@ -16,8 +17,6 @@ def money(value, currency: str = "") -> str:
         return str(value)
     if not isinstance(value, Decimal):
         value = Decimal(str(value))
-    from django.conf import settings
-
     return format_amount(value, currency or settings.CURRENCY)
 
 

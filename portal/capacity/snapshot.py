@@ -1,0 +1,61 @@
+"""The capacity snapshot: what the backend last said it holds and has free, per region and
+instance type, stored in the (shared) cache by a periodic task.
+
+Web requests never call the backend; pages and services read the snapshot. Whoever stores it
+may pass a `marker` (the instances app passes the highest instance id, so that launches made
+since can be subtracted: see portal.instances.capacity).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+
+from portal.provisioning import Capacity
+
+CACHE_KEY = "capacity:snapshot"
+# A snapshot older than this is not trusted for refusing launches or approving quota.
+DEFAULT_MAX_AGE = 300
+
+
+@dataclass(frozen=True)
+class CapacitySnapshot:
+    taken_at: datetime
+    # (region code, instance type code) -> (free instances, free GPUs, total GPUs)
+    entries: dict[tuple[str, str], tuple[int, int, int]]
+    # What the storer marked the snapshot with (the highest instance id at the time).
+    last_instance_id: int | None = None
+
+    @property
+    def age(self) -> timedelta:
+        return timezone.now() - self.taken_at
+
+    @property
+    def is_fresh(self) -> bool:
+        return self.age.total_seconds() <= max_age()
+
+
+def max_age() -> float:
+    return float(getattr(settings, "INSTANCE_CAPACITY_MAX_AGE", DEFAULT_MAX_AGE))
+
+
+def snapshot_store(*, capacities: Iterable[Capacity], marker: int | None) -> CapacitySnapshot:
+    snapshot = CapacitySnapshot(
+        taken_at=timezone.now(),
+        entries={
+            (c.region, c.instance_type): (c.free_instances, c.free_gpus, c.total_gpus)
+            for c in capacities
+        },
+        last_instance_id=marker,
+    )
+    cache.set(CACHE_KEY, snapshot, timeout=None)
+    return snapshot
+
+
+def capacity_snapshot() -> CapacitySnapshot | None:
+    return cache.get(CACHE_KEY)

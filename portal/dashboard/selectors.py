@@ -1,0 +1,81 @@
+"""What the organization dashboard shows: a summary in a fixed number of queries."""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.core.cache import cache
+from django.db.models import Count, Sum, Window
+
+from portal.billing import clock
+from portal.billing.periods import Month
+from portal.billing.selectors import month_spend
+from portal.instances.models import FINAL_STATES, TRANSITIONAL_STATES, Instance, State
+from portal.orgs.models import Membership, Organization
+from portal.orgs.selectors import membership_list_for_organization
+
+DASHBOARD_SPEND_TTL = 60  # seconds
+
+
+@dataclass(frozen=True)
+class FleetSummary:
+    running: int
+    in_transition: int
+    stopped: int
+    gpus_running: int
+    recent: list[Instance]
+
+
+def dashboard_fleet(*, membership: Membership, recent: int = 5) -> FleetSummary:
+    instances = Instance.objects.filter(organization_id=membership.organization_id)
+    by_state = {
+        row["state"]: row
+        for row in instances.exclude(state__in=FINAL_STATES)
+        .values("state")
+        .annotate(count=Count("id"), gpus=Sum("gpus"))
+        .order_by()
+    }
+
+    def count(*states: str) -> int:
+        return sum(by_state[state]["count"] for state in states if state in by_state)
+
+    # What the recent table shows: name, state, type and region.
+    latest = list(
+        instances.select_related("instance_type", "region")
+        .only("name", "state", "instance_type__name", "region__code")
+        .order_by("-created_at", "-id")[:recent]
+    )
+    return FleetSummary(
+        running=count(State.RUNNING),
+        in_transition=count(*TRANSITIONAL_STATES),
+        stopped=count(State.STOPPED),
+        gpus_running=by_state.get(State.RUNNING, {}).get("gpus") or 0,
+        recent=latest,
+    )
+
+
+def dashboard_members(
+    *, organization: Organization, first: int = 6
+) -> tuple[list[Membership], int]:
+    """The first members by e-mail and how many there are, in one query."""
+    members = list(
+        membership_list_for_organization(organization=organization).annotate(
+            total=Window(Count("id"))
+        )[:first]
+    )
+    return members, members[0].total if members else 0
+
+
+def dashboard_spend(*, membership: Membership) -> Decimal | None:
+    """This month's spend so far, for roles that may see billing; None for the others."""
+    if not membership.can("billing.view"):
+        return None
+    now = clock.now()
+    organization = membership.organization
+    # The dashboard shows it to the minute: one reading of the month per organization a
+    # minute (a few ms with the month's usage kept, see billing.usage); the billing page is
+    # exact to the second.
+    return cache.get_or_set(
+        f"dashboard-spend:{organization.pk}:{now:%Y-%m}",
+        lambda: month_spend(organization=organization, month=Month.of(now), now=now),
+        timeout=DASHBOARD_SPEND_TTL,
+    )

@@ -1,0 +1,100 @@
+"""Sending an outbox row: claim it, build its messages, send each recipient once, record."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from portal.notifications import mail
+from portal.notifications.models import Notification
+from portal.notifications.registry import builder_for, secret_params
+
+logger = logging.getLogger(__name__)
+
+CLAIM_SECONDS = 120  # a worker that dies mid-send gives the row back after this long
+MAX_ATTEMPTS = 200  # at the retry cap (60 s) over three hours of outage, then staff look
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """After the n-th failed attempt: 5 s, 10 s, 20 s… capped at NOTIFICATION_RETRY_MAX seconds,
+    so that mail held by an SMTP outage leaves within that long of the server's return."""
+    cap = getattr(settings, "NOTIFICATION_RETRY_MAX", 60)
+    return timedelta(seconds=min(5 * 2 ** max(0, attempts - 1), cap))
+
+
+def notifications_due(*, now: datetime | None = None, limit: int = 500) -> list[int]:
+    """Unsent rows whose next attempt is due and that no worker holds."""
+    now = now or timezone.now()
+    return list(
+        Notification.objects.filter(
+            sent_at__isnull=True, failed_at__isnull=True, next_attempt_at__lte=now
+        )
+        .exclude(claimed_until__gt=now)
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def _claim(notification_id: int, now: datetime) -> bool:
+    """The conditional UPDATE is the lock: exactly one worker gets the row until the lease ends."""
+    return bool(
+        Notification.objects.filter(pk=notification_id, sent_at__isnull=True, failed_at=None)
+        .exclude(claimed_until__gt=now)
+        .update(claimed_until=now + timedelta(seconds=CLAIM_SECONDS), attempts=F("attempts") + 1)
+    )
+
+
+def notification_deliver(notification_id: int) -> str:
+    """Send what the row stands for. Returns "sent", "retry" (next attempt scheduled) or
+    "skipped" (sent already, given up, or another worker holds it)."""
+    now = timezone.now()
+    if not _claim(notification_id, now):
+        return "skipped"
+    notification = Notification.objects.get(pk=notification_id)
+    sent = list(notification.sent_to)
+    try:
+        emails = builder_for(notification.kind)(**notification.params)
+        for email in emails:
+            for address in sorted(set(email.to)):
+                if address in sent:
+                    continue
+                mail.render(email, address).send()
+                sent.append(address)
+                Notification.objects.filter(pk=notification_id).update(sent_to=sent)
+    except Exception as exc:  # SMTP down, a template error: keep the row, try again later
+        return _failed(notification, sent, exc)
+    secrets = secret_params(notification.kind)
+    Notification.objects.filter(pk=notification_id).update(
+        sent_at=timezone.now(),
+        claimed_until=None,
+        last_error="",
+        # A link's token or a rendered reset mail is not kept once it is sent.
+        params={k: v for k, v in notification.params.items() if k not in secrets},
+    )
+    return "sent"
+
+
+def _failed(notification: Notification, sent: list[str], exc: Exception) -> str:
+    attempts = notification.attempts
+    error = f"{type(exc).__name__}: {exc}"[:300]
+    given_up = attempts >= MAX_ATTEMPTS
+    logger.warning(
+        "notification %s (%s) attempt %s failed: %s%s",
+        notification.pk,
+        notification.kind,
+        attempts,
+        error,
+        "; giving up" if given_up else "",
+    )
+    Notification.objects.filter(pk=notification.pk).update(
+        sent_to=sent,
+        claimed_until=None,
+        last_error=error,
+        next_attempt_at=timezone.now() + retry_delay(attempts),
+        failed_at=timezone.now() if given_up else None,
+    )
+    return "failed" if given_up else "retry"

@@ -1,0 +1,35 @@
+"""The events webhooks deliver, taken from the signals of the apps below (connected in
+WebhooksConfig.ready()). Each receiver runs inside the transaction of the change, so a
+delivery row exists exactly when the change committed."""
+
+from django.dispatch import receiver
+
+from portal.billing.signals import budget_threshold_reached, invoice_issued
+from portal.instances.signals import instance_reclaim_noticed, instance_state_changed
+from portal.quotas.signals import quota_request_decided
+from portal.webhooks import events
+
+
+@receiver(instance_state_changed, dispatch_uid="webhooks-instance-state-changed")
+def on_instance_state_changed(sender, instance, from_state: str, **kwargs) -> None:
+    events.instance_state_changed(instance, from_state)
+
+
+@receiver(instance_reclaim_noticed, dispatch_uid="webhooks-instance-reclaim-noticed")
+def on_instance_reclaim_noticed(sender, instance, **kwargs) -> None:
+    events.instance_interruption_notice(instance)
+
+
+@receiver(quota_request_decided, dispatch_uid="webhooks-quota-request-decided")
+def on_quota_request_decided(sender, quota_request, message: str = "", **kwargs) -> None:
+    events.quota_decided(quota_request, message)
+
+
+@receiver(invoice_issued, dispatch_uid="webhooks-invoice-issued")
+def on_invoice_issued(sender, invoice, **kwargs) -> None:
+    events.invoice_issued(invoice)
+
+
+@receiver(budget_threshold_reached, dispatch_uid="webhooks-budget-threshold")
+def on_budget_threshold_reached(sender, alert, **kwargs) -> None:
+    events.budget_threshold(alert)

@@ -1,0 +1,3 @@
+from tests.catalog import fixtures
+
+gpu_catalog = fixtures.gpu_catalog
