@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import shutil
 import subprocess
 import sys
 
@@ -130,6 +131,7 @@ def gunicorn_production(collected_static):
         stop_group(process)
         redis_server.stop()
         postgres.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _answers(url: str) -> bool:
