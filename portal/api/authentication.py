@@ -11,6 +11,7 @@ from rest_framework.authentication import BaseAuthentication
 from portal.api.selectors import api_token_get_by_prefix, membership_get_for_token
 from portal.api.services import api_token_touch
 from portal.lib.apitoken import parse_token, secret_matches
+from portal.lib.logs import bind_context
 from portal.orgs.selectors import organization_suspension_reason
 
 INVALID = "The token is not valid. Create one on the API page of your organization."
@@ -57,6 +58,9 @@ class BearerTokenAuthentication(BaseAuthentication):
         if suspended := organization_suspension_reason(token.organization_id):
             raise exceptions.PermissionDenied(suspended, code="organization_suspended")
         token.membership = membership
+        bind_context(
+            user_id=membership.user_id, org=token.organization.slug, api_prefix=token.prefix
+        )
         api_token_touch(token=token)
         return membership.user, token
 
