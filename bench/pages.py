@@ -85,6 +85,8 @@ class Gunicorn:
             [
                 str(Path(sys.executable).with_name("gunicorn")),
                 "portal.wsgi:application",
+                "--config",
+                str(REPO / "bench" / "gunicorn.conf.py"),
                 "--bind",
                 f"127.0.0.1:{PORT}",
                 "--workers",

@@ -3,11 +3,16 @@ import os
 from celery import Celery
 from celery.signals import task_postrun, task_prerun
 
+from portal.runtime.worker import KeepMessagesStep
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.dev")
 
-app = Celery("portal")
+# Every task holds a lease on its id while it runs, and every worker renews the messages it
+# holds and writes its heartbeat: see portal/runtime/worker.py.
+app = Celery("portal", task_cls="portal.runtime.worker:LeasedTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+app.steps["consumer"].add(KeepMessagesStep)
 
 
 @task_prerun.connect(dispatch_uid="backfill-db-connections-before-task")

@@ -8,6 +8,7 @@ from django.views.generic import RedirectView
 from portal.dashboard import views as dashboard_views
 from portal.notifications import views as notifications_views
 from portal.operations import admin as operations_admin
+from portal.runtime import metrics as runtime_metrics
 from portal.sso import views as sso_views
 
 admin.autodiscover()
@@ -20,6 +21,8 @@ admin.site.index_title = "Operations"
 urlpatterns = [
     path("", dashboard_views.home, name="home"),
     path("healthz", dashboard_views.healthz, name="healthz"),
+    path("readyz", dashboard_views.readyz, name="readyz"),
+    path("metrics", runtime_metrics.metrics_view, name="metrics"),
     path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
     path("dashboard/", dashboard_views.dashboard, name="dashboard"),
     path("o/<slug:org>/", dashboard_views.organization_dashboard, name="dashboard_org"),

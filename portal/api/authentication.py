@@ -12,6 +12,7 @@ from portal.api.selectors import api_token_get_by_prefix, membership_get_for_tok
 from portal.api.services import api_token_touch
 from portal.audit.services import client_ip
 from portal.lib.apitoken import parse_token, secret_matches
+from portal.lib.logs import bind_context
 from portal.orgs.selectors import organization_suspension_reason
 
 INVALID = "The token is not valid. Create one on the API page of your organization."
@@ -65,6 +66,9 @@ class BearerTokenAuthentication(BaseAuthentication):
         if suspended := organization_suspension_reason(token.organization_id):
             raise exceptions.PermissionDenied(suspended, code="organization_suspended")
         token.membership = membership
+        bind_context(
+            user_id=membership.user_id, org=token.organization.slug, api_prefix=token.prefix
+        )
         api_token_touch(token=token, ip=address)
         return membership.user, token
 

@@ -40,9 +40,9 @@ The rules:
 - `detail` stays small: at most 20 keys or items per level and 3 levels deep, strings cut at
   200 characters, Decimal / datetime / UUID stored as strings. Never put secrets in it
   (passwords, token values, private keys).
-- The IP is REMOTE_ADDR. Behind a proxy set AUDIT_TRUST_X_FORWARDED_FOR: then the last address
-  of X-Forwarded-For is used, the one our own proxy appended; earlier ones are written by the
-  client and can be forged.
+- The IP is REMOTE_ADDR. Behind proxies listed in TRUSTED_PROXIES, the first middleware
+  (portal.runtime.middleware.TrustedProxyMiddleware) has already made it the client's address
+  from X-Forwarded-For; from anyone else that header was dropped.
 - Without `request`, the request being served (kept by `portal.audit.middleware`) gives the IP,
   but only to an entry that names its actor: a system entry never borrows it. And when that
   request was authenticated by an API token (DRF sets `request.auth` on the HttpRequest too)
@@ -58,7 +58,6 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import models, transaction
 
@@ -205,11 +204,6 @@ def _actor_fields(actor) -> tuple[Any, int | None, str, str]:
 
 def client_ip(request) -> str | None:
     meta = getattr(request, "META", None) or {}
-    if getattr(settings, "AUDIT_TRUST_X_FORWARDED_FOR", False):
-        hops = [hop.strip() for hop in meta.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-        hops = [hop for hop in hops if hop]
-        if hops and (ip := _valid_ip(hops[-1])):
-            return ip
     return _valid_ip(meta.get("REMOTE_ADDR", ""))
 
 

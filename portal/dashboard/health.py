@@ -1,9 +1,16 @@
-"""Reachability of what the portal depends on, for /healthz."""
+"""Liveness and readiness: /healthz says the process answers; /readyz says whether it can serve.
+
+Ready means: the database answers, Redis (cache and broker) answers, and a Celery worker wrote
+its heartbeat recently (READY_WORKER_WITHIN seconds; portal.runtime.worker writes it every few
+seconds), so what a request enqueues will be run. The details are for staff and monitoring
+(METRICS_TOKEN, METRICS_ALLOWED_IPS); anyone else sees only the status.
+"""
 
 import redis
-from celery import current_app
 from django.conf import settings
 from django.db import connection
+
+from portal.lib.heartbeat import workers_seen
 
 
 def check_database() -> tuple[bool, str]:
@@ -27,17 +34,18 @@ def check_redis() -> tuple[bool, str]:
     return True, "pong"
 
 
-def check_celery_workers(timeout: float = 1.0) -> tuple[bool, str]:
+def check_celery_workers() -> tuple[bool, str]:
+    within = settings.READY_WORKER_WITHIN
     try:
-        replies = current_app.control.ping(timeout=timeout)
+        seen = workers_seen(settings.CELERY_BROKER_URL, within)
     except Exception as exc:
         return False, f"{type(exc).__name__}: {exc}"
-    if not replies:
-        return False, "no worker answered"
-    return True, f"{len(replies)} worker(s)"
+    if not seen:
+        return False, f"no worker seen in the last {within} s"
+    return True, f"{len(seen)} worker(s) seen in the last {within} s"
 
 
-def health_report() -> tuple[bool, dict]:
+def readiness_report() -> tuple[bool, dict]:
     checks = {}
     database_ok, checks["database"] = _entry(check_database())
     redis_ok, checks["redis"] = _entry(check_redis())
@@ -45,8 +53,8 @@ def health_report() -> tuple[bool, dict]:
         workers_ok, checks["celery"] = _entry(check_celery_workers())
     else:
         workers_ok, checks["celery"] = False, {"ok": False, "detail": "broker unreachable"}
-    healthy = database_ok and redis_ok and workers_ok
-    return healthy, {"status": "ok" if healthy else "unhealthy", "checks": checks}
+    ready = database_ok and redis_ok and workers_ok
+    return ready, {"status": "ready" if ready else "unavailable", "checks": checks}
 
 
 def _entry(result: tuple[bool, str]) -> tuple[bool, dict]:

@@ -1,5 +1,6 @@
 from allauth.account.models import EmailAddress
 from allauth.mfa.utils import is_mfa_enabled
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -7,8 +8,9 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 
 from portal.accounts.http import AuthenticatedRequest
-from portal.dashboard.health import health_report
+from portal.dashboard.health import readiness_report
 from portal.dashboard.selectors import dashboard_fleet, dashboard_members, dashboard_spend
+from portal.lib.addresses import monitoring_access
 from portal.orgs.decorators import OrganizationRequest, organization_view
 from portal.orgs.selectors import membership_list_for_user
 from portal.sshkeys.selectors import sshkey_list_for_member
@@ -71,8 +73,23 @@ def organization_dashboard(request: OrganizationRequest) -> HttpResponse:
 
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    healthy, report = health_report()
-    return JsonResponse(report, status=200 if healthy else 503)
+    """Liveness: the process answers. Nothing else is looked at (a restart would not help)."""
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: database, Redis and a recent worker. Details for staff and monitoring."""
+    ready, report = readiness_report()
+    allowed = monitoring_access(
+        remote_addr=request.META.get("REMOTE_ADDR", ""),
+        authorization=request.META.get("HTTP_AUTHORIZATION", ""),
+        token=settings.METRICS_TOKEN,
+        allowed=tuple(settings.METRICS_ALLOWED_IPS),
+    )
+    if allowed != 200 and not (request.user.is_authenticated and request.user.is_staff):
+        report = {"status": report["status"]}
+    return JsonResponse(report, status=200 if ready else 503)
 
 
 def home(request: HttpRequest) -> HttpResponse:

@@ -38,6 +38,7 @@ from portal.instances.models import (
     InstanceEvent,
     State,
 )
+from portal.lib import metrics
 from portal.lib.errors import ApplicationError
 from portal.notifications.services import notify
 from portal.quotas.services import quota_release
@@ -210,6 +211,9 @@ def _transition(
         )
         if email is not None and email.only_from in (None, from_state):
             notify(f"instance_{email.kind}", instance_id=instance.pk)
+        transaction.on_commit(
+            lambda: metrics.count_transition(region=instance.region.code, to_state=to)
+        )
     logger.info("instance %s %s: %s -> %s %s", instance.pk, instance.name, from_state, to, message)
     return Change(instance=instance, from_state=from_state, event=event)
 
@@ -422,4 +426,5 @@ def note_reclaim(instance_id: int, *, reclaim_at: datetime) -> bool:
         )
         notify("instance_reclaim_notice", instance_id=instance.pk)
         signals.instance_reclaim_noticed.send(sender=Instance, instance=instance)
+        transaction.on_commit(metrics.RECLAIM_NOTICES.labels(region=instance.region.code).inc)
     return True

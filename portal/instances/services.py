@@ -7,6 +7,7 @@ was rolled back.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -29,11 +30,14 @@ from portal.instances.models import (
     State,
 )
 from portal.instances.reserved import launch_reservation
+from portal.lib import metrics
 from portal.lib.errors import ApplicationError
 from portal.orgs.models import Membership
 from portal.orgs.standing import organization_launch_hold
 from portal.quotas.services import quota_reserve
 from portal.sshkeys.selectors import sshkey_list_for_launch
+
+logger = logging.getLogger(__name__)
 
 
 def _check_may_manage(membership: Membership) -> None:
@@ -209,6 +213,7 @@ def instance_launch(
                 ],
                 idempotency_key=key,
             )
+            transaction.on_commit(metrics.LAUNCHES.labels(region=place.code).inc)
             InstanceEvent.objects.create(
                 instance=instance,
                 at=instance.created_at,
@@ -240,6 +245,9 @@ def instance_launch(
         if isinstance(error, IntegrityError):
             raise _name_taken(name) from None
         raise
+    logger.info(
+        "instance %s %s launched: %s in %s", instance.pk, instance.name, itype.code, place.code
+    )
     return instance
 
 

@@ -21,6 +21,7 @@ from django.db import transaction
 from portal.instances import sync
 from portal.instances.conf import setting
 from portal.instances.models import State
+from portal.lib import metrics
 from portal.provisioning import TransientError
 
 logger = logging.getLogger(__name__)
@@ -99,7 +100,9 @@ def instances_reconcile(self) -> dict[str, int] | None:
         logger.info("reconcile: another run is in progress")
         return None
     try:
-        return sync.reconcile().as_dict()
+        report = sync.reconcile().as_dict()
+        metrics.count_reconciliation(report)
+        return report
     except TransientError as exc:
         raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
     finally:

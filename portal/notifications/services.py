@@ -18,6 +18,7 @@ from typing import Any
 
 from django.db import transaction
 
+from portal.lib import metrics
 from portal.notifications import tasks
 from portal.notifications.models import Notification
 from portal.notifications.registry import builder_for
@@ -30,6 +31,7 @@ def notify(kind: str, /, **params: Any) -> Notification:
     notification = Notification.objects.create(kind=kind, params=params)
     pk = notification.pk
     _after_commit(lambda: _enqueue(pk))
+    _after_commit(metrics.EMAILS_QUEUED.labels(kind=kind).inc)
     return notification
 
 

@@ -11,6 +11,7 @@ raised at once. Retrying is safe because every driver call is idempotent.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -67,6 +68,9 @@ def json_body(response: requests.Response, what: str) -> Any:
         return response.json()
     except ValueError as exc:
         raise InvalidResponse(f"{what}: HTTP {response.status_code} answer is not JSON") from exc
+
+
+logger = logging.getLogger(__name__)
 
 
 class HttpTransport:
@@ -150,9 +154,14 @@ class HttpTransport:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> requests.Response:
-        """One HTTP request, not retried; no answer in time or no connection is transient."""
+        """One HTTP request, not retried; no answer in time or no connection is transient.
+
+        Logged as "backend call …" (writes at INFO, so that a launch can be followed by its
+        request id to its create call; reads at DEBUG), never with the body or headers."""
+        level = logging.DEBUG if method == "GET" else logging.INFO
+        started = time.monotonic()
         try:
-            return self.session.request(
+            response = self.session.request(
                 method,
                 self.base_url + path,
                 json=json,
@@ -161,9 +170,19 @@ class HttpTransport:
                 timeout=self.timeout,
             )
         except requests.Timeout as exc:
+            logger.log(level, "backend call %s: timed out", what)
             raise TransientError(f"{what}: no answer within {self.timeout}s") from exc
         except requests.RequestException as exc:
+            logger.log(level, "backend call %s: %s", what, type(exc).__name__)
             raise TransientError(f"{what}: {self.service} is unreachable ({exc})") from exc
+        logger.log(
+            level,
+            "backend call %s: HTTP %s in %d ms",
+            what,
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+        )
+        return response
 
 
 class HttpDriver:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from portal.lib import logs
 from portal.lib.env import env_bool, env_decimal, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -36,6 +37,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "django_celery_beat",
+    "django_prometheus",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -58,9 +60,13 @@ INSTALLED_APPS = [
     "portal.dashboard",
     "portal.api",
     "portal.demo",
+    "portal.runtime",
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "portal.runtime.middleware.TrustedProxyMiddleware",
+    "portal.runtime.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "portal.api.middleware.ApiMiddleware",
@@ -74,6 +80,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "portal.web.middleware.ContentSecurityPolicyMiddleware",
     "portal.audit.middleware.AuditRequestMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -113,6 +120,11 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# django-prometheus' wrappers of the same backends: queries, errors and connections counted.
+DATABASES["default"]["ENGINE"] = {
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+}.get(DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"])
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -195,7 +207,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+# EMAIL_BACKEND (the variable) picks the real backend; the setting counts what it sends.
+EMAIL_BACKEND = "portal.notifications.backends.MeteredEmailBackend"
+EMAIL_DELIVERY_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "127.0.0.1")
 EMAIL_PORT = env_int("EMAIL_PORT", 8025)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
@@ -220,13 +234,32 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 CELERY_TASK_DEFAULT_QUEUE = "backfill"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A message a worker took and did not acknowledge goes back to the queue after this many
+# seconds (looked for every 5 s): the work of a dead worker resumes within ~35 s. Live workers
+# renew what they hold, and a task holds a lease on its id, so nothing runs twice at once
+# (portal/runtime/worker.py).
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 30)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    "unacked_restore_interval": 5,
+    "unacked_restore_throttle": 1,
+}
+# Logs go through Django's LOGGING (structured, below), not Celery's own set-up.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
 INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)
-# Behind a proxy: take the client address for the audit log from X-Forwarded-For.
-AUDIT_TRUST_X_FORWARDED_FOR = env_bool("AUDIT_TRUST_X_FORWARDED_FOR", False)
+# Addresses (or networks) of our own reverse proxies: only their X-Forwarded-For/-Proto and
+# X-Request-ID headers count; from anyone else those headers are dropped
+# (portal.runtime.middleware). gunicorn's forwarded_allow_ips follows the same list.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+# /metrics: a bearer token, and/or addresses allowed without it. Neither set: /metrics is off.
+# The same token and addresses (and staff) see the details of /readyz.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS")
+# /readyz wants a Celery worker heartbeat younger than this.
+READY_WORKER_WITHIN = env_int("READY_WORKER_WITHIN", 60)
 CURRENCY = env_str("BACKFILL_CURRENCY", "USD")
 TAX_RATE = env_decimal("BACKFILL_TAX_RATE", "0")
 
@@ -276,10 +309,19 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-}
+# Prometheus' multiprocess mode (production, `make run`): every process of the host writes its
+# samples under this directory and /metrics adds them up (portal/runtime/metrics.py).
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
+if PROMETHEUS_MULTIPROC_DIR:
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+
+# Structured logs (portal/lib/logs.py): readable lines in development, JSON in production.
+LOG_FORMAT = env_str("LOG_FORMAT", "console")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOGGING = logs.logging_config(LOG_FORMAT, LOG_LEVEL)
+logs.configure()
+
+# Errors to Sentry when SENTRY_DSN is set (off by default), with the logs' scrubbing of
+# secrets; started by portal.runtime when Django starts (web, worker, beat, commands).
+SENTRY_DSN = env_str("SENTRY_DSN")
+SENTRY_ENVIRONMENT = env_str("SENTRY_ENVIRONMENT", "development")

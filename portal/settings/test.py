@@ -12,7 +12,7 @@ from .base import CACHES, DATABASES
 
 DEBUG = False
 DATABASES["default"] = {
-    "ENGINE": "django.db.backends.postgresql",
+    "ENGINE": "django_prometheus.db.backends.postgresql",  # as in production
     "NAME": env_str("TEST_DB_NAME", "backfill"),
     "USER": env_str("TEST_DB_USER", "postgres"),
     "HOST": env_str("TEST_DB_HOST", "127.0.0.1"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.config
 import os
 import signal
 import sys
@@ -74,10 +75,12 @@ def build(args: argparse.Namespace) -> SimulatorServer:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+    # The portal's log format (LOG_FORMAT: json or console), secrets masked.
+    from portal.lib.logs import configure, default_format, logging_config
+
+    level = "WARNING" if args.quiet else os.environ.get("LOG_LEVEL", "INFO")
+    configure()
+    logging.config.dictConfig(logging_config(default_format(), level))
     try:
         server = build(args)
     except (CatalogError, Conflict, ValueError, OSError) as exc:

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from portal.lib import webhook_signature
+from portal.lib import metrics, webhook_signature
 from portal.lib.errors import ApplicationError
 from portal.orgs.models import Membership, Organization
 from portal.webhooks import secrets, tasks
@@ -422,6 +422,9 @@ def webhook_delivery_attempt(*, delivery_id: int) -> AttemptResult:
             next_attempt_at=None if retry_in is None else now + timedelta(seconds=retry_in),
             sending_until=None,
         )
-    if not delivered:
+    if delivered:
+        metrics.WEBHOOK_DELIVERIES.inc()
+    else:
+        metrics.WEBHOOK_FAILURES.labels(final="true" if gives_up else "false").inc()
         logger.info("webhook delivery %s attempt %s failed: %s", delivery_id, number, error)
     return AttemptResult(delivered=delivered, retry_in=retry_in, attempt=attempt)

@@ -2,9 +2,10 @@
 
 How the task comes back: the tasks are `acks_late`, so the killed worker never acknowledged
 the message; Redis keeps it in its "unacked" set, and a worker restores it to the queue once
-it is older than the broker's visibility timeout. Production keeps 3600 s (a task may run
-long); this test's worker runs tests.instances.worker_settings with a 3 s visibility timeout,
-so the broker itself re-delivers the message within seconds. (Reconciliation's re-drive of
+it is older than the broker's visibility timeout. Production keeps 30 s (live workers renew
+the messages they hold: test_worker_visibility.py); this test's worker runs
+tests.instances.worker_settings with a 3 s visibility timeout, so the broker itself
+re-delivers the message within seconds. (Reconciliation's re-drive of
 instances stuck in transition is the second line of defence; see test_reconcile.py.)
 
 The kill lands at the worst moment: the backend has made the machine, but its answer is late

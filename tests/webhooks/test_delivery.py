@@ -15,7 +15,12 @@ import pytest
 from django.db import connection
 
 from portal.lib.webhook_signature import HEADER, verify
-from portal.webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery
+from portal.webhooks.models import (
+    DeliveryState,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from portal.webhooks.services import (
     backoff,
     webhook_delivery_attempt,
@@ -272,3 +277,29 @@ def test_the_test_button_sends_a_sample_to_one_endpoint(team, endpoint_for, no_d
     [request] = receiver.requests
     verify(secret, request.body, request.headers[HEADER])
     assert json.loads(request.body)["type"] == "webhook.test"
+
+
+def test_deliveries_and_failures_are_counted_for_prometheus(team, endpoint_for, no_delay):
+    from tests.runtime.scraping import counted
+
+    no_delay.WEBHOOK_MAX_ATTEMPTS = 3
+    before = (
+        counted("backfill_webhook_deliveries_total"),
+        counted("backfill_webhook_failures_total", final="false"),
+        counted("backfill_webhook_failures_total", final="true"),
+    )
+    with Receiver(statuses=[500, 200]) as receiver:
+        endpoint_for(receiver.url)
+        webhook_deliver.apply(args=(emit(team).pk,))
+    WebhookEndpoint.objects.update(active=False)  # the next event goes to another receiver
+    with Receiver(statuses=[500]) as receiver:
+        endpoint_for(receiver.url)
+        webhook_deliver.apply(args=(emit(team).pk,))
+
+    after = (
+        counted("backfill_webhook_deliveries_total"),
+        counted("backfill_webhook_failures_total", final="false"),
+        counted("backfill_webhook_failures_total", final="true"),
+    )
+    # 500 then 200; then 500, 500 and a last 500 given up.
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 3, 1]
