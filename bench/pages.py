@@ -20,6 +20,7 @@ from pathlib import Path
 from django.conf import settings
 from django.test import Client
 
+from bench.provisioning import cpu_seconds, process_tree
 from bench.queries import main_pages
 from bench.results import REPO, Results, Row
 from bench.seed import Seeded
@@ -44,6 +45,7 @@ class Load:
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    cpu_ms_per_request: float | None = None
 
     @property
     def rps(self) -> float:
@@ -53,7 +55,9 @@ class Load:
         errors = self.status_errors + self.socket_errors
         return (
             f"{self.rps:.0f} req/s, p50 {self.p50_ms:.1f} ms, p95 {self.p95_ms:.1f} ms, "
-            f"p99 {self.p99_ms:.1f} ms" + (f", {errors} errors" if errors else "")
+            f"p99 {self.p99_ms:.1f} ms"
+            + (f", CPU {self.cpu_ms_per_request:.1f} ms/request" if self.cpu_ms_per_request else "")
+            + (f", {errors} errors" if errors else "")
         )
 
 
@@ -115,6 +119,11 @@ class Gunicorn:
                 time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"gunicorn did not start; see {self.log_path}")
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU of the master and its workers so far (from /proc)."""
+        assert self.process is not None
+        return sum(cpu_seconds(pid) for pid in process_tree(self.process.pid))
 
     def stop(self) -> None:
         if self.process is not None:
@@ -190,7 +199,12 @@ def run(results: Results, *, seeded: Seeded, log_dir: Path) -> None:
         for name, url, with_cookie in targets:
             check(url, with_cookie)
             load(wrk, url, with_cookie, WARMUP)
-            loads[name] = load(wrk, url, with_cookie, DURATION)
+            cpu_before = server.cpu_seconds()
+            measured = load(wrk, url, with_cookie, DURATION)
+            if measured.requests:
+                spent = server.cpu_seconds() - cpu_before
+                measured.cpu_ms_per_request = spent * 1000 / measured.requests
+            loads[name] = measured
     finally:
         server.stop()
     constant, floor = loads["constant (no auth, no DB)"], loads["authenticated floor"]
@@ -203,18 +217,34 @@ def run(results: Results, *, seeded: Seeded, log_dir: Path) -> None:
         results.add(Row(section="pages under load", name=name, figure=loads[name].describe()))
     for name in LOADED:
         page = loads[name]
-        ratio = page.p95_ms / floor.p95_ms if floor.p95_ms else None
-        results.add(
-            Row(
-                section="pages under load",
-                name=f"{name} p95 / authenticated floor p95",
-                figure=page.describe(),
-                baseline=f"floor p95 {floor.p95_ms:.1f} ms",
-                ratio=ratio,
-                target="≤ 3x",
-                met=ratio is not None and ratio <= 3,
+        # p50 moves less than p95 on a busy machine, and the workers' CPU per request less
+        # than either: three views of the same page against the same floor.
+        for quantile, page_ms, floor_ms, target in [
+            ("p50", page.p50_ms, floor.p50_ms, 1.5),
+            ("p95", page.p95_ms, floor.p95_ms, 2.0),
+        ]:
+            ratio = page_ms / floor_ms if floor_ms else None
+            results.add(
+                Row(
+                    section="pages under load",
+                    name=f"{name} {quantile} / authenticated floor {quantile}",
+                    figure=page.describe() if quantile == "p50" else f"{quantile} {page_ms:.1f} ms",
+                    baseline=f"floor {quantile} {floor_ms:.1f} ms",
+                    ratio=ratio,
+                    target=f"≤ {target:g}x",
+                    met=ratio is not None and ratio <= target,
+                )
             )
-        )
+        if page.cpu_ms_per_request and floor.cpu_ms_per_request:
+            results.add(
+                Row(
+                    section="pages under load",
+                    name=f"{name} CPU per request / floor's",
+                    figure=f"{page.cpu_ms_per_request:.1f} ms of gunicorn CPU per request",
+                    baseline=f"floor {floor.cpu_ms_per_request:.1f} ms",
+                    ratio=page.cpu_ms_per_request / floor.cpu_ms_per_request,
+                )
+            )
         ratio_constant = page.p95_ms / constant.p95_ms if constant.p95_ms else None
         results.add(
             Row(

@@ -3,6 +3,8 @@
 A real worker (prefork, concurrency 2) on the bench's Redis database runs the tasks. Baseline:
 the same number of no-op tasks (bench.tasks.noop) through the same broker and worker. The
 launch figure runs from the first `instance_launch` call to the moment every instance runs.
+Then one cluster of CLUSTER_NODES (1,000) nodes, from the `cluster_launch` call to the moment
+the cluster and all its nodes run, on the same worker and simulator.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from bench import seed
 from bench.results import REPO, Results, Row
 from bench.tasks import COUNTER, noop
 from portal.catalog.models import GpuModel, Region
+from portal.clusters.models import Cluster
+from portal.clusters.models import State as ClusterState
+from portal.clusters.services import cluster_launch
 from portal.instances.models import Instance, State
 from portal.instances.services import instance_launch
 from portal.quotas.models import Kind
@@ -34,6 +39,8 @@ from portal.sshkeys.services import sshkey_add
 
 LAUNCHES = int(os.environ.get("BENCH_LAUNCHES", "500"))
 SIMULATOR_PORT = int(os.environ.get("BENCH_SIMULATOR_PORT", "8670"))
+CLUSTER_NODES = int(os.environ.get("BENCH_CLUSTER_NODES", "1000"))
+CLUSTER_TARGET_SECONDS = 10
 CONCURRENCY = 2
 TIMEOUT = 300
 SUCCEEDED = re.compile(r"Task ([\w.]+)\[[^\]]+\] succeeded in ([\d.]+)s")
@@ -129,7 +136,7 @@ class Worker:
         self.process = None
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User plus system CPU seconds of one process (0 if it is gone)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -138,11 +145,11 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _tree(pid: int) -> list[int]:
+def process_tree(pid: int) -> list[int]:
     """The process and its descendants (the worker and its pool processes)."""
     pids = [pid]
     for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        pids += _tree(int(child))
+        pids += process_tree(int(child))
     return pids
 
 
@@ -159,7 +166,7 @@ class CpuMeter:
 
     def _sample(self) -> dict[int, float]:
         assert self.worker.process is not None
-        return {pid: _cpu_seconds(pid) for pid in _tree(self.worker.process.pid)}
+        return {pid: cpu_seconds(pid) for pid in process_tree(self.worker.process.pid)}
 
     def start(self) -> None:
         self.before = self._sample()
@@ -186,8 +193,9 @@ def noop_rate(broker: redis.Redis, n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-def launch_org(staff) -> tuple:
-    org, owner, membership = seed.organization("Bench Launch", owner_email="owner@launch.bench")
+def launch_org(staff, name: str = "Bench Launch") -> tuple:
+    slug = name.lower().replace(" ", "-")
+    org, owner, membership = seed.organization(name, owner_email=f"owner@{slug}.bench")
     h100 = GpuModel.objects.get(code="h100")
     for region in Region.objects.filter(code__in=["us-east-1", "eu-west-1"]):
         quota_limit_set(
@@ -237,16 +245,53 @@ def launch_rate(membership, key, n: int) -> tuple[float, dict[str, int], float, 
     return n / elapsed, states, requested, requested_cpu
 
 
+def cluster_time(membership, key, nodes: int) -> tuple[float, str, str, dict[str, int]]:
+    """Seconds from the `cluster_launch` call to the cluster and all its nodes running (or
+    the time-out, or a final state), the cluster's state at the end, a note of the call's own
+    seconds and runner CPU, and the nodes' states at the end."""
+    started = time.perf_counter()
+    cpu = time.process_time()
+    cluster = cluster_launch(
+        membership=membership,
+        name="bench-cluster",
+        instance_type="gpu_1x_h100",
+        region="us-east-1",
+        image=seed.IMAGE,
+        nodes=nodes,
+        ssh_key_ids=[key.pk],
+    )
+    requested, requested_cpu = time.perf_counter() - started, time.process_time() - cpu
+    deadline = time.monotonic() + TIMEOUT
+    nodes_of = Instance.objects.filter(cluster_id=cluster.pk)
+    while time.monotonic() < deadline:
+        state = Cluster.objects.filter(pk=cluster.pk).values_list("state", flat=True).get()
+        if state in (ClusterState.FAILED, ClusterState.TERMINATED, ClusterState.INTERRUPTED):
+            break
+        if state == ClusterState.RUNNING and not nodes_of.exclude(state=State.RUNNING).exists():
+            break
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    states: dict[str, int] = {}
+    for node_state in nodes_of.values_list("state", flat=True):
+        states[node_state] = states.get(node_state, 0) + 1
+    note = f"call {requested:.1f} s ({requested_cpu * 1000:.0f} ms CPU in the runner)"
+    return elapsed, state, note, states
+
+
 def run(results: Results, *, staff, work: Path) -> None:
     org, membership, key = launch_org(staff)
+    cluster_org, cluster_membership, cluster_key = launch_org(staff, "Bench Cluster")
     simulator = start_simulator(work, name="simulator-launch", catalog=big_fleet(4096))
     worker = Worker(work / "worker.log", simulator)
     try:
         worker.start()
         broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
         noop_rate(broker, 20)  # warm the worker's processes
-        baseline = noop_rate(broker, LAUNCHES)
         meter = CpuMeter(worker)
+        meter.start()
+        baseline = noop_rate(broker, LAUNCHES)
+        time.sleep(0.5)  # the last task's acknowledgement comes after its counter
+        noop_cpu = meter.stop()
         meter.start()
         rate, states, requested, requested_cpu = launch_rate(membership, key, LAUNCHES)
         deadline = time.monotonic() + TIMEOUT  # the e-mails may still be on their way
@@ -254,6 +299,11 @@ def run(results: Results, *, staff, work: Path) -> None:
             time.sleep(0.05)
         time.sleep(0.5)  # the last task's acknowledgement comes after its log line
         cpu = meter.stop()
+        meter.start()
+        cluster_seconds, cluster_state, cluster_call, node_states = cluster_time(
+            cluster_membership, cluster_key, CLUSTER_NODES
+        )
+        cluster_cpu = meter.stop()
     finally:
         worker.stop()
         simulator.stop()
@@ -279,7 +329,28 @@ def run(results: Results, *, staff, work: Path) -> None:
         f"provisioning: CPU per launch, every task of it included (e-mail too), PostgreSQL's "
         f"not counted: {requested_cpu * 1000 / LAUNCHES:.1f} ms in the runner's "
         f"instance_launch, {cpu * 1000 / LAUNCHES:.1f} ms in the worker's processes "
-        f"({os.cpu_count()} cores)"
+        f"({os.cpu_count()} cores); a no-op task costs {noop_cpu * 1000 / LAUNCHES:.1f} ms "
+        "in the worker's processes"
+    )
+    cluster_row(results, cluster_seconds, cluster_state, node_states)
+    results.note(
+        f"provisioning: the {CLUSTER_NODES:,}-node cluster: the cluster_launch {cluster_call}, "
+        f"{cluster_cpu:.1f} s CPU in the worker's processes until all ran"
+    )
+
+
+def cluster_row(results: Results, seconds: float, state: str, nodes: dict[str, int]) -> None:
+    whole = state == ClusterState.RUNNING and nodes.get(State.RUNNING, 0) == CLUSTER_NODES
+    results.add(
+        Row(
+            section="provisioning",
+            name=f"a {CLUSTER_NODES:,}-node cluster, request to all nodes running",
+            figure=f"{seconds:.1f} s" + ("" if whole else f" (ended {state}, nodes {nodes})"),
+            baseline=f"the target, {CLUSTER_TARGET_SECONDS} s",
+            ratio=seconds / CLUSTER_TARGET_SECONDS,
+            target="≤ 1",
+            met=whole and seconds <= CLUSTER_TARGET_SECONDS,
+        )
     )
 
 

@@ -47,6 +47,13 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--spot-every-minutes",
+        type=int,
+        default=0,
+        help="also price preemptible usage on a spot market whose price changes this often "
+        "for every offer (0: catalog prices only)",
+    )
     args = parser.parse_args()
 
     os.environ["TEST_DB_TEST_NAME"] = args.database
@@ -127,6 +134,17 @@ def run(args) -> None:
             for valid_from, a, b, c in points
         ]
     image = Image.objects.create(code="ubuntu", name="Ubuntu")
+    spot_changes = 0
+    if args.spot_every_minutes > 0:
+        spot_changes = spot_prices_load(
+            randomness,
+            types=types,
+            regions=regions,
+            on_demand={code: Decimal(od) for code, _count, od, _pre, _stopped in catalog},
+            start=month.start - timedelta(days=3),
+            end=month.end + timedelta(days=1),
+            every=timedelta(minutes=args.spot_every_minutes),
+        )
     organizations = Organization.objects.bulk_create(
         [Organization(name=f"Org {n}", slug=f"org-{n}") for n in range(args.organizations)]
     )
@@ -192,6 +210,7 @@ def run(args) -> None:
                         str(piece.price_id),
                         str(piece.unit_price),
                         piece.currency,
+                        "f",  # not a cluster node
                     ]
                 )
                 + "\n"
@@ -199,7 +218,7 @@ def run(args) -> None:
             rows += 1
     columns = (
         'instance_id, organization_id, instance_type_id, region_id, gpus, kind, start, "end", '
-        "price_id, unit_price, currency"
+        "price_id, unit_price, currency, cluster"
     )
     with connection.cursor() as cursor:
         with cursor.connection.cursor().copy(
@@ -207,6 +226,7 @@ def run(args) -> None:
         ) as copy:
             copy.write(buffer.getvalue())
         cursor.execute("ANALYZE billing_usageinterval")
+        cursor.execute("ANALYZE market_spotprice")  # as autovacuum would, after a bulk load
     print(
         f"loaded {rows:,} intervals of {len(instances):,} instances "
         f"in {time.perf_counter() - started:.1f} s",
@@ -242,9 +262,12 @@ def run(args) -> None:
 
     rating_time, (line_count, exact, rounded) = timed(rate, args.runs)
     baseline_time, plain = timed(baseline, args.runs)
-    # The generated month has no open interval (every piece ends by `now`), and pieces never
-    # cross the month's bounds, so the plain sum and the rating sum must be equal.
-    assert exact == plain, (exact, plain)
+    if not spot_changes:
+        # The generated month has no open interval (every piece ends by `now`), and pieces
+        # never cross the month's bounds, so the plain sum and the rating sum must be equal.
+        assert exact == plain, (exact, plain)
+    else:  # preemptible seconds at the spot prices: the rating must differ from catalog prices
+        assert exact != plain, (exact, plain)
 
     print()
     print(
@@ -260,11 +283,44 @@ def run(args) -> None:
         f"baseline (one plain SUM over the same rows):                  "
         f"{baseline_time * 1000:8.1f} ms  (median of {args.runs})"
     )
+    if spot_changes:
+        print(
+            f"spot prices: {spot_changes:,} price periods, a change every "
+            f"{args.spot_every_minutes} minutes for each of the {len(types) * len(regions)} offers"
+        )
     print(f"ratio rating / baseline: {rating_time / baseline_time:.2f}")
     print(
         f"month total: exact {exact / SECONDS_PER_HOUR:,.6f}, "
         f"sum of rounded lines {rounded:,.2f} {settings.CURRENCY}"
     )
+
+
+def spot_prices_load(randomness, *, types, regions, on_demand, start, end, every) -> int:
+    """A spot price for every offer from `start`, changed every `every` until `end` (the last
+    one still in force): between 20 % and 100 % of the on-demand price, as the market moves it.
+    Written as a loaded history (`spot_price_history_add`: each row with its history's sums)."""
+    from portal.market.models import PriceReason, SpotPrice
+    from portal.market.services import spot_price_history_add
+
+    rows = []
+    for itype in types:
+        for region in regions:
+            moment = start
+            while moment < end:
+                following = moment + every
+                factor = Decimal(str(round(randomness.uniform(0.2, 1.0), 3)))
+                rows.append(
+                    SpotPrice(
+                        region=region,
+                        instance_type=itype,
+                        price=(on_demand[itype.code] * factor).quantize(Decimal("0.0001")),
+                        valid_from=moment,
+                        valid_until=following if following < end else None,
+                        reason=PriceReason.MARKET,
+                    )
+                )
+                moment = following
+    return len(spot_price_history_add(rows=rows))
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ as it comes and prepends a table to bench/RESULTS.md. A missed target is a findi
 and written, never a failure; the exit status is non-zero only when a benchmark could not run.
 
 BENCH_ONLY (comma-separated section names: reconciliation, queries, pages, provisioning,
-rating) runs just those sections, seeding only what they need, and prints without writing
-bench/RESULTS.md: a partial run must not enter the results file.
+rating, scale, market) runs just those sections, seeding only what they need, and prints
+without writing bench/RESULTS.md: a partial run must not enter the results file.
 
 Rating: bench/rating.py is billing's benchmark, run as it is (its own process and throw-away
 database, backfill_bench_rating); the runner reads the figures it prints ("rating (…): N ms",
@@ -60,19 +60,28 @@ def section(title: str, failures: list[str], step: Callable[[], None]) -> None:
 
 def rating(results) -> None:
     """Billing's benchmark (bench/rating.py) in its own process and its own throw-away database
-    (backfill_bench_rating); its printed figures are read back into the table."""
-    import subprocess
-
-    from bench.results import Row
-
+    (backfill_bench_rating), run twice: at catalog prices, and with spot prices changing every
+    5 minutes for every offer; its printed figures are read back into the table."""
     script = REPO / "bench" / "rating.py"
     if not script.exists():
         results.note("rating skipped: bench/rating.py (billing's benchmark) is not there")
         return
+    for extra, label in [
+        ([], "rating a month of {} intervals"),
+        (["--spot-every-minutes", "5"], "rating a month of {} intervals, spot price every 5 min"),
+    ]:
+        rating_run(results, script, extra, label)
+
+
+def rating_run(results, script: Path, extra: list[str], label: str) -> None:
+    import subprocess
+
+    from bench.results import Row
+
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     env.setdefault("TEST_REDIS_URL", os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3"))
     out = subprocess.run(  # noqa: S603 - our own script
-        [sys.executable, str(script)], cwd=REPO, env=env, capture_output=True, text=True
+        [sys.executable, str(script), *extra], cwd=REPO, env=env, capture_output=True, text=True
     )
     print(out.stdout, end="", flush=True)
     if out.returncode != 0:
@@ -94,7 +103,7 @@ def rating(results) -> None:
     results.add(
         Row(
             section="rating",
-            name=f"rating a month of {figures['intervals'].group(1)} intervals",
+            name=label.format(figures["intervals"].group(1)),
             figure=f"{rating_ms:.1f} ms",
             baseline=f"one plain SQL SUM {baseline_ms:.1f} ms",
             ratio=ratio,
@@ -104,7 +113,7 @@ def rating(results) -> None:
     )
 
 
-SECTIONS = ("reconciliation", "queries", "pages", "provisioning", "rating")
+SECTIONS = ("reconciliation", "queries", "pages", "provisioning", "rating", "scale", "market")
 
 
 def chosen_sections() -> tuple[frozenset[str], bool]:
@@ -200,6 +209,14 @@ def main() -> int:
         section("provisioning", failures, lambda: provisioning.run(results, staff=staff, work=work))
     if "rating" in only:
         section("rating", failures, lambda: rating(results))
+    if "scale" in only:  # the operator's pages on a fleet of 100,000 (bench/scale.py)
+        from bench import scale
+
+        section("operator scale", failures, lambda: scale.run(results, staff=staff, work=work))
+    if "market" in only:  # a week of the spare-capacity market (bench/market.py)
+        from bench import market
+
+        section("market week", failures, lambda: market.run(results, work=work))
 
     results.note(f"load average (1, 5, 15 min) at the start {load_at_start}, at the end {load()}")
     for failure in failures:

@@ -13,6 +13,19 @@ os.environ.setdefault(
     "DJANGO_SECRET_KEY", "bench-only-" + "k3y-for-a-throwaway-loopback-server-" * 2
 )
 
+# What production refuses to start without (portal/settings/required.py), set to the bench's own
+# loopback services; every one is overridden below or by the runner.
+_bench_db = os.environ.get("BENCH_DB_NAME", "backfill_bench")
+for _name, _value in {
+    "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{_bench_db}",
+    "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3"),
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+    "SITE_URL": "http://127.0.0.1:8600",
+    "EMAIL_HOST": "127.0.0.1",
+    "PROVISIONING_TOKEN": "bench-simulator-token",
+}.items():
+    os.environ.setdefault(_name, _value)
+
 from portal.lib.env import env_str  # noqa: E402
 from portal.settings.production import *  # noqa: E402, F403
 from portal.settings.production import CACHES, LOGGING  # noqa: E402
@@ -54,3 +67,7 @@ SIMULATOR_URL = env_str("SIMULATOR_URL", "http://127.0.0.1:8670")
 LOGGING = {**LOGGING, "root": {**LOGGING["root"], "level": env_str("LOG_LEVEL", "WARNING")}}
 
 BENCH_FLOOR_VIEWS = True
+# The provisioning section launches one cluster of 1,000 nodes (bench/provisioning.py): above the
+# product's default maximum (16) and the 512 GPUs a quota may hold, within the simulator's 1,024.
+CLUSTER_MAX_NODES = 1024
+QUOTA_MAX_GPUS = 4096

@@ -38,8 +38,12 @@ def _mail_leaves_at_commit(monkeypatch):
 
     monkeypatch.setattr(notification_services, "_after_commit", after_commit)
     monkeypatch.setattr(
-        notification_services, "_enqueue", lambda pk: delivery.notification_deliver(pk)
+        notification_services,
+        "_enqueue",
+        lambda pk, countdown=None: delivery.notification_deliver(pk),
     )
+    # Each row is delivered at once: a batch's later rows are not left to its first's delivery.
+    monkeypatch.setattr(notification_services, "_sent_at_once", lambda: True)
 
 
 @dataclass

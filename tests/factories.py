@@ -1,5 +1,6 @@
 import factory
 from allauth.account.models import EmailAddress
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 
 from portal.accounts.models import User
 from portal.orgs.models import Membership, Organization
@@ -26,6 +27,14 @@ class UserFactory(factory.django.DjangoModelFactory):
         EmailAddress.objects.create(
             user=self, email=self.email, primary=True, verified=extracted is not False
         )
+
+    @factory.post_generation
+    def two_factor(self, create, extracted, **kwargs):
+        """Staff have an authenticator app (the admin needs two-factor) unless
+        `two_factor=False` is passed; others only with `two_factor=True`."""
+        if create and (extracted or (self.is_staff and extracted is None)):
+            self.totp_secret = generate_totp_secret()  # for a test that signs in with a code
+            TOTP.activate(self, self.totp_secret)
 
 
 class OrganizationFactory(factory.django.DjangoModelFactory):

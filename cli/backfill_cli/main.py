@@ -372,6 +372,22 @@ def instances_launch(
     preemptible: Annotated[
         bool, typer.Option(help="Cheaper; the operator may reclaim it with notice.")
     ] = False,
+    max_price: Annotated[
+        str | None,
+        typer.Option(
+            "--max-price",
+            help="Preemptible: the most it may cost per hour, e.g. 1.25 (default: the "
+            "on-demand price). Reclaimed with notice if the spot price rises above it.",
+        ),
+    ] = None,
+    volume: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--volume",
+            "-v",
+            help="Volume id or name (same region) to attach at /data/<name>, repeatable.",
+        ),
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", "-w", help=WAIT_HELP)] = False,
     timeout: Annotated[float, typer.Option(help=TIMEOUT_HELP)] = 900,
 ) -> None:
@@ -411,6 +427,10 @@ def instances_launch(
         "ssh_key_ids": key_ids,
         "preemptible": preemptible,
     }
+    if max_price is not None:
+        body["max_price_per_hour"] = max_price
+    if volume:
+        body["volume_ids"] = _volume_ids(client, volume, region)
     instance = client.post("/instances/", body, idempotent=True)
     if not current.json:
         output.note(f"Launched {instance['name']} (#{instance['id']}), {instance['state']}.")
@@ -434,6 +454,27 @@ def _action(ctx: typer.Context, ref: str, action: str, target: str, wait: bool, 
         instance = _wait(client, current, instance, target, timeout, POLL)
     if current.json:
         output.as_json(instance)
+
+
+@instances_app.command("max-price")
+def instances_max_price(
+    ctx: typer.Context,
+    instance: Annotated[str, typer.Argument(help="Id or name.")],
+    price: Annotated[
+        str, typer.Argument(help="Per hour, e.g. 1.50; 'on-demand' for the on-demand price.")
+    ],
+) -> None:
+    """Change a preemptible instance's max price per hour (raising it during a price
+    reclaim's notice cancels the reclaim)."""
+    current = state(ctx)
+    client = current.client()
+    pk = _instance_id(client, instance)
+    value = None if price == "on-demand" else price
+    result = client.post(f"/instances/{pk}/max-price/", {"max_price_per_hour": value})
+    if not current.json:
+        shown = result.get("max_price_per_hour") or "the on-demand price"
+        output.note(f"{result['name']} (#{pk}): max price per hour now {shown}.")
+    _show_instance(current, result)
 
 
 @instances_app.command("stop")
@@ -620,11 +661,41 @@ def prices(
     instance_type: Annotated[
         str | None, typer.Option("--type", "-t", help="Only this instance type.")
     ] = None,
+    spot: Annotated[
+        bool,
+        typer.Option(
+            "--spot", help="Spot prices per region now (with --history: their changes, 7 days)."
+        ),
+    ] = False,
+    region: Annotated[
+        str | None, typer.Option("--region", "-r", help="With --spot: only this region.")
+    ] = None,
 ) -> None:
     """Prices per hour of the instance types you can launch now (or their history)."""
     current = state(ctx)
     client = current.client()
-    if history:
+    if spot and history:
+        rows = list(client.pages("/prices/history/", instance_type=instance_type, region=region))
+        columns = [
+            ("TYPE", "instance_type"),
+            ("REGION", "region"),
+            ("FROM", "valid_from"),
+            ("UNTIL", "valid_until"),
+            ("SPOT/H", "price"),
+            ("WHY", "reason"),
+        ]
+    elif spot:
+        rows = client.get("/prices/", instance_type=instance_type, region=region)
+        columns = [
+            ("TYPE", "instance_type"),
+            ("REGION", "region"),
+            ("ON-DEMAND/H", "on_demand_hourly"),
+            ("SPOT/H", "spot_hourly"),
+            ("24H LOW", "spot_low_24h"),
+            ("24H HIGH", "spot_high_24h"),
+            ("CURRENCY", "currency"),
+        ]
+    elif history:
         rows = list(client.pages("/price-history/", instance_type=instance_type))
         columns = [
             ("TYPE", "instance_type"),
@@ -805,6 +876,42 @@ def volumes_list(ctx: typer.Context) -> None:
     """Volumes of the organization."""
     current = state(ctx)
     _generic_table(current, _optional_area(current.client(), "/volumes/", "volumes"), "No volumes.")
+
+
+def _volume_ids(client: Client, refs: list[str], region: str) -> list[int]:
+    """Ids of volumes given by id or by name (a name in the launch's region first)."""
+    volumes = _optional_area(client, "/volumes/", "volumes")
+    ids = []
+    for ref in refs:
+        if ref.isdigit():
+            ids.append(int(ref))
+            continue
+        named = [v for v in volumes if v["name"] == ref]
+        named.sort(key=lambda v: v["region"] != region)
+        if not named:
+            raise CliError(f"No volume is named {ref!r} (backfill volumes list).", USAGE)
+        ids.append(named[0]["id"])
+    return ids
+
+
+@volumes_app.command("create")
+def volumes_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A name: machines see it at /data/<name>.")],
+    region: Annotated[str, typer.Option("--region", "-r", help="Region, e.g. us-east-1.")],
+    size: Annotated[int, typer.Option("--size", "-s", help="Size in GB (a whole number).")],
+) -> None:
+    """Create a volume (counts against the storage quota; billed per GB-month)."""
+    current = state(ctx)
+    body = current.client().post(
+        "/volumes/", {"name": name, "region": region, "size_gb": size}, idempotent=True
+    )
+    if current.json:
+        output.as_json(body)
+    else:
+        output.note(
+            f"Created {body['name']} (#{body['id']}), {body['size_gb']} GB, {body['state']}."
+        )
 
 
 @volumes_app.command("show")

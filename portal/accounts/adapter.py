@@ -1,7 +1,9 @@
 import contextlib
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.internal.stagekit import clear_login
 from allauth.core import context as allauth_context
+from allauth.mfa.webauthn.internal.flows import did_use_passwordless_login
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -15,6 +17,9 @@ from portal.notifications.emails import ACCOUNT_MAIL
 from portal.notifications.mail import render_text
 from portal.notifications.services import notify
 
+VERIFICATION_PENDING_SESSION_KEY = "verification_pending_user"
+VERIFICATION_PENDING_EMAIL_SESSION_KEY = "verification_pending_email"  # shown on the page
+
 
 def _pending_invitation_url(request) -> str | None:
     pending = request.session.get("pending_invitation")
@@ -23,7 +28,12 @@ def _pending_invitation_url(request) -> str | None:
 
 class AccountAdapter(DefaultAccountAdapter):
     def get_login_redirect_url(self, request) -> str:
-        return _pending_invitation_url(request) or super().get_login_redirect_url(request)
+        pending = _pending_invitation_url(request)
+        if pending:
+            return pending
+        if request.user.is_staff:  # the operator's staff work in the admin
+            return reverse("operations_overview")
+        return super().get_login_redirect_url(request)
 
     def get_signup_redirect_url(self, request) -> str:
         # Used instead of the login redirect when the login completes a sign-up, e.g. on
@@ -46,9 +56,6 @@ class AccountAdapter(DefaultAccountAdapter):
         response = super().pre_login(request, user, **kwargs)
         if response is not None:
             return response
-        from allauth.account.internal.stagekit import clear_login
-        from allauth.mfa.webauthn.internal.flows import did_use_passwordless_login
-
         if did_use_passwordless_login(request, user):
             refusal = password_login_refusal(user)
             if refusal:
@@ -56,6 +63,14 @@ class AccountAdapter(DefaultAccountAdapter):
                 messages.error(request, refusal)
                 return redirect("account_login")
         return None
+
+    def respond_email_verification_sent(self, request, user):
+        """Remember whom the "check your inbox" page is for: its "send it again" button
+        (portal/accounts/views.py) mails that person's unverified address, nobody else's."""
+        if user is not None:
+            request.session[VERIFICATION_PENDING_SESSION_KEY] = user.pk
+            request.session[VERIFICATION_PENDING_EMAIL_SESSION_KEY] = user.email
+        return super().respond_email_verification_sent(request, user)
 
     def get_email_verification_redirect_url(self, email_address) -> str:
         return reverse("dashboard")
@@ -80,6 +95,8 @@ class AccountAdapter(DefaultAccountAdapter):
             "email": email,
             "current_site": get_current_site(request),
             "site_url": settings.SITE_URL,
+            "site_name": settings.SITE_NAME,
+            "support_email": settings.SUPPORT_EMAIL,
             **context,
         }
         message = self.render_mail(template_prefix, email, ctx)

@@ -32,6 +32,9 @@ class User(AbstractUser):
     username = None  # type: ignore[assignment]  # no username: AbstractUser's field removed
     email = models.EmailField("e-mail address", unique=True)
     full_name = models.CharField(max_length=150, blank=True)
+    # An IANA name ("Europe/Paris"): times in pages and e-mails are shown in it (invoices stay
+    # in UTC). Blank until set on the notifications page or detected from the browser.
+    time_zone = models.CharField(max_length=64, blank=True)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: ClassVar[list[str]] = []
@@ -48,3 +51,13 @@ class User(AbstractUser):
     @property
     def display_name(self) -> str:
         return self.full_name or self.email
+
+    @property
+    def initials(self) -> str:
+        """For avatars: the first letters of the first and last words of the name ("Ada
+        Lovelace" → "AL"), or the address's first letter when there is no name."""
+        words = [word for word in self.full_name.split() if word[0].isalnum()]
+        if words:
+            letters = words[0][0] + (words[-1][0] if len(words) > 1 else "")
+            return letters.upper()
+        return (self.email[:1] or "?").upper()

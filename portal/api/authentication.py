@@ -14,6 +14,7 @@ from portal.audit.services import client_ip
 from portal.lib.apitoken import parse_token, secret_matches
 from portal.lib.logs import bind_context
 from portal.orgs.selectors import organization_suspension_reason
+from portal.orgs.two_factor import two_factor_since
 
 INVALID = "The token is not valid. Create one on the API page of your organization."
 
@@ -56,6 +57,15 @@ class BearerTokenAuthentication(BaseAuthentication):
                 "The token's owner is no longer a member of its organization.",
                 code="token_inactive",
             )
+        if token.organization.require_two_factor:
+            since = two_factor_since(membership.user)
+            if since is None or token.created_at < since:
+                raise exceptions.PermissionDenied(
+                    f"{token.organization.name} requires two-factor authentication, and this "
+                    "token was made before its owner turned it on. Make a new token after "
+                    "turning on two-factor.",
+                    code="two_factor_required",
+                )
         address = client_ip(request)
         if not token.allows_address(address):
             raise exceptions.PermissionDenied(

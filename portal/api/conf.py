@@ -11,6 +11,9 @@ DEFAULTS = {
     "API_MAX_BODY_BYTES": 64 * 1024,
     # How long a launch's Idempotency-Key is remembered, in seconds (Stripe: 24 h).
     "API_IDEMPOTENCY_TTL": 24 * 3600,
+    # A key's claim not finished within this many seconds was left behind by a process that
+    # died: a retry with the key takes it over (and gets the instance already made).
+    "API_IDEMPOTENCY_LEASE": 30,
     "API_PAGE_SIZE": 25,
     "API_MAX_PAGE_SIZE": 100,
     # last_used_at is written at most this often per token, in seconds.

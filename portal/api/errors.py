@@ -40,6 +40,9 @@ STATUS_FOR_CODE = {
     "limit": status.HTTP_409_CONFLICT,
     "no_fleet": status.HTTP_409_CONFLICT,
     "exceeds_fleet": status.HTTP_409_CONFLICT,
+    "rate_limited": status.HTTP_429_TOO_MANY_REQUESTS,
+    "attached": status.HTTP_409_CONFLICT,
+    "unsupported": status.HTTP_409_CONFLICT,
 }
 
 # Codes for DRF's own exceptions, by class (the first match wins).
@@ -210,4 +213,6 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         return None
     if status_code == status.HTTP_401_UNAUTHORIZED:
         headers.setdefault("WWW-Authenticate", 'Bearer realm="api"')
+    if status_code == status.HTTP_429_TOO_MANY_REQUESTS:  # documented on every operation
+        headers.setdefault("Retry-After", str(getattr(exc, "retry_after", 60)))
     return Response(error_body(code, message, details), status=status_code, headers=headers)

@@ -4,7 +4,9 @@ The first request with a key runs and its answer (status and the exact JSON byte
 API_IDEMPOTENCY_TTL; the same key with the same request gets that answer again, byte for byte,
 with `Idempotent-Replayed: true`; the same key with another request is refused (409
 idempotency_key_reused), and so is a retry while the first is still running (409
-idempotency_in_progress). Answers of 500 and above are not kept: a retry runs again.
+idempotency_in_progress) for up to API_IDEMPOTENCY_LEASE (30 s): a claim older than that was
+left behind by a process that died, and a retry takes it over (a launch returns the instance it
+already made). Answers of 500 and above are not kept: a retry runs again.
 """
 
 from __future__ import annotations

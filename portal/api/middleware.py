@@ -17,6 +17,11 @@ _GENERIC = {
     404: ("not_found", "There is no such URL in the API. The list is at /api/v1/docs/."),
     405: ("method_not_allowed", "This method is not allowed here."),
     413: ("body_too_large", "The request body is too large."),
+    503: (
+        "unavailable",
+        "Backfill is briefly unavailable (its database does not answer). Try again in a "
+        "minute; see Retry-After.",
+    ),
 }
 
 
@@ -44,7 +49,7 @@ class ApiMiddleware:
             return self.get_response(request)
         limit = setting("API_MAX_BODY_BYTES")
         length = request.META.get("CONTENT_LENGTH") or "0"
-        if not length.isdigit():
+        if not (length.isascii() and length.isdigit()):  # "²".isdigit(), int("١٢") == 12
             return error_json_response(400, "bad_request", "The Content-Length header is invalid.")
         if int(length) > limit:
             return error_json_response(

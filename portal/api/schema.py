@@ -37,6 +37,7 @@ ERROR_DESCRIPTIONS = {
     "used from an address it does not allow (ip_not_allowed), or the owner's role does not "
     "allow this (forbidden).",
     404: "No such object in the token's organization (another organization's ids included).",
+    406: "The Accept header asks for something other than JSON, the only format answered.",
     409: "The request conflicts with the current state: an illegal state change, a quota "
     "exceeded, a duplicate, or an Idempotency-Key reused with another body.",
     413: "The request body is too large.",
@@ -56,7 +57,7 @@ class ApiAutoSchema(AutoSchema):
         responses = super()._get_response_bodies(direction)
         if not getattr(self.view, "token_authenticated", False):
             return responses
-        codes = [400, 401, 403, 429]
+        codes = [400, 401, 403, 406, 429]
         if "{" in self.path:
             codes.append(404)
         if self.method in ("POST", "PUT", "PATCH", "DELETE"):

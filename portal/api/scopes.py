@@ -37,13 +37,14 @@ class Area:
     personal: bool = False
 
 
-# In the order the token form shows them. Clusters and volumes (issue 17) join when their API
-# lands; a view's `api_area` must be one of these (a test checks every API view).
+# In the order the token form shows them. Clusters (issue 17) join when their API lands; a
+# view's `api_area` must be one of these (a test checks every API view).
 AREAS: dict[str, Area] = {
     area.name: area
     for area in (
         Area("instances", "Instances", "instances.view", "instances.manage"),
         Area("ssh_keys", "SSH keys", "instances.view", "instances.manage"),
+        Area("volumes", "Volumes", "volumes.view", "volumes.manage"),
         Area("catalog", "Catalog and prices", "org.view", None),
         Area("quotas", "Quotas", "quotas.view", "quotas.request"),
         Area("reservations", "Reserved capacity", "quotas.view", "quotas.request"),

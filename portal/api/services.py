@@ -244,6 +244,8 @@ def idempotency_claim(
                 code="idempotency_key_reused",
             )
         if record.completed_at is None:
+            if _take_over(record):
+                return record, True
             raise ApplicationError(
                 "A request with this Idempotency-Key is still being processed; retry shortly.",
                 code="idempotency_in_progress",
@@ -253,6 +255,23 @@ def idempotency_claim(
         "A request with this Idempotency-Key is still being processed; retry shortly.",
         code="idempotency_in_progress",
     )
+
+
+def _take_over(record: IdempotencyRecord) -> bool:
+    """A claim not finished within API_IDEMPOTENCY_LEASE seconds was left behind (the process
+    that made it died): the retry takes it over. The conditional UPDATE is the lock, so of two
+    retries one wins; the service it runs again is idempotent on the key (a launch returns the
+    instance it already made)."""
+    lease = timedelta(seconds=setting("API_IDEMPOTENCY_LEASE"))
+    now = timezone.now()
+    if record.created_at > now - lease:
+        return False
+    taken = IdempotencyRecord.objects.filter(
+        pk=record.pk, completed_at__isnull=True, created_at=record.created_at
+    ).update(created_at=now)
+    if taken:
+        record.created_at = now
+    return bool(taken)
 
 
 def idempotency_complete(*, record: IdempotencyRecord, status_code: int, body: str) -> None:

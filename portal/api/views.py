@@ -12,19 +12,34 @@ from portal.catalog.models import Image
 from portal.catalog.selectors import catalog_offers
 from portal.lib.errors import ApplicationError
 from portal.orgs.decorators import OrganizationRequest, organization_view
+from portal.quotas.models import Kind, Quota
 from portal.sshkeys.selectors import sshkey_list_for_member
 from portal.web.forms import form_add_application_error
 
 
 def _examples(request: OrganizationRequest) -> dict[str, object]:
-    """Real codes of this catalog in the curl examples, so that they work as pasted."""
-    offer = next(iter(catalog_offers()), None)
+    """Real codes of this catalog in the curl examples, so that they work as pasted: the first
+    type and region the organization's on-demand quota has room for (else the first offered)."""
+    offers = list(catalog_offers())
+    free = {
+        (q.region_id, q.gpu_model_id): q.free(Kind.ON_DEMAND)
+        for q in Quota.objects.filter(organization=request.organization)
+    }
+    fitting = (
+        (offer, region)
+        for offer in offers
+        for region in offer.regions
+        if free.get((region.pk, offer.instance_type.gpu_model_id), 0)
+        >= offer.instance_type.gpu_count
+    )
+    first = next(iter(offers), None)
+    offer, region = next(fitting, (first, first.regions[0] if first and first.regions else None))
     image = Image.objects.filter(active=True).order_by("name").first()
     key = sshkey_list_for_member(membership=request.membership).first()
     return {
         "base_url": request.build_absolute_uri("/api/v1"),
         "instance_type": offer.instance_type.code if offer else "gpu_1x_h100",
-        "region": offer.regions[0].code if offer and offer.regions else "us-east-1",
+        "region": region.code if region else "us-east-1",
         "image": image.code if image else "ubuntu-22.04-cuda-12.4",
         "ssh_key_id": key.pk if key else 1,
     }

@@ -21,6 +21,8 @@ ACTIONS: dict[str, str] = {
     # Organizations and people.
     "org.created": "Organization created",
     "org.renamed": "Organization renamed",
+    "org.two_factor_required": "Two-factor required of every member",
+    "org.two_factor_optional": "Two-factor no longer required",
     "org.suspended": "Organization suspended",
     "org.unsuspended": "Suspension lifted",
     "member.role_changed": "Role changed",
@@ -48,6 +50,16 @@ ACTIONS: dict[str, str] = {
     "instance.launched": "Instance launched",
     "instance.state_changed": "Instance state changed",
     "instance.action": "Instance action",
+    "instance.bid_changed": "Max price per hour changed",
+    "cluster.launched": "Cluster launched",
+    "cluster.state_changed": "Cluster state changed",
+    "cluster.action": "Cluster action",
+    # Volumes.
+    "volume.created": "Volume created",
+    "volume.resized": "Volume resized",
+    "volume.deleted": "Volume deleted",
+    "volume.orphan_keep": "Orphan volume kept by staff",
+    "volume.orphan_delete": "Orphan volume deleted by staff",
     # Quotas.
     "quota.request_submitted": "Quota request submitted",
     "quota.decided": "Quota request decided",
@@ -58,14 +70,33 @@ ACTIONS: dict[str, str] = {
     "reservation.accepted": "Reservation quote accepted",
     "reservation.declined": "Reservation quote declined",
     "reservation.refused": "Reservation request refused",
+    "reservation.quote_expired": "Reservation quote expired",
     "reservation.created": "Reservation created",
     "reservation.cancelled": "Reservation cancelled",
+    # Reclaims (the operator takes capacity back).
+    "reclaim.policy_changed": "Reclaim policy changed",
+    "reclaim.order_created": "Reclaim order made",
+    "reclaim.victim_noticed": "Reclaim notice given",
+    "reclaim.backend_told": "Reclaim passed to the backend",
+    "reclaim.victim_ended": "Reclaimed instance ended",
+    "reclaim.cancelled": "Price reclaim cancelled (max price raised)",
+    "reclaim.order_done": "Reclaim order done",
+    "reclaim.risk_warned": "Reclaim risk warning",
+    "reclaim.shortfall_capped": "Backend shortfall capped",
+    # The spot market (staff).
+    "market.price_set": "Spot price set by staff",
+    "market.settings_changed": "Spot price settings changed",
+    # Capacity alerts.
+    "capacity_alert.created": "Capacity alert created",
+    "capacity_alert.removed": "Capacity alert removed",
     # Money.
     "invoice.issued": "Invoice issued",
     "invoice.paid": "Invoice marked paid",
+    "invoice.overdue_reminder": "Overdue invoice reminder sent",
     "invoice.credit_note_issued": "Credit note issued",
     "credit.granted": "Credit granted",
     "budget.changed": "Budget changed",
+    "budget.instances_stopped": "Instances stopped at the budget limit",
 }
 
 GROUPS: dict[str, str] = {
@@ -78,8 +109,13 @@ GROUPS: dict[str, str] = {
     "sshkey": "SSH keys",
     "api_token": "API tokens",
     "instance": "Instances",
+    "cluster": "Clusters",
+    "volume": "Volumes",
     "quota": "Quotas",
     "reservation": "Reservations",
+    "reclaim": "Reclaims",
+    "market": "Spot market",
+    "capacity_alert": "Capacity alerts",
     "invoice": "Invoices",
     "credit": "Credits",
     "budget": "Budget",

@@ -47,7 +47,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
         "at",
         "action",
         "actor_kind",
-        "actor_label",
+        "actor",
         "organization_label",
         "target",
         "ip",
@@ -59,6 +59,11 @@ class AuditEntryAdmin(admin.ModelAdmin):
     list_per_page = 100
     show_full_result_count = False  # no COUNT(*) over the whole log on every page
     actions = None
+
+    @admin.display(description="actor", ordering="actor_label")
+    def actor(self, entry: AuditEntry) -> str:
+        return entry.actor_display
+
     fields = readonly_fields = (
         "at",
         "action",

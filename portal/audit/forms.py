@@ -1,3 +1,5 @@
+from datetime import date
+
 from django import forms
 
 from portal.audit.actions import ACTIONS, GROUPS, action_group
@@ -12,6 +14,10 @@ def action_choices() -> list:
     return choices
 
 
+# The last day a filter may name: the day after it (the end of an "until" day) overflows datetime.
+LAST_DAY = date(9999, 12, 30)
+
+
 class AuditFilterForm(forms.Form):
     action = forms.ChoiceField(choices=action_choices, required=False)
     actor = forms.CharField(
@@ -22,6 +28,18 @@ class AuditFilterForm(forms.Form):
     )
     since = forms.DateField(required=False, label="From", widget=forms.DateInput({"type": "date"}))
     until = forms.DateField(required=False, label="To", widget=forms.DateInput({"type": "date"}))
+
+    def _a_day_the_calendar_holds(self, name: str) -> date | None:
+        day = self.cleaned_data.get(name)
+        if day and day > LAST_DAY:
+            raise forms.ValidationError(f"Give a day up to {LAST_DAY.isoformat()}.")
+        return day
+
+    def clean_since(self):
+        return self._a_day_the_calendar_holds("since")
+
+    def clean_until(self):
+        return self._a_day_the_calendar_holds("until")
 
     def clean(self):
         super().clean()

@@ -24,6 +24,7 @@ from django.db import models
 from django.utils import timezone
 
 from portal.audit.actions import action_label
+from portal.audit.actors import system_actor_words
 from portal.lib.errors import ApplicationError
 
 
@@ -108,3 +109,10 @@ class AuditEntry(models.Model):
     @property
     def action_label(self) -> str:
         return action_label(self.action)
+
+    @property
+    def actor_display(self) -> str:
+        """Who, as people read it: the person or token as stored, the system in words."""
+        if self.actor_kind == ActorKind.SYSTEM:
+            return system_actor_words(self.actor_label)
+        return self.actor_label

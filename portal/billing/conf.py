@@ -19,6 +19,11 @@ DEFAULTS = {
     "BILLING_ISSUER_ADDRESS": "1 Spare Capacity Way, Dublin, Ireland",
     # Budget e-mails at these percentages of the monthly amount, each once a month.
     "BILLING_BUDGET_THRESHOLDS": (50, 80, 100),
+    # Overdue invoices (dunning): a reminder this many days after the due date (launches are
+    # paused from the due date on), and, if set, the organization is suspended this many days
+    # after it (0: never). Every step is e-mailed and audited; paying lifts all of it.
+    "BILLING_DUNNING_REMINDER_DAYS": (1, 7, 14),
+    "BILLING_DUNNING_SUSPEND_DAYS": 0,
 }
 
 

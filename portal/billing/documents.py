@@ -1,8 +1,10 @@
-"""An issued invoice as a PDF (WeasyPrint) and as CSV; the usage of a month as CSV."""
+"""An issued invoice as a PDF (WeasyPrint) and as CSV; the usage of a month as CSV.
+
+Every CSV goes through portal.lib.csvsafe, so no customer- or staff-written text runs as a formula.
+"""
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -11,11 +13,13 @@ from django.template.loader import render_to_string
 
 from portal.billing import rating
 from portal.billing.conf import setting
-from portal.billing.models import Invoice, UsageInterval
+from portal.billing.models import Invoice, UsageInterval, UsageKind
 from portal.billing.money import SECONDS_PER_HOUR, format_amount
 from portal.billing.payments import get_provider
 from portal.billing.periods import Month
 from portal.billing.selectors import invoice_view
+from portal.billing.storage import storage_csv_rows
+from portal.lib import csvsafe
 
 
 def invoice_context(invoice: Invoice) -> dict:
@@ -45,7 +49,7 @@ def invoice_filename(invoice: Invoice, extension: str) -> str:
 
 def invoice_csv(invoice: Invoice) -> str:
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csvsafe.writer(out)
     writer.writerow(["invoice", invoice.number])
     writer.writerow(["customer", invoice.customer_name])
     writer.writerow(
@@ -66,11 +70,12 @@ def invoice_csv(invoice: Invoice) -> str:
             "amount",
         ]
     )
+    # A storage line: "seconds" are GB-seconds, "hours" GB-hours, the unit price per GB-month.
     for line in invoice.lines.select_related("instance_type", "region"):
         writer.writerow(
             [
                 line.position,
-                line.instance_type.code,
+                line.instance_type.code if line.instance_type else "storage",
                 line.region.code,
                 line.kind,
                 line.seconds,
@@ -80,6 +85,17 @@ def invoice_csv(invoice: Invoice) -> str:
                 line.amount,
             ]
         )
+        # A preemptible line's price is the average paid: the seconds at each spot price.
+        for price, seconds in line.price_breakdown:
+            writer.writerow(
+                [
+                    f"{line.position} at",
+                    price,
+                    seconds,
+                    f"{Decimal(seconds) / SECONDS_PER_HOUR:.4f}",
+                    f"{Decimal(price) * seconds / SECONDS_PER_HOUR:.6f}",
+                ]
+            )
     writer.writerow([])
     for label, value in (
         ("subtotal", invoice.subtotal),
@@ -107,6 +123,9 @@ CSV_HEADER = [
     "unit price per hour",
     "currency",
     "amount",
+    # Volume rows only (kind storage, after the instances'): the size and its price.
+    "size (GB)",
+    "price per GB-month",
 ]
 
 
@@ -114,8 +133,23 @@ def _iso(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else ""
 
 
+SPOT_HEADER = [
+    "preemptible seconds at each price",
+    "instance",
+    "instance id",
+    "instance type",
+    "region",
+    "price per hour",
+    "seconds",
+    "amount",
+]
+
+
 def usage_csv_rows(*, organization_id: int, month: Month, now: datetime):
-    """The month's usage intervals (clipped to the month), header first, streamed."""
+    """The month's usage intervals (clipped to the month), header first, streamed.
+
+    A preemptible interval's unit price is the average it paid (the spot price moves); a
+    second section gives each preemptible interval's seconds at each price."""
     yield CSV_HEADER
     rows = (
         rating.rated(
@@ -137,8 +171,11 @@ def usage_csv_rows(*, organization_id: int, month: Month, now: datetime):
             "unit_price",
             "currency",
             "price_seconds",
+            "id",
         )
     )
+    preemptible: dict[int, tuple[int, Decimal]] = {}
+    described: dict[int, tuple[str, int, str, str]] = {}
     for (
         name,
         pk,
@@ -151,9 +188,14 @@ def usage_csv_rows(*, organization_id: int, month: Month, now: datetime):
         price,
         currency,
         price_seconds,
+        interval_id,
     ) in rows.iterator(chunk_size=2000):
         start = max(start, month.start)
         end = min(end, month.end) if end else None
+        if kind == UsageKind.PREEMPTIBLE:
+            preemptible[interval_id] = (seconds, price)
+            described[interval_id] = (name, pk, itype, region)
+            price = rating.average_price(price_seconds, seconds)
         yield [
             name,
             pk,
@@ -166,20 +208,49 @@ def usage_csv_rows(*, organization_id: int, month: Month, now: datetime):
             price,
             currency,
             f"{Decimal(price_seconds) / SECONDS_PER_HOUR:.6f}",
+            "",
+            "",
         ]
-
-
-class Echo:
-    """A file-like object whose write returns the line, for StreamingHttpResponse."""
-
-    def write(self, value: str) -> str:
-        return value
+    for row in storage_csv_rows(
+        organization_id=organization_id, start=month.start, end=month.end, now=now
+    ):
+        ongoing = row["end"] >= min(now, month.end) and row["end"] < month.end
+        yield [
+            row["name"],
+            row["volume_id"],
+            "volume",
+            row["region"],
+            "storage",
+            _iso(row["start"]),
+            "ongoing" if ongoing else _iso(row["end"]),
+            row["seconds"],
+            "",
+            row["currency"],
+            f"{row['amount']:.6f}",
+            row["size_gb"],
+            row["per_gb_month"],
+        ]
+    if not preemptible:
+        return
+    slices = rating.spot_slices(
+        organization_id=organization_id, start=month.start, end=month.end, now=now
+    )
+    yield []
+    yield SPOT_HEADER
+    for interval_id, prices in rating.interval_breakdown(slices, preemptible).items():
+        for price, seconds in prices:
+            yield [
+                "at spot price",
+                *described[interval_id],
+                price,
+                seconds,
+                f"{price * seconds / SECONDS_PER_HOUR:.6f}",
+            ]
 
 
 def stream_csv(rows):
-    writer = csv.writer(Echo())
-    for row in rows:
-        yield writer.writerow(row)
+    """The rows as formula-safe CSV lines (see portal.lib.csvsafe)."""
+    return csvsafe.stream(rows)
 
 
 __all__ = ["format_amount", "invoice_csv", "invoice_pdf", "stream_csv", "usage_csv_rows"]

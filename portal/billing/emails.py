@@ -9,7 +9,8 @@ from portal.billing.documents import invoice_filename, invoice_pdf
 from portal.billing.models import Budget, BudgetAlert, Invoice
 from portal.billing.money import Money
 from portal.billing.periods import Month
-from portal.billing.selectors import billing_recipients
+from portal.billing.selectors import billing_recipients, invoice_balance_due
+from portal.instances.models import Instance
 from portal.notifications.registry import Email, email_kind
 
 
@@ -17,7 +18,7 @@ def _url(name: str, *args) -> str:
     return settings.SITE_URL + reverse(name, args=args)
 
 
-@email_kind("invoice_issued")
+@email_kind("invoice_issued", category="invoices")
 def invoice_issued(*, invoice_id: int) -> list[Email]:
     """To the owners and billing members, with the PDF attached (made in the worker)."""
     invoice = Invoice.objects.select_related("organization").get(pk=invoice_id)
@@ -41,7 +42,7 @@ def invoice_issued(*, invoice_id: int) -> list[Email]:
     ]
 
 
-@email_kind("budget_threshold")
+@email_kind("budget_threshold", category="budget")
 def budget_threshold(*, alert_id: int) -> list[Email]:
     """To the owners and billing members: the month's spend reached a share of the budget."""
     alert = BudgetAlert.objects.select_related("organization").get(pk=alert_id)
@@ -63,6 +64,62 @@ def budget_threshold(*, alert_id: int) -> list[Email]:
                 "blocked": bool(budget and budget.hard_limit and alert.threshold >= 100),
                 "url": _url("billing:overview", organization.slug),
                 "budget_url": _url("billing:budget", organization.slug),
+            },
+        )
+    ]
+
+
+@email_kind("budget_hard_limit_stopped")
+def budget_hard_limit_stopped(*, alert_id: int, instance_ids: list[int]) -> list[Email]:
+    """To the owners and billing members: the hard limit stopped these running instances."""
+    alert = BudgetAlert.objects.select_related("organization").get(pk=alert_id)
+    organization = alert.organization
+    budget = Budget.objects.filter(organization=organization).first()
+    currency = budget.currency if budget else settings.CURRENCY
+    instances = list(
+        Instance.objects.filter(pk__in=instance_ids, organization=organization)
+        .select_related("instance_type", "region")
+        .order_by("name")
+    )
+    return [
+        Email(
+            template="budget_hard_limit_stopped",
+            to=billing_recipients(organization=organization),
+            context={
+                "alert": alert,
+                "organization": organization,
+                "month": Month.of(alert.month),
+                "spend": Money(alert.spend, currency),
+                "budget": Money(alert.budget_amount, currency),
+                "instances": instances,
+                "budget_url": _url("billing:budget", organization.slug),
+                "instances_url": _url("instances:list", organization.slug),
+            },
+        )
+    ]
+
+
+@email_kind("invoice_overdue")
+def invoice_overdue(
+    *, invoice_id: int, days_overdue: int, suspend_in_days: int | None = None
+) -> list[Email]:
+    """To the owners and billing members: the invoice is overdue, launches are paused, and
+    what comes next."""
+    invoice = Invoice.objects.select_related("organization").get(pk=invoice_id)
+    if invoice.paid_at is not None:
+        return []  # paid since the reminder was queued
+    organization = invoice.organization
+    return [
+        Email(
+            template="invoice_overdue",
+            to=billing_recipients(organization=organization),
+            context={
+                "invoice": invoice,
+                "organization": organization,
+                "days_overdue": days_overdue,
+                "suspend_in_days": suspend_in_days,
+                "balance": Money(invoice_balance_due(invoice), invoice.currency),
+                "url": _url("billing:invoice", organization.slug, invoice.pk),
             },
         )
     ]

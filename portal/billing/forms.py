@@ -18,7 +18,13 @@ class BudgetForm(forms.Form):
     hard_limit = forms.BooleanField(
         required=False,
         label="Hard limit: refuse new launches once the budget is reached",
-        help_text="Running instances keep running; the owners are told.",
+        help_text="The owners are told.",
+    )
+    stop_instances = forms.BooleanField(
+        required=False,
+        label="With the hard limit, also stop running instances",
+        help_text="Their disks are kept (stopped instances bill only storage); start them again "
+        "after raising the budget. Without this, running instances keep running.",
     )
 
 

@@ -26,6 +26,8 @@ class UsageKind(models.TextChoices):
     # the on-demand usage it covered, taken off again so that it is not billed twice.
     RESERVED = "reserved", "Reserved capacity"
     COVERED = "covered", "Covered by reservation"
+    # Invoice lines only (portal.billing.storage): volumes, GB-seconds at a price per GB-month.
+    STORAGE = "storage", "Volume storage"
 
 
 class UsageInterval(models.Model):
@@ -55,6 +57,9 @@ class UsageInterval(models.Model):
     )
     unit_price = UnitPriceField(help_text="Per hour.")
     currency = models.CharField(max_length=3, default=settings.CURRENCY)
+    # Usage of a node of a cluster (copied from the instance): the invoice gives the nodes of
+    # clusters a line of their own per type and region.
+    cluster = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["instance", "start"]
@@ -175,20 +180,24 @@ class Invoice(models.Model):
 
 
 class InvoiceLine(models.Model):
-    """Usage of one instance type in one region, of one kind, at one unit price."""
+    """Usage of one instance type in one region, of one kind, at one unit price; or the volume
+    storage of a region at one price per GB-month (kind storage: no instance type, `seconds`
+    are GB-seconds)."""
 
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="lines")
     position = models.PositiveSmallIntegerField()
     instance_type = models.ForeignKey(
-        "catalog.InstanceType", on_delete=models.PROTECT, related_name="+"
+        "catalog.InstanceType", on_delete=models.PROTECT, related_name="+", null=True, blank=True
     )
     region = models.ForeignKey("catalog.Region", on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=16, choices=UsageKind.choices)
     description = models.CharField(max_length=200)
     seconds = models.BigIntegerField()
     gpu_seconds = models.BigIntegerField()
-    unit_price = UnitPriceField(help_text="Per instance-hour.")
+    unit_price = UnitPriceField(help_text="Per instance-hour (preemptible: the average paid).")
     amount = MoneyField()
+    # Preemptible lines: [[price per hour, seconds], ...] at each spot price, lowest first.
+    price_breakdown = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["invoice", "position"]
@@ -206,6 +215,25 @@ class InvoiceLine(models.Model):
     @property
     def gpu_hours(self) -> Decimal:
         return Decimal(self.gpu_seconds) / Decimal(3600)
+
+    @property
+    def is_storage(self) -> bool:
+        return self.kind == UsageKind.STORAGE
+
+    @property
+    def gpus(self) -> int:
+        """GPUs billed at once on the line (a reservation's: how many it holds)."""
+        return self.gpu_seconds // self.seconds if self.seconds else 0
+
+    @property
+    def price_per_gpu_hour(self) -> Decimal | None:
+        """A reserved line's committed price per GPU-hour (its unit price is for all its GPUs)."""
+        return self.unit_price / self.gpus if self.gpus else None
+
+    @property
+    def gb_months(self) -> Decimal:
+        """For a storage line: its GB-seconds in GB-months of 730 hours."""
+        return Decimal(self.seconds) / (Decimal(730) * 3600)
 
 
 class CreditKind(models.TextChoices):
@@ -311,6 +339,12 @@ class Budget(models.Model):
     hard_limit = models.BooleanField(
         default=False, help_text="At 100 % of the budget, new launches are refused."
     )
+    stop_instances = models.BooleanField(
+        "stop running instances at the hard limit",
+        default=False,
+        help_text="With the hard limit: at 100 % the running instances are stopped too (their "
+        "disks are kept; start them again once the budget allows).",
+    )
     updated_at = models.DateTimeField()
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -349,3 +383,24 @@ class BudgetAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organization} {self.month:%Y-%m} {self.threshold} %"
+
+
+class DunningStep(models.Model):
+    """A step taken for an overdue invoice: a reminder ("reminder-7": 7 days after the due
+    date) or the suspension ("suspended"). Unique per invoice and step: each is taken once."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="dunning_steps")
+    step = models.CharField(max_length=32)
+    taken_at = models.DateTimeField()
+    suspension = models.ForeignKey(
+        "orgs.Suspension", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["taken_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "step"], name="dunning_step_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id}: {self.step}"

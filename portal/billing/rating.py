@@ -12,26 +12,32 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, TypedDict, cast
 
 from django.db.models import (
     BigIntegerField,
+    Case,
     DecimalField,
     ExpressionWrapper,
     F,
     Func,
     Min,
+    OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Sum,
     Value,
+    When,
 )
+from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Cast, Coalesce, Greatest, Least, TruncDate
 
 from portal.billing.models import UsageInterval, UsageKind
 from portal.billing.money import SECONDS_PER_HOUR, cents
 from portal.instances.models import Instance
+from portal.market.models import SpotPrice
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -76,13 +82,80 @@ class RatedFields(TypedDict):
     gpu_seconds: int
 
 
+def _spot_integral(at: Func) -> Coalesce:
+    """For a preemptible interval (the outer row): Σ over the seconds its offer's spot prices
+    cover before `at` (an expression of the outer row) of (spot price − the interval's unit
+    price). Zero before the offer's first price.
+
+    One row answers it: the offer's last price row starting at or before `at` (an index
+    lookup on type, region, start) carries the sums of the history before it
+    (`SpotPrice.seconds_before`, `price_seconds_before`), to which its own seconds up to `at`
+    are added (all of them if it ended before `at`: a gap in the history is at the interval's
+    own price). Rows start and end on whole seconds.
+    """
+    unit_price = OuterRef("unit_price")
+    own_seconds = Cast(
+        EpochSeconds(F("valid_from"), Least(at, Coalesce(F("valid_until"), at))), EXACT
+    )
+    in_force = (
+        SpotPrice.objects.filter(
+            region_id=OuterRef("region_id"),
+            instance_type_id=OuterRef("instance_type_id"),
+            valid_from__lte=at,
+        )
+        .order_by("-valid_from")
+        .annotate(
+            integral=ExpressionWrapper(
+                F("price_seconds_before")
+                - unit_price * F("seconds_before")
+                + (F("price") - unit_price) * own_seconds,
+                output_field=EXACT,
+            )
+        )
+        .values("integral")[:1]
+    )
+    return Coalesce(Subquery(in_force, output_field=EXACT), Value(Decimal(0)), output_field=EXACT)
+
+
+def _spot_price_seconds(*, start: datetime, end: datetime, now: datetime) -> CombinedExpression:
+    """For a preemptible interval (the outer row): Σ over the spot prices in force during its
+    clipped part of (seconds of overlap × (spot price − the interval's unit price)).
+
+    Added to seconds × unit price, the seconds a spot price covers are rated at that price and
+    the others (before the market first priced the offer) at the catalog's preemptible price
+    the interval carries. The difference of the offer's price integral at the clipped end and
+    at the clipped start: two index lookups per interval, however many changes it spans.
+    """
+    # The outer interval clipped as `rated()` clips it.
+    outer_start = Greatest(OuterRef("start"), Value(start))
+    outer_end = Least(Coalesce(OuterRef("end"), Value(now)), Value(end))
+    return _spot_integral(outer_end) - _spot_integral(outer_start)
+
+
+def _market_priced_before(moment: datetime) -> bool:
+    """Whether the spot market had priced any offer before `moment`. If not (a period before
+    the market started, or no market at all), no second of the period is at a spot price and
+    `rated()` leaves the lookups out: PostgreSQL runs the plain query in parallel, while the
+    correlated lookups keep the whole query to one process. An index lookup."""
+    return SpotPrice.objects.filter(valid_from__lt=moment).exists()
+
+
 def rated(
-    queryset: QuerySet[UsageInterval], *, start: datetime, end: datetime, now: datetime
+    queryset: QuerySet[UsageInterval],
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    at_spot_prices: bool | None = None,
 ) -> QuerySet[WithAnnotations[UsageInterval, RatedFields]]:
     """Intervals overlapping [start, end) with `seconds` (clipped) and `price_seconds` annotated.
 
     An open interval counts up to `now`. The filter keeps exactly the intervals with at least
     a second inside the period (boundaries are whole seconds), so no row rates to zero.
+    Preemptible intervals are rated at the spot price in force during each of their seconds
+    (`_spot_price_seconds`); the others at their unit price. `at_spot_prices=False` leaves the
+    spot prices out of `price_seconds` (for a caller that does not read it); None looks
+    whether the market had priced anything before the period's end.
     """
     if now <= start:  # nothing to rate: no rows, so none with the annotations missing
         return cast("QuerySet[WithAnnotations[UsageInterval, RatedFields]]", queryset.none())
@@ -92,24 +165,34 @@ def rated(
     # after the midnight before `start`: a lower bound on `start` that keeps the indexes off
     # older months. Only an open interval (not re-synced since a midnight) may start earlier.
     midnight = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    price_seconds = Cast(F("seconds"), EXACT) * F("unit_price")
+    if at_spot_prices is None:
+        at_spot_prices = _market_priced_before(min(end, now))
+    if at_spot_prices:
+        price_seconds += Case(
+            When(
+                kind=UsageKind.PREEMPTIBLE,
+                then=_spot_price_seconds(start=start, end=end, now=now),
+            ),
+            default=Value(Decimal(0)),
+            output_field=EXACT,
+        )
     return (
         queryset.filter(start__lt=min(end, now))
         .filter(Q(start__gte=midnight) | Q(end__isnull=True))
         .exclude(end__lte=start)
         .annotate(seconds=EpochSeconds(clipped_start, clipped_end))
         .annotate(
-            price_seconds=ExpressionWrapper(
-                Cast(F("seconds"), EXACT) * F("unit_price"), output_field=EXACT
-            ),
+            price_seconds=ExpressionWrapper(price_seconds, output_field=EXACT),
             gpu_seconds=ExpressionWrapper(F("seconds") * F("gpus"), output_field=BigIntegerField()),
         )
     )
 
 
-def _per_price() -> ExpressionWrapper:
-    """Σ seconds × the unit price, for a GROUP BY that includes the unit price: one
-    multiplication per group instead of one per interval (the same exact NUMERIC)."""
-    return ExpressionWrapper(Cast(Sum("seconds"), EXACT) * F("unit_price"), output_field=EXACT)
+def _per_price() -> Sum:
+    """Σ seconds × price per group (a preemptible interval's price changes with the spot
+    price, so the sum is taken per interval: the exact NUMERIC of `rated()`)."""
+    return Sum("price_seconds", output_field=EXACT)
 
 
 def _amount(price_seconds: Decimal | None) -> Decimal:
@@ -119,7 +202,7 @@ def _amount(price_seconds: Decimal | None) -> Decimal:
 
 @dataclass(frozen=True)
 class Line:
-    instance_type_id: int
+    instance_type_id: int | None  # None: a line of volume storage (portal.billing.storage)
     instance_type_name: str
     instance_type_code: str
     region_id: int
@@ -131,6 +214,12 @@ class Line:
     gpu_seconds: int
     amount: Decimal  # rounded to cents, half up: the one rounding
     first_start: datetime | None = None  # when this line's usage began, for ordering
+    # Preemptible lines: `unit_price` is the average price paid (the spot price moved);
+    # `base_price` the intervals' own (catalog) price, which seconds before the market priced
+    # the offer are at.
+    averaged: bool = False
+    base_price: Decimal | None = None
+    cluster: bool = False  # the nodes of clusters, a line of their own per type and region
 
     @property
     def kind_label(self) -> str:
@@ -138,7 +227,8 @@ class Line:
 
     @property
     def description(self) -> str:
-        return f"{self.instance_type_name} · {self.region_code} · {self.kind_label}"
+        what = f"{self.instance_type_name} · {self.region_code} · {self.kind_label}"
+        return f"Cluster nodes · {what}" if self.cluster else what
 
     @property
     def hours(self) -> Decimal:
@@ -165,6 +255,7 @@ LINE_FIELDS = (
     "kind",
     "unit_price",
     "currency",
+    "cluster",
 )
 
 
@@ -202,7 +293,17 @@ def _line_rows(
     )
 
 
+def average_price(price_seconds: Decimal | None, seconds: int) -> Decimal:
+    """The average price per hour of `seconds` that cost `price_seconds` (to 4 places)."""
+    if not seconds:
+        return Decimal("0.0000")
+    return (Decimal(price_seconds or 0) / Decimal(seconds)).quantize(
+        Decimal("0.0001"), rounding=ROUND_HALF_UP
+    )
+
+
 def _line(row: dict) -> Line:
+    averaged = row["kind"] == UsageKind.PREEMPTIBLE
     return Line(
         instance_type_id=row["instance_type_id"],
         instance_type_name=row["instance_type__name"],
@@ -210,12 +311,19 @@ def _line(row: dict) -> Line:
         region_id=row["region_id"],
         region_code=row["region__code"],
         kind=row["kind"],
-        unit_price=row["unit_price"],
+        unit_price=(
+            average_price(row["total_price_seconds"], int(row["total_seconds"]))
+            if averaged
+            else row["unit_price"]
+        ),
         currency=row["currency"],
         seconds=int(row["total_seconds"]),
         gpu_seconds=int(row["total_gpu_seconds"] or 0) if row["kind"] != "stopped" else 0,
         amount=cents(_amount(row["total_price_seconds"])),
         first_start=row["first_start"],
+        averaged=averaged,
+        base_price=row["unit_price"],
+        cluster=bool(row.get("cluster")),
     )
 
 
@@ -225,6 +333,7 @@ def _in_invoice_order(lines_: list[Line]) -> list[Line]:
         key=lambda line: (
             line.instance_type_name,
             line.region_code,
+            line.cluster,
             KIND_ORDER.get(line.kind, 9),
             line.first_start,
             line.unit_price,
@@ -273,6 +382,7 @@ def lines_and_per_day_of(rows: Iterable[dict]) -> tuple[list[Line], dict[date, D
             row["kind"],
             row["unit_price"],
             row["currency"],
+            bool(row.get("cluster")),
         )
         group = groups.get(key)
         if group is None:
@@ -460,44 +570,152 @@ def epoch_seconds(start: datetime, end: datetime) -> int:
     return round((end - start) / timedelta(microseconds=1) / 1_000_000)
 
 
+# A spot price row as `rate_open` reads it (`spot_rows_for_open`).
+SPOT_FIELDS = (
+    "region_id",
+    "instance_type_id",
+    "valid_from",
+    "valid_until",
+    "price",
+    "seconds_before",
+    "price_seconds_before",
+)
+SpotRows = dict[tuple[int, int], list[tuple]]  # (region id, type id) -> rows by valid_from
+REGION_ID, TYPE_ID = LINE_FIELDS.index("region_id"), LINE_FIELDS.index("instance_type_id")
+
+
+def spot_rows_for_open(rows: Iterable[tuple], *, start: datetime) -> SpotRows:
+    """The spot price rows `rate_open` needs for the preemptible ones among open intervals
+    (`open_interval_rows`) rated over a period from `start`: each offer's rows in force at or
+    after the earliest of their clipped starts. One query; none without such intervals."""
+    preemptible = [row for row in rows if row[1 + KIND] == UsageKind.PREEMPTIBLE]
+    if not preemptible:
+        return {}
+    since = min(max(row[-1], start) for row in preemptible)
+    offers = Q()
+    for region_id, type_id in {(row[1 + REGION_ID], row[1 + TYPE_ID]) for row in preemptible}:
+        offers |= Q(region_id=region_id, instance_type_id=type_id)
+    found: SpotRows = {}
+    for spot in (
+        SpotPrice.objects.filter(offers)
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=since))
+        .order_by("valid_from")
+        .values_list(*SPOT_FIELDS)
+    ):
+        found.setdefault((spot[0], spot[1]), []).append(spot[2:])
+    return found
+
+
+def _spot_integral_at(rows: list[tuple], unit_price: Decimal, at: datetime) -> Decimal:
+    """`_spot_integral` in Python, for an `at` no earlier than the start `rows` were read
+    from (`spot_rows_for_open`): the offer's last row starting at or before `at` carries the
+    sums before it, to which its own seconds up to `at` are added. Before such a row, the
+    next row's sums before it are the same figure (zero before the offer's first price).
+    Without rows the figure is the same at every `at` of the interval: zero will do."""
+    following = None
+    covering = None
+    for row in rows:
+        if row[0] <= at:
+            covering = row
+        else:
+            following = row
+            break
+    if covering is not None:
+        valid_from, valid_until, price, seconds_before, price_seconds_before = covering
+        own = epoch_seconds(valid_from, min(at, valid_until) if valid_until else at)
+        return price_seconds_before - unit_price * seconds_before + (price - unit_price) * own
+    if following is not None:
+        return following[4] - unit_price * following[3]
+    return Decimal(0)
+
+
+def spot_price_at(rows: list[tuple], at: datetime) -> Decimal | None:
+    """The spot price in force at `at` among an offer's rows (`spot_rows_for_open`)."""
+    for valid_from, valid_until, price, *_ in rows:
+        if valid_from <= at and (valid_until is None or valid_until > at):
+            return price
+    return None
+
+
 def rate_open(
-    rows: Iterable[tuple], *, start: datetime, end: datetime, now: datetime
+    rows: Iterable[tuple],
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    spot: SpotRows | None = None,
 ) -> tuple[list[dict], list[InstanceSums]]:
     """Open intervals (`open_interval_rows`) over [start, end) at `now`, each clipped to the
-    period and counted up to `now`: a row each as `line_day_rows` gives them (for
-    `lines_and_per_day_of` to add up) and its `InstanceSums`."""
-    line_days: list[dict] = []
+    period and counted up to `now`: their rows per UTC day and line as `line_day_rows` gives
+    them (for `lines_and_per_day_of` to add up) and each one's `InstanceSums`. A preemptible
+    one is at the spot prices in force (`spot`, from `spot_rows_for_open`) as `rated()` rates
+    it."""
+    line_days: dict[tuple, dict] = {}
     instances: list[InstanceSums] = []
     until = min(end, now)
     if until <= start:
-        return line_days, instances
+        return [], instances
     for instance_id, *line, gpus, began in rows:  # line: the LINE_FIELDS, in their order
         if began >= until:  # rated(): an interval still to come
             continue
-        seconds = epoch_seconds(max(began, start), until)
+        clipped_start = max(began, start)
+        seconds = epoch_seconds(clipped_start, until)
         price_seconds = seconds * line[UNIT_PRICE]
-        line_days.append(
-            {
-                "day": began.astimezone(UTC).date(),
+        offer_rows = spot.get((line[REGION_ID], line[TYPE_ID])) if spot else None
+        if offer_rows and line[KIND] == UsageKind.PREEMPTIBLE:
+            unit_price = line[UNIT_PRICE]
+            price_seconds += _spot_integral_at(offer_rows, unit_price, until) - _spot_integral_at(
+                offer_rows, unit_price, clipped_start
+            )
+        day = began.astimezone(UTC).date()
+        group = line_days.get((day, *line))
+        if group is None:  # a thousand open intervals make a few dozen of these
+            line_days[(day, *line)] = {
+                "day": day,
                 **dict(zip(LINE_FIELDS, line, strict=True)),
                 "total_seconds": seconds,
                 "total_gpu_seconds": seconds * gpus,
                 "total_price_seconds": price_seconds,
                 "first_start": began,
             }
-        )
+        else:
+            group["total_seconds"] += seconds
+            group["total_gpu_seconds"] += seconds * gpus
+            group["total_price_seconds"] += price_seconds
+            group["first_start"] = min(group["first_start"], began)
         stopped = line[KIND] == UsageKind.STOPPED
         instances.append(
             (instance_id, 0 if stopped else seconds, seconds if stopped else 0, price_seconds)
         )
-    return line_days, instances
+    return list(line_days.values()), instances
 
 
 def hourly_run_rate(*, organization_id: int, now: datetime) -> Decimal:
-    """What the organization's instances cost per hour right now (the open intervals)."""
+    """What the organization's instances cost per hour right now (the open intervals; a
+    preemptible one at the spot price in force)."""
+    spot_now = (
+        SpotPrice.objects.filter(
+            region_id=OuterRef("region_id"),
+            instance_type_id=OuterRef("instance_type_id"),
+            valid_from__lte=now,
+        )
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=now))
+        .values("price")[:1]
+    )
     value = UsageInterval.objects.filter(
         organization_id=organization_id, end__isnull=True, start__lte=now
-    ).aggregate(rate=Sum("unit_price"))["rate"]
+    ).aggregate(
+        rate=Sum(
+            Case(
+                When(
+                    kind=UsageKind.PREEMPTIBLE,
+                    then=Coalesce(Subquery(spot_now, output_field=EXACT), F("unit_price")),
+                ),
+                default=F("unit_price"),
+                output_field=EXACT,
+            )
+        )
+    )["rate"]
     return value or Decimal("0")
 
 
@@ -515,3 +733,93 @@ def all_organizations(*, start: datetime, end: datetime, now: datetime) -> Query
         )
         .order_by()
     )
+
+
+# --- Preemptible usage at each spot price ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpotSlice:
+    """The seconds of one preemptible interval (clipped to the period) at one spot price."""
+
+    interval_id: int
+    instance_type_id: int
+    region_id: int
+    base_price: Decimal  # the interval's own unit price (the catalog's preemptible price)
+    price: Decimal
+    seconds: int
+
+
+def spot_slices(
+    *, organization_id: int, start: datetime, end: datetime, now: datetime, where: Q | None = None
+) -> list[SpotSlice]:
+    """Preemptible usage of [start, end) at each spot price: one query joining the usage
+    intervals with the price rows of their offer (overlaps of at least a second), in time
+    order. Seconds no spot price covers (before the market first priced the offer) are not
+    here: they are at the interval's own unit price (`spot_breakdown` adds them)."""
+    if not _market_priced_before(min(end, now)):
+        return []  # no price row starts before the period's end: none overlaps it
+    intervals = rated(
+        _of_organization(organization_id, where).filter(kind=UsageKind.PREEMPTIBLE),
+        start=start,
+        end=end,
+        now=now,
+        at_spot_prices=False,  # its `price_seconds` is not read here
+    )
+    clipped_start = Greatest(F("start"), Value(start))
+    clipped_end = Least(Coalesce(F("end"), Value(now)), Value(end))
+    # One filter() call: one join of the price rows, that every condition applies to.
+    joined = intervals.filter(
+        Q(instance_type__spot_prices__valid_until__isnull=True)
+        | Q(instance_type__spot_prices__valid_until__gt=clipped_start),
+        instance_type__spot_prices__region_id=F("region_id"),
+        instance_type__spot_prices__valid_from__lt=clipped_end,
+    )
+    overlap = EpochSeconds(
+        Greatest(F("instance_type__spot_prices__valid_from"), clipped_start),
+        Least(Coalesce(F("instance_type__spot_prices__valid_until"), clipped_end), clipped_end),
+    )
+    rows = (
+        joined.annotate(spot_price=F("instance_type__spot_prices__price"), overlap=overlap)
+        .values_list("id", "instance_type_id", "region_id", "unit_price", "spot_price", "overlap")
+        .order_by("start", "instance_type__spot_prices__valid_from")
+    )
+    return [SpotSlice(*row) for row in rows if row[-1] > 0]
+
+
+def interval_breakdown(
+    slices: Iterable[SpotSlice], intervals: dict[int, tuple[int, Decimal]]
+) -> dict[int, list[tuple[Decimal, int]]]:
+    """Per preemptible interval (`intervals`: id -> its rated seconds and own unit price), the
+    seconds at each price, lowest price first: the spot prices of `slices`, and the seconds
+    no spot price covers at the interval's own price. The seconds add up to the interval's."""
+    covered: dict[int, dict[Decimal, int]] = {}
+    for piece in slices:
+        prices = covered.setdefault(piece.interval_id, {})
+        prices[piece.price] = prices.get(piece.price, 0) + piece.seconds
+    result = {}
+    for interval_id, (seconds, own_price) in intervals.items():
+        prices = covered.get(interval_id, {})
+        rest = seconds - sum(prices.values())
+        if rest > 0:
+            prices[own_price] = prices.get(own_price, 0) + rest
+        result[interval_id] = sorted(prices.items())
+    return result
+
+
+def line_breakdown(line: Line, slices: Iterable[SpotSlice]) -> list[tuple[Decimal, int]]:
+    """A preemptible invoice line's seconds at each price (lowest first): the spot prices of
+    its intervals, and the seconds before the market priced the offer at the line's own
+    catalog price. The seconds add up to the line's."""
+    prices: dict[Decimal, int] = {}
+    for piece in slices:
+        if (piece.instance_type_id, piece.region_id, piece.base_price) == (
+            line.instance_type_id,
+            line.region_id,
+            line.base_price,
+        ):
+            prices[piece.price] = prices.get(piece.price, 0) + piece.seconds
+    rest = line.seconds - sum(prices.values())
+    if rest > 0 and line.base_price is not None:
+        prices[line.base_price] = prices.get(line.base_price, 0) + rest
+    return sorted(prices.items())

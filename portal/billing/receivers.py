@@ -1,7 +1,9 @@
 """Billing's reactions to other apps, connected in BillingConfig.ready().
 
 - Every instance transition is metered once its transaction commits (a failure is logged:
-  metering must not undo a transition, and the periodic usage sync repairs it).
+  metering must not undo a transition, and the periodic usage sync repairs it), and the
+  organization's budget thresholds are checked at once (the periodic check remains for spend
+  that grows while instances run between transitions).
 - Writes of usage outside metering (the admin, data fixes, deleted instances) also retire the
   organization's kept usage sums (`portal.billing.usage`); metering retires them itself.
 - Launches are held while an invoice is overdue or a hard budget limit is reached
@@ -14,9 +16,13 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from portal.billing import services
-from portal.billing.models import UsageInterval
-from portal.billing.selectors import launch_block_reason, organization_overdue_reason
+from portal.billing import metering, services
+from portal.billing.models import Budget, UsageInterval
+from portal.billing.selectors import (
+    BILLING_HOLD,
+    launch_block_reason,
+    organization_overdue_reason,
+)
 from portal.billing.usage import usage_changed
 from portal.instances.models import Instance, InstanceEvent
 from portal.instances.signals import instance_state_changed
@@ -27,9 +33,25 @@ logger = logging.getLogger(__name__)
 
 
 @receiver(instance_state_changed, dispatch_uid="billing-meter-transition")
-def meter_transition(sender, instance: Instance, event: InstanceEvent, **kwargs) -> None:
+def meter_transition(
+    sender, instance: Instance, event: InstanceEvent, from_state: str = "", **kwargs
+) -> None:
+    if _bills_nothing(from_state, event.to_state):
+        return
     instance_id = instance.pk
     transaction.on_commit(lambda: _meter(instance_id))
+
+
+def _bills_nothing(from_state: str, to_state: str) -> bool:
+    """A move between two states billed nothing (pending to provisioning), recorded now: no
+    billed stretch ends or starts, so metering would write nothing (the periodic usage sync
+    still reads the event). A final state is metered always: it may be dated back."""
+    return (
+        bool(from_state)
+        and metering.billed_kind(from_state, preemptible=False) is None
+        and metering.billed_kind(to_state, preemptible=False) is None
+        and to_state not in metering.FINAL_STATES
+    )
 
 
 def _meter(instance_id: int) -> None:
@@ -37,13 +59,25 @@ def _meter(instance_id: int) -> None:
         services.usage_sync_instance(instance_id=instance_id)
     except Exception:  # metering must not undo a transition; the periodic sync repairs it
         logger.exception("metering of instance %s failed", instance_id)
+        return
+    # The spend just moved: tell of a budget threshold now, not at the next periodic check.
+    budget = (
+        Budget.objects.filter(organization__instances__pk=instance_id)
+        .select_related("organization")
+        .first()
+    )
+    if budget is not None:  # one query, and nothing more for an organization without a budget
+        try:
+            services.budget_check(organization=budget.organization)
+        except Exception:  # the periodic check tries again
+            logger.exception("budget check after metering %s failed", instance_id)
 
 
 def _launch_block_reason(organization: Organization) -> str | None:
     return launch_block_reason(organization=organization)
 
 
-hold_register("billing", _launch_block_reason, code="billing_blocked")
+hold_register(BILLING_HOLD, _launch_block_reason, code="billing_blocked")
 # Asked by the quota rules (good standing); launches are already held by "billing" above.
 hold_register(
     "invoice_overdue", organization_overdue_reason, code="billing_blocked", blocks_launch=False

@@ -27,6 +27,8 @@ from portal.billing.models import (
 )
 from portal.billing.money import SECONDS_PER_HOUR, ZERO, Money, cents
 from portal.billing.periods import Month
+from portal.billing.reservations import reservation_lines
+from portal.billing.storage import storage_lines
 from portal.orgs.models import Organization
 from portal.orgs.roles import Role
 from portal.web.fields import MoneyField
@@ -73,7 +75,8 @@ def invoice_get_for_organization(
     if with_lines:
         invoices = invoices.prefetch_related(
             Prefetch(
-                "lines", queryset=InvoiceLine.objects.select_related("instance_type", "region")
+                "lines",
+                queryset=InvoiceLine.objects.select_related("instance_type__gpu_model", "region"),
             )
         )
     invoice = invoices.filter(pk=pk).first()
@@ -163,7 +166,7 @@ def invoice_view(*, invoice: Invoice) -> InvoiceView:
     status, status_class = invoice_status(invoice)
     return InvoiceView(
         invoice=invoice,
-        lines=list(invoice.lines.select_related("instance_type", "region")),
+        lines=list(invoice.lines.select_related("instance_type__gpu_model", "region")),
         applications=list(invoice.applications.select_related("grant")),
         credit_notes=list(invoice.credit_notes.all()),
         payments=list(invoice.payments.all()),
@@ -195,6 +198,9 @@ def credit_balances(*, organization: Organization) -> dict[str, Decimal]:
 
 
 # --- Launches ---------------------------------------------------------------------------------
+
+
+BILLING_HOLD = "billing"  # the kind of hold launch_block_reason is registered as
 
 
 def launch_block_reason(*, organization: Organization) -> str | None:
@@ -255,6 +261,7 @@ class Overview:
     instance_count: int  # instances with usage in the month
     run_rate: Decimal
     forecast: Decimal | None
+    reserved: Decimal  # the month's reservations (this month only), in the forecast
     budget: Budget | None
     budget_percent: int | None
     block_reason: str | None
@@ -262,6 +269,10 @@ class Overview:
     open_invoices: list[Invoice]
     month_usage: usage.MonthUsage = field(repr=False)
     chart: BarChart | None = field(repr=False, default=None)  # drawn once the rest is known
+    # Preemptible lines (at the average price) and their seconds at each spot price.
+    spot_breakdowns: list[tuple[rating.Line, list[tuple[Decimal, int]]]] = field(
+        default_factory=list
+    )
 
     @property
     def more_instances(self) -> int:
@@ -286,10 +297,30 @@ def billing_overview(*, organization: Organization, month: Month) -> Overview:
     lines, per_day, spend = used.lines, used.per_day, used.spend
     run_rate = used.run_rate if current else ZERO
     forecast = None
+    reserved = ZERO
     if current:
         remaining_hours = Decimal((month.end - now).total_seconds()) / SECONDS_PER_HOUR
-        forecast = cents(spend + run_rate * remaining_hours)
+        # Accepted reservations bill every reserved GPU-hour of the month, used or not (less
+        # the usage they cover, which is in `spend`): the month's invoice will have them.
+        reserved = sum(
+            (
+                line.amount
+                for line in reservation_lines(
+                    organization_id=organization.pk, start=month.start, end=month.end, now=month.end
+                )
+            ),
+            ZERO,
+        )
+        forecast = cents(spend + run_rate * remaining_hours + reserved)
     top_instances, instance_count = used.per_instance(limit=TOP_INSTANCES)
+    spot_breakdowns = []
+    if any(line.averaged for line in lines):
+        slices = rating.spot_slices(
+            organization_id=organization.pk, start=month.start, end=month.end, now=now
+        )
+        spot_breakdowns = [
+            (line, rating.line_breakdown(line, slices)) for line in lines if line.averaged
+        ]
     budget = Budget.objects.filter(organization=organization).first()
     budget_percent = None
     if budget is not None:
@@ -321,6 +352,7 @@ def billing_overview(*, organization: Organization, month: Month) -> Overview:
         instance_count=instance_count,
         run_rate=run_rate,
         forecast=forecast,
+        reserved=reserved,
         budget=budget,
         budget_percent=budget_percent,
         block_reason=block_reason_of(
@@ -328,6 +360,7 @@ def billing_overview(*, organization: Organization, month: Month) -> Overview:
         ),
         balances=credit_balances(organization=organization),
         open_invoices=unpaid,
+        spot_breakdowns=spot_breakdowns,
         month_usage=used,
     )
     overview.chart = bar_chart(
@@ -366,3 +399,11 @@ def available_months(*, organization: Organization, now: datetime | None = None)
         months.append(month)
         month = month.previous()
     return months
+
+
+def storage_lines_for_month(*, organization: Organization, month: Month) -> list:
+    """The month's volume storage lines (so far, for the current month): one SQL query."""
+    now = clock.now()
+    return storage_lines(
+        organization_id=organization.pk, start=month.start, end=min(month.end, now), now=now
+    )

@@ -20,7 +20,7 @@ from django.db.models.functions import Coalesce
 
 from portal.accounts.models import User
 from portal.audit.services import audit_record
-from portal.billing import clock, metering, rating, signals, usage
+from portal.billing import clock, dunning, metering, rating, signals, usage
 from portal.billing.conf import setting
 from portal.billing.models import (
     Budget,
@@ -41,8 +41,10 @@ from portal.billing.payments import get_provider
 from portal.billing.periods import Month
 from portal.billing.reservations import reservation_lines
 from portal.billing.selectors import invoice_balance_due, month_spend
+from portal.billing.storage import storage_lines
 from portal.catalog.models import Price
-from portal.instances.models import Instance, InstanceEvent
+from portal.instances.models import Instance, InstanceEvent, State
+from portal.instances.services import instance_stop_by_system
 from portal.lib.errors import ApplicationError
 from portal.notifications.services import notify
 from portal.orgs.models import Organization
@@ -74,7 +76,10 @@ def usage_sync_instance(*, instance_id: int) -> None:
     with transaction.atomic():
         instance = (
             Instance.objects.select_for_update(of=("self",))
-            .only("id", "organization_id", "instance_type_id", "region_id", "gpus", "preemptible")
+            .only(
+                *("id", "organization_id", "instance_type_id", "region_id", "gpus"),
+                *("preemptible", "cluster_id"),
+            )
             .filter(pk=instance_id)
             .first()
         )
@@ -147,6 +152,7 @@ def usage_sync_instance(*, instance_id: int) -> None:
                     price_id=piece.price_id,
                     unit_price=piece.unit_price,
                     currency=piece.currency,
+                    cluster=instance.cluster_id is not None,
                 )
                 for key, piece in want.items()
                 if key not in have
@@ -300,9 +306,13 @@ def invoice_issue(
     with transaction.atomic():
         number = _next_number(f"{setting('BILLING_NUMBER_PREFIX')}-{now.year}")
         _already_issued(organization, month)  # again, now that issuing is serialized
-        lines = rating.lines(
+        lines = list(
+            rating.lines(organization_id=organization.pk, start=month.start, end=month.end, now=now)
+        )
+        lines += reservation_lines(
             organization_id=organization.pk, start=month.start, end=month.end, now=now
-        ) + reservation_lines(
+        )
+        lines += storage_lines(
             organization_id=organization.pk, start=month.start, end=month.end, now=now
         )
         if not lines:
@@ -351,6 +361,13 @@ def invoice_issue(
             paid_at=now if amount_due == 0 else None,
             payment_reference="Nothing to pay: covered by credits." if amount_due == 0 else "",
         )
+        slices = (
+            rating.spot_slices(
+                organization_id=organization.pk, start=month.start, end=month.end, now=now
+            )
+            if any(line.averaged for line in lines)
+            else []
+        )
         InvoiceLine.objects.bulk_create(
             [
                 InvoiceLine(
@@ -364,6 +381,14 @@ def invoice_issue(
                     gpu_seconds=line.gpu_seconds,
                     unit_price=line.unit_price,
                     amount=line.amount,
+                    price_breakdown=(
+                        [
+                            [str(price), seconds]
+                            for price, seconds in rating.line_breakdown(line, slices)
+                        ]
+                        if line.averaged
+                        else []
+                    ),
                 )
                 for position, line in enumerate(lines, start=1)
             ]
@@ -468,6 +493,7 @@ def invoice_mark_paid(
             target=invoice,
             detail={"reference": invoice.payment_reference, "paid_at": paid_at},
         )
+        dunning.dunning_lift(invoice=invoice)  # a suspension for this invoice ends with it
     return invoice
 
 
@@ -580,9 +606,15 @@ def credit_grant(
 
 
 def budget_set(
-    *, organization: Organization, amount, hard_limit: bool, by: User | None
+    *,
+    organization: Organization,
+    amount,
+    hard_limit: bool,
+    by: User | None,
+    stop_instances: bool = False,
 ) -> Budget | None:
-    """Set the monthly budget (None or '' removes it), then look at the thresholds at once."""
+    """Set the monthly budget (None or '' removes it), then look at the thresholds at once.
+    `stop_instances` (only with `hard_limit`): at 100 % running instances are stopped too."""
     if amount is None or (isinstance(amount, str) and not amount.strip()):
         with transaction.atomic():
             removed, _ = Budget.objects.filter(organization=organization).delete()
@@ -602,6 +634,7 @@ def budget_set(
                 "amount": amount,
                 "currency": settings.CURRENCY,
                 "hard_limit": bool(hard_limit),
+                "stop_instances": bool(hard_limit) and bool(stop_instances),
                 "updated_at": clock.now(),
                 "updated_by": by,
             },
@@ -611,7 +644,12 @@ def budget_set(
             organization=organization,
             actor=by,
             target=budget,
-            detail={"amount": amount, "currency": budget.currency, "hard_limit": budget.hard_limit},
+            detail={
+                "amount": amount,
+                "currency": budget.currency,
+                "hard_limit": budget.hard_limit,
+                "stop_instances": budget.stop_instances,
+            },
         )
     budget_check(organization=organization)
     return budget
@@ -648,8 +686,39 @@ def budget_check(*, organization: Organization) -> list[int]:
         except IntegrityError:
             continue  # told before (or by a concurrent check)
     if claimed:
-        notify("budget_threshold", alert_id=max(claimed, key=lambda alert: alert.threshold).pk)
+        highest = max(claimed, key=lambda alert: alert.threshold)
+        notify("budget_threshold", alert_id=highest.pk)
+        if highest.threshold >= 100 and budget.hard_limit and budget.stop_instances:
+            budget_hard_limit_stop(organization=organization, alert=highest)
     return [alert.threshold for alert in claimed]
+
+
+def budget_hard_limit_stop(*, organization: Organization, alert: BudgetAlert) -> list[int]:
+    """The hard limit is reached and the owners asked for it: stop every running instance
+    (the same stop as a person's: disks kept, billed as stopped), audit it, and e-mail the
+    owners and billing members which ones. Runs once per month: the 100 % alert is claimed
+    once. Returns the ids of the instances asked to stop."""
+    stopped = []
+    for instance in Instance.objects.filter(organization=organization, state=State.RUNNING):
+        try:
+            instance_stop_by_system(
+                instance=instance,
+                message="Stopped: the monthly budget's hard limit was reached.",
+                label="budget_hard_limit",
+            )
+        except ApplicationError as error:  # it moved on meanwhile (stopping, ended)
+            logger.info("not stopping %s at the budget limit: %s", instance.pk, error.message)
+            continue
+        stopped.append(instance.pk)
+    audit_record(
+        action="budget.instances_stopped",
+        organization=organization,
+        actor_label="budget_hard_limit",
+        target=alert,
+        detail={"instances": stopped, "spend": alert.spend, "budget": alert.budget_amount},
+    )
+    notify("budget_hard_limit_stopped", alert_id=alert.pk, instance_ids=stopped)
+    return stopped
 
 
 def budgets_check_all() -> int:

@@ -9,7 +9,7 @@ import logging
 
 from celery import shared_task
 
-from portal.billing import clock, services
+from portal.billing import clock, dunning, services
 from portal.billing.periods import Month
 
 logger = logging.getLogger(__name__)
@@ -41,3 +41,9 @@ def invoices_issue_last_month() -> int:
     for message in refused:
         logger.warning("invoice for %s not issued: %s", month.key, message)
     return len(issued)
+
+
+@shared_task(acks_late=True)
+def dunning_run() -> int:
+    """Hourly: reminders of overdue invoices, then (if set) suspension; each step once."""
+    return dunning.dunning_run()

@@ -14,7 +14,8 @@ usage that `usage_changed` replaces when metering (or anything else) writes:
   (about one per running or stopped instance), kept until any interval of the organization is
   written. An open interval counts up to `now`: it is rated in memory on every view
   (`rating.rate_open`, the database's rule: clipped to the period, seconds rounded as
-  PostgreSQL rounds them).
+  PostgreSQL rounds them; a preemptible one at the spot prices of its offer, read on every
+  view in one query since the market moves them without writing usage).
 
 The parts' raw sums (seconds, the exact Σ seconds × price) are added before the one rounding per
 line, day and instance, so the figures are exactly those of `rating` over the whole month; the
@@ -38,7 +39,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Q
 
 from portal.billing import rating
-from portal.billing.models import UsageInterval
+from portal.billing.models import UsageInterval, UsageKind
 from portal.billing.periods import Month
 
 T = TypeVar("T")
@@ -114,8 +115,31 @@ class MonthUsage:
         self.cutoff = sealed_before(month, now)
         self._period = {"organization_id": organization_id, "start": month.start, "end": month.end}
 
+    @cached_property
+    def _versions(self) -> dict[str, str]:
+        """The organization's two usage versions (`usage_version`), read in one round trip."""
+        keys = {scope: _version_key(self.organization_id, scope) for scope in (SEALED, ANY)}
+        found = cache.get_many(list(keys.values()))
+        return {
+            scope: found.get(key) or usage_version(self.organization_id, scope)
+            for scope, key in keys.items()
+        }
+
+    def _key(self, part: str) -> str:
+        """The cache key of a kept part: "live", or the sealed "lines" or "instances"."""
+        where = f"{self.organization_id}:{self.month.key}:{self.cutoff:%Y%m%d}"
+        if part == "live":
+            return f"billing:live{KEPT_FORMAT}:{where}:{self._versions[ANY]}"
+        return f"billing:sealed{KEPT_FORMAT}:{part}:{where}:{self._versions[SEALED]}"
+
+    @cached_property
+    def _found(self) -> dict[str, Any]:
+        """Every kept part of the month, read in one round trip (the billing page wants them
+        all); a part not found is rated and kept when first asked for."""
+        return cache.get_many([self._key(part) for part in ("live", "lines", "instances")])
+
     def _kept(self, key: str, compute: Callable[[], T], timeout: int = KEPT_TTL) -> T:
-        found = cache.get(key)
+        found = self._found.get(key)
         if found is None:
             found = compute()
             cache.set(key, found, timeout=timeout)
@@ -125,9 +149,7 @@ class MonthUsage:
         """`rate` of the sealed part, as kept (rated if not)."""
         if self.cutoff <= self.month.start:
             return []  # the month began today: nothing is sealed yet
-        version = usage_version(self.organization_id, SEALED)
-        key = f"billing:sealed{KEPT_FORMAT}:{what}:{self.organization_id}:{self.month.key}"
-        key += f":{self.cutoff:%Y%m%d}:{version}"
+        key = self._key(what)
         # Closed intervals that start before the cutoff end by it: `now` changes nothing.
         where = Q(start__lt=self.cutoff, end__isnull=False)
         return self._kept(key, lambda: rate(**self._period, now=self.cutoff, where=where))
@@ -139,13 +161,17 @@ class MonthUsage:
         way) and at a `now` before some of it (a clock set back)."""
         if connection.vendor != "postgresql":
             return None
-        version = usage_version(self.organization_id, ANY)
-        key = f"billing:live{KEPT_FORMAT}:{self.organization_id}:{self.month.key}"
-        key += f":{self.cutoff:%Y%m%d}:{version}"
-        live = self._kept(key, self._rate_live)
+        live = self._kept(self._key("live"), self._rate_live)
         if live.latest is not None and self.now <= live.latest:
             return None  # rated() counts only what starts before `now`
         return live
+
+    @cached_property
+    def _spot(self) -> rating.SpotRows:
+        """The spot prices of the open preemptible intervals' offers, read on every view (one
+        query, none without such intervals): the market moves them without any usage written."""
+        assert self._live is not None
+        return rating.spot_rows_for_open(self._live.open, start=self.month.start)
 
     def _rate_live(self) -> LivePart:
         today_closed = Q(start__gte=self.cutoff, end__isnull=False)
@@ -168,7 +194,11 @@ class MonthUsage:
         """The live part's open intervals rated now (read only where there is a live part)."""
         assert self._live is not None
         return rating.rate_open(
-            self._live.open, start=self.month.start, end=self.month.end, now=self.now
+            self._live.open,
+            start=self.month.start,
+            end=self.month.end,
+            now=self.now,
+            spot=self._spot,
         )
 
     def _in_parts(self, what: str, rate: Callable[..., list[T]]) -> list[T]:
@@ -214,11 +244,16 @@ class MonthUsage:
         """What the open intervals cost per hour now."""
         if self.now >= self.month.end or self._live is None:
             return rating.hourly_run_rate(organization_id=self.organization_id, now=self.now)
-        unit_price = rating.OPEN_FIELDS.index("unit_price")
-        began = rating.OPEN_FIELDS.index("start")
-        return sum(
-            (row[unit_price] for row in self._live.open if row[began] <= self.now), Decimal(0)
-        )
+        rate = Decimal(0)
+        for _id, *line, _gpus, began in self._live.open:  # the LINE_FIELDS, in their order
+            if began > self.now:
+                continue
+            price = None
+            if line[rating.KIND] == UsageKind.PREEMPTIBLE:  # the spot price in force, if any
+                offer = (line[rating.REGION_ID], line[rating.TYPE_ID])
+                price = rating.spot_price_at(self._spot.get(offer, []), self.now)
+            rate += line[rating.UNIT_PRICE] if price is None else price
+        return rate
 
 
 def month_usage(*, organization_id: int, month: Month, now: datetime) -> MonthUsage:

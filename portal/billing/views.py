@@ -33,11 +33,15 @@ def _month(request: HttpRequest) -> Month:
 def overview(request: OrganizationRequest) -> HttpResponse:
     month = _month(request)
     organization = request.organization
+    overview = selectors.billing_overview(organization=organization, month=month)
+    # The layout's banner shows the same reason: read once (overdue invoices and the budget).
+    request.launch_hold_reasons = {selectors.BILLING_HOLD: overview.block_reason}
     context = {
-        "o": selectors.billing_overview(organization=organization, month=month),
+        "o": overview,
         "months": selectors.available_months(organization=organization),
         "kinds": UsageKind,
         "can_view_instances": request.membership.can("instances.view"),
+        "storage": selectors.storage_lines_for_month(organization=organization, month=month),
     }
     return render(request, "billing/overview.html", context)
 
@@ -70,6 +74,7 @@ def budget(request: OrganizationRequest) -> HttpResponse:
                     organization=organization,
                     amount=form.cleaned_data["amount"],
                     hard_limit=form.cleaned_data["hard_limit"],
+                    stop_instances=form.cleaned_data["stop_instances"],
                     by=request.user,
                 )
             except ApplicationError as error:
@@ -90,6 +95,7 @@ def budget(request: OrganizationRequest) -> HttpResponse:
             initial={
                 "amount": current.amount if current else "",
                 "hard_limit": current.hard_limit if current else False,
+                "stop_instances": current.stop_instances if current else False,
             }
         )
     month = Month.of(clock.now())

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from portal.capacity.snapshot import capacity_snapshot, max_age
+from portal.capacity.snapshot import CapacitySnapshot, capacity_snapshot, max_age
 from portal.catalog.models import GpuModel, InstanceType, Region
 
 Place = tuple[str, str]  # (region code, GPU model code)
@@ -63,3 +63,46 @@ def fleet_free_text(*, region: Region, gpu_model: GpuModel) -> str:
         f"{current.free[place]} of {current.total[place]} {gpu_model.name} GPUs free in "
         f"{region.code} (backend report {age} s ago; reserved GPUs not in use are not free)."
     )
+
+
+@dataclass(frozen=True)
+class PlaceDemand:
+    """One region and GPU model as the backend last reported it, with the operator's work."""
+
+    region: str
+    gpu_model: str
+    fleet: int
+    free: int
+    internal: int
+    customer: int
+    shortfall: int
+    forecast: int | None
+
+
+def demand_by_place(snapshot: CapacitySnapshot | None = None) -> dict[Place, PlaceDemand]:
+    """Per (region code, GPU model code): fleet, free, internal, customer-held, shortfall and
+    the backend's forecast of internal demand, from the snapshot (the latest by default).
+    Every instance type of a model reports the same numbers; one query."""
+    snapshot = snapshot if snapshot is not None else capacity_snapshot()
+    if snapshot is None:
+        return {}
+    model_of = dict(InstanceType.objects.values_list("code", "gpu_model__code"))
+    places: dict[Place, PlaceDemand] = {}
+    for (region, itype), (_instances, free_gpus, total_gpus) in snapshot.entries.items():
+        gpu_model = model_of.get(itype)
+        if gpu_model is None or (region, gpu_model) in places:
+            continue
+        internal, customer, shortfall, forecast = snapshot.demand.get(
+            (region, itype), (0, 0, 0, None)
+        )
+        places[(region, gpu_model)] = PlaceDemand(
+            region=region,
+            gpu_model=gpu_model,
+            fleet=total_gpus,
+            free=free_gpus,
+            internal=internal,
+            customer=customer,
+            shortfall=shortfall,
+            forecast=forecast,
+        )
+    return places

@@ -9,13 +9,15 @@ since can be subtracted: see portal.instances.capacity).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 from django.utils import timezone
 
+from portal.capacity.signals import capacity_snapshot_stored
 from portal.provisioning import Capacity
 
 CACHE_KEY = "capacity:snapshot"
@@ -30,6 +32,9 @@ class CapacitySnapshot:
     entries: dict[tuple[str, str], tuple[int, int, int]]
     # What the storer marked the snapshot with (the highest instance id at the time).
     last_instance_id: int | None = None
+    # (region code, instance type code) -> (internal GPUs, customer-held GPUs, shortfall,
+    # forecast internal GPUs or None): the operator's own work, per the model of the type.
+    demand: dict[tuple[str, str], tuple[int, int, int, int | None]] = field(default_factory=dict)
 
     @property
     def age(self) -> timedelta:
@@ -52,8 +57,20 @@ def snapshot_store(*, capacities: Iterable[Capacity], marker: int | None) -> Cap
             for c in capacities
         },
         last_instance_id=marker,
+        demand={
+            (c.region, c.instance_type): (
+                c.internal_gpus,
+                c.customer_gpus,
+                c.shortfall_gpus,
+                c.internal_forecast_gpus,
+            )
+            for c in capacities
+        },
     )
     cache.set(CACHE_KEY, snapshot, timeout=None)
+    transaction.on_commit(
+        lambda: capacity_snapshot_stored.send(sender=CapacitySnapshot, snapshot=snapshot)
+    )
     return snapshot
 
 

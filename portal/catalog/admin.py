@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from portal.catalog.models import GpuModel, Image, InstanceType, Price, Region
+from portal.catalog.models import GpuModel, Image, InstanceType, Price, Region, StoragePrice
 
 
 @admin.register(Region)
@@ -55,6 +55,22 @@ class InstanceTypeAdmin(admin.ModelAdmin):
 class PriceAdmin(admin.ModelAdmin):
     list_display = ["instance_type", "valid_from", "on_demand_hourly", "preemptible_hourly"]
     list_filter = ["instance_type"]
+    date_hierarchy = "valid_from"
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(StoragePrice)
+class StoragePriceAdmin(admin.ModelAdmin):
+    """Volume storage per GB-month and region; added, never changed (past usage keeps its
+    price)."""
+
+    list_display = ["region", "valid_from", "per_gb_month", "currency"]
+    list_filter = ["region"]
     date_hierarchy = "valid_from"
 
     def has_change_permission(self, request, obj=None) -> bool:

@@ -98,6 +98,34 @@ class Price(models.Model):
         return f"{self.instance_type} from {self.valid_from:%Y-%m-%d}: {self.on_demand_hourly}"
 
 
+class StoragePrice(models.Model):
+    """The price of volume storage in a region, per GB-month (730 hours), from `valid_from`
+    on. Billed by the second: a GB kept one hour costs per_gb_month / 730. Prices are added,
+    never rewritten: a change never reprices earlier storage."""
+
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="storage_prices")
+    valid_from = models.DateTimeField(default=timezone.now)
+    per_gb_month = UnitPriceField("price per GB-month")
+    currency = models.CharField(max_length=3, default=settings.CURRENCY)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["region", "-valid_from"]
+        get_latest_by = "valid_from"
+        verbose_name = "volume storage price"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["region", "valid_from"], name="one_storage_price_per_region_and_start"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(per_gb_month__gte=0), name="storage_price_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Storage in {self.region} from {self.valid_from:%Y-%m-%d}: {self.per_gb_month}"
+
+
 class Image(models.Model):
     code = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=100)

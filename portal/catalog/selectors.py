@@ -35,6 +35,11 @@ class Offer:
         return self.price.preemptible_hourly
 
     @property
+    def stopped_hourly(self) -> Decimal:
+        """What a stopped instance of the type is billed per hour (its reserved disk)."""
+        return self.price.stopped_hourly
+
+    @property
     def on_demand_monthly(self) -> Decimal:
         return monthly(self.price.on_demand_hourly)
 

@@ -3,6 +3,7 @@ from django.shortcuts import render
 
 from portal.catalog import selectors
 from portal.catalog.forms import CatalogFilterForm
+from portal.catalog.insights import offer_notes
 from portal.catalog.models import HOURS_PER_MONTH
 from portal.orgs.decorators import OrganizationRequest, organization_view
 
@@ -13,7 +14,10 @@ def catalog(request: OrganizationRequest) -> HttpResponse:
     form = CatalogFilterForm(request.GET or None)
     filters = form.filters()
     offers = selectors.catalog_offers(**filters)
+    region = filters["region"]
+    notes = offer_notes([o.instance_type.pk for o in offers], region.pk if region else None)
     context = {
+        "notes": notes,
         "form": form,
         "offers": offers,
         "region": filters["region"],

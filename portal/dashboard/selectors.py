@@ -4,8 +4,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
 from django.core.cache import cache
-from django.db.models import Count, Sum, Window
+from django.db.models import Count, Exists, Sum, Window
 
 from portal.billing import clock
 from portal.billing.periods import Month
@@ -13,6 +15,8 @@ from portal.billing.selectors import month_spend
 from portal.instances.models import FINAL_STATES, TRANSITIONAL_STATES, Instance, State
 from portal.orgs.models import Membership, Organization
 from portal.orgs.selectors import membership_list_for_organization
+from portal.quotas.selectors import quota_above_zero_for_organization
+from portal.sshkeys.selectors import sshkey_list_for_member
 
 DASHBOARD_SPEND_TTL = 60  # seconds
 
@@ -64,6 +68,35 @@ def dashboard_members(
         )[:first]
     )
     return members, members[0].total if members else 0
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the getting-started checklist asks of the member and the organization."""
+
+    email_verified: bool
+    two_factor: bool  # allauth's `is_mfa_enabled`: any authenticator of the user
+    has_quota: bool  # `quota_any_for_organization`
+    has_ssh_key: bool  # a key the member sees (`sshkey_list_for_member`)
+
+
+def dashboard_progress(*, membership: Membership) -> Progress:
+    """The checklist's four questions in one query (an EXISTS each)."""
+    user_id = membership.user_id
+    row = (
+        Membership.objects.filter(pk=membership.pk)
+        .annotate(
+            email_verified=Exists(EmailAddress.objects.filter(user_id=user_id, verified=True)),
+            two_factor=Exists(Authenticator.objects.filter(user_id=user_id)),
+            has_quota=Exists(
+                quota_above_zero_for_organization(organization=membership.organization)
+            ),
+            has_ssh_key=Exists(sshkey_list_for_member(membership=membership)),
+        )
+        .values("email_verified", "two_factor", "has_quota", "has_ssh_key")
+        .get()
+    )
+    return Progress(**row)
 
 
 def dashboard_spend(*, membership: Membership) -> Decimal | None:

@@ -1,5 +1,3 @@
-from allauth.account.models import EmailAddress
-from allauth.mfa.utils import is_mfa_enabled
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -9,11 +7,15 @@ from django.views.decorators.cache import never_cache
 
 from portal.accounts.http import AuthenticatedRequest
 from portal.dashboard.health import readiness_report
-from portal.dashboard.selectors import dashboard_fleet, dashboard_members, dashboard_spend
+from portal.dashboard.selectors import (
+    dashboard_fleet,
+    dashboard_members,
+    dashboard_progress,
+    dashboard_spend,
+)
 from portal.lib.addresses import monitoring_access
 from portal.orgs.decorators import OrganizationRequest, organization_view
 from portal.orgs.selectors import membership_list_for_user
-from portal.sshkeys.selectors import sshkey_list_for_member
 
 
 @login_required
@@ -21,6 +23,8 @@ def dashboard(request: AuthenticatedRequest) -> HttpResponse:
     """Send the user to the organization they used last, or let them create one."""
     memberships = list(membership_list_for_user(user=request.user))
     if not memberships:
+        if request.user.is_staff:  # the operator's staff, in no customer's organization
+            return redirect("operations_overview")
         return render(request, "dashboard/no_organization.html")
     slug = request.session.get("current_org")
     chosen = next((m for m in memberships if m.organization.slug == slug), memberships[0])
@@ -34,22 +38,23 @@ def organization_dashboard(request: OrganizationRequest) -> HttpResponse:
     slug = organization.slug
     members, member_count = dashboard_members(organization=organization)
     fleet = dashboard_fleet(membership=membership) if membership.can("instances.view") else None
+    progress = dashboard_progress(membership=membership)
     checklist = [
-        (
-            "Verify your e-mail address",
-            reverse("account_email"),
-            EmailAddress.objects.filter(user=request.user, verified=True).exists(),
-        ),
-        ("Turn on two-factor authentication", reverse("mfa_index"), is_mfa_enabled(request.user)),
-        ("Invite a colleague", reverse("orgs:members", args=[slug]), member_count > 1),
+        ("Verify your e-mail address", reverse("account_email"), progress.email_verified),
+        ("Turn on two-factor authentication", reverse("mfa_index"), progress.two_factor),
     ]
+    if membership.can("members.invite"):
+        checklist.append(
+            ("Invite a colleague", reverse("orgs:members", args=[slug]), member_count > 1)
+        )
+    has_quota = progress.has_quota
+    if membership.can("quotas.request") and not has_quota:
+        checklist.append(
+            ("Ask for GPU quota", reverse("quotas:quota_request_new", args=[slug]), False)
+        )
     if membership.can("instances.manage"):
         checklist += [
-            (
-                "Add an SSH key",
-                reverse("sshkeys:list", args=[slug]),
-                sshkey_list_for_member(membership=membership).exists(),
-            ),
+            ("Add an SSH key", reverse("sshkeys:list", args=[slug]), progress.has_ssh_key),
             (
                 "Launch your first instance",
                 reverse("instances:launch", args=[slug]),
@@ -66,6 +71,7 @@ def organization_dashboard(request: OrganizationRequest) -> HttpResponse:
                 {"label": label, "url": url, "done": done} for label, url, done in checklist
             ],
             "fleet": fleet,
+            "has_quota": has_quota,
             "spend": dashboard_spend(membership=membership),
         },
     )

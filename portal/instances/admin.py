@@ -5,6 +5,12 @@ from django.contrib import admin, messages
 from portal.instances import services
 from portal.instances.models import Instance, InstanceEvent
 from portal.lib.errors import ApplicationError
+from portal.orgs.admin_tools import (
+    OrganizationFilter,
+    organization_filter_link,
+    search_with_organizations,
+)
+from portal.web.admin import QuickCheckboxes
 
 
 class InstanceEventInline(admin.TabularInline):
@@ -22,10 +28,10 @@ class InstanceEventInline(admin.TabularInline):
 
 
 @admin.register(Instance)
-class InstanceAdmin(admin.ModelAdmin):
+class InstanceAdmin(QuickCheckboxes, admin.ModelAdmin):
     list_display = [
         "name",
-        "organization",
+        "organization_link",
         "state",
         "instance_type",
         "region",
@@ -34,10 +40,23 @@ class InstanceAdmin(admin.ModelAdmin):
         "backend_id",
         "created_at",
     ]
-    list_filter = ["state", "region", "organization", "preemptible", "instance_type"]
-    search_fields = ["name", "backend_id", "request_id", "organization__name", "ip"]
+    # At fleet scale (100,000 instances, 1,000 organizations): no filter listing every
+    # organization and no date hierarchy (a DISTINCT over the fleet per page); the search
+    # reads trigram indexes (migration 0010) and the matching organizations' ids.
+    list_filter = [
+        "state",
+        "region",
+        OrganizationFilter,
+        "preemptible",
+        "instance_type",
+        "created_at",
+    ]
+    search_fields = ["name", "backend_id", "request_id", "ip", "organization__name"]
+    search_help_text = "Name, backend id, request id, IP address or organization"
     list_select_related = ["organization", "instance_type", "region"]
-    date_hierarchy = "created_at"
+    list_per_page = 50  # as the clouds' consoles page a fleet; a row costs ~0.3 ms to render
+    # No COUNT(*) of the whole fleet on every page: "Show all" instead of the total.
+    show_full_result_count = False
     inlines = [InstanceEventInline]
     actions = ["terminate", "resync"]
     # The lifecycle owns every field; staff act through the actions, never by editing rows.
@@ -45,6 +64,14 @@ class InstanceAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    @admin.display(description="Organization", ordering="organization__name")
+    def organization_link(self, obj: Instance) -> str:
+        return organization_filter_link(obj.organization_id, obj.organization.name)
+
+    def get_search_results(self, request, queryset, search_term):
+        own = [field for field in self.search_fields if not field.startswith("organization__")]
+        return search_with_organizations(request, queryset, search_term, own), False
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False

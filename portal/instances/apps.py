@@ -7,4 +7,8 @@ class InstancesConfig(AppConfig):
     verbose_name = "Instances"
 
     def ready(self) -> None:
+        from portal.catalog.insights import offer_note_register
         from portal.instances import receivers  # noqa: F401  connects them
+        from portal.instances.interruptions import catalog_interruption_notes
+
+        offer_note_register(catalog_interruption_notes)

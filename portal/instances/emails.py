@@ -4,7 +4,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from portal.instances.models import Instance
-from portal.notifications.registry import Email, email_kind
+from portal.notifications.registry import Email, email_kind, email_summary
 from portal.orgs.roles import Role
 
 
@@ -46,12 +46,12 @@ def _email(template: str, instance_id: int) -> list[Email]:
     ]
 
 
-@email_kind("instance_running")
+@email_kind("instance_running", category="instances")
 def instance_running(*, instance_id: int) -> list[Email]:
     return _email("instance_running", instance_id)
 
 
-@email_kind("instance_failed")
+@email_kind("instance_failed", category="instances")
 def instance_failed(*, instance_id: int) -> list[Email]:
     return _email("instance_failed", instance_id)
 
@@ -64,3 +64,35 @@ def instance_reclaim_notice(*, instance_id: int) -> list[Email]:
 @email_kind("instance_interrupted")
 def instance_interrupted(*, instance_id: int) -> list[Email]:
     return _email("instance_interrupted", instance_id)
+
+
+@email_summary("instance_running")
+def instances_running(params: list[dict]) -> list[Email]:
+    """Several instances of one person (a launch of many) running within moments: one e-mail."""
+    instances = list(
+        Instance.objects.select_related("organization", "instance_type", "region")
+        .filter(pk__in=[p["instance_id"] for p in params])
+        .order_by("name", "pk")
+    )
+    if not instances:
+        return []
+    organization = instances[0].organization
+    slug = organization.slug
+    return [
+        Email(
+            template="instances_running",
+            to=recipients(instances[0]),
+            context={
+                "organization": organization,
+                "instances": [
+                    (
+                        instance,
+                        settings.SITE_URL + reverse("instances:detail", args=[slug, instance.pk]),
+                    )
+                    for instance in instances
+                ],
+                "count": len(instances),
+                "list_url": settings.SITE_URL + reverse("instances:list", args=[slug]),
+            },
+        )
+    ]

@@ -21,11 +21,19 @@ class LaunchForm(forms.Form):
     region = forms.CharField(required=False, widget=forms.Select)
     image = forms.CharField(required=False, widget=forms.Select)
     ssh_keys = AnyChoices(required=False, widget=forms.CheckboxSelectMultiple, label="SSH keys")
+    volumes = AnyChoices(required=False, widget=forms.CheckboxSelectMultiple, label="Volumes")
     preemptible = forms.BooleanField(
         required=False,
         label="Preemptible",
         help_text="About half the price. The operator may reclaim it with two minutes' notice "
         "by e-mail; the work on it is then lost.",
+    )
+    max_price_per_hour = forms.CharField(
+        required=False,
+        label="Max price per hour (preemptible)",
+        help_text="The most it may cost per hour; empty: the on-demand price. If the spot "
+        "price rises above it, the instance is reclaimed with notice.",
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "e.g. 1.50"}),
     )
     name = forms.CharField(
         required=False,
@@ -40,7 +48,7 @@ class LaunchForm(forms.Form):
         ),
     )
 
-    def __init__(self, *args, regions=(), images=(), keys=(), **kwargs):
+    def __init__(self, *args, regions=(), images=(), keys=(), volumes=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["region"].widget.choices = [("", "Choose a region")] + [
             (r.code, f"{r.name} ({r.code})") for r in regions
@@ -50,6 +58,9 @@ class LaunchForm(forms.Form):
         ]
         cast(forms.ChoiceField, self.fields["ssh_keys"]).choices = [
             (str(k.pk), k.name) for k in keys
+        ]
+        cast(forms.ChoiceField, self.fields["volumes"]).choices = [
+            (str(v.pk), v.name) for v in volumes
         ]
         if not self.is_bound and not self.initial.get("idempotency_key"):
             self.initial["idempotency_key"] = str(uuid.uuid4())

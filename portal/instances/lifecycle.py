@@ -42,6 +42,7 @@ from portal.lib import metrics
 from portal.lib.errors import ApplicationError
 from portal.notifications.services import notify
 from portal.quotas.services import quota_release
+from portal.volumes.services import volumes_detach
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +185,8 @@ def _transition(
             instance.terminated_at = at
             instance.ip = None
             _release_quota_once(instance, now)
+            # Its volumes are free for the next machine; their data stays.
+            volumes_detach(instance_id=instance.pk, at=at)
         for field, value in (updates or {}).items():
             setattr(instance, field, value)
         # Only what a transition sets: the row is locked, the rest is as read.
@@ -209,13 +212,27 @@ def _transition(
         signals.instance_state_changed.send(
             sender=Instance, instance=instance, from_state=from_state, event=event
         )
-        if email is not None and email.only_from in (None, from_state):
-            notify(f"instance_{email.kind}", instance_id=instance.pk)
+        # A cluster's nodes are told about as one, by the cluster's own e-mails.
+        if email is not None and email.only_from in (None, from_state) and not instance.in_cluster:
+            if email.kind == "running":  # many launched at once: one e-mail (notify's batch)
+                notify(
+                    "instance_running",
+                    instance_id=instance.pk,
+                    batch=f"org{instance.organization_id}-by{instance.created_by_id}",
+                    wait=RUNNING_MAIL_WAIT_SECONDS,
+                )
+            else:
+                notify(f"instance_{email.kind}", instance_id=instance.pk)
         transaction.on_commit(
             lambda: metrics.count_transition(region=instance.region.code, to_state=to)
         )
     logger.info("instance %s %s: %s -> %s %s", instance.pk, instance.name, from_state, to, message)
     return Change(instance=instance, from_state=from_state, event=event)
+
+
+# The "running" e-mail waits this long for the other instances of the same person that become
+# running together, so that a launch of many makes one e-mail.
+RUNNING_MAIL_WAIT_SECONDS = 5
 
 
 def _system_label() -> str:
@@ -407,11 +424,12 @@ def catch_up(
     return changes
 
 
-def note_reclaim(instance_id: int, *, reclaim_at: datetime) -> bool:
+def note_reclaim(instance_id: int, *, reclaim_at: datetime, reason: str = "") -> bool:
     """The operator announced it will take this preemptible instance back at `reclaim_at`.
 
     Not a transition: the instance keeps running until then. Recorded and e-mailed once
-    (a conditional UPDATE claims the notice); returns whether this call did it.
+    (a conditional UPDATE claims the notice); returns whether this call did it. `reason`
+    (why its capacity is needed) goes on the instance's timeline.
     """
     with transaction.atomic():
         claimed = Instance.objects.filter(pk=instance_id, reclaim_notified_at__isnull=True).update(
@@ -420,11 +438,57 @@ def note_reclaim(instance_id: int, *, reclaim_at: datetime) -> bool:
         if not claimed:
             return False
         instance = Instance.objects.get(pk=instance_id)
+        why = f" {reason}" if reason else ""
         InstanceEvent.objects.create(
             instance=instance,
-            message=f"The operator will reclaim this instance at {reclaim_at:%H:%M:%S} UTC.",
+            message=f"The operator will reclaim this instance at {reclaim_at:%H:%M:%S} UTC.{why}"[
+                :500
+            ],
         )
-        notify("instance_reclaim_notice", instance_id=instance.pk)
+        if not instance.in_cluster:
+            notify("instance_reclaim_notice", instance_id=instance.pk)
         signals.instance_reclaim_noticed.send(sender=Instance, instance=instance)
         transaction.on_commit(metrics.RECLAIM_NOTICES.labels(region=instance.region.code).inc)
     return True
+
+
+def cancel_reclaim(instance_id: int, *, message: str) -> bool:
+    """A reclaim announced for this instance is off (a price reclaim whose bid was raised):
+    it runs on, and a later reclaim gets its own notice. Returns whether one was pending."""
+    with transaction.atomic():
+        cleared = (
+            Instance.objects.filter(pk=instance_id, reclaim_at__isnull=False)
+            .exclude(state__in=FINAL_STATES)
+            .update(reclaim_at=None, reclaim_notified_at=None)
+        )
+        if cleared:
+            InstanceEvent.objects.create(instance_id=instance_id, message=message[:500])
+    return bool(cleared)
+
+
+def note_reclaim_risk(instance_id: int, *, at: datetime) -> bool:
+    """The portal forecasts that the operator may need this preemptible instance's GPUs soon
+    ("reclaim risk elevated"). Not a notice: nothing ends. Recorded once per risk period on
+    the instance's timeline; returns whether this call did it (the caller fires the webhook)."""
+    with transaction.atomic():
+        claimed = (
+            Instance.objects.filter(
+                pk=instance_id, reclaim_risk_at__isnull=True, reclaim_at__isnull=True
+            )
+            .exclude(state__in=FINAL_STATES)
+            .update(reclaim_risk_at=at)
+        )
+        if claimed:
+            InstanceEvent.objects.create(
+                instance_id=instance_id,
+                message="Reclaim risk elevated: the operator's own work is forecast to need "
+                "this capacity within 15 minutes. Save your work; a reclaim comes with notice.",
+            )
+    return bool(claimed)
+
+
+def clear_reclaim_risk(instance_ids: list[int]) -> int:
+    """The risk passed (or became a notice): the warning leaves the instance page."""
+    return Instance.objects.filter(pk__in=instance_ids, reclaim_risk_at__isnull=False).update(
+        reclaim_risk_at=None
+    )

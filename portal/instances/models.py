@@ -12,6 +12,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from portal.web.fields import UnitPriceField
+
 
 class State(models.TextChoices):
     PENDING = "pending", "Pending"
@@ -70,6 +72,11 @@ class Instance(models.Model):
     region = models.ForeignKey("catalog.Region", on_delete=models.PROTECT, related_name="instances")
     image = models.ForeignKey("catalog.Image", on_delete=models.PROTECT, related_name="instances")
     preemptible = models.BooleanField(default=False)
+    max_price_per_hour = UnitPriceField(
+        null=True,
+        blank=True,
+        help_text="A preemptible bid: the most it pays per hour (empty: the on-demand price).",
+    )
     gpus = models.PositiveSmallIntegerField(help_text="GPUs of the instance type at launch.")
     # What the backend was given: [{"name", "fingerprint", "public_key"}], kept as launched even
     # if the keys are later deleted.
@@ -90,10 +97,17 @@ class Instance(models.Model):
     # its node as its own user); empty means port 22 and the image's user, "ubuntu".
     ssh_port = models.PositiveIntegerField("SSH port", null=True, blank=True)
     ssh_user = models.CharField("SSH user", max_length=64, blank=True, default="")
+    # Whether the SSH user has sudo, as the backend says (None: it did not say).
+    ssh_sudo = models.BooleanField("SSH user has sudo", null=True, blank=True)
     reclaim_at = models.DateTimeField(
         null=True, blank=True, help_text="When the operator takes a preemptible instance back."
     )
     reclaim_notified_at = models.DateTimeField(null=True, blank=True)
+    reclaim_risk_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Since when a reclaim is forecast to be likely soon (cleared when it passes).",
+    )
 
     created_at = models.DateTimeField(default=timezone.now)
     launched_at = models.DateTimeField(
@@ -110,13 +124,27 @@ class Instance(models.Model):
     )
     quota_released_at = models.DateTimeField(null=True, blank=True)
     synced_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the backend last told us about this machine."
+        null=True,
+        blank=True,
+        help_text="When the backend last told us about this machine (to within 5 minutes while "
+        "nothing changes).",
+    )
+    # A node of a cluster (portal.clusters, a layer above: an id, not a foreign key). Such an
+    # instance is launched, driven, stopped and ended with its cluster, by the cluster's task,
+    # never on its own.
+    cluster_id = models.PositiveBigIntegerField(null=True, blank=True, db_index=True)
+    node_index = models.PositiveSmallIntegerField(null=True, blank=True)
+    private_ip = models.GenericIPAddressField(
+        "private address", null=True, blank=True, help_text="On the cluster's own network."
     )
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["organization", "-created_at"], name="instance_org_created"),
+            # The admin's list across organizations (ordering: newest first): a first page
+            # without sorting the whole fleet.
+            models.Index(fields=["-created_at", "-id"], name="instance_created"),
             models.Index(fields=["state"], name="instance_state"),
             models.Index(fields=["backend_id"], name="instance_backend_id"),
         ]
@@ -145,6 +173,10 @@ class Instance(models.Model):
         return self.state in FINAL_STATES
 
     @property
+    def in_cluster(self) -> bool:
+        return self.cluster_id is not None
+
+    @property
     def is_transitional(self) -> bool:
         return self.state in TRANSITIONAL_STATES
 
@@ -162,7 +194,12 @@ class Instance(models.Model):
         if not self.ip:
             return ""
         port = f"-p {self.ssh_port} " if self.ssh_port and self.ssh_port != 22 else ""
-        return f"ssh {port}{self.ssh_user or 'ubuntu'}@{self.ip}"
+        return f"ssh {port}{self.login_user}@{self.ip}"
+
+    @property
+    def login_user(self) -> str:
+        """The user to log in as: the backend's, or the image's ("ubuntu")."""
+        return self.ssh_user or "ubuntu"
 
     def billed_seconds(self, at=None) -> int:
         """Seconds billed at the running price up to `at` (default now)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -14,11 +14,18 @@ from django.utils import timezone
 from portal.catalog.models import Image, InstanceType, Price, Region
 from portal.catalog.selectors import Offer, active_regions, catalog_offers
 from portal.instances.capacity import FreeCapacity, free_capacity
+from portal.instances.interruptions import Interruptions, interruption_rates
 from portal.instances.models import Instance, InstanceEvent
+from portal.market.selectors import spot_prices_current
 from portal.orgs.models import Membership
 from portal.quotas.models import Kind, Quota
 from portal.sshkeys.models import SshKey
 from portal.sshkeys.selectors import sshkey_list_for_member
+from portal.volumes.models import Volume
+from portal.volumes.selectors import (
+    volume_attachable_for_organization,
+    volume_attachment_list_for_instance,
+)
 
 CENT = Decimal("0.01")
 SECONDS_PER_HOUR = Decimal(3600)
@@ -75,7 +82,8 @@ def instance_hourly_prices(
     instances: Iterable[Instance], at: datetime | None = None
 ) -> dict[int, Decimal | None]:
     """The running price in force at `at` (default now) of each instance, by id: its type's
-    on-demand or preemptible price, None without one. One query for all the instances' types.
+    on-demand or preemptible price (now: the spot price where the market prices the offer),
+    None without one. One query for all the instances' types (and one for spot prices).
     """
     instances = list(instances)
     type_ids = {instance.instance_type_id for instance in instances}
@@ -98,6 +106,13 @@ def instance_hourly_prices(
                 in_force.preemptible_hourly if instance.preemptible else in_force.on_demand_hourly
             )
         )
+    if any(instance.preemptible for instance in instances) and at is None:
+        # A preemptible instance pays the spot price in force (one query for all offers).
+        spot = spot_prices_current()
+        for instance in instances:
+            row = spot.get((instance.region_id, instance.instance_type_id))
+            if instance.preemptible and row is not None:
+                hourly[instance.pk] = row.price
     return hourly
 
 
@@ -162,6 +177,21 @@ class RegionChoice:
     free: int | None  # free instances now (snapshot minus launches since); None if unknown
     quota_free: int  # GPUs of this type's model the organization may still launch here
     quota_free_preemptible: int
+    # How often preemptible instances of the type were interrupted here (last 30 days).
+    interruptions: Interruptions | None = None
+    gpus_per_machine: int = 1  # the type's GPU count: the page says GPUs, machines in brackets
+
+    @property
+    def free_gpus(self) -> int | None:
+        return None if self.free is None else self.free * self.gpus_per_machine
+
+    @property
+    def quota_machines(self) -> int:
+        return self.quota_free // self.gpus_per_machine
+
+    @property
+    def quota_machines_preemptible(self) -> int:
+        return self.quota_free_preemptible // self.gpus_per_machine
 
 
 @dataclass(frozen=True)
@@ -186,6 +216,8 @@ class LaunchOptions:
     images: list[Image]
     keys: list[SshKey]
     capacity: FreeCapacity
+    # The organization's available volumes, every region (the page shows each one's region).
+    volumes: list[Volume] = field(default_factory=list)
 
     def offer(self, code: str) -> LaunchOffer | None:
         return next((o for o in self.offers if o.instance_type.code == code), None)
@@ -216,6 +248,7 @@ def launch_options(*, membership: Membership) -> LaunchOptions:
         return quota.free(kind) if quota else 0
 
     regions = list(active_regions())
+    rates = interruption_rates()
     launch_offers = []
     for offer in offers:
         itype = offer.instance_type
@@ -225,6 +258,8 @@ def launch_options(*, membership: Membership) -> LaunchOptions:
                 free=capacity.get(region.code, itype.code),
                 quota_free=quota_free(region, itype, Kind.ON_DEMAND),
                 quota_free_preemptible=quota_free(region, itype, Kind.PREEMPTIBLE),
+                interruptions=rates.get((itype.pk, region.pk)),
+                gpus_per_machine=itype.gpu_count,
             )
             for region in offer.regions
         ]
@@ -238,4 +273,10 @@ def launch_options(*, membership: Membership) -> LaunchOptions:
         images=list(Image.objects.filter(active=True).order_by("name")),
         keys=list(sshkey_list_for_member(membership=membership)),
         capacity=capacity,
+        volumes=list(volume_attachable_for_organization(organization=membership.organization)),
     )
+
+
+def instance_volume_list(*, instance: Instance) -> list:
+    """The volumes attached to the instance (at launch), with where they are mounted."""
+    return list(volume_attachment_list_for_instance(instance_id=instance.pk))

@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
 
@@ -30,12 +32,16 @@ from portal.instances.models import (
     State,
 )
 from portal.instances.reserved import launch_reservation
+from portal.instances.signals import instance_bid_changed
 from portal.lib import metrics
 from portal.lib.errors import ApplicationError
+from portal.market.selectors import preemptible_price_now
+from portal.market.services import check_currency, parse_price
 from portal.orgs.models import Membership
 from portal.orgs.standing import organization_launch_hold
 from portal.quotas.services import quota_reserve
 from portal.sshkeys.selectors import sshkey_list_for_launch
+from portal.volumes.services import volumes_attach, volumes_for_launch
 
 logger = logging.getLogger(__name__)
 
@@ -116,42 +122,41 @@ def _check_capacity(*, region: Region, instance_type: InstanceType) -> None:
         )
 
 
-def _name_taken(name: str) -> ApplicationError:
-    return ApplicationError(
-        f"You already have an instance named “{name}”. Names are unique until an instance ends.",
-        field="name",
-        code="name_taken",
-    )
+def _check_bid(
+    value: Any, *, currency: Any, preemptible: bool, region: Region, instance_type: InstanceType
+) -> Decimal | None:
+    """A preemptible launch's max price per hour (None: the on-demand price), refused below
+    the spot price in force, with that price in the message."""
+    if value in (None, ""):
+        if currency not in (None, ""):
+            check_currency(currency, field="currency")
+        return None
+    if not preemptible:
+        raise ApplicationError(
+            "A max price applies to preemptible instances only; leave it empty or choose "
+            "preemptible.",
+            field="max_price_per_hour",
+            code="not_preemptible",
+        )
+    check_currency(currency, field="currency")
+    bid = parse_price(value, field="max_price_per_hour", what="The max price per hour")
+    current = preemptible_price_now(region=region, instance_type=instance_type)
+    if current is not None and bid < current:
+        raise ApplicationError(
+            f"The spot price of {instance_type.name} in {region.code} is now {current} "
+            f"{settings.CURRENCY} per hour, above your max price of {bid}. Raise your max "
+            "price to at least the current price, or try again when it falls.",
+            field="max_price_per_hour",
+            code="bid_below_price",
+        )
+    return bid
 
 
-def instance_launch(
-    *,
-    membership: Membership,
-    name: str,
-    instance_type: InstanceType | str,
-    region: Region | str,
-    image: Image | str,
-    ssh_key_ids: Iterable[int | str],
-    preemptible: bool,
-    idempotency_key: uuid.UUID | str | None,
-) -> Instance:
-    """Record a new instance, reserve its quota and enqueue its provisioning.
-
-    The same `idempotency_key` (the launch form's hidden token) returns the instance the first
-    submit made instead of a second one. Raises ApplicationError for every bad input, with
-    nothing written.
-    """
-    _check_may_manage(membership)
-    organization = membership.organization
-    if hold := organization_launch_hold(organization):
-        raise ApplicationError(hold.reason, code=hold.code)
-    key = _uuid_or_none(idempotency_key)
-    if key is not None:
-        existing = Instance.objects.filter(organization=organization, idempotency_key=key).first()
-        if existing is not None:
-            return existing
-
-    name = _clean_name(name)
+def offer_for_launch(
+    *, instance_type: InstanceType | str, region: Region | str, image: Image | str
+) -> tuple[InstanceType, Region, Image]:
+    """The instance type, region and image of a launch (an instance's or a cluster's), the
+    type offered and priced in the region; ApplicationError for each that is not."""
     itype = _lookup(
         InstanceType,
         instance_type,
@@ -173,6 +178,59 @@ def instance_launch(
             field="instance_type",
             code="no_price",
         )
+    return itype, place, os_image
+
+
+def _name_taken(name: str) -> ApplicationError:
+    return ApplicationError(
+        f"You already have an instance named “{name}”. Names are unique until an instance ends.",
+        field="name",
+        code="name_taken",
+    )
+
+
+def instance_launch(
+    *,
+    membership: Membership,
+    name: str,
+    instance_type: InstanceType | str,
+    region: Region | str,
+    image: Image | str,
+    ssh_key_ids: Iterable[int | str],
+    preemptible: bool,
+    idempotency_key: uuid.UUID | str | None,
+    max_price_per_hour: Any = None,
+    currency: Any = None,
+    volume_ids: Iterable[int | str] = (),
+) -> Instance:
+    """Record a new instance, reserve its quota and enqueue its provisioning.
+
+    The same `idempotency_key` (the launch form's hidden token) returns the instance the first
+    submit made instead of a second one. Raises ApplicationError for every bad input, with
+    nothing written. `volume_ids`: the organization's volumes to attach (same region; see
+    `portal.volumes.services.volumes_for_launch`), mounted at /data/<name>.
+    """
+    _check_may_manage(membership)
+    organization = membership.organization
+    if hold := organization_launch_hold(organization):
+        raise ApplicationError(hold.reason, code=hold.code)
+    key = _uuid_or_none(idempotency_key)
+    if key is not None:
+        existing = Instance.objects.filter(organization=organization, idempotency_key=key).first()
+        if existing is not None:
+            return existing
+
+    name = _clean_name(name)
+    itype, place, os_image = offer_for_launch(
+        instance_type=instance_type, region=region, image=image
+    )
+    bid = _check_bid(
+        max_price_per_hour,
+        currency=currency,
+        preemptible=bool(preemptible),
+        region=place,
+        instance_type=itype,
+    )
     keys = sshkey_list_for_launch(membership=membership, ids=list(ssh_key_ids or []))
     # A reservation in force adds its GPUs to the quota, and a launch it covers is never
     # refused for capacity: the backend holds those GPUs for the organization.
@@ -190,6 +248,9 @@ def instance_launch(
                 .exists()
             ):
                 raise _name_taken(name)
+            volumes = volumes_for_launch(
+                organization=organization, region=place, volume_ids=list(volume_ids or [])
+            )
             quota_reserve(
                 organization=organization,
                 region=place,
@@ -206,6 +267,7 @@ def instance_launch(
                 region=place,
                 image=os_image,
                 preemptible=bool(preemptible),
+                max_price_per_hour=bid,
                 gpus=itype.gpu_count,
                 ssh_keys=[
                     {"name": k.name, "fingerprint": k.fingerprint, "public_key": k.public_key}
@@ -213,6 +275,7 @@ def instance_launch(
                 ],
                 idempotency_key=key,
             )
+            volumes_attach(volumes=volumes, instance_id=instance.pk, instance_name=instance.name)
             transaction.on_commit(metrics.LAUNCHES.labels(region=place.code).inc)
             InstanceEvent.objects.create(
                 instance=instance,
@@ -232,6 +295,8 @@ def instance_launch(
                     "region": place.code,
                     "gpus": instance.gpus,
                     "preemptible": instance.preemptible,
+                    **({"max_price_per_hour": str(bid)} if bid is not None else {}),
+                    **({"volumes": [v.name for v in volumes]} if volumes else {}),
                 },
             )
             tasks.enqueue_provision(instance.pk)
@@ -268,7 +333,12 @@ def _act(
     request, enqueue = _REQUESTS[action]
     with transaction.atomic():
         try:
-            change = request(instance.pk, actor=actor, message=message, **staff)
+            change = request(
+                instance.pk,
+                actor=actor,
+                message=message,
+                **{k: v for k, v in staff.items() if k != "actor_label"},
+            )
         except lifecycle.IllegalTransition:
             instance.refresh_from_db()
             raise lifecycle.IllegalTransition(lifecycle.refusal(instance, action)) from None
@@ -278,6 +348,7 @@ def _act(
                 organization=change.instance.organization,
                 actor=actor,
                 actor_kind=staff.get("actor_kind"),
+                actor_label=staff.get("actor_label"),
                 target=change.instance,
                 detail={
                     "action": action,
@@ -293,6 +364,12 @@ def _check_member_instance(membership: Membership, instance: Instance) -> None:
     _check_may_manage(membership)
     if instance.organization_id != membership.organization_id:
         raise ApplicationError("No such instance.", code="not_found")
+    if instance.in_cluster:
+        raise ApplicationError(
+            f"{instance.name} is a node of a cluster: stop, start or terminate the cluster "
+            "as a whole.",
+            code="cluster_node",
+        )
 
 
 def instance_stop(*, membership: Membership, instance: Instance) -> Instance:
@@ -358,6 +435,71 @@ def instance_stop_by_staff(*, user: User, instance: Instance, message: str) -> I
     return _act("stop", instance=instance, actor=user, message=message, actor_kind="staff")
 
 
+def instance_stop_by_system(*, instance: Instance, message: str, label: str) -> Instance:
+    """Stop an instance with no person behind it (a budget's hard limit); `label` names the
+    rule in the audit log (portal/audit/actors.py gives it words)."""
+    return _act("stop", instance=instance, actor=None, message=message, actor_label=label)
+
+
 def instance_resync(*, instance: Instance) -> None:
     """Ask the backend again what the machine is doing and apply it (a task does it)."""
     transaction.on_commit(lambda: tasks.instance_resync.delay(instance.pk))
+
+
+def instance_bid_change(
+    *, membership: Membership, instance: Instance, max_price_per_hour: Any, currency: Any = None
+) -> Instance:
+    """Change a preemptible instance's max price per hour (its bid), at least the spot price
+    in force. Raised during a price reclaim's notice, it cancels that reclaim (the reclaims
+    app hears `instance_bid_changed`)."""
+    _check_may_manage(membership)
+    if instance.organization_id != membership.organization_id:
+        raise ApplicationError("There is no such instance.", code="not_found")
+    if not instance.preemptible:
+        raise ApplicationError(
+            "Only a preemptible instance has a max price.",
+            field="max_price_per_hour",
+            code="not_preemptible",
+        )
+    if instance.state in FINAL_STATES:
+        raise ApplicationError(
+            f"{instance.name} has ended; its max price can no longer change.",
+            field="max_price_per_hour",
+            code="ended",
+        )
+    bid = _check_bid(
+        max_price_per_hour,
+        currency=currency,
+        preemptible=True,
+        region=instance.region,
+        instance_type=instance.instance_type,
+    )
+    with transaction.atomic():
+        locked = Instance.objects.select_for_update().get(pk=instance.pk)
+        previous = locked.max_price_per_hour
+        locked.max_price_per_hour = bid
+        locked.save(update_fields=["max_price_per_hour"])
+        InstanceEvent.objects.create(
+            instance=locked,
+            to_state="",
+            message=(
+                f"Max price per hour set to {bid} {settings.CURRENCY}."
+                if bid is not None
+                else "Max price per hour set to the on-demand price."
+            ),
+            actor=membership.user,
+        )
+        audit_record(
+            action="instance.bid_changed",
+            organization=membership.organization,
+            actor=membership,
+            target=locked,
+            detail={
+                "previous": str(previous) if previous is not None else None,
+                "max_price_per_hour": str(bid) if bid is not None else None,
+            },
+        )
+        transaction.on_commit(
+            lambda: instance_bid_changed.send(sender=Instance, instance=locked, previous=previous)
+        )
+    return locked

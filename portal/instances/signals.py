@@ -11,3 +11,10 @@ from django.dispatch import Signal
 instance_state_changed = Signal()
 # The operator announced a reclaim of a preemptible instance: `instance` (reclaim_at set).
 instance_reclaim_noticed = Signal()
+# The customer changed a preemptible instance's max price per hour: `instance` (saved),
+# `previous` (Decimal or None: the on-demand price). Sent on commit. Receivers:
+# portal.reclaims.receivers (a bid raised to the spot price cancels its price reclaim).
+instance_bid_changed = Signal()
+# A reconciliation run ended: `report` (sync.ReconcileReport), `redrive` (whether stale work was
+# enqueued again). The clusters app re-drives its stale clusters here.
+instances_reconciled = Signal()

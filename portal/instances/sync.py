@@ -16,9 +16,11 @@ from dataclasses import dataclass, fields
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from portal.instances import lifecycle, tasks
+from portal.instances import lifecycle, signals, tasks
 from portal.instances.capacity import CapacitySnapshot, capacity_snapshot_store
 from portal.instances.conf import setting
 from portal.instances.lifecycle import IllegalTransition
@@ -41,8 +43,13 @@ from portal.provisioning import (
     PermanentError,
     get_backend,
 )
+from portal.volumes.selectors import volume_backend_ids_for_instance
 
 logger = logging.getLogger(__name__)
+
+# How fresh an agreeing instance's synced_at is kept: reconciliation rewrites it only once it
+# is this old.
+SYNCED_AT_RESOLUTION = timedelta(minutes=5)
 
 
 def _load(instance_id: int) -> Instance | None:
@@ -54,10 +61,11 @@ def _load(instance_id: int) -> Instance | None:
 
 
 def _record_backend_id(instance_id: int, backend_id: str, *, message: str) -> bool:
-    """Remember the machine's id, once: a conditional UPDATE is the claim."""
+    """Remember the machine's id, once: a conditional UPDATE is the claim. `launched_at` keeps
+    the first machine's time when a lost one is made again (the settle deadline counts from it)."""
     with transaction.atomic():
         claimed = Instance.objects.filter(pk=instance_id, backend_id="").update(
-            backend_id=backend_id, launched_at=timezone.now()
+            backend_id=backend_id, launched_at=Coalesce(F("launched_at"), Value(timezone.now()))
         )
         if claimed:
             InstanceEvent.objects.create(instance_id=instance_id, message=message)
@@ -102,7 +110,11 @@ def apply_machine(instance: Instance, machine: Machine, *, source: str = "poll")
             facts["ip"] = machine.ip
         if _ssh_changed(instance, machine):
             # Where to log in may change with the address (a slurm job started again elsewhere).
-            facts.update(ssh_port=machine.ssh_port, ssh_user=machine.ssh_user or "")
+            facts.update(
+                ssh_port=machine.ssh_port,
+                ssh_user=machine.ssh_user or "",
+                ssh_sudo=machine.ssh_sudo,
+            )
     # One UPDATE for what the backend said, whatever the instance's state does next.
     Instance.objects.filter(pk=instance.pk).exclude(state__in=FINAL_STATES).update(**facts)
     _note_reclaim(instance, machine)
@@ -140,7 +152,11 @@ def apply_machine(instance: Instance, machine: Machine, *, source: str = "poll")
 
 
 def _ssh_changed(instance: Instance, machine: Machine) -> bool:
-    return (machine.ssh_port, machine.ssh_user or "") != (instance.ssh_port, instance.ssh_user)
+    return (machine.ssh_port, machine.ssh_user or "", machine.ssh_sudo) != (
+        instance.ssh_port,
+        instance.ssh_user,
+        instance.ssh_sudo,
+    )
 
 
 def _note_reclaim(instance: Instance, machine: Machine) -> None:
@@ -165,8 +181,16 @@ def _look_again_at(instance_id: int, when) -> None:
     )
 
 
-def machine_lost(instance: Instance) -> None:
-    """The backend has no machine for an instance that had one."""
+def machine_lost(instance: Instance) -> bool:
+    """The backend has no machine for an instance that had one.
+
+    Before the machine was ready (pending, provisioning) nothing was delivered or billed yet:
+    the instance forgets the machine and is to be provisioned again with the same request id
+    (True; the caller provisions or enqueues it), within the settle deadline of the first
+    machine. A machine lost later ends the instance (failed; terminated if terminating).
+    """
+    if instance.state in (State.PENDING, State.PROVISIONING) and _forget_machine(instance):
+        return True
     with suppress(IllegalTransition):
         if instance.state == State.TERMINATING:
             lifecycle.mark_terminated(
@@ -178,6 +202,32 @@ def machine_lost(instance: Instance) -> None:
                 reason="The backend lost this machine. Billing stopped; launch a new instance "
                 "to continue.",
             )
+    return False
+
+
+def _forget_machine(instance: Instance) -> bool:
+    """Clear the lost machine's id of an instance still being made (a conditional UPDATE: one
+    of several concurrent finders does it)."""
+    lost = instance.backend_id
+    with transaction.atomic():
+        forgotten = Instance.objects.filter(
+            pk=instance.pk,
+            backend_id=lost,
+            state__in=(State.PENDING, State.PROVISIONING),
+        ).update(backend_id="", ip=None)
+        if forgotten:
+            logger.warning(
+                "instance %s: the backend lost machine %s while it was being made; "
+                "asking for it again",
+                instance.pk,
+                lost,
+            )
+            InstanceEvent.objects.create(
+                instance_id=instance.pk,
+                message=f"The backend lost machine {lost} before it was ready; Backfill asks "
+                "for it again (same request).",
+            )
+    return bool(forgotten)
 
 
 def _settle_deadline_passed(instance: Instance) -> bool:
@@ -201,6 +251,8 @@ def provision(instance_id: int) -> bool:
         return False
     if instance.state != State.PROVISIONING:
         return False  # terminated meanwhile, or another run got further; its task owns it
+    if instance.in_cluster:
+        return False  # a cluster's nodes are made together, by the cluster's task
     backend = get_backend()  # one driver (and its HTTP session) for the create and the look
     if not instance.backend_id:
         try:
@@ -214,6 +266,7 @@ def provision(instance_id: int) -> bool:
                 preemptible=instance.preemptible,
                 # Whose machine it is: its reservations (simulator), its Slurm account (slurm).
                 account=instance.organization.slug,
+                **_volumes_for(instance),
             )
         except CapacityError:
             _fail(
@@ -236,6 +289,13 @@ def provision(instance_id: int) -> bool:
     return _poll(instance, backend)
 
 
+def _volumes_for(instance: Instance) -> dict:
+    """`volumes=[backend ids]` for a machine with volumes; nothing for one without, so that a
+    driver without the volume capability is asked exactly as before."""
+    ids = volume_backend_ids_for_instance(instance_id=instance.pk)
+    return {"volumes": ids} if ids else {}
+
+
 def poll(instance_id: int) -> bool:
     """Look at the machine once and apply what changed."""
     return _poll(_load(instance_id))
@@ -255,7 +315,8 @@ def _poll(instance: Instance | None, backend=None) -> bool:
     try:
         machine = backend.get(instance.backend_id)
     except NotFound:
-        machine_lost(instance)
+        if machine_lost(instance):
+            return provision(instance_id)
         return False
     changes = apply_machine(instance, machine)
     if changes:
@@ -347,7 +408,8 @@ def resync(instance_id: int) -> bool:
     try:
         machine = backend.get(instance.backend_id)
     except NotFound:
-        machine_lost(instance)
+        if machine_lost(instance):
+            return provision(instance_id)
         return False
     apply_machine(instance, machine, source="resync")
     instance.refresh_from_db()
@@ -391,6 +453,7 @@ def give_up(instance_id: int, *, step: str, error: Exception) -> None:
 class ReconcileReport:
     machines: int = 0
     lost: int = 0
+    remade: int = 0  # lost before it was ready: provisioned again with the same request id
     adopted: int = 0
     orphans_terminated: int = 0
     leftovers_terminated: int = 0
@@ -412,7 +475,8 @@ def _request_uuid(request_id: str) -> uuid.UUID | None:
 def reconcile(*, redrive: bool = True) -> ReconcileReport:
     """Repair drift between the portal and the backend's list().
 
-    - an instance whose machine the backend no longer has: failed (terminated if terminating);
+    - an instance whose machine the backend no longer has: failed (terminated if terminating),
+      or, while it is still pending or provisioning, provisioned again with the same request id;
     - a machine no instance knows: adopted if its request id is an instance's that is still
       pending or provisioning, terminated (and logged) otherwise, also for ended instances;
     - state changes nobody reported (interruptions, reclaim notices included) are applied;
@@ -437,8 +501,11 @@ def reconcile(*, redrive: bool = True) -> ReconcileReport:
             instance = _load(pk)
             if instance and instance.backend_id == backend_id and not instance.is_final:
                 logger.warning("reconcile: backend lost %s of instance %s", backend_id, pk)
-                machine_lost(instance)
-                report.lost += 1
+                if machine_lost(instance):
+                    tasks.enqueue_provision(pk)
+                    report.remade += 1
+                else:
+                    report.lost += 1
 
     # The fields reconciliation reads; the rest stays in the database (10,000 rows is a lot
     # of timestamps to parse). Instances by machine id first; by request id only for the
@@ -446,7 +513,7 @@ def reconcile(*, redrive: bool = True) -> ReconcileReport:
     # _in_step reads ssh_port and ssh_user too: a deferred one would cost a query per machine.
     fields = (
         *("backend_id", "request_id", "state", "state_changed_at", "ip", "reclaim_notified_at"),
-        *("ssh_port", "ssh_user"),
+        *("ssh_port", "ssh_user", "ssh_sudo", "cluster_id", "synced_at"),
     )
     by_backend = {
         i.backend_id: i for i in Instance.objects.filter(backend_id__in=list(listed)).only(*fields)
@@ -460,28 +527,37 @@ def reconcile(*, redrive: bool = True) -> ReconcileReport:
         )
     }
 
-    in_step: list[int] = []  # instances that agree with their machine: only synced_at to stamp
+    in_step: list[int] = []  # agreeing instances whose synced_at is due: only that to write
     for machine in machines:
         try:
             _reconcile_machine(machine, by_backend, by_request, started, backend, report, in_step)
         except Exception:  # one bad machine must not stop the others; the next run retries
             logger.exception("reconcile: could not reconcile machine %s", machine.backend_id)
             report.errors += 1
-    # One UPDATE for all of them rather than one per machine.
-    Instance.objects.filter(pk__in=in_step).exclude(state__in=FINAL_STATES).update(
-        synced_at=timezone.now()
-    )
+    # One UPDATE per 10,000 rather than one per machine.
+    for first in range(0, len(in_step), 10_000):
+        Instance.objects.filter(pk__in=in_step[first : first + 10_000]).exclude(
+            state__in=FINAL_STATES
+        ).update(synced_at=timezone.now())
 
     if redrive:
         stale = timezone.now() - timedelta(seconds=setting("INSTANCE_STALE_AFTER"))
+        # A cluster's nodes are re-driven with their cluster (instances_reconciled below).
         for pk, state in Instance.objects.filter(
-            state__in=TRANSITIONAL_STATES, state_changed_at__lt=stale
+            state__in=TRANSITIONAL_STATES, state_changed_at__lt=stale, cluster_id__isnull=True
         ).values_list("pk", "state"):
             tasks.enqueue_for_state(pk, state)
             report.redriven += 1
-    if any((report.lost, report.adopted, report.orphans_terminated, report.changes)):
+    signals.instances_reconciled.send(sender=Instance, report=report, redrive=redrive)
+    if any((report.lost, report.remade, report.adopted, report.orphans_terminated, report.changes)):
         logger.info("reconcile: %s", report.as_dict())
     return report
+
+
+def _stamp_due(instance: Instance, started) -> bool:
+    """Whether an agreeing instance's synced_at is old enough to write again: at most once per
+    SYNCED_AT_RESOLUTION, not at every pass (a fleet of 100,000 rewritten every 15 seconds)."""
+    return instance.synced_at is None or instance.synced_at < started - SYNCED_AT_RESOLUTION
 
 
 def _in_step(instance: Instance, machine: Machine) -> bool:
@@ -556,6 +632,15 @@ def _reconcile_machine(
             report.leftovers_terminated += 1
         return
 
+    if instance.in_cluster and instance.state in (
+        State.PENDING,
+        State.PROVISIONING,
+        State.STARTING,
+    ):
+        # A cluster coming up: its task moves the nodes to running together (none is billed
+        # before all run); reconciliation re-drives that task (signals.instances_reconciled).
+        return
+
     settled_before_list = instance.state_changed_at < started
     requested = instance.state in (
         State.STOPPING,
@@ -567,7 +652,8 @@ def _reconcile_machine(
     # an adopted instance (pending or provisioning) can only move forward anyway.
     if not alive or adopted or (settled_before_list and not requested):
         if alive and not adopted and _in_step(instance, machine):
-            in_step.append(instance.pk)
+            if _stamp_due(instance, started):
+                in_step.append(instance.pk)
         else:
             report.changes += len(apply_machine(instance, machine, source="reconcile"))
     else:

@@ -16,7 +16,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from celery import Task, shared_task
 from django.core.cache import cache
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 
 from portal.instances import sync
 from portal.instances.conf import setting
@@ -25,6 +25,9 @@ from portal.lib import metrics
 from portal.provisioning import TransientError
 
 logger = logging.getLogger(__name__)
+
+# What PostgreSQL being down or restarting looks like to a task.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -45,6 +48,13 @@ def backoff(retries: int) -> float:
 def _drive(task, step: str, instance_id: int) -> None:
     try:
         in_transition = getattr(sync, step)(instance_id)
+    except DATABASE_UNAVAILABLE as exc:
+        # PostgreSQL restarting or unreachable: the step changed nothing it did not commit, and
+        # may run again. Try again soon rather than wait for reconciliation to re-drive it.
+        logger.warning(
+            "instance %s: %s: database unavailable, retrying: %s", instance_id, step, exc
+        )
+        raise task.retry(exc=exc, countdown=backoff(min(task.request.retries, 4))) from exc
     except TransientError as exc:
         if task.request.retries >= setting("INSTANCE_TASK_MAX_RETRIES"):
             logger.warning("instance %s: %s gave up after retries: %s", instance_id, step, exc)
@@ -129,9 +139,25 @@ _BY_NAME = {
 }
 
 
+def _send(task: Task[[int], None], instance_id: int) -> None:
+    """Enqueue now (after the commit). With the broker down the change stays made and the
+    request answers: reconciliation re-drives an instance left in transition
+    (INSTANCE_STALE_AFTER) once the broker is back."""
+    try:
+        task.delay(instance_id)
+    except Exception:
+        logger.warning(
+            "instance %s: could not enqueue %s (broker unavailable); reconciliation will "
+            "re-drive it",
+            instance_id,
+            task.name,
+            exc_info=True,
+        )
+
+
 def _enqueue(name: str, instance_id: int) -> None:
     task = _BY_NAME[name]
-    transaction.on_commit(lambda: task.delay(instance_id))
+    transaction.on_commit(lambda: _send(task, instance_id))
 
 
 def enqueue_provision(instance_id: int) -> None:
@@ -168,4 +194,4 @@ def enqueue_for_state(instance_id: int, state: str) -> None:
     """The task that drives an instance in this transitional state (reconcile's re-drive)."""
     task = _FOR_STATE.get(state)
     if task is not None:
-        transaction.on_commit(lambda: task.delay(instance_id))
+        transaction.on_commit(lambda: _send(task, instance_id))

@@ -10,3 +10,11 @@ class ApplicationError(Exception):
         self.message = message
         self.code = code
         self.field = field
+
+
+class RateLimited(ApplicationError):
+    """Too many of something in a while: `retry_after` seconds until one more is allowed."""
+
+    def __init__(self, message: str, *, retry_after: int):
+        super().__init__(message, code="rate_limited")
+        self.retry_after = max(1, int(retry_after))

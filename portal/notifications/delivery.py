@@ -10,13 +10,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from portal.notifications import mail
-from portal.notifications.models import Notification
-from portal.notifications.registry import builder_for, secret_params
+from portal.notifications.models import EmailPreference, Notification
+from portal.notifications.registry import builder_for, category_of, secret_params, summary_for
 
 logger = logging.getLogger(__name__)
 
 CLAIM_SECONDS = 120  # a worker that dies mid-send gives the row back after this long
 MAX_ATTEMPTS = 200  # at the retry cap (60 s) over three hours of outage, then staff look
+BATCH_MAX = 200  # the most rows one summary e-mail takes besides its own
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -39,6 +40,16 @@ def notifications_due(*, now: datetime | None = None, limit: int = 500) -> list[
     )
 
 
+def seconds_until_due(notification_id: int) -> float:
+    """How long a row still waits before its first attempt (0 when due or gone)."""
+    due = (
+        Notification.objects.filter(pk=notification_id, sent_at__isnull=True)
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+    return max(0.0, (due - timezone.now()).total_seconds()) if due else 0.0
+
+
 def _claim(notification_id: int, now: datetime) -> bool:
     """The conditional UPDATE is the lock: exactly one worker gets the row until the lease ends."""
     return bool(
@@ -56,17 +67,32 @@ def notification_deliver(notification_id: int) -> str:
         return "skipped"
     notification = Notification.objects.get(pk=notification_id)
     sent = list(notification.sent_to)
+    batch = _claim_batch(notification, now)
     try:
-        emails = builder_for(notification.kind)(**notification.params)
+        if batch:
+            summary = summary_for(notification.kind)
+            assert summary is not None
+            emails = summary([notification.params, *(row.params for row in batch)])
+        else:
+            emails = builder_for(notification.kind)(**notification.params)
+        muted = muted_addresses(
+            category_of(notification.kind), {address for email in emails for address in email.to}
+        )
         for email in emails:
             for address in sorted(set(email.to)):
-                if address in sent:
+                if address in sent or address.lower() in muted:
                     continue
                 mail.render(email, address).send()
                 sent.append(address)
                 Notification.objects.filter(pk=notification_id).update(sent_to=sent)
     except Exception as exc:  # SMTP down, a template error: keep the row, try again later
+        if batch:  # the others go back to waiting, to be sent with this one's retry or alone
+            Notification.objects.filter(pk__in=[row.pk for row in batch]).update(claimed_until=None)
         return _failed(notification, sent, exc)
+    if batch:
+        Notification.objects.filter(pk__in=[row.pk for row in batch]).update(
+            sent_at=timezone.now(), claimed_until=None, sent_to=sent, batched_into=notification
+        )
     secrets = secret_params(notification.kind)
     Notification.objects.filter(pk=notification_id).update(
         sent_at=timezone.now(),
@@ -76,6 +102,46 @@ def notification_deliver(notification_id: int) -> str:
         params={k: v for k, v in notification.params.items() if k not in secrets},
     )
     return "sent"
+
+
+def _claim_batch(notification: Notification, now: datetime) -> list[Notification]:
+    """The other unsent rows of the same kind and batch key, claimed for this delivery (the
+    claim is the same conditional UPDATE as one row's), oldest first."""
+    if not notification.batch_key or summary_for(notification.kind) is None:
+        return []
+    others = (
+        Notification.objects.filter(
+            kind=notification.kind,
+            batch_key=notification.batch_key,
+            sent_at__isnull=True,
+            failed_at__isnull=True,
+        )
+        .exclude(pk=notification.pk)
+        .exclude(claimed_until__gt=now)
+    )
+    ids = list(others.values_list("pk", flat=True)[:BATCH_MAX])
+    if not ids:
+        return []
+    Notification.objects.filter(pk__in=ids).exclude(claimed_until__gt=now).update(
+        claimed_until=now + timedelta(seconds=CLAIM_SECONDS)
+    )
+    claimed = Notification.objects.filter(
+        pk__in=ids, claimed_until=now + timedelta(seconds=CLAIM_SECONDS)
+    )
+    return list(claimed.order_by("created_at", "pk"))
+
+
+def muted_addresses(category: str, addresses: set[str]) -> set[str]:
+    """Of `addresses`, those whose person turned `category` off (lower case)."""
+    if not category or not addresses:
+        return set()
+    return {
+        email.lower()
+        for email in EmailPreference.objects.filter(
+            user__email__in={address.lower() for address in addresses},
+            muted__contains=[category],
+        ).values_list("user__email", flat=True)
+    }
 
 
 def _failed(notification: Notification, sent: list[str], exc: Exception) -> str:

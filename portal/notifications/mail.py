@@ -1,20 +1,47 @@
 """Rendering one e-mail from three templates (subject, plain text, HTML) and sending it."""
 
 from collections.abc import Iterable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
 from django.template import engines
 from django.template.loader import render_to_string
+from django.utils import timezone
 
 from portal.notifications.registry import Attachment, Email, Rendered
 
 
 def render(email: Email, address: str) -> EmailMultiAlternatives:
-    """`emails/<template>/{subject.txt,body.txt,body.html}` for one recipient."""
+    """`emails/<template>/{subject.txt,body.txt,body.html}` for one recipient, with times in
+    the recipient's time zone (their account setting; UTC without one)."""
     if email.rendered is not None:
         return _prerendered(email.rendered, address)
-    context = {"site_url": settings.SITE_URL, "site_name": settings.SITE_NAME, **email.context}
+    with timezone.override(recipient_time_zone(address)):
+        return _render(email, address)
+
+
+def recipient_time_zone(address: str) -> ZoneInfo:
+    name = (
+        get_user_model()
+        .objects.filter(email__iexact=address)
+        .values_list("time_zone", flat=True)
+        .first()
+    )
+    try:
+        return ZoneInfo(name) if name else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _render(email: Email, address: str) -> EmailMultiAlternatives:
+    context = {
+        "site_url": settings.SITE_URL,
+        "site_name": settings.SITE_NAME,
+        "support_email": settings.SUPPORT_EMAIL,
+        **email.context,
+    }
     subject = " ".join(render_text(f"emails/{email.template}/subject.txt", context).split())
     text = render_text(f"emails/{email.template}/body.txt", context)
     html = render_to_string(f"emails/{email.template}/body.html", context)

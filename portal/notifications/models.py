@@ -7,6 +7,7 @@ send it at once; `sent_to` keeps who already has it, so a retry after a partial 
 to nobody twice.
 """
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -23,6 +24,12 @@ class Notification(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True)
+    # Rows of one kind with the same key that are still unsent when the first is delivered go
+    # out as one summary e-mail (many instances launched at once: one "running" mail).
+    batch_key = models.CharField(max_length=128, blank=True, db_index=True)
+    batched_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -44,3 +51,17 @@ class Notification(models.Model):
         if self.failed_at:
             return "failed"
         return "queued"
+
+
+class EmailPreference(models.Model):
+    """Which categories of e-mail (registry.CATEGORIES) a person does not want. Security mail
+    and everything without a category is always sent; no row means every e-mail."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="email_preference"
+    )
+    muted = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"e-mail preferences of {self.user_id}"

@@ -44,20 +44,58 @@ class Email:
 Builder = Callable[..., Sequence[Email]]
 _BUILDERS: dict[str, Builder] = {}
 _SECRET_PARAMS: dict[str, tuple[str, ...]] = {}
+_CATEGORIES: dict[str, str] = {}
+_SUMMARIES: dict[str, Callable[[list[dict[str, Any]]], Sequence[Email]]] = {}
+
+# What a person may turn off on their notifications page (accounts), by category. A kind with
+# no category (security, invitations, suspensions, reclaim notices, lost data, staff mail) is
+# always sent.
+CATEGORIES: dict[str, str] = {
+    "instances": "An instance is running, or failed to start",
+    "budget": "The month's spend reaches a budget threshold",
+    "quotas": "A quota request is decided, or staff ask a question",
+    "reservations": "Reservation quotes, confirmations and reminders",
+    "invoices": "An invoice is issued",
+}
 
 
-def email_kind(kind: str, *, secret_params: Sequence[str] = ()) -> Callable[[Builder], Builder]:
+def email_kind(
+    kind: str, *, secret_params: Sequence[str] = (), category: str = ""
+) -> Callable[[Builder], Builder]:
     """Register `builder` for `kind`. `secret_params` (a link's token, a rendered reset mail)
-    are erased from the outbox row once the mail is sent."""
+    are erased from the outbox row once the mail is sent. `category` (one of CATEGORIES) lets
+    each person turn the kind off; without one it is always sent."""
+    if category and category not in CATEGORIES:
+        raise ValueError(f"unknown e-mail category {category!r}; known: {sorted(CATEGORIES)}")
 
     def register(builder: Builder) -> Builder:
         if kind in _BUILDERS and _BUILDERS[kind] is not builder:
             raise ValueError(f"e-mail kind {kind!r} is registered twice")
         _BUILDERS[kind] = builder
         _SECRET_PARAMS[kind] = tuple(secret_params)
+        _CATEGORIES[kind] = category
         return builder
 
     return register
+
+
+def category_of(kind: str) -> str:
+    return _CATEGORIES.get(kind, "")
+
+
+def email_summary(kind: str) -> Callable[[Callable], Callable]:
+    """Register the builder of one e-mail for several rows of `kind` sent together (see
+    `notify(batch=...)`); it receives the rows' params, oldest first."""
+
+    def register(builder: Callable) -> Callable:
+        _SUMMARIES[kind] = builder
+        return builder
+
+    return register
+
+
+def summary_for(kind: str) -> Callable[[list[dict[str, Any]]], Sequence[Email]] | None:
+    return _SUMMARIES.get(kind)
 
 
 def secret_params(kind: str) -> tuple[str, ...]:

@@ -14,23 +14,38 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 
 from portal.lib import metrics
-from portal.notifications import tasks
-from portal.notifications.models import Notification
-from portal.notifications.registry import builder_for
+from portal.lib.errors import ApplicationError
+from portal.notifications import delivery, tasks
+from portal.notifications.models import EmailPreference, Notification
+from portal.notifications.registry import CATEGORIES, builder_for
 
 logger = logging.getLogger(__name__)
 
 
-def notify(kind: str, /, **params: Any) -> Notification:
+def notify(kind: str, /, *, batch: str = "", wait: int = 0, **params: Any) -> Notification:
+    """Queue one e-mail. `batch` (with a kind that has a summary builder): rows of the kind with
+    the same key still unsent when the first goes out make one summary e-mail; `wait` seconds
+    give the others time to arrive (several instances of one launch become running together)."""
     builder_for(kind)  # an unknown kind fails here, in the caller's tests, not in a worker
-    notification = Notification.objects.create(kind=kind, params=params)
+    notification = Notification.objects.create(
+        kind=kind,
+        params=params,
+        batch_key=batch[:128],
+        next_attempt_at=timezone.now() + timedelta(seconds=wait),
+    )
     pk = notification.pk
-    _after_commit(lambda: _enqueue(pk))
+    if batch and wait > 0:
+        _after_commit(lambda: _enqueue_batched(pk, f"{kind}:{batch[:128]}", wait))
+    else:
+        _after_commit(lambda: _enqueue(pk))
     _after_commit(metrics.EMAILS_QUEUED.labels(kind=kind).inc)
     return notification
 
@@ -39,8 +54,56 @@ def _after_commit(callback: Callable[[], None]) -> None:
     transaction.on_commit(callback)
 
 
-def _enqueue(notification_id: int) -> None:
+def _enqueue(notification_id: int, countdown: float = 0) -> None:
     try:
-        tasks.notification_send.delay(notification_id)
+        if countdown:
+            tasks.notification_send.apply_async((notification_id,), countdown=countdown)
+        else:
+            tasks.notification_send.delay(notification_id)
     except Exception:  # the broker is down: the sweep sends it once the broker is back
         logger.warning("could not enqueue notification %s; the sweep will send it", notification_id)
+
+
+def _sent_at_once() -> bool:
+    """Whether an enqueued delivery runs at once (Celery's eager mode) rather than when due."""
+    return bool(tasks.notification_send.app.conf.task_always_eager)
+
+
+def _enqueue_batched(notification_id: int, batch: str, wait: int) -> None:
+    """A row of a batch: its sending is enqueued for when it is due, and only for the first
+    row of the batch within `wait` seconds (and each BATCH_MAX + 1-th after it): the first
+    one's delivery claims the others as one summary e-mail, so theirs would find nothing to
+    send. A row that no task takes (a failed summary gives its rows back) is sent by the
+    sweep. Without the cache, every row is enqueued."""
+    if _sent_at_once():  # no later delivery would take the others
+        _enqueue(notification_id)
+        return
+    key = f"notifications:batch-enqueued:{batch}"
+    try:
+        cache.add(key, 0, timeout=wait)
+        count = cache.incr(key)
+    except Exception:  # gone meanwhile, or no cache: enqueue this one
+        count = 1
+    if (count - 1) % (delivery.BATCH_MAX + 1) == 0:
+        _enqueue(notification_id, countdown=wait)
+
+
+def email_categories_muted(*, user_id: int) -> list[str]:
+    preference = EmailPreference.objects.filter(user_id=user_id).first()
+    return list(preference.muted) if preference else []
+
+
+def email_preferences_set(*, user_id: int, wanted: list[str]) -> EmailPreference:
+    """Send the categories in `wanted` by e-mail, mute the others (registry.CATEGORIES);
+    security e-mail and kinds without a category are always sent."""
+    unknown = set(wanted) - set(CATEGORIES)
+    if unknown:
+        raise ApplicationError(f"Unknown e-mail categories: {', '.join(sorted(unknown))}.")
+    preference, _ = EmailPreference.objects.update_or_create(
+        user_id=user_id,
+        defaults={
+            "muted": [category for category in CATEGORIES if category not in wanted],
+            "updated_at": timezone.now(),
+        },
+    )
+    return preference

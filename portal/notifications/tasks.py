@@ -9,6 +9,9 @@ from portal.notifications import delivery
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def notification_send(self, notification_id: int) -> str:
+    wait = 0 if self.request.is_eager else delivery.seconds_until_due(notification_id)
+    if wait > 0:  # a batched e-mail waits for the rest of its batch (notify(wait=...))
+        raise self.retry(countdown=wait)
     outcome = delivery.notification_deliver(notification_id)
     if outcome == "retry":
         attempts = self.request.retries + 1

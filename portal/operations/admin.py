@@ -17,8 +17,9 @@ from portal.accounts.http import AuthenticatedRequest
 from portal.instances import services as instances
 from portal.instances.models import Instance
 from portal.lib.errors import ApplicationError
-from portal.operations import selectors
+from portal.operations import charts, selectors, support
 from portal.operations.forms import LiftForm, StaffTerminateForm, SuspendForm
+from portal.operations.history import RANGES, FleetHistory, fleet_history
 from portal.orgs import services
 from portal.orgs.models import Organization, Suspension
 from portal.web.admin import admin_form_page
@@ -35,6 +36,17 @@ def overview_view(request: HttpRequest):
     if not request.user.is_staff:
         raise PermissionDenied
     data = selectors.operator_overview()
+    places = [(r.region, r.gpu_model, r.gpu_model_name) for r in data.rows]
+    # By default the largest fleet: where most of the operator's GPUs are.
+    largest = max(data.rows, key=lambda r: r.total or 0, default=None)
+    default = (largest.region, largest.gpu_model, largest.gpu_model_name) if largest else None
+    wanted = request.GET.get("place", "")
+    place = next((p for p in places if f"{p[0]}/{p[1]}" == wanted), default)
+    range_key = request.GET.get("range", "24h")
+    history = charts_context = None
+    if place is not None:
+        history = fleet_history(region=place[0], gpu_model=place[1], range_key=range_key)
+        charts_context = _charts(history)
     return TemplateResponse(
         request,
         "operations/admin_overview.html",
@@ -44,8 +56,70 @@ def overview_view(request: HttpRequest):
             "currency": settings.CURRENCY,
             "o": data,
             "regions": selectors.group_rows(data.rows),
+            "places": [
+                {"key": f"{p[0]}/{p[1]}", "label": f"{p[0]} · {p[2]}", "current": p == place}
+                for p in places
+            ],
+            "ranges": [
+                {"key": key, "label": label, "current": history and history.range_key == key}
+                for key, (label, _step, _n) in RANGES.items()
+            ],
+            "place_key": f"{place[0]}/{place[1]}" if place else "",
+            "h": history,
+            "charts": charts_context,
         },
     )
+
+
+def _labels(history: FleetHistory) -> list[str]:
+    fmt = (
+        "%H:%M"
+        if history.range_key == "24h"
+        else "%b %d"
+        if history.range_key == "30d"
+        else ("%a %H:%M")
+    )
+    return [b.start.strftime(fmt) for b in history.buckets]
+
+
+def _charts(history: FleetHistory) -> dict:
+    labels = _labels(history)
+    b = history.buckets
+    return {
+        "fleet": charts.stacked_bars(
+            title="Internal vs sold vs free (GPUs, average)",
+            description=f"Per bucket over the last {history.range_label}: GPUs used by the "
+            "operator's own work, sold to customers, and free.",
+            labels=labels,
+            series=[
+                charts.Series("internal", "c-internal", [x.internal for x in b]),
+                charts.Series("sold", "c-sold", [x.sold for x in b]),
+                charts.Series("free", "c-free", [x.free for x in b]),
+            ],
+            tick=lambda v: f"{v:.0f}",
+            testid="chart-fleet",
+        ),
+        "fill": charts.stacked_bars(
+            title="Fill rate",
+            description="GPU-hours sold over GPU-hours not used internally, per bucket.",
+            labels=labels,
+            series=[charts.Series("fill rate", "c-fill", [x.fill_rate for x in b])],
+            top=1.0,
+            tick=charts.percent,
+            testid="chart-fill-rate",
+        ),
+        "reclaims": charts.stacked_bars(
+            title="Reclaim orders",
+            description="Orders per bucket: met on time with full notice, and the others.",
+            labels=labels,
+            series=[
+                charts.Series("met", "c-met", [x.orders_met for x in b]),
+                charts.Series("not met or open", "c-unmet", [x.orders - x.orders_met for x in b]),
+            ],
+            tick=lambda v: f"{v:g}",
+            testid="chart-reclaims",
+        ),
+    }
 
 
 # --- Suspensions ------------------------------------------------------------------------------
@@ -234,3 +308,58 @@ def _add_instance_action() -> None:
 
 
 _add_instance_action()
+
+
+# --- The support desk -----------------------------------------------------------------------
+
+
+def customer_search_view(request: HttpRequest):
+    """/admin/customers/?q=: find an organization by e-mail, name, instance name or IP."""
+    if not request.user.is_staff:
+        raise PermissionDenied
+    query = request.GET.get("q", "").strip()
+    results = list(support.customer_search(query=query))
+    if len(results) == 1:
+        return HttpResponseRedirect(reverse("operations_customer", args=[results[0].pk]))
+    return TemplateResponse(
+        request,
+        "operations/admin_customer_search.html",
+        {
+            **admin.site.each_context(request),
+            "title": "Customers",
+            "query": query,
+            "results": results,
+        },
+    )
+
+
+def customer_view(request: AuthenticatedRequest, organization_id: int):
+    """/admin/customers/<id>/: one organization for the support desk, with staff notes."""
+    if not request.user.is_staff:
+        raise PermissionDenied
+    organization = get_object_or_404(Organization, pk=organization_id)
+    note_error = ""
+    if request.method == "POST":
+        try:
+            support.staff_note_add(
+                organization=organization, by=request.user, body=request.POST.get("body", "")
+            )
+        except ApplicationError as error:
+            note_error = error.message
+        else:
+            messages.success(request, "Note added.")
+            return HttpResponseRedirect(reverse("operations_customer", args=[organization.pk]))
+    page = support.customer_page(organization=organization)
+    return TemplateResponse(
+        request,
+        "operations/admin_customer.html",
+        {
+            **admin.site.each_context(request),
+            "title": organization.name,
+            "c": page,
+            "currency": settings.CURRENCY,
+            "note_error": note_error,
+            "note_body": request.POST.get("body", "") if note_error else "",
+        },
+        status=400 if note_error else 200,
+    )

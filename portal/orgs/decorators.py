@@ -23,6 +23,8 @@ class OrganizationRequest(AuthenticatedRequest):
     organization: Organization  # membership.organization
     user_memberships: list[Membership]  # all the user's, for the organization switcher
     htmx: HtmxDetails
+    # Set by a page that has read some holds itself (the billing page), for the layout's banner.
+    launch_hold_reasons: dict[str, str | None]
 
 
 def organization_view(

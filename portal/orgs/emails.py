@@ -55,3 +55,29 @@ def organization_suspended(*, suspension_id: int) -> list[Email]:
 @email_kind("organization_unsuspended")
 def organization_unsuspended(*, suspension_id: int) -> list[Email]:
     return _suspension("organization_unsuspended", suspension_id)
+
+
+@email_kind("invitation_accepted")
+def invitation_accepted(*, invitation_id: int) -> list[Email]:
+    """To whoever sent the invitation: the person joined, with the role they have now."""
+    invited = Invitation.objects.select_related("organization", "invited_by", "accepted_by").get(
+        pk=invitation_id
+    )
+    inviter = invited.invited_by
+    if inviter is None or not inviter.is_active or invited.accepted_by is None:
+        return []
+    organization = invited.organization
+    membership = organization.memberships.filter(user=invited.accepted_by).first()
+    return [
+        Email(
+            template="invitation_accepted",
+            to=[inviter.email],
+            context={
+                "organization": organization,
+                "invitation": invited,
+                "person": invited.accepted_by,
+                "membership": membership,
+                "members_url": _url("orgs:members", organization.slug),
+            },
+        )
+    ]

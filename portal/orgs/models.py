@@ -18,6 +18,9 @@ class Organization(models.Model):
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=120, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Set by an owner: every member needs two-factor (sent to set it up before anything else),
+    # and API tokens made before their user turned it on stop working.
+    require_two_factor = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -28,6 +28,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "members.manage": frozenset({Role.OWNER}),
     "instances.view": frozenset({Role.OWNER, Role.ADMIN, Role.MEMBER, Role.VIEWER}),
     "instances.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MEMBER}),
+    "volumes.view": frozenset({Role.OWNER, Role.ADMIN, Role.MEMBER, Role.VIEWER}),
+    "volumes.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MEMBER}),
     "quotas.view": frozenset({Role.OWNER, Role.ADMIN, Role.MEMBER, Role.VIEWER}),
     "quotas.request": frozenset({Role.OWNER, Role.ADMIN}),
     "billing.view": frozenset({Role.OWNER, Role.ADMIN, Role.BILLING}),

@@ -4,13 +4,17 @@ Each write leaves an audit entry in the same transaction; `request`, when the ca
 gives the entry its IP address.
 """
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from portal.accounts.models import User
+from portal.audit.models import AuditEntry
 from portal.audit.services import audit_record
-from portal.lib.errors import ApplicationError
+from portal.lib.errors import ApplicationError, RateLimited
 from portal.notifications.services import notify
 from portal.orgs import signals
 from portal.orgs.models import (
@@ -23,6 +27,7 @@ from portal.orgs.models import (
 )
 from portal.orgs.roles import Role, roles_assignable_by
 from portal.orgs.selectors import organization_suspension
+from portal.orgs.two_factor import user_has_two_factor
 
 NAME_MAX_LENGTH = 100
 REASON_MAX_LENGTH = 2000
@@ -86,6 +91,36 @@ def organization_rename(
             target=organization,
             detail={"from": old_name, "to": organization.name},
         )
+    return organization
+
+
+@transaction.atomic
+def organization_require_two_factor(
+    *, organization: Organization, required: bool, actor: Membership, request=None
+) -> Organization:
+    """Require (or stop requiring) two-factor of every member. Owners only, and an owner turns
+    it on only with two-factor of their own (they would otherwise lock themselves out)."""
+    if not actor.can("members.manage"):
+        raise ApplicationError(
+            "Only owners decide whether members need two-factor.", code="forbidden"
+        )
+    if required and not user_has_two_factor(actor.user):
+        raise ApplicationError(
+            "Turn on two-factor for your own account first (an authenticator app or a "
+            "passkey), then require it of everyone.",
+            code="invalid_state",
+        )
+    if organization.require_two_factor == required:
+        return organization
+    organization.require_two_factor = required
+    organization.save(update_fields=["require_two_factor"])
+    audit_record(
+        action="org.two_factor_required" if required else "org.two_factor_optional",
+        organization=organization,
+        actor=actor,
+        request=request,
+        target=organization,
+    )
     return organization
 
 
@@ -165,6 +200,7 @@ def invitation_create(
         raise ApplicationError("You cannot invite someone with that role.", field="role")
     if organization.memberships.filter(user__email__iexact=email).exists():
         raise ApplicationError(f"{email} is already a member of {organization}.", field="email")
+    _check_invitation_rate(actor)
     open_invitations = organization.invitations.select_for_update().filter(
         email=email, accepted_at__isnull=True, revoked_at__isnull=True
     )
@@ -201,6 +237,7 @@ def invitation_resend(*, actor: Membership, invitation: Invitation, request=None
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if invitation.accepted_at or invitation.revoked_at:
         raise ApplicationError("This invitation is no longer open.")
+    _check_invitation_rate(actor)
     token = new_invitation_token()
     invitation.token_hash = invitation_token_hash(token)
     invitation.expires_at = Invitation.default_expiry()
@@ -220,6 +257,43 @@ def invitation_revoke(*, actor: Membership, invitation: Invitation, request=None
     if not updated:
         raise ApplicationError("This invitation is no longer open.")
     _audit_invitation("invitation.revoked", invitation, actor=actor, request=request)
+
+
+INVITATION_SENDS = ("invitation.created", "invitation.resent")
+
+
+def _check_invitation_rate(actor: Membership) -> None:
+    """Invitations and resends (each one an e-mail to someone outside) are limited per
+    organization and per person, over the last hour, counted from the audit log. The
+    organization's row is locked first, so that two at once are counted one after the other."""
+    organization = actor.organization
+    Organization.objects.select_for_update().filter(pk=organization.pk).first()
+    sent = AuditEntry.objects.filter(
+        action__in=INVITATION_SENDS, at__gte=timezone.now() - timedelta(hours=1)
+    )
+    per_user = settings.INVITATIONS_PER_USER_PER_HOUR
+    mine = sent.filter(actor_user=actor.user)
+    if mine.count() >= per_user:
+        raise RateLimited(
+            f"You can send at most {per_user} invitations an hour (resends count too). "
+            "Try again later; nothing was sent.",
+            retry_after=_seconds_until_one_leaves(mine, per_user),
+        )
+    per_organization = settings.INVITATIONS_PER_ORGANIZATION_PER_HOUR
+    ours = sent.filter(organization=organization)
+    if ours.count() >= per_organization:
+        raise RateLimited(
+            f"{organization.name} has sent {per_organization} invitations in the last hour, the "
+            "most allowed (resends count too). Try again later; nothing was sent.",
+            retry_after=_seconds_until_one_leaves(ours, per_organization),
+        )
+
+
+def _seconds_until_one_leaves(entries, limit: int) -> int:
+    """Seconds until the count of the last hour drops under the limit again."""
+    times = list(entries.order_by("-at").values_list("at", flat=True)[:limit])
+    frees_at = times[-1] + timedelta(hours=1)
+    return int((frees_at - timezone.now()).total_seconds()) + 1
 
 
 def _audit_invitation(action: str, invitation: Invitation, *, actor, request) -> None:
@@ -277,6 +351,7 @@ def invitation_accept(*, token: str, user: User, request=None) -> Membership:
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])
     _audit_invitation("invitation.accepted", invitation, actor=user, request=request)
+    notify("invitation_accepted", invitation_id=invitation.pk)
     return membership
 
 
@@ -301,13 +376,21 @@ def _text(value: str, *, field: str, what: str, required: bool = True) -> str:
 
 
 def organization_suspend(
-    *, organization: Organization, reason: str, by: User, stop_instances: bool = False
+    *,
+    organization: Organization,
+    reason: str,
+    by: User | None,
+    stop_instances: bool = False,
+    system: str = "",
 ) -> Suspension:
     """No new launches, API tokens refused, optionally its instances stopped; owners e-mailed.
 
     Suspending an organization that is suspended already is refused and changes nothing.
+    `system` (instead of a staff `by`): the rule that suspends (billing's dunning), named in
+    the audit log.
     """
-    _staff(by)
+    if not system:
+        _staff(by)
     reason = _text(reason, field="reason", what="why the organization is suspended")
     with transaction.atomic():
         Organization.objects.select_for_update().get(pk=organization.pk)
@@ -326,7 +409,8 @@ def organization_suspend(
             action="org.suspended",
             organization=organization,
             actor=by,
-            actor_kind="staff",
+            actor_kind="staff" if by is not None else None,
+            actor_label=system or None,
             target=organization,
             detail={"reason": reason, "stop_instances": stop_instances},
         )
@@ -337,9 +421,13 @@ def organization_suspend(
     return suspension
 
 
-def organization_unsuspend(*, organization: Organization, by: User, note: str = "") -> Suspension:
-    """Lift the suspension: launches and API tokens work again; owners e-mailed."""
-    _staff(by)
+def organization_unsuspend(
+    *, organization: Organization, by: User | None, note: str = "", system: str = ""
+) -> Suspension:
+    """Lift the suspension: launches and API tokens work again; owners e-mailed. `system`
+    (instead of a staff `by`): the rule that lifts it (billing, once the invoice is paid)."""
+    if not system:
+        _staff(by)
     note = _text(note, field="note", what="a note", required=False)
     with transaction.atomic():
         suspension = (
@@ -360,7 +448,8 @@ def organization_unsuspend(*, organization: Organization, by: User, note: str = 
             action="org.unsuspended",
             organization=organization,
             actor=by,
-            actor_kind="staff",
+            actor_kind="staff" if by is not None else None,
+            actor_label=system or None,
             target=organization,
             detail={"note": note, "suspended_at": suspension.suspended_at},
         )

@@ -13,7 +13,7 @@ whether an invoice is overdue).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from portal.orgs.models import Organization
@@ -58,6 +58,24 @@ def organization_launch_hold(organization: Organization) -> Hold | None:
         if reason:
             return Hold(kind=kind, code=registered.code, reason=reason)
     return None
+
+
+def organization_launch_holds(
+    organization: Organization, known: Mapping[str, str | None] | None = None
+) -> list[Hold]:
+    """Every hold that stops launches now (the console's banner names each). `known`: the
+    reasons of some kinds as the caller has just read them (a page that showed them already),
+    by kind; the others are asked."""
+    holds = []
+    for kind, registered in _HOLDS.items():
+        if registered.blocks_launch:
+            if known is not None and kind in known:
+                reason = known[kind]
+            else:
+                reason = registered.check(organization)
+            if reason:
+                holds.append(Hold(kind=kind, code=registered.code, reason=reason))
+    return holds
 
 
 hold_register("suspended", organization_suspension_reason, code="suspended")

@@ -1,19 +1,28 @@
+import json
+from collections.abc import Iterator
+from datetime import UTC
+
+from allauth.account.views import SignupView
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from portal.accounts.http import AuthenticatedRequest
 from portal.audit import selectors as audit_selectors
 from portal.audit.forms import AuditFilterForm
+from portal.lib import csvsafe
 from portal.lib.errors import ApplicationError
 from portal.orgs import selectors, services
 from portal.orgs.decorators import OrganizationRequest, organization_view
 from portal.orgs.forms import InvitationForm, OrganizationForm, RoleForm
 from portal.orgs.roles import ROLE_DESCRIPTIONS, Role, roles_assignable_by
+from portal.orgs.signup import pending_invitation, remember_invitation
+from portal.orgs.two_factor import user_has_two_factor
 from portal.web.forms import form_add_application_error
 
 
@@ -59,7 +68,40 @@ def organization_settings(request: OrganizationRequest) -> HttpResponse:
             else:
                 messages.success(request, "Organization renamed.")
                 return redirect("orgs:settings", org=organization.slug)
-    return render(request, "orgs/settings.html", {"form": form, "can_rename": can_rename})
+    return render(
+        request,
+        "orgs/settings.html",
+        {
+            "form": form,
+            "can_rename": can_rename,
+            "can_require_two_factor": request.membership.can("members.manage"),
+            "has_two_factor": user_has_two_factor(request.user),
+        },
+    )
+
+
+@organization_view("members.manage")  # owners only; others get a 403, outsiders a 404
+@require_POST
+def organization_two_factor(request: OrganizationRequest) -> HttpResponse:
+    """Require two-factor of every member, or stop requiring it (a section of the settings)."""
+    required = request.POST.get("require") == "on"
+    try:
+        services.organization_require_two_factor(
+            organization=request.organization,
+            required=required,
+            actor=request.membership,
+            request=request,
+        )
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(
+            request,
+            "Two-factor is now required of every member."
+            if required
+            else "Two-factor is no longer required.",
+        )
+    return redirect("orgs:settings", org=request.organization.slug)
 
 
 @organization_view("members.view")
@@ -196,12 +238,13 @@ def organization_leave(request: OrganizationRequest) -> HttpResponse:
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     invitation = selectors.invitation_get_by_token(token=token)
     problem = services.invitation_problem(invitation)
-    if problem:
+    if problem or invitation is None:
         request.session.pop("pending_invitation", None)
         return render(request, "orgs/invitation_unusable.html", {"problem": problem}, status=410)
     if not request.user.is_authenticated:
-        # Remembered so that sign-up or login comes back here (see AccountAdapter).
-        request.session["pending_invitation"] = token
+        # Remembered so that sign-up or login comes back here (see AccountAdapter), and
+        # sign-up fills in the invited address (portal/orgs/signup.py).
+        remember_invitation(request, token=token, invitation=invitation)
         return render(request, "orgs/invitation_accept.html", {"invitation": invitation})
     if request.method == "POST":
         try:
@@ -242,4 +285,75 @@ def audit_log(request: OrganizationRequest) -> HttpResponse:
             "entries": page.object_list,
             "filtered": any(filters.values()),
         },
+        status=400 if form.is_bound and form.errors else 200,
     )
+
+
+AUDIT_CSV_COLUMNS = (
+    "when (UTC)",
+    "action",
+    "action code",
+    "actor",
+    "actor kind",
+    "target",
+    "target type",
+    "IP address",
+    "details",
+)
+
+
+@organization_view("audit.view")
+@require_GET
+def audit_log_csv(request: OrganizationRequest) -> StreamingHttpResponse:
+    """The audit log as the filters on the page select it, as a spreadsheet-safe CSV."""
+    form = AuditFilterForm(request.GET or None)
+    filters = form.filters() if form.is_bound else {}
+    entries = audit_selectors.audit_entry_list_for_organization(
+        organization=request.organization, **filters
+    )
+    response = StreamingHttpResponse(
+        csvsafe.stream(audit_csv_rows(entries)), content_type="text/csv; charset=utf-8"
+    )
+    filename = f"audit-{request.organization.slug}-{timezone.now():%Y%m%d}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def audit_csv_rows(entries) -> Iterator[list]:
+    yield list(AUDIT_CSV_COLUMNS)
+    for entry in entries.iterator(chunk_size=500):
+        yield [
+            entry.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            entry.action_label,
+            entry.action,
+            entry.actor_display,
+            entry.get_actor_kind_display(),
+            entry.target_label,
+            entry.target_type,
+            entry.ip or "",
+            json.dumps(entry.detail, sort_keys=True, ensure_ascii=False) if entry.detail else "",
+        ]
+
+
+class InvitationSignupView(SignupView):
+    """allauth's sign-up; for someone holding an invitation, the form of a person joining."""
+
+    def get_form(self, form_class=None):
+        form = super().get_form(form_class)
+        invitation = pending_invitation(self.request)
+        if invitation is not None:
+            form.initial["email"] = invitation.email
+            email = form.fields["email"]
+            email.initial = invitation.email
+            email.disabled = True  # the posted value is ignored: the invited address it is
+            email.help_text = "The invitation was sent to this address."
+            form.fields.pop("organization_name", None)
+        return form
+
+    def get_context_data(self, **kwargs) -> dict:
+        context = super().get_context_data(**kwargs)
+        context["invitation"] = pending_invitation(self.request)
+        return context
+
+
+signup = InvitationSignupView.as_view()

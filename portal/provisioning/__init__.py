@@ -12,8 +12,10 @@ It knows nothing of the portal's models: the portal depends on it, never the oth
 
 The portal imports this package only (never `drivers.*`): `get_backend()`, the interface's
 types and errors, and the checks of the optional capabilities (`supports_reservations`,
-`supports_quota_mirroring`, or `driver_supports_quota_mirroring` on the driver's class from
-`get_backend_class()`, to tell without building a driver).
+`supports_clusters`, `supports_quota_mirroring`, `supports_volumes`, or
+`driver_supports_quota_mirroring` / `driver_supports_volumes` / `driver_supports_clusters` on the
+driver's class from `get_backend_class()`, to tell without
+building a driver).
 """
 
 from __future__ import annotations
@@ -34,14 +36,31 @@ from .errors import (
 from .interface import (
     FINAL_STATES,
     Capacity,
+    ClusterBackend,
     Machine,
     MachineState,
+    NoticingBackend,
     ProvisioningBackend,
     QuotaMirroringBackend,
+    ReclaimingBackend,
     ReservingBackend,
+    StorageCapacity,
+    Volume,
+    VolumeBackend,
+    VolumeState,
+    cluster_hosts,
+    cluster_node_name,
+    cluster_node_request_id,
+    driver_supports_clusters,
     driver_supports_quota_mirroring,
+    driver_supports_volumes,
+    supports_clusters,
+    supports_notice,
     supports_quota_mirroring,
+    supports_reclaim,
     supports_reservations,
+    supports_volumes,
+    volume_mount_path,
 )
 
 DRIVERS: dict[str, str] = {
@@ -55,23 +74,40 @@ __all__ = [
     "AuthenticationError",
     "Capacity",
     "CapacityError",
+    "ClusterBackend",
     "InvalidResponse",
     "InvalidState",
     "Machine",
     "MachineState",
+    "NoticingBackend",
     "NotFound",
     "PermanentError",
     "ProvisioningBackend",
     "ProvisioningError",
     "QuotaMirroringBackend",
+    "ReclaimingBackend",
     "ReservingBackend",
+    "StorageCapacity",
     "TransientError",
+    "Volume",
+    "VolumeBackend",
+    "VolumeState",
+    "cluster_hosts",
+    "cluster_node_name",
+    "cluster_node_request_id",
+    "driver_supports_clusters",
     "driver_supports_quota_mirroring",
+    "driver_supports_volumes",
     "get_backend",
     "get_backend_class",
     "load_driver",
+    "supports_clusters",
+    "supports_notice",
     "supports_quota_mirroring",
+    "supports_reclaim",
     "supports_reservations",
+    "supports_volumes",
+    "volume_mount_path",
 ]
 
 

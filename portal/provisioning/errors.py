@@ -30,7 +30,15 @@ class NotFound(PermanentError):
 
 
 class CapacityError(PermanentError):
-    """No room for this instance type in this region right now."""
+    """No room for this instance type in this region right now.
+
+    `available`: how many of the machines asked for would fit now, when the backend says (a
+    cluster that does not fit whole); None when it does not.
+    """
+
+    def __init__(self, *args: object, available: int | None = None) -> None:
+        super().__init__(*args)
+        self.available = available
 
 
 class InvalidState(PermanentError):

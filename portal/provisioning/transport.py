@@ -12,7 +12,10 @@ raised at once. Retrying is safe because every driver call is idempotent.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -72,6 +75,31 @@ def json_body(response: requests.Response, what: str) -> Any:
 
 logger = logging.getLogger(__name__)
 
+# Sessions kept between drivers: each Celery task builds its driver afresh (`get_backend()`),
+# and a new requests session per task means a new TCP connection (and for HTTPS a new TLS
+# handshake) per backend call. Kept per process and thread (a session is not shared across
+# a fork or between threads), base URL and headers (the token among them), the most recent few.
+_SESSIONS: OrderedDict[tuple[object, ...], requests.Session] = OrderedDict()
+_SESSIONS_KEPT = 8
+_sessions_lock = threading.Lock()
+
+
+def shared_session(base_url: str, headers: Mapping[str, str]) -> requests.Session:
+    """A requests session for `base_url` with `headers`, the same one for every driver this
+    process and thread builds with the same URL and headers: its connections are reused."""
+    key = (os.getpid(), threading.get_ident(), base_url, tuple(sorted(headers.items())))
+    with _sessions_lock:
+        session = _SESSIONS.get(key)
+        if session is not None:
+            _SESSIONS.move_to_end(key)
+            return session
+        session = requests.Session()
+        session.headers.update(headers)
+        _SESSIONS[key] = session
+        while len(_SESSIONS) > _SESSIONS_KEPT:
+            _SESSIONS.popitem(last=False)[1].close()  # a driver still holding it reconnects
+        return session
+
 
 class HttpTransport:
     """HTTP calls to one backend: time-out, retries with backoff, errors of the interface.
@@ -99,8 +127,12 @@ class HttpTransport:
         self.timeout = timeout
         self.retries = max(0, retries)
         self.backoff = backoff
-        self.session = session or requests.Session()
-        self.session.headers.update({"User-Agent": USER_AGENT, **(headers or {})})
+        all_headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        if session is None:
+            self.session = shared_session(self.base_url, all_headers)
+        else:
+            self.session = session
+            self.session.headers.update(all_headers)
         self.sleep = sleep
 
     def call(

@@ -18,6 +18,11 @@ from django.utils.timesince import timesince
 
 from portal.capacity.selectors import fleet_free_text
 from portal.lib.errors import ApplicationError
+from portal.orgs.admin_tools import (
+    OrganizationFilter,
+    organization_filter_link,
+    search_with_organizations,
+)
 from portal.quotas import selectors, services
 from portal.quotas.models import (
     OPEN_STATES,
@@ -30,6 +35,7 @@ from portal.quotas.models import (
     QuotaRequestState,
 )
 from portal.quotas.standing import organization_standing
+from portal.web.admin import QuickCheckboxes
 
 STATE_COLOURS: dict[str, str] = {
     QuotaRequestState.SUBMITTED: "#2563eb",
@@ -132,12 +138,12 @@ class QuotaRequestDecisionForm(forms.ModelForm):
 
 
 @admin.register(QuotaRequest)
-class QuotaRequestAdmin(admin.ModelAdmin):
+class QuotaRequestAdmin(QuickCheckboxes, admin.ModelAdmin):
     form = QuotaRequestDecisionForm
     list_display = [
         "number",
         "state_badge",
-        "organization",
+        "organization_link_in_list",
         "gpu",
         "region_code",
         "kind",
@@ -147,9 +153,21 @@ class QuotaRequestAdmin(admin.ModelAdmin):
         "age",
         "decider_name",
     ]
-    list_display_links = ["number", "organization"]
-    list_filter = ["state", OpenFilter, AgeFilter, "region", "gpu_model", "kind"]
+    list_display_links = ["number"]
+    # Like the instance list: no filter listing every organization, no date hierarchy (the age
+    # filter says when), a search reading the matching organizations' ids first.
+    list_filter = [
+        "state",
+        OpenFilter,
+        AgeFilter,
+        "region",
+        "gpu_model",
+        "kind",
+        OrganizationFilter,
+    ]
     search_fields = ["organization__name", "organization__slug", "created_by__email", "=id"]
+    search_help_text = "Organization, the requester's e-mail or the request's number"
+    list_per_page = 50
     list_select_related = [
         "organization",
         "region",
@@ -157,7 +175,8 @@ class QuotaRequestAdmin(admin.ModelAdmin):
         "decided_by",
         "decided_by_rule",
     ]
-    date_hierarchy = "created_at"
+    # No COUNT(*) of every request on every page: "Show all" instead of the total.
+    show_full_result_count = False
     actions = ["approve_as_asked", "deny"]
     readonly_fields = [
         "number",
@@ -225,9 +244,21 @@ class QuotaRequestAdmin(admin.ModelAdmin):
 
     @admin.display(description="GPU", ordering="gpu_model__code")
     def gpu(self, obj: QuotaRequest) -> str:
+        if obj.gpu_model is None:
+            return "Storage (GB)"
         return format_html(
             '<span title="{}">{}</span>', obj.gpu_model.name, obj.gpu_model.code.upper()
         )
+
+    @admin.display(description="Organization", ordering="organization__name")
+    def organization_link_in_list(self, obj: QuotaRequest) -> str:
+        return organization_filter_link(obj.organization_id, obj.organization.name)
+
+    def get_search_results(self, request, queryset, search_term):
+        found = search_with_organizations(
+            request, queryset, search_term, ["=id"], person_field="created_by"
+        )
+        return found, False
 
     @admin.display(description="Region", ordering="region__code")
     def region_code(self, obj: QuotaRequest) -> str:
@@ -282,6 +313,8 @@ class QuotaRequestAdmin(admin.ModelAdmin):
 
     @admin.display(description="Free in the fleet")
     def fleet_free(self, obj: QuotaRequest) -> str:
+        if obj.gpu_model is None:
+            return "— (a storage request)"
         return fleet_free_text(region=obj.region, gpu_model=obj.gpu_model)
 
     @admin.display(description="Limits and use")
@@ -293,7 +326,14 @@ class QuotaRequestAdmin(admin.ModelAdmin):
             or line.preemptible.limit
             or (line.region.pk, line.gpu_model.pk) == (obj.region_id, obj.gpu_model_id)
         ]
-        return _panel("quotas/admin/limits.html", {"lines": lines, "current": obj})
+        storage = [
+            line
+            for line in selectors.storage_lines(organization=obj.organization)
+            if line.use.limit or line.use.used or line.region.pk == obj.region_id
+        ]
+        return _panel(
+            "quotas/admin/limits.html", {"lines": lines, "storage": storage, "current": obj}
+        )
 
     @admin.display(description="Standing")
     def standing(self, obj: QuotaRequest) -> str:
@@ -364,6 +404,13 @@ def _panel(template: str, context: dict) -> str:
 
 
 class QuotaForm(forms.ModelForm):
+    storage_limit_gb = forms.IntegerField(
+        label="Storage limit (GB)",
+        required=False,
+        min_value=0,
+        initial=0,
+        help_text="Only on a row without GPU model (the region's volume storage).",
+    )
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2, "cols": 80}),
         required=False,
@@ -372,19 +419,45 @@ class QuotaForm(forms.ModelForm):
 
     class Meta:
         model = Quota
-        fields = ["organization", "region", "gpu_model", "on_demand_limit", "preemptible_limit"]
+        fields = [
+            "organization",
+            "region",
+            "gpu_model",
+            "on_demand_limit",
+            "preemptible_limit",
+            "storage_limit_gb",
+        ]
+        help_texts = {"gpu_model": "Leave empty for the region's volume storage limit (GB)."}
 
     def clean(self):
         super().clean()
         cleaned = self.cleaned_data
-        changed = {"on_demand_limit", "preemptible_limit"} & set(self.changed_data)
+        if cleaned.get("storage_limit_gb") is None:
+            cleaned["storage_limit_gb"] = self.instance.storage_limit_gb or 0
+        changed = {"on_demand_limit", "preemptible_limit", "storage_limit_gb"} & set(
+            self.changed_data
+        )
         if changed and not (cleaned.get("reason") or "").strip():
             self.add_error("reason", "Say why the limit changes.")
+        # On a change the row's organization, region and GPU model are read-only (not fields).
+        gpu_model = cleaned.get("gpu_model") if "gpu_model" in self.fields else None
+        storage = gpu_model is None and (
+            "gpu_model" in self.fields or self.instance.gpu_model_id is None
+        )
         for name in changed:
             value = cleaned.get(name)
+            if (name == "storage_limit_gb") != storage and value:
+                self.add_error(
+                    name,
+                    "A row without GPU model holds only the storage limit; a GPU row no "
+                    "storage limit.",
+                )
+                continue
             if value is not None:
                 try:
-                    services.check_limit_number(value, field=name)
+                    services.check_limit_number(
+                        value, field=name, kind=Kind.STORAGE if storage else Kind.ON_DEMAND
+                    )
                 except ApplicationError as error:
                     self.add_error(name, error.message)
         return cleaned
@@ -403,13 +476,21 @@ class QuotaAdmin(admin.ModelAdmin):
         "on_demand_used",
         "preemptible_limit",
         "preemptible_used",
+        "storage_limit_gb",
+        "storage_used_gb",
         "updated_at",
     ]
     list_filter = ["region", "gpu_model"]
     search_fields = ["organization__name", "organization__slug"]
     list_select_related = ["organization", "region", "gpu_model"]
     autocomplete_fields = ["organization"]
-    readonly_fields = ["on_demand_used", "preemptible_used", "updated_at", "recent_changes"]
+    readonly_fields = [
+        "on_demand_used",
+        "preemptible_used",
+        "storage_used_gb",
+        "updated_at",
+        "recent_changes",
+    ]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None:
@@ -426,7 +507,8 @@ class QuotaAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj: Quota, form, change: bool) -> None:
         reason = form.cleaned_data.get("reason", "")
-        for kind in (Kind.ON_DEMAND, Kind.PREEMPTIBLE):
+        kinds = (Kind.STORAGE,) if obj.gpu_model is None else (Kind.ON_DEMAND, Kind.PREEMPTIBLE)
+        for kind in kinds:
             services.quota_limit_set(
                 organization=obj.organization,
                 region=obj.region,

@@ -60,7 +60,7 @@ def quota_request_answered(*, message_id: int) -> list[Email]:
     ]
 
 
-@email_kind("quota_request_decided")
+@email_kind("quota_request_decided", category="quotas")
 def quota_request_decided(*, message_id: int) -> list[Email]:
     """To the organization's owners and admins: a decision, or a question from staff."""
     step = QuotaRequestMessage.objects.select_related("rule").get(pk=message_id)

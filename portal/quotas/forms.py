@@ -22,6 +22,7 @@ class QuotaRequestForm(forms.Form):
         to_field_name="code",
         label="GPU model",
         empty_label="Choose a GPU model",
+        required=False,  # not for a storage limit; clean() asks for it otherwise
         error_messages={
             "required": "Choose a GPU model.",
             "invalid_choice": "There is no such GPU model. Choose one from the list.",
@@ -32,15 +33,19 @@ class QuotaRequestForm(forms.Form):
         choices=Kind.choices,
         initial=Kind.ON_DEMAND,
         widget=forms.RadioSelect,
-        help_text="Preemptible GPUs have their own limit: they are cheaper and can be reclaimed.",
-        error_messages={"invalid_choice": "Choose the on-demand or the preemptible limit."},
+        help_text="Preemptible GPUs have their own limit: they are cheaper and can be reclaimed. "
+        "Storage is the GB of volumes in the region (no GPU model).",
+        error_messages={
+            "invalid_choice": "Choose the on-demand or the preemptible limit (or the storage "
+            "limit)."
+        },
     )
     requested_limit = forms.IntegerField(
-        label="New limit (GPUs)",
-        help_text="The total number of GPUs you want to be able to run at once, not an increment.",
+        label="New limit (GPUs, or GB for storage)",
+        help_text="The total you want to be able to use at once, not an increment.",
         error_messages={
-            "required": "Give the limit you want, in GPUs.",
-            "invalid": "Give the limit as a whole number of GPUs.",
+            "required": "Give the limit you want.",
+            "invalid": "Give the limit as a whole number of GPUs (or GB for storage).",
         },
         widget=forms.NumberInput(attrs={"min": 0, "step": 1}),
     )
@@ -54,6 +59,14 @@ class QuotaRequestForm(forms.Form):
         super().__init__(*args, **kwargs)
         cast(forms.ModelChoiceField, self.fields["region"]).queryset = active_regions()
         cast(forms.ModelChoiceField, self.fields["gpu"]).queryset = offered_gpu_models()
+
+    def clean(self):
+        data = super().clean() or {}
+        if data.get("kind") == Kind.STORAGE:
+            data["gpu"] = None
+        elif "gpu" not in self.errors and not data.get("gpu"):
+            self.add_error("gpu", "Choose a GPU model.")
+        return data
 
 
 class AnswerForm(forms.Form):

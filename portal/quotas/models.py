@@ -1,7 +1,10 @@
-"""GPU quotas: limits per organization, region and GPU model; requests to change them; the audit.
+"""Quotas: limits per organization, region and GPU model; requests to change them; the audit.
 
-A quota row holds two limits (on-demand and preemptible GPUs) and how many GPUs of each are in
-use. Limits change only through `services.quota_limit_set`, which writes a `QuotaChange`.
+A GPU quota row holds two limits (on-demand and preemptible GPUs) and how many GPUs of each are
+in use. A storage quota row (no GPU model) holds the volume storage limit of a region in GB and
+how many GB the organization's volumes take. Limits change only through
+`services.quota_limit_set`, which writes a `QuotaChange`; requests and staff decisions are the
+same for both.
 """
 
 from django.conf import settings
@@ -18,6 +21,17 @@ class Kind(models.TextChoices):
 
     ON_DEMAND = "on_demand", "On-demand"
     PREEMPTIBLE = "preemptible", "Preemptible"
+    STORAGE = "storage", "Storage"
+
+
+GPU_KINDS = (Kind.ON_DEMAND, Kind.PREEMPTIBLE)
+
+
+def unit_of(kind: str, n: int | None = None) -> str:
+    """The unit of a limit of this kind, for messages ("GB", "GPU", "GPUs")."""
+    if kind == Kind.STORAGE:
+        return "GB"
+    return "GPU" if n == 1 else "GPUs"
 
 
 def kind_of(preemptible: bool) -> str:
@@ -27,13 +41,21 @@ def kind_of(preemptible: bool) -> str:
 class Quota(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="quotas")
     region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+")
+    # None: the row of the region's volume storage (the storage_* fields).
     gpu_model = models.ForeignKey(
-        GpuModel, on_delete=models.PROTECT, related_name="+", verbose_name="GPU model"
+        GpuModel,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name="GPU model",
+        null=True,
+        blank=True,
     )
     on_demand_limit = models.PositiveIntegerField("on-demand GPU limit", default=0)
     preemptible_limit = models.PositiveIntegerField("preemptible GPU limit", default=0)
     on_demand_used = models.PositiveIntegerField("on-demand GPUs in use", default=0)
     preemptible_used = models.PositiveIntegerField("preemptible GPUs in use", default=0)
+    storage_limit_gb = models.PositiveIntegerField("storage limit (GB)", default=0)
+    storage_used_gb = models.PositiveIntegerField("storage in use (GB)", default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -42,26 +64,44 @@ class Quota(models.Model):
             models.UniqueConstraint(
                 fields=["organization", "region", "gpu_model"], name="one_quota_per_org_region_gpu"
             ),
+            models.UniqueConstraint(
+                fields=["organization", "region"],
+                condition=Q(gpu_model__isnull=True),
+                name="one_storage_quota_per_org_region",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.organization}: {self.gpu_model} in {self.region.code}"
+        return f"{self.organization}: {self.subject} in {self.region.code}"
+
+    @property
+    def is_storage(self) -> bool:
+        return self.gpu_model_id is None
+
+    @property
+    def subject(self) -> str:
+        """What the row limits: a GPU model's name, or "Storage"."""
+        return "Storage" if self.gpu_model is None else str(self.gpu_model)
 
     def limit(self, kind: str) -> int:
-        return self.preemptible_limit if kind == Kind.PREEMPTIBLE else self.on_demand_limit
+        return int(getattr(self, self.limit_field(kind)))
 
     def used(self, kind: str) -> int:
-        return self.preemptible_used if kind == Kind.PREEMPTIBLE else self.on_demand_used
+        return int(getattr(self, self.used_field(kind)))
 
     def free(self, kind: str) -> int:
         return max(0, self.limit(kind) - self.used(kind))
 
     @staticmethod
     def limit_field(kind: str) -> str:
+        if kind == Kind.STORAGE:
+            return "storage_limit_gb"
         return "preemptible_limit" if kind == Kind.PREEMPTIBLE else "on_demand_limit"
 
     @staticmethod
     def used_field(kind: str) -> str:
+        if kind == Kind.STORAGE:
+            return "storage_used_gb"
         return "preemptible_used" if kind == Kind.PREEMPTIBLE else "on_demand_used"
 
 
@@ -162,8 +202,14 @@ class QuotaRequest(models.Model):
         Organization, on_delete=models.CASCADE, related_name="quota_requests"
     )
     region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+")
+    # None for a storage request (kind "storage").
     gpu_model = models.ForeignKey(
-        GpuModel, on_delete=models.PROTECT, related_name="+", verbose_name="GPU model"
+        GpuModel,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name="GPU model",
+        null=True,
+        blank=True,
     )
     kind = models.CharField("limit", max_length=16, choices=Kind.choices)
     limit_at_submission = models.PositiveIntegerField()
@@ -193,6 +239,9 @@ class QuotaRequest(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # The admin's list (newest first, then the id Django adds): a first page of 10,000
+        # requests without sorting them all.
+        indexes = [models.Index(fields=["-created_at", "-id"], name="quota_request_created")]
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "region", "gpu_model", "kind"],
@@ -202,11 +251,44 @@ class QuotaRequest(models.Model):
         ]
 
     def __str__(self) -> str:
+        if self.kind == Kind.STORAGE:
+            return (
+                f"#{self.pk} {self.organization}: {self.requested_limit} GB storage "
+                f"in {self.region.code}"
+            )
         return (
             f"#{self.pk} {self.organization}: {self.requested_limit} "
             f"{self.get_kind_display().lower()} "
             f"{self.gpu_model} in {self.region.code}"
         )
+
+    @property
+    def is_storage(self) -> bool:
+        return self.kind == Kind.STORAGE
+
+    @property
+    def subject(self) -> str:
+        """What the request is for: a GPU model's name, or "Storage"."""
+        return "Storage" if self.gpu_model is None else str(self.gpu_model)
+
+    @property
+    def unit(self) -> str:
+        return "GB" if self.kind == Kind.STORAGE else "GPUs"
+
+    @property
+    def what(self) -> str:
+        """What the limit counts, after a number: "on-demand H100 80GB GPUs", "GB of volume
+        storage"."""
+        if self.kind == Kind.STORAGE:
+            return "GB of volume storage"
+        return f"{self.get_kind_display().lower()} {self.gpu_model} GPUs"
+
+    @property
+    def limit_name(self) -> str:
+        """ "on-demand limit for H100 80GB", "storage limit"."""
+        if self.kind == Kind.STORAGE:
+            return "storage limit"
+        return f"{self.get_kind_display().lower()} limit for {self.gpu_model}"
 
     @property
     def is_open(self) -> bool:
@@ -286,6 +368,10 @@ class QuotaChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quota} {self.get_kind_display()}: {self.old_limit} → {self.new_limit}"
+
+    @property
+    def unit(self) -> str:
+        return unit_of(self.kind)
 
     @property
     def who(self) -> str:

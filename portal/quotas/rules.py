@@ -9,6 +9,8 @@ from portal.quotas.standing import Standing, organization_standing
 
 def _capacity_covers(quota_request: QuotaRequest, rule: AutoApprovalRule) -> bool:
     """The increase plus the margin fits in the free GPUs; unknown capacity never does."""
+    if quota_request.gpu_model is None:
+        return False
     free = fleet_free_gpus(region=quota_request.region, gpu_model=quota_request.gpu_model)
     increase = max(0, quota_request.requested_limit - quota_request.limit_at_submission)
     return free is not None and free >= increase + (rule.capacity_margin or 0)
@@ -22,6 +24,8 @@ def rule_matching(quota_request: QuotaRequest) -> AutoApprovalRule | None:
     conditions of standing and, for a rule with a capacity margin, whose increase the fleet's
     free GPUs of that model in that region cover with the margin to spare.
     """
+    if quota_request.gpu_model_id is None:
+        return None  # rules are per GPU model: staff decide every storage request
     candidates = (
         AutoApprovalRule.objects.filter(
             active=True,

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from portal.catalog.models import GpuModel, Region
@@ -58,9 +58,10 @@ def quota_lines(*, organization: Organization) -> list[QuotaLine]:
     """
     quotas = {
         (q.region_id, q.gpu_model_id): q
-        for q in Quota.objects.filter(organization=organization).select_related(
-            "region", "gpu_model"
-        )
+        for q in Quota.objects.filter(
+            organization=organization, gpu_model__isnull=False
+        ).select_related("region", "gpu_model")
+        if q.gpu_model_id is not None
     }
     offered = offered_pairs()
     missing = offered - set(quotas)
@@ -68,6 +69,7 @@ def quota_lines(*, organization: Organization) -> list[QuotaLine]:
     gpu_models = GpuModel.objects.in_bulk({g for _, g in missing})
     lines = {}
     for key, quota in quotas.items():
+        assert quota.gpu_model is not None
         lines[key] = QuotaLine(
             region=quota.region,
             gpu_model=quota.gpu_model,
@@ -84,6 +86,8 @@ def quota_lines(*, organization: Organization) -> list[QuotaLine]:
             offered=True,
         )
     for quota_request in quota_request_list_for_organization(organization=organization).open():
+        if quota_request.gpu_model_id is None:
+            continue  # a storage request: see storage_lines
         line = lines.get((quota_request.region_id, quota_request.gpu_model_id))
         if line is not None:
             line.open_requests.append(quota_request)
@@ -95,6 +99,38 @@ def quota_lines(*, organization: Organization) -> list[QuotaLine]:
             line.gpu_model.name,
         ),
     )
+
+
+@dataclass
+class StorageLine:
+    """One region's volume storage: the limit in GB, its use, and an open request for it."""
+
+    region: Region
+    use: LimitUse
+    open_request: QuotaRequest | None = None
+
+
+def storage_lines(*, organization: Organization) -> list[StorageLine]:
+    """The storage limit and use of every active region (zero where none was granted)."""
+    rows = {
+        q.region_id: q
+        for q in Quota.objects.filter(organization=organization, gpu_model__isnull=True)
+    }
+    open_requests = {
+        r.region_id: r
+        for r in QuotaRequest.objects.open().filter(organization=organization, kind=Kind.STORAGE)
+    }
+    lines = []
+    for region in Region.objects.filter(active=True).order_by("code"):
+        row = rows.get(region.pk)
+        lines.append(
+            StorageLine(
+                region=region,
+                use=LimitUse(row.storage_limit_gb, row.storage_used_gb) if row else LimitUse(0, 0),
+                open_request=open_requests.get(region.pk),
+            )
+        )
+    return lines
 
 
 def quota_request_list_for_organization(*, organization: Organization) -> QuotaRequestQuerySet:
@@ -134,7 +170,21 @@ def quota_notification_recipients(*, organization: Organization) -> list[str]:
     )
 
 
-def quota_get(*, organization: Organization, region: Region, gpu_model: GpuModel) -> Quota | None:
+def quota_get(
+    *, organization: Organization, region: Region, gpu_model: GpuModel | None
+) -> Quota | None:
     return Quota.objects.filter(
         organization=organization, region=region, gpu_model=gpu_model
     ).first()
+
+
+def quota_above_zero_for_organization(*, organization: Organization) -> QuerySet[Quota]:
+    """The organization's quotas with some limit above zero (either kind)."""
+    return Quota.objects.filter(organization=organization).filter(
+        Q(on_demand_limit__gt=0) | Q(preemptible_limit__gt=0)
+    )
+
+
+def quota_any_for_organization(*, organization: Organization) -> bool:
+    """Whether the organization may run any GPU at all (some limit above zero, either kind)."""
+    return quota_above_zero_for_organization(organization=organization).exists()

@@ -30,6 +30,7 @@ from portal.quotas.models import (
     QuotaRequestMessage,
     QuotaRequestState,
     kind_of,
+    unit_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,11 @@ class Decision:
 
 def _gpus(n: int) -> str:
     return f"{n} GPU{'' if n == 1 else 's'}"
+
+
+def _amount(n: int, kind: str) -> str:
+    """`n` in the unit of the kind's limits: "3 GPUs", "500 GB"."""
+    return f"{n} {unit_of(kind, n)}"
 
 
 class QuotaExceeded(ApplicationError):
@@ -100,10 +106,55 @@ class QuotaExceeded(ApplicationError):
         return f"{reverse('quotas:quota_request_new', args=[self.organization.slug])}?{query}"
 
 
+class StorageQuotaExceeded(ApplicationError):
+    """A volume (or its growth) would take more GB than the storage limit leaves free."""
+
+    def __init__(
+        self, *, organization: Organization, region: Region, requested: int, limit: int, used: int
+    ):
+        self.organization = organization
+        self.region = region
+        self.requested = requested
+        self.limit = limit
+        self.used = used
+        self.free = max(0, limit - used)
+        super().__init__(
+            f"This needs {requested} GB of volume storage in {region.code}, but your storage "
+            f"limit there is {limit} GB with {used} GB in use, so {self.free} GB "
+            f"{'is' if self.free == 1 else 'are'} free. Ask for a higher limit on the Quotas "
+            "page.",
+            code="quota_exceeded",
+            field="size_gb",
+        )
+
+    @property
+    def request_url(self) -> str:
+        query = urlencode(
+            {
+                "region": self.region.code,
+                "kind": Kind.STORAGE,
+                "limit": min(self.used + self.requested, settings.QUOTA_MAX_STORAGE_GB),
+            }
+        )
+        return f"{reverse('quotas:quota_request_new', args=[self.organization.slug])}?{query}"
+
+
 # --- validation helpers ---------------------------------------------------------------------
 
 
-def check_limit_number(value, *, field: str) -> int:
+def check_limit_number(value, *, field: str, kind: str = Kind.ON_DEMAND) -> int:
+    if kind == Kind.STORAGE:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ApplicationError("Give the limit as a whole number of GB.", field=field)
+        if value < 0:
+            raise ApplicationError("A limit cannot be negative.", field=field)
+        if value > settings.QUOTA_MAX_STORAGE_GB:
+            raise ApplicationError(
+                f"A storage limit can be at most {settings.QUOTA_MAX_STORAGE_GB} GB. For more, "
+                f"contact {settings.OPERATOR_EMAIL}.",
+                field=field,
+            )
+        return value
     if isinstance(value, bool) or not isinstance(value, int):
         raise ApplicationError("Give the limit as a whole number of GPUs.", field=field)
     if value < 0:
@@ -119,7 +170,9 @@ def check_limit_number(value, *, field: str) -> int:
 
 def _check_kind(kind: str) -> str:
     if kind not in Kind.values:
-        raise ApplicationError("Choose the on-demand or the preemptible limit.", field="kind")
+        raise ApplicationError(
+            "Choose the on-demand or the preemptible limit (or the storage limit).", field="kind"
+        )
     return kind
 
 
@@ -163,8 +216,11 @@ def _clean_text(text: str, *, field: str, what: str, max_length: int) -> str:
     return text
 
 
-def _quota_for_update(*, organization: Organization, region: Region, gpu_model: GpuModel) -> Quota:
-    """The quota row, created with zero limits if missing, locked until the transaction ends."""
+def _quota_for_update(
+    *, organization: Organization, region: Region, gpu_model: GpuModel | None
+) -> Quota:
+    """The quota row, created with zero limits if missing, locked until the transaction ends.
+    `gpu_model` None: the region's storage row."""
     Quota.objects.get_or_create(organization=organization, region=region, gpu_model=gpu_model)
     return (
         Quota.objects.select_for_update(of=("self",))
@@ -181,7 +237,7 @@ def quota_limit_set(
     *,
     organization: Organization,
     region: Region,
-    gpu_model: GpuModel,
+    gpu_model: GpuModel | None,
     kind: str,
     limit: int,
     reason: str,
@@ -195,7 +251,9 @@ def quota_limit_set(
     instances are not touched, there is just nothing free until use falls under the limit.
     """
     _check_kind(kind)
-    check_limit_number(limit, field="limit")
+    if (kind == Kind.STORAGE) != (gpu_model is None):
+        raise ApplicationError("A storage limit has no GPU model; a GPU limit has one.")
+    check_limit_number(limit, field="limit", kind=kind)
     reason = _clean_text(reason, field="reason", what="why the limit changes", max_length=2000)
     quota = _quota_for_update(organization=organization, region=region, gpu_model=gpu_model)
     old = quota.limit(kind)
@@ -223,12 +281,13 @@ def quota_limit_set(
         detail={"kind": kind, "from": old, "to": limit, "reason": reason},
     )
     # The backend's own limit follows (the slurm driver's account); a no-op for the others.
-    sync.enqueue_mirror(organization_id=organization.pk, gpu_model=gpu_model.code)
+    if gpu_model is not None:
+        sync.enqueue_mirror(organization_id=organization.pk, gpu_model=gpu_model.code)
     logger.info(
         "quota limit %s %s/%s %s: %s -> %s",
         organization.slug,
         region.code,
-        gpu_model.code,
+        gpu_model.code if gpu_model is not None else "storage",
         kind,
         old,
         limit,
@@ -344,6 +403,48 @@ def quota_release(
     quota.save(update_fields=[Quota.used_field(kind), "updated_at"])
 
 
+# --- reserving storage for volumes --------------------------------------------------------------
+
+
+@transaction.atomic
+def quota_storage_reserve(*, organization: Organization, region: Region, gb: int) -> None:
+    """Count `gb` of volume storage against the region's storage limit, or raise
+    StorageQuotaExceeded and count nothing. Locks the row like `quota_reserve`: call it in the
+    transaction that records the volume (or its growth), before any backend call."""
+    if isinstance(gb, bool) or not isinstance(gb, int) or gb < 1:
+        raise ApplicationError("A volume takes at least 1 GB.", field="size_gb")
+    quota = (
+        Quota.objects.select_for_update(of=("self",))
+        .filter(organization=organization, region=region, gpu_model=None)
+        .first()
+    )
+    limit = quota.storage_limit_gb if quota else 0
+    used = quota.storage_used_gb if quota else 0
+    if quota is None or used + gb > limit:
+        raise StorageQuotaExceeded(
+            organization=organization, region=region, requested=gb, limit=limit, used=used
+        )
+    quota.storage_used_gb = used + gb
+    quota.save(update_fields=["storage_used_gb", "updated_at"])
+
+
+@transaction.atomic
+def quota_storage_release(*, organization: Organization, region: Region, gb: int) -> None:
+    """Give back `gb` counted by quota_storage_reserve (a deleted volume). Never below zero."""
+    if gb <= 0:
+        return
+    quota = (
+        Quota.objects.select_for_update(of=("self",))
+        .filter(organization=organization, region=region, gpu_model=None)
+        .first()
+    )
+    if quota is None:
+        logger.warning("quota_storage_release of %s GB without a row: %s", gb, organization.slug)
+        return
+    quota.storage_used_gb = max(0, quota.storage_used_gb - gb)
+    quota.save(update_fields=["storage_used_gb", "updated_at"])
+
+
 # --- requests -----------------------------------------------------------------------------------
 
 
@@ -363,7 +464,7 @@ def quota_request_submit(
     *,
     membership: Membership,
     region: Region | str,
-    gpu_model: GpuModel | str,
+    gpu_model: GpuModel | str | None,
     kind: str,
     requested_limit: int,
     justification: str,
@@ -375,36 +476,39 @@ def quota_request_submit(
     """
     _check_may_request(membership)
     region = _resolve_region(region)
-    gpu_model = _resolve_gpu_model(gpu_model)
     _check_kind(kind)
-    check_limit_number(requested_limit, field="requested_limit")
+    storage = kind == Kind.STORAGE
+    model = None if storage else _resolve_gpu_model(gpu_model or "")
+    check_limit_number(requested_limit, field="requested_limit", kind=kind)
     justification = _clean_text(
         justification,
         field="justification",
-        what="what the GPUs are for and for how long",
+        what=("what the storage is" if storage else "what the GPUs are") + " for and for how long",
         max_length=JUSTIFICATION_MAX_LENGTH,
     )
-    _check_offered(region, gpu_model)
+    if model is not None:
+        _check_offered(region, model)
     organization = membership.organization
     label = Kind(kind).label.lower()
+    in_use = "GB of volumes" if storage else f"{label} {model} GPUs"
+    limit_name = "storage limit" if storage else f"{label} limit for {model}"
     with transaction.atomic():
-        quota = _quota_for_update(organization=organization, region=region, gpu_model=gpu_model)
+        quota = _quota_for_update(organization=organization, region=region, gpu_model=model)
         current, used = quota.limit(kind), quota.used(kind)
         if requested_limit < used:
             raise ApplicationError(
-                f"You have {used} {label} {gpu_model.name} GPUs in use in {region.code}; "
+                f"You have {used} {in_use} in use in {region.code}; "
                 f"the limit cannot be lower than that. Ask for {used} or more.",
                 field="requested_limit",
             )
         if requested_limit == current:
             raise ApplicationError(
-                f"Your {label} limit for {gpu_model.name} in {region.code} is already "
-                f"{_gpus(current)}.",
+                f"Your {limit_name} in {region.code} is already {_amount(current, kind)}.",
                 field="requested_limit",
             )
         open_request = (
             QuotaRequest.objects.open()
-            .filter(organization=organization, region=region, gpu_model=gpu_model, kind=kind)
+            .filter(organization=organization, region=region, gpu_model=model, kind=kind)
             .first()
         )
         if open_request is not None:
@@ -416,7 +520,7 @@ def quota_request_submit(
         quota_request = QuotaRequest.objects.create(
             organization=organization,
             region=region,
-            gpu_model=gpu_model,
+            gpu_model=model,
             kind=kind,
             limit_at_submission=current,
             requested_limit=requested_limit,
@@ -534,11 +638,12 @@ def decision_validate(
         return None
     requested = quota_request.requested_limit
     granted = requested if granted_limit is None else granted_limit
-    check_limit_number(granted, field="granted_limit")
+    check_limit_number(granted, field="granted_limit", kind=quota_request.kind)
     current, used = quota.limit(quota_request.kind), quota.used(quota_request.kind)
     if granted < used:
         raise ApplicationError(
-            f"The organization has {_gpus(used)} in use; grant at least that.",
+            f"The organization has {_amount(used, quota_request.kind)} in use; "
+            "grant at least that.",
             field="granted_limit",
         )
     if requested == current:  # staff set the limit meanwhile: approving changes nothing

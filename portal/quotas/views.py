@@ -23,6 +23,7 @@ def quotas(request: OrganizationRequest) -> HttpResponse:
         "quotas/quotas.html",
         {
             "lines": selectors.quota_lines(organization=organization),
+            "storage_lines": selectors.storage_lines(organization=organization),
             "open_requests": list(requests.open()),
             "past_requests": list(requests.exclude(state__in=OPEN_STATES)[:HISTORY_ROWS]),
             "changes": list(
@@ -66,7 +67,7 @@ def quota_request_new(request: OrganizationRequest) -> HttpResponse:
                 messages.success(
                     request,
                     f"Request #{quota_request.pk} was approved automatically: your limit is now "
-                    f"{quota_request.granted_limit} GPUs.",
+                    f"{quota_request.granted_limit} {quota_request.unit}.",
                 )
             else:
                 messages.success(
@@ -81,7 +82,11 @@ def quota_request_new(request: OrganizationRequest) -> HttpResponse:
     return render(
         request,
         "quotas/request_new.html",
-        {"form": form, "lines": selectors.quota_lines(organization=request.organization)},
+        {
+            "form": form,
+            "lines": selectors.quota_lines(organization=request.organization),
+            "storage_lines": selectors.storage_lines(organization=request.organization),
+        },
         status=status,
     )
 

@@ -164,6 +164,7 @@ class ReservationRequestAdmin(admin.ModelAdmin):
                     reservation_request=item,
                     price_per_gpu_hour=form.cleaned_data["price_per_gpu_hour"],
                     note=form.cleaned_data["note"],
+                    valid_until=form.cleaned_data["valid_until"],
                     by=request.user,
                 )
             except ApplicationError as error:

@@ -33,6 +33,15 @@ class QuoteForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "cols": 70}),
         help_text="Optional; e-mailed with the quote.",
     )
+    valid_until = forms.DateField(
+        required=False,
+        label="Quote valid until",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=(
+            "Optional; by default the quote holds for RESERVATION_QUOTE_VALID_DAYS days (never "
+            "past the reservation's start). The customer is reminded before it expires."
+        ),
+    )
 
 
 class ReservationRequestForm(forms.Form):

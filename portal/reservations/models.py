@@ -96,6 +96,7 @@ class ReservationRequestState(models.TextChoices):
     DECLINED = "declined", "Declined"
     REFUSED = "refused", "Refused by the operator"
     WITHDRAWN = "withdrawn", "Withdrawn"
+    EXPIRED = "expired", "Quote expired"
 
 
 OPEN_REQUEST_STATES = (ReservationRequestState.SUBMITTED, ReservationRequestState.QUOTED)
@@ -130,6 +131,10 @@ class ReservationRequest(models.Model):
     quoted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # A quote holds until then: a reminder goes out a couple of days before, and past it the
+    # request is "quote expired" and can no longer be accepted (reservations/reminders.py).
+    quote_expires_at = models.DateTimeField("quote valid until", null=True, blank=True)
+    quote_reminded_at = models.DateTimeField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
     answered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

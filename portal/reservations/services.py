@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -277,13 +278,32 @@ def reservation_request_submit(
                 "months": months,
             },
         )
+        notify("reservation_request_submitted", reservation_request_id=reservation_request.pk)
     return reservation_request
 
 
+def quote_expiry(*, start: datetime, valid_until: date | None, now: datetime) -> datetime:
+    """When a quote stops holding: the end of `valid_until` (UTC), by default
+    RESERVATION_QUOTE_VALID_DAYS from now; never after the reservation would start."""
+    if valid_until is None:
+        expires = now + timedelta(days=settings.RESERVATION_QUOTE_VALID_DAYS)
+    else:
+        if valid_until < now.date():
+            raise ApplicationError("The quote must hold until today or later.", field="valid_until")
+        expires = datetime.combine(valid_until + timedelta(days=1), time.min, tzinfo=UTC)
+    return min(expires, start)
+
+
 def reservation_request_quote(
-    *, reservation_request: ReservationRequest, price_per_gpu_hour, by: User, note: str = ""
+    *,
+    reservation_request: ReservationRequest,
+    price_per_gpu_hour,
+    by: User,
+    note: str = "",
+    valid_until: date | None = None,
 ) -> ReservationRequest:
-    """Staff quote a committed price, checked against the fleet's free capacity in the period."""
+    """Staff quote a committed price, checked against the fleet's free capacity in the period.
+    The quote holds until `quote_expires_at`; the customer is reminded before it lapses."""
     _staff(by)
     price = parse_price(price_per_gpu_hour)
     note = _text(note, field="quote_note", what="a note", required=False)
@@ -315,8 +335,20 @@ def reservation_request_quote(
         reservation_request.quote_note = note
         reservation_request.quoted_at = timezone.now()
         reservation_request.quoted_by = by
+        reservation_request.quote_expires_at = quote_expiry(
+            start=start, valid_until=valid_until, now=reservation_request.quoted_at
+        )
+        reservation_request.quote_reminded_at = None
         reservation_request.save(
-            update_fields=["state", "quote_price", "quote_note", "quoted_at", "quoted_by"]
+            update_fields=[
+                "state",
+                "quote_price",
+                "quote_note",
+                "quoted_at",
+                "quoted_by",
+                "quote_expires_at",
+                "quote_reminded_at",
+            ]
         )
         audit_record(
             action="reservation.quoted",
@@ -324,7 +356,10 @@ def reservation_request_quote(
             actor=by,
             actor_kind="staff",
             target=reservation_request,
-            detail={"price_per_gpu_hour": price},
+            detail={
+                "price_per_gpu_hour": price,
+                "valid_until": reservation_request.quote_expires_at,
+            },
         )
         pk = reservation_request.pk
         notify("reservation_quote", reservation_request_id=pk)
@@ -352,6 +387,12 @@ def reservation_request_answer(
             )
         reservation_request.answered_at = timezone.now()
         reservation_request.answered_by = membership.user
+        expires = reservation_request.quote_expires_at
+        if accept and expires is not None and expires <= timezone.now():
+            raise ApplicationError(
+                f"This quote expired on {expires:%B %-d, %Y at %H:%M} UTC; ask for a new quote.",
+                code="expired",
+            )
         if accept:
             _check_not_suspended(reservation_request.organization_id)
             start, end = request_period(reservation_request.start_date, reservation_request.months)
@@ -382,6 +423,9 @@ def reservation_request_answer(
             actor=membership,
             target=reservation_request,
         )
+        if accept:
+            notify("reservation_confirmed", reservation_request_id=reservation_request.pk)
+            notify("reservation_accepted", reservation_request_id=reservation_request.pk)
     return reservation_request
 
 

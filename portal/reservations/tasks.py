@@ -34,3 +34,9 @@ def reservation_release(reservation_id: int) -> bool:
 def reservation_reminders() -> int:
     """Daily: "starting in 7 days" and "ending in 7 days", once per reservation."""
     return reminders.reservation_reminders_send()
+
+
+@shared_task(acks_late=True)
+def reservation_quotes_expire() -> tuple[int, int]:
+    """Hourly: remind of quotes about to lapse, then mark lapsed ones "quote expired"."""
+    return reminders.reservation_quotes_expire()

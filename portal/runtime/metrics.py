@@ -31,7 +31,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from portal.capacity.selectors import demand_by_place, fleet
+from portal.instances.models import Instance
 from portal.lib.addresses import monitoring_access
+from portal.notifications.models import Notification
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +50,9 @@ class CapacityFigures:
     """GPUs of one GPU model in one region.
 
     fleet: every GPU the backend has; free: what it could give out now; sold: held by the
-    portal's customers' instances; internal: the rest, in the operator's own use. Today's
-    backend `capacity()` reports fleet and free; `internal` is what remains. When the backend
-    reports internal use itself, fill it in `capacity_figures()` and keep the metric as is.
+    portal's customers' instances; internal: the operator's own use, as the backend reports it
+    (`capacity()`'s internal GPUs), or, from a backend that does not, what is neither free nor
+    sold.
     """
 
     fleet: int = 0
@@ -62,9 +65,6 @@ def capacity_figures() -> dict[tuple[str, str], CapacityFigures]:
     """(region code, GPU model code) -> figures: the fleet as the backend last reported it
     (portal.capacity's snapshot, stored by the periodic capacity refresh; no backend call
     here) and the GPUs held by the portal's live instances."""
-    from portal.capacity.selectors import fleet
-    from portal.instances.models import Instance
-
     current = fleet()
     figures = {
         place: CapacityFigures(fleet=total, free=current.free.get(place, 0))
@@ -80,8 +80,13 @@ def capacity_figures() -> dict[tuple[str, str], CapacityFigures]:
         key = (row["region__code"], row["instance_type__gpu_model__code"])
         if key in figures:
             figures[key].sold = row["gpus"] or 0
-    for entry in figures.values():
-        entry.internal = max(0, entry.fleet - entry.free - entry.sold)
+    reported = demand_by_place()
+    for place, entry in figures.items():
+        demand = reported.get(place)
+        if demand is not None and (demand.internal or demand.customer):
+            entry.internal = demand.internal
+        else:  # a backend that does not report its own work: what is neither free nor sold
+            entry.internal = max(0, entry.fleet - entry.free - entry.sold)
     return figures
 
 
@@ -104,8 +109,6 @@ class PortalCollector(Collector):
         yield from self._outbox()
 
     def _instances(self) -> Iterator[Metric]:
-        from portal.instances.models import Instance
-
         family = GaugeMetricFamily(
             "backfill_instances",
             "Instances by state, region and instance type.",
@@ -185,8 +188,6 @@ def request_monitoring_access(request: HttpRequest) -> int:
 
 
 def _outbox_rows() -> dict[str, int]:
-    from portal.notifications.models import Notification
-
     waiting = Notification.objects.filter(sent_at__isnull=True, failed_at__isnull=True).count()
     given_up = Notification.objects.filter(failed_at__isnull=False).count()
     return {"waiting": waiting, "given_up": given_up}

@@ -53,7 +53,11 @@ INSTALLED_APPS = [
     "portal.sshkeys",
     "portal.quotas",
     "portal.reservations",
+    "portal.volumes",
+    "portal.market",
     "portal.instances",
+    "portal.clusters",
+    "portal.reclaims",
     "portal.billing",
     "portal.operations",
     "portal.webhooks",
@@ -77,9 +81,12 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "portal.orgs.middleware.TwoFactorRequiredMiddleware",
+    "portal.accounts.middleware.TimeZoneMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "portal.web.middleware.ContentSecurityPolicyMiddleware",
     "portal.audit.middleware.AuditRequestMiddleware",
+    "portal.web.middleware.DatabaseUnavailableMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -130,9 +137,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Django's RedisCache answering as an empty cache while Redis is unreachable, so that a
+        # Redis restart costs a few cache misses, not a 500 on every page.
+        "BACKEND": "portal.web.cache.ResilientRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "backfill"),
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 5},
     }
 }
 
@@ -167,9 +177,13 @@ ACCOUNT_CHANGE_EMAIL = True
 ACCOUNT_EMAIL_NOTIFICATIONS = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Backfill] "
-# A duplicate sign-up is told so on the page (the issue asks for a clear message); the signup
-# rate limit keeps address probing slow.
-ACCOUNT_PREVENT_ENUMERATION = False
+# Sign-up, password reset and adding an e-mail answer the same whether an address is
+# registered; the owner of a registered address gets a mail instead ("you already have an
+# account", "no account uses this address"), through the outbox like every allauth mail.
+ACCOUNT_PREVENT_ENUMERATION = True
+# Invitations and resends (mails to people outside) per organization and per person, per hour.
+INVITATIONS_PER_ORGANIZATION_PER_HOUR = env_int("INVITATIONS_PER_ORGANIZATION_PER_HOUR", 20)
+INVITATIONS_PER_USER_PER_HOUR = env_int("INVITATIONS_PER_USER_PER_HOUR", 10)
 # ACCOUNT_RATE_LIMITS is left unset on purpose: allauth's defaults limit login, failed login,
 # signup, password reset and e-mail confirmation; they need the shared (Redis) cache.
 # Single sign-on (portal/sso): one allauth OpenID Connect app per organization, made by its
@@ -185,6 +199,11 @@ SOCIALACCOUNT_REQUESTS_TIMEOUT = 10
 # machine) is let through, by the test fixture that starts it.
 SSO_ALLOW_INSECURE_ISSUERS = False
 SSO_DISCOVERY_TIMEOUT = 5
+# URLs customers give (webhook endpoints, an SSO issuer) reach public internet addresses only,
+# in every settings module: never loopback, private, link-local, reserved or multicast ones
+# (portal/lib/safehttp.py). This explicit allow-list (CIDRs, e.g. "127.0.0.1/32") is the only
+# exception, and the only place plain http may go: tests with a local receiver set it.
+OUTBOUND_ALLOWED_NETWORKS: list[str] = env_list("OUTBOUND_ALLOWED_NETWORKS")
 # Two-factor: an authenticator app (TOTP) or a passkey (WebAuthn), with recovery codes; a
 # passkey also signs in on its own ("Sign in with a passkey", no password).
 MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
@@ -200,7 +219,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT: Path | None = VAR_DIR / "staticfiles"
+STATIC_ROOT: Path | None = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -221,7 +240,16 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Where the development SMTP sink (`make run`) writes messages; staff read them at /staff/mail/.
 MAIL_SINK_DIR = Path(env_str("MAIL_SINK_DIR", str(VAR_DIR / "mail")))
 OPERATOR_EMAIL = env_str("OPERATOR_EMAIL", "operators@backfill.localhost")
+# Where customers write for help: shown in every e-mail and on the sign-up and verification pages.
+SUPPORT_EMAIL = env_str("SUPPORT_EMAIL", "support@backfill.localhost")
+# How long a reservation quote holds by default; how long before its end the customer is reminded.
+RESERVATION_QUOTE_VALID_DAYS = env_int("RESERVATION_QUOTE_VALID_DAYS", 7)
+RESERVATION_QUOTE_REMIND_HOURS = env_int("RESERVATION_QUOTE_REMIND_HOURS", 48)
 QUOTA_MAX_GPUS = env_int("QUOTA_MAX_GPUS", 512)  # the highest GPU limit anyone may ask for
+# The highest storage limit (GB of volumes per region) anyone may ask for.
+QUOTA_MAX_STORAGE_GB = env_int("QUOTA_MAX_STORAGE_GB", 100_000)
+# The shortest reclaim notice the operator allows (seconds); the policy may give more, never less.
+RECLAIM_MIN_NOTICE_SECONDS = env_int("RECLAIM_MIN_NOTICE_SECONDS", 120)
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None
@@ -277,7 +305,7 @@ REST_FRAMEWORK = {
         "portal.api.throttling.TokenRateThrottle",
         "portal.api.throttling.TokenWriteRateThrottle",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["portal.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "portal.api.schema.ApiAutoSchema",
     "EXCEPTION_HANDLER": "portal.api.errors.api_exception_handler",

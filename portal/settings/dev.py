@@ -5,4 +5,3 @@ from portal.lib.env import env_bool
 from .base import *  # noqa: F403
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
-WEBHOOKS_ALLOW_HTTP_LOCALHOST = True  # a receiver on this machine, over plain http

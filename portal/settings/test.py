@@ -32,4 +32,7 @@ STORAGES = {
 SITE_URL = "http://testserver"
 ALLOWED_HOSTS = ["*"]
 STATIC_ROOT = None  # static files come from the finders; nothing is collected in tests
-WEBHOOKS_ALLOW_HTTP_LOCALHOST = True  # the webhook tests' receivers listen on 127.0.0.1
+# Invitation rate limits out of the way of tests that invite many (schemathesis); the limits'
+# own tests (tests/orgs/test_invitation_limits.py) set theirs.
+INVITATIONS_PER_ORGANIZATION_PER_HOUR = 10_000
+INVITATIONS_PER_USER_PER_HOUR = 10_000

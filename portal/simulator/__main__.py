@@ -38,7 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--flush-interval",
         type=float,
         default=0.5,
-        help="seconds between writes of the state file (0: on every change)",
+        help="seconds between background writes of the state file (0: on every change); "
+        "a change is written and fsynced before it is answered either way",
     )
     parser.add_argument("--seed", type=int, help="seed of the fault and jitter randomness")
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
@@ -85,8 +86,8 @@ def main(argv: list[str] | None = None) -> None:
         server = build(args)
     except (CatalogError, Conflict, ValueError, OSError) as exc:
         sys.exit(f"simulator: {exc}")
-    # SystemExit from the handler unwinds serve_forever; the state is written at most every
-    # --flush-interval seconds while running, and what is left on the way out.
+    # SystemExit from the handler unwinds serve_forever; every change is written before it is
+    # answered, and what reads caught up with is written on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"simulator listening on {server.url}", flush=True)
     try:

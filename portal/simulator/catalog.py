@@ -1,22 +1,32 @@
 """The simulated fleet: instance types and the GPU nodes of each region.
 
-A catalog file is JSON of this shape (`count` expands one entry into several nodes):
+A catalog file is JSON of this shape (`count` expands one entry into several nodes;
+`storage_gb` is the volume storage of a region, `DEFAULT_STORAGE_GB` where not given):
 
     {"instance_types": [{"name": "gpu_1x_h100", "gpu_model": "H100 80GB", "gpu_count": 1}],
-     "nodes": [{"region": "us-east-1", "gpu_model": "H100 80GB", "gpus": 8, "count": 4}]}
+     "nodes": [{"region": "us-east-1", "gpu_model": "H100 80GB", "gpus": 8, "count": 4,
+                "fabric": "use1-ib-a"}],
+     "storage_gb": {"us-east-1": 50000}}
+
+A fabric is a group of nodes of one region on one fast network: the placement unit of a
+cluster, whose machines all land on nodes of one fabric. An entry without `fabric` is a fabric
+of its own (`<region>-<model>-fabric`, shared by the entries of that region and model).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 H100 = "H100 80GB"
 A100 = "A100 80GB"
 L40S = "L40S 48GB"
+
+
+DEFAULT_STORAGE_GB = 10_000
 
 
 class CatalogError(ValueError):
@@ -38,12 +48,18 @@ class Node:
     region: str
     gpu_model: str
     gpus: int
+    fabric: str = ""
 
 
 @dataclass(frozen=True)
 class Catalog:
     instance_types: dict[str, InstanceType]
     nodes: tuple[Node, ...]
+    # Volume storage per region, in GB (regions not named have DEFAULT_STORAGE_GB).
+    storage: dict[str, int] = field(default_factory=dict)
+
+    def storage_gb(self, region: str) -> int:
+        return self.storage.get(region, DEFAULT_STORAGE_GB)
 
     @property
     def regions(self) -> list[str]:
@@ -52,6 +68,13 @@ class Catalog:
     def nodes_for(self, region: str, gpu_model: str) -> list[Node]:
         return [n for n in self.nodes if n.region == region and n.gpu_model == gpu_model]
 
+    def fabrics_for(self, region: str, gpu_model: str) -> dict[str, list[Node]]:
+        """The nodes of `region` and `gpu_model` per fabric, fabrics in name order."""
+        fabrics: dict[str, list[Node]] = {}
+        for node in sorted(self.nodes_for(region, gpu_model), key=lambda n: (n.fabric, n.name)):
+            fabrics.setdefault(node.fabric, []).append(node)
+        return fabrics
+
     def node(self, name: str) -> Node | None:
         return next((n for n in self.nodes if n.name == name), None)
 
@@ -59,6 +82,7 @@ class Catalog:
         return {
             "instance_types": [asdict(t) for t in self.instance_types.values()],
             "nodes": [asdict(n) for n in self.nodes],
+            "storage_gb": dict(self.storage),
         }
 
 
@@ -91,6 +115,7 @@ DEFAULT_CATALOG: dict[str, Any] = {
         {"region": "ap-south-1", "gpu_model": A100, "gpus": 8, "count": 2},
         {"region": "ap-south-1", "gpu_model": L40S, "gpus": 8, "count": 1},
     ],
+    "storage_gb": {"us-east-1": 100_000, "eu-west-1": 50_000, "ap-south-1": 20_000},
 }
 
 
@@ -137,19 +162,26 @@ def catalog_from_dict(data: Any) -> Catalog:
             raise CatalogError(f"bad node {entry!r}")
         region, model = _text(entry, "region"), _text(entry, "gpu_model")
         gpus, count = _positive_int(entry, "gpus"), _positive_int(entry, "count", 1)
+        fabric = _text(entry, "fabric") if "fabric" in entry else f"{region}-{_slug(model)}-fabric"
         for _ in range(count):
             if "name" in entry and count == 1:
                 name = _text(entry, "name")
             else:
                 seen[(region, model)] = number = seen.get((region, model), 0) + 1
                 name = f"{region}-{_slug(model)}-{number:02d}"
-            nodes.append(Node(name=name, region=region, gpu_model=model, gpus=gpus))
+            nodes.append(Node(name=name, region=region, gpu_model=model, gpus=gpus, fabric=fabric))
     names = [n.name for n in nodes]
     if len(names) != len(set(names)):
         raise CatalogError("node names must be unique")
     if not types or not nodes:
         raise CatalogError("a catalog needs at least one instance type and one node")
-    return Catalog(instance_types=types, nodes=tuple(nodes))
+    storage = data.get("storage_gb") or {}
+    if not isinstance(storage, dict) or not all(
+        isinstance(region, str) and isinstance(gb, int) and not isinstance(gb, bool) and gb >= 0
+        for region, gb in storage.items()
+    ):
+        raise CatalogError("'storage_gb' must map regions to whole numbers of GB >= 0")
+    return Catalog(instance_types=types, nodes=tuple(nodes), storage=dict(storage))
 
 
 def load_catalog(source: str | None) -> Catalog:

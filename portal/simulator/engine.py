@@ -19,6 +19,7 @@ import builtins  # `list` is also a method of Simulator: annotations after it na
 import ipaddress
 import logging
 import random
+import re
 import threading
 import time
 import uuid
@@ -27,7 +28,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from portal.lib.clusternaming import cluster_hosts, cluster_node_name, cluster_node_request_id
+
 from .catalog import Catalog, CatalogError, catalog_from_dict
+from .demand import Demand, parse_demand
 from .records import (
     FINAL_STATES,
     NEXT_STATE,
@@ -38,7 +42,10 @@ from .records import (
     MachineRecord,
     Timings,
     UnknownMachine,
+    UnknownVolume,
+    VolumeRecord,
     WrongState,
+    _iso,
 )
 from .store import save_state
 
@@ -47,6 +54,9 @@ STATE_VERSION = 1
 logger = logging.getLogger(__name__)
 
 IP_POOLS = ("203.0.113.0/24", "198.51.100.0/24", "192.0.2.0/24")
+
+
+VOLUME_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 
 def _text(value: Any, what: str, max_length: int = 200) -> str:
@@ -73,10 +83,17 @@ class Simulator:
         self.rng = rng or random.Random()
         self.machines: dict[str, MachineRecord] = {}
         self.reservations: dict[str, dict[str, Any]] = {}
+        self.demand = Demand()
+
+        self.volumes: dict[str, VolumeRecord] = {}
+        # A network filesystem: a volume may be attached to several live machines at once.
+        self.shared_volumes = True
         self.lock = threading.RLock()
         # 0: the state file is rewritten on every change. > 0: changes only mark the state
         # dirty and a background thread writes it at most every `flush_interval` seconds
-        # (and `close()` writes what is left), so a burst of creates costs one write.
+        # (and `close()` writes what is left), so a burst of creates costs one write. The HTTP
+        # server flushes before it answers a change (server.RequestHandler._make_durable), so
+        # the interval only delays what reads catch up with the clock.
         self.flush_interval = flush_interval
         self._dirty = False
         self._write_lock = threading.Lock()
@@ -92,6 +109,9 @@ class Simulator:
             "timings": asdict(self.timings),
             "machines": [asdict(m) for m in self.machines.values()],
             "reservations": list(self.reservations.values()),
+            "demand": self.demand.to_dict(),
+            "volumes": [asdict(v) for v in self.volumes.values()],
+            "shared_volumes": self.shared_volumes,
         }
 
     def load(self, data: dict[str, Any]) -> None:
@@ -101,6 +121,10 @@ class Simulator:
         self.timings = Timings(**data["timings"])
         self.machines = {m["id"]: MachineRecord(**m) for m in data["machines"]}
         self.reservations = {r["id"]: r for r in data.get("reservations", [])}
+        self.demand = Demand.from_dict(data.get("demand") or {})
+
+        self.volumes = {v["id"]: VolumeRecord(**v) for v in data.get("volumes", [])}
+        self.shared_volumes = bool(data.get("shared_volumes", True))
 
     def _save(self) -> None:
         """Called with the lock held after every change."""
@@ -189,20 +213,50 @@ class Simulator:
             machine.node = None
         if state == "stopped":
             machine.reclaim_at = None  # the notice was about GPUs it no longer holds
+            machine.notice_at = None
         if state == "terminated":
             machine.ip = None
+            machine.files = {}  # the machine's own disk dies with it; its volumes do not
         machine.history = [*machine.history[-49:], {"state": state, "at": at}]
 
     def _end(self, machine: MachineRecord, state: str, at: float, detail: str) -> None:
         self._set_state(machine, state, at)
         machine.node = None
         machine.ip = None
+        machine.files = {}
         machine.detail = detail
 
     # Placement
 
     def _used_gpus(self, account: str | None = None) -> dict[str, int]:
-        """GPUs taken per node, as `account` sees them (None: as everyone else sees them)."""
+        """GPUs taken per node, as `account` sees them (None: as everyone else sees them):
+        customers' machines, reservations, and the operator's own work on what is left."""
+        used = self._held_gpus(account)
+        for node, gpus in self._internal_by_node().items():
+            used[node] = used.get(node, 0) + gpus
+        return used
+
+    def _internal_by_node(self) -> dict[str, int]:
+        """Where the operator's own work runs: its wanted GPUs on what customers and
+        reservations leave, fullest nodes first (whole nodes stay free for large machines)."""
+        if not self.demand.curves:
+            return {}
+        held = self._held_gpus()
+        now = self.clock()
+        placed: dict[str, int] = {}
+        for curve in self.demand.curves:
+            nodes = self.catalog.nodes_for(curve.region, curve.gpu_model)
+            fleet = sum(n.gpus for n in nodes)
+            wanted = self.demand.wanted(curve.region, curve.gpu_model, fleet, now)
+            for node in sorted(nodes, key=lambda n: (n.gpus - held.get(n.name, 0), n.name)):
+                take = min(wanted, node.gpus - held.get(node.name, 0))
+                if take > 0:
+                    placed[node.name] = take
+                    wanted -= take
+        return placed
+
+    def _held_gpus(self, account: str | None = None) -> dict[str, int]:
+        """GPUs held per node by machines and reservations, as `account` sees them."""
         used: dict[str, int] = {}
         own: dict[tuple[str, str, str], int] = {}  # on-demand GPUs per (account, region, model)
         for machine in self.machines.values():
@@ -267,8 +321,14 @@ class Simulator:
         preemptible: Any,
         fails_on_boot: bool = False,
         account: Any = None,
+        volumes: Any = None,
     ) -> tuple[dict[str, Any], bool]:
         """Returns the machine and whether it was created now (False: an earlier request)."""
+        volumes = [] if volumes is None else volumes
+        if not isinstance(volumes, list) or not all(isinstance(v, str) for v in volumes):
+            raise BadRequest("volumes must be a list of volume ids")
+        if len(set(volumes)) != len(volumes):
+            raise BadRequest("a volume is listed twice")
         request_id = _text(request_id, "request_id", 128)
         name = _text(name, "name")
         image = _text(image, "image")
@@ -282,13 +342,14 @@ class Simulator:
             now = self._advance_all()
             existing = self._by_request(request_id)
             if existing is not None:
-                asked = (instance_type, region, image, name, preemptible)
+                asked = (instance_type, region, image, name, preemptible, volumes)
                 had = (
                     existing.instance_type,
                     existing.region,
                     existing.image,
                     existing.name,
                     existing.preemptible,
+                    existing.volumes,
                 )
                 if asked != had:
                     raise Conflict(f"request_id {request_id!r} was used with other parameters")
@@ -301,6 +362,7 @@ class Simulator:
                 raise BadRequest(f"unknown region {region!r}")
             if not self.catalog.nodes_for(region, itype.gpu_model):
                 raise BadRequest(f"{instance_type} is not offered in {region}")
+            self._check_attachable(volumes, region)
             # A preemptible machine never draws on a reservation.
             node = self._place(
                 region, itype.gpu_model, itype.gpu_count, None if preemptible else account
@@ -323,12 +385,170 @@ class Simulator:
                 ip=self._allocate_ip(),
                 fails_on_boot=fails_on_boot,
                 account=account,
+                volumes=list(volumes),
             )
             self._set_state(machine, "provisioning", now, "provision")
             self.machines[machine.id] = machine
             self._advance(machine, now)
             self._save()
             return machine.public(), True
+
+    def create_cluster(
+        self,
+        *,
+        request_id: Any,
+        instance_type: Any,
+        region: Any,
+        image: Any,
+        nodes: Any,
+        ssh_keys: Any,
+        preemptible: Any,
+        name: Any,
+        volumes: Any = (),
+        account: Any = None,
+        fails_on_boot: builtins.list[bool] | None = None,
+    ) -> tuple[builtins.list[dict[str, Any]], bool]:
+        """N machines of one type on the nodes of one fabric, all or none.
+
+        Returns the machines in node order and whether they were created now (False: an
+        earlier request). Machine i is `<name>-i` with the request id
+        `cluster_node_request_id(request_id, i)`; node 0 alone has a public address; all have
+        a private one on the cluster's own network and the same hosts file.
+        """
+        request_id = _text(request_id, "request_id", 128)
+        name = _text(name, "name", 58)
+        image = _text(image, "image")
+        if isinstance(nodes, bool) or not isinstance(nodes, int) or not 2 <= nodes <= 1024:
+            raise BadRequest("nodes must be a whole number from 2 to 1024")
+        if not isinstance(ssh_keys, list) or not all(isinstance(k, str) for k in ssh_keys):
+            raise BadRequest("ssh_keys must be a list of strings")
+        if not isinstance(volumes, list | tuple) or not all(isinstance(v, str) for v in volumes):
+            raise BadRequest("volumes must be a list of volume ids")
+        volumes = list(volumes)
+        if len(set(volumes)) != len(volumes):
+            raise BadRequest("a volume is listed twice")
+        if not isinstance(preemptible, bool):
+            raise BadRequest("preemptible must be true or false")
+        if account is not None:
+            account = _text(account, "account", 128)
+        with self.lock:
+            now = self._advance_all()
+            existing = sorted(
+                (m for m in self.machines.values() if m.cluster == request_id),
+                key=lambda m: m.node_index or 0,
+            )
+            if existing:
+                head = existing[0]
+                asked = (instance_type, region, image, name, preemptible, nodes, volumes)
+                had = (
+                    head.instance_type,
+                    head.region,
+                    head.image,
+                    head.name.rsplit("-", 1)[0],
+                    head.preemptible,
+                    len(existing),
+                    head.volumes,
+                )
+                if asked != had:
+                    raise Conflict(f"request_id {request_id!r} was used with other parameters")
+                return [m.public() for m in existing], False
+
+            itype = self.catalog.instance_types.get(instance_type)
+            if itype is None:
+                raise BadRequest(f"unknown instance type {instance_type!r}")
+            if region not in self.catalog.regions:
+                raise BadRequest(f"unknown region {region!r}")
+            if not self.catalog.nodes_for(region, itype.gpu_model):
+                raise BadRequest(f"{instance_type} is not offered in {region}")
+            self._check_attachable(volumes, region)
+            if volumes and not self.shared_volumes:
+                raise WrongState(
+                    "this backend attaches a volume to one machine at a time; the nodes of a "
+                    "cluster cannot share one"
+                )
+            placement = self._place_together(
+                region, itype.gpu_model, itype.gpu_count, nodes, None if preemptible else account
+            )
+            network = self._private_network()
+            addresses = [str(network[10 + i]) for i in range(nodes)]
+            names = [cluster_node_name(name, i) for i in range(nodes)]
+            hosts = cluster_hosts(list(zip(addresses, names, strict=True)))
+            fails = list(fails_on_boot or [])
+            created = []
+            for index, node in enumerate(placement):
+                machine = MachineRecord(
+                    id=f"m-{uuid.uuid4().hex[:12]}",
+                    request_id=cluster_node_request_id(request_id, index),
+                    name=names[index],
+                    region=region,
+                    instance_type=itype.name,
+                    gpu_model=itype.gpu_model,
+                    gpu_count=itype.gpu_count,
+                    image=image,
+                    ssh_keys=list(ssh_keys),
+                    preemptible=preemptible,
+                    state="provisioning",
+                    created_at=now,
+                    changed_at=now,
+                    node=node,
+                    ip=self._allocate_ip() if index == 0 else None,
+                    fails_on_boot=bool(fails[index]) if index < len(fails) else False,
+                    account=account,
+                    volumes=list(volumes),
+                    cluster=request_id,
+                    node_index=index,
+                    private_ip=addresses[index],
+                    hosts=hosts,
+                )
+                self._set_state(machine, "provisioning", now, "provision")
+                self.machines[machine.id] = machine
+                created.append(machine)
+            for machine in created:
+                self._advance(machine, now)
+            self._save()
+            return [m.public() for m in created], True
+
+    def _place_together(
+        self, region: str, gpu_model: str, gpu_count: int, count: int, account: str | None
+    ) -> builtins.list[str]:
+        """The nodes of one fabric for `count` machines (best fit, one machine at a time), or
+        CapacityExhausted saying how many would fit together now."""
+        used = self._used_gpus(account)
+        best_fit = 0
+        for nodes in self.catalog.fabrics_for(region, gpu_model).values():
+            taken = dict(used)
+            chosen: builtins.list[str] = []
+            while len(chosen) < count:
+                fits = [
+                    (n.gpus - taken.get(n.name, 0) - gpu_count, n.name)
+                    for n in nodes
+                    if n.gpus - taken.get(n.name, 0) >= gpu_count
+                ]
+                if not fits:
+                    break
+                node = min(fits)[1]
+                taken[node] = taken.get(node, 0) + gpu_count
+                chosen.append(node)
+            if len(chosen) == count:
+                return chosen
+            best_fit = max(best_fit, len(chosen))
+        raise CapacityExhausted(
+            f"no room for {count} machines of {gpu_count}x {gpu_model} together on one fabric "
+            f"in {region} right now: {best_fit} would fit",
+            available=best_fit,
+        )
+
+    def _private_network(self) -> ipaddress.IPv4Network:
+        """A /16 of 10.0.0.0/8 that no living cluster uses."""
+        taken = {
+            m.private_ip.split(".")[1]
+            for m in self.machines.values()
+            if m.private_ip and m.state not in FINAL_STATES
+        }
+        for second in range(256):
+            if str(second) not in taken:
+                return ipaddress.IPv4Network(f"10.{second}.0.0/16")
+        raise CapacityExhausted("no private networks left")
 
     def _by_request(self, request_id: str) -> MachineRecord | None:
         return next((m for m in self.machines.values() if m.request_id == request_id), None)
@@ -409,8 +629,13 @@ class Simulator:
 
     def capacity(self) -> builtins.list[dict[str, Any]]:
         with self.lock:
-            self._advance_all()
+            now = self._advance_all()
             used = self._used_gpus()
+            internal = self._internal_by_node()
+            customer: dict[str, int] = {}
+            for machine in self.machines.values():
+                if machine.node is not None:
+                    customer[machine.node] = customer.get(machine.node, 0) + machine.gpu_count
             result = []
             for itype in self.catalog.instance_types.values():
                 for region in self.catalog.regions:
@@ -418,6 +643,9 @@ class Simulator:
                     if not nodes:
                         continue
                     free = [n.gpus - used.get(n.name, 0) for n in nodes]
+                    fleet = sum(n.gpus for n in nodes)
+                    internal_gpus = sum(internal.get(n.name, 0) for n in nodes)
+                    wanted = self.demand.wanted(region, itype.gpu_model, fleet, now)
                     result.append(
                         {
                             "region": region,
@@ -425,11 +653,293 @@ class Simulator:
                             "gpu_model": itype.gpu_model,
                             "gpu_count": itype.gpu_count,
                             "free_gpus": sum(free),
-                            "total_gpus": sum(n.gpus for n in nodes),
+                            "total_gpus": fleet,
                             "free_instances": sum(f // itype.gpu_count for f in free),
+                            "internal_gpus": internal_gpus,
+                            "customer_gpus": sum(customer.get(n.name, 0) for n in nodes),
+                            "shortfall_gpus": max(0, wanted - internal_gpus),
+                            "internal_forecast_gpus": self.demand.forecast(
+                                region, itype.gpu_model, fleet, now
+                            ),
                         }
                     )
             return result
+
+    # Internal demand and the portal's reclaims
+
+    def set_demand(self, body: Any) -> dict[str, Any]:
+        """Replace the internal-demand curves (see portal.simulator.demand)."""
+        with self.lock:
+            now = self._advance_all()
+            places = {(n.region, n.gpu_model) for n in self.catalog.nodes}
+            self.demand = parse_demand(body, now=now, known_places=places)
+            self._save()
+            return self.demand_view()
+
+    def demand_view(self) -> dict[str, Any]:
+        """The curves, and per place what the operator's work wants and gets now."""
+        with self.lock:
+            now = self._advance_all()
+            internal = self._internal_by_node()
+            places = []
+            for curve in self.demand.curves:
+                nodes = self.catalog.nodes_for(curve.region, curve.gpu_model)
+                fleet = sum(n.gpus for n in nodes)
+                wanted = self.demand.wanted(curve.region, curve.gpu_model, fleet, now)
+                got = sum(internal.get(n.name, 0) for n in nodes)
+                places.append(
+                    {
+                        "region": curve.region,
+                        "gpu_model": curve.gpu_model,
+                        "fleet_gpus": fleet,
+                        "wanted_gpus": wanted,
+                        "internal_gpus": got,
+                        "shortfall_gpus": max(0, wanted - got),
+                    }
+                )
+            sim_hour = (self.demand.sim_time(now) % 86400) / 3600
+            return {**self.demand.to_dict(), "hour_of_day": round(sim_hour, 3), "now": places}
+
+    def reclaim_machine(self, machine_id: str, at: Any) -> dict[str, Any]:
+        """The portal ends this preemptible machine at `at` (epoch seconds), after the notice
+        it gave. Idempotent; the earliest time asked stands; a no-op once it has ended."""
+        if isinstance(at, bool) or not isinstance(at, int | float):
+            raise BadRequest("at must be a time")
+        with self.lock:
+            now = self._advance_all()
+            machine = self._machine(machine_id)
+            if not machine.preemptible:
+                raise BadRequest(f"machine {machine.id} is not preemptible; it is never reclaimed")
+            if machine.state in FINAL_STATES or machine.state not in RECLAIMABLE:
+                return machine.public()
+            if machine.reclaim_at is None or float(at) < machine.reclaim_at:
+                machine.reclaim_at = float(at)
+                machine.detail = "reclaim ordered by the operator"
+                self._advance(machine, now)
+                self._save()
+            return machine.public()
+
+    def notice_machine(self, machine_id: str, at: Any) -> dict[str, Any]:
+        """The portal announces (or, with `at` None, withdraws) a reclaim of this preemptible
+        machine at `at` (epoch seconds) that it may still call off: the time is on the
+        machine's metadata, nothing ends (`reclaim_machine` ends it). A no-op once it ended."""
+        if at is not None and (isinstance(at, bool) or not isinstance(at, int | float)):
+            raise BadRequest("at must be a time or null")
+        with self.lock:
+            self._advance_all()
+            machine = self._machine(machine_id)
+            if not machine.preemptible:
+                raise BadRequest(f"machine {machine.id} is not preemptible; it is never reclaimed")
+            if machine.state in FINAL_STATES:
+                return machine.public()
+            machine.notice_at = None if at is None else float(at)
+            self._save()
+            return machine.public()
+
+    def interruption(self, machine_id: str) -> dict[str, Any] | None:
+        """What the machine's metadata service says: the reclaim time (the end ordered, else
+        a notice announced), or None."""
+        with self.lock:
+            self._advance_all()
+            machine = self._machine(machine_id)
+            at = machine.reclaim_at if machine.reclaim_at is not None else machine.notice_at
+            if at is None or machine.state in FINAL_STATES:
+                return None
+            return {"action": "terminate", "time": _iso(at)}
+
+    # Volumes
+
+    def _check_attachable(self, volume_ids: builtins.list[str], region: str) -> None:
+        for volume_id in volume_ids:
+            volume = self.volumes.get(volume_id)
+            if volume is None or volume.state == "deleted":
+                raise UnknownVolume(f"no volume {volume_id!r}")
+            if volume.region != region:
+                raise BadRequest(
+                    f"volume {volume_id} is in {volume.region}; the machine would be in {region}"
+                )
+            holders = self._attached_to(volume_id)
+            if holders and not self.shared_volumes:
+                raise WrongState(
+                    f"volume {volume_id} is attached to machine {holders[0]}; this backend "
+                    "attaches a volume to one machine at a time"
+                )
+
+    def _attached_to(self, volume_id: str) -> builtins.list[str]:
+        return [
+            m.id
+            for m in sorted(self.machines.values(), key=_creation_order)
+            if volume_id in m.volumes and m.state not in FINAL_STATES
+        ]
+
+    def _volume(self, volume_id: str) -> VolumeRecord:
+        volume = self.volumes.get(volume_id)
+        if volume is None:
+            raise UnknownVolume(f"no volume {volume_id!r}")
+        return volume
+
+    def _volume_public(self, volume: VolumeRecord) -> dict[str, Any]:
+        return volume.public(self._attached_to(volume.id))
+
+    def _storage_used(self, region: str) -> int:
+        return sum(
+            v.size_gb for v in self.volumes.values() if v.region == region and v.state != "deleted"
+        )
+
+    def _check_room(self, region: str, more_gb: int) -> None:
+        total = self.catalog.storage_gb(region)
+        free = total - self._storage_used(region)
+        if more_gb > free:
+            raise CapacityExhausted(
+                f"no room for {more_gb} GB more in {region}: {free} GB of {total} GB are free"
+            )
+
+    def volume_create(
+        self, *, request_id: Any, region: Any, size_gb: Any, name: Any, account: Any = None
+    ) -> tuple[dict[str, Any], bool]:
+        request_id = _text(request_id, "request_id", 128)
+        if not isinstance(name, str) or not VOLUME_NAME.match(name):
+            raise BadRequest(
+                "name must be 1 to 63 lower-case letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
+        if isinstance(size_gb, bool) or not isinstance(size_gb, int) or size_gb < 1:
+            raise BadRequest("size_gb must be a whole number of GB, at least 1")
+        if account is not None:
+            account = _text(account, "account", 128)
+        with self.lock:
+            now = self._advance_all()
+            existing = next((v for v in self.volumes.values() if v.request_id == request_id), None)
+            if existing is not None:
+                if (existing.region, existing.name) != (region, name):
+                    raise Conflict(f"request_id {request_id!r} was used with other parameters")
+                return self._volume_public(existing), False
+            if region not in self.catalog.regions:
+                raise BadRequest(f"unknown region {region!r}")
+            self._check_room(region, size_gb)
+            volume = VolumeRecord(
+                id=f"v-{uuid.uuid4().hex[:12]}",
+                request_id=request_id,
+                name=name,
+                region=region,
+                size_gb=size_gb,
+                state="available",
+                created_at=now,
+                changed_at=now,
+                account=account,
+            )
+            self.volumes[volume.id] = volume
+            self._save()
+            return self._volume_public(volume), True
+
+    def volume_get(self, volume_id: str) -> dict[str, Any]:
+        with self.lock:
+            self._advance_all()
+            return self._volume_public(self._volume(volume_id))
+
+    def volume_list(self) -> builtins.list[dict[str, Any]]:
+        with self.lock:
+            self._advance_all()
+            volumes = sorted(self.volumes.values(), key=lambda v: (v.created_at, v.id))
+            return [self._volume_public(v) for v in volumes]
+
+    def volume_resize(self, volume_id: str, size_gb: Any) -> dict[str, Any]:
+        if isinstance(size_gb, bool) or not isinstance(size_gb, int) or size_gb < 1:
+            raise BadRequest("size_gb must be a whole number of GB, at least 1")
+        with self.lock:
+            now = self._advance_all()
+            volume = self._volume(volume_id)
+            if volume.state == "deleted":
+                raise WrongState(f"volume {volume_id} is deleted")
+            if size_gb < volume.size_gb:
+                raise WrongState(f"volume {volume_id} has {volume.size_gb} GB; a volume only grows")
+            if size_gb > volume.size_gb:
+                self._check_room(volume.region, size_gb - volume.size_gb)
+                volume.size_gb = size_gb
+                volume.changed_at = now
+                self._save()
+            return self._volume_public(volume)
+
+    def volume_delete(self, volume_id: str) -> dict[str, Any] | None:
+        with self.lock:
+            now = self._advance_all()
+            volume = self.volumes.get(volume_id)
+            if volume is None:
+                return None
+            if volume.state != "deleted":
+                holders = self._attached_to(volume_id)
+                if holders:
+                    raise WrongState(
+                        f"volume {volume_id} is attached to machine {', '.join(holders)}"
+                    )
+                volume.state = "deleted"
+                volume.changed_at = now
+                volume.files = {}
+                self._save()
+            return self._volume_public(volume)
+
+    def storage_capacity(self) -> builtins.list[dict[str, Any]]:
+        with self.lock:
+            result = []
+            for region in self.catalog.regions:
+                total = self.catalog.storage_gb(region)
+                result.append(
+                    {
+                        "region": region,
+                        "total_gb": total,
+                        "free_gb": max(0, total - self._storage_used(region)),
+                    }
+                )
+            return result
+
+    def set_shared_volumes(self, shared: bool) -> None:
+        with self.lock:
+            self.shared_volumes = shared
+            self._save()
+
+    def lose_volume(self, volume_id: str) -> None:
+        """The backend forgets a volume entirely (its data with it)."""
+        with self.lock:
+            self._volume(volume_id)
+            del self.volumes[volume_id]
+            self._save()
+
+    # Files, as a program on the machine writes and reads them (for tests and demos)
+
+    def _file_place(self, machine: MachineRecord, path: str) -> tuple[dict[str, str], str]:
+        """The dict that holds `path` as the machine sees it: a volume's or the machine's."""
+        if not isinstance(path, str) or not path.startswith("/") or ".." in path.split("/"):
+            raise BadRequest("path must be an absolute path without '..'")
+        for volume_id in machine.volumes:
+            volume = self.volumes.get(volume_id)
+            if volume is not None and volume.state != "deleted":
+                prefix = volume.mount_path + "/"
+                if path.startswith(prefix) and len(path) > len(prefix):
+                    return volume.files, path[len(prefix) :]
+        return machine.files, path
+
+    def write_file(self, machine_id: str, path: Any, content: Any) -> None:
+        if not isinstance(content, str):
+            raise BadRequest("content must be a string")
+        with self.lock:
+            self._advance_all()
+            machine = self._machine(machine_id)
+            if machine.state != "running":
+                raise WrongState(f"machine {machine_id} is {machine.state}; it must be running")
+            place, key = self._file_place(machine, path)
+            place[key] = content
+            self._save()
+
+    def read_file(self, machine_id: str, path: Any) -> str:
+        with self.lock:
+            self._advance_all()
+            machine = self._machine(machine_id)
+            if machine.state != "running":
+                raise WrongState(f"machine {machine_id} is {machine.state}; it must be running")
+            place, key = self._file_place(machine, path)
+            if key not in place:
+                raise UnknownMachine(f"no file {path} on machine {machine_id}")
+            return place[key]
 
     # Reservations
 
@@ -556,6 +1066,7 @@ class Simulator:
                         raise BadRequest(f"machine {machine.id} is not preemptible")
             else:
                 chosen = list(self._reclaim_candidates(region, gpu_model, gpus))
+            chosen = self._whole_clusters(chosen)
             noticed = []
             for machine in chosen:
                 if machine.state in RECLAIMABLE and machine.reclaim_at is None:
@@ -565,6 +1076,18 @@ class Simulator:
                     noticed.append(machine.public())
             self._save()
             return noticed
+
+    def _whole_clusters(self, chosen: builtins.list[MachineRecord]) -> builtins.list[MachineRecord]:
+        """A cluster is reclaimed whole: every node of a chosen node's cluster joins it."""
+        clusters = {m.cluster for m in chosen if m.cluster}
+        if not clusters:
+            return chosen
+        siblings = [
+            m
+            for m in sorted(self.machines.values(), key=_creation_order)
+            if m.cluster in clusters and m not in chosen
+        ]
+        return [*chosen, *siblings]
 
     def _reclaim_candidates(
         self, region: str | None, gpu_model: str | None, gpus: int | None
@@ -587,7 +1110,7 @@ class Simulator:
         """Replace the fleet; refused while a machine holds GPUs that the new fleet lacks."""
         with self.lock:
             self._advance_all()
-            for node_name, used in self._used_gpus().items():
+            for node_name, used in self._held_gpus().items():
                 old, new = self.catalog.node(node_name), catalog.node(node_name)
                 if (
                     new is None
@@ -609,6 +1132,10 @@ class Simulator:
         with self.lock:
             self.machines.clear()
             self.reservations.clear()
+            self.demand = Demand()
+
+            self.volumes.clear()
+            self.shared_volumes = True
             self.catalog = catalog
             self.timings = timings
             self._save()
@@ -619,6 +1146,9 @@ class Simulator:
             self._advance_all()
             data = self.to_dict()
             data["used_gpus"] = self._used_gpus()
+            data["volumes"] = [
+                {**asdict(v), "attached_to": self._attached_to(v.id)} for v in self.volumes.values()
+            ]
             return data
 
 

@@ -94,6 +94,13 @@ class SimulatorProcess:
             self._log.close()
             self._log = None
 
+    def kill(self) -> None:
+        """SIGKILL: no handler runs, nothing is written on the way out (a crash)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+        self.stop()
+
     def restart(self) -> SimulatorProcess:
         self.stop()
         return self.start()

@@ -33,6 +33,11 @@ class UnknownMachine(SimulatorError):
     code = "not_found"
 
 
+class UnknownVolume(SimulatorError):
+    status = 404
+    code = "not_found"
+
+
 class Conflict(SimulatorError):
     status = 409
     code = "conflict"
@@ -40,6 +45,11 @@ class Conflict(SimulatorError):
 
 class CapacityExhausted(Conflict):
     code = "capacity"
+
+    def __init__(self, message: str, *, available: int | None = None) -> None:
+        super().__init__(message)
+        # How many of the machines asked for would fit now (a cluster that does not fit whole).
+        self.available = available
 
 
 class WrongState(Conflict):
@@ -93,10 +103,22 @@ class MachineRecord:
     detail: str = ""
     transition_at: float | None = None
     reclaim_at: float | None = None
+    # A reclaim the portal announced but may still withdraw (a price reclaim's notice): its
+    # time is on the machine's metadata; it ends nothing (`reclaim_at` does).
+    notice_at: float | None = None
     fails_on_boot: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
     # Whose machine it is: it draws on that account's reservations first.
     account: str | None = None
+    # Ids of the volumes attached at create, mounted at /data/<volume name>.
+    volumes: list[str] = field(default_factory=list)
+    # What was written on the machine's own disk (path -> text): gone with the machine.
+    files: dict[str, str] = field(default_factory=dict)
+    # A node of a cluster: the cluster's request id, its place, private address, hosts file.
+    cluster: str | None = None
+    node_index: int | None = None
+    private_ip: str | None = None
+    hosts: str = ""
 
     def public(self) -> dict[str, Any]:
         return {
@@ -113,6 +135,44 @@ class MachineRecord:
             "ip": self.ip,
             "detail": self.detail,
             "reclaim_at": _iso(self.reclaim_at),
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.changed_at),
+            "cluster": self.cluster,
+            "private_ip": self.private_ip,
+            "hosts": self.hosts,
+            "volumes": list(self.volumes),
+        }
+
+
+@dataclass
+class VolumeRecord:
+    id: str
+    request_id: str
+    name: str
+    region: str
+    size_gb: int
+    state: str  # available | deleted
+    created_at: float
+    changed_at: float
+    account: str | None = None
+    # What machines wrote under its mount path (path below the mount -> text).
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def mount_path(self) -> str:
+        return f"/data/{self.name}"
+
+    def public(self, attached_to: list[str]) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "request_id": self.request_id,
+            "name": self.name,
+            "region": self.region,
+            "size_gb": self.size_gb,
+            "state": self.state,
+            "attached_to": attached_to,
+            "mount_path": self.mount_path,
+            "account": self.account,
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.changed_at),
         }

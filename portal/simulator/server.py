@@ -3,9 +3,31 @@
     GET  /healthz                          no token, no faults
     GET  /v1/machines                      {"machines": [machine, ...]}
     POST /v1/machines                      create; 201 new, 200 same request_id again
+    POST /v1/clusters                      {"request_id", "instance_type", "region", "image",
+                                            "nodes", "ssh_keys", "volumes"?, "preemptible",
+                                            "name", "account"?}: N machines on one fabric or
+                                            none (409 capacity with "available"); 201 new,
+                                            200 same request_id again: {"machines": [...]}
     GET  /v1/machines/{id}                 machine
     POST /v1/machines/{id}/{start|stop|reboot|terminate}   (DELETE /v1/machines/{id} terminates)
-    GET  /v1/capacity                      {"capacity": [...]}
+    POST /v1/machines/{id}/reclaim         {"at": ISO time}: the portal ends this preemptible
+                                           machine at that time (after its notice)
+    POST /v1/machines/{id}/notice          {"at": ISO time | null}: the portal announces a
+                                           reclaim at that time it may still withdraw (null):
+                                           on the metadata only, nothing ends
+    GET  /v1/capacity                      {"capacity": [...]}: free, fleet, internal,
+                                           customer-held GPUs, shortfall, forecast
+    GET  /metadata/{id}/interruption       no token (the machine's own view): {"action",
+                                           "time"} while a reclaim (or a notice) is
+                                           announced, else 404
+    GET  /v1/volumes                       {"volumes": [volume, ...]}
+    POST /v1/volumes                       {"request_id", "region", "size_gb", "name",
+                                            "account"?}: 201 new, 200 same request_id again
+    GET  /v1/volumes/{id}                  volume
+    POST /v1/volumes/{id}/resize           {"size_gb"}: grow only
+    DELETE /v1/volumes/{id}                delete (409 while attached; 200 when unknown)
+    GET  /v1/storage                       {"storage": [{"region", "free_gb", "total_gb"}],
+                                            "shared_volumes"}
     GET  /v1/catalog                       regions, instance types, nodes
     GET  /control/state                    machines with nodes, used GPUs, delays, faults, stats
     POST /control/reset                    {"catalog"?}: no machines, no faults, start-up delays
@@ -15,10 +37,17 @@
                                            reclaim_notice (seconds)
     POST /control/machines/{id}/lose       the backend forgets the machine
     POST /control/machines/{id}/fail       {"detail"?}: the machine fails now
+    GET|PUT /control/demand                internal demand curves (portal.simulator.demand)
+                                           and what the operator's work wants and gets now
+    POST /control/storage                  {"shared_volumes": bool}
+    POST /control/volumes/{id}/lose        the backend forgets the volume
+    POST /control/machines/{id}/files      {"path", "content"}: a program on the machine
+                                           writes a file (into a volume under its mount path)
+    GET  /control/machines/{id}/files?path=/data/x/y   reads it back: {"content"}
     POST /control/reclaim                  {"machine_ids"? | "region"?, "gpu_model"?, "gpus"?,
                                             "notice_seconds"?}: internal demand rises
 
-Every route but /healthz needs `Authorization: Bearer <token>`; faults hit /v1 only.
+Every route but /healthz and /metadata needs `Authorization: Bearer <token>`; faults hit /v1 only.
 Errors are answered as `{"error": {"code": ..., "message": ...}}`; codes the driver relies on:
 `not_found` (404), `capacity` and `invalid_state` (409), `unauthorized` (401).
 """
@@ -34,8 +63,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 from .catalog import Catalog
 from .engine import Simulator, parse_catalog
@@ -47,6 +78,8 @@ log = logging.getLogger("portal.simulator")
 MAX_BODY = 1024 * 1024
 MACHINE = r"(?P<machine_id>[A-Za-z0-9_.-]+)"
 RESERVATION = r"(?P<reservation_id>[A-Za-z0-9_.-]+)"
+METADATA = re.compile(rf"^/metadata/{MACHINE}/interruption$")
+VOLUME = r"(?P<volume_id>[A-Za-z0-9_.-]+)"
 
 Handler = Callable[["RequestHandler", dict[str, Any], dict[str, str]], tuple[int, Any]]
 
@@ -92,6 +125,7 @@ class SimulatorServer(ThreadingHTTPServer):
 
 class RequestHandler(BaseHTTPRequestHandler):
     server: SimulatorServer
+    query = ""
     protocol_version = "HTTP/1.1"
     server_version = "BackfillSimulator/1"
     # Headers and body go out in two writes; with Nagle on, each answer waits for a delayed ACK.
@@ -115,11 +149,19 @@ class RequestHandler(BaseHTTPRequestHandler):
     # Plumbing
 
     def _dispatch(self, method: str) -> None:
-        path = self.path.split("?", 1)[0]
+        path, _, self.query = self.path.partition("?")
         try:
             body = self._read_body()
             if path == "/healthz" and method == "GET":
                 self._send(200, {"ok": True})
+                return
+            if method == "GET" and (match := METADATA.match(path)):
+                # The machine asks its own metadata service: no token, no faults.
+                notice = self.server.simulator.interruption(match["machine_id"])
+                if notice is None:
+                    self._send(404, _error("not_found", "no interruption scheduled"))
+                else:
+                    self._send(200, notice)
                 return
             handler, params, matched = _route(method, path)
             if not self._authorized():
@@ -130,11 +172,16 @@ class RequestHandler(BaseHTTPRequestHandler):
                 self._send(405 if matched else 404, _error(code, f"no route {method} {path}"))
                 return
             if path.startswith("/v1/"):
-                self._api_call(handler, body, params)
+                self._api_call(handler, body, params, method)
             else:
-                self._send(*handler(self, body, params))
+                status, payload = handler(self, body, params)
+                self._make_durable(method)
+                self._send(status, payload)
         except SimulatorError as exc:
-            self._send(exc.status, _error(exc.code, str(exc)))
+            error = _error(exc.code, str(exc))
+            if getattr(exc, "available", None) is not None:
+                error["error"]["available"] = exc.available  # type: ignore[attr-defined]
+            self._send(exc.status, error)
         except FaultError as exc:
             self._send(400, _error("bad_request", str(exc)))
         except (BrokenPipeError, ConnectionResetError):
@@ -143,7 +190,17 @@ class RequestHandler(BaseHTTPRequestHandler):
             log.exception("internal error on %s %s", method, path)
             self._send(500, _error("internal", "internal error"))
 
-    def _api_call(self, handler: Handler, body: dict[str, Any], params: dict[str, str]) -> None:
+    def _make_durable(self, method: str) -> None:
+        """A change is on disk (fsynced) before it is answered: a machine the simulator said it
+        made survives a crash right after. Concurrent requests share one write (the flush
+        writes every change made so far); reads only catch up with the clock, which a restart
+        recomputes, and are left to the periodic flush."""
+        if method != "GET":
+            self.server.simulator.flush()
+
+    def _api_call(
+        self, handler: Handler, body: dict[str, Any], params: dict[str, str], method: str
+    ) -> None:
         server = self.server
         with server.fault_lock:
             server.stats["api_calls"] += 1
@@ -155,6 +212,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         if slow and not server.faults.slow_after:
             time.sleep(server.faults.slow_seconds)
         status, payload = handler(self, body, params)
+        self._make_durable(method)
         if slow and server.faults.slow_after:
             time.sleep(server.faults.slow_seconds)
         if server.roll("garbage"):
@@ -224,9 +282,34 @@ def _create(h: RequestHandler, body: dict[str, Any], _: dict[str, str]) -> tuple
         raise BadRequest(f"missing fields: {', '.join(missing)}")
     fails = h.server.rng.random() < h.server.faults.boot_failure_rate
     machine, created = h.server.simulator.create(
-        **{f: body[f] for f in fields}, fails_on_boot=fails, account=body.get("account")
+        **{f: body[f] for f in fields},
+        fails_on_boot=fails,
+        account=body.get("account"),
+        volumes=body.get("volumes"),
     )
     return (201 if created else 200), machine
+
+
+def _create_cluster(h: RequestHandler, body: dict[str, Any], _: dict[str, str]) -> tuple[int, Any]:
+    fields = (
+        *("request_id", "instance_type", "region", "image", "nodes", "ssh_keys"),
+        *("preemptible", "name"),
+    )
+    missing = [f for f in fields if f not in body]
+    if missing:
+        raise BadRequest(f"missing fields: {', '.join(missing)}")
+    nodes = body["nodes"]
+    if isinstance(nodes, bool) or not isinstance(nodes, int):
+        raise BadRequest("nodes must be a whole number")
+    rate = h.server.faults.boot_failure_rate
+    fails = [h.server.rng.random() < rate for _ in range(max(0, nodes))]
+    machines, created = h.server.simulator.create_cluster(
+        **{f: body[f] for f in fields},
+        volumes=body.get("volumes") or [],
+        account=body.get("account"),
+        fails_on_boot=fails,
+    )
+    return (201 if created else 200), {"machines": machines}
 
 
 def _list(h: RequestHandler, _: dict[str, Any], __: dict[str, str]) -> tuple[int, Any]:
@@ -241,8 +324,75 @@ def _action(h: RequestHandler, _: dict[str, Any], params: dict[str, str]) -> tup
     return 200, h.server.simulator.action(params["machine_id"], params.get("action", "terminate"))
 
 
+def _time(raw: Any) -> float:
+    if not isinstance(raw, str):
+        raise BadRequest("at must be an ISO 8601 time with a time zone")
+    try:
+        at = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise BadRequest(f"at is not a time: {raw!r}") from exc
+    if at.tzinfo is None:
+        raise BadRequest("at must have a time zone")
+    return at.timestamp()
+
+
+def _reclaim_machine(
+    h: RequestHandler, body: dict[str, Any], params: dict[str, str]
+) -> tuple[int, Any]:
+    return 200, h.server.simulator.reclaim_machine(params["machine_id"], _time(body.get("at")))
+
+
+def _notice_machine(
+    h: RequestHandler, body: dict[str, Any], params: dict[str, str]
+) -> tuple[int, Any]:
+    if "at" not in body:
+        raise BadRequest("at is required: an ISO 8601 time with a time zone, or null")
+    at = None if body["at"] is None else _time(body["at"])
+    return 200, h.server.simulator.notice_machine(params["machine_id"], at)
+
+
 def _capacity(h: RequestHandler, _: dict[str, Any], __: dict[str, str]) -> tuple[int, Any]:
     return 200, {"capacity": h.server.simulator.capacity()}
+
+
+def _volume_create(h: RequestHandler, body: dict[str, Any], _: dict[str, str]) -> tuple[int, Any]:
+    fields = ("request_id", "region", "size_gb", "name")
+    missing = [f for f in fields if f not in body]
+    if missing:
+        raise BadRequest(f"missing fields: {', '.join(missing)}")
+    volume, created = h.server.simulator.volume_create(
+        **{f: body[f] for f in fields}, account=body.get("account")
+    )
+    return (201 if created else 200), volume
+
+
+def _volume_list(h: RequestHandler, _: dict[str, Any], __: dict[str, str]) -> tuple[int, Any]:
+    return 200, {"volumes": h.server.simulator.volume_list()}
+
+
+def _volume_get(h: RequestHandler, _: dict[str, Any], params: dict[str, str]) -> tuple[int, Any]:
+    return 200, h.server.simulator.volume_get(params["volume_id"])
+
+
+def _volume_resize(
+    h: RequestHandler, body: dict[str, Any], params: dict[str, str]
+) -> tuple[int, Any]:
+    if "size_gb" not in body:
+        raise BadRequest("missing fields: size_gb")
+    return 200, h.server.simulator.volume_resize(params["volume_id"], body["size_gb"])
+
+
+def _volume_delete(h: RequestHandler, _: dict[str, Any], params: dict[str, str]) -> tuple[int, Any]:
+    volume = h.server.simulator.volume_delete(params["volume_id"])
+    return 200, {"deleted": True, "volume": volume}
+
+
+def _storage(h: RequestHandler, _: dict[str, Any], __: dict[str, str]) -> tuple[int, Any]:
+    simulator = h.server.simulator
+    return 200, {
+        "storage": simulator.storage_capacity(),
+        "shared_volumes": simulator.shared_volumes,
+    }
 
 
 def _reserve(h: RequestHandler, body: dict[str, Any], params: dict[str, str]) -> tuple[int, Any]:
@@ -303,6 +453,14 @@ def _delays(h: RequestHandler, body: dict[str, Any], _: dict[str, str]) -> tuple
     return 200, asdict(h.server.simulator.set_timings(body))
 
 
+def _get_demand(h: RequestHandler, _: dict[str, Any], __: dict[str, str]) -> tuple[int, Any]:
+    return 200, h.server.simulator.demand_view()
+
+
+def _put_demand(h: RequestHandler, body: dict[str, Any], _: dict[str, str]) -> tuple[int, Any]:
+    return 200, h.server.simulator.set_demand(body)
+
+
 def _lose(h: RequestHandler, _: dict[str, Any], params: dict[str, str]) -> tuple[int, Any]:
     h.server.simulator.lose(params["machine_id"])
     return 200, {"ok": True}
@@ -313,6 +471,29 @@ def _fail(h: RequestHandler, body: dict[str, Any], params: dict[str, str]) -> tu
     if not isinstance(detail, str):
         raise BadRequest("detail must be a string")
     return 200, h.server.simulator.fail(params["machine_id"], detail)
+
+
+def _set_storage(h: RequestHandler, body: dict[str, Any], _: dict[str, str]) -> tuple[int, Any]:
+    shared = body.get("shared_volumes")
+    if not isinstance(shared, bool):
+        raise BadRequest("shared_volumes must be true or false")
+    h.server.simulator.set_shared_volumes(shared)
+    return 200, {"shared_volumes": shared}
+
+
+def _lose_volume(h: RequestHandler, _: dict[str, Any], params: dict[str, str]) -> tuple[int, Any]:
+    h.server.simulator.lose_volume(params["volume_id"])
+    return 200, {"ok": True}
+
+
+def _write_file(h: RequestHandler, body: dict[str, Any], params: dict[str, str]) -> tuple[int, Any]:
+    h.server.simulator.write_file(params["machine_id"], body.get("path"), body.get("content"))
+    return 200, {"ok": True}
+
+
+def _read_file(h: RequestHandler, _: dict[str, Any], params: dict[str, str]) -> tuple[int, Any]:
+    path = parse_qs(h.query).get("path", [""])[0]
+    return 200, {"content": h.server.simulator.read_file(params["machine_id"], path)}
 
 
 def _reclaim(h: RequestHandler, body: dict[str, Any], _: dict[str, str]) -> tuple[int, Any]:
@@ -344,10 +525,19 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     for method, pattern, handler in [
         ("GET", "/v1/machines", _list),
         ("POST", "/v1/machines", _create),
+        ("POST", "/v1/clusters", _create_cluster),
         ("GET", f"/v1/machines/{MACHINE}", _get),
         ("DELETE", f"/v1/machines/{MACHINE}", _action),
         ("POST", f"/v1/machines/{MACHINE}/(?P<action>start|stop|reboot|terminate)", _action),
+        ("POST", f"/v1/machines/{MACHINE}/reclaim", _reclaim_machine),
+        ("POST", f"/v1/machines/{MACHINE}/notice", _notice_machine),
         ("GET", "/v1/capacity", _capacity),
+        ("GET", "/v1/volumes", _volume_list),
+        ("POST", "/v1/volumes", _volume_create),
+        ("GET", f"/v1/volumes/{VOLUME}", _volume_get),
+        ("DELETE", f"/v1/volumes/{VOLUME}", _volume_delete),
+        ("POST", f"/v1/volumes/{VOLUME}/resize", _volume_resize),
+        ("GET", "/v1/storage", _storage),
         ("GET", "/v1/reservations", _reservations),
         ("PUT", f"/v1/reservations/{RESERVATION}", _reserve),
         ("DELETE", f"/v1/reservations/{RESERVATION}", _release),
@@ -357,10 +547,16 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
         ("GET", "/control/fleet", _catalog),
         ("PUT", "/control/fleet", _put_fleet),
         ("POST", "/control/faults", _faults),
+        ("GET", "/control/demand", _get_demand),
+        ("PUT", "/control/demand", _put_demand),
         ("POST", "/control/delays", _delays),
         ("POST", f"/control/machines/{MACHINE}/lose", _lose),
         ("POST", f"/control/machines/{MACHINE}/fail", _fail),
         ("POST", "/control/reclaim", _reclaim),
+        ("POST", "/control/storage", _set_storage),
+        ("POST", f"/control/volumes/{VOLUME}/lose", _lose_volume),
+        ("POST", f"/control/machines/{MACHINE}/files", _write_file),
+        ("GET", f"/control/machines/{MACHINE}/files", _read_file),
     ]
 ]
 

@@ -7,10 +7,10 @@ provider joins the organization (portal/sso/receivers.py calls `sso_join`).
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from urllib.parse import urlsplit
 
-import requests
 from allauth.socialaccount.models import SocialAccount, SocialApp
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from portal.accounts.models import User
 from portal.audit.services import audit_record
+from portal.lib import safehttp
 from portal.lib.errors import ApplicationError
 from portal.orgs.models import Membership, Organization
 from portal.orgs.roles import Role
@@ -63,6 +64,10 @@ def _insecure_issuers_allowed() -> bool:
     return bool(getattr(settings, "SSO_ALLOW_INSECURE_ISSUERS", False))
 
 
+def _allowed_networks():
+    return safehttp.networks(getattr(settings, "OUTBOUND_ALLOWED_NETWORKS", ()))
+
+
 def _check_owner(membership: Membership) -> None:
     if not membership.can("members.manage"):
         raise ApplicationError(
@@ -97,7 +102,14 @@ def _check_url(url: str, *, field: str, what: str) -> str:
         literal = ipaddress.ip_address(host)
     except ValueError:
         literal = None
-    if host == "localhost" or host.endswith(".localhost") or (literal and not literal.is_global):
+    inside = host == "localhost" or host.endswith(".localhost")
+    inside = inside or bool(literal and not safehttp.is_public(literal))
+    if not inside:
+        try:  # 2130706433, 0x7f000001, 127.1, or a name that resolves inside
+            safehttp.check(url, allow=_allowed_networks())
+        except safehttp.Refused:
+            inside = True
+    if inside:
         raise ApplicationError(
             f"{what} must be on the public internet, not this machine or a private network.",
             field=field,
@@ -111,23 +123,35 @@ def fetch_discovery(issuer: str) -> dict:
     url = issuer.rstrip("/") + DISCOVERY_PATH
     timeout = getattr(settings, "SSO_DISCOVERY_TIMEOUT", 5)
     try:
-        response = requests.get(
-            url, timeout=timeout, allow_redirects=False, headers={"Accept": "application/json"}
+        # Through portal.lib.safehttp: the issuer's host resolved once, every address public
+        # (or on OUTBOUND_ALLOWED_NETWORKS), the connection made to that address.
+        response = safehttp.request(
+            "GET",
+            url,
+            headers={"Accept": "application/json"},
+            timeout=(timeout, timeout),
+            allow=_allowed_networks(),
         )
-    except requests.RequestException:
+    except safehttp.Refused:
+        raise ApplicationError(
+            "The issuer URL must be on the public internet, not this machine or a private network.",
+            field="issuer",
+            code="no_discovery",
+        ) from None
+    except safehttp.Failure:
         raise ApplicationError(
             f"{url} did not answer. Check the issuer URL.", field="issuer", code="no_discovery"
         ) from None
-    if response.status_code != 200:
+    if response.status != 200:
         raise ApplicationError(
-            f"{url} answered {response.status_code}, not an OpenID Connect discovery document. "
+            f"{url} answered {response.status}, not an OpenID Connect discovery document. "
             "Check the issuer URL (it is the part before /.well-known/).",
             field="issuer",
             code="no_discovery",
         )
     try:
-        document = response.json()
-    except ValueError:
+        document = json.loads(response.body)
+    except (ValueError, RecursionError):
         document = None
     if not isinstance(document, dict):
         raise ApplicationError(

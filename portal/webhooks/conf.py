@@ -2,10 +2,9 @@
 
 from django.conf import settings
 
+from portal.lib import safehttp
+
 DEFAULTS = {
-    # Plain http:// to 127.0.0.1, ::1 or localhost (a receiver on the developer's machine).
-    # True in portal/settings/dev.py and test.py; never in production.
-    "WEBHOOKS_ALLOW_HTTP_LOCALHOST": False,
     # Attempts per delivery, waiting base * 2**n seconds (capped) between them, like Stripe's
     # retries over hours: 30 s, 1 min, 2 min, … up to 1 h; 10 attempts span about 4 hours.
     "WEBHOOK_MAX_ATTEMPTS": 10,
@@ -19,3 +18,9 @@ DEFAULTS = {
 
 def setting(name: str):
     return getattr(settings, name, DEFAULTS[name])
+
+
+def allowed_networks():
+    """OUTBOUND_ALLOWED_NETWORKS (base settings: none): the only non-public addresses a
+    customer's URL may reach, and the only ones plain http may go to (see portal.lib.safehttp)."""
+    return safehttp.networks(getattr(settings, "OUTBOUND_ALLOWED_NETWORKS", ()))

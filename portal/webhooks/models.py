@@ -25,9 +25,23 @@ class EventType(models.TextChoices):
         "instance.interruption_notice",
         "Interruption notice for a preemptible instance",
     )
+    CLUSTER_STATE_CHANGED = "cluster.state_changed", "Cluster state changed"
+    CLUSTER_INTERRUPTION_NOTICE = (
+        "cluster.interruption_notice",
+        "Interruption notice for a preemptible cluster (all its nodes)",
+    )
+    VOLUME_CHANGED = (
+        "volume.changed",
+        "Volume created, resized, available, deleted, failed or lost",
+    )
+    INSTANCE_RECLAIM_RISK = (
+        "instance.reclaim_risk",
+        "Reclaim risk elevated for a preemptible instance (a forecast, not a notice)",
+    )
     QUOTA_DECIDED = "quota.decided", "Quota request decided"
     INVOICE_ISSUED = "invoice.issued", "Invoice issued"
     BUDGET_THRESHOLD = "budget.threshold", "Budget threshold reached"
+    CAPACITY_AVAILABLE = "capacity.available", "Capacity alert: the GPUs asked for are free"
 
 
 # Sent by the "Send test event" button only; nobody subscribes to it.
@@ -107,6 +121,11 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id} to {self.endpoint_id}"
+
+    @property
+    def next_attempt_is_due(self) -> bool:
+        """The retry's time has come (the page says "any moment now", not "in 0 minutes")."""
+        return self.next_attempt_at is not None and self.next_attempt_at <= timezone.now()
 
 
 class WebhookAttempt(models.Model):

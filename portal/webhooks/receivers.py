@@ -5,8 +5,12 @@ delivery row exists exactly when the change committed."""
 from django.dispatch import receiver
 
 from portal.billing.signals import budget_threshold_reached, invoice_issued
+from portal.clusters.signals import cluster_reclaim_noticed, cluster_state_changed
 from portal.instances.signals import instance_reclaim_noticed, instance_state_changed
+from portal.market.signals import capacity_alert_fired
 from portal.quotas.signals import quota_request_decided
+from portal.reclaims.signals import instance_reclaim_risk
+from portal.volumes.signals import volume_changed
 from portal.webhooks import events
 
 
@@ -18,6 +22,21 @@ def on_instance_state_changed(sender, instance, from_state: str, **kwargs) -> No
 @receiver(instance_reclaim_noticed, dispatch_uid="webhooks-instance-reclaim-noticed")
 def on_instance_reclaim_noticed(sender, instance, **kwargs) -> None:
     events.instance_interruption_notice(instance)
+
+
+@receiver(cluster_reclaim_noticed, dispatch_uid="webhooks-cluster-reclaim-noticed")
+def on_cluster_reclaim_noticed(sender, cluster, **kwargs) -> None:
+    events.cluster_interruption_notice(cluster)
+
+
+@receiver(cluster_state_changed, dispatch_uid="webhooks-cluster-state-changed")
+def on_cluster_state_changed(sender, cluster, from_state: str, **kwargs) -> None:
+    events.cluster_state_changed(cluster, from_state)
+
+
+@receiver(instance_reclaim_risk, dispatch_uid="webhooks-instance-reclaim-risk")
+def on_instance_reclaim_risk(sender, instance, **kwargs) -> None:
+    events.instance_reclaim_risk(instance)
 
 
 @receiver(quota_request_decided, dispatch_uid="webhooks-quota-request-decided")
@@ -33,3 +52,13 @@ def on_invoice_issued(sender, invoice, **kwargs) -> None:
 @receiver(budget_threshold_reached, dispatch_uid="webhooks-budget-threshold")
 def on_budget_threshold_reached(sender, alert, **kwargs) -> None:
     events.budget_threshold(alert)
+
+
+@receiver(capacity_alert_fired, dispatch_uid="webhooks-capacity-available")
+def on_capacity_alert_fired(sender, alert, free_instances: int, price, **kwargs) -> None:
+    events.capacity_available(alert, free_instances, price)
+
+
+@receiver(volume_changed, dispatch_uid="webhooks-volume-changed")
+def on_volume_changed(sender, volume, event: str, **kwargs) -> None:
+    events.volume_changed(volume, event)

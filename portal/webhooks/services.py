@@ -7,27 +7,24 @@ tasks are enqueued once it commits, so a rolled-back change sends nothing.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
-import socket
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-import requests
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from portal.lib import metrics, webhook_signature
+from portal.lib import metrics, safehttp, webhook_signature
 from portal.lib.errors import ApplicationError
 from portal.orgs.models import Membership, Organization
 from portal.webhooks import secrets, tasks
-from portal.webhooks.conf import setting
+from portal.webhooks.conf import allowed_networks, setting
 from portal.webhooks.models import (
     TEST_EVENT,
     URL_MAX_LENGTH,
@@ -41,7 +38,6 @@ from portal.webhooks.models import (
 
 logger = logging.getLogger(__name__)
 
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 USER_AGENT = "Backfill-Webhooks/1.0"
 
 
@@ -55,15 +51,9 @@ def _check_may_manage(membership: Membership) -> None:
         )
 
 
-def _address_allowed(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    if ip.is_loopback:
-        return bool(setting("WEBHOOKS_ALLOW_HTTP_LOCALHOST"))
-    return ip.is_global
-
-
 def webhook_url_clean(url) -> str:
-    """An https URL on the public internet (or http to localhost where settings allow it)."""
+    """An https URL whose host is (and resolves to) public internet addresses only; plain http
+    only to an address of OUTBOUND_ALLOWED_NETWORKS (a test's or a developer's receiver)."""
     url = str(url or "").strip()
     if not url:
         raise ApplicationError("Give the URL that receives the events.", field="url")
@@ -82,22 +72,23 @@ def webhook_url_clean(url) -> str:
             "Leave user names and passwords out of the URL; check the signature instead.",
             field="url",
         )
-    local = host in LOCAL_HOSTS
-    if parts.scheme == "http" and not (local and setting("WEBHOOKS_ALLOW_HTTP_LOCALHOST")):
-        raise ApplicationError(
-            "Webhooks are sent over HTTPS only: give an https:// URL.", field="url"
-        )
-    if local and not setting("WEBHOOKS_ALLOW_HTTP_LOCALHOST"):
-        raise ApplicationError("Webhooks cannot be sent to this machine.", field="url")
+    allow = allowed_networks()
+    if parts.scheme == "http":
+        try:
+            safehttp.resolve(url, allow=allow)
+        except safehttp.Failure:
+            raise ApplicationError(
+                "Webhooks are sent over HTTPS only: give an https:// URL.", field="url"
+            ) from None
+        return url
     try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
-    if literal is not None and not _address_allowed(host):
+        safehttp.check(url, allow=allow)
+    except safehttp.Refused:
         raise ApplicationError(
-            "Webhooks go to public addresses only, not private or reserved networks.",
+            "Webhooks go to public addresses only, not to this machine or a private or "
+            "reserved network.",
             field="url",
-        )
+        ) from None
     return url
 
 
@@ -283,25 +274,6 @@ class AttemptResult:
     attempt: WebhookAttempt | None = None
 
 
-class RefusedAddress(Exception):
-    pass
-
-
-def _check_resolves_publicly(url: str) -> None:
-    """Refuse a host name that resolves to a private address (DNS pointing inside)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise requests.ConnectionError(f"Cannot resolve {host}: {exc}") from exc
-    for info in infos:
-        address = str(info[4][0])  # the sockaddr's host: a str for AF_INET and AF_INET6
-        if not _address_allowed(address):
-            raise RefusedAddress(f"{host} resolves to {address}, a non-public address.")
-
-
 def backoff(attempts: int) -> float:
     """Seconds to wait after `attempts` failed attempts: base * 2**(attempts-1), capped."""
     return min(
@@ -310,16 +282,21 @@ def backoff(attempts: int) -> float:
 
 
 def _post(delivery: WebhookDelivery, number: int) -> tuple[int | None, str, str, bool]:
-    """One HTTP POST of the delivery: (status code, error, response excerpt, permanent)."""
+    """One HTTP POST of the delivery: (status code, error, response excerpt, permanent).
+
+    Through portal.lib.safehttp: resolved once, every address checked, connected to that
+    address. The error a customer sees is "connection failed", "timed out", a refusal or the
+    HTTP status; the details (which might map ports) go to the log only.
+    """
     endpoint = delivery.endpoint
+    if not endpoint.active:
+        return None, "The endpoint is disabled.", "", True
+    body = delivery.body.encode()
     try:
-        if not endpoint.active:
-            raise RefusedAddress("The endpoint is disabled.")
-        _check_resolves_publicly(endpoint.url)
-        body = delivery.body.encode()
-        response = requests.post(
+        response = safehttp.request(
+            "POST",
             endpoint.url,
-            data=body,
+            body=body,
             headers={
                 "Content-Type": "application/json",
                 "User-Agent": USER_AGENT,
@@ -331,21 +308,17 @@ def _post(delivery: WebhookDelivery, number: int) -> tuple[int | None, str, str,
                 "Backfill-Delivery-Attempt": str(number),
             },
             timeout=setting("WEBHOOK_TIMEOUT"),
-            allow_redirects=False,
-            stream=True,
+            allow=allowed_networks(),
+            read_limit=500,
         )
-    except RefusedAddress as exc:
-        return None, str(exc), "", True
-    except requests.RequestException as exc:
-        return None, f"{type(exc).__name__}: {exc}", "", False
-    try:
-        chunk = next(response.iter_content(500), b"")
-        excerpt = chunk[:500].decode("utf-8", "replace").replace("\x00", "")
-    except requests.RequestException:
-        excerpt = ""
-    finally:
-        response.close()
-    status_code = response.status_code
+    except safehttp.Refused as exc:
+        logger.info("webhook delivery %s refused: %s", delivery.pk, exc.detail)
+        return None, exc.reason, "", True
+    except safehttp.Failure as exc:
+        logger.info("webhook delivery %s attempt %s: %s", delivery.pk, number, exc.detail)
+        return None, exc.reason, "", False
+    excerpt = response.body[:500].decode("utf-8", "replace").replace("\x00", "")
+    status_code = response.status
     error = ""
     if not 200 <= status_code < 300:
         error = f"The endpoint answered {status_code}."

@@ -24,3 +24,6 @@ def user_with_totp(db):
     TOTP.activate(user, user.secret)
     user.recovery_codes = RecoveryCodes.activate(user).generate_codes()
     return user
+
+
+from tests.instances.conftest import catalog, make_instance, quota  # noqa: E402, F401

@@ -20,13 +20,13 @@ def test_the_admin_sends_anonymous_visitors_to_log_in(client):
     assert response.redirect_chain[-1][0] == "/accounts/login/?next=%2Fadmin%2F"
 
 
-def test_a_staff_user_logs_in_and_reaches_the_admin(client, log_in):
-    staff = UserFactory(is_staff=True, is_superuser=True)
+def test_a_staff_user_without_two_factor_is_sent_to_set_it_up_before_the_admin(client, log_in):
+    staff = UserFactory(is_staff=True, is_superuser=True, two_factor=False)
 
     response = log_in(staff.email, next_url="/admin/")
 
     assert response["Location"] == "/admin/"
-    assert "Backfill operator console" in client.get("/admin/").content.decode()
+    assert client.get("/admin/")["Location"] == "/accounts/2fa/"
 
 
 def test_a_staff_user_with_two_factor_must_give_the_code_before_reaching_the_admin(

@@ -57,16 +57,19 @@ def test_without_any_name_the_organization_is_named_after_the_address(client):
     assert User.objects.get().organizations.get().name == "ada's organization"
 
 
-def test_an_address_that_already_has_an_account_is_refused_on_the_page(client):
+def test_an_address_that_already_has_an_account_gets_a_mail_not_a_second_account(client):
+    """The page answers as for any sign-up (tests/accounts/test_enumeration.py); the owner
+    of the address is told by mail."""
     existing = UserFactory(email="ada@example.com")
 
     response = sign_up(client, organization_name="Second Try")
 
-    assert response.status_code == 200
-    assert "A user is already registered with this email address." in response.content.decode()
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/confirm-email/"
     assert list(User.objects.all()) == [existing]
     assert not Organization.objects.exists()
-    assert mails_to("ada@example.com") == []
+    [message] = mails_to("ada@example.com")
+    assert "You already have a Backfill account" in message.subject
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,11 @@ def _no_broker(monkeypatch):
     monkeypatch.setattr(
         "portal.webhooks.tasks.webhook_deliver.delay", lambda pk: sent.append(("webhook", pk))
     )
+    for name in ("create", "resize", "delete"):
+        monkeypatch.setattr(
+            f"portal.volumes.tasks.volume_{name}.delay",
+            lambda pk, name=name: sent.append((f"volume_{name}", pk)),
+        )
     return sent
 
 

@@ -237,3 +237,27 @@ def test_a_path_without_its_trailing_slash_is_answered_not_redirected(team, api,
         ).status_code
         == 200
     )
+
+
+@pytest.mark.parametrize("length", ["\xb2", "١٢", "-1", "1e3", " 12"])
+def test_a_content_length_that_is_not_a_plain_number_is_400_before_authentication(db, length):
+    """ "²".isdigit() is true but int("²") is an error: the header is checked as ASCII digits."""
+    response = Client().post(
+        "/api/v1/instances/", "{}", content_type="application/json", CONTENT_LENGTH=length
+    )
+
+    error = assert_error(response, 400, "bad_request")
+    assert "Content-Length" in error["message"]
+
+
+@pytest.mark.parametrize("body", ["[" * 50_000, '{"a":' * 12_000, "[" * 5_000 + "]" * 5_000])
+def test_deeply_nested_json_is_400_invalid_json(api, catalog, body):
+    error = assert_error(api.post("/ssh-keys/", raw=body), 400, "invalid_json")
+
+    assert "nested" in error["message"]
+    assert not SshKey.objects.exists()
+
+
+def test_an_accept_header_other_than_json_is_a_406_in_the_error_shape(api):
+    for path in ["/instances/", "/webhooks/"]:
+        assert_error(api.get(path, headers={"Accept": "text/csv"}), 406, "not_acceptable")

@@ -39,15 +39,21 @@ from schemathesis.specs.openapi.checks import (
 from portal.api.models import Scope
 from portal.api.services import api_token_create
 from portal.billing.models import Invoice
+from portal.clusters.models import Cluster
+from portal.clusters.models import State as ClusterState
 from portal.instances.models import Instance, State
+from portal.market.services import capacity_alert_create
 from portal.orgs.models import Membership
 from portal.orgs.services import invitation_create
 from portal.quotas.services import Decision, quota_request_decide, quota_request_submit
 from portal.reservations.models import Reservation, ReservationRequest, ReservationRequestState
+from portal.volumes.models import State as VolumeState
+from portal.volumes.models import Volume
 from portal.webhooks.services import webhook_endpoint_create, webhook_send_test
 from tests.factories import UserFactory
 from tests.lib.keys import public_line
 from tests.sshkeys.factories import SshKeyFactory
+from tests.volumes.conftest import set_storage
 
 # Not positive_data_acceptance (a schema-valid launch in region "0" is rightly refused: codes
 # are data, not schema) nor negative_data_rejection (unknown query parameters are ignored).
@@ -192,13 +198,79 @@ def _objects(membership, catalog, prefix: str) -> dict[str, list[int]]:
         .values_list("pk", flat=True)
     ) or [membership.pk]
     doomed_keys = [SshKeyFactory(membership=membership, shared=True).pk for _ in range(2)]
+    set_storage(organization, catalog.us_east, 100_000)
+    volumes = [
+        Volume.objects.create(
+            organization=organization,
+            region=catalog.us_east,
+            name=f"{prefix}-vol-{number}",
+            size_gb=10,
+            state=VolumeState.AVAILABLE,
+            backend_id=f"v-{prefix}-{number}",
+        ).pk
+        for number in range(4)
+    ]
+
+    def cluster(state: str, name: str) -> int:
+        made = Cluster.objects.create(
+            organization=membership.organization,
+            created_by=membership.user,
+            name=name,
+            instance_type=catalog.h100_1x,
+            region=catalog.us_east,
+            image=catalog.ubuntu,
+            node_count=2,
+            gpus_per_node=1,
+            state=state,
+        )
+        for index in range(2):
+            Instance.objects.create(
+                organization=membership.organization,
+                name=f"{name}-{index}",
+                instance_type=catalog.h100_1x,
+                region=catalog.us_east,
+                image=catalog.ubuntu,
+                gpus=1,
+                state=state,
+                backend_id=f"m-{name}-{index}",
+                cluster_id=made.pk,
+                node_index=index,
+            )
+        return made.pk
+
+    def preemptible(name: str) -> int:
+        made = Instance.objects.get(pk=instance(State.RUNNING, name))
+        made.preemptible = True
+        made.save(update_fields=["preemptible"])
+        return made.pk
+
+    bids = [preemptible(f"{prefix}-bid-{n}") for n in range(2)]
+    alerts = [
+        capacity_alert_create(
+            membership=membership, region=catalog.us_east, instance_type=catalog.h100_1x, count=n
+        ).pk
+        for n in range(1, 5)
+    ]
+    clusters = {
+        action: [cluster(state, f"{prefix}-c{action}-{n}") for n in range(2)]
+        for action, state in (
+            ("stop", ClusterState.RUNNING),
+            ("start", ClusterState.STOPPED),
+            ("terminate", ClusterState.RUNNING),
+        )
+    }
     # "<resource>" for every operation on it; "<resource> <METHOD or action>" for one that
     # ends or uses up its object, so that the others still find theirs.
     return {
+        "clusters": [cluster(ClusterState.RUNNING, f"{prefix}-cluster")],
+        **{f"clusters {action}": ids for action, ids in clusters.items()},
         "ssh-keys": keys,
         "ssh-keys DELETE": doomed_keys,
         "instances": instances,
         **{f"instances {action}": ids for action, ids in changes.items()},
+        "instances max-price": bids,
+        "capacity-alerts": alerts[:2],
+        "capacity-alerts DELETE": alerts[2:],
         "quota-requests": [waiting.pk, quota_request.pk],
         "invoices": [invoice.pk],
         "webhooks": endpoints[:2],
@@ -210,6 +282,8 @@ def _objects(membership, catalog, prefix: str) -> dict[str, list[int]]:
         "invitations": invitations,
         "members": members,
         "tokens": [spare_token.pk],
+        "volumes": volumes[:2],
+        "volumes delete": volumes[2:],
     }
 
 
@@ -287,6 +361,17 @@ def _steer(case, world: World) -> None:
         case.headers.pop("Idempotency-Key", None)
     if case.path == "/api/v1/instances/":
         case.body.update(world.launch)
+        for generated in ("volume_ids", "max_price_per_hour", "currency"):
+            case.body.pop(generated, None)
+    elif case.path.endswith("/max-price/"):
+        case.body.pop("currency", None)
+        case.body["max_price_per_hour"] = None  # the on-demand price: never below the spot one
+    elif case.path == "/api/v1/capacity-alerts/":
+        case.body.pop("max_price", None)
+        case.body.update(instance_type=world.launch["instance_type"], region="us-east-1", count=1)
+    elif case.path == "/api/v1/clusters/":
+        world.calls["cluster names"] += 1
+        case.body.update(world.launch, name=f"fuzz-{world.calls['cluster names']}", nodes=2)
     elif case.path == "/api/v1/ssh-keys/":
         case.body["public_key"] = public_line(comment="fuzz")
     elif case.path == "/api/v1/quota-requests/":
@@ -294,6 +379,16 @@ def _steer(case, world: World) -> None:
         limit = case.body.get("requested_limit")
         if not isinstance(limit, int) or isinstance(limit, bool) or not 9 <= limit <= 512:
             case.body["requested_limit"] = 32
+    elif case.path == "/api/v1/volumes/":
+        world.calls["volume names"] += 1
+        case.body.update(name=f"fuzz-{world.calls['volume names']}", region="us-east-1", size_gb=1)
+    elif case.path.endswith("/resize/") and case.path.startswith("/api/v1/volumes/"):
+        world.calls["volume sizes"] += 1
+        case.body["size_gb"] = 10 + world.calls["volume sizes"]
+    elif case.path.endswith("/delete/") and case.path.startswith("/api/v1/volumes/"):
+        volume = Volume.objects.filter(pk=parameters.get("id")).first()
+        if volume is not None:
+            case.body["confirm_name"] = volume.name
     elif case.path in REAL_BODIES:
         case.body.update(REAL_BODIES[case.path])
 

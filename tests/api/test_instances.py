@@ -394,3 +394,36 @@ def test_a_member_of_two_organizations_reaches_only_the_tokens_one(team, outside
 
     assert_error(acme.get(f"/instances/{theirs.pk}/"), 404)
     assert rival.get(f"/instances/{theirs.pk}/").status_code == 200
+
+
+def test_a_claim_left_behind_is_taken_over_after_its_lease(api, body, quota, monkeypatch, settings):
+    """The web process launched and died before recording the answer: a retry within the lease
+    is told to wait; after it, the retry takes the key over and gets the instance already made."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from portal.api.models import IdempotencyRecord
+
+    settings.API_IDEMPOTENCY_LEASE = 30
+    headers = {"Idempotency-Key": "k-dead"}
+    monkeypatch.setattr(
+        "portal.api.idempotency.services.idempotency_complete", lambda **kwargs: None
+    )
+    first = api.post("/instances/", body, headers=headers)  # launched; the answer is lost
+    monkeypatch.undo()
+    [made] = Instance.objects.all()
+    assert first.status_code == 201
+
+    assert_error(api.post("/instances/", body, headers=headers), 409, "idempotency_in_progress")
+    IdempotencyRecord.objects.filter(key="k-dead").update(
+        created_at=timezone.now() - timedelta(seconds=31)
+    )
+
+    retry = api.post("/instances/", body, headers=headers)
+
+    assert retry.status_code in (200, 201), retry.content
+    assert retry.json()["id"] == made.pk
+    assert Instance.objects.count() == 1
+    again = api.post("/instances/", body, headers=headers)
+    assert again["Idempotent-Replayed"] == "true" and again.content == retry.content

@@ -39,6 +39,18 @@ def test_the_curl_examples_use_this_catalog_and_the_api_url(team, client_for, ca
         assert path in page
 
 
+def test_the_examples_launch_where_the_organization_has_quota(team, client_for, catalog, ssh_key):
+    from tests.instances.conftest import set_quota
+
+    # Quota for L40S in eu-west-1 only: the first offer (1x H100) would be refused.
+    set_quota(team.organization, catalog.eu_west, catalog.l40s, on_demand=4)
+
+    page = client_for(team.member.user).get(URL).content.decode().replace("&quot;", '"')
+
+    assert '"instance_type": "gpu_1x_l40s"' in page
+    assert '"region": "eu-west-1"' in page
+
+
 def test_creating_a_token_shows_it_once(team, client_for):
     client = client_for(team.member.user)
 

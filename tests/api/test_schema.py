@@ -59,7 +59,7 @@ def test_every_operation_has_bearer_auth_an_id_and_the_error_shape(schema):
             assert operation.get("summary"), where
             operation_ids.add(operation["operationId"])
             responses = operation["responses"]
-            for status in ("400", "401", "403", "429"):
+            for status in ("400", "401", "403", "406", "429"):
                 content = responses[status]["content"]["application/json"]["schema"]
                 assert content == error_ref, where
             assert responses["429"]["headers"]["Retry-After"]["required"] is True

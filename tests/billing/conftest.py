@@ -133,3 +133,6 @@ def price_change(instance_type: InstanceType, when: str, on_demand, preemptible,
         preemptible_hourly=Decimal(preemptible),
         stopped_hourly=Decimal(stopped),
     )
+
+
+from tests.operations.conftest import staff  # noqa: E402, F401

@@ -1,14 +1,17 @@
 """Budgets: e-mails at 50, 80 and 100 %, each once a month; the hard limit stops launches."""
 
+import re
 from decimal import Decimal
 
 import pytest
 from django.core import mail
+from django.urls import reverse
 
 from portal.billing import services
 from portal.billing.models import Budget, BudgetAlert
 from portal.billing.selectors import launch_block_reason
 from portal.lib.errors import ApplicationError
+from portal.orgs.services import organization_suspend
 from tests.billing.conftest import sync, timeline
 
 
@@ -156,3 +159,31 @@ def test_each_threshold_fires_the_budget_webhook_once(team, running, clock):
     sync(running)
     services.budget_check(organization=team.organization)
     assert WebhookDelivery.objects.filter(event_type="budget.threshold").count() == 3
+
+
+def test_the_billing_page_banners_the_holds_as_every_page_does(
+    team, running, clock, client_for, staff
+):
+    services.budget_set(
+        organization=team.organization, amount="500", hard_limit=True, by=team.owner.user
+    )
+    clock.set("2026-03-09 09:00:00")  # 500.49 spent: the hard limit is reached
+    sync(running)
+    client = client_for(team.owner.user)
+    billing_page = reverse("billing:overview", args=[team.organization.slug])
+
+    def banners(url: str) -> list[str]:
+        return re.findall(r'data-testid="hold-banner" data-hold="(\w+)"', client.get(url).text)
+
+    reason = launch_block_reason(organization=team.organization)
+    assert reason is not None and "$500.49" in reason
+    for url in (billing_page, reverse("instances:list", args=[team.organization.slug])):
+        assert banners(url) == ["billing"]
+        assert reason in client.get(url).text
+    # The kinds the page did not read itself are still asked: a suspension shows too.
+    organization_suspend(organization=team.organization, reason="Abuse report.", by=staff)
+    assert sorted(banners(billing_page)) == ["billing", "suspended"]
+    services.budget_set(
+        organization=team.organization, amount="750", hard_limit=True, by=team.owner.user
+    )
+    assert banners(billing_page) == ["suspended"]

@@ -15,7 +15,9 @@ def test_the_schedule_is_registered(db):
         "portal.billing.tasks.usage_sync_pending",
         "portal.billing.tasks.budgets_check",
         "portal.billing.tasks.invoices_issue_last_month",
+        "portal.billing.tasks.dunning_run",
     }
+    assert schedule["portal.billing.tasks.dunning_run"].interval.period == "hours"
     monthly = schedule["portal.billing.tasks.invoices_issue_last_month"].crontab
     assert (monthly.minute, monthly.hour, monthly.day_of_month) == ("0", "2", "1")
     assert str(monthly.timezone) == "UTC"

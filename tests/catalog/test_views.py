@@ -29,10 +29,11 @@ def test_shows_specs_and_prices_per_hour_and_month(team, gpu_catalog, client_for
         "208 vCPUs",
         "1.8 TB RAM",
         "22 TB disk",
-        "$19.92",
-        "$14,541.60",
+        "$19.92</strong>/hour",
+        "$14,541.60/month",
         "$10.32",
         "$7,533.60",
+        "$0.02/hour",  # stopped: its disk, what billing charges while it is stopped
         "us-east-1",
         "eu-west-1",
     ]:

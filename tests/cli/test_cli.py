@@ -241,3 +241,35 @@ def test_clusters_say_when_the_server_has_none(cli, team, token_of):
     else:
         assert_one_line_error(result, 5, "no clusters API")
     assert os.environ.get("BACKFILL_TOKEN") is None  # the test's environment is untouched
+
+
+# --- volumes ---------------------------------------------------------------------------------
+
+
+def test_create_a_volume_and_launch_with_it_by_name(cli, team, catalog, quota, ssh_key, token_of):
+    from portal.volumes.models import Attachment, Volume
+    from tests.volumes.conftest import set_storage
+
+    set_storage(team.organization, catalog.us_east, 200)
+    token = token_of(team.member)
+
+    created = cli("volumes", "create", "datasets", "-r", "us-east-1", "-s", "100", token=token)
+    assert created.code == 0, created.stderr
+    assert "Created datasets" in created.stderr and "100 GB" in created.stderr
+    too_big = cli("volumes", "create", "more", "-r", "us-east-1", "-s", "500", token=token)
+    assert_one_line_error(too_big, 6, "storage limit there is 200 GB")
+    volume = Volume.objects.get()
+    Volume.objects.filter(pk=volume.pk).update(state="available", backend_id="v-cli")
+
+    launched = cli(
+        "instances", "launch", "box", "-t", "gpu_1x_h100", "-r", "us-east-1", "-v", "datasets",
+        token=token,
+    )  # fmt: skip
+    assert launched.code == 0, launched.stderr
+    instance = Instance.objects.get(name="box")
+    assert Attachment.objects.get(volume=volume).instance_id == instance.pk
+    unknown = cli(
+        "instances", "launch", "box2", "-t", "gpu_1x_h100", "-r", "us-east-1", "-v", "nope",
+        token=token,
+    )  # fmt: skip
+    assert_one_line_error(unknown, 2, "No volume is named 'nope'")

@@ -4,13 +4,17 @@ import re
 from datetime import timedelta
 
 import pytest
+from allauth.account.models import EmailAddress
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from portal.instances import lifecycle
 from portal.instances.models import State
+from portal.sshkeys.services import sshkey_add
 from tests.instances.conftest import catalog, make_instance, quota  # noqa: F401
+from tests.lib.keys import public_line
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -119,5 +123,35 @@ def test_the_stats_count_each_state_and_the_members_card_shows_six_of_all(
     assert values[:3] == ["2", "2", "1"]  # running, changing state, stopped
     assert "2 GPUs in use" in page
     assert f"All {members} →" in page
-    assert page.count('<span class="avatar">') == 6
+    assert page.count('<span class="avatar" aria-hidden="true">') == 6
     assert page.count('data-testid="state"') == 5  # the five most recent
+
+
+def _done(page: str) -> set[str]:
+    """The checklist steps shown as done (ticked, no link)."""
+    return set(
+        re.findall(
+            r'<li class="done">\s*<span class="tick">✓</span>\s*'
+            r'<span class="text">([^<]+)</span>',
+            page,
+        )
+    )
+
+
+def test_the_checklist_ticks_off_each_step_for_the_member_who_did_it(team, client_for):
+    member, other = team.member, team.admin
+    EmailAddress.objects.filter(user=member.user).update(verified=False)
+    # Another member's personal key is not one this member sees: not done for them.
+    sshkey_add(membership=other, name="theirs", public_key=public_line(), shared=False)
+    client = client_for(member.user)
+    assert _done(client.get("/o/acme/").content.decode()) == set()
+
+    EmailAddress.objects.filter(user=member.user).update(verified=True)
+    TOTP.activate(member.user, generate_totp_secret())
+    sshkey_add(membership=member, name="mine", public_key=public_line(), shared=False)
+
+    assert _done(client.get("/o/acme/").content.decode()) == {
+        "Verify your e-mail address",
+        "Turn on two-factor authentication",
+        "Add an SSH key",
+    }

@@ -118,6 +118,45 @@ def login(live_server):
         page.fill("input[name=password]", password)
         page.click("button[type=submit]")
         page.wait_for_load_state()
+        secret = getattr(user, "totp_secret", None)  # staff have two-factor (tests/factories.py)
+        if secret and "/accounts/2fa/authenticate/" in page.url:
+            from tests.accounts.helpers import totp_code
+
+            page.fill("input[name=code]", totp_code(secret))
+            page.click("button[type=submit]")
+            page.wait_for_load_state()
         return page
 
     return sign_in
+
+
+# axe-core's impacts that fail a test; "moderate" and "minor" ones are reported, not failed.
+AXE_FAILING_IMPACTS = ("serious", "critical")
+
+
+@pytest.fixture(scope="session")
+def _axe():
+    from axe_playwright_python.sync_playwright import Axe
+
+    return Axe()
+
+
+@pytest.fixture
+def a11y(_axe):
+    """axe-core on the page as it is now: `a11y(page)` fails on a serious or critical violation
+    (and names each, with the elements and axe's message). Call it on every page a test visits.
+    """
+
+    def check(page, *, what: str = "") -> None:
+        page.wait_for_load_state()
+        results = _axe.run(page)
+        failing = [v for v in results.response["violations"] if v["impact"] in AXE_FAILING_IMPACTS]
+        if failing:
+            report = "\n".join(
+                f"{v['id']} ({v['impact']}): {v['help']}\n"
+                + "\n".join(f"    {node['target']} {node['html'][:160]}" for node in v["nodes"])
+                for v in failing
+            )
+            raise AssertionError(f"axe-core on {what or page.url}:\n{report}")
+
+    return check

@@ -101,8 +101,9 @@ def test_a_token_of_chosen_scopes_and_addresses(page, live_server, login, team):
 
 
 def test_add_an_endpoint_and_watch_a_test_event_arrive(
-    page, live_server, login, team, deliver_in_process
+    page, live_server, login, team, deliver_in_process, settings
 ):
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]  # the local receiver, explicitly
     login(page, team.admin.user)
     with Receiver(statuses=[503, 200]) as receiver:
         page.goto(f"{live_server.url}/o/acme/webhooks/")

@@ -7,6 +7,7 @@ import subprocess
 from datetime import timedelta
 
 import pytest
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.core.management import call_command
 from django.utils import timezone
 from playwright.sync_api import expect
@@ -74,7 +75,10 @@ def test_demo_customer_sees_spend_and_chart_and_downloads_the_invoice_pdf(
     # Staff issue last month's invoices in admin.
     staff_context = browser.new_context(**browser_context_args)
     admin = staff_context.new_page()
-    login(admin, User.objects.get(email=ADMIN_EMAIL), ADMIN_PASSWORD)
+    staff = User.objects.get(email=ADMIN_EMAIL)
+    staff.totp_secret = generate_totp_secret()  # the operator admin needs two-factor
+    TOTP.activate(staff, staff.totp_secret)
+    login(admin, staff, ADMIN_PASSWORD)
     admin.goto(f"{live_server.url}/admin/billing/invoice/")
     admin.get_by_role("link", name="Issue invoices for a month").click()
     admin.fill("input[name=month]", last_month.key)

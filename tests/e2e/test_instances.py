@@ -90,7 +90,7 @@ def test_launch_watch_stop_start_terminate(
 
     expect(page.get_by_role("heading", name="Launch an instance")).to_be_visible()
     expect(page.get_by_test_id("offers")).to_contain_text("$2.49/h")
-    expect(page.get_by_test_id("offers")).to_contain_text("64 free")
+    expect(page.get_by_test_id("offers")).to_contain_text("64 GPUs free (64 machines)")
     page.get_by_label("1x H100 80GB").check()
     page.select_option("select[name=region]", "us-east-1")
     expect(page.get_by_test_id("summary")).to_contain_text("Quota left")  # htmx summary
@@ -109,7 +109,8 @@ def test_launch_watch_stop_start_terminate(
     instance.refresh_from_db()
     expect(page.get_by_test_id("ssh-command")).to_contain_text(f"ssh ubuntu@{instance.ip}")
     expect(page.get_by_test_id("timeline")).to_contain_text("Running at")
-    expect(page.locator("#instance-live")).to_have_attribute("data-polling", "off")
+    expect(page.locator("#instance-live")).to_have_attribute("data-polling", "slow")
+    expect(page.get_by_test_id("launching")).to_have_count(0)
 
     mail = smtp_sink.wait_for(to=customer.email, subject_contains="is running", timeout=20)
     assert f"ssh ubuntu@{instance.ip}" in mail.text

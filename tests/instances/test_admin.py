@@ -1,9 +1,13 @@
 """Django admin for instances: filters, the read-only timeline, terminate and resync actions."""
 
 import pytest
+from django.contrib import admin
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from portal.instances.models import State
+from portal.instances.admin import InstanceAdmin
+from portal.instances.models import Instance, State
 from tests.factories import UserFactory
 
 
@@ -41,6 +45,71 @@ def test_the_changelist_filters_by_state_region_and_organization(
     assert rival.name in by_org.text and running.name not in by_org.text
 
 
+def test_the_changelist_searches_by_name_without_counting_the_whole_fleet_or_joining(
+    staff_client, make_instance, catalog
+):
+    wanted = make_instance(State.RUNNING, name="needle-1")
+    other = make_instance(State.RUNNING, name="hay-2")
+    changelist = reverse("admin:instances_instance_changelist")
+    with CaptureQueriesContext(connection) as captured:
+        found = staff_client.get(changelist + "?q=needle")
+    assert wanted.name in found.text and other.name not in found.text
+    # The page offers "Show all" instead of the fleet's total: no unfiltered COUNT(*).
+    assert "Show all" in found.text
+    counts = [q["sql"] for q in captured if q["sql"].startswith("SELECT COUNT(*)")]
+    assert counts and all("WHERE" in sql for sql in counts)
+    # The search's conditions are on the instances alone (their trigram indexes), not on a
+    # join with every organization, and no date hierarchy runs it again.
+    searched = [
+        q["sql"] for q in captured if "instances_instance" in q["sql"] and "needle" in q["sql"]
+    ]
+    assert len(searched) == 2  # the page's count and its rows
+    assert not any('UPPER("orgs_organization"."name"' in sql for sql in searched)
+
+
+def test_the_organization_filter_lists_no_organizations_and_a_rows_link_chooses_one(
+    staff_client, make_instance, outsider
+):
+    mine = make_instance(State.RUNNING)
+    rival = make_instance(State.RUNNING, organization=outsider.organization)
+    changelist = reverse("admin:instances_instance_changelist")
+    page = staff_client.get(changelist).text
+    # Each row links to the list of its organization; the sidebar lists none of them.
+    sidebar = page[page.index('id="changelist-filter"') :]
+    sidebar = sidebar[: sidebar.index("</nav>")]
+    assert "By organization" in sidebar and "Rival Labs" not in sidebar
+    row_link = f'href="?organization__id__exact={outsider.organization_id}" title="Only this'
+    assert page.count(row_link) == 1
+
+    chosen = staff_client.get(changelist + f"?organization__id__exact={outsider.organization_id}")
+    assert rival.name in chosen.text and mine.name not in chosen.text
+    assert "Rival Labs" in chosen.text  # the filter names the chosen organization
+
+    bad = staff_client.get(changelist + "?organization__id__exact=abc")
+    assert bad.status_code == 302 and "e=1" in bad["Location"]
+
+
+def test_the_search_finds_by_any_part_of_a_name_ip_or_organization_and_ands_words(
+    staff_client, make_instance, outsider
+):
+    trainer = make_instance(State.RUNNING, name="llm-trainer-7", ip="203.0.113.47")
+    rival = make_instance(State.RUNNING, name="rival-box", organization=outsider.organization)
+    other = make_instance(State.RUNNING, name="notebook", ip="198.51.100.3")
+    changelist = reverse("admin:instances_instance_changelist")
+
+    def found(q: str) -> set[str]:
+        response = staff_client.get(changelist, {"q": q})
+        assert response.status_code == 200
+        return {i.name for i in response.context["cl"].result_list}
+
+    assert found("TRAINER") == {trainer.name}
+    assert found("113.4") == {trainer.name}
+    assert found("rival labs") == {rival.name}
+    assert found("Rival box") == {rival.name}  # every word, each in any field
+    assert found("trainer notebook") == set()
+    assert found(str(other.request_id)[:8]) == {other.name}
+
+
 def test_the_change_page_shows_the_timeline_read_only(staff_client, make_instance):
     from portal.instances import lifecycle
 
@@ -72,3 +141,11 @@ def test_terminate_and_resync_actions_enqueue_tasks(
     with django_capture_on_commit_callbacks(execute=True):
         staff_client.post(changelist, {"action": "resync", "_selected_action": [ended.pk]})
     assert sent == [("terminate", running.pk), ("resync", ended.pk)]
+
+
+def test_a_rows_checkbox_is_the_markup_djangos_widget_renders(make_instance):
+    instance = make_instance(name="quote-and-amp")
+    ours = InstanceAdmin(Instance, admin.site).action_checkbox(instance)
+    djangos = admin.ModelAdmin(Instance, admin.site).action_checkbox(instance)
+    assert ours == djangos
+    assert 'aria-label="Select this object for an action - ' in ours

@@ -58,6 +58,27 @@ def test_capacity_per_region_and_gpu_model(scrape, make_instance, catalog):
     assert gpus("eu-west-1", "l40s", "internal") == 0
 
 
+def test_internal_use_is_what_the_backend_reports_when_it_reports_it(scrape, make_instance):
+    capacity_snapshot_store(
+        capacities=[
+            Capacity(
+                "us-east-1", "gpu_1x_h100", "H100 80GB", 10, 64, 10,
+                internal_gpus=40, customer_gpus=14,
+            ),
+        ]
+    )  # fmt: skip
+    make_instance(State.RUNNING)  # 1 GPU sold through the portal
+
+    text = scrape()
+
+    assert (
+        sample(
+            text, "backfill_capacity_gpus", region="us-east-1", gpu_model="h100", kind="internal"
+        )
+        == 40
+    )  # the operator's jobs, not 64 - 10 - 1
+
+
 def test_launches_failures_and_reclaims_are_counted_once_committed(
     launch, make_instance, django_capture_on_commit_callbacks
 ):

@@ -63,6 +63,27 @@ def test_a_machine_the_backend_lost_fails_the_instance_and_stops_billing(
     assert reconcile().lost == 0
 
 
+def test_a_machine_lost_while_provisioning_is_made_again_not_failed(simulator, launch, reconcile):
+    simulator.control.set_delays(provision=600)
+    instance = launch()
+    assert sync.provision(instance.pk)
+    instance.refresh_from_db()
+    lost = instance.backend_id
+    simulator.control.lose(lost)
+    simulator.control.set_delays(provision=0)
+
+    report = reconcile(redrive=False)
+
+    assert (report.lost, report.remade) == (0, 1)
+    instance.refresh_from_db()
+    assert instance.state == State.RUNNING
+    (machine,) = machines_of(simulator)
+    assert machine["request_id"] == str(instance.request_id)
+    assert instance.backend_id == machine["id"] != lost
+    assert not [m for m in mail.outbox if "failed" in m.subject]
+    assert reconcile().remade == 0
+
+
 def test_an_orphan_whose_request_id_matches_a_pending_instance_is_adopted(
     simulator, launch, reconcile
 ):
@@ -141,6 +162,28 @@ def test_machines_that_agree_cost_the_same_queries_however_many(simulator, runni
     assert (report.machines, report.changes) == (5, 0)
     assert len(five.captured_queries) == len(one.captured_queries)
     assert not Instance.objects.filter(synced_at__isnull=True).exists()
+
+
+def test_an_agreeing_instance_is_stamped_synced_at_most_every_five_minutes(
+    simulator, running, reconcile
+):
+    """A fleet of 100,000 that agrees with the backend is not rewritten at every pass."""
+    instance = running("train-1")
+    reconcile(redrive=False)
+    instance.refresh_from_db()
+    stamped = instance.synced_at
+    assert stamped is not None
+
+    with CaptureQueriesContext(connection) as again:
+        reconcile(redrive=False)
+    instance.refresh_from_db()
+    assert instance.synced_at == stamped
+    assert not [q for q in again.captured_queries if '"synced_at" =' in q["sql"]]
+
+    Instance.objects.filter(pk=instance.pk).update(synced_at=stamped - timedelta(minutes=6))
+    reconcile(redrive=False)
+    instance.refresh_from_db()
+    assert instance.synced_at > stamped
 
 
 def test_a_request_the_backend_has_not_acted_on_is_not_walked_back(

@@ -96,7 +96,7 @@ def test_provision_audits_emits_meters_and_mails_every_transition(
 ):
     """What provisioning guarantees, whatever it saves on the way: each of its transitions
     is audited and sent to the organization's webhooks, usage is metered on the commit of
-    each, and the "running" e-mail goes out."""
+    the one that starts billing, and the "running" e-mail goes out."""
     import json
 
     from portal.audit.models import AuditEntry
@@ -139,8 +139,9 @@ def test_provision_audits_emits_meters_and_mails_every_transition(
         )
     ]
     assert sent == changes
-    # Once per transition (on its commit; this test's transaction runs them at the end).
-    assert len(metered) == 2
+    # On the commit of the move to running (this test's transaction runs it at the end); the
+    # move from pending to provisioning bills nothing and is not metered.
+    assert metered == [instance.pk]
     (interval,) = UsageInterval.objects.filter(instance=instance)
     assert interval.start == instance.running_since.replace(microsecond=0) and interval.end is None
     last = instance.events.exclude(to_state="").order_by("id").last()
@@ -300,6 +301,33 @@ def test_a_machine_lost_while_polled_fails_the_instance(simulator, launch, run):
     assert instance.state == State.FAILED
     assert "lost this machine" in instance.state_reason
     assert "failed" in mail.outbox[-1].subject
+
+
+def test_a_machine_lost_while_provisioning_is_made_again_with_the_same_request_id(
+    simulator, launch, run
+):
+    """The backend answered the create, then lost the machine (it crashed before writing it
+    down): nothing was delivered yet, so the instance asks again instead of failing."""
+    from portal.instances import sync
+
+    simulator.control.set_delays(provision=600)
+    instance = launch()
+    assert sync.provision(instance.pk)  # made, and still booting
+    instance.refresh_from_db()
+    lost = instance.backend_id
+    launched_at = instance.launched_at
+    simulator.control.lose(lost)
+    simulator.control.set_delays(provision=0)
+
+    instance = run(tasks.instance_poll, instance)
+
+    assert instance.state == State.RUNNING
+    (machine,) = machines_of(simulator)
+    assert machine["request_id"] == str(instance.request_id)
+    assert instance.backend_id == machine["id"] != lost
+    assert instance.launched_at == launched_at  # the settle deadline counts from the first
+    assert instance.events.filter(message__contains=f"lost machine {lost} before it was ready")
+    assert [m.subject for m in mail.outbox if "failed" in m.subject] == []
 
 
 def test_resync_applies_what_the_backend_says(simulator, launch, run):

@@ -7,6 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from portal.instances.capacity import capacity_snapshot_store
 from portal.instances.models import Instance, State
@@ -155,13 +156,14 @@ def test_the_list_shows_state_type_region_ip_age_and_cost(client_for, team, make
     assert "$4.98" in text  # 2 h at $2.49
 
 
-def test_the_list_polls_only_while_an_instance_is_in_transition(client_for, team, make_instance):
+def test_the_list_polls_fast_while_an_instance_is_in_transition(client_for, team, make_instance):
     client = client_for(team.member.user)
     make_instance(State.RUNNING)
     settled = client.get(url("list"), headers={"HX-Request": "true"})
     assert "<html" not in settled.text  # just the region
     assert 'id="instances-table"' in settled.text
-    assert "hx-trigger" not in settled.text
+    # Slowly while nothing changes: an instance launched elsewhere (API, CLI) shows up.
+    assert 'hx-trigger="every 10s"' in settled.text
     make_instance(State.PROVISIONING)
     moving = client.get(url("list"), headers={"HX-Request": "true"})
     assert 'hx-trigger="every 2s"' in moving.text
@@ -239,7 +241,7 @@ def test_the_detail_page_shows_the_timeline_and_only_allowed_actions(
     assert ">Start</button>" in text
     assert ">Stop</button>" not in text and ">Reboot</button>" not in text
     assert 'Type <strong class="mono">' in text
-    assert "hx-trigger" not in text
+    assert 'hx-trigger="every 15s"' in text  # settled: watched slowly, for changes made elsewhere
 
 
 def test_the_detail_region_polls_while_in_transition(client_for, team, make_instance):
@@ -276,11 +278,11 @@ def test_the_detail_page_shows_the_price_the_cost_and_who_launched_it(
 
     page = client.get(url("detail", on_demand.pk)).text
     assert "$2.49/hour (on-demand)" in page
-    assert '<dd data-testid="cost">$2.49 <span class="faint">estimate</span>' in page
+    assert '<span data-amount>$2.49</span> <span class="faint">estimate</span>' in page
     assert f" by {team.member.user.display_name}</dd>" in page
     page = client.get(url("detail", preemptible.pk)).text
     assert "$1.29/hour (preemptible)" in page
-    assert '<dd data-testid="cost">$2.58 ' in page
+    assert "<span data-amount>$2.58</span>" in page
 
 
 def test_a_failed_instance_shows_why(client_for, team, make_instance):
@@ -362,8 +364,10 @@ def test_the_launch_page_shows_prices_capacity_and_quota(client_for, team, quota
     text = page.text
     assert page.status_code == 200
     assert "$2.49/h" in text and "$1.29/h" in text  # on-demand and preemptible
-    assert "31 free" in text and "0 free" in text
-    assert "quota 16 GPUs" in text
+    # GPUs, with machines in brackets, for free capacity and quota alike.
+    assert '31 GPUs free</span> <small class="muted">(31 machines)' in text
+    assert '0 GPUs free</span> <small class="muted">(0 machines)' in text
+    assert "quota 16 GPUs (16 machines)" in text
     assert "Free capacity as of" in text
     assert ssh_key.fingerprint in text
     assert 'name="idempotency_key"' in text
@@ -380,6 +384,27 @@ def test_the_launch_summary_is_an_htmx_region(client_for, team, catalog, quota, 
     assert "$19.92" in response.text
     assert "your quota has 4 left" in response.text
     assert "/o/acme/quotas/requests/new/?region=us-east-1&amp;gpu=h100" in response.text
+
+
+def test_the_summary_says_quota_and_free_capacity_in_the_same_unit(
+    client_for, team, catalog, quota, ssh_key
+):
+    set_quota(team.organization, catalog.us_east, catalog.h100, on_demand=8)
+    capacity_snapshot_store(capacities=[Capacity("us-east-1", "gpu_8x_h100", "H100 80GB", 0, 4, 0)])
+    response = client_for(team.member.user).get(
+        url("launch") + "?instance_type=gpu_8x_h100&region=us-east-1",
+        headers={"HX-Request": "true"},
+    )
+    text = response.text
+    assert '<dd data-testid="free-now">0 GPUs (0 machines)</dd>' in text
+    assert '<dd data-testid="quota-left">8 GPUs (1 machine)</dd>' in text
+    assert '<dd data-testid="launchable">0 machines now</dd>' in text
+    assert "No free capacity for this type in us-east-1" in text
+
+
+def test_the_only_ssh_key_is_chosen_already(client_for, team, catalog, quota, ssh_key):
+    text = client_for(team.member.user).get(url("launch")).text
+    assert f'value="{ssh_key.pk}" checked' in text
 
 
 def test_launching_from_the_page(client_for, team, catalog, quota, ssh_key, _no_broker):
@@ -475,4 +500,64 @@ def test_a_running_preemptible_instance_is_watched_slowly_for_reclaim_notices(
     spot = make_instance(State.RUNNING, preemptible=True)
     assert 'hx-trigger="every 15s"' in client.get(url("detail", spot.pk)).text
     on_demand = make_instance(State.RUNNING)
-    assert "hx-trigger" not in client.get(url("detail", on_demand.pk)).text
+    # Every running instance is watched slowly: a stop made elsewhere shows up.
+    assert 'hx-trigger="every 15s"' in client.get(url("detail", on_demand.pk)).text
+    ended = make_instance(State.TERMINATED)
+    assert "hx-trigger" not in client.get(url("detail", ended.pk)).text
+
+
+def test_launching_is_said_while_it_is_and_not_once_running(client_for, team, make_instance):
+    client = client_for(team.member.user)
+    instance = make_instance(State.PROVISIONING)
+    assert "Launching…" in client.get(url("detail", instance.pk)).text
+    instance.state = State.RUNNING
+    instance.running_since = timezone.now()
+    instance.save(update_fields=["state", "running_since"])
+    swapped = client.get(url("detail", instance.pk), headers={"HX-Request": "true"}).text
+    assert "Launching" not in swapped
+
+
+def test_running_time_and_cost_count_on_in_the_page(client_for, team, make_instance):
+    from datetime import timedelta
+
+    instance = make_instance(State.RUNNING, running_since=timezone.now() - timedelta(seconds=90))
+    text = client_for(team.member.user).get(url("detail", instance.pk)).text
+    running = re.search(r'data-testid="running-time" data-ticking data-seconds="(\d+)"', text)
+    assert running and 90 <= int(running.group(1)) < 100
+    cost = r'data-testid="cost" data-ticking data-seconds="\d+" data-hourly="2\.49\d*"'
+    assert re.search(cost, text)
+    stopped = make_instance(State.STOPPED, running_seconds=3725)
+    text = client_for(team.member.user).get(url("detail", stopped.pk)).text
+    assert "data-ticking" not in text
+    assert "1 h 2 min" in text
+
+
+@pytest.mark.parametrize("source", ["\u00b2", "\u0661", "12345678901234567890123", "-1", "x"])
+def test_launch_again_from_something_that_is_not_an_instance_number_is_a_400(
+    client_for, team, source
+):
+    """ "²".isdigit() is true, and a huge number overflows the id column: both were a 500."""
+    response = client_for(team.member.user).get(url("launch"), {"from": source})
+
+    assert response.status_code == 400
+    assert "not an instance number" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("fields", "hint"),
+    [
+        ({}, "as <code>ubuntu</code>."),
+        ({"ssh_sudo": True}, "as <code>ubuntu</code>, who has sudo."),
+        (
+            {"ssh_user": "backfill", "ssh_port": 24933, "ssh_sudo": False},
+            "as <code>backfill</code>, without sudo: the machine runs as a job",
+        ),
+    ],
+)
+def test_the_login_hint_is_what_the_backend_reported(client_for, team, make_instance, fields, hint):
+    instance = make_instance(State.RUNNING, ip="127.0.0.1", **fields)
+    text = client_for(team.member.user).get(url("detail", instance.pk)).text
+    assert hint in text
+    if fields.get("ssh_sudo") is False:
+        assert "ssh -p 24933 backfill@127.0.0.1" in text
+        assert "sudo." not in text.split('data-testid="login-hint"')[1][:300]

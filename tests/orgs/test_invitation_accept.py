@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.core import mail
 from django.utils import timezone
 
 from portal.orgs.models import Membership
@@ -95,3 +96,25 @@ def test_someone_signed_in_with_another_address_cannot_accept(client_for, team, 
         "someone@example.com." in response.content.decode()
     )
     assert not is_member(someone_else, team)
+
+
+def test_the_inviter_is_told_when_the_invitation_is_accepted(
+    client, team, invitee, invite, django_capture_on_commit_callbacks
+):
+    invitee.full_name = "Grace O'Hara"
+    invitee.save()
+    _, token = invite(role="billing", by=team.admin)
+    mail.outbox.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/invitations/{token}/")
+
+    (message,) = mail.outbox
+    assert message.to == [team.admin.user.email]
+    assert message.subject == "[Backfill] Grace O'Hara joined Acme AI"
+    assert (
+        "Grace O'Hara (newcomer@example.com) accepted your invitation and joined Acme AI on "
+        "Backfill as billing." in message.body
+    )
+    assert "http://testserver/o/acme/members/" in message.body
+    assert "See the members" in message.alternatives[0][0]

@@ -10,8 +10,10 @@ import re
 import pytest
 from django.urls import URLResolver, get_resolver
 
+from portal.catalog.models import Region
 from portal.orgs.models import Invitation, Membership
 from portal.orgs.services import invitation_create
+from portal.volumes.models import Volume
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +50,11 @@ def url_for(route: str, slug: str, real_ids: dict) -> str:
 def real_ids(team):
     """Ids of the team's objects, by the path segment before the id: members/<int:pk>/..."""
     invitation, _ = invitation_create(actor=team.owner, email="newcomer@example.com", role="member")
-    return {"members": team.member.pk, "invitations": invitation.pk}
+    region = Region.objects.create(code="us-east-1", name="US East")
+    volume = Volume.objects.create(
+        organization=team.organization, region=region, name="datasets", size_gb=100
+    )
+    return {"members": team.member.pk, "invitations": invitation.pk, "volumes": volume.pk}
 
 
 @pytest.fixture
@@ -73,6 +79,7 @@ def test_the_walk_finds_the_organization_pages():
 
     assert "o/<slug:org>/" in routes
     assert "o/<slug:org>/members/<int:pk>/role/" in routes
+    assert "o/<slug:org>/volumes/<int:pk>/delete/" in routes
 
 
 @pytest.mark.parametrize("slug", ["acme", "rival"], ids=["their slug", "own slug"])
@@ -93,6 +100,8 @@ def test_an_outsider_gets_404_for_everything_of_another_organization(
     assert wrong == []
     assert Membership.objects.filter(organization=team.organization).count() == 5
     assert Invitation.objects.get().status == "pending"
+    volume = Volume.objects.get()
+    assert (volume.state, volume.size_gb) == ("creating", 100)  # neither resized nor deleted
 
 
 def test_anonymous_visitors_are_sent_to_log_in_from_every_organization_page(

@@ -17,6 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from portal.provisioning.drivers.slurm import SlurmBackend
+
+from .contract import wait_until
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = REPO / "bin" / "slurm"
 NEEDED = ("munged", "slurmctld", "slurmd", "slurmdbd", "slurmrestd", "sacctmgr", "dropbear")
@@ -112,3 +116,14 @@ class LocalSlurm:
 
     def purge(self) -> None:
         self.run("purge")
+
+
+def wait_for_free_gpus(driver: SlurmBackend, timeout: float = 30.0) -> None:
+    """Wait until no node holds a GPU. A cancelled job reads CANCELLED at once but gives its
+    node back only once it has completed (KillWait, epilog), so the next test would see a full
+    node free up under it."""
+    wait_until(
+        lambda: not any(node.used for node in driver._nodes().values()),
+        timeout,
+        "Slurm to give every GPU back",
+    )

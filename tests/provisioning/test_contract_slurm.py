@@ -6,10 +6,15 @@ cancels what it made afterwards, waiting until Slurm has given the GPUs back.
 
 from __future__ import annotations
 
+import os
+import pwd
+import shutil
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +22,7 @@ import pytest
 from portal.provisioning import (
     FINAL_STATES,
     AuthenticationError,
+    InvalidState,
     MachineState,
     PermanentError,
     TransientError,
@@ -25,8 +31,16 @@ from portal.provisioning import (
 from portal.provisioning.drivers.slurm import SlurmBackend, job_script
 from portal.provisioning.drivers.slurm import accounts as slurm_accounts
 
-from .contract import BackendContract, QuotaMirroringContract, wait_for_state, wait_until
-from .slurm_cluster import LocalSlurm
+from .contract import (
+    BackendContract,
+    ClusterContract,
+    QuotaMirroringContract,
+    ReclaimContract,
+    VolumeContract,
+    wait_for_state,
+    wait_until,
+)
+from .slurm_cluster import LocalSlurm, wait_for_free_gpus
 
 pytestmark = pytest.mark.slow
 
@@ -34,10 +48,14 @@ SSH_PORTS = (40000, 44999)
 
 
 def make_driver(cluster: LocalSlurm, prefix: str | None = None, **kwargs) -> SlurmBackend:
+    prefix = prefix or f"t{uuid.uuid4().hex[:8]}-"
     options = {
         "token_file": cluster.token_file,
         "job_dir": str(cluster.job_dir),
-        "prefix": prefix or f"t{uuid.uuid4().hex[:8]}-",
+        "prefix": prefix,
+        # A volume store of the test's own on the cluster's (here: the host's) storage.
+        "volume_root": str(cluster.dir / "volumes" / prefix.rstrip("-")),
+        "volume_capacity_gb": 1000,
         "ssh_ports": SSH_PORTS,
         "timeout": (2.0, 10.0),
         "backoff": 0.1,
@@ -55,6 +73,7 @@ def clean_up(driver: SlurmBackend) -> None:
         30,
         "the test's jobs to end",
     )
+    wait_for_free_gpus(driver)
 
 
 @pytest.fixture
@@ -64,12 +83,29 @@ def slurm_driver(local_slurm: LocalSlurm) -> Iterator[SlurmBackend]:
     clean_up(driver)
 
 
-class TestSlurmContract(QuotaMirroringContract):
+class TestSlurmContract(QuotaMirroringContract, ClusterContract, ReclaimContract, VolumeContract):
     STATE_TIMEOUT = 40.0
+    REGION_WITHOUT_TYPE = "eu-west-1"  # A100 only
+    RECLAIM_NOTICE = 3.0  # the job's script ends itself to the second
 
     @pytest.fixture
     def backend(self, slurm_driver: SlurmBackend) -> SlurmBackend:
         return slurm_driver
+
+    @pytest.fixture
+    def internal_demand(self, slurm_driver: SlurmBackend) -> Iterator:
+        """The operator's own work: 1-GPU jobs in QOS internal (which preempts nothing)."""
+        jobs: list[int] = []
+
+        def want(gpus: int) -> None:
+            jobs.extend(
+                _operator_job(slurm_driver, f"operator-{n}", gpus=1, qos="internal")
+                for n in range(gpus)
+            )
+
+        yield want
+        for job in jobs:
+            slurm_driver.call("DELETE", f"/slurm/v0.0.38/job/{job}", user="slurm")
 
 
 # What only Slurm does
@@ -188,6 +224,122 @@ def test_ssh_into_an_instance_with_its_key_and_see_its_gpus(
     state = local_slurm.tool("squeue", "-h", "-t", "all", "-j", backend_id, "-o", "%T")
     assert state.strip() in ("", "CANCELLED")
     assert _ssh(key, machine, "true").returncode != 0
+
+
+@pytest.fixture
+def stale_cluster_state(local_slurm: LocalSlurm) -> Iterator[None]:
+    """What the cluster jobs of an earlier Slurm left in the job user's home: a Slurm started
+    afresh numbers its jobs from 1 again, so the next cluster's job id is among these."""
+    user = pwd.getpwnam("backfill")
+    root = Path(user.pw_dir) / ".backfill"
+    planted = []
+    for job_id in range(1, 400):
+        run = root / str(job_id) / "0"
+        if run.exists():
+            continue
+        run.mkdir(parents=True)
+        for node in (0, 1):
+            (run / f"port.{node}").write_text("1\n")  # nothing listens on port 1
+        for path in (root, root / str(job_id), run, *run.iterdir()):
+            os.chown(path, user.pw_uid, user.pw_gid)
+        planted.append(root / str(job_id))
+    yield
+    for path in planted:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.usefixtures("stale_cluster_state")
+def test_a_two_node_cluster_is_one_job_with_an_ssh_server_named_on_each_node(
+    slurm_driver: SlurmBackend, local_slurm: LocalSlurm, tmp_path: Path
+) -> None:
+    key, public = _key(tmp_path, "trainer")
+    machines = slurm_driver.cluster_create(
+        request_id="req-cluster",
+        instance_type="gpu_8x_h100",
+        region="us-east-1",
+        image="ubuntu-22.04-cuda-12",
+        nodes=2,
+        ssh_keys=[public],
+        volumes=[],
+        preemptible=False,
+        name="llm",
+    )
+    job_id = machines[0].backend_id.split(".")[0]
+    assert [m.backend_id for m in machines] == [f"{job_id}.0", f"{job_id}.1"]
+    # One multi-node job holding 8 GPUs on each of the two nodes.
+    squeue = local_slurm.tool("squeue", "-h", "-j", job_id, "-o", "%D %b")
+    assert squeue.split()[0] == "2" and "h100:8" in squeue
+
+    running = [
+        wait_for_state(slurm_driver, m.backend_id, MachineState.RUNNING, 40) for m in machines
+    ]
+    head, worker = running
+    assert head.ip == "127.0.0.1" and worker.ip is None
+    assert head.ssh_port != worker.ssh_port
+    assert SSH_PORTS[0] <= head.ssh_port <= SSH_PORTS[1]  # its own servers, not a stale report
+
+    seen = {}
+    for machine in running:
+        reach = replace(machine, ip=machine.private_ip)  # the worker is reached privately
+        result = _ssh(key, reach, "hostname; cat /etc/hosts; echo gpus=$CUDA_VISIBLE_DEVICES")
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        seen[machine.name] = lines[0]
+        assert lines[1:3] == head.hosts.splitlines()  # the hosts file lists every node
+    assert seen == {"llm-0": "llm-0", "llm-1": "llm-1"}  # different host names
+
+    slurm_driver.terminate(worker.backend_id)  # a node's terminate ends the whole job
+    for machine in running:
+        wait_for_state(slurm_driver, machine.backend_id, MachineState.TERMINATED, 40)
+
+
+def test_a_file_written_over_ssh_on_a_volume_is_there_on_the_next_instance(
+    slurm_driver: SlurmBackend, tmp_path: Path
+) -> None:
+    """The issue's test on the real Slurm: write in one instance, terminate it, launch another
+    with the volume, read it back; what was written outside the volume is gone."""
+    key, public = _key(tmp_path, "vol")
+    volume_id = slurm_driver.volume_create(
+        request_id="vreq-ssh", region="us-east-1", size_gb=10, name="datasets"
+    )
+    volume = slurm_driver.volume_get(volume_id)
+    assert volume.mount_path == "~/data/datasets"
+    launch = {
+        "instance_type": "gpu_1x_h100",
+        "region": "us-east-1",
+        "image": "ubuntu",
+        "ssh_keys": [public],
+        "preemptible": False,
+        "volumes": [volume_id],
+    }
+    first = slurm_driver.create(request_id="req-writer", name="writer", **launch)
+    machine = wait_for_state(slurm_driver, first, MachineState.RUNNING, 40)
+    wait_until(lambda: _ssh(key, machine, "true").returncode == 0, 20, "SSH on the writer")
+    wrote = _ssh(
+        key,
+        machine,
+        "echo epoch-7 > ~/data/datasets/weights.txt && echo scratch > ~/scratch-$SLURM_JOB_ID"
+        " && ls -ld ~/data/datasets && stat -c %U ~/data/datasets/weights.txt",
+    )
+    assert wrote.returncode == 0, wrote.stderr
+    assert "backfill" in wrote.stdout  # written as the job's user, on the volume
+    assert slurm_driver.volume_get(volume_id).attached_to == (first,)
+    with pytest.raises(InvalidState):
+        slurm_driver.volume_delete(volume_id)
+
+    slurm_driver.terminate(first)
+    wait_for_state(slurm_driver, first, MachineState.TERMINATED, 40)
+    assert slurm_driver.volume_get(volume_id).attached_to == ()
+    second = slurm_driver.create(request_id="req-reader", name="reader", **launch)
+    machine = wait_for_state(slurm_driver, second, MachineState.RUNNING, 40)
+    wait_until(lambda: _ssh(key, machine, "true").returncode == 0, 20, "SSH on the reader")
+    read = _ssh(key, machine, "cat ~/data/datasets/weights.txt")
+    assert (read.returncode, read.stdout) == (0, "epoch-7\n"), read.stderr
+    # Another instance's view: a volume it was not given is not mounted there.
+    other = slurm_driver.create(request_id="req-other", name="other", **{**launch, "volumes": []})
+    machine = wait_for_state(slurm_driver, other, MachineState.RUNNING, 40)
+    wait_until(lambda: _ssh(key, machine, "true").returncode == 0, 20, "SSH on the other")
+    assert _ssh(key, machine, "cat ~/data/datasets/weights.txt").returncode != 0
 
 
 def test_reboot_ends_the_instances_processes(slurm_driver: SlurmBackend, tmp_path: Path) -> None:
@@ -492,3 +644,119 @@ class socket_closed:
 
     def __exit__(self, *exc) -> None:
         return None
+
+
+def _operator_job(driver: SlurmBackend, name: str, gpus: int = 8, qos: str = "high") -> int:
+    """The operator's own work: GPUs in an internal QOS, submitted as the SlurmUser."""
+    return driver.call(
+        "POST",
+        "/slurm/v0.0.38/job/submit",
+        {
+            "script": "#!/bin/bash\nsleep 600\n",
+            "job": {
+                "name": name,
+                "partition": "us-east-1",
+                "gres": f"gpu:h100:{gpus}",
+                "qos": qos,
+                "account": "operator",
+                "current_working_directory": "/tmp",
+                "environment": {"PATH": "/usr/bin:/bin"},
+            },
+        },
+        user="slurm",
+    )["job_id"]
+
+
+def test_capacity_reports_the_operators_jobs_in_the_internal_qos_and_the_shortfall(
+    slurm_driver: SlurmBackend,
+) -> None:
+    customer = slurm_driver.create(
+        request_id="req-od",
+        instance_type="gpu_2x_h100",
+        region="us-east-1",
+        image="x",
+        ssh_keys=BackendContract.SSH_KEYS,
+        name="od",
+        preemptible=False,
+    )
+    wait_for_state(slurm_driver, customer, MachineState.RUNNING, 40)
+    jobs = [_operator_job(slurm_driver, f"operator-{n}") for n in range(2)]
+    try:
+        # One 8-GPU job runs on the free node; the other waits for GPUs the customer holds.
+        def entry():
+            return next(
+                c
+                for c in slurm_driver.capacity()
+                if (c.region, c.instance_type) == ("us-east-1", "gpu_1x_h100")
+            )
+
+        wait_until(lambda: entry().internal_gpus == 8 and entry().shortfall_gpus == 8, 30)
+        now = entry()
+        assert now.customer_gpus == 2
+        assert now.total_gpus == 16
+        # The driver reports it; nothing of the customer's is touched by that report.
+        assert slurm_driver.get(customer).state == MachineState.RUNNING
+    finally:
+        for job in jobs:
+            slurm_driver.call("DELETE", f"/slurm/v0.0.38/job/{job}", user="slurm")
+
+
+def test_a_portal_reclaim_signals_the_job_writes_the_file_ends_it_and_internal_work_starts(
+    slurm_driver: SlurmBackend, tmp_path: Path
+) -> None:
+    key, public = _key(tmp_path, "spot-user")
+    fill = [
+        slurm_driver.create(
+            request_id=f"req-fill-{n}",
+            instance_type="gpu_8x_h100",
+            region="us-east-1",
+            image="x",
+            ssh_keys=[public],
+            name=f"fill-{n}",
+            preemptible=n == 0,
+        )
+        for n in range(2)
+    ]
+    spot = wait_for_state(slurm_driver, fill[0], MachineState.RUNNING, 40)
+    wait_for_state(slurm_driver, fill[1], MachineState.RUNNING, 40)
+    internal = _operator_job(slurm_driver, "operator-eval", gpus=8, qos="internal")
+    try:
+        # The operator's work waits: a shortfall the portal sees; Slurm preempts nothing.
+        wait_until(
+            lambda: any(
+                c.shortfall_gpus == 8 for c in slurm_driver.capacity() if c.region == "us-east-1"
+            ),
+            30,
+            "the shortfall",
+        )
+        assert slurm_driver.get(spot.backend_id).state == MachineState.RUNNING
+
+        at = datetime.now(UTC) + timedelta(seconds=8)
+        slurm_driver.reclaim(spot.backend_id, at)
+        announced = slurm_driver.get(spot.backend_id)
+        assert announced.reclaim_at is not None and announced.state == MachineState.RUNNING
+        # Inside the machine, during the notice: the time in ~/.backfill/interruption.
+        expected = f"{announced.reclaim_at:%Y-%m-%dT%H:%M:%S}Z"
+        wait_until(
+            lambda: _ssh(key, spot, "cat ~/.backfill/interruption").stdout.strip() == expected,
+            6,
+            "the interruption file",
+        )
+        ended = wait_for_state(slurm_driver, spot.backend_id, MachineState.INTERRUPTED, 30)
+        assert datetime.now(UTC) >= announced.reclaim_at
+        assert ended.reclaim_at == announced.reclaim_at
+        assert "reclaimed by the operator" in ended.detail
+        # The operator's job gets the GPUs; the on-demand neighbour runs on.
+        wait_until(
+            lambda: (
+                slurm_driver.call("GET", f"/slurm/v0.0.38/job/{internal}", user="slurm")["jobs"][0][
+                    "job_state"
+                ]
+                == "RUNNING"
+            ),
+            30,
+            "the internal job to start",
+        )
+        assert slurm_driver.get(fill[1]).state == MachineState.RUNNING
+    finally:
+        slurm_driver.call("DELETE", f"/slurm/v0.0.38/job/{internal}", user="slurm")

@@ -76,3 +76,16 @@ def test_reads_django_settings_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert isinstance(backend, SimulatorBackend)
     assert backend.base_url == "http://lazy:1"
+
+
+def test_drivers_built_with_the_same_settings_share_one_session() -> None:
+    """Every task builds its driver afresh: the session (and its open connections) is reused."""
+    settings = SimpleNamespace(SIMULATOR_URL="http://sim:9001", PROVISIONING_TOKEN="tok")
+
+    first, second = get_backend(settings), get_backend(settings)
+
+    assert first.session is second.session
+    other = get_backend(SimpleNamespace(SIMULATOR_URL="http://sim:9001", PROVISIONING_TOKEN="new"))
+    assert other.session is not first.session
+    assert other.session.headers["Authorization"] == "Bearer new"
+    assert first.session.headers["Authorization"] == "Bearer tok"

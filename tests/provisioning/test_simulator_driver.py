@@ -91,6 +91,7 @@ def test_get_parses_the_machine_and_sends_token_and_timeout() -> None:
     assert machine.preemptible is True
     assert machine.reclaim_at == datetime(2030, 1, 1, 12, 2, tzinfo=UTC)
     assert machine.created_at == datetime(2030, 1, 1, 12, tzinfo=UTC)
+    assert machine.ssh_sudo is True  # the image's user, with sudo
     method, url, kwargs = session.calls[0]
     assert (method, url) == ("GET", "http://sim.test/v1/machines/m-1")
     assert kwargs["timeout"] == (1.0, 3.0)

@@ -37,7 +37,7 @@ from portal.sshkeys.services import sshkey_add
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
 from .contract import wait_until
-from .slurm_cluster import LocalSlurm
+from .slurm_cluster import LocalSlurm, wait_for_free_gpus
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -139,6 +139,7 @@ def slurm_settings(settings, local_slurm: LocalSlurm) -> Iterator[SlurmBackend]:
     yield backend
     for machine in backend.list():
         backend.terminate(machine.backend_id)
+    wait_for_free_gpus(backend)
 
 
 @dataclass
@@ -266,6 +267,7 @@ def test_launch_ssh_in_with_the_launch_key_see_two_gpus_terminate(
 
     assert instance.ip == "127.0.0.1"
     assert instance.ssh_user == "backfill"
+    assert instance.ssh_sudo is False  # a Slurm job's user: the page says "without sudo"
     low, high = (int(p) for p in SSH_PORTS.split("-"))
     assert low <= instance.ssh_port <= high
     command = f"ssh -p {instance.ssh_port} backfill@127.0.0.1"
@@ -421,3 +423,87 @@ def test_approving_a_quota_request_changes_the_slurm_accounts_limit(
         )
     worker.drain()
     assert _grptres(local_slurm, portal.account) == {"gres/gpu:h100=40", "gres/gpu:a100=8"}
+
+
+def test_an_internal_job_waiting_for_a_customers_gpus_makes_a_reclaim_order_on_slurm(
+    portal: Portal,
+    worker: InlineWorker,
+    slurm_settings: SlurmBackend,
+    settings,
+    tmp_path: Path,
+) -> None:
+    from portal.reclaims.models import OrderState, ReclaimOrder, ReclaimPolicy
+
+    settings.RECLAIM_MIN_NOTICE_SECONDS = 5
+    ReclaimPolicy.objects.update_or_create(pk=1, defaults={"notice_seconds": 10})
+    key, public = _keypair(tmp_path)
+    _, other = _keypair(tmp_path, "server")
+    spot = _launch(portal, public, "spot", portal.gpu_8x, preemptible=True)
+    on_demand = _launch(portal, other, "serving", portal.gpu_8x)
+    worker.run_until(
+        lambda: _state_is(spot, State.RUNNING)() and _state_is(on_demand, State.RUNNING)(),
+        60,
+        "both instances to run",
+    )
+    worker.drain()
+    mail.outbox.clear()
+
+    # The operator's own work in QOS internal: 8 GPUs; both nodes are taken, so it waits.
+    internal = slurm_settings.call(
+        "POST",
+        f"{API}/job/submit",
+        {
+            "script": "#!/bin/bash\nsleep 600\n",
+            "job": {
+                "name": "operator-eval",
+                "partition": "us-east-1",
+                "gres": "gpu:h100:8",
+                "qos": "internal",
+                "account": "operator",
+                "current_working_directory": "/tmp",
+                "environment": {"PATH": "/usr/bin:/bin"},
+            },
+        },
+        user="slurm",
+    )["job_id"]
+
+    def internal_state() -> str:
+        return slurm_settings.call("GET", f"{API}/job/{internal}", user="slurm")["jobs"][0][
+            "job_state"
+        ]
+
+    try:
+        # Beat's capacity refresh: the shortfall becomes a reclaim order (twice: one order).
+        wait_until(
+            lambda: any(c.shortfall_gpus == 8 for c in slurm_settings.capacity()), 30, "shortfall"
+        )
+        tasks.capacity_refresh.apply()
+        tasks.capacity_refresh.apply()
+        (order,) = ReclaimOrder.objects.all()
+        assert (order.gpus, order.returnable_gpus) == (8, 8)
+        assert [v.instance_id for v in order.victims.all()] == [spot.pk]  # never on-demand
+        worker.drain()  # the task that tells Slurm
+        spot.refresh_from_db()
+        assert spot.reclaim_at == order.end_at
+        assert any("will be interrupted at" in m.subject for m in mail.outbox)
+        # Inside the machine, during the notice: the time in ~/.backfill/interruption.
+        expected = f"{spot.reclaim_at:%Y-%m-%dT%H:%M:%S}Z"
+        wait_until(
+            lambda: _ssh(key, spot, "cat ~/.backfill/interruption").stdout.strip() == expected,
+            8,
+            "the interruption file",
+        )
+        assert internal_state() == "PENDING"
+        # At the end of the notice the job ends; the portal records an interruption.
+        worker.run_until(
+            _state_is(spot, State.INTERRUPTED), 60, "the interruption", reconcile_every=2
+        )
+        spot.refresh_from_db()
+        assert spot.terminated_at == spot.reclaim_at
+        wait_until(lambda: internal_state() == "RUNNING", 30, "the internal job to start")
+        order.refresh_from_db()
+        assert (order.state, order.met) == (OrderState.DONE, True)
+        on_demand.refresh_from_db()
+        assert on_demand.state == State.RUNNING
+    finally:
+        slurm_settings.call("DELETE", f"{API}/job/{internal}", user="slurm")

@@ -57,6 +57,24 @@ def test_the_list_filters_by_state_and_age(team, gpu_catalog, submit, staff, adm
     assert listed(age="1-7d") == set()
 
 
+def test_the_list_searches_by_organization_requester_and_number(
+    team, outsider, gpu_catalog, submit, admin_client
+):
+    ours = submit(by=team.admin)
+    theirs = submit(by=outsider)
+
+    def found(q: str) -> set[int]:
+        response = admin_client.get(LIST, {"q": q})
+        assert response.status_code == 200
+        return {r.pk for r in response.context["cl"].result_list}
+
+    assert found(outsider.organization.name) == {theirs.pk}
+    assert found(team.admin.user.email.upper()) == {ours.pk}
+    assert ours.pk in found(str(ours.pk))
+    assert found("987654321") == set()  # no such number, organization or e-mail
+    assert found("no-such-organization") == set()
+
+
 def test_the_change_form_shows_use_limits_history_and_standing(
     team, gpu_catalog, submit, set_limit, staff, admin_client
 ):

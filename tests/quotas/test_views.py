@@ -150,12 +150,15 @@ def test_asking_for_a_limit_through_the_form(team, gpu_catalog, client_for):
     [
         ({"requested_limit": "-4"}, "A limit cannot be negative."),
         ({"requested_limit": "100000"}, "A limit can be at most 512 GPUs."),
-        ({"requested_limit": "lots"}, "Give the limit as a whole number of GPUs."),
+        (
+            {"requested_limit": "lots"},
+            "Give the limit as a whole number of GPUs (or GB for storage).",
+        ),
         ({"region": "mars-1"}, "There is no such region. Choose one from the list."),
         ({"gpu": "tpu"}, "There is no such GPU model. Choose one from the list."),
         ({"region": "us-east-1", "gpu": "l40s"}, "GPUs are not offered in us-east-1."),
         ({"justification": ""}, "Write what the GPUs are for and for how long."),
-        ({"kind": "spot"}, "Choose the on-demand or the preemptible limit."),
+        ({"kind": "spot"}, "Choose the on-demand or the preemptible limit (or the storage limit)."),
     ],
 )
 def test_bad_input_on_the_form_shows_a_message_and_changes_nothing(

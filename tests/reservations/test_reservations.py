@@ -233,7 +233,7 @@ def at(text: str) -> datetime:
 
 
 def test_the_invoice_bills_the_reservation_once_whether_used_or_not(
-    team, catalog, staff, make_instance, settings
+    team, catalog, staff, make_instance, settings, client_for
 ):
     """8 H100 reserved March 10–20 at 1.50; an 8x instance runs 2 days inside and 1 outside."""
     settings.TAX_RATE = Decimal("0")
@@ -276,6 +276,12 @@ def test_the_invoice_bills_the_reservation_once_whether_used_or_not(
     assert len(lines) == 3
     page = invoice.lines.filter(kind="reserved").get()
     assert page.get_kind_display() == "Reserved capacity"
+    assert (page.gpus, page.price_per_gpu_hour) == (8, Decimal("1.50"))
+    invoice_page = (
+        client_for(team.owner.user).get(f"/o/acme/billing/invoices/{invoice.pk}/").content.decode()
+    )
+    # The reserved line names its GPUs and the price per GPU-hour, not only the hourly total.
+    assert "8 NVIDIA H100 80GB GPUs at $1.50/GPU-hour" in invoice_page
 
 
 def test_more_usage_than_reserved_is_covered_pro_rata(team, catalog, staff, make_instance):
@@ -313,3 +319,25 @@ def test_more_usage_than_reserved_is_covered_pro_rata(team, catalog, staff, make
     )
     assert reserved.amount == Decimal("96.00")  # 4 × 24 h × 1.00
     assert covered.amount == Decimal("-240.00")  # half of 480.00: 4 of the 8 GPUs
+
+
+def test_the_month_forecast_includes_accepted_reservations(team, catalog, staff, client_for):
+    from portal.billing.periods import Month
+    from portal.billing.selectors import billing_overview
+
+    store_fleet()
+    with patch("django.utils.timezone.now", lambda: at("2026-03-01 00:00:00")):
+        services.reservation_create(
+            organization=team.organization,
+            region=catalog.us_east,
+            gpu_model=catalog.h100,
+            gpus=8,
+            start=at("2026-03-10 00:00:00"),
+            end=at("2026-03-20 00:00:00"),
+            price_per_gpu_hour="1.50",
+            by=staff,
+        )
+    with patch("portal.billing.clock.now", lambda: at("2026-03-15 00:00:00")):
+        overview = billing_overview(organization=team.organization, month=Month(2026, 3))
+    assert overview.reserved == Decimal("2880.00")  # 8 GPUs × 240 h × 1.50, used or not
+    assert overview.forecast == Decimal("2880.00")  # nothing else runs

@@ -90,6 +90,11 @@ class PostgresServer:
             "local all all trust\nhost all all samenet scram-sha-256\n"
             "host all all 127.0.0.1/32 scram-sha-256\n"
         )
+        self.resume()
+        return self
+
+    def resume(self) -> None:
+        """Start the server (again) on the same port and data."""
         options = (
             f"-h {self.host} -p {self.port} -k {self.dir} -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
@@ -98,7 +103,11 @@ class PostgresServer:
             [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options]
             + ["-w", "-t", "30", "start"]
         )
-        return self
+
+    def halt(self) -> None:
+        """Stop the server as an operator's restart does (`-m fast`: sessions are ended, work
+        in progress rolled back), keeping its data for `resume()`."""
+        self._as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "stop"])
 
     def url(self, database: str) -> str:
         return f"postgres://postgres@{self.host}:{self.port}/{database}"
@@ -132,6 +141,16 @@ class RedisServer:
         self.dir = scratch_dir("backfill-redis-")
 
     def start(self) -> RedisServer:
+        self.resume()
+        return self
+
+    def halt(self) -> None:
+        """Stop the server; without persistence (`--save ""`), its queues and keys are gone."""
+        if self.process is not None:
+            stop_group(self.process)
+            self.process = None
+
+    def resume(self) -> None:
         self.process = subprocess.Popen(  # noqa: S603 - fixed arguments
             in_netns(
                 self.netns,
@@ -143,7 +162,6 @@ class RedisServer:
             start_new_session=True,
         )
         wait_until(lambda: port_answers(self.host, self.port), 10, "redis")
-        return self
 
     def url(self, db: int = 0) -> str:
         return f"redis://{self.host}:{self.port}/{db}"

@@ -178,6 +178,7 @@ def test_a_killed_worker_and_beat_are_restarted_while_the_web_keeps_answering(ma
     asker.start()
     try:
         before = {name: make_run.pid(name) for name in ("worker", "beat")}
+        others = {name: make_run.pid(name) for name in ("web", "simulator", "mail")}
         mark = len(make_run.log.read_text())
         for pid in before.values():
             os.killpg(pid, signal.SIGKILL)  # the process and its children, with no warning
@@ -216,7 +217,9 @@ def test_a_killed_worker_and_beat_are_restarted_while_the_web_keeps_answering(ma
         asker.join()
 
     assert answers and set(answers) == {200}, answers  # the web never stopped answering
-    assert make_run.status()["web"] == "RUNNING"
+    # Nothing else was stopped or restarted along with them.
+    assert {name: make_run.pid(name) for name in others} == others
+    assert set(make_run.status().values()) == {"RUNNING"}
 
 
 def test_fifty_concurrent_launches_stay_within_the_connection_bound(make_run):

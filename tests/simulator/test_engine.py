@@ -138,6 +138,10 @@ def test_capacity_counts_whole_instances_per_node(sim: Simulator) -> None:
         "free_gpus": 11,
         "total_gpus": 16,
         "free_instances": 1,
+        "internal_gpus": 0,
+        "customer_gpus": 5,
+        "shortfall_gpus": 0,
+        "internal_forecast_gpus": None,
     }
     assert capacity(sim, "gpu_4x_h100")["free_instances"] == 2
     assert capacity(sim, "gpu_1x_l40s")["region"] == "r2"

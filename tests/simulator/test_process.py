@@ -135,3 +135,33 @@ def test_bad_start_up_files_fail_clearly(
 
     assert result.returncode == 1
     assert message in result.stderr
+
+
+def test_what_the_simulator_answered_survives_a_crash(tmp_path: Path) -> None:
+    """A create, stop or terminate the simulator answered is on disk before the answer: a kill -9
+    right after it loses nothing. (The state file is otherwise written once a minute here, so
+    only the write before the answer can keep it.)"""
+    process = SimulatorProcess(tmp_path / "state.json", extra_args=("--flush-interval", "60"))
+    with process:
+        driver = driver_for(process)
+        kept = launch(driver, "req-kept")
+        stopped = launch(driver, "req-stopped")
+        ended = launch(driver, "req-ended")
+        wait_for_state(driver, kept, MachineState.RUNNING, timeout=5)
+        process.kill()
+        process.start()
+        assert {m.backend_id for m in driver.list()} == {kept, stopped, ended}
+
+        driver.stop(stopped)
+        driver.terminate(ended)
+        made = [launch(driver, f"req-burst-{n}") for n in range(10)]
+        process.kill()
+        process.start()
+
+        machines = {m.backend_id: m for m in driver.list()}
+        assert set(made) <= set(machines)
+        assert machines[kept].state == MachineState.RUNNING
+        assert machines[stopped].state in (MachineState.STOPPING, MachineState.STOPPED)
+        assert machines[ended].state in (MachineState.TERMINATING, MachineState.TERMINATED)
+        # The same request id still finds the machine it made before the crash.
+        assert launch(driver, "req-burst-3") == made[3]

@@ -14,6 +14,7 @@ from portal.provisioning import (
     NotFound,
     PermanentError,
     TransientError,
+    supports_notice,
 )
 from portal.provisioning.drivers.simulator import SimulatorBackend
 from portal.simulator.control import ControlError
@@ -299,3 +300,90 @@ def test_delays_make_transitions_take_time(
 
     assert driver.get(backend_id).state == MachineState.PROVISIONING
     wait_for_state(driver, backend_id, MachineState.RUNNING, timeout=3)
+
+
+def test_the_machine_reads_its_interruption_time_from_the_metadata_endpoint(
+    simulator: SimulatorProcess, driver: SimulatorBackend
+) -> None:
+    backend_id = launch(driver, preemptible=True)
+    url = f"{simulator.url}/metadata/{backend_id}/interruption"
+    assert requests.get(url, timeout=2).status_code == 404  # no token needed, nothing announced
+
+    at = datetime.now(UTC) + timedelta(seconds=30)
+    driver.reclaim(backend_id, at)
+    answer = requests.get(url, timeout=2)
+    assert answer.status_code == 200
+    assert answer.json()["action"] == "terminate"
+    assert datetime.fromisoformat(answer.json()["time"]) == driver.get(backend_id).reclaim_at
+    assert simulator.control.interruption(backend_id) == answer.json()
+    assert (
+        requests.get(f"{simulator.url}/metadata/m-nope/interruption", timeout=2).status_code == 404
+    )
+
+
+def test_a_notice_the_portal_may_withdraw_is_on_the_metadata_and_ends_nothing(
+    simulator: SimulatorProcess, driver: SimulatorBackend
+) -> None:
+    """A price reclaim's notice: on the machine's metadata at once, off again when the
+    customer raises the max price; only `reclaim` ends the machine."""
+    assert supports_notice(driver)
+    backend_id = launch(driver, preemptible=True)
+    wait_for_state(driver, backend_id, MachineState.RUNNING, timeout=5)
+    url = f"{simulator.url}/metadata/{backend_id}/interruption"
+
+    at = (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
+    driver.notice(backend_id, at)
+    answer = requests.get(url, timeout=2)
+    assert answer.status_code == 200
+    assert answer.json() == {"action": "terminate", "time": at.isoformat()}
+    assert driver.get(backend_id).reclaim_at is None  # nothing scheduled
+
+    driver.notice(backend_id, None)  # withdrawn
+    assert requests.get(url, timeout=2).status_code == 404
+    driver.notice(backend_id, None)  # again: no change
+    assert requests.get(url, timeout=2).status_code == 404
+
+    driver.notice(backend_id, at)
+    time.sleep(max(0.0, (at - datetime.now(UTC)).total_seconds()) + 0.3)
+    assert driver.get(backend_id).state == MachineState.RUNNING  # the time passed: still runs
+
+    ended_at = datetime.now(UTC) + timedelta(seconds=1)
+    driver.reclaim(backend_id, ended_at)  # the end ordered: its time is what the machine reads
+    assert datetime.fromisoformat(requests.get(url, timeout=2).json()["time"]) == (
+        driver.get(backend_id).reclaim_at
+    )
+    wait_for_state(driver, backend_id, MachineState.INTERRUPTED, timeout=5)
+    assert requests.get(url, timeout=2).status_code == 404
+    driver.notice(backend_id, at)  # a machine that ended: a no-op
+    assert requests.get(url, timeout=2).status_code == 404
+
+
+def test_a_notice_refuses_bad_input(simulator: SimulatorProcess, driver: SimulatorBackend) -> None:
+    on_demand = launch(driver)
+    with pytest.raises(PermanentError, match="not preemptible"):
+        driver.notice(on_demand, datetime.now(UTC))
+    spot = launch(driver, "req-2", preemptible=True)
+    headers = {"Authorization": f"Bearer {simulator.token}"}
+    for body in ({}, {"at": "tomorrow"}, {"at": "2026-12-05T10:00:00"}, {"at": 5}):
+        answer = requests.post(
+            f"{simulator.url}/v1/machines/{spot}/notice", json=body, headers=headers, timeout=2
+        )
+        assert answer.status_code == 400, body
+    with pytest.raises(NotFound):
+        driver.notice("m-nope", None)
+
+
+def test_the_demand_control_endpoint_sets_the_curve_and_refuses_bad_input(
+    simulator: SimulatorProcess, driver: SimulatorBackend
+) -> None:
+    simulator.control.set_demand(
+        seed=3, curves=[{"region": "us-east-1", "gpu_model": "H100 80GB", "gpus": 5}]
+    )
+    view = simulator.control.demand()
+    assert view["now"][0]["internal_gpus"] == 5
+    assert find_capacity(driver, "us-east-1", "gpu_1x_h100").internal_gpus == 5
+    with pytest.raises(ControlError, match="peak must be between 0 and 1"):
+        simulator.control.set_demand(
+            curves=[{"region": "us-east-1", "gpu_model": "H100 80GB", "peak": 3}]
+        )
+    assert find_capacity(driver, "us-east-1", "gpu_1x_h100").internal_gpus == 5

@@ -26,4 +26,5 @@ def idp(live_server, tmp_path_factory):
 def insecure_issuers(settings):
     """The test provider speaks plain http on 127.0.0.1; only tests let that through."""
     settings.SSO_ALLOW_INSECURE_ISSUERS = True
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]  # and the discovery fetch may reach it
     return settings

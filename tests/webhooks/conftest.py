@@ -6,7 +6,15 @@ from tests.instances.conftest import catalog, make_instance, quota  # noqa: F401
 
 
 @pytest.fixture
-def endpoint_for(team):
+def local_receivers(settings):
+    """The tests' receivers listen on 127.0.0.1: the explicit allow-list lets it (and plain
+    http to it) through, as nothing in any settings module does."""
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    return settings
+
+
+@pytest.fixture
+def endpoint_for(team, local_receivers):
     """`endpoint_for(url, events=[...])`: an endpoint of team's organization and its secret."""
 
     def make(url: str, events=None, membership=None):

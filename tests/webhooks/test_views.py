@@ -208,3 +208,19 @@ def test_the_tab_shows_for_owners_and_admins_only(team, client_for):
         'href="/o/acme/webhooks/"'
         not in client_for(team.member.user).get("/o/acme/api/").content.decode()
     )
+
+
+def test_a_retry_that_is_due_says_so_not_in_0_minutes(team, client_for, endpoint):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    WebhookDelivery.objects.create(
+        endpoint=endpoint,
+        event_type="quota.decided",
+        body="{}",
+        next_attempt_at=timezone.now() - timedelta(seconds=5),
+    )
+    page = client_for(team.owner.user).get(urls(endpoint)["detail"]).content.decode()
+    assert "next try any moment now" in page
+    assert "0 minutes" not in page

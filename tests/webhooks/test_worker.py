@@ -30,7 +30,7 @@ def worker(tmp_path):
     purge_broker()
 
 
-def test_a_real_worker_retries_until_the_receiver_answers(team, worker):
+def test_a_real_worker_retries_until_the_receiver_answers(team, worker, local_receivers):
     with Receiver(statuses=[500, 502, 200]) as receiver:
         _endpoint, secret = webhook_endpoint_create(
             membership=team.owner, url=receiver.url, event_types=["quota.decided"]

@@ -5,3 +5,4 @@ from tests.instances.worker_settings import *  # noqa: F403
 
 WEBHOOK_RETRY_BASE = 0.2
 WEBHOOK_TIMEOUT = (2.0, 5.0)
+OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]  # the test's receiver

@@ -6,12 +6,13 @@ from rest_framework import serializers
 from portal.api.pagination import PagePagination
 from portal.api.v1.base import ApiView
 from portal.audit.actions import ACTIONS, GROUPS
+from portal.audit.forms import LAST_DAY as AUDIT_LAST_DAY
 from portal.audit.models import ActorKind
 from portal.audit.selectors import audit_entry_list_for_organization
 
 TAGS = ["Audit log"]
 # The audit page refuses dates past this too: a day after it overflows datetime.
-LAST_DAY = "9999-12-30"
+LAST_DAY = AUDIT_LAST_DAY.isoformat()
 
 
 class AuditEntrySerializer(serializers.Serializer):
@@ -42,10 +43,12 @@ class AuditFilterSerializer(serializers.Serializer):
     since = serializers.DateField(required=False, help_text="From this day (UTC), included.")
     until = serializers.DateField(required=False, help_text="To this day (UTC), included.")
 
-    def validate_until(self, value):
+    def validate_since(self, value):
         if value.isoformat() > LAST_DAY:
             raise serializers.ValidationError(f"Give a day up to {LAST_DAY}.")
         return value
+
+    validate_until = validate_since
 
     def validate(self, attrs):
         since, until = attrs.get("since"), attrs.get("until")

@@ -23,6 +23,7 @@ from portal.api.pagination import PagePagination
 from portal.api.v1.base import ApiView
 from portal.instances import lifecycle, selectors, services
 from portal.instances.models import NAME_HELP, NAME_MAX_LENGTH, Instance, State
+from portal.volumes.selectors import volume_attachments_by_instance
 
 TAGS = ["Instances"]
 
@@ -43,6 +44,12 @@ class InstanceSerializer(serializers.Serializer):
     region = serializers.CharField(source="region.code")
     image = serializers.CharField(source="image.code")
     preemptible = serializers.BooleanField()
+    max_price_per_hour = serializers.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        allow_null=True,
+        help_text="A preemptible instance's bid (decimal string); null: the on-demand price.",
+    )
     ip = serializers.IPAddressField(allow_null=True)
     ssh_command = serializers.CharField(help_text="Empty until the instance has an address.")
     ssh_keys = SshKeyRefSerializer(many=True, help_text="The keys it was launched with.")
@@ -63,6 +70,18 @@ class InstanceSerializer(serializers.Serializer):
     launched_at = serializers.DateTimeField(allow_null=True)
     state_changed_at = serializers.DateTimeField()
     terminated_at = serializers.DateTimeField(allow_null=True)
+    volumes = serializers.SerializerMethodField(
+        help_text="The volumes attached at launch: id, name, mount_path."
+    )
+
+    def get_volumes(self, instance: Instance) -> list[dict]:
+        attachments = self.context.get("volumes", {}).get(instance.pk)
+        if attachments is None:
+            attachments = selectors.instance_volume_list(instance=instance)
+        return [
+            {"id": a.volume_id, "name": a.volume.name, "mount_path": a.volume.mount_path}
+            for a in attachments
+        ]
 
     # The running prices of the instances serialized, by id, from the context (instance_data()
     # and the list read them for a whole page in one query).
@@ -84,8 +103,11 @@ class InstanceSerializer(serializers.Serializer):
 
 
 def _priced(page: list[Instance]) -> dict[str, object]:
-    """The serializer's context for a page of instances: their running prices."""
-    return {"prices": selectors.instance_hourly_prices(page)}
+    """The serializer's context for a page of instances: their running prices and volumes."""
+    return {
+        "prices": selectors.instance_hourly_prices(page),
+        "volumes": volume_attachments_by_instance(instance_ids=[i.pk for i in page]),
+    }
 
 
 def instance_data(instance: Instance) -> dict[str, object]:
@@ -124,13 +146,42 @@ class InstanceLaunchSerializer(StrictSerializer):
         default=False,
         help_text="Cheaper, and reclaimed by the operator with two minutes' notice.",
     )
+    max_price_per_hour = StrictCharField(
+        required=False,
+        allow_null=True,
+        max_length=32,
+        help_text="Preemptible only: the most it may cost per hour (decimal string, at most 4 "
+        "decimals), at least the spot price now (GET /prices/); left out: the on-demand price. "
+        "When the spot price rises above it, the instance is reclaimed with notice.",
+    )
+    currency = StrictCharField(
+        required=False, max_length=3, help_text="The currency of max_price_per_hour (e.g. USD)."
+    )
+    volume_ids = serializers.ListField(
+        child=StrictIntegerField(min_value=1, max_value=INT64_MAX),
+        required=False,
+        default=list,
+        max_length=16,
+        help_text="Ids of volumes (see /volumes/) in the same region to attach; each is "
+        "mounted at /data/<name>.",
+    )
+
+
+class InstanceBidSerializer(StrictSerializer):
+    max_price_per_hour = StrictCharField(
+        allow_null=True,
+        max_length=32,
+        help_text="The new max price per hour (decimal string), at least the spot price now; "
+        "null: the on-demand price.",
+    )
+    currency = StrictCharField(required=False, max_length=3)
 
 
 class InstanceList(ApiView):
     api_area = "instances"
     read_permission = "instances.view"
     write_permission = "instances.manage"
-    field_names = {"ssh_keys": "ssh_key_ids"}
+    field_names = {"ssh_keys": "ssh_key_ids", "volumes": "volume_ids"}
     extra_error_codes = [409]
     pagination_class = PagePagination
 
@@ -182,6 +233,9 @@ class InstanceList(ApiView):
             ssh_key_ids=data["ssh_key_ids"],
             preemptible=data["preemptible"],
             idempotency_key=service_key(request.auth, key) if key else None,
+            max_price_per_hour=data.get("max_price_per_hour"),
+            currency=data.get("currency"),
+            volume_ids=data["volume_ids"],
         )
         instance = selectors.instance_get_for_member(membership=self.membership, pk=instance.pk)
         return Response(instance_data(instance), status=status.HTTP_201_CREATED)
@@ -198,6 +252,33 @@ class InstanceDetail(ApiView):
         responses={200: InstanceSerializer},
     )
     def get(self, request, pk: int):
+        instance = selectors.instance_get_for_member(membership=self.membership, pk=pk)
+        return Response(instance_data(instance))
+
+
+class InstanceBid(ApiView):
+    api_area = "instances"
+    read_permission = "instances.view"
+    write_permission = "instances.manage"
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="instances_set_max_price",
+        summary="Change a preemptible instance's max price per hour",
+        description="At least the spot price now. Raised during a price reclaim's notice (the "
+        "spot price rose above the bid), it cancels that reclaim.",
+        request=InstanceBidSerializer,
+        responses={200: InstanceSerializer},
+    )
+    def post(self, request, pk: int):
+        data = self.validated(InstanceBidSerializer)
+        instance = selectors.instance_get_for_member(membership=self.membership, pk=pk)
+        services.instance_bid_change(
+            membership=self.membership,
+            instance=instance,
+            max_price_per_hour=data["max_price_per_hour"],
+            currency=data.get("currency"),
+        )
         instance = selectors.instance_get_for_member(membership=self.membership, pk=pk)
         return Response(instance_data(instance))
 

@@ -46,6 +46,16 @@ class QuotaSerializer(serializers.Serializer):
         return [request.pk for request in line.open_requests]
 
 
+class StorageQuotaSerializer(serializers.Serializer):
+    region = serializers.CharField(source="region.code")
+    limit_gb = serializers.IntegerField(source="use.limit")
+    used_gb = serializers.IntegerField(source="use.used")
+    free_gb = serializers.IntegerField(source="use.free")
+    open_request = serializers.IntegerField(
+        source="open_request.pk", allow_null=True, help_text="Id of the open request, if any."
+    )
+
+
 class QuotaRequestMessageSerializer(serializers.Serializer):
     author = serializers.ChoiceField(choices=Author.choices)
     author_name = serializers.CharField()
@@ -57,7 +67,9 @@ class QuotaRequestMessageSerializer(serializers.Serializer):
 class QuotaRequestSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     region = serializers.CharField(source="region.code")
-    gpu_model = serializers.CharField(source="gpu_model.code")
+    gpu_model = serializers.CharField(
+        source="gpu_model.code", allow_null=True, help_text="null for a storage request."
+    )
     kind = serializers.ChoiceField(choices=Kind.choices)
     limit_at_submission = serializers.IntegerField()
     requested_limit = serializers.IntegerField()
@@ -79,12 +91,20 @@ class QuotaRequestFilterSerializer(serializers.Serializer):
 
 class QuotaRequestCreateSerializer(StrictSerializer):
     region = StrictCharField(max_length=32, help_text="Region code, e.g. us-east-1.")
-    gpu_model = StrictCharField(max_length=32, help_text="GPU model code, e.g. h100.")
+    gpu_model = StrictCharField(
+        max_length=32,
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="GPU model code, e.g. h100; leave out for kind storage.",
+    )
     kind = StrictChoiceField(choices=Kind.choices)
     requested_limit = StrictIntegerField(
         min_value=0,
         max_value=INT64_MAX,
-        help_text=f"The new limit in GPUs (not an increment); at most {settings.QUOTA_MAX_GPUS}.",
+        help_text="The new limit (not an increment): GPUs, at most "
+        f"{settings.QUOTA_MAX_GPUS}; for kind storage, GB of volumes in the region, at most "
+        f"{settings.QUOTA_MAX_STORAGE_GB}.",
     )
     justification = StrictCharField(
         max_length=services.JUSTIFICATION_MAX_LENGTH,
@@ -109,6 +129,22 @@ class QuotaList(ApiView):
     def get(self, request):
         lines = selectors.quota_lines(organization=self.organization)
         return Response(QuotaSerializer(lines, many=True).data)
+
+
+class StorageQuotaList(ApiView):
+    api_area = "quotas"
+    read_permission = "quotas.view"
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="storage_quotas_list",
+        summary="Volume storage limits per region (GB), with their use",
+        description="Ask for more with a quota request of kind storage.",
+        responses={200: StorageQuotaSerializer(many=True)},
+    )
+    def get(self, request):
+        lines = selectors.storage_lines(organization=self.organization)
+        return Response(StorageQuotaSerializer(lines, many=True).data)
 
 
 def _detail(quota_request) -> dict:

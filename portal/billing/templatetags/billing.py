@@ -34,3 +34,9 @@ def unit_price(value) -> str:
     value = Decimal(value).normalize()
     exponent = -value.as_tuple().exponent if value.as_tuple().exponent < 0 else 0
     return f"{value:,.{max(2, min(4, exponent))}f}"
+
+
+@register.filter
+def seconds_hours(value) -> str:
+    """Seconds as hours with two decimals: 5400 → 1.50."""
+    return f"{Decimal(int(value)) / Decimal(3600):,.2f}"

@@ -35,3 +35,9 @@ def gigabytes(value: int) -> str:
     if value >= 1000:
         return f"{value / 1000:.1f} TB"
     return f"{value} GB"
+
+
+@register.filter
+def note_for(notes: dict, instance_type_id: int) -> str:
+    """The catalog page's note on an offer (portal.catalog.insights), or ""."""
+    return notes.get(instance_type_id, "") if notes else ""

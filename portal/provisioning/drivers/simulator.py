@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -21,7 +21,14 @@ from ..errors import (
     PermanentError,
     ProvisioningError,
 )
-from ..interface import Capacity, Machine, MachineState
+from ..interface import (
+    Capacity,
+    Machine,
+    MachineState,
+    StorageCapacity,
+    Volume,
+    VolumeState,
+)
 from ..transport import (
     HttpDriver,
     HttpTransport,
@@ -40,7 +47,14 @@ class SimulatorBackend(HttpDriver):
     Every call has a time-out (a number, or a `(connect, read)` pair in seconds) and is retried
     `retries` times on transient errors, waiting `backoff * 2**n` seconds between attempts.
     Retrying is safe because every endpoint is idempotent (create on its request id).
+
+    Volumes (the optional `VolumeBackend` capability) are the simulator's network filesystem:
+    `shared_volumes` (setting `SIMULATOR_SHARED_VOLUMES`, default True) says a volume may be
+    attached to several live machines, as the simulator does unless told otherwise by
+    `/control/storage`.
     """
+
+    shared_volumes: bool = True
 
     def __init__(
         self,
@@ -52,7 +66,9 @@ class SimulatorBackend(HttpDriver):
         backoff: float = 0.5,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        shared_volumes: bool = True,
     ) -> None:
+        self.shared_volumes = shared_volumes
         self.transport = HttpTransport(
             base_url,
             service="the simulator",
@@ -69,6 +85,7 @@ class SimulatorBackend(HttpDriver):
         return cls(
             getattr(settings, "SIMULATOR_URL", "http://127.0.0.1:8070"),
             getattr(settings, "PROVISIONING_TOKEN", ""),
+            shared_volumes=bool(getattr(settings, "SIMULATOR_SHARED_VOLUMES", True)),
             **transport_options(settings),
         )
 
@@ -85,6 +102,7 @@ class SimulatorBackend(HttpDriver):
         name: str,
         preemptible: bool,
         account: str | None = None,
+        volumes: Sequence[str] = (),
     ) -> str:
         # The account (the organization's slug) lets the machine draw on its reservations.
         payload = {
@@ -98,10 +116,43 @@ class SimulatorBackend(HttpDriver):
         }
         if account is not None:
             payload["account"] = account
+        if volumes:
+            payload["volumes"] = list(volumes)
         return self._call("POST", "/v1/machines", parse_machine, payload).backend_id
 
     def get(self, backend_id: str) -> Machine:
         return self._call("GET", _machine_path(backend_id), parse_machine)
+
+    # Clusters (the optional `ClusterBackend` capability)
+
+    def cluster_create(
+        self,
+        *,
+        request_id: str,
+        instance_type: str,
+        region: str,
+        image: str,
+        nodes: int,
+        ssh_keys: builtins.list[str],
+        volumes: builtins.list[str],
+        preemptible: bool,
+        name: str,
+        account: str | None = None,
+    ) -> builtins.list[Machine]:
+        payload: dict[str, Any] = {
+            "request_id": request_id,
+            "instance_type": instance_type,
+            "region": region,
+            "image": image,
+            "nodes": nodes,
+            "ssh_keys": list(ssh_keys),
+            "volumes": list(volumes),
+            "preemptible": preemptible,
+            "name": name,
+        }
+        if account is not None:
+            payload["account"] = account
+        return self._call("POST", "/v1/clusters", parse_machines, payload)
 
     def list(self) -> list[Machine]:
         return self._call("GET", "/v1/machines", parse_machines)
@@ -121,6 +172,53 @@ class SimulatorBackend(HttpDriver):
 
     def capacity(self) -> builtins.list[Capacity]:
         return self._call("GET", "/v1/capacity", parse_capacities)
+
+    # Reclaims (the optional `ReclaimingBackend` capability)
+
+    def reclaim(self, backend_id: str, at: datetime) -> None:
+        self._call(
+            "POST", f"{_machine_path(backend_id)}/reclaim", parse_machine, {"at": at.isoformat()}
+        )
+
+    # Reclaims announced that may be called off (the optional `NoticingBackend` capability)
+
+    def notice(self, backend_id: str, at: datetime | None) -> None:
+        self._call(
+            "POST",
+            f"{_machine_path(backend_id)}/notice",
+            parse_machine,
+            {"at": at.isoformat() if at is not None else None},
+        )
+
+    # Volumes (the optional `VolumeBackend` capability)
+
+    def volume_create(
+        self, *, request_id: str, region: str, size_gb: int, name: str, account: str | None = None
+    ) -> str:
+        payload: dict[str, Any] = {
+            "request_id": request_id,
+            "region": region,
+            "size_gb": size_gb,
+            "name": name,
+        }
+        if account is not None:
+            payload["account"] = account
+        return self._call("POST", "/v1/volumes", parse_volume, payload).backend_id
+
+    def volume_get(self, backend_id: str) -> Volume:
+        return self._call("GET", _volume_path(backend_id), parse_volume)
+
+    def volume_list(self) -> builtins.list[Volume]:
+        return self._call("GET", "/v1/volumes", parse_volumes)
+
+    def volume_resize(self, backend_id: str, size_gb: int) -> None:
+        self._call("POST", f"{_volume_path(backend_id)}/resize", parse_volume, {"size_gb": size_gb})
+
+    def volume_delete(self, backend_id: str) -> None:
+        self._call("DELETE", _volume_path(backend_id), _ignore)
+
+    def storage_capacity(self) -> builtins.list[StorageCapacity]:
+        return self._call("GET", "/v1/storage", parse_storage)
 
     # Reserved capacity (the optional `ReservingBackend` capability)
 
@@ -181,23 +279,33 @@ def _ignore(body: Any) -> None:
     return None
 
 
+def _volume_path(backend_id: str) -> str:
+    return f"/v1/volumes/{quote(backend_id, safe='')}"
+
+
 def _machine_path(backend_id: str) -> str:
     return f"/v1/machines/{quote(backend_id, safe='')}"
 
 
-def _error_body(response: requests.Response) -> tuple[str, str]:
+def _error_body(response: requests.Response) -> tuple[str, str, int | None]:
+    """The simulator's error code, message and (capacity errors of clusters) how many fit."""
     try:
         error = response.json()["error"]
-        return str(error.get("code", "")), str(error.get("message", ""))
+        available = error.get("available")
+        return (
+            str(error.get("code", "")),
+            str(error.get("message", "")),
+            available if isinstance(available, int) and not isinstance(available, bool) else None,
+        )
     except (ValueError, KeyError, TypeError, AttributeError):
-        return "", response.text[:200]
+        return "", response.text[:200], None
 
 
 def _error(what: str, response: requests.Response) -> ProvisioningError | None:
     """The transport's error for the status, sharpened by the simulator's error codes."""
     if response.status_code < 400:
         return None
-    code, message = _error_body(response)
+    code, message, available = _error_body(response)
     error = status_error(what, response.status_code, message)
     if not isinstance(error, PermanentError):
         return error
@@ -207,7 +315,7 @@ def _error(what: str, response: requests.Response) -> ProvisioningError | None:
     if response.status_code == 404:
         return NotFound(text)
     if code == "capacity":
-        return CapacityError(text)
+        return CapacityError(text, available=available)
     if code == "invalid_state":
         return InvalidState(text)
     return error
@@ -252,6 +360,14 @@ def _optional_datetime(data: dict[str, Any], key: str) -> datetime | None:
     return None if raw is None else _parse_datetime(key, raw)
 
 
+def _optional_text(data: dict[str, Any], key: str) -> str | None:
+    """A field only some machines have (a cluster's nodes): absent or null is None."""
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise InvalidResponse(f"field {key!r} has unexpected value {value!r}")
+    return value
+
+
 def parse_machine(data: Any) -> Machine:
     if not isinstance(data, dict):
         raise InvalidResponse("machine is not an object")
@@ -272,7 +388,58 @@ def parse_machine(data: Any) -> Machine:
         reclaim_at=_optional_datetime(data, "reclaim_at"),
         detail=_field(data, "detail", str),
         created_at=_datetime(data, "created_at"),
+        private_ip=_optional_text(data, "private_ip"),
+        hosts=_optional_text(data, "hosts") or "",
+        volumes=tuple(_strings(data.get("volumes", []), "volumes")),
+        # The simulated fleet's machines boot the image as its own user, with sudo.
+        ssh_sudo=True,
     )
+
+
+def _strings(value: Any, key: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InvalidResponse(f"field {key!r} is not a list of strings")
+    return value
+
+
+def parse_volume(data: Any) -> Volume:
+    if not isinstance(data, dict):
+        raise InvalidResponse("volume is not an object")
+    state = _field(data, "state", str)
+    try:
+        state = VolumeState(state)
+    except ValueError as exc:
+        raise InvalidResponse(f"unknown volume state {state!r}") from exc
+    return Volume(
+        backend_id=_field(data, "id", str),
+        request_id=_field(data, "request_id", str),
+        name=_field(data, "name", str),
+        region=_field(data, "region", str),
+        size_gb=_field(data, "size_gb", int),
+        state=state,
+        attached_to=tuple(_strings(_field(data, "attached_to", list), "attached_to")),
+        mount_path=_field(data, "mount_path", str),
+        created_at=_datetime(data, "created_at"),
+    )
+
+
+def parse_volumes(body: Any) -> list[Volume]:
+    return [parse_volume(item) for item in _list_field(body, "volumes")]
+
+
+def parse_storage(body: Any) -> list[StorageCapacity]:
+    result = []
+    for data in _list_field(body, "storage"):
+        if not isinstance(data, dict):
+            raise InvalidResponse("storage entry is not an object")
+        result.append(
+            StorageCapacity(
+                region=_field(data, "region", str),
+                free_gb=_field(data, "free_gb", int),
+                total_gb=_field(data, "total_gb", int),
+            )
+        )
+    return result
 
 
 def parse_capacity(data: Any) -> Capacity:
@@ -285,7 +452,21 @@ def parse_capacity(data: Any) -> Capacity:
         free_gpus=_field(data, "free_gpus", int),
         total_gpus=_field(data, "total_gpus", int),
         free_instances=_field(data, "free_instances", int),
+        internal_gpus=_optional_count(data, "internal_gpus") or 0,
+        customer_gpus=_optional_count(data, "customer_gpus") or 0,
+        shortfall_gpus=_optional_count(data, "shortfall_gpus") or 0,
+        internal_forecast_gpus=_optional_count(data, "internal_forecast_gpus"),
     )
+
+
+def _optional_count(data: dict[str, Any], key: str) -> int | None:
+    """A count an older simulator may not send (None), never negative."""
+    if data.get(key) is None:
+        return None
+    value = _field(data, key, int)
+    if value < 0:
+        raise InvalidResponse(f"field {key!r} is negative: {value!r}")
+    return int(value)
 
 
 def parse_machines(body: Any) -> list[Machine]:

@@ -1,4 +1,8 @@
-"""Load demo data: the catalog, an operator admin and a demo customer. Safe to run twice."""
+"""Load demo data: the catalog, an operator admin and a demo customer. Safe to run twice.
+
+It creates what is missing and changes nothing that exists (`make run` runs it on every start:
+a limit, a price or a region that staff or the demo customer changed stays as they left it).
+"""
 
 from decimal import Decimal
 
@@ -7,7 +11,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from portal.accounts.models import User
-from portal.catalog.models import GpuModel, Image, InstanceType, Price, Region
+from portal.catalog.models import GpuModel, Image, InstanceType, Price, Region, StoragePrice
 from portal.orgs.models import Membership, Organization
 from portal.orgs.roles import Role
 from portal.quotas.demo import seed_quotas
@@ -58,19 +62,19 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args, **options) -> None:
         regions = {
-            code: Region.objects.update_or_create(
+            code: Region.objects.get_or_create(
                 code=code, defaults={"name": name, "location": location, "active": True}
             )[0]
             for code, name, location in REGIONS
         }
         gpus = {
-            code: GpuModel.objects.update_or_create(
+            code: GpuModel.objects.get_or_create(
                 code=code, defaults={"name": name, "memory_gb": memory}
             )[0]
             for code, name, memory in GPU_MODELS
         }
         for code, name, gpu, count, vcpus, mem, disk, od, pre, stopped in INSTANCE_TYPES:
-            instance_type, _ = InstanceType.objects.update_or_create(
+            instance_type, created = InstanceType.objects.get_or_create(
                 code=code,
                 defaults={
                     "name": name,
@@ -82,7 +86,8 @@ class Command(BaseCommand):
                     "active": True,
                 },
             )
-            instance_type.regions.set(regions.values())
+            if created:
+                instance_type.regions.set(regions.values())
             if not instance_type.prices.exists():
                 Price.objects.create(
                     instance_type=instance_type,
@@ -91,8 +96,15 @@ class Command(BaseCommand):
                     preemptible_hourly=Decimal(pre),
                     stopped_hourly=Decimal(stopped),
                 )
+        for region in regions.values():
+            if not region.storage_prices.exists():
+                StoragePrice.objects.create(
+                    region=region,
+                    valid_from="2026-01-01T00:00:00Z",
+                    per_gb_month=Decimal("0.20"),
+                )
         for code, name, description in IMAGES:
-            Image.objects.update_or_create(
+            Image.objects.get_or_create(
                 code=code, defaults={"name": name, "description": description, "active": True}
             )
 
@@ -117,7 +129,7 @@ class Command(BaseCommand):
         if created:
             user.set_password(password)
             user.save(update_fields=["password"])
-        EmailAddress.objects.update_or_create(
+        EmailAddress.objects.get_or_create(
             user=user, email=email, defaults={"verified": True, "primary": True}
         )
         return user

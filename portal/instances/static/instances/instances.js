@@ -19,3 +19,40 @@ document.addEventListener("click", function (event) {
     done();
   }
 });
+
+// Running time and cost so far advance while the instance runs: <dd data-ticking
+// data-seconds="N" data-hourly="2.49">. The server's figures come back with every htmx swap;
+// in between, this counts on from them (an estimate, like the figure it starts from).
+function formatDuration(seconds) {
+  var hours = Math.floor(seconds / 3600);
+  var minutes = Math.floor((seconds % 3600) / 60);
+  var secs = seconds % 60;
+  if (hours) return hours + " h " + minutes + " min";
+  if (minutes) return minutes + " min " + secs + " s";
+  return secs + " s";
+}
+function formatMoney(amount) {
+  return "$" + amount.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+}
+function stamp(root) {
+  // When the server's figures arrived: the page's load, or htmx's swap of the region.
+  (root || document).querySelectorAll("[data-ticking]").forEach(function (element) {
+    if (!element.dataset.startedAt) element.dataset.startedAt = String(Date.now());
+  });
+}
+document.addEventListener("DOMContentLoaded", function () { stamp(document); });
+document.addEventListener("htmx:load", function (event) { stamp(event.target); });
+function tick() {
+  stamp(document);
+  document.querySelectorAll("[data-ticking]").forEach(function (element) {
+    var elapsed = Math.floor((Date.now() - Number(element.dataset.startedAt)) / 1000);
+    var seconds = Number(element.dataset.seconds) + elapsed;
+    var duration = element.querySelector("[data-duration]");
+    if (duration) duration.textContent = formatDuration(seconds);
+    var cost = element.querySelector("[data-amount]");
+    if (cost && element.dataset.hourly) {
+      cost.textContent = formatMoney(seconds * Number(element.dataset.hourly) / 3600);
+    }
+  });
+}
+setInterval(tick, 1000);

@@ -10,6 +10,9 @@
   the same node, port and GPUs;
 - terminate: `DELETE job/{id}` (scancel);
 - capacity: `GET nodes`: GPUs per node minus allocated ones and what our pending jobs will take;
+- cluster_create: ONE job of `--nodes=N` with the GPUs per node (`cluster.sh`: on every node an
+  SSH server named `<cluster>-<i>`, with a hosts file of all nodes); its machines are the
+  job's nodes, `<job id>.<i>`; stop, start and terminate of a node act on the whole job;
 - set_account_limits, account_limits: the organization's Slurm account's GrpTRES (accounts.py).
 """
 
@@ -17,9 +20,11 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -32,13 +37,22 @@ from ...errors import (
     PermanentError,
     TransientError,
 )
-from ...interface import FINAL_STATES, Capacity, Machine, MachineState
+from ...interface import (
+    FINAL_STATES,
+    Capacity,
+    Machine,
+    MachineState,
+    StorageCapacity,
+    Volume,
+    VolumeState,
+)
 from ...transport import Timeout, transport_options
 from . import accounts
 from .capacity import (
     InstanceShape,
     Node,
     capacities,
+    demand_of,
     free_instances,
     parse_nodes,
     parse_shape,
@@ -46,8 +60,17 @@ from .capacity import (
 )
 from .client import ALREADY_DONE, API, INVALID_ACCOUNT, SlurmClient, has_code
 from .jobscript import clean_keys, job_script
-from .meta import Meta
-from .states import ACTIVE_STATES, HELD_REASONS, job_machine, machine_state
+from .meta import Meta, with_field
+from .states import (
+    ACTIVE_STATES,
+    HELD_REASONS,
+    cluster_node_machine,
+    job_machine,
+    job_machines,
+    machine_state,
+    split_id,
+)
+from .volumes import VolumeStore, check_name, created_at
 
 
 class SlurmBackend(SlurmClient):
@@ -73,8 +96,12 @@ class SlurmBackend(SlurmClient):
         retries: int = 2,
         backoff: float = 0.5,
         stop_wait: float = 15.0,
+        internal_qos: tuple[str, ...] = ("internal", "high"),
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        volume_root: str | os.PathLike[str] | None = None,
+        volume_capacity_gb: int = 0,
+        volume_mount_base: str = "~/data",
     ) -> None:
         super().__init__(
             base_url,
@@ -97,7 +124,12 @@ class SlurmBackend(SlurmClient):
         self.cpus_per_gpu = max(0, cpus_per_gpu)
         self.ssh_ports = ssh_ports
         self.stop_wait = stop_wait
+        self.internal_qos = tuple(internal_qos)
         self._sleep = sleep
+        # Volumes (volumes.py): None without a root, and then no volume can be made.
+        self.volumes = VolumeStore(volume_root, owner=user) if volume_root else None
+        self.volume_capacity_gb = volume_capacity_gb
+        self.volume_mount_base = volume_mount_base.rstrip("/") or "~/data"
 
     @classmethod
     def from_settings(cls, settings: Any) -> SlurmBackend:
@@ -120,10 +152,14 @@ class SlurmBackend(SlurmClient):
             job_dir=get("SLURM_JOB_DIR", "/tmp"),  # noqa: S108
             default_account=get("SLURM_DEFAULT_ACCOUNT", "backfill"),
             prefix=get("SLURM_JOB_PREFIX", "bf-"),
+            volume_root=get("SLURM_VOLUME_ROOT"),
+            volume_capacity_gb=int(get("SLURM_VOLUME_CAPACITY_GB", 0)),
+            volume_mount_base=get("SLURM_VOLUME_MOUNT_BASE", "~/data"),
             instance_types=getattr(settings, "SLURM_INSTANCE_TYPES", None),
             partitions=getattr(settings, "SLURM_PARTITIONS", None),
             cpus_per_gpu=int(get("SLURM_CPUS_PER_GPU", 1)),
             ssh_ports=tuple(ports),
+            internal_qos=tuple(str(get("SLURM_INTERNAL_QOS", "internal,high")).split(",")),
             **transport_options(settings),
         )
 
@@ -140,14 +176,23 @@ class SlurmBackend(SlurmClient):
         name: str,
         preemptible: bool,
         account: str | None = None,
+        volumes: Sequence[str] = (),
     ) -> str:
         shape = self.shape(instance_type)
         keys = clean_keys(ssh_keys)
         existing = self._find(request_id)
         if existing:
             return existing
+        mounts = self._mounts(volumes, region)
         meta = Meta(
-            request_id, name, instance_type, region, image, preemptible, created=int(time.time())
+            request_id,
+            name,
+            instance_type,
+            region,
+            image,
+            preemptible,
+            created=int(time.time()),
+            volumes=tuple(volumes),
         )
         partition = self.partitions.get(region, region)
         nodes = self._nodes(partition)
@@ -184,6 +229,8 @@ class SlurmBackend(SlurmClient):
                 "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
                 "LANG": "C.UTF-8",
                 "BACKFILL_META": meta.encode(),
+                "BACKFILL_VOLUMES": mounts,
+                "BACKFILL_VOLUME_BASE": self.volume_mount_base,
             },
         }
         if self.cpus_per_gpu:
@@ -203,15 +250,114 @@ class SlurmBackend(SlurmClient):
         return self._settle_duplicates(request_id, str(job_id))
 
     def get(self, backend_id: str) -> Machine:
-        job = self._job(backend_id)
-        return job_machine(job, self._node_addresses(), self.user)
+        job_id, index = split_id(backend_id)
+        job = self._job(job_id)
+        if index is None:
+            return job_machine(job, self._node_addresses(), self.user)
+        meta = Meta.decode(job.get("comment"))
+        if meta is None or not 0 <= index < meta.nodes:
+            raise NotFound(f"no node {index} in Slurm job {job_id}")
+        return cluster_node_machine(job, index, self._node_addresses(), self.user)
 
     def list(self) -> builtins.list[Machine]:
         jobs = [job for job in self._jobs() if self._is_ours(job)]
         addresses = self._node_addresses() if jobs else {}
-        return [job_machine(job, addresses, self.user) for job in jobs]
+        return [m for job in jobs for m in job_machines(job, addresses, self.user)]
+
+    # Clusters (the optional `ClusterBackend` capability)
+
+    def cluster_create(
+        self,
+        *,
+        request_id: str,
+        instance_type: str,
+        region: str,
+        image: str,
+        nodes: int,
+        ssh_keys: builtins.list[str],
+        volumes: builtins.list[str],
+        preemptible: bool,
+        name: str,
+        account: str | None = None,
+    ) -> builtins.list[Machine]:
+        """One job of `nodes` Slurm nodes, each with the type's GPUs: Slurm starts it on all of
+        them at once or not at all. Refused (CapacityError) unless enough nodes are free now,
+        so that a cluster never waits half-placed in the queue."""
+        if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 2:
+            raise PermanentError("a cluster has at least 2 nodes")
+        if volumes:
+            raise PermanentError("this Slurm driver attaches no volumes")
+        shape = self.shape(instance_type)
+        keys = clean_keys(ssh_keys)
+        existing = self._find(request_id)
+        if existing:
+            return self._cluster_machines(existing)
+        partition = self.partitions.get(region, region)
+        known = self._nodes(partition)
+        if not known:
+            raise PermanentError(f"Slurm has no partition {partition!r} for region {region!r}")
+        able = [n for n in known.values() if n.model == shape.gpu_model and n.gpus >= shape.gpus]
+        if not able:
+            raise PermanentError(
+                f"no node of Slurm partition {partition} has {shape.gpus} {shape.gpu_model} GPUs"
+            )
+        free = sum(1 for n in able if n.up and n.gpus - n.used >= shape.gpus)
+        if free < nodes:
+            raise CapacityError(
+                f"no room for {nodes} nodes of {shape.gpus}x {shape.gpu_model} together in "
+                f"Slurm partition {partition} right now: {free} would fit",
+                available=free,
+            )
+        meta = Meta(
+            request_id,
+            name,
+            instance_type,
+            region,
+            image,
+            preemptible,
+            created=int(time.time()),
+            nodes=nodes,
+        )
+        slurm_account = self.account_name(account) if account else self.default_account
+        job = {
+            "name": self.prefix + request_id,
+            "comment": meta.encode(),
+            "partition": partition,
+            "gres": f"gpu:{shape.gpu_model}:{shape.gpus}",  # per node
+            "account": slurm_account,
+            "qos": "low" if preemptible else "normal",
+            "requeue": True,
+            "nodes": str(nodes),
+            "tasks": nodes,
+            "current_working_directory": self.job_dir,
+            "standard_output": f"{self.job_dir}/{self.prefix}%j.out",
+            "environment": {
+                "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+                "LANG": "C.UTF-8",
+                "BACKFILL_META": meta.encode(),
+                "BACKFILL_NAME": name,
+            },
+        }
+        if self.cpus_per_gpu:
+            job["cpus_per_task"] = self.cpus_per_gpu * shape.gpus
+        body = {"script": job_script(keys, self.ssh_ports, cluster=True), "job": job}
+        try:
+            answer = self.call("POST", f"{API}/job/submit", body, what="submit")
+        except PermanentError as exc:
+            if not account or not has_code(exc, INVALID_ACCOUNT):
+                raise
+            accounts.ensure_account(account, backend=self)
+            answer = self.call("POST", f"{API}/job/submit", body, what="submit")
+        job_id = answer.get("job_id") if isinstance(answer, dict) else None
+        if not isinstance(job_id, int):
+            raise InvalidResponse(f"slurmrestd answered a submit without a job id: {answer!r}")
+        return self._cluster_machines(self._settle_duplicates(request_id, str(job_id)))
+
+    def _cluster_machines(self, job_id: str) -> builtins.list[Machine]:
+        return job_machines(self._job(job_id), self._node_addresses(), self.user)
 
     def start(self, backend_id: str) -> None:
+        backend_id = split_id(backend_id)[0]  # a cluster's node: the whole job
         job = self._job(backend_id)
         state = machine_state(job)
         if state in (MachineState.STARTING, MachineState.RUNNING, MachineState.PROVISIONING):
@@ -232,6 +378,7 @@ class SlurmBackend(SlurmClient):
         self._update(backend_id, {"hold": False})
 
     def stop(self, backend_id: str) -> None:
+        backend_id = split_id(backend_id)[0]  # a cluster's node: the whole job
         job = self._job(backend_id)
         state = machine_state(job)
         if state in (MachineState.STOPPING, MachineState.STOPPED):
@@ -251,6 +398,7 @@ class SlurmBackend(SlurmClient):
         )
 
     def reboot(self, backend_id: str) -> None:
+        backend_id = split_id(backend_id)[0]  # a cluster's node: the whole job
         job = self._job(backend_id)
         state = machine_state(job)
         if state == MachineState.REBOOTING:
@@ -260,6 +408,7 @@ class SlurmBackend(SlurmClient):
         self._signal(backend_id, "SIGUSR2")
 
     def terminate(self, backend_id: str) -> None:
+        backend_id = split_id(backend_id)[0]  # a cluster's node: the whole job (it ends whole)
         try:
             job = self._job(backend_id)
         except NotFound:
@@ -275,9 +424,172 @@ class SlurmBackend(SlurmClient):
                 raise
 
     def capacity(self) -> builtins.list[Capacity]:
+        """Free GPUs, and per region and model the operator's own work: its jobs in an
+        internal QOS (SLURM_INTERNAL_QOS, default `internal,high`) running (internal) and
+        pending for GPUs (the shortfall), beside the GPUs the portal's jobs hold (customer)."""
+        jobs = self._jobs()
         return capacities(
-            self._nodes(), self._pending_demand(), self.instance_types, self.partitions
+            self._nodes(),
+            self._pending_demand(jobs),
+            self.instance_types,
+            self.partitions,
+            demand_of(jobs, internal_qos=self.internal_qos, is_ours=self._is_ours),
         )
+
+    # Volumes (the optional `VolumeBackend` capability; see volumes.py)
+
+    # Directories on shared storage: any number of jobs may use one at once.
+    shared_volumes = True
+
+    def _store(self) -> VolumeStore:
+        if self.volumes is None:
+            raise PermanentError(
+                "this Slurm cluster has no volume storage (set SLURM_VOLUME_ROOT to a directory "
+                "on the shared storage)"
+            )
+        return self.volumes
+
+    def _mount_path(self, name: str) -> str:
+        return f"{self.volume_mount_base}/{name}"
+
+    def _mounts(self, volumes: Sequence[str], region: str) -> str:
+        """`name:path` a line, for the job script; checks that each volume can attach."""
+        if not volumes:
+            return ""
+        store = self._store()
+        lines = []
+        for volume_id in volumes:
+            record = store.read(volume_id)
+            if record["state"] == "deleted":
+                raise NotFound(f"volume {volume_id} is deleted")
+            if record["region"] != region:
+                raise PermanentError(
+                    f"volume {volume_id} is in {record['region']}; the machine would be in {region}"
+                )
+            lines.append(f"{record['name']}:{store.data_path(volume_id)}")
+        return "\n".join(lines)
+
+    def _holders(self) -> dict[str, builtins.list[str]]:
+        """Volume id -> ids of the live machines created with it."""
+        holders: dict[str, builtins.list[str]] = {}
+        for job in self._jobs():
+            if not self._is_ours(job) or job.get("job_state") not in ACTIVE_STATES:
+                continue
+            meta = Meta.decode(job.get("comment"))
+            for volume_id in meta.volumes if meta else ():
+                holders.setdefault(volume_id, []).append(str(job["job_id"]))
+        return holders
+
+    def _volume(self, record: dict[str, Any], holders: dict[str, builtins.list[str]]) -> Volume:
+        deleted = record["state"] == "deleted"
+        return Volume(
+            backend_id=record["id"],
+            request_id=record["request_id"],
+            name=record["name"],
+            region=record["region"],
+            size_gb=int(record["size_gb"]),
+            state=VolumeState.DELETED if deleted else VolumeState.AVAILABLE,
+            attached_to=() if deleted else tuple(holders.get(record["id"], ())),
+            mount_path=self._mount_path(record["name"]),
+            created_at=created_at(record),
+            detail=record.get("detail", ""),
+        )
+
+    def volume_create(
+        self, *, request_id: str, region: str, size_gb: int, name: str, account: str | None = None
+    ) -> str:
+        store = self._store()
+        check_name(name)
+        if isinstance(size_gb, bool) or not isinstance(size_gb, int) or size_gb < 1:
+            raise PermanentError("a volume's size is a whole number of GB, at least 1")
+        partition = self.partitions.get(region, region)
+        if not self._nodes(partition):
+            raise PermanentError(f"Slurm has no partition {partition!r} for region {region!r}")
+        with store.locked():
+            for record in store.all():
+                if record["request_id"] == request_id:
+                    return str(record["id"])
+            free = self.volume_capacity_gb - store.used_gb()
+            if self.volume_capacity_gb and size_gb > free:
+                raise CapacityError(
+                    f"no room for {size_gb} GB: {max(0, free)} GB of the volume storage's "
+                    f"{self.volume_capacity_gb} GB are free"
+                )
+            record, _created = store.create(
+                request_id=request_id, region=region, size_gb=size_gb, name=name, account=account
+            )
+        return str(record["id"])
+
+    def volume_get(self, backend_id: str) -> Volume:
+        record = self._store().read(backend_id)
+        return self._volume(record, self._holders())
+
+    def volume_list(self) -> builtins.list[Volume]:
+        if self.volumes is None:
+            return []
+        holders = self._holders()
+        return [self._volume(record, holders) for record in self.volumes.all()]
+
+    def volume_resize(self, backend_id: str, size_gb: int) -> None:
+        store = self._store()
+        with store.locked():
+            record = store.read(backend_id)
+            more = size_gb - int(record["size_gb"])
+            free = self.volume_capacity_gb - store.used_gb()
+            if more > 0 and self.volume_capacity_gb and more > free:
+                raise CapacityError(f"no room for {more} GB more: {max(0, free)} GB are free")
+            store.resize(backend_id, size_gb)
+
+    def volume_delete(self, backend_id: str) -> None:
+        if self.volumes is None:
+            return
+        store = self.volumes
+        with store.locked():
+            try:
+                record = store.read(backend_id)
+            except NotFound:
+                return
+            if record["state"] == "deleted":
+                return
+            holders = self._holders().get(backend_id)
+            if holders:
+                raise InvalidState(
+                    f"volume {backend_id} is attached to Slurm job {', '.join(holders)}"
+                )
+            store.delete(backend_id)
+
+    def storage_capacity(self) -> builtins.list[StorageCapacity]:
+        if self.volumes is None:
+            return []
+        regions = sorted(
+            set(self.partitions) or {p for n in self._nodes().values() for p in n.partitions}
+        )
+        used = self.volumes.used_gb()
+        total = self.volume_capacity_gb
+        return [
+            StorageCapacity(region=region, free_gb=max(0, total - used), total_gb=total)
+            for region in regions
+        ]
+
+    # Reclaims (the optional `ReclaimingBackend` capability)
+
+    def reclaim(self, backend_id: str, at: datetime) -> None:
+        """End this preemptible job at `at` (to the second, rounded up): the time goes into
+        the job's comment (`reclaim=`), and SIGURG tells the job's script, which writes it to
+        `~/.backfill/interruption` and cancels its own job at that second (`reclaimed=1`: an
+        interruption, not a termination). Idempotent; an earlier time wins."""
+        job = self._job(backend_id)
+        meta = Meta.decode(job.get("comment"))
+        if meta is None or not meta.preemptible:
+            raise PermanentError(f"Slurm job {backend_id} is not preemptible; never reclaimed")
+        if job.get("job_state") not in ACTIVE_STATES:
+            return
+        when = math.ceil(at.timestamp())
+        if meta.reclaim and meta.reclaim <= when:
+            return
+        comment = with_field(str(job.get("comment")), "reclaim", str(when))
+        self._update(backend_id, {"comment": comment})
+        self._signal(backend_id, "SIGURG")
 
     # Quota mirroring (the optional `QuotaMirroringBackend` capability)
 
@@ -383,11 +695,13 @@ class SlurmBackend(SlurmClient):
     def _node_addresses(self) -> dict[str, str]:
         return {name: node.address for name, node in self._nodes().items()}
 
-    def _pending_demand(self) -> dict[str, builtins.list[int]]:
+    def _pending_demand(
+        self, jobs: builtins.list[dict[str, Any]] | None = None
+    ) -> dict[str, builtins.list[int]]:
         """GPUs our pending jobs will take soon, per partition (not those held or blocked by
         a limit: they wait for something other than free GPUs)."""
         demand: dict[str, builtins.list[int]] = {}
-        for job in self._jobs():
+        for job in self._jobs() if jobs is None else jobs:
             if job.get("job_state") != "PENDING" or not self._is_ours(job):
                 continue
             reason = job.get("state_reason") or ""

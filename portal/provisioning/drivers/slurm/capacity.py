@@ -142,14 +142,76 @@ def shapes_for(
     }
 
 
+JOB_GPUS_RE = re.compile(r"gpu:([A-Za-z0-9_-]+)[=:](\d+)")
+
+
+@dataclass
+class Demand:
+    """GPUs per (partition, GPU model): the operator's own jobs running (internal) and
+    pending for GPUs (the shortfall), and the portal's jobs running (customer)."""
+
+    internal: dict[tuple[str, str], int]
+    shortfall: dict[tuple[str, str], int]
+    customer: dict[tuple[str, str], int]
+
+
+def job_gpus(job: dict[str, Any]) -> tuple[str, int] | None:
+    """(GPU model, GPUs) a job holds or asks for, from its TRES strings; None without GPUs."""
+    for key in ("tres_alloc_str", "tres_req_str", "tres_per_node", "tres_per_job"):
+        match = JOB_GPUS_RE.search(str(job.get(key) or ""))
+        if match:
+            gpus = int(match.group(2))
+            nodes = job.get("node_count")
+            if key == "tres_per_node" and isinstance(nodes, dict):
+                nodes = nodes.get("number")
+            if key == "tres_per_node" and isinstance(nodes, int) and nodes > 1:
+                gpus *= nodes
+            return match.group(1), gpus
+    return None
+
+
+def demand_of(
+    jobs: Iterable[dict[str, Any]], *, internal_qos: Iterable[str], is_ours: Any
+) -> Demand:
+    """The operator's jobs are those in an internal QOS; pending ones count as a shortfall
+    when they wait for GPUs (Resources, Priority), not when held or over a limit."""
+    qos = set(internal_qos)
+    demand = Demand(internal={}, shortfall={}, customer={})
+    for job in jobs:
+        state = job.get("job_state")
+        gpus = job_gpus(job)
+        if gpus is None:
+            continue
+        key = (str(job.get("partition") or ""), gpus[0])
+        if is_ours(job):
+            if state == "RUNNING":
+                demand.customer[key] = demand.customer.get(key, 0) + gpus[1]
+            continue
+        if job.get("qos") not in qos:
+            continue
+        if state == "RUNNING":
+            demand.internal[key] = demand.internal.get(key, 0) + gpus[1]
+        elif state == "PENDING" and (job.get("state_reason") or "") in (
+            "Resources",
+            "Priority",
+            "None",
+            "",
+        ):
+            demand.shortfall[key] = demand.shortfall.get(key, 0) + gpus[1]
+    return demand
+
+
 def capacities(
     nodes: Mapping[str, Node],
     pending: Mapping[str, list[int]],
     known: Mapping[str, InstanceShape],
     partitions: Mapping[str, str],
+    demand: Demand | None = None,
 ) -> list[Capacity]:
     """Free GPUs per region and instance type. `pending`: GPUs of our pending jobs per
-    partition; `partitions`: the partition of each region (a region is its partition else)."""
+    partition; `partitions`: the partition of each region (a region is its partition else);
+    `demand`: the operator's own jobs and ours (internal, shortfall, customer GPUs)."""
+    demand = demand or Demand(internal={}, shortfall={}, customer={})
     result = []
     by_partition: dict[str, dict[str, Node]] = {}
     for node in nodes.values():
@@ -168,6 +230,9 @@ def capacities(
                     free_gpus=sum(free[n.name] for n in fitting),
                     total_gpus=sum(n.gpus for n in fitting),
                     free_instances=sum(free[n.name] // shape.gpus for n in fitting),
+                    internal_gpus=demand.internal.get((partition, shape.gpu_model), 0),
+                    customer_gpus=demand.customer.get((partition, shape.gpu_model), 0),
+                    shortfall_gpus=demand.shortfall.get((partition, shape.gpu_model), 0),
                 )
             )
     return result

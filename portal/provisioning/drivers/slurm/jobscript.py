@@ -19,16 +19,17 @@ from ...errors import PermanentError
 
 
 @cache
-def template() -> str:
+def template(name: str = "instance.sh") -> str:
     package = __name__.rpartition(".")[0]
-    return resources.files(package).joinpath("instance.sh").read_text(encoding="utf-8")
+    return resources.files(package).joinpath(name).read_text(encoding="utf-8")
 
 
-def job_script(ssh_keys: list[str], ports: tuple[int, int]) -> str:
-    """The script of an instance with these keys (checked by `clean_keys`) and SSH ports."""
+def job_script(ssh_keys: list[str], ports: tuple[int, int], *, cluster: bool = False) -> str:
+    """The script of an instance (or, with `cluster`, of a cluster's job: `cluster.sh`, an SSH
+    server on every node) with these keys (checked by `clean_keys`) and SSH ports."""
     low, high = ports
     return (
-        template()
+        template("cluster.sh" if cluster else "instance.sh")
         .replace("@PORT_LOW@", str(int(low)))
         .replace("@PORT_HIGH@", str(int(high)))
         .replace("@SSH_KEYS@", "\n".join(ssh_keys))

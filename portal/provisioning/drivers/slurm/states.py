@@ -10,11 +10,19 @@ with Slurm's reason in `detail`.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from ...errors import InvalidResponse
-from ...interface import FINAL_STATES, Machine, MachineState
+from ...interface import (
+    FINAL_STATES,
+    Machine,
+    MachineState,
+    cluster_hosts,
+    cluster_node_name,
+    cluster_node_request_id,
+)
 from .meta import Meta
 
 # Slurm job states in which the job still holds, or waits for, its GPUs.
@@ -45,6 +53,8 @@ def job_state(job: dict[str, Any], meta: Meta | None) -> tuple[MachineState, str
         if meta and meta.port and (meta.run or 0) == restarts:
             return MachineState.RUNNING, ""
         return waiting, "the SSH server is starting"
+    if meta and meta.reclaimed and state in ("COMPLETING", "CANCELLED", "SIGNALING"):
+        return MachineState.INTERRUPTED, "reclaimed by the operator"
     if state in ("COMPLETING", "REQUEUE_HOLD", "SIGNALING", "STAGE_OUT"):
         if reason in HELD_REASONS or "held" in describe or state == "REQUEUE_HOLD":
             return MachineState.STOPPING, ""
@@ -87,7 +97,9 @@ def job_machine(job: dict[str, Any], addresses: dict[str, str], default_user: st
     if port and ip:
         detail = detail or f"SSH on {ip} port {port}"
     reclaim_at = None
-    if state in (MachineState.RUNNING, MachineState.INTERRUPTED) and job.get("preempt_time"):
+    if meta.reclaim and state not in (MachineState.TERMINATED, MachineState.FAILED):
+        reclaim_at = timestamp(meta.reclaim)  # the portal's reclaim: the second it ends
+    elif state in (MachineState.RUNNING, MachineState.INTERRUPTED) and job.get("preempt_time"):
         reclaim_at = timestamp(job.get("end_time")) or timestamp(job.get("preempt_time"))
     return Machine(
         backend_id=str(job["job_id"]),
@@ -105,6 +117,62 @@ def job_machine(job: dict[str, Any], addresses: dict[str, str], default_user: st
         or datetime.now(UTC),
         ssh_port=port,
         ssh_user=job.get("user_name") or default_user,
+        ssh_sudo=False,  # a batch job runs as the cluster's Unix user, without root
+        volumes=meta.volumes,
+    )
+
+
+def node_id(job_id: int | str, index: int) -> str:
+    """The backend id of node `index` of a cluster's job: `<job id>.<index>`."""
+    return f"{job_id}.{index}"
+
+
+def split_id(backend_id: str) -> tuple[str, int | None]:
+    """`("123", 1)` for a cluster's node `123.1`, `("123", None)` for an instance's job."""
+    job_id, _, index = str(backend_id).partition(".")
+    return job_id, int(index) if index.isdigit() else None
+
+
+def job_machines(
+    job: dict[str, Any], addresses: dict[str, str], default_user: str
+) -> list[Machine]:
+    """The machines of a job: one for an instance's, one per node for a cluster's."""
+    meta = Meta.decode(job.get("comment"))
+    if meta is None or not meta.nodes:
+        return [job_machine(job, addresses, default_user)]
+    return [cluster_node_machine(job, i, addresses, default_user) for i in range(meta.nodes)]
+
+
+def cluster_node_machine(
+    job: dict[str, Any], index: int, addresses: dict[str, str], default_user: str
+) -> Machine:
+    """Node `index` of a cluster's job: the job's state, its own address, port and name."""
+    whole = job_machine(job, addresses, default_user)
+    meta = Meta.decode(job.get("comment"))
+    assert meta is not None  # job_machine refused a job without one
+    if not 0 <= index < meta.nodes:
+        raise InvalidResponse(f"Slurm job {job.get('job_id')} has no node {index}")
+    running = whole.state in (MachineState.RUNNING, MachineState.REBOOTING)
+    reported = running and len(meta.hosts) == meta.nodes and len(meta.ports) == meta.nodes
+    names = [cluster_node_name(meta.name, i) for i in range(meta.nodes)]
+    private = addresses.get(meta.hosts[index], meta.hosts[index]) if reported else None
+    hosts = (
+        cluster_hosts([(addresses.get(h, h), n) for h, n in zip(meta.hosts, names, strict=True)])
+        if reported
+        else ""
+    )
+    port = meta.ports[index] if reported else None
+    return replace(
+        whole,
+        backend_id=node_id(job["job_id"], index),
+        request_id=cluster_node_request_id(meta.request_id, index),
+        name=names[index],
+        # The head has the public address; every node is reached on its private one.
+        ip=whole.ip if index == 0 else None,
+        private_ip=private,
+        hosts=hosts,
+        ssh_port=port,
+        detail=f"SSH on {private} port {port}" if reported else whole.detail,
     )
 
 

@@ -1,0 +1,50 @@
+"""How the spot price moves: pure functions, no database.
+
+The price aims at the operator's target share of the offer's spare GPUs sold (spare: the fleet
+less what the operator's own work uses): each adjustment moves it by the gap between the sold
+share and the target, as a share of the floor-to-ceiling range (10 points above the target: up
+by a tenth of the range), never by more than the largest step, and never out of [floor,
+ceiling]. An offer adjusts at most once per ADJUST_EVERY (so the largest step is per 5 minutes,
+however often the capacity is reported).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+PLACES = Decimal("0.0001")
+HUNDRED = Decimal(100)
+ADJUST_EVERY = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    floor: Decimal
+    ceiling: Decimal
+    target_share: Decimal  # percent
+    max_step: Decimal
+
+
+def sold_share(*, free_gpus: int, total_gpus: int, internal_gpus: int = 0) -> Decimal | None:
+    """The share (in %) of the spare GPUs (the fleet less the operator's own work) not free;
+    None without any spare GPU."""
+    spare = total_gpus - max(0, internal_gpus)
+    if spare <= 0:
+        return None
+    used = max(0, spare - max(0, free_gpus))
+    return (Decimal(used) * HUNDRED / Decimal(spare)).quantize(Decimal("0.01"))
+
+
+def clamp(value: Decimal, low: Decimal, high: Decimal) -> Decimal:
+    return max(low, min(high, value))
+
+
+def next_price(*, current: Decimal, share: Decimal, bounds: Bounds) -> Decimal:
+    """The price after one adjustment at `share` % sold."""
+    gap = (share - bounds.target_share) / HUNDRED
+    wanted = gap * (bounds.ceiling - bounds.floor)
+    step = clamp(wanted, -bounds.max_step, bounds.max_step)
+    moved = clamp(current + step, bounds.floor, bounds.ceiling)
+    return moved.quantize(PLACES, rounding=ROUND_HALF_UP)

@@ -1,0 +1,16 @@
+"""What the market announces, for apps above it to react to. Sent when the transaction that
+made the change commits.
+
+`spot_price_changed`: `region_id`, `instance_type_id`, `price` (Decimal, the new price),
+`previous` (Decimal or None), `at` (when it took effect). Receivers: portal.reclaims.receivers
+(a price above a bid reclaims the instance), portal.billing.receivers (kept usage sums).
+"""
+
+from django.dispatch import Signal
+
+spot_price_changed = Signal()
+
+# A capacity alert came true: `alert` (CapacityAlert), `free_instances` (int), `price`
+# (Decimal or None). Sent inside the transaction that marks it fired. Receivers:
+# portal.webhooks.receivers (the `capacity.available` event).
+capacity_alert_fired = Signal()

@@ -1,0 +1,176 @@
+"""The fleet over time for the overview's charts: per region and GPU model, over the last
+24 hours, 7 days or 30 days, from the capacity history (portal.capacity), usage and reclaims."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db.models import (
+    Case,
+    Count,
+    F,
+    FloatField,
+    IntegerField,
+    Q,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.expressions import CombinedExpression
+from django.db.models.functions import Cast, Greatest
+from django.utils import timezone
+
+from portal.billing.models import UsageInterval
+from portal.billing.money import cents
+from portal.billing.rating import rated
+from portal.capacity.models import PERIOD_SECONDS, CapacityPeriod
+from portal.quotas.models import Quota
+from portal.reclaims.models import OrderState, ReclaimOrder
+
+# range key -> (label, bucket length, number of buckets)
+RANGES: dict[str, tuple[str, timedelta, int]] = {
+    "24h": ("24 hours", timedelta(hours=1), 24),
+    "7d": ("7 days", timedelta(hours=6), 28),
+    "30d": ("30 days", timedelta(days=1), 30),
+}
+
+
+@dataclass
+class Bucket:
+    start: datetime
+    fleet: float = 0.0  # average GPUs over the bucket (of the periods with samples)
+    internal: float = 0.0
+    sold: float = 0.0
+    free: float = 0.0
+    fill_rate: float | None = None  # sold over not used internally
+    orders: int = 0
+    orders_met: int = 0
+    gpus_reclaimed: int = 0
+    _periods: int = 0
+
+
+@dataclass
+class FleetHistory:
+    region: str
+    gpu_model: str
+    range_key: str
+    range_label: str
+    buckets: list[Bucket]
+    fill_rate: float | None
+    idle_gpu_hours: float
+    sold_gpu_hours: float
+    revenue: Decimal
+    revenue_per_idle_gpu_hour: Decimal | None
+    orders: int
+    orders_met: int
+    orders_open: int
+    granted_quota: int
+    fleet_now: int | None
+
+    @property
+    def has_data(self) -> bool:
+        return any(b._periods for b in self.buckets)
+
+
+def fleet_history(
+    *, region: str, gpu_model: str, range_key: str = "24h", now: datetime | None = None
+) -> FleetHistory:
+    """A fixed number of queries: history rows, usage, orders, quotas."""
+    now = now or timezone.now()
+    label, step, count = RANGES.get(range_key, RANGES["24h"])
+    range_key = range_key if range_key in RANGES else "24h"
+    end = now
+    start = end - step * count
+    buckets = [Bucket(start=start + step * i) for i in range(count)]
+
+    def index(at: datetime) -> int:
+        return min(count - 1, max(0, int((at - start) / step)))
+
+    hours = PERIOD_SECONDS / 3600
+    idle_hours = sold_hours = 0.0
+    # Summed per bucket by the database: 30 days are 8,640 periods per place.
+    bucket = Case(
+        *[When(start__lt=start + step * (i + 1), then=Value(i)) for i in range(count - 1)],
+        default=Value(count - 1),
+        output_field=IntegerField(),
+    )
+    samples = Cast(Greatest(F("samples"), Value(1)), FloatField())
+
+    def per_sample(expression) -> CombinedExpression:
+        return Cast(expression, FloatField()) / samples
+
+    sold = F("on_demand") + F("preemptible") + F("reserved")
+    sums = (
+        CapacityPeriod.objects.filter(
+            region=region, gpu_model=gpu_model, start__gte=start, start__lt=end
+        )
+        .order_by()
+        .annotate(bucket=bucket)
+        .values("bucket")
+        .annotate(
+            periods=Count("pk"),
+            fleet_sum=Sum(per_sample(F("fleet"))),
+            internal_sum=Sum(per_sample(F("internal"))),
+            sold_sum=Sum(per_sample(sold)),
+            free_sum=Sum(per_sample(F("free"))),
+            idle_sum=Sum(Greatest(per_sample(F("fleet")) - per_sample(F("internal")), Value(0.0))),
+        )
+    )
+    for row in sums:
+        b = buckets[row["bucket"]]
+        b._periods = row["periods"]
+        b.fleet, b.internal = row["fleet_sum"] / b._periods, row["internal_sum"] / b._periods
+        b.sold, b.free = row["sold_sum"] / b._periods, row["free_sum"] / b._periods
+        spare = b.fleet - b.internal
+        b.fill_rate = min(1.0, b.sold / spare) if spare > 0 else None
+        idle_hours += row["idle_sum"] * hours
+        sold_hours += row["sold_sum"] * hours
+
+    orders = ReclaimOrder.objects.filter(
+        region__code=region, gpu_model__code=gpu_model, created_at__gte=start
+    ).exclude(state=OrderState.NOTHING)
+    for order in orders.annotate(reclaimed=Sum("victims__gpus")):
+        b = buckets[index(order.created_at)]
+        b.orders += 1
+        b.orders_met += 1 if order.met else 0
+        b.gpus_reclaimed += order.reclaimed or 0
+
+    usage = rated(
+        UsageInterval.objects.filter(region__code=region, instance_type__gpu_model__code=gpu_model),
+        start=start,
+        end=end,
+        now=now,
+    ).aggregate(total=Sum("price_seconds"))
+    revenue = cents((usage["total"] or Decimal(0)) / Decimal(3600))
+    granted = Quota.objects.filter(region__code=region, gpu_model__code=gpu_model).aggregate(
+        n=Sum("on_demand_limit") + Sum("preemptible_limit")
+    )["n"]
+    latest = (
+        CapacityPeriod.objects.filter(region=region, gpu_model=gpu_model).order_by("-start").first()
+    )
+    counts = orders.aggregate(
+        met=Count("pk", filter=Q(met=True)), open=Count("pk", filter=Q(state=OrderState.OPEN))
+    )
+    return FleetHistory(
+        region=region,
+        gpu_model=gpu_model,
+        range_key=range_key,
+        range_label=label,
+        buckets=buckets,
+        fill_rate=min(1.0, sold_hours / idle_hours) if idle_hours > 0 else None,
+        idle_gpu_hours=idle_hours,
+        sold_gpu_hours=sold_hours,
+        revenue=revenue,
+        revenue_per_idle_gpu_hour=(
+            (revenue / Decimal(str(round(idle_hours, 6)))).quantize(Decimal("0.0001"))
+            if idle_hours > 0
+            else None
+        ),
+        orders=orders.count(),
+        orders_met=counts["met"] or 0,
+        orders_open=counts["open"] or 0,
+        granted_quota=granted or 0,
+        fleet_now=round(latest.fleet / (latest.samples or 1)) if latest else None,
+    )

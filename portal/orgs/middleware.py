@@ -1,0 +1,49 @@
+"""Two-factor where it is required, before any view runs.
+
+- Staff without two-factor are sent from /admin/ to set it up (allauth's /accounts/2fa/).
+- A member of an organization whose owner requires two-factor, without it, is sent there
+  before anything else: every page but the account pages (where two-factor is set up, and
+  sign-out). The API checks its tokens itself (portal/api/authentication.py).
+"""
+
+from django.contrib import messages
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from portal.orgs.two_factor import organization_requiring_two_factor, user_has_two_factor
+
+# Probes and metrics answer without a session or a user (a liveness probe must not need the
+# database): this middleware does not even look at who is signed in there.
+PROBE_PREFIXES = ("/healthz", "/readyz", "/metrics")
+# What stays open to someone who must set up two-factor first.
+OPEN_PREFIXES = ("/accounts/", "/static/", "/api/", "/favicon", *PROBE_PREFIXES)
+
+
+class TwoFactorRequiredMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith(PROBE_PREFIXES):
+            return self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return self.get_response(request)
+        path = request.path
+        if path.startswith("/admin/") and user.is_staff and not user_has_two_factor(user):
+            messages.warning(
+                request,
+                "The operator console needs two-factor authentication. Add an authenticator "
+                "app or a passkey, then open it again.",
+            )
+            return redirect(reverse("mfa_index"))
+        if not path.startswith(OPEN_PREFIXES):
+            organization = organization_requiring_two_factor(user)
+            if organization is not None:
+                messages.warning(
+                    request,
+                    f"{organization.name} requires two-factor authentication. Add an "
+                    "authenticator app or a passkey to continue.",
+                )
+                return redirect(reverse("mfa_index"))
+        return self.get_response(request)

@@ -1,0 +1,77 @@
+"""Reclaims react to the apps below: a capacity report may hold a shortfall (an order) or a
+forecast risk (a warning); an instance that ends may be a victim (its order's progress)."""
+
+from django.db.models import Q
+from django.dispatch import receiver
+from django.utils import timezone
+
+from portal.capacity.signals import capacity_snapshot_stored
+from portal.catalog.models import Price
+from portal.instances.models import FINAL_STATES, Instance
+from portal.instances.signals import instance_bid_changed, instance_state_changed
+from portal.market.selectors import preemptible_price_now
+from portal.market.signals import spot_price_changed
+from portal.reclaims import risk, services
+
+
+@receiver(capacity_snapshot_stored, dispatch_uid="reclaims-capacity-reported")
+def on_capacity_snapshot_stored(sender, snapshot, **kwargs) -> None:
+    services.shortfall_report(snapshot)
+    risk.reclaim_risk_check(snapshot)
+
+
+@receiver(instance_state_changed, dispatch_uid="reclaims-instance-state-changed")
+def on_instance_state_changed(sender, instance, from_state: str, **kwargs) -> None:
+    if instance.state in FINAL_STATES:
+        services.victim_ended(instance)
+
+
+@receiver(spot_price_changed, dispatch_uid="reclaims-spot-price-changed")
+def on_spot_price_changed(
+    sender, region_id: int, instance_type_id: int, price, at=None, **kwargs
+) -> None:
+    """A spot price above an instance's bid (max price; none: the on-demand price) reclaims
+    it, with the full notice."""
+    outbid_q = Q(max_price_per_hour__lt=price)
+    on_demand = (
+        Price.objects.in_force()
+        .filter(instance_type_id=instance_type_id)
+        .values_list("on_demand_hourly", flat=True)
+        .first()
+    )
+    if on_demand is not None and on_demand < price:
+        outbid_q |= Q(max_price_per_hour__isnull=True)
+    outbid = list(
+        Instance.objects.filter(
+            outbid_q,
+            region_id=region_id,
+            instance_type_id=instance_type_id,
+            preemptible=True,
+            reclaim_at__isnull=True,
+        ).exclude(state__in=list(FINAL_STATES))
+    )
+    if not outbid:
+        return
+    services.reclaim_instances(
+        instances=outbid,
+        reason=f"Price above your max price: the spot price rose to {price:.4f} per hour. "
+        "Raise the max price before the end of the notice to keep the instance.",
+        at=timezone.now(),  # moved to now + the minimum notice
+    )
+
+
+@receiver(instance_bid_changed, dispatch_uid="reclaims-instance-bid-changed")
+def on_instance_bid_changed(sender, instance, previous=None, **kwargs) -> None:
+    """A max price raised to the spot price or more during a price reclaim's notice cancels
+    the reclaim."""
+    spot = preemptible_price_now(region=instance.region, instance_type=instance.instance_type)
+    bid = instance.max_price_per_hour
+    if bid is None:
+        bid = (
+            Price.objects.in_force()
+            .filter(instance_type_id=instance.instance_type_id)
+            .values_list("on_demand_hourly", flat=True)
+            .first()
+        )
+    if spot is not None and bid is not None and bid >= spot:
+        services.price_reclaim_cancel(instance=instance, max_price=instance.max_price_per_hour)

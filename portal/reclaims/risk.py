@@ -1,0 +1,126 @@
+"""The early warning, like a rebalance recommendation: "reclaim risk elevated".
+
+The forecast, per region and GPU model, of the internal demand 15 minutes ahead is the larger
+of two simple figures:
+
+- the backend's own forecast (`Capacity.internal_forecast_gpus`): the simulator gives its
+  daily curve 15 minutes ahead (without bursts); a backend that cannot say gives None;
+- the trend: the internal GPUs now, plus their change since the previous capacity report
+  carried on linearly for 15 minutes (a rise only; the previous report is kept in the cache).
+
+When that forecast exceeds what customers leave free (fleet − customer-held GPUs), the excess,
+less the GPUs already under a reclaim notice, is at risk: the instances the policy would take
+first for that many GPUs get the warning once (the instance page, and the
+`instance.reclaim_risk` webhook; no e-mail). Instances whose place is no longer at risk lose
+the warning.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.core.cache import cache
+from django.db import transaction
+
+from portal.audit.services import audit_record
+from portal.capacity.selectors import PlaceDemand, demand_by_place
+from portal.capacity.snapshot import CapacitySnapshot
+from portal.catalog.models import GpuModel, Region
+from portal.instances import lifecycle
+from portal.instances.models import FINAL_STATES, Instance
+from portal.reclaims import selectors, signals
+from portal.reclaims.services import policy_get
+
+HORIZON = timedelta(minutes=15)
+TREND_KEY = "reclaims:risk:previous"
+
+
+def forecast_internal(place: PlaceDemand, previous: tuple[float, int] | None, now: float) -> int:
+    """Internal GPUs forecast 15 minutes ahead (see the module's docstring)."""
+    forecast = place.internal + place.shortfall  # what the operator's work wants now
+    if place.forecast is not None:
+        forecast = max(forecast, place.forecast)
+    if previous is not None:
+        then, internal_then = previous
+        elapsed = now - then
+        rise = place.internal + place.shortfall - internal_then
+        if elapsed > 0 and rise > 0:
+            trend = place.internal + place.shortfall + rise * HORIZON.total_seconds() / elapsed
+            forecast = max(forecast, round(trend))
+    return forecast
+
+
+def reclaim_risk_check(snapshot: CapacitySnapshot | None) -> list[int]:
+    """Warn the instances most at risk; returns the ids warned now.
+
+    Runs after every capacity report (every 30 s), so it reads set-wise: the places, the GPUs
+    under notice and the warned instances in one query each, whatever the number of places;
+    then the candidates of a place only where it is at risk."""
+    if snapshot is None:
+        return []
+    now = snapshot.taken_at.timestamp()
+    previous: dict = cache.get(TREND_KEY) or {}
+    places = demand_by_place(snapshot)
+    cache.set(
+        TREND_KEY,
+        {key: (now, p.internal + p.shortfall) for key, p in places.items()},
+        timeout=int(HORIZON.total_seconds() * 4),
+    )
+    if not places:
+        return []
+    policy = policy_get()
+    regions = {r.code: r for r in Region.objects.filter(code__in={k[0] for k in places})}
+    models = {m.code: m for m in GpuModel.objects.filter(code__in={k[1] for k in places})}
+    under_notice = selectors.gpus_under_notice_by_place()
+    warned_before: dict[tuple[str, str], set[int]] = {}
+    for pk, region_code, model_code in Instance.objects.filter(
+        reclaim_risk_at__isnull=False
+    ).values_list("pk", "region__code", "instance_type__gpu_model__code"):
+        warned_before.setdefault((region_code, model_code), set()).add(pk)
+    warned: list[int] = []
+    for key, place in places.items():
+        region, gpu_model = regions.get(key[0]), models.get(key[1])
+        if region is None or gpu_model is None:
+            continue
+        forecast = forecast_internal(place, previous.get(key), now)
+        at_risk = forecast - (place.fleet - place.customer) - under_notice.get(key, 0)
+        chosen = (
+            selectors.reclaim_choose(
+                candidates=selectors.reclaim_candidates_for_place(
+                    region=region, gpu_model=gpu_model, policy=policy
+                ),
+                gpus=at_risk,
+            )
+            if at_risk > 0
+            else []
+        )
+        stale = warned_before.get(key, set()) - {c.instance.pk for c in chosen}
+        if not chosen and not stale:
+            continue
+        with transaction.atomic():
+            lifecycle.clear_reclaim_risk(sorted(stale))
+            for candidate in chosen:
+                instance = candidate.instance
+                if lifecycle.note_reclaim_risk(instance.pk, at=snapshot.taken_at):
+                    instance.refresh_from_db()
+                    signals.instance_reclaim_risk.send(sender=Instance, instance=instance)
+                    audit_record(
+                        action="reclaim.risk_warned",
+                        organization=instance.organization,
+                        actor_kind="system",
+                        actor_label="reclaims",
+                        target=instance,
+                        detail={
+                            "forecast_internal_gpus": forecast,
+                            "fleet": place.fleet,
+                            "customer_gpus": place.customer,
+                        },
+                    )
+                    warned.append(instance.pk)
+    return warned
+
+
+def risk_instances_clear_final() -> int:
+    return Instance.objects.filter(
+        state__in=list(FINAL_STATES), reclaim_risk_at__isnull=False
+    ).update(reclaim_risk_at=None)

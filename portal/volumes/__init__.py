@@ -1,0 +1,2 @@
+"""Persistent volumes: storage an organization owns, attached to instances and clusters
+(issue 17)."""

@@ -1,0 +1,83 @@
+"""How the spot price steps from the capacity reports, without the simulator: the share it
+aims at is of the spare GPUs (the fleet less the operator's own work), and an offer moves at
+most once per 5 minutes however often capacity is reported (every 30 s by the beat)."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from portal.capacity.snapshot import snapshot_store
+from portal.market import pricing, services
+from portal.market.models import SpotPrice
+from portal.provisioning import Capacity
+
+
+def report(*, free: int, internal: int, total: int = 64) -> None:
+    snapshot_store(
+        capacities=[
+            Capacity(
+                region="us-east-1",
+                instance_type="gpu_8x_h100",
+                gpu_model="h100",
+                free_gpus=free,
+                total_gpus=total,
+                free_instances=free // 8,
+                internal_gpus=internal,
+                customer_gpus=total - internal - free,
+            )
+        ],
+        marker=0,
+    )
+
+
+def prices(market) -> list[Decimal]:
+    return list(
+        SpotPrice.objects.filter(instance_type=market.instance_type)
+        .order_by("valid_from")
+        .values_list("price", flat=True)
+    )
+
+
+@pytest.mark.parametrize(
+    ("free", "total", "internal", "share"),
+    [
+        (8, 64, 0, Decimal("87.50")),  # no internal work: the fleet is the spare
+        (8, 64, 48, Decimal("50.00")),  # 16 spare, 8 of them sold
+        (0, 64, 64, None),  # nothing spare: no share, the price stays
+        (0, 64, 40, Decimal("100.00")),
+    ],
+)
+def test_the_sold_share_is_of_the_spare_gpus(free, total, internal, share) -> None:
+    assert pricing.sold_share(free_gpus=free, total_gpus=total, internal_gpus=internal) == share
+
+
+def test_a_fleet_busy_with_internal_work_is_not_a_sold_out_market(market) -> None:
+    """48 of 64 GPUs in the operator's own use, 8 of the 16 spare sold: 50 %, the target (the
+    fleet's share, 87.5 %, would have raised the price)."""
+    start = timezone.now()
+    report(free=8, internal=48)
+    services.spot_prices_adjust(now=start)
+    report(free=8, internal=48)
+    services.spot_prices_adjust(now=start + timedelta(minutes=5))
+    assert prices(market) == [Decimal("10.32")]  # the first price, and no reason to move
+    row = SpotPrice.objects.get()
+    assert row.sold_share == Decimal("50.00")
+    assert "8 of 16 spare GPUs free" in row.detail
+
+
+def test_an_offer_steps_at_most_once_per_five_minutes(market) -> None:
+    start = timezone.now()
+    report(free=0, internal=0)  # sold out: the price should rise by a full step each time
+    services.spot_prices_adjust(now=start)  # the first price
+    for seconds in range(30, 300, 30):  # a report every 30 s: no step until 5 minutes
+        report(free=0, internal=0)
+        services.spot_prices_adjust(now=start + timedelta(seconds=seconds))
+    assert prices(market) == [Decimal("10.32")]
+    report(free=0, internal=0)
+    services.spot_prices_adjust(now=start + timedelta(minutes=5))
+    assert prices(market) == [Decimal("10.32"), Decimal("10.32") + market.max_step]
+    report(free=0, internal=0)
+    services.spot_prices_adjust(now=start + timedelta(minutes=9, seconds=59))
+    assert len(prices(market)) == 2

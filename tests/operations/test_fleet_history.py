@@ -1,0 +1,117 @@
+"""The fleet over time: compact history rows from each capacity report, and the overview's
+charts (internal vs sold vs free, fill rate, reclaims) with its cards."""
+
+from datetime import timedelta
+
+from django.test import TestCase
+from django.urls import reverse
+from django.utils import timezone
+
+from portal.capacity.models import CapacityPeriod
+from portal.instances.capacity import capacity_snapshot_store
+from portal.instances.models import State
+from portal.operations.history import fleet_history
+from portal.provisioning import Capacity
+from portal.reclaims import services as reclaim_services
+from tests.instances.conftest import set_quota
+
+
+def report(*, internal, free, fleet=64):
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        capacity_snapshot_store(
+            capacities=[
+                Capacity(
+                    "us-east-1",
+                    "gpu_1x_h100",
+                    "H100 80GB",
+                    free,
+                    fleet,
+                    free,
+                    internal_gpus=internal,
+                    customer_gpus=fleet - internal - free,
+                )
+            ]
+        )
+
+
+def test_each_report_adds_a_sample_to_one_compact_row_per_place_and_period(catalog, make_instance):
+    make_instance(State.RUNNING, preemptible=True)
+    make_instance(State.RUNNING)
+    report(internal=40, free=22)
+    report(internal=44, free=18)
+
+    (row,) = CapacityPeriod.objects.all()
+    assert (row.region, row.gpu_model, row.samples) == ("us-east-1", "h100", 2)
+    assert (row.fleet, row.internal, row.free) == (128, 84, 40)
+    assert (row.on_demand, row.preemptible, row.reserved) == (2, 2, 0)
+
+
+def test_the_overview_charts_the_fleet_fill_rate_and_reclaims(
+    client, staff, catalog, make_instance, team
+):
+    set_quota(team.organization, catalog.us_east, catalog.h100, on_demand=16, preemptible=32)
+    spot = make_instance(State.RUNNING, preemptible=True, launched_at=timezone.now())
+    report(internal=32, free=31)
+    order = reclaim_services.reclaim_order_create(
+        region=catalog.us_east,
+        gpu_model=catalog.h100,
+        gpus=1,
+        deadline=timezone.now() + timedelta(minutes=5),
+        by=staff,
+    )
+    assert order.victims.get().instance == spot
+
+    client.force_login(staff)
+    page = client.get(reverse("operations_overview")).content.decode()
+    assert 'data-testid="chart-fleet"' in page
+    assert 'data-testid="chart-fill-rate"' in page
+    assert 'data-testid="chart-reclaims"' in page
+    assert "Internal vs sold vs free" in page
+    # One GPU sold of the 32 the operator's work leaves: 3 %.
+    assert "3 %" in page
+    assert "1 <small>orders</small>" in page
+    assert "48 <small>of 64 GPUs</small>" in page  # granted quota against the fleet
+    for range_key in ("7d", "30d"):
+        other = client.get(
+            reverse("operations_overview"), {"place": "us-east-1/h100", "range": range_key}
+        )
+        assert other.status_code == 200
+        assert 'class="current">' in other.content.decode()
+
+
+def test_each_bucket_averages_its_periods_and_the_totals_count_idle_and_sold_hours(db):
+    now = timezone.now().replace(minute=30, second=0, microsecond=0)
+    start = now - timedelta(hours=24)
+
+    def period(at, *, samples, fleet, internal, sold, free):
+        CapacityPeriod.objects.create(
+            region="us-east-1",
+            gpu_model="h100",
+            start=at,
+            samples=samples,
+            fleet=fleet * samples,
+            internal=internal * samples,
+            on_demand=sold * samples,
+            free=free * samples,
+        )
+
+    # The first hour: two periods (fleet 64, internal 32, then 48); sold 16 in each.
+    period(start, samples=2, fleet=64, internal=32, sold=16, free=16)
+    period(start + timedelta(minutes=5), samples=3, fleet=64, internal=48, sold=16, free=0)
+    # The last hour: internal work above the fleet counts no idle GPUs, never negative ones.
+    period(now - timedelta(minutes=10), samples=1, fleet=64, internal=70, sold=0, free=0)
+    # Another place and a period before the range count nowhere.
+    CapacityPeriod.objects.create(region="eu-west-1", gpu_model="h100", start=start, samples=1)
+    period(start - timedelta(minutes=5), samples=1, fleet=999, internal=0, sold=0, free=0)
+
+    history = fleet_history(region="us-east-1", gpu_model="h100", range_key="24h", now=now)
+
+    first, last = history.buckets[0], history.buckets[-1]
+    assert (first.fleet, first.internal, first.sold, first.free) == (64, 40, 16, 8)
+    assert first.fill_rate == 16 / 24
+    assert (last.fleet, last.internal, last.fill_rate) == (64, 70, None)
+    assert all(b._periods == 0 for b in history.buckets[1:-1])
+    five_minutes = 300 / 3600
+    assert history.idle_gpu_hours == (32 + 16) * five_minutes
+    assert history.sold_gpu_hours == (16 + 16) * five_minutes
+    assert history.fill_rate == 32 / 48

@@ -1,0 +1,62 @@
+"""The early warning: "reclaim risk elevated" from the forecast, on the page and by webhook,
+never by e-mail."""
+
+from django.core import mail
+
+from portal.provisioning import Capacity
+from portal.reclaims.models import ReclaimOrder
+from portal.webhooks.models import WebhookDelivery
+from tests.reclaims.conftest import store_snapshot
+
+
+def report(*, internal, customer=3, forecast=None, fleet=8):
+    store_snapshot(
+        [
+            Capacity(
+                "us-east-1",
+                "gpu_1x_h100",
+                "H100 80GB",
+                fleet - internal - customer,
+                fleet,
+                fleet - internal - customer,
+                internal_gpus=internal,
+                customer_gpus=customer,
+                shortfall_gpus=0,
+                internal_forecast_gpus=forecast,
+            )
+        ]
+    )
+
+
+def test_the_instances_first_in_line_are_warned_when_the_forecast_exceeds_the_free_gpus(
+    catalog, spot, endpoint
+):
+    cheap, middle, rich = spot(bid="0.3"), spot(bid="0.6"), spot(bid="0.9")
+    report(internal=4, forecast=6)  # 5 GPUs not held by customers; 6 wanted in 15 minutes
+
+    for instance in (cheap, middle, rich):
+        instance.refresh_from_db()
+    assert cheap.reclaim_risk_at is not None
+    assert middle.reclaim_risk_at is None and rich.reclaim_risk_at is None
+    assert "Reclaim risk elevated" in cheap.events.last().message
+    (delivery,) = WebhookDelivery.objects.filter(event_type="instance.reclaim_risk")
+    assert f'"instance":{{"id":{cheap.pk},' in delivery.body
+    assert not mail.outbox
+    assert not ReclaimOrder.objects.exists()  # a warning, not a notice
+
+    report(internal=4, forecast=6)  # the same risk: no second warning
+    assert WebhookDelivery.objects.filter(event_type="instance.reclaim_risk").count() == 1
+
+    report(internal=2, forecast=2)  # the risk passed
+    cheap.refresh_from_db()
+    assert cheap.reclaim_risk_at is None
+
+
+def test_a_rising_trend_warns_without_a_forecast_from_the_backend(catalog, spot):
+    first = spot(bid="0.3")
+    report(internal=1, forecast=None)
+    first.refresh_from_db()
+    assert first.reclaim_risk_at is None
+    report(internal=4, forecast=None)  # rising fast: the trend runs into the customers' GPUs
+    first.refresh_from_db()
+    assert first.reclaim_risk_at is not None
