@@ -274,6 +274,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 # Logs go through Django's LOGGING (structured, below), not Celery's own set-up.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Survives Redis going away while it holds messages (portal/runtime/worker.py).
+CELERY_WORKER_CONSUMER = "portal.runtime.worker:Consumer"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
