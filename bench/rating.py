@@ -78,7 +78,8 @@ def run(args) -> None:
     from django.conf import settings
     from django.db import connection
 
-    from portal.billing import metering, rating
+    from portal.billing import metering, rating, sealing
+    from portal.billing.models import UsageInterval
     from portal.billing.money import SECONDS_PER_HOUR, cents
     from portal.billing.periods import Month
     from portal.catalog.models import GpuModel, Image, InstanceType, Price, Region
@@ -220,18 +221,31 @@ def run(args) -> None:
         'instance_id, organization_id, instance_type_id, region_id, gpus, kind, start, "end", '
         "price_id, unit_price, currency, cluster"
     )
-    with connection.cursor() as cursor:
-        with cursor.connection.cursor().copy(
+    with (
+        connection.cursor() as cursor,
+        cursor.connection.cursor().copy(
             f"COPY billing_usageinterval ({columns}) FROM STDIN"
-        ) as copy:
-            copy.write(buffer.getvalue())
-        cursor.execute("ANALYZE billing_usageinterval")
-        cursor.execute("ANALYZE market_spotprice")  # as autovacuum would, after a bulk load
+        ) as copy,
+    ):
+        copy.write(buffer.getvalue())
     print(
         f"loaded {rows:,} intervals of {len(instances):,} instances "
         f"in {time.perf_counter() - started:.1f} s",
         flush=True,
     )
+    if spot_changes:
+        # Metering seals a preemptible interval's spot prices into it when it closes; the
+        # load above wrote the rows directly, so seal them here the same way (one UPDATE).
+        sealing_started = time.perf_counter()
+        sealed = sealing.spot_seal(UsageInterval.objects.all())
+        print(
+            f"sealed the spot prices of {sealed:,} closed preemptible intervals "
+            f"in {time.perf_counter() - sealing_started:.1f} s (metering does it as each closes)",
+            flush=True,
+        )
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE billing_usageinterval")  # as autovacuum would by now
+        cursor.execute("ANALYZE market_spotprice")
 
     def rate() -> tuple[int, Decimal]:
         lines = list(rating.all_organizations(start=month.start, end=month.end, now=now))

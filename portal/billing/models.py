@@ -60,6 +60,13 @@ class UsageInterval(models.Model):
     # Usage of a node of a cluster (copied from the instance): the invoice gives the nodes of
     # clusters a line of their own per type and region.
     cluster = models.BooleanField(default=False)
+    # A closed preemptible interval's seconds × price at the spot price in force each second
+    # (the unit price where the market had none), sealed when it closes (billing.sealing), so
+    # that rating reads a column instead of the price history. None: not sealed (open, another
+    # kind, or written outside metering); rating computes those.
+    sealed_price_seconds = models.DecimalField(
+        max_digits=30, decimal_places=6, null=True, blank=True, editable=False
+    )
 
     class Meta:
         ordering = ["instance", "start"]
@@ -73,6 +80,13 @@ class UsageInterval(models.Model):
                 fields=["organization", "start"],
                 condition=Q(end__isnull=True),
                 name="usage_org_open",
+            ),
+            # Preemptible intervals whose spot prices are not sealed (the open ones, mostly):
+            # whether rating must look prices up for a period is one probe of this index.
+            models.Index(
+                fields=["start"],
+                condition=Q(kind="preemptible", sealed_price_seconds__isnull=True),
+                name="usage_spot_unsealed",
             ),
         ]
         constraints = [

@@ -19,6 +19,7 @@ from django.db.models import (
     BigIntegerField,
     Case,
     DecimalField,
+    Expression,
     ExpressionWrapper,
     F,
     Func,
@@ -82,7 +83,7 @@ class RatedFields(TypedDict):
     gpu_seconds: int
 
 
-def _spot_integral(at: Func) -> Coalesce:
+def _spot_integral(at: Func | OuterRef) -> Coalesce:
     """For a preemptible interval (the outer row): Σ over the seconds its offer's spot prices
     cover before `at` (an expression of the outer row) of (spot price − the interval's unit
     price). Zero before the offer's first price.
@@ -132,6 +133,35 @@ def _spot_price_seconds(*, start: datetime, end: datetime, now: datetime) -> Com
     return _spot_integral(outer_end) - _spot_integral(outer_start)
 
 
+def sealed_price_seconds_whole() -> CombinedExpression:
+    """`price_seconds` of the interval whole (closed, not clipped) at the spot prices in force:
+    what `portal.billing.sealing` seals into `UsageInterval.sealed_price_seconds`."""
+    whole = Cast(EpochSeconds(F("start"), F("end")), EXACT) * F("unit_price")
+    return whole + _spot_integral(OuterRef("end")) - _spot_integral(OuterRef("start"))
+
+
+def _spot_lookups_needed(*, start: datetime, upper: datetime, midnight: datetime) -> bool:
+    """Whether some preemptible interval `rated()` rates over [start, upper) cannot be rated
+    from its sealed spot sum: one not sealed (open, mostly), or a sealed one the period clips.
+    Two index probes; True keeps the lookups (and so one process) for the query."""
+    preemptible = UsageInterval.objects.filter(kind=UsageKind.PREEMPTIBLE, start__lt=upper)
+    unsealed = (
+        preemptible.filter(sealed_price_seconds__isnull=True)
+        .filter(Q(start__gte=midnight) | Q(end__isnull=True))
+        .exclude(end__lte=start)
+    )
+    if unsealed.exists():
+        return True
+    # Closed intervals never cross a UTC midnight: one the period clips starts after the
+    # midnight before the clipping boundary.
+    upper_midnight = upper.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    clipped = preemptible.filter(
+        Q(start__gte=midnight, start__lt=start, end__gt=start)
+        | Q(start__gte=upper_midnight, end__gt=upper)
+    )
+    return clipped.exists()
+
+
 def _market_priced_before(moment: datetime) -> bool:
     """Whether the spot market had priced any offer before `moment`. If not (a period before
     the market started, or no market at all), no second of the period is at a spot price and
@@ -152,10 +182,12 @@ def rated(
 
     An open interval counts up to `now`. The filter keeps exactly the intervals with at least
     a second inside the period (boundaries are whole seconds), so no row rates to zero.
-    Preemptible intervals are rated at the spot price in force during each of their seconds
-    (`_spot_price_seconds`); the others at their unit price. `at_spot_prices=False` leaves the
-    spot prices out of `price_seconds` (for a caller that does not read it); None looks
-    whether the market had priced anything before the period's end.
+    Preemptible intervals are rated at the spot price in force during each of their seconds:
+    from the sum sealed into a closed one (`portal.billing.sealing`) when the period holds it
+    whole, else by looking the prices up (`_spot_price_seconds`); the others at their unit
+    price. `at_spot_prices=False` leaves the spot prices out of `price_seconds` (for a caller
+    that does not read it); None looks whether the market had priced anything before the
+    period's end.
     """
     if now <= start:  # nothing to rate: no rows, so none with the annotations missing
         return cast("QuerySet[WithAnnotations[UsageInterval, RatedFields]]", queryset.none())
@@ -165,18 +197,26 @@ def rated(
     # after the midnight before `start`: a lower bound on `start` that keeps the indexes off
     # older months. Only an open interval (not re-synced since a midnight) may start earlier.
     midnight = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    price_seconds = Cast(F("seconds"), EXACT) * F("unit_price")
+    price_seconds: Expression = Cast(F("seconds"), EXACT) * F("unit_price")
     if at_spot_prices is None:
         at_spot_prices = _market_priced_before(min(end, now))
     if at_spot_prices:
-        price_seconds += Case(
-            When(
-                kind=UsageKind.PREEMPTIBLE,
-                then=_spot_price_seconds(start=start, end=end, now=now),
-            ),
-            default=Value(Decimal(0)),
-            output_field=EXACT,
-        )
+        upper = min(end, now)
+        if _spot_lookups_needed(start=start, upper=upper, midnight=midnight):
+            price_seconds = Case(
+                When(
+                    Q(sealed_price_seconds__isnull=False, start__gte=start, end__lte=upper),
+                    then=F("sealed_price_seconds"),
+                ),
+                When(
+                    kind=UsageKind.PREEMPTIBLE,
+                    then=price_seconds + _spot_price_seconds(start=start, end=end, now=now),
+                ),
+                default=price_seconds,
+                output_field=EXACT,
+            )
+        else:  # every preemptible interval here is sealed whole, and no other kind is
+            price_seconds = Coalesce(F("sealed_price_seconds"), price_seconds, output_field=EXACT)
     return (
         queryset.filter(start__lt=min(end, now))
         .filter(Q(start__gte=midnight) | Q(end__isnull=True))

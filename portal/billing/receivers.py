@@ -8,15 +8,18 @@
   organization's kept usage sums (`portal.billing.usage`); metering retires them itself.
 - Launches are held while an invoice is overdue or a hard budget limit is reached
   (portal.orgs.standing).
+- A change to an offer's spot price history re-seals the usage it reaches
+  (`portal.billing.sealing`), in the transaction that made it.
 """
 
 import logging
+from datetime import datetime
 
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from portal.billing import metering, services
+from portal.billing import metering, sealing, services
 from portal.billing.models import Budget, UsageInterval
 from portal.billing.selectors import (
     BILLING_HOLD,
@@ -26,6 +29,7 @@ from portal.billing.selectors import (
 from portal.billing.usage import usage_changed
 from portal.instances.models import Instance, InstanceEvent
 from portal.instances.signals import instance_state_changed
+from portal.market.signals import spot_history_rewritten
 from portal.orgs.models import Organization
 from portal.orgs.standing import hold_register
 
@@ -40,6 +44,13 @@ def meter_transition(
         return
     instance_id = instance.pk
     transaction.on_commit(lambda: _meter(instance_id))
+
+
+@receiver(spot_history_rewritten, dispatch_uid="billing-spot-reseal")
+def reseal_spot_usage(
+    sender, region_id: int, instance_type_id: int, since: datetime, **kwargs
+) -> None:
+    sealing.spot_reseal(region_id=region_id, instance_type_id=instance_type_id, since=since)
 
 
 def _bills_nothing(from_state: str, to_state: str) -> bool:

@@ -20,7 +20,7 @@ from django.db.models.functions import Coalesce
 
 from portal.accounts.models import User
 from portal.audit.services import audit_record
-from portal.billing import clock, dunning, metering, rating, signals, usage
+from portal.billing import clock, dunning, metering, rating, sealing, signals, usage
 from portal.billing.conf import setting
 from portal.billing.models import (
     Budget,
@@ -46,6 +46,7 @@ from portal.catalog.models import Price
 from portal.instances.models import Instance, InstanceEvent, State
 from portal.instances.services import instance_stop_by_system
 from portal.lib.errors import ApplicationError
+from portal.market.locks import spot_history_read_lock
 from portal.notifications.services import notify
 from portal.orgs.models import Organization
 
@@ -85,6 +86,8 @@ def usage_sync_instance(*, instance_id: int) -> None:
         )
         if instance is None:
             return
+        if instance.preemptible:  # what closes here is sealed at the spot prices
+            spot_history_read_lock(instance.instance_type_id)
         events = list(
             InstanceEvent.objects.filter(instance_id=instance_id)
             .exclude(to_state="")
@@ -138,7 +141,7 @@ def usage_sync_instance(*, instance_id: int) -> None:
             usage.usage_changed(instance.organization_id, sealed=bool(sealed))
         if stale:
             UsageInterval.objects.filter(pk__in=stale).delete()
-        UsageInterval.objects.bulk_create(
+        created = UsageInterval.objects.bulk_create(
             [
                 UsageInterval(
                     instance_id=instance_id,
@@ -158,6 +161,12 @@ def usage_sync_instance(*, instance_id: int) -> None:
                 if key not in have
             ]
         )
+        if instance.preemptible:
+            closed = [row.pk for row in created if row.end is not None]
+            if closed_at_invoice:
+                closed += crossing
+            if closed:
+                sealing.spot_seal(UsageInterval.objects.filter(pk__in=closed))
         last_event_id = max((pk for pk, _, _ in events), default=0)
         InstanceMeter.objects.bulk_create(  # one upsert
             [InstanceMeter(instance_id=instance_id, last_event_id=last_event_id, synced_at=now)],

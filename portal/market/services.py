@@ -19,6 +19,7 @@ from portal.capacity.snapshot import CapacitySnapshot, capacity_snapshot
 from portal.catalog.models import InstanceType, Region
 from portal.lib.errors import ApplicationError
 from portal.market import pricing
+from portal.market.locks import spot_history_write_lock
 from portal.market.models import (
     ALERT_TTL_DAYS,
     ALERTS_PER_ORGANIZATION,
@@ -28,7 +29,11 @@ from portal.market.models import (
     SpotPrice,
 )
 from portal.market.selectors import catalog_price, spot_prices_current
-from portal.market.signals import capacity_alert_fired, spot_price_changed
+from portal.market.signals import (
+    capacity_alert_fired,
+    spot_history_rewritten,
+    spot_price_changed,
+)
 from portal.notifications.services import notify
 
 logger = logging.getLogger(__name__)
@@ -120,8 +125,9 @@ def _record(
     """Close the row in force (locked) and open one at `price` from `at`. None if the price in
     force is already `price` (nothing written)."""
     at = whole_second(at)
+    spot_history_write_lock(instance_type_id)
     current = (
-        SpotPrice.objects.select_for_update()
+        SpotPrice.objects.select_for_update(of=("self",))
         .filter(region_id=region_id, instance_type_id=instance_type_id, valid_until__isnull=True)
         .first()
     )
@@ -138,7 +144,7 @@ def _record(
         before = current
     else:  # the first price of the offer, or one after a gap (a history loaded as it was)
         before = (
-            SpotPrice.objects.select_for_update()
+            SpotPrice.objects.select_for_update(of=("self",))
             .filter(region_id=region_id, instance_type_id=instance_type_id)
             .order_by("-valid_from")
             .first()
@@ -162,6 +168,11 @@ def _record(
         set_by=set_by,
         seconds_before=seconds_before,
         price_seconds_before=price_seconds_before,
+    )
+    # Usage sealed before this row committed but reaching past `at` (a seal racing this
+    # change; the lock makes it commit first) is re-sealed here.
+    spot_history_rewritten.send(
+        sender=SpotPrice, region_id=region_id, instance_type_id=instance_type_id, since=at
     )
     _announce(region_id, instance_type_id, price, previous, at)
     return row
@@ -188,10 +199,12 @@ def spot_price_history_add(*, rows: Iterable[SpotPrice]) -> list[SpotPrice]:
                 )
         offers.setdefault((row.region_id, row.instance_type_id), []).append(row)
     changed: list[SpotPrice] = []
+    for instance_type_id in sorted({type_id for _, type_id in offers}):  # one lock order
+        spot_history_write_lock(instance_type_id)
     for (region_id, instance_type_id), added in offers.items():
         first = min(row.valid_from for row in added)
         existing = list(
-            SpotPrice.objects.select_for_update()
+            SpotPrice.objects.select_for_update(of=("self",))
             .filter(region_id=region_id, instance_type_id=instance_type_id)
             .order_by("valid_from")
         )
@@ -215,7 +228,15 @@ def spot_price_history_add(*, rows: Iterable[SpotPrice]) -> list[SpotPrice]:
     SpotPrice.objects.bulk_update(
         changed, ["seconds_before", "price_seconds_before"], batch_size=1000
     )
-    return SpotPrice.objects.bulk_create(new_rows, batch_size=5000)
+    written = SpotPrice.objects.bulk_create(new_rows, batch_size=5000)
+    for (region_id, instance_type_id), added in offers.items():
+        spot_history_rewritten.send(
+            sender=SpotPrice,
+            region_id=region_id,
+            instance_type_id=instance_type_id,
+            since=min(row.valid_from for row in added),
+        )
+    return written
 
 
 def _announce(

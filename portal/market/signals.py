@@ -10,6 +10,12 @@ from django.dispatch import Signal
 
 spot_price_changed = Signal()
 
+# An offer's price history changed from `since` on (a price recorded, a history loaded):
+# `region_id`, `instance_type_id`, `since` (datetime). Sent inside the transaction that wrote
+# it, holding `portal.market.locks.spot_history_write_lock`, so that what a receiver derives
+# from the history commits with it. Receiver: portal.billing.receivers (re-seals usage).
+spot_history_rewritten = Signal()
+
 # A capacity alert came true: `alert` (CapacityAlert), `free_instances` (int), `price`
 # (Decimal or None). Sent inside the transaction that marks it fired. Receivers:
 # portal.webhooks.receivers (the `capacity.available` event).
