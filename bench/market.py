@@ -509,9 +509,13 @@ class Week:
 
         from portal.accounts.models import User
         from portal.catalog.models import GpuModel
+        from portal.instances.tasks import capacity_refresh
         from portal.reservations.services import reservation_create
 
         staff = User.objects.get(email="admin@backfill.localhost")
+        # Staff reserve against the fleet the backend last reported, as the periodic
+        # capacity refresh has it by the time anyone could ask.
+        capacity_refresh.apply()
         for n, (region, model, itype, gpus, at_hour, hours) in enumerate(RESERVATIONS):
             begins = self.start + at_hour * 3600
             if begins >= self.end:

@@ -79,8 +79,12 @@ class RatedFields(TypedDict):
     """What rated() annotates on each interval."""
 
     seconds: int  # inside the period (clipped), up to `now` for an open one
-    price_seconds: Decimal  # seconds × unit price (divide by 3600 for the amount)
+    price_seconds: Decimal  # seconds × price (divide by 3600 for the amount)
     gpu_seconds: int
+    # The same split by how a group sums it (`_per_price`): `plain_seconds` of an interval at
+    # its unit price (0 for others), `apart_price_seconds` of one that is not (None for others).
+    plain_seconds: int
+    apart_price_seconds: Decimal | None
 
 
 def _spot_integral(at: Func | OuterRef) -> Coalesce:
@@ -150,7 +154,9 @@ def _spot_lookups_needed(*, start: datetime, upper: datetime, midnight: datetime
         .filter(Q(start__gte=midnight) | Q(end__isnull=True))
         .exclude(end__lte=start)
     )
-    if unsealed.exists():
+    # In start order: the planner reads the partial index `usage_spot_unsealed` (it cannot
+    # know that almost no preemptible interval is unsealed, and would scan the table).
+    if unsealed.order_by("start").values_list("pk", flat=True).first() is not None:
         return True
     # Closed intervals never cross a UTC midnight: one the period clips starts after the
     # midnight before the clipping boundary.
@@ -197,26 +203,41 @@ def rated(
     # after the midnight before `start`: a lower bound on `start` that keeps the indexes off
     # older months. Only an open interval (not re-synced since a midnight) may start earlier.
     midnight = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    price_seconds: Expression = Cast(F("seconds"), EXACT) * F("unit_price")
+    at_unit_price = Cast(F("seconds"), EXACT) * F("unit_price")
+    # Intervals rated apart from their unit price (preemptible ones at spot prices): their
+    # price_seconds, None for the others; and the seconds of those others.
+    apart: Expression | F = Cast(Value(None), EXACT)
+    plain_seconds: Expression | F = F("seconds")
     if at_spot_prices is None:
         at_spot_prices = _market_priced_before(min(end, now))
     if at_spot_prices:
         upper = min(end, now)
         if _spot_lookups_needed(start=start, upper=upper, midnight=midnight):
-            price_seconds = Case(
+            apart = Case(
                 When(
                     Q(sealed_price_seconds__isnull=False, start__gte=start, end__lte=upper),
                     then=F("sealed_price_seconds"),
                 ),
                 When(
                     kind=UsageKind.PREEMPTIBLE,
-                    then=price_seconds + _spot_price_seconds(start=start, end=end, now=now),
+                    then=at_unit_price + _spot_price_seconds(start=start, end=end, now=now),
                 ),
-                default=price_seconds,
+                default=None,
                 output_field=EXACT,
             )
+            plain_seconds = Case(
+                When(kind=UsageKind.PREEMPTIBLE, then=Value(0)),
+                default=F("seconds"),
+                output_field=BigIntegerField(),
+            )
         else:  # every preemptible interval here is sealed whole, and no other kind is
-            price_seconds = Coalesce(F("sealed_price_seconds"), price_seconds, output_field=EXACT)
+            apart = F("sealed_price_seconds")
+            plain_seconds = Case(
+                When(sealed_price_seconds__isnull=True, then=F("seconds")),
+                default=Value(0),
+                output_field=BigIntegerField(),
+            )
+    price_seconds = Coalesce(apart, at_unit_price) if at_spot_prices else at_unit_price
     return (
         queryset.filter(start__lt=min(end, now))
         .filter(Q(start__gte=midnight) | Q(end__isnull=True))
@@ -225,14 +246,21 @@ def rated(
         .annotate(
             price_seconds=ExpressionWrapper(price_seconds, output_field=EXACT),
             gpu_seconds=ExpressionWrapper(F("seconds") * F("gpus"), output_field=BigIntegerField()),
+            plain_seconds=ExpressionWrapper(plain_seconds, output_field=BigIntegerField()),
+            apart_price_seconds=ExpressionWrapper(apart, output_field=EXACT),
         )
     )
 
 
-def _per_price() -> Sum:
-    """Σ seconds × price per group (a preemptible interval's price changes with the spot
-    price, so the sum is taken per interval: the exact NUMERIC of `rated()`)."""
-    return Sum("price_seconds", output_field=EXACT)
+def _per_price() -> ExpressionWrapper:
+    """Σ seconds × price per group of a GROUP BY that includes the unit price: the seconds at
+    the unit price summed and multiplied once per group, plus the sum of what is rated apart
+    (preemptible usage at spot prices, mostly sealed). The exact NUMERIC of `rated()`."""
+    return ExpressionWrapper(
+        Cast(Sum("plain_seconds"), EXACT) * F("unit_price")
+        + Coalesce(Sum("apart_price_seconds"), Value(Decimal(0)), output_field=EXACT),
+        output_field=EXACT,
+    )
 
 
 def _amount(price_seconds: Decimal | None) -> Decimal:
