@@ -32,7 +32,7 @@ from tests.webhooks.receiver import Receiver
 
 pytestmark = pytest.mark.slow
 
-DAY_SECONDS = 150  # one simulated day in 2.5 minutes
+DAY_SECONDS = 75  # one simulated day in 75 seconds
 NOTICE = 5  # seconds of notice (a simulated 80 minutes): room for a busy machine
 SEED = 15
 
