@@ -11,8 +11,9 @@ of two simple figures:
 When that forecast exceeds what customers leave free (fleet − customer-held GPUs), the excess,
 less the GPUs already under a reclaim notice, is at risk: the instances the policy would take
 first for that many GPUs get the warning once (the instance page, and the
-`instance.reclaim_risk` webhook; no e-mail). Instances whose place is no longer at risk lose
-the warning.
+`instance.reclaim_risk` webhook; no e-mail). A warning stands while its place is at risk (it
+covers its GPUs; newer arrivals the policy would put first are warned only for what it leaves
+uncovered); instances whose place is no longer at risk lose the warning.
 """
 
 from __future__ import annotations
@@ -84,17 +85,23 @@ def reclaim_risk_check(snapshot: CapacitySnapshot | None) -> list[int]:
             continue
         forecast = forecast_internal(place, previous.get(key), now)
         at_risk = forecast - (place.fleet - place.customer) - under_notice.get(key, 0)
-        chosen = (
-            selectors.reclaim_choose(
-                candidates=selectors.reclaim_candidates_for_place(
-                    region=region, gpu_model=gpu_model, policy=policy
-                ),
-                gpus=at_risk,
+        candidates = (
+            selectors.reclaim_candidates_for_place(
+                region=region, gpu_model=gpu_model, policy=policy
             )
             if at_risk > 0
             else []
         )
-        stale = warned_before.get(key, set()) - {c.instance.pk for c in chosen}
+        # A warning stands while its place is at risk: it covers its GPUs, and only what it
+        # leaves uncovered warns more (in the policy's order). Moving it to each newer or
+        # cheaper arrival would warn and clear again and again, a webhook each time.
+        before = warned_before.get(key, set())
+        kept = [c for c in candidates if c.instance.pk in before]
+        chosen = selectors.reclaim_choose(
+            candidates=[c for c in candidates if c.instance.pk not in before],
+            gpus=at_risk - sum(c.gpus for c in kept),
+        )
+        stale = before - {c.instance.pk for c in kept}
         if not chosen and not stale:
             continue
         with transaction.atomic():

@@ -60,3 +60,22 @@ def test_a_rising_trend_warns_without_a_forecast_from_the_backend(catalog, spot)
     report(internal=4, forecast=None)  # rising fast: the trend runs into the customers' GPUs
     first.refresh_from_db()
     assert first.reclaim_risk_at is not None
+
+
+def test_a_warning_stands_while_its_place_is_at_risk_when_a_cheaper_instance_arrives(
+    catalog, spot, endpoint
+):
+    warned = spot(bid="0.3")
+    report(internal=4, forecast=6)  # one GPU at risk: the cheapest instance is warned
+    cheaper = spot(bid="0.1", launched_minutes_ago=1)  # the policy would now take it first
+    report(internal=4, forecast=6)
+    warned.refresh_from_db()
+    cheaper.refresh_from_db()
+    assert warned.reclaim_risk_at is not None  # still warned: its GPU covers the risk
+    assert cheaper.reclaim_risk_at is None
+    assert WebhookDelivery.objects.filter(event_type="instance.reclaim_risk").count() == 1
+
+    report(internal=4, forecast=7)  # one more GPU at risk: the next in line is warned too
+    cheaper.refresh_from_db()
+    assert cheaper.reclaim_risk_at is not None
+    assert WebhookDelivery.objects.filter(event_type="instance.reclaim_risk").count() == 2
