@@ -69,6 +69,11 @@ class Month:
         return self.label
 
 
+def midnight(moment: datetime) -> datetime:
+    """The UTC midnight at or before `moment`."""
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def next_midnight(moment: datetime) -> datetime:
     """The first UTC midnight strictly after `moment`."""
     moment = moment.astimezone(UTC)

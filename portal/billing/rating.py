@@ -35,6 +35,7 @@ from django.db.models import (
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Cast, Coalesce, Greatest, Least, TruncDate
 
+from portal.billing import periods
 from portal.billing.models import UsageInterval, UsageKind
 from portal.billing.money import SECONDS_PER_HOUR, cents
 from portal.instances.models import Instance
@@ -160,10 +161,9 @@ def _spot_lookups_needed(*, start: datetime, upper: datetime, midnight: datetime
         return True
     # Closed intervals never cross a UTC midnight: one the period clips starts after the
     # midnight before the clipping boundary.
-    upper_midnight = upper.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     clipped = preemptible.filter(
         Q(start__gte=midnight, start__lt=start, end__gt=start)
-        | Q(start__gte=upper_midnight, end__gt=upper)
+        | Q(start__gte=periods.midnight(upper), end__gt=upper)
     )
     return clipped.exists()
 
@@ -202,7 +202,7 @@ def rated(
     # Intervals never cross a UTC midnight, so a closed one inside the period starts at or
     # after the midnight before `start`: a lower bound on `start` that keeps the indexes off
     # older months. Only an open interval (not re-synced since a midnight) may start earlier.
-    midnight = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    midnight = periods.midnight(start)
     at_unit_price = Cast(F("seconds"), EXACT) * F("unit_price")
     # Intervals rated apart from their unit price (preemptible ones at spot prices): their
     # price_seconds, None for the others; and the seconds of those others.

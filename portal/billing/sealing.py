@@ -21,8 +21,9 @@ from datetime import datetime
 from django.db.models import QuerySet
 
 from portal.billing.models import UsageInterval, UsageKind
+from portal.billing.periods import midnight
 from portal.billing.rating import sealed_price_seconds_whole
-from portal.billing.usage import midnight, usage_changed
+from portal.billing.usage import usage_changed
 
 
 def spot_seal(intervals: QuerySet[UsageInterval]) -> int:

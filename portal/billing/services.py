@@ -38,7 +38,7 @@ from portal.billing.models import (
 )
 from portal.billing.money import ZERO, cents
 from portal.billing.payments import get_provider
-from portal.billing.periods import Month
+from portal.billing.periods import Month, midnight
 from portal.billing.reservations import reservation_lines
 from portal.billing.selectors import invoice_balance_due, month_spend
 from portal.billing.storage import storage_lines
@@ -137,7 +137,7 @@ def usage_sync_instance(*, instance_id: int) -> None:
         touched = [key[0] for key in have if key not in want]
         touched += [key[0] for key in want if key not in have]
         if closed_at_invoice or touched:
-            sealed = closed_at_invoice or any(start < usage.midnight(now) for start in touched)
+            sealed = closed_at_invoice or any(start < midnight(now) for start in touched)
             usage.usage_changed(instance.organization_id, sealed=bool(sealed))
         if stale:
             UsageInterval.objects.filter(pk__in=stale).delete()

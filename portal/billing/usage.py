@@ -29,7 +29,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property
 from typing import Any, TypeVar, cast
@@ -40,7 +40,7 @@ from django.db.models import Max, Q
 
 from portal.billing import rating
 from portal.billing.models import UsageInterval, UsageKind
-from portal.billing.periods import Month
+from portal.billing.periods import Month, midnight
 
 T = TypeVar("T")
 KEPT_TTL = 26 * 3600  # a kept part's key names its day: it is not read after tomorrow
@@ -82,10 +82,6 @@ def usage_changed(organization_id: int, *, sealed: bool = True) -> None:
 
     retire()
     transaction.on_commit(retire)
-
-
-def midnight(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def sealed_before(month: Month, now: datetime) -> datetime:

@@ -201,8 +201,9 @@ def spot_price_history_add(*, rows: Iterable[SpotPrice]) -> list[SpotPrice]:
     changed: list[SpotPrice] = []
     for instance_type_id in sorted({type_id for _, type_id in offers}):  # one lock order
         spot_history_write_lock(instance_type_id)
+    firsts = {offer: min(row.valid_from for row in added) for offer, added in offers.items()}
     for (region_id, instance_type_id), added in offers.items():
-        first = min(row.valid_from for row in added)
+        first = firsts[(region_id, instance_type_id)]
         existing = list(
             SpotPrice.objects.select_for_update(of=("self",))
             .filter(region_id=region_id, instance_type_id=instance_type_id)
@@ -229,12 +230,9 @@ def spot_price_history_add(*, rows: Iterable[SpotPrice]) -> list[SpotPrice]:
         changed, ["seconds_before", "price_seconds_before"], batch_size=1000
     )
     written = SpotPrice.objects.bulk_create(new_rows, batch_size=5000)
-    for (region_id, instance_type_id), added in offers.items():
+    for (region_id, instance_type_id), first in firsts.items():
         spot_history_rewritten.send(
-            sender=SpotPrice,
-            region_id=region_id,
-            instance_type_id=instance_type_id,
-            since=min(row.valid_from for row in added),
+            sender=SpotPrice, region_id=region_id, instance_type_id=instance_type_id, since=first
         )
     return written
 

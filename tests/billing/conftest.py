@@ -16,6 +16,7 @@ import pytest
 from portal.billing import services
 from portal.catalog.models import GpuModel, Image, InstanceType, Price, Region
 from portal.instances.models import Instance, InstanceEvent
+from portal.market.models import PriceReason, SpotPrice
 
 
 def at(text: str) -> datetime:
@@ -132,6 +133,18 @@ def price_change(instance_type: InstanceType, when: str, on_demand, preemptible,
         on_demand_hourly=Decimal(on_demand),
         preemptible_hourly=Decimal(preemptible),
         stopped_hourly=Decimal(stopped),
+    )
+
+
+def spot_row(catalog: Catalog, start: str, until: str | None, price: str) -> SpotPrice:
+    """An unsaved spot price row of the 1x H100 in us-east-1 (for `spot_price_history_add`)."""
+    return SpotPrice(
+        region=catalog.us_east,
+        instance_type=catalog.h100_1x,
+        price=Decimal(price),
+        valid_from=at(start),
+        valid_until=at(until) if until else None,
+        reason=PriceReason.MARKET,
     )
 
 

@@ -17,21 +17,11 @@ from portal.lib.errors import ApplicationError
 from portal.market import services as market
 from portal.market.models import PriceReason, SpotMarket, SpotPrice
 from tests.billing.conftest import at, sync, timeline
+from tests.billing.conftest import spot_row as _row
 from tests.factories import UserFactory
 
 MARCH = Month(2026, 3)
 CATALOG_SPOT = Decimal("1.29")  # the catalog's preemptible price of the 1x H100
-
-
-def _row(catalog, start: str, until: str | None, price: str) -> SpotPrice:
-    return SpotPrice(
-        region=catalog.us_east,
-        instance_type=catalog.h100_1x,
-        price=Decimal(price),
-        valid_from=at(start),
-        valid_until=at(until) if until else None,
-        reason=PriceReason.MARKET,
-    )
 
 
 def _history(catalog) -> list[SpotPrice]:

@@ -16,23 +16,12 @@ from portal.billing.models import UsageInterval, UsageKind
 from portal.billing.periods import Month
 from portal.market import services as market
 from portal.market.locks import spot_history_read_lock
-from portal.market.models import PriceReason, SpotMarket, SpotPrice
+from portal.market.models import SpotMarket, SpotPrice
 from tests.billing.conftest import at, sync, timeline
-from tests.factories import UserFactory
+from tests.billing.conftest import spot_row as _row
 
 MARCH = Month(2026, 3)
 CATALOG_SPOT = Decimal("1.29")  # the catalog's preemptible price of the 1x H100
-
-
-def _row(catalog, start: str, until: str | None, price: str) -> SpotPrice:
-    return SpotPrice(
-        region=catalog.us_east,
-        instance_type=catalog.h100_1x,
-        price=Decimal(price),
-        valid_from=at(start),
-        valid_until=at(until) if until else None,
-        reason=PriceReason.MARKET,
-    )
 
 
 def _month_total(organization) -> Decimal:
@@ -52,6 +41,18 @@ def priced(catalog):
             _row(catalog, "2026-03-10 09:00:00", "2026-03-10 10:00:00", "0.5000"),
             _row(catalog, "2026-03-10 10:00:00", None, "2.0000"),
         ]
+    )
+
+
+@pytest.fixture
+def offer(catalog):
+    """The 1x H100's market in us-east-1, wide enough for any price the tests set."""
+    return SpotMarket.objects.create(
+        region=catalog.us_east,
+        instance_type=catalog.h100_1x,
+        floor=Decimal("0.10"),
+        ceiling=Decimal("5.00"),
+        max_step=Decimal("5.00"),
     )
 
 
@@ -107,17 +108,9 @@ def test_a_price_history_loaded_back_in_time_re_seals_the_usage_it_reaches(team,
     assert _month_total(team.organization) == expected
 
 
-def test_a_price_recorded_inside_usage_already_sealed_re_seals_it(team, catalog, ran):
+def test_a_price_recorded_inside_usage_already_sealed_re_seals_it(team, ran, offer, staff):
     """A market change stamped before the end of usage that metering sealed first (the two
     racing): the usage is billed at the new price from the change on."""
-    offer = SpotMarket.objects.create(
-        region=catalog.us_east,
-        instance_type=catalog.h100_1x,
-        floor=Decimal("0.10"),
-        ceiling=Decimal("5.00"),
-        max_step=Decimal("5.00"),
-    )
-    staff = UserFactory(email="ops@backfill.example", is_staff=True)
     with time_machine.travel(at("2026-03-10 11:00:00"), tick=False):
         market.spot_price_set(market=offer, price="4.0000", user=staff)
     assert _month_total(team.organization) == (
@@ -126,18 +119,10 @@ def test_a_price_recorded_inside_usage_already_sealed_re_seals_it(team, catalog,
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_price_change_waits_for_usage_being_sealed_from_the_history(catalog):
+def test_a_price_change_waits_for_usage_being_sealed_from_the_history(catalog, offer, staff):
     """Metering holds its offer's history shared while it seals; a change to the history
     waits until that commits, so it re-seals what was sealed instead of missing it."""
     market.spot_price_history_add(rows=[_row(catalog, "2026-03-10 09:00:00", None, "0.5000")])
-    offer = SpotMarket.objects.create(
-        region=catalog.us_east,
-        instance_type=catalog.h100_1x,
-        floor=Decimal("0.10"),
-        ceiling=Decimal("5.00"),
-        max_step=Decimal("5.00"),
-    )
-    staff = UserFactory(email="ops@backfill.example", is_staff=True)
     sealing, release = threading.Event(), threading.Event()
     changed_at: list[datetime] = []
 
