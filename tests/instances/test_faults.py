@@ -29,6 +29,7 @@ def test_fifty_launches_through_a_flaky_backend_end_consistent(
     simulator.control.set_faults(
         error_rate=0.3,
         slow_rate=0.05,
+        slow_next=1,  # at least one late answer, whatever the random draws give
         slow_seconds=1.3,  # past the driver's 1 s read time-out
         slow_after=True,  # the call takes effect, the answer comes too late
     )
