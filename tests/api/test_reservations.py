@@ -1,12 +1,14 @@
 """/reservations/ and /reservation-requests/: ask, read the operator's quote, accept (the
 reservation is made) or decline, with the reservations page's rules."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from portal.reservations import services
+from portal.reservations.reminders import reservation_quotes_expire
 from portal.reservations.models import Reservation, ReservationRequest
 from tests.api.conftest import assert_error
 
@@ -135,3 +137,31 @@ def test_another_organizations_requests_are_404(team, outsider, api_as, catalog,
     assert_error(api.post(f"/reservation-requests/{theirs.pk}/decline/"), 404)
     assert ReservationRequest.objects.get(pk=theirs.pk).state == "submitted"
     assert api.get("/reservation-requests/").json()["count"] == 0
+
+
+def test_a_quote_shows_until_when_it_holds_and_cannot_be_accepted_after(
+    team, api_as, catalog, fleet, staff
+):
+    api = api_as(team.admin)
+    asked = api.post("/reservation-requests/", _ask(start_in_days=20)).json()
+    valid_until = (timezone.now() + timedelta(days=2)).date()
+    services.reservation_request_quote(
+        reservation_request=ReservationRequest.objects.get(pk=asked["id"]),
+        price_per_gpu_hour="1.85",
+        by=staff,
+        valid_until=valid_until,
+    )
+    quoted = api.get(f"/reservation-requests/{asked['id']}/").json()
+    assert quoted["quote_expires_at"] == f"{valid_until + timedelta(days=1)}T00:00:00Z"
+
+    lapsed = datetime.fromisoformat(quoted["quote_expires_at"]) + timedelta(minutes=1)
+    with time_machine.travel(lapsed, tick=False):
+        late = api.post(f"/reservation-requests/{asked['id']}/accept/")
+        assert "expired" in assert_error(late, 409, "expired")["message"]
+        assert not Reservation.objects.exists()
+        reservation_quotes_expire()
+
+    shown = api.get(f"/reservation-requests/{asked['id']}/").json()
+    assert shown["state"] == "expired" and shown["reservation_id"] is None
+    listed = api.get("/reservation-requests/", {"state": "expired"}).json()
+    assert [r["id"] for r in listed["results"]] == [asked["id"]]

@@ -68,6 +68,10 @@ class ReservationRequestSerializer(serializers.Serializer):
     currency = serializers.SerializerMethodField()
     quote_note = serializers.CharField(help_text="The operator's note with the quote.")
     quoted_at = serializers.DateTimeField(allow_null=True)
+    quote_expires_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="The quote can be accepted until then; afterwards the request is expired.",
+    )
     answered_at = serializers.DateTimeField(allow_null=True)
     reservation_id = serializers.IntegerField(
         allow_null=True, help_text="The reservation made when the quote was accepted."
