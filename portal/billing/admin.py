@@ -33,7 +33,7 @@ from portal.lib.errors import ApplicationError
 from portal.web.forms import form_add_application_error
 
 BADGE = {
-    "ok": "#0f9d6b",
+    "ok": "#087f56",
     "info": "#2563eb",
     "danger": "#d03b3b",
 }

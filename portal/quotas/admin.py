@@ -39,11 +39,11 @@ from portal.web.admin import QuickCheckboxes
 
 STATE_COLOURS: dict[str, str] = {
     QuotaRequestState.SUBMITTED: "#2563eb",
-    QuotaRequestState.MORE_INFO_NEEDED: "#b7791f",
-    QuotaRequestState.APPROVED: "#0f9d6b",
-    QuotaRequestState.PARTLY_APPROVED: "#0f9d6b",
+    QuotaRequestState.MORE_INFO_NEEDED: "#8a6d1e",
+    QuotaRequestState.APPROVED: "#087f56",
+    QuotaRequestState.PARTLY_APPROVED: "#087f56",
     QuotaRequestState.DENIED: "#d03b3b",
-    QuotaRequestState.WITHDRAWN: "#8a93ab",
+    QuotaRequestState.WITHDRAWN: "#5d6680",
 }
 
 
@@ -281,7 +281,7 @@ class QuotaRequestAdmin(QuickCheckboxes, admin.ModelAdmin):
         return format_html(
             '<span style="color:#fff;background:{};padding:2px 8px;border-radius:10px;'
             'font-weight:600;white-space:nowrap">{}</span>',
-            STATE_COLOURS.get(obj.state, "#8a93ab"),
+            STATE_COLOURS.get(obj.state, "#5d6680"),
             obj.get_state_display(),
         )
 

@@ -8,8 +8,8 @@ import time_machine
 from django.utils import timezone
 
 from portal.reservations import services
-from portal.reservations.reminders import reservation_quotes_expire
 from portal.reservations.models import Reservation, ReservationRequest
+from portal.reservations.reminders import reservation_quotes_expire
 from tests.api.conftest import assert_error
 
 pytestmark = pytest.mark.django_db

@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -134,29 +135,161 @@ def login(live_server):
 AXE_FAILING_IMPACTS = ("serious", "critical")
 
 
-@pytest.fixture(scope="session")
-def _axe():
-    from axe_playwright_python.sync_playwright import Axe
+def axe_failures(results: dict) -> str:
+    """axe-core's serious and critical violations as a report, or "" when there are none."""
+    failing = [v for v in results["violations"] if v["impact"] in AXE_FAILING_IMPACTS]
+    return "\n".join(
+        f"{v['id']} ({v['impact']}): {v['help']}\n"
+        + "\n".join(f"    {node['target']} {node['html'][:160]}" for node in v["nodes"])
+        for v in failing
+    )
 
-    return Axe()
+
+def page_kind(url: str) -> str:
+    """One page of the portal whatever it shows: ids, keys and organization slugs made alike."""
+    parts = urlsplit(url).path.split("/")
+    kind = []
+    for i, part in enumerate(parts):
+        if part.isdigit() or len(part) >= 20 or (i > 0 and parts[i - 1] == "o"):
+            part = "*"
+        kind.append(part)
+    return "/".join(kind)
+
+
+class PagesChecked:
+    """The kinds of page axe-core has checked in this run (a test's own checks included)."""
+
+    def __init__(self) -> None:
+        from axe_playwright_python.sync_playwright import Axe
+
+        self.axe = Axe()
+        self.kinds: set[str] = set()
+
+    def run(self, page) -> str:
+        if not page.evaluate("typeof window.axe !== 'undefined'"):
+            page.evaluate(self.axe.axe_script)
+        results = page.evaluate("axe.run({resultTypes: ['violations']})")
+        return axe_failures(results)
+
+    def check(self, page, *, what: str = "") -> None:
+        page.wait_for_load_state()
+        report = self.run(page)
+        self.kinds.add(page_kind(page.url))
+        if report:
+            raise AssertionError(f"axe-core on {what or page.url}:\n{report}")
+
+
+@pytest.fixture(scope="session")
+def _pages_checked(pytestconfig) -> PagesChecked:
+    checked = PagesChecked()
+    pytestconfig.stash[PAGE_KINDS] = checked.kinds
+    return checked
+
+
+PAGE_KINDS = pytest.StashKey[set]()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    kinds = config.stash.get(PAGE_KINDS, None)
+    if kinds:
+        terminalreporter.write_line(
+            f"axe-core: {len(kinds)} kinds of page checked, none with a serious or critical "
+            "violation left standing"
+        )
 
 
 @pytest.fixture
-def a11y(_axe):
+def a11y(_pages_checked):
     """axe-core on the page as it is now: `a11y(page)` fails on a serious or critical violation
-    (and names each, with the elements and axe's message). Call it on every page a test visits.
+    (and names each, with the elements and axe's message). Call it where a page's state matters
+    (a form with errors, a banner); every other page a test visits is checked after the test
+    (`_axe_on_every_page_visited`).
     """
+    return _pages_checked.check
 
-    def check(page, *, what: str = "") -> None:
-        page.wait_for_load_state()
-        results = _axe.run(page)
-        failing = [v for v in results.response["violations"] if v["impact"] in AXE_FAILING_IMPACTS]
-        if failing:
-            report = "\n".join(
-                f"{v['id']} ({v['impact']}): {v['help']}\n"
-                + "\n".join(f"    {node['target']} {node['html'][:160]}" for node in v["nodes"])
-                for v in failing
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.e2e_call_failed = report.failed
+
+
+class Visits:
+    """The portal's pages each browser context of a test showed, in order, seen again after the
+    test in the same context (signed in as it was) and checked by axe-core, one of each kind a
+    run: a page a test only passes through is held to the same standard as one it asserts on."""
+
+    def __init__(self, checked: PagesChecked, origin: str, request) -> None:
+        self.checked, self.origin, self.request = checked, origin, request
+        self.urls: dict[object, list[str]] = {}
+
+    def watch(self, context) -> None:
+        urls = self.urls.setdefault(context, [])
+
+        def on_page(page) -> None:
+            page.on(
+                "framenavigated",
+                lambda frame: frame == page.main_frame and urls.append(frame.url),
             )
-            raise AssertionError(f"axe-core on {what or page.url}:\n{report}")
 
-    return check
+        context.on("page", on_page)
+        close = context.close
+
+        def sweep_then_close(*args, **kwargs) -> None:
+            try:
+                self.sweep(context)
+            finally:
+                close(*args, **kwargs)
+
+        context.close = sweep_then_close
+
+    def sweep(self, context) -> None:
+        urls = self.urls.pop(context, None)
+        if not urls or getattr(self.request.node, "e2e_call_failed", False):
+            return
+        failures = []
+        page = None
+        for url in dict.fromkeys(urls):
+            if not url.startswith(self.origin) or page_kind(url) in self.checked.kinds:
+                continue
+            if page is None:
+                page = context.new_page()
+                page.add_init_script(self.checked.axe.axe_script)
+            response = page.goto(url)
+            if response is None or not response.ok:
+                continue
+            if not response.headers.get("content-type", "").startswith("text/html"):
+                continue
+            page.wait_for_load_state()
+            self.checked.kinds.add(page_kind(url))
+            self.checked.kinds.add(page_kind(page.url))
+            report = self.checked.run(page)
+            if report:
+                seen = page.url if page.url == url else f"{page.url} (reached from {url})"
+                failures.append(f"axe-core on {seen}, seen again after the test:\n{report}")
+        if page is not None:
+            page.close()
+        if failures:
+            raise AssertionError("\n\n".join(failures))
+
+
+@pytest.fixture(autouse=True)
+def _axe_on_every_page_visited(request, _pages_checked, monkeypatch):
+    if "browser" not in request.fixturenames or "live_server" not in request.fixturenames:
+        yield
+        return
+    browser = request.getfixturevalue("browser")
+    visits = Visits(_pages_checked, request.getfixturevalue("live_server").url, request)
+    new_context = browser.new_context
+
+    def watched_new_context(*args, **kwargs):
+        context = new_context(*args, **kwargs)
+        visits.watch(context)
+        return context
+
+    monkeypatch.setattr(browser, "new_context", watched_new_context)
+    yield
+    for context in list(visits.urls):
+        context.close()
