@@ -97,6 +97,7 @@ ACTIONS: dict[str, str] = {
     "credit.granted": "Credit granted",
     "budget.changed": "Budget changed",
     "budget.instances_stopped": "Instances stopped at the budget limit",
+    "budget.instances_stop_noticed": "Instances told they stop at the budget limit",
 }
 
 GROUPS: dict[str, str] = {

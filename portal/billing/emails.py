@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.urls import reverse
 
@@ -70,8 +72,11 @@ def budget_threshold(*, alert_id: int) -> list[Email]:
 
 
 @email_kind("budget_hard_limit_stopped")
-def budget_hard_limit_stopped(*, alert_id: int, instance_ids: list[int]) -> list[Email]:
-    """To the owners and billing members: the hard limit stopped these running instances."""
+def budget_hard_limit_stopped(
+    *, alert_id: int, instance_ids: list[int], stop_at: str | None = None
+) -> list[Email]:
+    """To the owners and billing members: the hard limit stops these running instances at
+    `stop_at` (the end of their notice), unless the budget is raised before."""
     alert = BudgetAlert.objects.select_related("organization").get(pk=alert_id)
     organization = alert.organization
     budget = Budget.objects.filter(organization=organization).first()
@@ -92,6 +97,7 @@ def budget_hard_limit_stopped(*, alert_id: int, instance_ids: list[int]) -> list
                 "spend": Money(alert.spend, currency),
                 "budget": Money(alert.budget_amount, currency),
                 "instances": instances,
+                "stop_at": datetime.fromisoformat(stop_at) if stop_at else None,
                 "budget_url": _url("billing:budget", organization.slug),
                 "instances_url": _url("instances:list", organization.slug),
             },

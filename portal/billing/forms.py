@@ -23,8 +23,9 @@ class BudgetForm(forms.Form):
     stop_instances = forms.BooleanField(
         required=False,
         label="With the hard limit, also stop running instances",
-        help_text="Their disks are kept (stopped instances bill only storage); start them again "
-        "after raising the budget. Without this, running instances keep running.",
+        help_text="They are told first, with the notice a reclaim gives (on their page and by "
+        "e-mail), and raising the budget during it calls the stop off. Their disks are kept "
+        "(stopped instances bill only storage). Without this, running instances keep running.",
     )
 
 

@@ -20,7 +20,7 @@ from django.db.models.functions import Coalesce
 
 from portal.accounts.models import User
 from portal.audit.services import audit_record
-from portal.billing import clock, dunning, metering, rating, sealing, signals, usage
+from portal.billing import budget_stops, clock, dunning, metering, rating, sealing, signals, usage
 from portal.billing.conf import setting
 from portal.billing.models import (
     Budget,
@@ -43,8 +43,7 @@ from portal.billing.reservations import reservation_lines
 from portal.billing.selectors import invoice_balance_due, month_spend
 from portal.billing.storage import storage_lines
 from portal.catalog.models import Price
-from portal.instances.models import Instance, InstanceEvent, State
-from portal.instances.services import instance_stop_by_system
+from portal.instances.models import Instance, InstanceEvent
 from portal.lib.errors import ApplicationError
 from portal.market.locks import spot_history_read_lock
 from portal.notifications.services import notify
@@ -661,6 +660,7 @@ def budget_set(
             },
         )
     budget_check(organization=organization)
+    budget_stops.budget_stops_due(organization_id=organization.pk)  # raised: stops called off
     return budget
 
 
@@ -698,36 +698,8 @@ def budget_check(*, organization: Organization) -> list[int]:
         highest = max(claimed, key=lambda alert: alert.threshold)
         notify("budget_threshold", alert_id=highest.pk)
         if highest.threshold >= 100 and budget.hard_limit and budget.stop_instances:
-            budget_hard_limit_stop(organization=organization, alert=highest)
+            budget_stops.budget_stop_notice(organization=organization, alert=highest)
     return [alert.threshold for alert in claimed]
-
-
-def budget_hard_limit_stop(*, organization: Organization, alert: BudgetAlert) -> list[int]:
-    """The hard limit is reached and the owners asked for it: stop every running instance
-    (the same stop as a person's: disks kept, billed as stopped), audit it, and e-mail the
-    owners and billing members which ones. Runs once per month: the 100 % alert is claimed
-    once. Returns the ids of the instances asked to stop."""
-    stopped = []
-    for instance in Instance.objects.filter(organization=organization, state=State.RUNNING):
-        try:
-            instance_stop_by_system(
-                instance=instance,
-                message="Stopped: the monthly budget's hard limit was reached.",
-                label="budget_hard_limit",
-            )
-        except ApplicationError as error:  # it moved on meanwhile (stopping, ended)
-            logger.info("not stopping %s at the budget limit: %s", instance.pk, error.message)
-            continue
-        stopped.append(instance.pk)
-    audit_record(
-        action="budget.instances_stopped",
-        organization=organization,
-        actor_label="budget_hard_limit",
-        target=alert,
-        detail={"instances": stopped, "spend": alert.spend, "budget": alert.budget_amount},
-    )
-    notify("budget_hard_limit_stopped", alert_id=alert.pk, instance_ids=stopped)
-    return stopped
 
 
 def budgets_check_all() -> int:
@@ -735,4 +707,5 @@ def budgets_check_all() -> int:
     sent = 0
     for organization in Organization.objects.filter(budget__isnull=False):
         sent += bool(budget_check(organization=organization))
+    budget_stops.budget_stops_due()  # the safety net of the task at each notice's end
     return sent

@@ -9,7 +9,7 @@ import logging
 
 from celery import shared_task
 
-from portal.billing import clock, dunning, services
+from portal.billing import budget_stops, clock, dunning, services
 from portal.billing.periods import Month
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,12 @@ def budgets_check() -> int:
     """Every few minutes: budget e-mails for thresholds reached (each once a month)."""
     services.usage_sync_pending()
     return services.budgets_check_all()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def budget_stops_due(organization_id: int) -> list[int]:
+    """At the end of a budget stop's notice: stop the instances, unless the limit was lifted."""
+    return budget_stops.budget_stops_due(organization_id=organization_id)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

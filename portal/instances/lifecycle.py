@@ -131,6 +131,8 @@ _TRANSITION_FIELDS = (
     "running_seconds",
     "running_since",
     "terminated_at",
+    "stop_at",
+    "stop_reason",
     "ip",
     "quota_released_at",
 )
@@ -181,6 +183,8 @@ def _transition(
             instance.running_since = None
         if to in BILLED_STATES and from_state not in BILLED_STATES:
             instance.running_since = at
+        if from_state == State.RUNNING:  # an announced stop is moot once it stops running
+            instance.stop_at, instance.stop_reason = None, ""
         if to in FINAL_STATES:
             instance.terminated_at = at
             instance.ip = None
@@ -450,6 +454,41 @@ def note_reclaim(instance_id: int, *, reclaim_at: datetime, reason: str = "") ->
         signals.instance_reclaim_noticed.send(sender=Instance, instance=instance)
         transaction.on_commit(metrics.RECLAIM_NOTICES.labels(region=instance.region.code).inc)
     return True
+
+
+def note_stop(instance_id: int, *, stop_at: datetime, reason: str) -> bool:
+    """A rule of the organization's (a budget's hard limit) will stop this running instance at
+    `stop_at`. Not a transition: it runs until then, its page says so and why. Claimed by a
+    conditional UPDATE, so a notice is given once; returns whether this call gave it."""
+    with transaction.atomic():
+        claimed = Instance.objects.filter(
+            pk=instance_id, state=State.RUNNING, stop_at__isnull=True
+        ).update(stop_at=stop_at, stop_reason=reason[:300])
+        if claimed:
+            InstanceEvent.objects.create(
+                instance_id=instance_id,
+                message=(
+                    f"Backfill will stop this instance at {stop_at:%H:%M:%S} UTC: {reason} "
+                    "Its disk is kept."
+                )[:500],
+            )
+    return bool(claimed)
+
+
+def cancel_stop(instance_ids: list[int], *, message: str) -> list[int]:
+    """The rule no longer holds (the budget was raised): the announced stops are off. Returns
+    the instances whose stop was called off."""
+    with transaction.atomic():
+        pending = list(
+            Instance.objects.select_for_update()
+            .filter(pk__in=instance_ids, stop_at__isnull=False)
+            .values_list("pk", flat=True)
+        )
+        Instance.objects.filter(pk__in=pending).update(stop_at=None, stop_reason="")
+        InstanceEvent.objects.bulk_create(
+            InstanceEvent(instance_id=pk, message=message[:500]) for pk in pending
+        )
+    return pending
 
 
 def cancel_reclaim(instance_id: int, *, message: str) -> bool:

@@ -5,6 +5,7 @@ Only `portal.instances.lifecycle` changes `Instance.state`; see the transition t
 
 import re
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -108,6 +109,14 @@ class Instance(models.Model):
         blank=True,
         help_text="Since when a reclaim is forecast to be likely soon (cleared when it passes).",
     )
+    stop_at = models.DateTimeField(
+        "stops at",
+        null=True,
+        blank=True,
+        help_text="When Backfill stops it for a rule of the organization's (a budget's hard "
+        "limit), announced with the reclaim notice; cleared if the rule no longer holds.",
+    )
+    stop_reason = models.CharField(max_length=300, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)
     launched_at = models.DateTimeField(
@@ -185,9 +194,17 @@ class Instance(models.Model):
         return self.reclaim_at is not None and not self.is_final
 
     @property
+    def stop_pending(self) -> bool:
+        return self.stop_at is not None and self.state == State.RUNNING
+
+    @property
+    def pending_stop_at(self) -> datetime | None:
+        return self.stop_at if self.stop_pending else None
+
+    @property
     def needs_watching(self) -> bool:
-        """Whether the console should poll: in transition, or a reclaim is on its way."""
-        return self.is_transitional or self.reclaim_pending
+        """Whether the console should poll: in transition, or a reclaim or stop is on its way."""
+        return self.is_transitional or self.reclaim_pending or self.stop_pending
 
     @property
     def ssh_command(self) -> str:

@@ -48,6 +48,7 @@ LIST_ROW_FIELDS = (
     "preemptible",
     "state",
     "reclaim_at",
+    "stop_at",
     "ip",
     "created_at",
     "running_since",

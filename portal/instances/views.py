@@ -63,6 +63,7 @@ def instance_detail(request: OrganizationRequest, pk: int) -> HttpResponse:
         "events": selectors.instance_event_list_for_instance(instance=instance),
         "actions": lifecycle.allowed_actions(instance.state),
         "can_manage": request.membership.can("instances.manage"),
+        "can_manage_budget": request.membership.can("billing.manage"),
         "cost": selectors.instance_cost_so_far(instance=instance, hourly_price=hourly),
         "volumes": selectors.instance_volume_list(instance=instance),
         "hourly": hourly,

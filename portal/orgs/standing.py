@@ -28,6 +28,15 @@ class Hold:
     code: str  # the error code a refused launch carries (API clients branch on it)
     reason: str
 
+    @property
+    def detail(self) -> str:
+        """The reason under the banner's own heading ("Launches are paused."), not twice."""
+        prefix = "Launches are paused: "
+        if self.reason.startswith(prefix):
+            rest = self.reason[len(prefix) :]
+            return rest[:1].upper() + rest[1:]
+        return self.reason
+
 
 @dataclass(frozen=True)
 class _Registered:

@@ -177,9 +177,11 @@ def test_the_billing_page_banners_the_holds_as_every_page_does(
 
     reason = launch_block_reason(organization=team.organization)
     assert reason is not None and "$500.49" in reason
+    shown = "S" + reason.removeprefix("Launches are paused: s")  # under the banner's heading
     for url in (billing_page, reverse("instances:list", args=[team.organization.slug])):
         assert banners(url) == ["billing"]
-        assert reason in client.get(url).text
+        text = client.get(url).text
+        assert f"Launches are paused.</strong>\n        {shown}" in text
     # The kinds the page did not read itself are still asked: a suspension shows too.
     organization_suspend(organization=team.organization, reason="Abuse report.", by=staff)
     assert sorted(banners(billing_page)) == ["billing", "suspended"]

@@ -58,7 +58,7 @@ def test_an_overdue_invoice_reminds_pauses_suspends_and_payment_lifts_it_all(
     page.goto(smtp_sink.first_link(reminder, contains=f"/billing/invoices/{invoice.pk}"))
     expect(page.get_by_text("BF-2026-000042").first).to_be_visible()
     banner = page.get_by_test_id("hold-banner")
-    expect(banner).to_contain_text("Launches are paused: invoice BF-2026-000042 ($120.00)")
+    expect(banner).to_contain_text("Launches are paused. Invoice BF-2026-000042 ($120.00)")
     a11y(page)
     page.goto(f"{live_server.url}/o/acme/instances/launch/")
     expect(page.get_by_test_id("launch")).to_be_disabled()

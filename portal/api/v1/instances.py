@@ -65,6 +65,12 @@ class InstanceSerializer(serializers.Serializer):
     reclaim_at = serializers.DateTimeField(
         allow_null=True, help_text="When the operator takes a preemptible instance back."
     )
+    stop_at = serializers.DateTimeField(
+        source="pending_stop_at",
+        allow_null=True,
+        help_text="When Backfill stops it, announced with the reclaim notice because the "
+        "organization reached a budget hard limit set to stop instances; null if none is.",
+    )
     created_by = serializers.EmailField(source="created_by.email", allow_null=True)
     created_at = serializers.DateTimeField()
     launched_at = serializers.DateTimeField(allow_null=True)
