@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import F, OuterRef, Prefetch, QuerySet, Subquery, Sum, Value
+from django.db.models import Exists, F, OuterRef, Prefetch, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
@@ -210,6 +210,22 @@ def launch_block_reason(*, organization: Organization) -> str | None:
     reached this month.
     """
     now = clock.now()
+    # Every page asks (the layout's banner): one plain query answers for almost every
+    # organization, which has no unpaid invoice past its date and no hard limit.
+    may_hold = (
+        Organization.objects.filter(pk=organization.pk)
+        .values_list(
+            Exists(
+                Invoice.objects.filter(
+                    organization=OuterRef("pk"), paid_at__isnull=True, due_at__lt=now
+                )
+            ),
+            Exists(Budget.objects.filter(organization=OuterRef("pk"), hard_limit=True)),
+        )
+        .first()
+    )
+    if not may_hold or not any(may_hold):
+        return None
     return block_reason_of(
         overdue=overdue_invoices(organization=organization, now=now).first(),
         budget=Budget.objects.filter(organization=organization).first(),
