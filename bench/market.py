@@ -587,20 +587,22 @@ class Week:
         """The periodic capacity refresh, timed: an uncovered shortfall (what the operator's
         work wants beyond its room and the GPUs under notice) is traced back to the second it
         began; the order the refresh makes for it ends the wait."""
-        from portal.catalog.models import GpuModel, Region
+        from django.db.models import Max
+
         from portal.reclaims.models import ReclaimOrder, Source
-        from portal.reclaims.selectors import gpus_under_notice
+        from portal.reclaims.selectors import gpus_under_notice_by_place
 
         places = {}
         capacity = {(c["region"], c["gpu_model"]): c for c in self.engine.capacity()}
+        notice = None  # the GPUs under notice per place, read once if any place falls short
         for (region, model), entry in capacity.items():
             if entry["shortfall_gpus"] <= 0:
                 self.pending_onset.pop((region, model), None)
                 continue
             code = dict((m, c) for m, c, _ in MODELS)[model]
-            under = gpus_under_notice(
-                region=Region.objects.get(code=region), gpu_model=GpuModel.objects.get(code=code)
-            )
+            if notice is None:
+                notice = gpus_under_notice_by_place()
+            under = notice.get((region, code), 0)
             if entry["shortfall_gpus"] <= under:
                 self.pending_onset.pop((region, model), None)
                 continue
@@ -616,12 +618,18 @@ class Week:
                 ):
                     onset -= 1
                 self.pending_onset[(region, model)] = onset
-        before = ReclaimOrder.objects.filter(source=Source.BACKEND).count()
+        # Only an uncovered shortfall is timed: the orders are read only then.
+        before = (
+            ReclaimOrder.objects.filter(source=Source.BACKEND).aggregate(last=Max("pk"))["last"]
+            or 0
+            if places
+            else 0
+        )
         task.apply()
         self.last_refresh = self.now
-        if places and ReclaimOrder.objects.filter(source=Source.BACKEND).count() > before:
+        if places:
             for order in (
-                ReclaimOrder.objects.filter(source=Source.BACKEND)
+                ReclaimOrder.objects.filter(source=Source.BACKEND, pk__gt=before)
                 .order_by("-id")
                 .select_related("region", "gpu_model")[: len(places) * 2]
             ):

@@ -22,12 +22,21 @@ class Fleet:
     free: dict[Place, int]
 
 
+def gpu_models(snapshot: CapacitySnapshot) -> dict[str, str]:
+    """Instance type code -> GPU model code of the snapshot's types: as the snapshot has them,
+    else (a type the catalog did not have when it was stored) from the catalog, one query."""
+    known = snapshot.gpu_models
+    if known is not None and all(itype in known for _region, itype in snapshot.entries):
+        return known
+    return dict(InstanceType.objects.values_list("code", "gpu_model__code"))
+
+
 def fleet() -> Fleet:
-    """The fleet as the backend last reported it. One query (instance types → GPU models)."""
+    """The fleet as the backend last reported it, from the snapshot alone."""
     snapshot = capacity_snapshot()
     if snapshot is None:
         return Fleet(taken_at=None, total={}, free={})
-    model_of = dict(InstanceType.objects.values_list("code", "gpu_model__code"))
+    model_of = gpu_models(snapshot)
     total: dict[Place, int] = {}
     free: dict[Place, int] = {}
     for (region, itype), (_instances, free_gpus, total_gpus) in snapshot.entries.items():
@@ -82,11 +91,11 @@ class PlaceDemand:
 def demand_by_place(snapshot: CapacitySnapshot | None = None) -> dict[Place, PlaceDemand]:
     """Per (region code, GPU model code): fleet, free, internal, customer-held, shortfall and
     the backend's forecast of internal demand, from the snapshot (the latest by default).
-    Every instance type of a model reports the same numbers; one query."""
+    Every instance type of a model reports the same numbers; no query."""
     snapshot = snapshot if snapshot is not None else capacity_snapshot()
     if snapshot is None:
         return {}
-    model_of = dict(InstanceType.objects.values_list("code", "gpu_model__code"))
+    model_of = gpu_models(snapshot)
     places: dict[Place, PlaceDemand] = {}
     for (region, itype), (_instances, free_gpus, total_gpus) in snapshot.entries.items():
         gpu_model = model_of.get(itype)

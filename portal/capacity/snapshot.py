@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal.capacity.signals import capacity_snapshot_stored
+from portal.catalog.models import InstanceType
 from portal.provisioning import Capacity
 
 CACHE_KEY = "capacity:snapshot"
@@ -35,6 +36,10 @@ class CapacitySnapshot:
     # (region code, instance type code) -> (internal GPUs, customer-held GPUs, shortfall,
     # forecast internal GPUs or None): the operator's own work, per the model of the type.
     demand: dict[tuple[str, str], tuple[int, int, int, int | None]] = field(default_factory=dict)
+    # Instance type code -> GPU model code, from the catalog when the snapshot was stored: the
+    # readers after each report group by GPU model without a query each. None in a snapshot
+    # stored before it was kept (readers then ask the catalog).
+    gpu_models: dict[str, str] | None = None
 
     @property
     def age(self) -> timedelta:
@@ -50,6 +55,7 @@ def max_age() -> float:
 
 
 def snapshot_store(*, capacities: Iterable[Capacity], marker: int | None) -> CapacitySnapshot:
+    capacities = list(capacities)
     snapshot = CapacitySnapshot(
         taken_at=timezone.now(),
         entries={
@@ -66,6 +72,7 @@ def snapshot_store(*, capacities: Iterable[Capacity], marker: int | None) -> Cap
             )
             for c in capacities
         },
+        gpu_models=dict(InstanceType.objects.values_list("code", "gpu_model__code")),
     )
     cache.set(CACHE_KEY, snapshot, timeout=None)
     transaction.on_commit(

@@ -341,9 +341,13 @@ def spot_prices_adjust(*, now: datetime | None = None) -> int:
     snapshot = capacity_snapshot()
     if snapshot is None or not snapshot.is_fresh:
         return 0
+    markets = list(
+        SpotMarket.objects.filter(enabled=True).select_related("region", "instance_type")
+    )
+    if not markets:
+        return 0
     current = spot_prices_current()
     changed = 0
-    markets = SpotMarket.objects.filter(enabled=True).select_related("region", "instance_type")
     for market in markets:
         row = current.get((market.region_id, market.instance_type_id))
         if row is not None and not _may_move(market, row, snapshot, now):
@@ -511,13 +515,16 @@ def capacity_alerts_check(*, now: datetime | None = None) -> int:
     conditional UPDATE of `fired_at` is the lock), let those that are false again rest no
     more, and remove the expired ones. How many fired."""
     now = now or timezone.now()
-    CapacityAlert.objects.filter(expires_at__lte=now).delete()
+    alerts = list(CapacityAlert.objects.select_related("region", "instance_type", "organization"))
+    expired = [alert.pk for alert in alerts if alert.expires_at <= now]
+    if expired:
+        CapacityAlert.objects.filter(pk__in=expired).delete()
+        alerts = [alert for alert in alerts if alert.pk not in expired]
     snapshot = capacity_snapshot()
-    if snapshot is None or not snapshot.is_fresh:
+    if not alerts or snapshot is None or not snapshot.is_fresh:
         return 0
     prices = {offer: row.price for offer, row in spot_prices_current().items()}
     fired = 0
-    alerts = CapacityAlert.objects.select_related("region", "instance_type", "organization")
     for alert in alerts:
         entry = snapshot.entries.get((alert.region.code, alert.instance_type.code))
         free = entry[0] if entry is not None else 0

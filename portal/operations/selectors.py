@@ -129,8 +129,8 @@ def _on_demand_in_reservations(now: datetime) -> list[dict]:
 
 def sold_by_place(now: datetime) -> dict[Place, tuple[int, int, int]]:
     """GPUs sold per place now: (on-demand, preemptible, reserved). Live instances by kind
-    (1 query), reservations in force (1 query); on-demand GPUs running inside their
-    organization's reservation count once, as reserved (1 query)."""
+    (1 query); reservations in force, each with the on-demand GPUs its organization runs in
+    it, which count once, as reserved (1 query)."""
     sold: dict[Place, list[int]] = defaultdict(lambda: [0, 0, 0])
     for item in (
         Instance.objects.exclude(state__in=FINAL_STATES)
@@ -140,17 +140,10 @@ def sold_by_place(now: datetime) -> dict[Place, tuple[int, int, int]]:
     ):
         place = (item["region__code"], item["instance_type__gpu_model__code"])
         sold[place][1 if item["preemptible"] else 0] += item["gpus"]
-    for item in (
-        Reservation.objects.active_at(now)
-        .values("region__code", "gpu_model__code")
-        .annotate(gpus=Sum("gpus"))
-        .order_by()
-    ):
-        sold[(item["region__code"], item["gpu_model__code"])][2] += item["gpus"]
     for item in _on_demand_in_reservations(now):
-        sold[(item["region__code"], item["gpu_model__code"])][0] -= min(
-            item["in_use"], item["gpus"]
-        )
+        place = (item["region__code"], item["gpu_model__code"])
+        sold[place][2] += item["gpus"]
+        sold[place][0] -= min(item["in_use"], item["gpus"])
     return {place: (v[0], v[1], v[2]) for place, v in sold.items()}
 
 
@@ -160,7 +153,7 @@ def operator_overview(*, now: datetime | None = None, top: int = 10, failed: int
     now = now or timezone.now()
     last_start, this_start, next_start = _month_starts(now)
 
-    # The fleet: the snapshot (1 query) and names of what it mentions (1 query).
+    # The fleet: the snapshot (no query) and names of what it mentions (1 query).
     fleet_now = fleet()
     places: dict[Place, FleetRow] = {}
     names = dict(GpuModel.objects.values_list("code", "name"))

@@ -26,7 +26,6 @@ from django.db import transaction
 from portal.audit.services import audit_record
 from portal.capacity.selectors import PlaceDemand, demand_by_place
 from portal.capacity.snapshot import CapacitySnapshot
-from portal.catalog.models import GpuModel, Region
 from portal.instances import lifecycle
 from portal.instances.models import FINAL_STATES, Instance
 from portal.reclaims import selectors, signals
@@ -54,9 +53,10 @@ def forecast_internal(place: PlaceDemand, previous: tuple[float, int] | None, no
 def reclaim_risk_check(snapshot: CapacitySnapshot | None) -> list[int]:
     """Warn the instances most at risk; returns the ids warned now.
 
-    Runs after every capacity report (every 30 s), so it reads set-wise: the places, the GPUs
-    under notice and the warned instances in one query each, whatever the number of places;
-    then the candidates of a place only where it is at risk."""
+    Runs after every capacity report (every 30 s), so it reads set-wise, whatever the number
+    of places: the warned instances in one query; where a forecast exceeds what customers
+    leave, the GPUs under notice in one; where a place is still at risk after those, the
+    policy and the candidates of every such place in one each."""
     if snapshot is None:
         return []
     now = snapshot.taken_at.timestamp()
@@ -69,29 +69,30 @@ def reclaim_risk_check(snapshot: CapacitySnapshot | None) -> list[int]:
     )
     if not places:
         return []
-    policy = policy_get()
-    regions = {r.code: r for r in Region.objects.filter(code__in={k[0] for k in places})}
-    models = {m.code: m for m in GpuModel.objects.filter(code__in={k[1] for k in places})}
-    under_notice = selectors.gpus_under_notice_by_place()
     warned_before: dict[tuple[str, str], set[int]] = {}
     for pk, region_code, model_code in Instance.objects.filter(
         reclaim_risk_at__isnull=False
     ).values_list("pk", "region__code", "instance_type__gpu_model__code"):
         warned_before.setdefault((region_code, model_code), set()).add(pk)
+    forecasts = {
+        key: forecast_internal(place, previous.get(key), now) for key, place in places.items()
+    }
+    # What the forecast wants beyond what customers leave, before the GPUs under notice: a
+    # place where it is none and no warning stands has nothing to warn or clear.
+    exposed = {
+        key: forecasts[key] - (place.fleet - place.customer) for key, place in places.items()
+    }
+    if not warned_before and all(gpus <= 0 for gpus in exposed.values()):
+        return []
+    exposed_places = [key for key, gpus in exposed.items() if gpus > 0]
+    under_notice = selectors.gpus_under_notice_by_place() if exposed_places else {}
+    at_risk = {key: exposed[key] - under_notice.get(key, 0) for key in places}
+    risky = [key for key in places if at_risk[key] > 0]
+    by_place = selectors.reclaim_candidates_by_place(risky, policy=policy_get()) if risky else {}
     warned: list[int] = []
     for key, place in places.items():
-        region, gpu_model = regions.get(key[0]), models.get(key[1])
-        if region is None or gpu_model is None:
-            continue
-        forecast = forecast_internal(place, previous.get(key), now)
-        at_risk = forecast - (place.fleet - place.customer) - under_notice.get(key, 0)
-        candidates = (
-            selectors.reclaim_candidates_for_place(
-                region=region, gpu_model=gpu_model, policy=policy
-            )
-            if at_risk > 0
-            else []
-        )
+        forecast = forecasts[key]
+        candidates = by_place.get(key, []) if at_risk[key] > 0 else []
         # A warning stands while its place is at risk: it covers its GPUs, and only what it
         # leaves uncovered warns more (in the policy's order). Moving it to each newer or
         # cheaper arrival would warn and clear again and again, a webhook each time.
@@ -99,7 +100,7 @@ def reclaim_risk_check(snapshot: CapacitySnapshot | None) -> list[int]:
         kept = [c for c in candidates if c.instance.pk in before]
         chosen = selectors.reclaim_choose(
             candidates=[c for c in candidates if c.instance.pk not in before],
-            gpus=at_risk - sum(c.gpus for c in kept),
+            gpus=at_risk[key] - sum(c.gpus for c in kept),
         )
         stale = before - {c.instance.pk for c in kept}
         if not chosen and not stale:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Sum
+from django.db.models import Q, Sum
 
 from portal.catalog.models import GpuModel, Region
 from portal.catalog.selectors import prices_in_force
@@ -25,13 +25,15 @@ class Candidate:
     price: Decimal
 
 
-def _candidates(queryset, policy: ReclaimPolicy) -> list[Candidate]:
+def _candidates(
+    queryset, policy: ReclaimPolicy, *, related: tuple[str, ...] = ()
+) -> list[Candidate]:
     # Preemptible only: on-demand machines are never reclaimed, and a preemptible launch never
     # draws on a reservation, so reserved capacity is spared by the same filter.
     instances = list(
         queryset.filter(preemptible=True, state__in=HOLDING_STATES, reclaim_at__isnull=True)
         .exclude(backend_id="")
-        .select_related("instance_type", "organization", "region")
+        .select_related("instance_type", "organization", "region", *related)
     )
     prices = prices_in_force(instance_types={i.instance_type_id for i in instances})
     candidates = []
@@ -59,6 +61,27 @@ def reclaim_candidates_for_place(
     return _candidates(
         Instance.objects.filter(region=region, instance_type__gpu_model=gpu_model), policy
     )
+
+
+def reclaim_candidates_by_place(
+    places: list[tuple[str, str]], *, policy: ReclaimPolicy
+) -> dict[tuple[str, str], list[Candidate]]:
+    """`reclaim_candidates_for_place` of several places (region code, GPU model code) at
+    once: two queries, however many places."""
+    if not places:
+        return {}
+    where = Q()
+    for region_code, model_code in places:
+        where |= Q(region__code=region_code, instance_type__gpu_model__code=model_code)
+    by_place: dict[tuple[str, str], list[Candidate]] = {place: [] for place in places}
+    candidates = _candidates(
+        Instance.objects.filter(where), policy, related=("instance_type__gpu_model",)
+    )
+    for candidate in candidates:
+        instance = candidate.instance
+        place = (instance.region.code, instance.instance_type.gpu_model.code)
+        by_place.setdefault(place, []).append(candidate)
+    return by_place
 
 
 def reclaim_candidates_for_ids(ids: list[int], *, policy: ReclaimPolicy) -> list[Candidate]:

@@ -231,17 +231,20 @@ class Simulator:
     def _used_gpus(self, account: str | None = None) -> dict[str, int]:
         """GPUs taken per node, as `account` sees them (None: as everyone else sees them):
         customers' machines, reservations, and the operator's own work on what is left."""
-        used = self._held_gpus(account)
-        for node, gpus in self._internal_by_node().items():
+        held = self._held_gpus()
+        used = dict(held) if account is None else self._held_gpus(account)
+        for node, gpus in self._internal_by_node(held).items():
             used[node] = used.get(node, 0) + gpus
         return used
 
-    def _internal_by_node(self) -> dict[str, int]:
+    def _internal_by_node(self, held: dict[str, int] | None = None) -> dict[str, int]:
         """Where the operator's own work runs: its wanted GPUs on what customers and
-        reservations leave, fullest nodes first (whole nodes stay free for large machines)."""
+        reservations leave (`held`, as everyone else sees them: computed if not given),
+        fullest nodes first (whole nodes stay free for large machines)."""
         if not self.demand.curves:
             return {}
-        held = self._held_gpus()
+        if held is None:
+            held = self._held_gpus()
         now = self.clock()
         placed: dict[str, int] = {}
         for curve in self.demand.curves:
@@ -630,8 +633,11 @@ class Simulator:
     def capacity(self) -> builtins.list[dict[str, Any]]:
         with self.lock:
             now = self._advance_all()
-            used = self._used_gpus()
-            internal = self._internal_by_node()
+            held = self._held_gpus()
+            internal = self._internal_by_node(held)
+            used = dict(held)
+            for node, gpus in internal.items():
+                used[node] = used.get(node, 0) + gpus
             customer: dict[str, int] = {}
             for machine in self.machines.values():
                 if machine.node is not None:
