@@ -13,7 +13,10 @@ less the GPUs already under a reclaim notice, is at risk: the instances the poli
 first for that many GPUs get the warning once (the instance page, and the
 `instance.reclaim_risk` webhook; no e-mail). A warning stands while its place is at risk (it
 covers its GPUs; newer arrivals the policy would put first are warned only for what it leaves
-uncovered); instances whose place is no longer at risk lose the warning.
+uncovered); instances whose place has not been at risk for 15 minutes (the forecast's
+horizon: the warning said "within 15 minutes") lose the warning. The trend of 30-second
+reports swings in and out of risk from one report to the next; without that hold every
+swing cleared the warnings and the next one gave them again, a webhook each time.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from portal.reclaims.services import policy_get
 
 HORIZON = timedelta(minutes=15)
 TREND_KEY = "reclaims:risk:previous"
+# (region code, GPU model code) -> when the place was last at risk (a timestamp).
+AT_RISK_KEY = "reclaims:risk:last-at-risk"
 
 
 def forecast_internal(place: PlaceDemand, previous: tuple[float, int] | None, now: float) -> int:
@@ -55,8 +60,9 @@ def reclaim_risk_check(snapshot: CapacitySnapshot | None) -> list[int]:
 
     Runs after every capacity report (every 30 s), so it reads set-wise, whatever the number
     of places: the warned instances in one query; where a forecast exceeds what customers
-    leave, the GPUs under notice in one; where a place is still at risk after those, the
-    policy and the candidates of every such place in one each."""
+    leave, the GPUs under notice in one; where a place is at risk after those (or was within
+    the horizon and holds warnings), the policy and the candidates of every such place in
+    one each."""
     if snapshot is None:
         return []
     now = snapshot.taken_at.timestamp()
@@ -87,12 +93,21 @@ def reclaim_risk_check(snapshot: CapacitySnapshot | None) -> list[int]:
     exposed_places = [key for key, gpus in exposed.items() if gpus > 0]
     under_notice = selectors.gpus_under_notice_by_place() if exposed_places else {}
     at_risk = {key: exposed[key] - under_notice.get(key, 0) for key in places}
-    risky = [key for key in places if at_risk[key] > 0]
-    by_place = selectors.reclaim_candidates_by_place(risky, policy=policy_get()) if risky else {}
+    last_at_risk: dict = cache.get(AT_RISK_KEY) or {}
+    last_at_risk.update({key: now for key in places if at_risk[key] > 0})
+    cache.set(AT_RISK_KEY, last_at_risk, timeout=int(HORIZON.total_seconds() * 4))
+    # Where warnings stand: at risk now, or within the horizon of the last time it was.
+    held = [
+        key
+        for key in places
+        if now - last_at_risk.get(key, float("-inf")) < HORIZON.total_seconds()
+        and (at_risk[key] > 0 or warned_before.get(key))
+    ]
+    by_place = selectors.reclaim_candidates_by_place(held, policy=policy_get()) if held else {}
     warned: list[int] = []
     for key, place in places.items():
         forecast = forecasts[key]
-        candidates = by_place.get(key, []) if at_risk[key] > 0 else []
+        candidates = by_place.get(key, [])
         # A warning stands while its place is at risk: it covers its GPUs, and only what it
         # leaves uncovered warns more (in the policy's order). Moving it to each newer or
         # cheaper arrival would warn and clear again and again, a webhook each time.

@@ -1,7 +1,11 @@
 """The early warning: "reclaim risk elevated" from the forecast, on the page and by webhook,
 never by e-mail."""
 
+from datetime import timedelta
+
+import time_machine
 from django.core import mail
+from django.utils import timezone
 
 from portal.provisioning import Capacity
 from portal.reclaims.models import ReclaimOrder
@@ -47,9 +51,26 @@ def test_the_instances_first_in_line_are_warned_when_the_forecast_exceeds_the_fr
     report(internal=4, forecast=6)  # the same risk: no second warning
     assert WebhookDelivery.objects.filter(event_type="instance.reclaim_risk").count() == 1
 
-    report(internal=2, forecast=2)  # the risk passed
+    report(internal=2, forecast=2)  # out of risk, but within the warning's 15 minutes
+    cheap.refresh_from_db()
+    assert cheap.reclaim_risk_at is not None
+    with time_machine.travel(timezone.now() + timedelta(minutes=15), tick=False):
+        report(internal=2, forecast=2)  # the risk passed
     cheap.refresh_from_db()
     assert cheap.reclaim_risk_at is None
+
+
+def test_a_warning_outlasts_a_swing_of_the_forecast_within_its_horizon(catalog, spot, endpoint):
+    warned = spot(bid="0.3")
+    report(internal=4, forecast=6)
+    with time_machine.travel(timezone.now() + timedelta(seconds=30), tick=False):
+        report(internal=2, forecast=2)  # the next report is out of risk...
+    with time_machine.travel(timezone.now() + timedelta(seconds=60), tick=False):
+        report(internal=4, forecast=6)  # ...and the one after in again
+    warned.refresh_from_db()
+    assert warned.reclaim_risk_at is not None
+    # Warned once: not cleared and warned again at every swing.
+    assert WebhookDelivery.objects.filter(event_type="instance.reclaim_risk").count() == 1
 
 
 def test_a_rising_trend_warns_without_a_forecast_from_the_backend(catalog, spot):
