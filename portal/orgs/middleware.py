@@ -19,6 +19,15 @@ PROBE_PREFIXES = ("/healthz", "/readyz", "/metrics")
 OPEN_PREFIXES = ("/accounts/", "/static/", "/api/", "/favicon", *PROBE_PREFIXES)
 
 
+def _warn_once(request, text: str) -> None:
+    """A warning not already waiting to be shown: requests redirected before the set-up page
+    rendered (a second tab, a quick click) would otherwise stack the same line."""
+    storage = messages.get_messages(request)  # not iterated: nothing is marked as shown
+    waiting = [*getattr(storage, "_loaded_messages", []), *getattr(storage, "_queued_messages", [])]
+    if not any(message.message == text for message in waiting):
+        messages.warning(request, text)
+
+
 class TwoFactorRequiredMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -31,7 +40,7 @@ class TwoFactorRequiredMiddleware:
             return self.get_response(request)
         path = request.path
         if path.startswith("/admin/") and user.is_staff and not user_has_two_factor(user):
-            messages.warning(
+            _warn_once(
                 request,
                 "The operator console needs two-factor authentication. Add an authenticator "
                 "app or a passkey, then open it again.",
@@ -40,7 +49,7 @@ class TwoFactorRequiredMiddleware:
         if not path.startswith(OPEN_PREFIXES):
             organization = organization_requiring_two_factor(user)
             if organization is not None:
-                messages.warning(
+                _warn_once(
                     request,
                     f"{organization.name} requires two-factor authentication. Add an "
                     "authenticator app or a passkey to continue.",

@@ -92,6 +92,19 @@ def test_a_member_without_two_factor_is_sent_to_set_it_up_before_anything_else(t
     assert client.get("/o/acme/instances/").status_code == 200
 
 
+def test_the_set_up_page_says_why_once_however_many_pages_sent_the_member_there(
+    team, client_for
+):
+    require(team.organization)
+    client = client_for(team.member.user)
+    for url in ("/o/acme/", "/o/acme/instances/", "/o/acme/billing/"):
+        client.get(url)  # redirected before the set-up page was shown (tabs, quick clicks)
+
+    page = client.get(SETUP).content.decode()
+
+    assert page.count("Acme AI requires two-factor authentication.") == 1
+
+
 def test_members_of_an_organization_that_does_not_require_it_are_not_held_up(team, client_for):
     assert client_for(team.member.user).get("/o/acme/instances/").status_code == 200
 
