@@ -92,9 +92,7 @@ def test_a_member_without_two_factor_is_sent_to_set_it_up_before_anything_else(t
     assert client.get("/o/acme/instances/").status_code == 200
 
 
-def test_the_set_up_page_says_why_once_however_many_pages_sent_the_member_there(
-    team, client_for
-):
+def test_the_set_up_page_says_why_once_however_many_pages_sent_the_member_there(team, client_for):
     require(team.organization)
     client = client_for(team.member.user)
     for url in ("/o/acme/", "/o/acme/instances/", "/o/acme/billing/"):
