@@ -106,7 +106,10 @@ def budget(request: OrganizationRequest) -> HttpResponse:
         "month": month,
         "alerts": list(organization.budget_alerts.all()[:12]),
         "can_manage": can_manage,
-        "block_reason": selectors.launch_block_reason(organization=organization),
+    }
+    # The layout's banner says why launches are refused (after a save, with the new budget).
+    request.launch_hold_reasons = {
+        selectors.BILLING_HOLD: selectors.launch_block_reason(organization=organization)
     }
     return render(request, "billing/budget.html", context, status=status)
 
