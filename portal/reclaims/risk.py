@@ -103,7 +103,7 @@ def reclaim_risk_check(snapshot: CapacitySnapshot | None) -> list[int]:
         if now - last_at_risk.get(key, float("-inf")) < HORIZON.total_seconds()
         and (at_risk[key] > 0 or warned_before.get(key))
     ]
-    by_place = selectors.reclaim_candidates_by_place(held, policy=policy_get()) if held else {}
+    by_place = selectors.reclaim_ranked_by_place(held, policy=policy_get()) if held else {}
     warned: list[int] = []
     for key, place in places.items():
         forecast = forecasts[key]
@@ -112,20 +112,21 @@ def reclaim_risk_check(snapshot: CapacitySnapshot | None) -> list[int]:
         # leaves uncovered warns more (in the policy's order). Moving it to each newer or
         # cheaper arrival would warn and clear again and again, a webhook each time.
         before = warned_before.get(key, set())
-        kept = [c for c in candidates if c.instance.pk in before]
+        kept = [c for c in candidates if c.pk in before]
         chosen = selectors.reclaim_choose(
-            candidates=[c for c in candidates if c.instance.pk not in before],
+            candidates=[c for c in candidates if c.pk not in before],
             gpus=at_risk[key] - sum(c.gpus for c in kept),
         )
-        stale = before - {c.instance.pk for c in kept}
+        stale = before - {c.pk for c in kept}
         if not chosen and not stale:
             continue
         with transaction.atomic():
             lifecycle.clear_reclaim_risk(sorted(stale))
             for candidate in chosen:
-                instance = candidate.instance
-                if lifecycle.note_reclaim_risk(instance.pk, at=snapshot.taken_at):
-                    instance.refresh_from_db()
+                if lifecycle.note_reclaim_risk(candidate.pk, at=snapshot.taken_at):
+                    instance = Instance.objects.select_related(
+                        "organization", "region", "instance_type"
+                    ).get(pk=candidate.pk)
                     signals.instance_reclaim_risk.send(sender=Instance, instance=instance)
                     audit_record(
                         action="reclaim.risk_warned",

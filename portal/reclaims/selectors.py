@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+from typing import Protocol, TypeVar
 
 from django.db.models import Q, Sum
 
@@ -25,32 +27,64 @@ class Candidate:
     price: Decimal
 
 
-def _candidates(
-    queryset, policy: ReclaimPolicy, *, related: tuple[str, ...] = ()
-) -> list[Candidate]:
+@dataclass(frozen=True)
+class Ranked:
+    """A candidate as the risk check weighs it: which instance and its GPUs, no more."""
+
+    pk: int
+    gpus: int
+
+
+class _HasGpus(Protocol):
+    @property
+    def gpus(self) -> int: ...
+
+
+_C = TypeVar("_C", bound=_HasGpus)
+
+
+def _eligible(queryset):
     # Preemptible only: on-demand machines are never reclaimed, and a preemptible launch never
     # draws on a reservation, so reserved capacity is spared by the same filter.
-    instances = list(
-        queryset.filter(preemptible=True, state__in=HOLDING_STATES, reclaim_at__isnull=True)
-        .exclude(backend_id="")
-        .select_related("instance_type", "organization", "region", *related)
-    )
-    prices = prices_in_force(instance_types={i.instance_type_id for i in instances})
-    candidates = []
-    for instance in instances:
-        price = instance.max_price_per_hour
-        if price is None:
-            in_force = prices.get(instance.instance_type_id)
-            price = in_force.preemptible_hourly if in_force is not None else Decimal("0")
-        candidates.append(Candidate(instance=instance, gpus=instance.gpus, price=price))
+    return queryset.filter(
+        preemptible=True, state__in=HOLDING_STATES, reclaim_at__isnull=True
+    ).exclude(backend_id="")
 
-    def launched(c: Candidate) -> float:
-        return (c.instance.launched_at or c.instance.created_at).timestamp()
 
+def _policy_key(policy: ReclaimPolicy, *, price: Decimal, launched: datetime, pk: int) -> tuple:
+    """The policy's order: newest first, or cheapest (bid or catalog price) first, then newest."""
     if policy.order == Order.NEWEST:
-        candidates.sort(key=lambda c: (-launched(c), -c.instance.pk))
-    else:
-        candidates.sort(key=lambda c: (c.price, -launched(c), -c.instance.pk))
+        return (-launched.timestamp(), -pk)
+    return (price, -launched.timestamp(), -pk)
+
+
+def _price(max_price: Decimal | None, instance_type_id: int, prices: dict) -> Decimal:
+    """Its max price (bid), else the catalog's preemptible price in force."""
+    if max_price is not None:
+        return max_price
+    in_force = prices.get(instance_type_id)
+    return in_force.preemptible_hourly if in_force is not None else Decimal("0")
+
+
+def _candidates(queryset, policy: ReclaimPolicy) -> list[Candidate]:
+    instances = list(_eligible(queryset).select_related("instance_type", "organization", "region"))
+    prices = prices_in_force(instance_types={i.instance_type_id for i in instances})
+    candidates = [
+        Candidate(
+            instance=instance,
+            gpus=instance.gpus,
+            price=_price(instance.max_price_per_hour, instance.instance_type_id, prices),
+        )
+        for instance in instances
+    ]
+    candidates.sort(
+        key=lambda c: _policy_key(
+            policy,
+            price=c.price,
+            launched=c.instance.launched_at or c.instance.created_at,
+            pk=c.instance.pk,
+        )
+    )
     return candidates
 
 
@@ -63,24 +97,32 @@ def reclaim_candidates_for_place(
     )
 
 
-def reclaim_candidates_by_place(
+def reclaim_ranked_by_place(
     places: list[tuple[str, str]], *, policy: ReclaimPolicy
-) -> dict[tuple[str, str], list[Candidate]]:
-    """`reclaim_candidates_for_place` of several places (region code, GPU model code) at
-    once: two queries, however many places."""
+) -> dict[tuple[str, str], list[Ranked]]:
+    """Every instance the policy may take in each place (region code, GPU model code), in the
+    policy's order, as ids and GPUs: two queries however many places, and no model objects
+    (a full fleet has hundreds of candidates; the risk check runs every 30 s)."""
     if not places:
         return {}
     where = Q()
     for region_code, model_code in places:
         where |= Q(region__code=region_code, instance_type__gpu_model__code=model_code)
-    by_place: dict[tuple[str, str], list[Candidate]] = {place: [] for place in places}
-    candidates = _candidates(
-        Instance.objects.filter(where), policy, related=("instance_type__gpu_model",)
+    rows = list(
+        _eligible(Instance.objects.filter(where)).values_list(
+            *("pk", "gpus", "max_price_per_hour", "launched_at", "created_at"),
+            *("instance_type_id", "region__code", "instance_type__gpu_model__code"),
+        )
     )
-    for candidate in candidates:
-        instance = candidate.instance
-        place = (instance.region.code, instance.instance_type.gpu_model.code)
-        by_place.setdefault(place, []).append(candidate)
+    prices = prices_in_force(instance_types={row[5] for row in rows})
+    rows.sort(
+        key=lambda r: _policy_key(
+            policy, price=_price(r[2], r[5], prices), launched=r[3] or r[4], pk=r[0]
+        )
+    )
+    by_place: dict[tuple[str, str], list[Ranked]] = {place: [] for place in places}
+    for pk, gpus, *_rest, region_code, model_code in rows:
+        by_place.setdefault((region_code, model_code), []).append(Ranked(pk=pk, gpus=gpus))
     return by_place
 
 
@@ -88,9 +130,9 @@ def reclaim_candidates_for_ids(ids: list[int], *, policy: ReclaimPolicy) -> list
     return _candidates(Instance.objects.filter(pk__in=ids), policy)
 
 
-def reclaim_choose(*, candidates: list[Candidate], gpus: int) -> list[Candidate]:
+def reclaim_choose(*, candidates: list[_C], gpus: int) -> list[_C]:
     """Whole machines in the policy's order until `gpus` GPUs are covered."""
-    chosen: list[Candidate] = []
+    chosen: list[_C] = []
     covered = 0
     for candidate in candidates:
         if covered >= gpus:
