@@ -593,7 +593,8 @@ class Week:
         from portal.reclaims.selectors import gpus_under_notice_by_place
 
         places = {}
-        capacity = {(c["region"], c["gpu_model"]): c for c in self.engine.capacity()}
+        report = self.engine.capacity()
+        capacity = {(c["region"], c["gpu_model"]): c for c in report}
         notice = None  # the GPUs under notice per place, read once if any place falls short
         for (region, model), entry in capacity.items():
             if entry["shortfall_gpus"] <= 0:
@@ -625,7 +626,19 @@ class Week:
             if places
             else 0
         )
-        task.apply()
+        # The refresh's own call gets this same report: the same simulated second, and nothing
+        # between (reads of the database) changes the simulator. One placement pass, not two.
+        engine = self.engine
+
+        def once() -> list[dict[str, Any]]:
+            del engine.capacity  # the class's method again
+            return report
+
+        engine.capacity = once  # type: ignore[method-assign]
+        try:
+            task.apply()
+        finally:
+            engine.__dict__.pop("capacity", None)
         self.last_refresh = self.now
         if places:
             for order in (
