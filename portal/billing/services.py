@@ -14,6 +14,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, Max, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
@@ -181,16 +182,18 @@ def _after(piece: metering.Piece, boundary) -> metering.Piece:
     return metering.Piece(boundary, *piece.key()[1:])
 
 
-def instances_needing_sync() -> list[int]:
-    """Instances whose usage may be out of date: a state change not read yet, or an open piece
-    that crossed a UTC midnight or a price change since it was written."""
+def instances_needing_sync(*, after_event: int = 0) -> list[int]:
+    """Instances whose usage may be out of date: a state change not read yet (of the events
+    after `after_event`: see `usage_sync_pending`), or an open piece that crossed a UTC
+    midnight or a price change since it was written."""
     now = clock.now()
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     seen = Subquery(
         InstanceMeter.objects.filter(instance_id=OuterRef("instance_id")).values("last_event_id")
     )
     with_new_events = (
-        InstanceEvent.objects.exclude(to_state="")
+        InstanceEvent.objects.filter(id__gt=after_event)
+        .exclude(to_state="")
         .annotate(seen=Coalesce(seen, 0))
         .filter(id__gt=F("seen"))
         .values_list("instance_id", flat=True)
@@ -210,11 +213,30 @@ def instances_needing_sync() -> list[int]:
     return sorted(ids)
 
 
+# Events up to the highest id of a run at least this long ago are known read: a transaction
+# that took its event's id before then has committed by now (a longer one is looked for
+# again only by a run whose mark is older than it).
+PENDING_LAG = timedelta(minutes=10)
+PENDING_MARKS_KEY = "billing:usage-pending-marks"
+
+
 def usage_sync_pending() -> int:
-    """Sync every instance that needs it; returns how many were synced."""
-    ids = instances_needing_sync()
+    """Sync every instance that needs it; returns how many were synced.
+
+    Runs every minute as a safety net (state changes are metered on commit), so it does not
+    read every state change ever made: a completed run notes the highest event id there was
+    when it began, and a later run looks only after the mark of a run at least PENDING_LAG
+    old. A run that fails notes nothing; without the marks (a cache flushed) it reads all."""
+    now = clock.now().timestamp()
+    marks: list[tuple[float, int]] = cache.get(PENDING_MARKS_KEY) or []
+    settled = [mark for mark in marks if mark[0] <= now - PENDING_LAG.total_seconds()]
+    after = max((event_id for _at, event_id in settled), default=0)
+    top = InstanceEvent.objects.aggregate(top=Max("id"))["top"] or 0
+    ids = instances_needing_sync(after_event=after)
     for instance_id in ids:
         usage_sync_instance(instance_id=instance_id)
+    recent = [mark for mark in marks if mark[0] > now - PENDING_LAG.total_seconds()]
+    cache.set(PENDING_MARKS_KEY, [*settled[-1:], *recent, (now, top)], timeout=None)
     return len(ids)
 
 

@@ -5,7 +5,7 @@ from decimal import Decimal
 from django_celery_beat.models import PeriodicTask
 
 from portal.billing import services, tasks
-from portal.billing.models import Invoice, UsageInterval
+from portal.billing.models import InstanceMeter, Invoice, UsageInterval
 from tests.billing.conftest import price_change, sync, timeline
 
 
@@ -33,6 +33,23 @@ def test_metering_picks_up_new_events_only(team, make_instance, clock):
     assert services.instances_needing_sync() == []
     timeline(busy, ("2026-03-15 10:00:00", "stopping"))
     assert services.instances_needing_sync() == [busy.pk]
+
+
+def test_the_sweep_reads_only_after_the_mark_of_a_run_ten_minutes_back(team, make_instance, clock):
+    first = make_instance(team.organization, name="first")
+    timeline(first, ("2026-03-15 08:00:00", "running"))
+    assert tasks.usage_sync_pending() == 1  # no mark yet: every event is read
+    InstanceMeter.objects.filter(instance=first).update(last_event_id=0)  # as if never read
+    clock.set("2026-03-15 12:09:00")
+    assert tasks.usage_sync_pending() == 1  # within ten minutes of the first run: read again
+    InstanceMeter.objects.filter(instance=first).update(last_event_id=0)
+    clock.set("2026-03-15 12:11:00")
+    later = make_instance(team.organization, name="later")
+    timeline(later, ("2026-03-15 12:10:30", "running"))
+    assert services.instances_needing_sync() == sorted([first.pk, later.pk])
+    # The first run's mark is settled: its events are not read again, the new one is.
+    assert tasks.usage_sync_pending() == 1
+    assert services.instances_needing_sync() == [first.pk]
 
 
 def test_metering_picks_up_open_pieces_after_midnight_and_price_changes(
