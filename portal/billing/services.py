@@ -232,6 +232,8 @@ def usage_sync_pending() -> int:
     settled = [mark for mark in marks if mark[0] <= now - PENDING_LAG.total_seconds()]
     after = max((event_id for _at, event_id in settled), default=0)
     top = InstanceEvent.objects.aggregate(top=Max("id"))["top"] or 0
+    if after > top:  # the database went back (a restore) under a cache that did not: read all
+        marks, settled, after = [], [], 0
     ids = instances_needing_sync(after_event=after)
     for instance_id in ids:
         usage_sync_instance(instance_id=instance_id)

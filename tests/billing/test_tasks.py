@@ -2,11 +2,12 @@
 
 from decimal import Decimal
 
+from django.core.cache import cache
 from django_celery_beat.models import PeriodicTask
 
 from portal.billing import services, tasks
 from portal.billing.models import InstanceMeter, Invoice, UsageInterval
-from tests.billing.conftest import price_change, sync, timeline
+from tests.billing.conftest import at, price_change, sync, timeline
 
 
 def test_the_schedule_is_registered(db):
@@ -94,3 +95,12 @@ def test_the_budget_task_meters_first(team, make_instance, clock):
     instance = make_instance(team.organization)
     timeline(instance, ("2026-03-15 08:00:00", "running"))  # 4 h at 2.49 by 12:00
     assert tasks.budgets_check() == 1
+
+
+def test_a_mark_beyond_the_last_event_is_dropped_and_every_event_read(team, make_instance, clock):
+    """The database went back (a restore) while the cache kept its marks."""
+    box = make_instance(team.organization, name="box")
+    timeline(box, ("2026-03-15 08:00:00", "running"))
+    cache.set(services.PENDING_MARKS_KEY, [(at("2026-03-15 11:00:00").timestamp(), 10**9)])
+
+    assert tasks.usage_sync_pending() == 1
