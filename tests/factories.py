@@ -1,8 +1,13 @@
+from datetime import timedelta
+from decimal import Decimal
+
 import factory
 from allauth.account.models import EmailAddress
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+from django.utils import timezone
 
 from portal.accounts.models import User
+from portal.billing.models import Invoice
 from portal.orgs.models import Membership, Organization
 from portal.orgs.roles import Role
 
@@ -52,3 +57,30 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     organization = factory.SubFactory(OrganizationFactory)
     user = factory.SubFactory(UserFactory)
     role = Role.MEMBER
+
+
+class InvoiceFactory(factory.django.DjangoModelFactory):
+    """An issued, unpaid invoice of `amount` (USD, no tax), due 14 days after issue; the period
+    is the 30 days before issue unless given."""
+
+    class Meta:
+        model = Invoice
+
+    class Params:
+        amount = Decimal("1.00")
+
+    organization = factory.SubFactory(OrganizationFactory)
+    number = factory.Sequence(lambda n: f"T-{n}")
+    issued_at = factory.LazyFunction(timezone.now)
+    due_at = factory.LazyAttribute(lambda o: o.issued_at + timedelta(days=14))
+    period_end = factory.LazyAttribute(lambda o: o.issued_at)
+    period_start = factory.LazyAttribute(lambda o: o.period_end - timedelta(days=30))
+    month = factory.LazyAttribute(lambda o: o.period_start.date().replace(day=1))
+    customer_name = factory.LazyAttribute(lambda o: o.organization.name)
+    currency = "USD"
+    subtotal = factory.LazyAttribute(lambda o: o.amount)
+    tax_rate = Decimal("0")
+    tax = Decimal("0")
+    total = factory.LazyAttribute(lambda o: o.amount)
+    amount_due = factory.LazyAttribute(lambda o: o.amount)
+    payment_provider = "invoice"

@@ -228,12 +228,23 @@ class Simulator:
 
     # Placement
 
-    def _used_gpus(self, account: str | None = None) -> dict[str, int]:
+    def _used_gpus(
+        self,
+        account: str | None = None,
+        *,
+        held: dict[str, int] | None = None,
+        internal: dict[str, int] | None = None,
+    ) -> dict[str, int]:
         """GPUs taken per node, as `account` sees them (None: as everyone else sees them):
-        customers' machines, reservations, and the operator's own work on what is left."""
-        held = self._held_gpus()
+        customers' machines, reservations, and the operator's own work on what is left.
+        `held` (`_held_gpus()`) and `internal` (`_internal_by_node`) are computed if not
+        given, for a caller that needs them too."""
+        if held is None:
+            held = self._held_gpus()
         used = dict(held) if account is None else self._held_gpus(account)
-        for node, gpus in self._internal_by_node(held).items():
+        if internal is None:
+            internal = self._internal_by_node(held)
+        for node, gpus in internal.items():
             used[node] = used.get(node, 0) + gpus
         return used
 
@@ -635,9 +646,7 @@ class Simulator:
             now = self._advance_all()
             held = self._held_gpus()
             internal = self._internal_by_node(held)
-            used = dict(held)
-            for node, gpus in internal.items():
-                used[node] = used.get(node, 0) + gpus
+            used = self._used_gpus(held=held, internal=internal)
             customer: dict[str, int] = {}
             for machine in self.machines.values():
                 if machine.node is not None:

@@ -11,6 +11,7 @@ from portal.billing.periods import Month
 from portal.catalog.models import Price
 from portal.instances.models import Instance, InstanceEvent, State
 from tests.api.conftest import assert_error
+from tests.factories import InvoiceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -121,25 +122,12 @@ def test_another_organizations_invoice_is_404(team, outsider, api_as, catalog, l
 
 
 def _invoice_for(membership, catalog, month):
-    from portal.billing.models import Invoice
-
-    now = timezone.now()
-    return Invoice.objects.create(
+    return InvoiceFactory(
         organization=membership.organization,
         number=f"T-{membership.pk}",
         month=month.first_day,
         period_start=month.start,
         period_end=month.end,
-        issued_at=now,
-        due_at=now + timedelta(days=14),
-        customer_name=membership.organization.name,
-        currency="USD",
-        subtotal=Decimal("1.00"),
-        tax_rate=Decimal("0"),
-        tax=Decimal("0"),
-        total=Decimal("1.00"),
-        amount_due=Decimal("1.00"),
-        payment_provider="invoice",
     )
 
 

@@ -50,7 +50,7 @@ from portal.reservations.models import Reservation, ReservationRequest, Reservat
 from portal.volumes.models import State as VolumeState
 from portal.volumes.models import Volume
 from portal.webhooks.services import webhook_endpoint_create, webhook_send_test
-from tests.factories import UserFactory
+from tests.factories import InvoiceFactory, UserFactory
 from tests.lib.keys import public_line
 from tests.sshkeys.factories import SshKeyFactory
 from tests.volumes.conftest import set_storage
@@ -82,22 +82,14 @@ class World:
 def _invoice(organization, number: str) -> Invoice:
     now = timezone.now()
     month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
-    return Invoice.objects.create(
+    return InvoiceFactory(
         organization=organization,
         number=number,
         month=month.date().replace(day=1),
         period_start=month.replace(day=1),
         period_end=month + timedelta(days=1),
         issued_at=now,
-        due_at=now + timedelta(days=14),
-        customer_name=organization.name,
-        currency="USD",
-        subtotal=Decimal("12.34"),
-        tax_rate=Decimal("0"),
-        tax=Decimal("0"),
-        total=Decimal("12.34"),
-        amount_due=Decimal("12.34"),
-        payment_provider="invoice",
+        amount=Decimal("12.34"),
     )
 
 

@@ -63,10 +63,10 @@ def scheduled(monkeypatch):
     return calls
 
 
-def stop_at_the_limit(team):
+def stop_at_the_limit(team, amount: str = "500"):
     services.budget_set(
         organization=team.organization,
-        amount="500",
+        amount=amount,
         hard_limit=True,
         stop_instances=True,
         by=team.owner.user,
@@ -129,13 +129,7 @@ def test_raising_the_budget_during_the_notice_calls_the_stop_off(
     assert Instance.objects.get(pk=running.pk).stop_pending
 
     clock.set("2026-03-09 09:01:00")
-    services.budget_set(
-        organization=team.organization,
-        amount="800",
-        hard_limit=True,
-        stop_instances=True,
-        by=team.owner.user,
-    )
+    stop_at_the_limit(team, amount="800")  # raised
 
     running.refresh_from_db()
     assert running.stop_at is None and not running.stop_pending

@@ -8,18 +8,18 @@ from django.core import mail
 
 from portal.audit.models import AuditEntry
 from portal.billing import dunning, services
-from portal.billing.models import Invoice
 from portal.billing.selectors import launch_block_reason
 from portal.orgs.selectors import organization_suspension
 from portal.orgs.services import organization_suspend, organization_unsuspend
 from tests.billing.conftest import at
+from tests.factories import InvoiceFactory
 
 
 @pytest.fixture
 def unpaid(team, clock):
     """Invoice T-1 of Acme AI, $120.00, due March 14."""
     issued = at("2026-02-28 02:00:00")
-    return Invoice.objects.create(
+    return InvoiceFactory(
         organization=team.organization,
         number="BF-2026-000001",
         month=issued.date().replace(day=1),
@@ -27,14 +27,7 @@ def unpaid(team, clock):
         period_end=at("2026-03-01 00:00:00"),
         issued_at=issued,
         due_at=at("2026-03-14 00:00:00"),
-        customer_name="Acme AI",
-        currency="USD",
-        subtotal=Decimal("120.00"),
-        tax_rate=Decimal("0"),
-        tax=Decimal("0"),
-        total=Decimal("120.00"),
-        amount_due=Decimal("120.00"),
-        payment_provider="invoice",
+        amount=Decimal("120.00"),
     )
 
 

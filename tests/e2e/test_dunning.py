@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from portal.billing import dunning
 from portal.billing.models import Invoice
 from portal.instances.models import Instance
-from tests.factories import UserFactory
+from tests.factories import InvoiceFactory, UserFactory
 from tests.instances import conftest as instance_fixtures
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -22,22 +22,14 @@ quota = instance_fixtures.quota
 
 def _unpaid_invoice(organization, *, due_days_ago: int) -> Invoice:
     due = timezone.now() - timedelta(days=due_days_ago, hours=1)
-    return Invoice.objects.create(
+    return InvoiceFactory(
         organization=organization,
         number="BF-2026-000042",
-        month=(due - timedelta(days=30)).date().replace(day=1),
         period_start=due - timedelta(days=44),
         period_end=due - timedelta(days=14),
         issued_at=due - timedelta(days=14),
         due_at=due,
-        customer_name=organization.name,
-        currency="USD",
-        subtotal=Decimal("120.00"),
-        tax_rate=Decimal("0"),
-        tax=Decimal("0"),
-        total=Decimal("120.00"),
-        amount_due=Decimal("120.00"),
-        payment_provider="invoice",
+        amount=Decimal("120.00"),
     )
 
 

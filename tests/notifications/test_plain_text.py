@@ -8,7 +8,7 @@ from django.utils import timezone
 from portal.notifications.registry import kinds
 from portal.notifications.services import notify
 from portal.orgs.models import Invitation
-from tests.factories import MembershipFactory, OrganizationFactory
+from tests.factories import InvoiceFactory, MembershipFactory, OrganizationFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -62,7 +62,7 @@ def odd(team, catalog, quota, make_instance, staff, fleet, monkeypatch):
     from datetime import timedelta
     from decimal import Decimal
 
-    from portal.billing.models import BudgetAlert, Invoice
+    from portal.billing.models import BudgetAlert
     from portal.billing.services import budget_set
     from portal.market.models import CapacityAlert
     from portal.orgs.services import organization_suspend, organization_unsuspend
@@ -106,22 +106,14 @@ def odd(team, catalog, quota, make_instance, staff, fleet, monkeypatch):
         budget_amount=Decimal("100"),
         sent_at=now,
     )
-    invoice = Invoice.objects.create(
+    invoice = InvoiceFactory(
         organization=organization,
         number="T-1",
         month=now.date().replace(day=1),
         period_start=now - timedelta(days=30),
         period_end=now,
         issued_at=now,
-        due_at=now + timedelta(days=14),
         customer_name=ODD_NAME,
-        currency="USD",
-        subtotal=Decimal("1.00"),
-        tax_rate=Decimal("0"),
-        tax=Decimal("0"),
-        total=Decimal("1.00"),
-        amount_due=Decimal("1.00"),
-        payment_provider="invoice",
     )
     suspension = organization_suspend(organization=organization, reason=ODD_NAME, by=staff)
     organization_unsuspend(organization=organization, by=staff, note=ODD_NAME)
