@@ -20,12 +20,11 @@ worker) run a second time while the first run goes on. So:
 The worker's processes must be prefork or threads (the default): the renewal runs in the main
 process's event loop, which a solo pool blocks while a task runs.
 
-`Consumer` keeps the worker alive when Redis goes away while it holds messages (see there).
+portal/runtime/broker.py keeps the worker alive when Redis goes away while it holds messages.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import socket
@@ -36,8 +35,6 @@ from typing import Any
 import redis
 from celery import Task, bootsteps
 from celery.exceptions import Retry
-from celery.worker.consumer import Consumer as CeleryConsumer
-from kombu import Connection
 
 from portal.lib import heartbeat
 
@@ -179,41 +176,3 @@ class LeasedTask(Task):
             raise
         finally:
             lease.release(done=finished)
-
-
-def close_channel_quietly(connection: Connection, channel: Any) -> None:
-    """`Connection.maybe_close_channel`, also when the channel's transport is already gone.
-
-    Celery 5.7's consumer, on losing the broker, first collects the connection (which drops
-    its transport) and then closes it. Should the first pass have left the default channel
-    open (it was waiting in BRPOP when Redis went), the second pass closes it and kombu's
-    Redis QoS tries to put the unacknowledged messages back through a client it no longer
-    has: an AttributeError, which only connection errors are ignored around, and the worker
-    exits ("Unrecoverable error"). The messages are still in Redis' unacked set: the visibility
-    timeout brings them back, as for any worker that lost its connection.
-    """
-    try:
-        channel.close()
-    except connection.connection_errors + connection.channel_errors:
-        pass
-    except AttributeError:
-        transport = getattr(channel, "connection", None)
-        if transport is not None and getattr(transport, "client", None) is not None:
-            raise
-        logger.warning("broker connection already released: its unacked messages come back later")
-
-
-def tolerate_lost_transport(connection: Connection) -> None:
-    """Make this connection's close use `close_channel_quietly`."""
-    connection.maybe_close_channel = functools.partial(  # type: ignore[method-assign]
-        close_channel_quietly, connection
-    )
-
-
-class Consumer(CeleryConsumer):
-    """Celery's consumer, closing a broken broker connection without dying of it."""
-
-    def on_connection_error_after_connected(self, exc: Exception) -> None:
-        if self.connection is not None:
-            tolerate_lost_transport(self.connection)
-        super().on_connection_error_after_connected(exc)

@@ -274,8 +274,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 # Logs go through Django's LOGGING (structured, below), not Celery's own set-up.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# Survives Redis going away while it holds messages (portal/runtime/worker.py).
-CELERY_WORKER_CONSUMER = "portal.runtime.worker:Consumer"
+# Kombu's Redis transport, surviving Redis going away while a worker holds messages
+# (portal/runtime/broker.py). Other brokers (a sentinel:// URL) keep kombu's own.
+if CELERY_BROKER_URL.startswith("redis://"):
+    CELERY_BROKER_TRANSPORT = "portal.runtime.broker:Transport"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
