@@ -9,6 +9,7 @@ from django.urls import reverse
 from portal.instances.admin import InstanceAdmin
 from portal.instances.models import Instance, State
 from tests.factories import UserFactory
+from tests.web.admin_rows import djangos_rows, our_rows
 
 
 @pytest.fixture
@@ -149,3 +150,49 @@ def test_a_rows_checkbox_is_the_markup_djangos_widget_renders(make_instance):
     djangos = admin.ModelAdmin(Instance, admin.site).action_checkbox(instance)
     assert ours == djangos
     assert 'aria-label="Select this object for an action - ' in ours
+
+
+def test_the_rows_are_the_html_djangos_renderer_writes(staff_client, make_instance, catalog):
+    """The list's rows come from portal/web/templatetags/admin_pages.py: the same cells as
+    Django's items_for_result (links keeping the filters, empty IPs, the preemptible icon,
+    the state's label, dates)."""
+    make_instance(State.RUNNING, name="a<b&c", ip="203.0.113.9", preemptible=True)
+    make_instance(State.STOPPED, region=catalog.eu_west)
+    make_instance(State.TERMINATED, backend_id="")
+    changelist = reverse("admin:instances_instance_changelist")
+    for query in ["", "?state__exact=running", "?q=box&o=-3"]:
+        response = staff_client.get(changelist + query)
+        cl = response.context["cl"]
+        assert cl.result_list
+        assert our_rows(cl) == djangos_rows(cl)
+        for row in our_rows(cl):
+            assert row in response.text
+    running = staff_client.get(changelist + "?state__exact=running").context["cl"]
+    (row,) = our_rows(running)
+    assert "a&lt;b&amp;c</a></th>" in row and "_changelist_filters=state__exact%3Drunning" in row
+
+
+def test_the_lists_query_count_is_the_same_at_10_and_200_instances(
+    staff_client, make_instance, catalog
+):
+    changelist = reverse("admin:instances_instance_changelist")
+    urls = [
+        changelist,
+        f"{changelist}?state__exact=running&region__id__exact={catalog.us_east.pk}",
+    ]
+
+    def counts() -> list[int]:
+        result = []
+        for url in urls + [changelist + "?q=box"]:
+            staff_client.get(url)
+            with CaptureQueriesContext(connection) as captured:
+                assert staff_client.get(url).status_code == 200
+            result.append(len(captured))
+        return result
+
+    for _ in range(10):
+        make_instance(State.RUNNING, ip="203.0.113.10")
+    few = counts()
+    for _ in range(190):
+        make_instance(State.RUNNING, ip="203.0.113.10")
+    assert counts() == few

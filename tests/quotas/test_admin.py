@@ -16,6 +16,7 @@ from portal.quotas.models import (
     QuotaRequestState,
 )
 from portal.quotas.services import Decision
+from tests.web.admin_rows import djangos_rows, our_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -260,3 +261,54 @@ def test_defaults_and_rules_are_edited_in_admin(team, gpu_catalog, admin_client)
     assert response.status_code == 302
     for page in ["quotadefault", "autoapprovalrule", "quotachange", "quota"]:
         assert admin_client.get(f"/admin/quotas/{page}/").status_code == 200
+
+
+def test_the_rows_are_the_html_djangos_renderer_writes(
+    team, gpu_catalog, submit, staff, admin_client
+):
+    """The list's rows come from portal/web/templatetags/admin_pages.py: the same cells as
+    Django's items_for_result (badge, organization link, ages, who decided)."""
+    decided = submit(requested_limit=8)
+    services.quota_request_decide(
+        quota_request=decided, decision=Decision.DENY, decided_by=staff, message="Not now."
+    )
+    submit(requested_limit=32)
+    for query in ["", "?open=yes", "?o=-1"]:
+        response = admin_client.get(LIST + query)
+        cl = response.context["cl"]
+        assert len(cl.result_list) == 2 if not query.startswith("?open") else 1
+        assert our_rows(cl) == djangos_rows(cl)
+        for row in our_rows(cl):
+            assert row in response.text
+
+
+def test_the_lists_query_count_is_the_same_at_10_and_200_requests(
+    team, gpu_catalog, submit, staff, admin_client
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def count() -> int:
+        admin_client.get(LIST)
+        with CaptureQueriesContext(connection) as captured:
+            assert admin_client.get(LIST).status_code == 200
+        return len(captured)
+
+    template = submit(requested_limit=8)
+    services.quota_request_decide(
+        quota_request=template, decision=Decision.DENY, decided_by=staff, message="Not now."
+    )
+    template.refresh_from_db()
+
+    def clone(n: int) -> None:
+        fields = {
+            f.name: getattr(template, f.name)
+            for f in QuotaRequest._meta.concrete_fields
+            if not f.primary_key
+        }
+        QuotaRequest.objects.bulk_create([QuotaRequest(**fields) for _ in range(n)])
+
+    clone(9)
+    few = count()
+    clone(190)
+    assert count() == few

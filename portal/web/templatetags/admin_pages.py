@@ -1,0 +1,306 @@
+"""Two hot loops of every admin page in Python, with the HTML of Django's own (compared by
+tests/web/test_admin_pages.py):
+
+- `admin_app_list`: `admin/app_list.html`, the list of apps and models of the sidebar of every
+  admin page and of the index, which `templates/admin/app_list.html` replaces with this tag.
+  The portal registers some fifty models: the template's loop over them cost more than the
+  rows of a 50-row list.
+- `result_list`: the rows of a change list (`templates/admin/change_list.html` loads it in
+  place of Django's tag of that name). Django's `items_for_result` looks every column up again
+  on every row, reverses the row's URL, finds the date format and the boolean icons' static
+  URLs per cell; here each column is looked at once per page and a row costs its values.
+"""
+
+import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from html import escape  # django.utils.html.escape without its check for lazy strings
+from typing import Any
+from urllib.parse import quote
+
+from django import template
+from django.contrib.admin.templatetags import admin_list
+from django.contrib.admin.templatetags.admin_list import (  # type: ignore[attr-defined]  # private, not in the stubs
+    ResultList,
+    _boolean_icon,
+    _coerce_field_name,
+)
+from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
+from django.contrib.admin.templatetags.base import InclusionAdminNode
+from django.contrib.admin.utils import (  # type: ignore[attr-defined]  # private, not in the stubs
+    FieldIsAForeignKeyColumnName,
+    _get_non_gfk_field,
+    display_for_field,
+    display_for_value,
+    lookup_field,
+)
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
+from django.db import models
+from django.db.models import ForeignKey, ManyToOneRel
+from django.template import Context
+from django.urls import NoReverseMatch, reverse
+from django.utils import dateformat
+from django.utils.formats import get_format
+from django.utils.html import conditional_escape
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.timezone import template_localtime  # type: ignore[attr-defined]  # not in the stubs
+from django.utils.translation import gettext
+
+register = template.Library()
+
+
+def _text(value: object) -> str:
+    return escape(str(value))
+
+
+@register.simple_tag(takes_context=True)
+def admin_app_list(context: Context) -> SafeString:
+    """`admin/app_list.html` for `app_list` and `show_changelinks` of the context."""
+    app_list = context.get("app_list")
+    if not app_list:
+        return mark_safe(  # noqa: S308 - a translation of Django's own
+            f"<p>{_text(gettext('You don’t have permission to view or edit anything.'))}</p>"
+        )
+    show_changelinks = context.get("show_changelinks")
+    request = context.get("request")
+    path = quote(str(request.path), safe="/") if request is not None else ""
+    model_name_th = _text(gettext("Model name"))
+    add_link_th = _text(gettext("Add link"))
+    change_link_th = _text(gettext("Change or view list link"))
+    add, view, change = _text(gettext("Add")), _text(gettext("View")), _text(gettext("Change"))
+    out: list[str] = []
+    for app in app_list:
+        label = _text(app["app_label"])
+        app_url = str(app["app_url"])
+        current_app = " current-app" if app_url in path else ""
+        title = gettext("Models in the %(name)s application") % {"name": _text(app["name"])}
+        out.append(
+            f'<div class="app-{label} module{current_app}"><table><caption>'
+            f'<a href="{_text(app_url)}" class="section" title="{title}">{_text(app["name"])}</a>'
+            f'</caption><thead class="visually-hidden"><tr><th scope="col">{model_name_th}</th>'
+            f'<th scope="col">{add_link_th}</th><th scope="col">{change_link_th}</th></tr>'
+            "</thead>"
+        )
+        for model in app["models"]:
+            model_name = _text(str(model["object_name"]).lower())
+            admin_url = model.get("admin_url")
+            here = bool(admin_url) and str(admin_url) in path
+            row_id = f"{label}-{model_name}"
+            out.append(
+                f'<tr class="model-{model_name}{" current-model" if here else ""}">'
+                f'<th scope="row" id="{row_id}">'
+            )
+            if admin_url:
+                current = ' aria-current="page"' if here else ""
+                out.append(f'<a href="{_text(admin_url)}"{current}>{_text(model["name"])}</a>')
+            else:
+                out.append(_text(model["name"]))
+            out.append("</th>")
+            add_url = model.get("add_url")
+            if add_url:
+                out.append(
+                    f'<td><a href="{_text(add_url)}" class="addlink" '
+                    f'aria-describedby="{row_id}">{add}</a></td>'
+                )
+            else:
+                out.append("<td></td>")
+            if admin_url and show_changelinks:
+                css, text = ("viewlink", view) if model.get("view_only") else ("changelink", change)
+                out.append(
+                    f'<td><a href="{_text(admin_url)}" class="{css}" '
+                    f'aria-describedby="{row_id}">{text}</a></td>'
+                )
+            elif show_changelinks:
+                out.append("<td></td>")
+            out.append("</tr>")
+        out.append("</table></div>")
+    return mark_safe("".join(out))  # noqa: S308 - constants and escaped values only
+
+
+# --- The rows of a change list ----------------------------------------------------------------
+
+_PK_MARK = "__pk__"
+
+
+@dataclass
+class _Column:
+    """One column of `list_display`, looked at once per page (what `items_for_result` finds
+    again on every row)."""
+
+    name: Any
+    row_class: str
+    link: bool
+    field: models.Field | None = None  # a model field: shown by display_for_field
+    method: Callable[[Any], Any] | None = None  # a ModelAdmin method: called with the row
+    boolean: bool = False
+    empty: str = ""
+    nowrap: bool = False  # a date, time or foreign key field
+    choices: dict | None = None  # a field's flat choices
+    datetime_format: str | None = None  # a DateTimeField's localized format
+
+
+def _columns(cl: ChangeList) -> list[_Column]:
+    model_admin = cl.model_admin
+    opts = cl.lookup_opts
+    empty = model_admin.get_empty_value_display()
+    columns = []
+    for index, name in enumerate(cl.list_display):
+        if cl.list_display_links is None:
+            link = False
+        else:
+            link = (index == 0 and not cl.list_display_links) or name in cl.list_display_links
+        column = _Column(
+            name=name,
+            row_class=f"field-{_coerce_field_name(name, index)}",
+            link=link,
+            empty=empty,
+        )
+        try:
+            field = _get_non_gfk_field(opts, name)
+        except (FieldDoesNotExist, FieldIsAForeignKeyColumnName):
+            if not callable(name) and hasattr(model_admin, name) and name != "__str__":
+                column.method = getattr(model_admin, name)
+                column.empty = getattr(column.method, "empty_value_display", empty)
+                column.boolean = getattr(column.method, "boolean", False)
+                if name == "action_checkbox":
+                    column.row_class = "action-checkbox"
+        else:
+            column.field = field
+            column.nowrap = isinstance(field, models.DateField | models.TimeField | ForeignKey)
+            if getattr(field, "flatchoices", None):
+                try:
+                    column.choices = dict(field.flatchoices)
+                except TypeError:  # list-like choices: Django's own display
+                    column.choices = None
+            elif isinstance(field, models.DateTimeField):
+                column.datetime_format = get_format("DATETIME_FORMAT")
+        columns.append(column)
+    return columns
+
+
+def _field_text(column: _Column, value: Any, icons: dict) -> Any:
+    """`display_for_field` of a model field's value, with what it looks up per cell (the
+    choices, the boolean icons' URLs, the date format) found once per page."""
+    field = column.field
+    assert field is not None
+    if isinstance(field.remote_field, ManyToOneRel):
+        return column.empty if value is None else value
+    if column.choices is not None:
+        return column.choices.get(value, column.empty)
+    if isinstance(field, models.BooleanField):
+        if value not in icons:
+            icons[value] = _boolean_icon(value)
+        return icons[value]
+    if column.datetime_format is not None and value not in field.empty_values:
+        return dateformat.format(template_localtime(value), column.datetime_format)
+    return display_for_field(value, field, column.empty, avoid_link=column.link)
+
+
+def _cells(cl: ChangeList, columns: list[_Column], obj: Any, url: str | None, icons: dict) -> str:
+    """One row's cells, as `items_for_result` writes them."""
+    out = []
+    first = True
+    for column in columns:
+        row_class = column.row_class
+        field = column.field
+        if field is not None and not field.auto_created:
+            value = getattr(obj, field.name)
+            if isinstance(value, str) and value.strip() == "":
+                value = ""
+            text = _field_text(column, value, icons)
+            if column.nowrap:
+                row_class += " nowrap"
+        else:
+            empty, boolean = column.empty, column.boolean
+            if column.method is not None:
+                value = column.method(obj)
+            else:  # a field made by Django, a callable, a model's attribute: Django's lookup
+                try:
+                    _f, attr, value = lookup_field(column.name, obj, cl.model_admin)
+                except ObjectDoesNotExist:
+                    out.append(f'<td class="{row_class}">{conditional_escape(empty)}</td>')
+                    continue
+                empty = getattr(attr, "empty_value_display", empty)
+                boolean = getattr(attr, "boolean", False)
+                if isinstance(attr, property) and hasattr(attr, "fget"):
+                    boolean = getattr(attr.fget, "boolean", False)
+            if isinstance(value, str) and value.strip() == "":
+                value = ""
+            text = display_for_value(value, empty, boolean)
+            if isinstance(value, datetime.date | datetime.time):
+                row_class += " nowrap"
+        if column.link:
+            tag = "th" if first else "td"
+            first = False
+            shown: str = conditional_escape(text)
+            if url is not None:
+                shown = f'<a href="{escape(url)}">{shown}</a>'
+            out.append(f'<{tag} class="{row_class}">{shown}</{tag}>')
+        else:
+            out.append(f'<td class="{row_class}">{conditional_escape(text)}</td>')
+    return "".join(out)
+
+
+def _row_url(cl: ChangeList) -> Callable[[Any], str | None]:
+    """The change URL of a row with the list's filters preserved: reversed once for the page
+    with a mark where the primary key goes (an integer key needs no quoting)."""
+    opts = cl.opts
+    context: dict[str, Any] = {"preserved_filters": cl.preserved_filters, "opts": opts}
+    try:
+        pattern = reverse(
+            f"admin:{opts.app_label}_{opts.model_name}_change",
+            args=(_PK_MARK,),
+            current_app=cl.model_admin.admin_site.name,
+        )
+    except NoReverseMatch:
+        return lambda obj: None
+    pattern = add_preserved_filters(context, pattern)
+
+    def url(obj: Any) -> str | None:
+        pk = getattr(obj, cl.pk_attname)
+        if isinstance(pk, int):
+            return pattern.replace(_PK_MARK, str(pk), 1)
+        try:
+            return add_preserved_filters(context, cl.url_for_result(obj))
+        except NoReverseMatch:
+            return None
+
+    return url
+
+
+def fast_results(cl: ChangeList) -> list[ResultList]:
+    """`admin_list.results(cl)` of a list without editable fields, popup or `to_field`: each
+    row one ResultList of one item, its cells."""
+    columns = _columns(cl)
+    url = _row_url(cl)
+    icons: dict = {}
+    return [
+        ResultList(None, [mark_safe(_cells(cl, columns, obj, url(obj), icons))])  # noqa: S308 - escaped values and Django's safe ones
+        for obj in cl.result_list
+    ]
+
+
+def _result_list(cl: ChangeList) -> dict[str, Any]:
+    if cl.formset or cl.is_popup or cl.to_field:
+        return admin_list.result_list(cl)  # Django's own, cell by cell
+    headers = list(admin_list.result_headers(cl))
+    return {
+        "cl": cl,
+        "result_hidden_fields": list(admin_list.result_hidden_fields(cl)),
+        "result_headers": headers,
+        "num_sorted_fields": sum(1 for h in headers if h["sortable"] and h["sorted"]),
+        "results": fast_results(cl),
+    }
+
+
+@register.tag(name="result_list")
+def result_list_tag(parser, token):
+    """Django's `{% result_list cl %}` with the rows of `fast_results`."""
+    return InclusionAdminNode(
+        parser,
+        token,
+        func=_result_list,
+        template_name="change_list_results.html",
+        takes_context=False,
+    )

@@ -1,0 +1,81 @@
+"""The admin's hot loops in Python (portal/web/templatetags/admin_pages.py) write the HTML of
+Django's own templates and tags."""
+
+from pathlib import Path
+
+import django
+import pytest
+from django.contrib import admin
+from django.template import Context, Template
+from django.test import RequestFactory
+from django.test.html import parse_html
+from django.urls import reverse
+
+from portal.orgs.models import Suspension
+from tests.factories import UserFactory
+from tests.web.admin_rows import djangos_rows, our_rows
+
+pytestmark = pytest.mark.django_db
+
+DJANGOS_APP_LIST = (
+    Path(django.__file__).parent / "contrib/admin/templates/admin/app_list.html"
+).read_text()
+
+
+def assert_html_equal(ours: str, djangos: str) -> None:
+    assert parse_html(ours) == parse_html(djangos)
+
+
+def app_list_context(path: str, *, show_changelinks: bool, superuser: bool = True) -> Context:
+    request = RequestFactory().get(path)
+    request.user = UserFactory(is_staff=True, is_superuser=superuser)
+    return Context(
+        {
+            "request": request,
+            "app_list": admin.site.get_app_list(request),
+            "show_changelinks": show_changelinks,
+        }
+    )
+
+
+@pytest.mark.parametrize("show_changelinks", [False, True])  # the sidebar, the index
+def test_the_app_list_is_djangos_markup(show_changelinks):
+    path = reverse("admin:instances_instance_changelist")
+    context = app_list_context(path, show_changelinks=show_changelinks)
+    ours = Template("{% load admin_pages %}{% admin_app_list %}").render(context)
+    djangos = Template(DJANGOS_APP_LIST).render(context)
+    assert_html_equal(ours, djangos)
+    assert 'aria-current="page">Instances</a>' in ours  # the current model is marked
+    assert ours.count(" current-model") == 1
+
+
+def test_the_app_list_of_someone_who_may_see_nothing():
+    context = app_list_context("/admin/", show_changelinks=True, superuser=False)
+    ours = Template("{% load admin_pages %}{% admin_app_list %}").render(context)
+    assert_html_equal(ours, Template(DJANGOS_APP_LIST).render(context))
+    assert "permission" in ours
+
+
+def test_every_admin_page_uses_it(client):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    page = client.get(reverse("admin:orgs_suspension_changelist"))
+    assert page.status_code == 200
+    assert 'id="nav-sidebar"' in page.text
+    assert page.text.count('<tr class="model-instance">') == 1
+
+
+def test_the_rows_of_a_list_with_a_boolean_a_date_and_a_link(client, team):
+    """Suspensions: a callable shown as a boolean icon, dates, an empty date, a row link."""
+    from portal.orgs import services
+
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    services.organization_suspend(
+        organization=team.organization, reason="Unpaid <invoice> & more", by=staff
+    )
+    client.force_login(staff)
+    response = client.get(reverse("admin:orgs_suspension_changelist") + "?o=-4")
+    cl = response.context["cl"]
+    assert cl.result_count == Suspension.objects.count() == 1
+    assert our_rows(cl) == djangos_rows(cl)
+    assert our_rows(cl)[0] in response.text
+    assert "&lt;invoice&gt; &amp; more" in our_rows(cl)[0]
