@@ -156,6 +156,21 @@ class Instance(models.Model):
             models.Index(fields=["-created_at", "-id"], name="instance_created"),
             models.Index(fields=["state"], name="instance_state"),
             models.Index(fields=["backend_id"], name="instance_backend_id"),
+            # The admin's list filtered by state (and region), newest first: its count and
+            # first page read the matching entries only (migration 0013, built concurrently).
+            models.Index(
+                fields=["state", "region", "-created_at", "-id"], name="instance_state_region"
+            ),
+            # The overview's failures of the last 24 hours, latest first.
+            models.Index(fields=["state", "-state_changed_at"], name="instance_state_changed"),
+            # The overview's GPUs sold per place: the live instances' GPUs summed from the
+            # index alone, not the whole fleet's rows.
+            models.Index(
+                fields=["region", "instance_type", "preemptible"],
+                include=["gpus"],
+                condition=~Q(state__in=["terminated", "failed", "interrupted"]),
+                name="instance_live_place",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

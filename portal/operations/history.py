@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import (
     Case,
     Count,
     F,
     FloatField,
+    Func,
     IntegerField,
     Q,
     Sum,
@@ -26,6 +28,7 @@ from portal.billing.models import UsageInterval
 from portal.billing.money import cents
 from portal.billing.rating import rated
 from portal.capacity.models import PERIOD_SECONDS, CapacityPeriod
+from portal.operations.revenue import price_seconds
 from portal.quotas.models import Quota
 from portal.reclaims.models import OrderState, ReclaimOrder
 
@@ -74,6 +77,33 @@ class FleetHistory:
         return any(b._periods for b in self.buckets)
 
 
+class _BucketIndex(Func):
+    """(start - range start) // step, in whole buckets: exact (EXTRACT gives a NUMERIC)."""
+
+    output_field = IntegerField()
+
+    def __init__(self, range_start: datetime, step: timedelta) -> None:
+        super().__init__(F("start") - Value(range_start), Value(int(step.total_seconds())))
+
+    def as_sql(self, compiler, connection, function=None, template=None, arg_joiner=None, **extra):
+        since_sql, since_params = compiler.compile(self.source_expressions[0])
+        step_sql, step_params = compiler.compile(self.source_expressions[1])
+        sql = f"CAST(FLOOR(EXTRACT(EPOCH FROM {since_sql}) / {step_sql}) AS INTEGER)"
+        return sql, [*since_params, *step_params]
+
+
+def _bucket(*, start: datetime, step: timedelta, count: int) -> Func | Case:
+    """The bucket of a period (the history is filtered to [start, start + step × count)):
+    arithmetic on PostgreSQL, one comparison per bucket elsewhere (SQLite has no EXTRACT)."""
+    if connection.vendor == "postgresql":
+        return _BucketIndex(start, step)
+    return Case(
+        *[When(start__lt=start + step * (i + 1), then=Value(i)) for i in range(count - 1)],
+        default=Value(count - 1),
+        output_field=IntegerField(),
+    )
+
+
 def fleet_history(
     *, region: str, gpu_model: str, range_key: str = "24h", now: datetime | None = None
 ) -> FleetHistory:
@@ -91,11 +121,7 @@ def fleet_history(
     hours = PERIOD_SECONDS / 3600
     idle_hours = sold_hours = 0.0
     # Summed per bucket by the database: 30 days are 8,640 periods per place.
-    bucket = Case(
-        *[When(start__lt=start + step * (i + 1), then=Value(i)) for i in range(count - 1)],
-        default=Value(count - 1),
-        output_field=IntegerField(),
-    )
+    bucket = _bucket(start=start, step=step, count=count)
     samples = Cast(Greatest(F("samples"), Value(1)), FloatField())
 
     def per_sample(expression) -> CombinedExpression:
@@ -137,13 +163,18 @@ def fleet_history(
         b.orders_met += 1 if order.met else 0
         b.gpus_reclaimed += order.reclaimed or 0
 
-    usage = rated(
-        UsageInterval.objects.filter(region__code=region, instance_type__gpu_model__code=gpu_model),
-        start=start,
-        end=end,
-        now=now,
-    ).aggregate(total=Sum("price_seconds"))
-    revenue = cents((usage["total"] or Decimal(0)) / Decimal(3600))
+    usage = price_seconds(
+        rated(
+            UsageInterval.objects.filter(
+                region__code=region, instance_type__gpu_model__code=gpu_model
+            ),
+            start=start,
+            end=end,
+            now=now,
+        ),
+        total=Q(),
+    )
+    revenue = cents(usage["total"] / Decimal(3600))
     granted = Quota.objects.filter(region__code=region, gpu_model__code=gpu_model).aggregate(
         n=Sum("on_demand_limit") + Sum("preemptible_limit")
     )["n"]

@@ -10,7 +10,7 @@ from django.utils import timezone
 from portal.capacity.models import CapacityPeriod
 from portal.instances.capacity import capacity_snapshot_store
 from portal.instances.models import State
-from portal.operations.history import fleet_history
+from portal.operations.history import RANGES, fleet_history
 from portal.provisioning import Capacity
 from portal.reclaims import services as reclaim_services
 from tests.instances.conftest import set_quota
@@ -115,3 +115,34 @@ def test_each_bucket_averages_its_periods_and_the_totals_count_idle_and_sold_hou
     assert history.idle_gpu_hours == (32 + 16) * five_minutes
     assert history.sold_gpu_hours == (16 + 16) * five_minutes
     assert history.fill_rate == 32 / 48
+
+
+def test_every_range_buckets_the_periods_as_comparing_each_boundary_would(db):
+    """The buckets come from arithmetic on the period's start (one expression, not one
+    comparison per bucket): a period starting exactly on a boundary opens the next bucket,
+    one just before it closes the previous, as the comparisons put them."""
+    now = timezone.now().replace(minute=0, second=0, microsecond=0)
+    for range_key, (_label, step, count) in RANGES.items():
+        CapacityPeriod.objects.all().delete()
+        start = now - step * count
+        starts = {
+            start,
+            start + step - timedelta(minutes=5),
+            start + step,
+            now - timedelta(minutes=5),
+        }
+        starts |= {start + step * i + timedelta(minutes=35 * i % 60) for i in range(count)}
+        for n, at in enumerate(sorted(starts)):
+            CapacityPeriod.objects.create(
+                region="us-east-1", gpu_model="h100", start=at, samples=1, fleet=n + 1
+            )
+        history = fleet_history(region="us-east-1", gpu_model="h100", range_key=range_key, now=now)
+        expected: dict[int, list[int]] = {}
+        for period in CapacityPeriod.objects.all():
+            index = next(i for i in range(count) if period.start < start + step * (i + 1))
+            expected.setdefault(index, []).append(period.fleet)
+        got = {i: b for i, b in enumerate(history.buckets) if b._periods}
+        assert set(got) == set(expected), range_key
+        for i, fleets in expected.items():
+            assert got[i]._periods == len(fleets)
+            assert got[i].fleet == sum(fleets) / len(fleets)

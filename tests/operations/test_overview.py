@@ -5,11 +5,14 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.db.models import Q, Sum
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from portal.billing.models import UsageInterval
+from portal.billing.money import cents
+from portal.billing.rating import rated
 from portal.instances.models import Instance, State
 from portal.operations.selectors import operator_overview
 from portal.orgs.models import Organization
@@ -138,3 +141,94 @@ def test_the_admin_index_links_to_it(client, staff):
     client.force_login(staff)
     page = client.get(reverse("admin:index")).content.decode()
     assert reverse("operations_overview") in page
+
+
+def test_revenue_and_top_spenders_are_the_rated_sums_of_every_interval(catalog, fleet, team):
+    """Summed per unit price (seconds, then × price once) and per organization in Python:
+    exactly billing's rating summed interval by interval, with several prices, an open
+    interval begun last month and one begun before it."""
+    now = timezone.now().replace(microsecond=0)
+    orgs = populate(catalog, 12, now=now)
+    this_month = now.replace(day=1, hour=0, minute=0, second=0)
+    prices = [Decimal("2.50"), Decimal("1.99"), Decimal("0.37")]
+    run = list(Instance.objects.filter(name="run").order_by("pk"))
+    UsageInterval.objects.bulk_create(
+        [
+            UsageInterval(
+                instance=instance,
+                organization_id=instance.organization_id,
+                instance_type=catalog.h100_1x,
+                region=catalog.us_east,
+                gpus=1,
+                kind="on_demand",
+                start=start,
+                end=None,
+                unit_price=prices[n % 3],
+            )
+            for n, instance in enumerate(run)
+            for start in [this_month - timedelta(days=1 + 40 * (n % 2), seconds=7 * n)]
+        ]
+    )
+    UsageInterval.objects.filter(start__gte=this_month).update(unit_price=Decimal("3.13"))
+    o = operator_overview(now=now, top=5)
+
+    last_start = (this_month - timedelta(days=1)).replace(day=1)
+    next_start = (this_month + timedelta(days=32)).replace(day=1)
+    both = rated(UsageInterval.objects.all(), start=last_start, end=next_start, now=now)
+    totals = both.aggregate(
+        this=Sum("price_seconds", filter=Q(start__gte=this_month)),
+        last=Sum("price_seconds", filter=Q(start__lt=this_month)),
+    )
+    assert o.revenue_this_month == cents(totals["this"] / Decimal(3600))
+    assert o.revenue_last_month == cents(totals["last"] / Decimal(3600))
+    spenders = (
+        rated(UsageInterval.objects.all(), start=this_month, end=next_start, now=now)
+        .values("organization_id")
+        .annotate(spend=Sum("price_seconds"))
+        .order_by("-spend", "organization_id")[:5]
+    )
+    names = {org.pk: org.name for org in orgs}
+    assert [(s["id"], s["name"], s["spend"]) for s in o.top_spenders] == [
+        (s["organization_id"], names[s["organization_id"]], cents(s["spend"] / Decimal(3600)))
+        for s in spenders
+    ]
+
+
+def test_gpus_sold_per_place_count_every_live_instance_once(catalog, fleet, team):
+    now = timezone.now()
+    populate(catalog, 4, now=now)
+    common = {"image": catalog.ubuntu, "organization": team.organization, "gpus": 8}
+    Instance.objects.bulk_create(
+        [
+            Instance(
+                name="eu",
+                instance_type=catalog.l40s_1x,
+                region=catalog.eu_west,
+                state=State.STOPPED,
+                **common,
+            ),
+            Instance(
+                name="eu-spot",
+                instance_type=catalog.l40s_1x,
+                region=catalog.eu_west,
+                state=State.PROVISIONING,
+                preemptible=True,
+                **common,
+            ),
+            Instance(
+                name="gone",
+                instance_type=catalog.l40s_1x,
+                region=catalog.eu_west,
+                state=State.INTERRUPTED,
+                preemptible=True,
+                **common,
+            ),
+        ]
+    )
+    sold = {
+        (r.region, r.gpu_model): (r.on_demand, r.preemptible, r.reserved)
+        for r in operator_overview(now=now).rows
+    }
+    # 4 on-demand and 4 preemptible GPUs in us-east-1 (1 on-demand runs in the reservation).
+    assert sold[("us-east-1", "h100")] == (3, 4, 16)
+    assert sold[("eu-west-1", "l40s")] == (8, 8, 0)
