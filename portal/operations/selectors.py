@@ -28,8 +28,8 @@ from portal.billing.rating import EXACT, EpochSeconds, rated
 from portal.capacity.selectors import Place, fleet
 from portal.catalog.models import GpuModel, InstanceType, Region
 from portal.instances.models import FINAL_STATES, Instance, State
-from portal.operations.revenue import price_seconds, price_seconds_by_organization
-from portal.orgs.models import Organization, Suspension
+from portal.operations import revenue
+from portal.orgs.models import Suspension
 from portal.quotas.models import QuotaRequest
 from portal.reservations.models import Reservation, ReservationRequest
 
@@ -179,7 +179,7 @@ def operator_overview(*, now: datetime | None = None, top: int = 10, failed: int
         r.on_demand, r.preemptible, r.reserved = sold
 
     # Revenue: rated usage of both months in one query, reservations (1 query), invoices (1).
-    usage = price_seconds(
+    usage = revenue.price_seconds(
         rated(UsageInterval.objects.all(), start=last_start, end=next_start, now=now),
         this=Q(start__gte=this_start),
         last=Q(start__lt=this_start),
@@ -201,21 +201,18 @@ def operator_overview(*, now: datetime | None = None, top: int = 10, failed: int
         ]
     )
 
-    # Highest spend this month (1 query, a row per organization and price; the names of the
-    # top few, 1 query).
-    spend = price_seconds_by_organization(
-        rated(UsageInterval.objects.all(), start=this_start, end=next_start, now=now)
+    # Highest spend this month, the organizations' names joined (1 query).
+    spenders = revenue.top_spenders(
+        rated(UsageInterval.objects.all(), start=this_start, end=next_start, now=now), limit=top
     )
-    highest = sorted(spend, key=lambda pk: (-spend[pk], pk))[:top]
-    named = Organization.objects.in_bulk(highest)
     top_spenders = [
         {
-            "id": pk,
-            "name": named[pk].name,
-            "slug": named[pk].slug,
-            "spend": cents(spend[pk] / Decimal(3600)),
+            "id": s.organization_id,
+            "name": s.name,
+            "slug": s.slug,
+            "spend": cents(s.price_seconds / Decimal(3600)),
         }
-        for pk in highest
+        for s in spenders
     ]
 
     # Failed in the last 24 hours: how many (1 query) and the latest (1 query).
@@ -223,9 +220,16 @@ def operator_overview(*, now: datetime | None = None, top: int = 10, failed: int
         state=State.FAILED, state_changed_at__gte=now - timedelta(hours=24)
     )
     failed_list = list(
-        failed_qs.select_related("organization", "instance_type", "region").order_by(
-            "-state_changed_at"
-        )[:failed]
+        failed_qs.select_related("organization", "instance_type", "region")
+        .only(  # what the page shows of each
+            "name",
+            "state_reason",
+            "state_changed_at",
+            "organization__name",
+            "instance_type__name",
+            "region__code",
+        )
+        .order_by("-state_changed_at")[:failed]
     )
 
     return Overview(
