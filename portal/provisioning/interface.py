@@ -386,6 +386,12 @@ class ClusterBackend(Protocol):
         """
         ...
 
+    def cluster_machines(self, request_id: str) -> builtins.list[Machine]:
+        """The machines of the cluster asked for with `request_id`, in node order, each as
+        `get` would show it: one read for every node, however many. A node the backend no
+        longer has is left out; [] for a request id it does not know."""
+        ...
+
 
 def supports_clusters(backend: object) -> TypeGuard[ClusterBackend]:
     return isinstance(backend, ClusterBackend)

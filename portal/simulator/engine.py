@@ -583,6 +583,13 @@ class Simulator:
             self._advance_all()
             return [m.public() for m in sorted(self.machines.values(), key=_creation_order)]
 
+    def cluster(self, request_id: str) -> builtins.list[dict[str, Any]]:
+        """The machines of the cluster created with `request_id`, in node order ([] if none)."""
+        with self.lock:
+            self._advance_all()
+            nodes = [m for m in self.machines.values() if m.cluster == request_id]
+            return [m.public() for m in sorted(nodes, key=lambda m: m.node_index or 0)]
+
     def action(self, machine_id: str, action: str) -> dict[str, Any]:
         handlers = {
             "start": self._start,

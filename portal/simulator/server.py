@@ -8,6 +8,9 @@
                                             "name", "account"?}: N machines on one fabric or
                                             none (409 capacity with "available"); 201 new,
                                             200 same request_id again: {"machines": [...]}
+    GET  /v1/clusters/{request_id}         {"machines": [...]}: the cluster's machines in node
+                                           order, as GET /v1/machines/{id} shows each ([] for
+                                           an unknown request id)
     GET  /v1/machines/{id}                 machine
     POST /v1/machines/{id}/{start|stop|reboot|terminate}   (DELETE /v1/machines/{id} terminates)
     POST /v1/machines/{id}/reclaim         {"at": ISO time}: the portal ends this preemptible
@@ -312,6 +315,10 @@ def _create_cluster(h: RequestHandler, body: dict[str, Any], _: dict[str, str]) 
     return (201 if created else 200), {"machines": machines}
 
 
+def _cluster(h: RequestHandler, _: dict[str, Any], params: dict[str, str]) -> tuple[int, Any]:
+    return 200, {"machines": h.server.simulator.cluster(params["request_id"])}
+
+
 def _list(h: RequestHandler, _: dict[str, Any], __: dict[str, str]) -> tuple[int, Any]:
     return 200, {"machines": h.server.simulator.list()}
 
@@ -526,6 +533,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
         ("GET", "/v1/machines", _list),
         ("POST", "/v1/machines", _create),
         ("POST", "/v1/clusters", _create_cluster),
+        ("GET", "/v1/clusters/(?P<request_id>[A-Za-z0-9_.-]+)", _cluster),
         ("GET", f"/v1/machines/{MACHINE}", _get),
         ("DELETE", f"/v1/machines/{MACHINE}", _action),
         ("POST", f"/v1/machines/{MACHINE}/(?P<action>start|stop|reboot|terminate)", _action),

@@ -762,6 +762,42 @@ class ClusterContract(BackendContract):
         assert [m.backend_id for m in again] == [m.backend_id for m in first]
         assert sorted(m.backend_id for m in backend.list()) == sorted(m.backend_id for m in first)
 
+    def test_cluster_machines_reads_every_node_at_once_in_node_order(
+        self, backend: ClusterBackend
+    ) -> None:
+        request_id = str(uuid.uuid4())
+        machines = self.launch_cluster(backend, request_id=request_id, name="read")
+        for machine in machines:
+            self.wait(backend, machine.backend_id, MachineState.RUNNING)
+
+        read = backend.cluster_machines(request_id)
+
+        assert [m.backend_id for m in read] == [m.backend_id for m in machines]
+        assert [m.name for m in read] == ["read-0", "read-1"]
+        for machine in read:  # each as `get` shows it
+            one = backend.get(machine.backend_id)
+            assert (machine.state, machine.ip, machine.private_ip, machine.hosts) == (
+                one.state,
+                one.ip,
+                one.private_ip,
+                one.hosts,
+            )
+        assert backend.cluster_machines(str(uuid.uuid4())) == []
+
+    def test_cluster_machines_shows_the_nodes_ending(self, backend: ClusterBackend) -> None:
+        request_id = str(uuid.uuid4())
+        machines = self.launch_cluster(backend, request_id=request_id)
+        for machine in machines:
+            backend.terminate(machine.backend_id)
+        for machine in machines:
+            self.wait(backend, machine.backend_id, MachineState.TERMINATED)
+
+        read = backend.cluster_machines(request_id)
+
+        # Ended nodes are reported as ended while the backend remembers them, or left out.
+        assert {m.backend_id for m in read} <= {m.backend_id for m in machines}
+        assert all(m.state == MachineState.TERMINATED for m in read)
+
     def test_a_cluster_that_does_not_fit_whole_creates_nothing_and_says_how_many_fit(
         self, backend: ClusterBackend
     ) -> None:

@@ -154,6 +154,9 @@ class SimulatorBackend(HttpDriver):
             payload["account"] = account
         return self._call("POST", "/v1/clusters", parse_machines, payload)
 
+    def cluster_machines(self, request_id: str) -> builtins.list[Machine]:
+        return self._call("GET", f"/v1/clusters/{quote(request_id, safe='')}", parse_machines)
+
     def list(self) -> list[Machine]:
         return self._call("GET", "/v1/machines", parse_machines)
 

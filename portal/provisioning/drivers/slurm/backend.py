@@ -353,6 +353,16 @@ class SlurmBackend(SlurmClient):
             raise InvalidResponse(f"slurmrestd answered a submit without a job id: {answer!r}")
         return self._cluster_machines(self._settle_duplicates(request_id, str(job_id)))
 
+    def cluster_machines(self, request_id: str) -> builtins.list[Machine]:
+        """The nodes of the cluster's one job (the oldest, as `cluster_create` keeps it)."""
+        job_id = self._find(request_id)
+        if job_id is None:
+            return []
+        try:
+            return self._cluster_machines(job_id)
+        except NotFound:  # ended and forgotten between the two reads
+            return []
+
     def _cluster_machines(self, job_id: str) -> builtins.list[Machine]:
         return job_machines(self._job(job_id), self._node_addresses(), self.user)
 
