@@ -33,7 +33,8 @@ The rules:
 - `action` must be listed in portal/audit/actions.py (a ValueError otherwise): add yours there.
 - Call it inside the transaction that makes the change, after the change succeeded: if the change
   rolls back, so does the entry. `audit_record_on_commit` (same arguments) writes the entry only
-  once the surrounding transaction commits.
+  once the surrounding transaction commits; `audit_record_many` writes the entries of one change
+  made to many rows (a list of the same arguments) in one INSERT.
 - `target` is stored as type "app_label.modelname", id and `str()` label, so the entry stays
   readable after the row is gone. Record before deleting (a deleted row has no pk), or target
   what survives (a removed member's user rather than the membership).
@@ -98,6 +99,12 @@ def audit_record(
     )
     entry.save()
     return entry
+
+
+def audit_record_many(entries: list[dict[str, Any]]) -> list[AuditEntry]:
+    """`audit_record` for each of `entries` (its keyword arguments), written in one INSERT:
+    the same entries, for a change made to many rows at once (a cluster's nodes)."""
+    return AuditEntry.objects.bulk_create([_build(**entry) for entry in entries])
 
 
 def audit_record_on_commit(**kwargs: Any) -> AuditEntry:

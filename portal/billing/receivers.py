@@ -1,9 +1,10 @@
 """Billing's reactions to other apps, connected in BillingConfig.ready().
 
-- Every instance transition is metered once its transaction commits (a failure is logged:
-  metering must not undo a transition, and the periodic usage sync repairs it), and the
-  organization's budget thresholds are checked at once (the periodic check remains for spend
-  that grows while instances run between transitions).
+- Every instance transition is metered once its transaction commits, the transitions of many
+  instances made at once (a cluster's nodes) together (a failure is logged: metering must not
+  undo a transition, and the periodic usage sync repairs it), and the organization's budget
+  thresholds are checked at once (the periodic check remains for spend that grows while
+  instances run between transitions).
 - Writes of usage outside metering (the admin, data fixes, deleted instances) also retire the
   organization's kept usage sums (`portal.billing.usage`); metering retires them itself.
 - Launches are held while an invoice is overdue or a hard budget limit is reached
@@ -28,7 +29,7 @@ from portal.billing.selectors import (
 )
 from portal.billing.usage import usage_changed
 from portal.instances.models import Instance, InstanceEvent
-from portal.instances.signals import instance_state_changed
+from portal.instances.signals import instance_state_changed, instances_state_changed
 from portal.market.signals import spot_history_rewritten
 from portal.orgs.models import Organization
 from portal.orgs.standing import hold_register
@@ -44,6 +45,16 @@ def meter_transition(
         return
     instance_id = instance.pk
     transaction.on_commit(lambda: _meter(instance_id))
+
+
+@receiver(instances_state_changed, dispatch_uid="billing-meter-transitions")
+def meter_transitions(sender, changes, **kwargs) -> None:
+    """Many instances moved at once (a cluster's nodes): metered together on commit."""
+    instance_ids = [
+        c.instance.pk for c in changes if not _bills_nothing(c.from_state, c.event.to_state)
+    ]
+    if instance_ids:
+        transaction.on_commit(lambda: _meter_many(instance_ids))
 
 
 @receiver(spot_history_rewritten, dispatch_uid="billing-spot-reseal")
@@ -82,6 +93,22 @@ def _meter(instance_id: int) -> None:
             services.budget_check(organization=budget.organization)
         except Exception:  # the periodic check tries again
             logger.exception("budget check after metering %s failed", instance_id)
+
+
+def _meter_many(instance_ids: list[int]) -> None:
+    try:
+        services.usage_sync_instances(instance_ids=instance_ids)
+    except Exception:  # as _meter: the periodic sync repairs it
+        logger.exception("metering of %s instances failed", len(instance_ids))
+        return
+    budgets = Budget.objects.filter(
+        organization__in=Instance.objects.filter(pk__in=instance_ids).values("organization_id")
+    ).select_related("organization")
+    for budget in budgets:
+        try:
+            services.budget_check(organization=budget.organization)
+        except Exception:  # the periodic check tries again
+            logger.exception("budget check after metering failed for %s", budget.organization_id)
 
 
 def _launch_block_reason(organization: Organization) -> str | None:

@@ -9,9 +9,11 @@ marker row before they are sent.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Iterable
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -58,11 +60,15 @@ MAX_MONEY = Decimal("999999999999.99")
 # --- Metering ---------------------------------------------------------------------------------
 
 
-def _frozen_before(organization_id: int):
-    """Usage before the end of the organization's last invoiced month is never rewritten."""
-    return Invoice.objects.filter(organization_id=organization_id).aggregate(end=Max("period_end"))[
-        "end"
-    ]
+def _frozen_before(organization_ids: set[int]) -> dict[int, Any]:
+    """Usage before the end of an organization's last invoiced month is never rewritten: that
+    end per organization (none: nothing invoiced)."""
+    return dict(
+        Invoice.objects.filter(organization_id__in=organization_ids)
+        .values("organization_id")
+        .annotate(end=Max("period_end"))
+        .values_list("organization_id", "end")
+    )
 
 
 def usage_sync_instance(*, instance_id: int) -> None:
@@ -73,103 +79,156 @@ def usage_sync_instance(*, instance_id: int) -> None:
     and writes the difference, inside one transaction holding the instance's row lock. Months
     already invoiced are left alone; an open piece reaching into them is closed at their end.
     """
+    usage_sync_instances(instance_ids=[instance_id])
+
+
+def usage_sync_instances(*, instance_ids: Iterable[int]) -> None:
+    """`usage_sync_instance` of many instances at once (a cluster's nodes that changed state
+    together), in one transaction holding their row locks: the same intervals, each
+    instance's computed from its own timeline by `metering.pieces`, read and written with
+    one query per kind of row rather than per instance."""
+    ids = sorted(set(instance_ids))
+    if not ids:
+        return
     now = clock.now()
     with transaction.atomic():
-        instance = (
+        instances = list(
             Instance.objects.select_for_update(of=("self",))
             .only(
                 *("id", "organization_id", "instance_type_id", "region_id", "gpus"),
                 *("preemptible", "cluster_id"),
             )
-            .filter(pk=instance_id)
-            .first()
+            .filter(pk__in=ids)
+            .order_by("pk")
         )
-        if instance is None:
+        if not instances:
             return
-        if instance.preemptible:  # what closes here is sealed at the spot prices
-            spot_history_read_lock(instance.instance_type_id)
-        events = list(
-            InstanceEvent.objects.filter(instance_id=instance_id)
+        ids = [instance.pk for instance in instances]
+        # What closes here is sealed at the spot prices.
+        for type_id in sorted({i.instance_type_id for i in instances if i.preemptible}):
+            spot_history_read_lock(type_id)
+        events: dict[int, list[tuple[int, Any, str]]] = defaultdict(list)
+        for pk, instance_id, at, state in (
+            InstanceEvent.objects.filter(instance_id__in=ids)
             .exclude(to_state="")
-            .order_by("at", "id")
-            .values_list("id", "at", "to_state")
-        )
-        prices = [
-            metering.PricePoint(
-                id=p.pk,
-                valid_from=p.valid_from,
-                on_demand=p.on_demand_hourly,
-                preemptible=p.preemptible_hourly,
-                stopped=p.stopped_hourly,
-                currency=p.currency,
+            .order_by("instance_id", "at", "id")
+            .values_list("id", "instance_id", "at", "to_state")
+        ):
+            events[instance_id].append((pk, at, state))
+        prices: dict[int, list[metering.PricePoint]] = defaultdict(list)
+        for p in Price.objects.filter(
+            instance_type_id__in={instance.instance_type_id for instance in instances}
+        ):
+            prices[p.instance_type_id].append(
+                metering.PricePoint(
+                    id=p.pk,
+                    valid_from=p.valid_from,
+                    on_demand=p.on_demand_hourly,
+                    preemptible=p.preemptible_hourly,
+                    stopped=p.stopped_hourly,
+                    currency=p.currency,
+                )
             )
-            for p in Price.objects.filter(instance_type_id=instance.instance_type_id)
-        ]
-        wanted = metering.pieces(
-            [metering.Transition(at=at, to_state=state) for _, at, state in events],
-            preemptible=instance.preemptible,
-            prices=prices,
-            now=now,
-            default_currency=settings.CURRENCY,
-        )
-        frozen = _frozen_before(instance.organization_id)
-        existing = UsageInterval.objects.filter(instance_id=instance_id)
-        if frozen is not None:  # what is invoiced stays, but for what reaches across it
-            existing = existing.filter(
-                Q(start__gte=frozen) | Q(end__isnull=True) | Q(end__gt=frozen)
+        frozen_of = _frozen_before({instance.organization_id for instance in instances})
+        # What is invoiced stays, but for what reaches across it.
+        reach = Q(instance_id__in=[i.pk for i in instances if i.organization_id not in frozen_of])
+        for organization_id, frozen in frozen_of.items():
+            reach |= Q(
+                Q(start__gte=frozen) | Q(end__isnull=True) | Q(end__gt=frozen),
+                instance_id__in=[i.pk for i in instances if i.organization_id == organization_id],
             )
-        rows = list(existing)
-        closed_at_invoice = 0
-        if frozen is not None:
-            # What was still open when its month was invoiced ends at the invoiced boundary;
-            # the rest of the timeline before it stays as it was billed.
-            crossing = [row.pk for row in rows if row.start < frozen]
-            if crossing:
-                closed_at_invoice = UsageInterval.objects.filter(pk__in=crossing).update(end=frozen)
-            rows = [row for row in rows if row.start >= frozen]
-            wanted = [
-                _after(piece, frozen) for piece in wanted if piece.end is None or piece.end > frozen
-            ]
-        have = {row.key(): row.pk for row in rows}
-        want = {piece.key(): piece for piece in wanted}
-        stale = [pk for key, pk in have.items() if key not in want]
-        # Keys begin with the start: a change to a day before today is a change to sealed usage.
-        touched = [key[0] for key in have if key not in want]
-        touched += [key[0] for key in want if key not in have]
-        if closed_at_invoice or touched:
-            sealed = closed_at_invoice or any(start < midnight(now) for start in touched)
-            usage.usage_changed(instance.organization_id, sealed=bool(sealed))
+        existing: dict[int, list[UsageInterval]] = defaultdict(list)
+        for row in UsageInterval.objects.filter(reach):
+            existing[row.instance_id].append(row)
+
+        crossing: dict[Any, list[int]] = defaultdict(list)  # by the boundary they close at
+        sealed_crossing: list[int] = []  # of preemptible instances
+        changed: dict[int, bool] = {}  # organization: whether sealed usage changed
+        stale: list[int] = []
+        new: list[UsageInterval] = []
+        preemptible_new: set[int] = set()
+        meters: list[InstanceMeter] = []
+        for instance in instances:
+            timeline = events[instance.pk]
+            wanted = metering.pieces(
+                [metering.Transition(at=at, to_state=state) for _, at, state in timeline],
+                preemptible=instance.preemptible,
+                prices=prices[instance.instance_type_id],
+                now=now,
+                default_currency=settings.CURRENCY,
+            )
+            rows = existing[instance.pk]
+            frozen = frozen_of.get(instance.organization_id)
+            closed_at_invoice = False
+            if frozen is not None:
+                # What was still open when its month was invoiced ends at the invoiced
+                # boundary; the rest of the timeline before it stays as it was billed.
+                across = [row.pk for row in rows if row.start < frozen]
+                if across:
+                    closed_at_invoice = True
+                    crossing[frozen] += across
+                    if instance.preemptible:
+                        sealed_crossing += across
+                rows = [row for row in rows if row.start >= frozen]
+                wanted = [
+                    _after(piece, frozen)
+                    for piece in wanted
+                    if piece.end is None or piece.end > frozen
+                ]
+            have = {row.key(): row.pk for row in rows}
+            want = {piece.key(): piece for piece in wanted}
+            stale += [pk for key, pk in have.items() if key not in want]
+            # Keys begin with the start: a change to a day before today is a change to sealed
+            # usage.
+            touched = [key[0] for key in have if key not in want]
+            touched += [key[0] for key in want if key not in have]
+            if closed_at_invoice or touched:
+                sealed = closed_at_invoice or any(start < midnight(now) for start in touched)
+                organization_id = instance.organization_id
+                changed[organization_id] = changed.get(organization_id, False) or sealed
+            for key, piece in want.items():
+                if key in have:
+                    continue
+                new.append(
+                    UsageInterval(
+                        instance_id=instance.pk,
+                        organization_id=instance.organization_id,
+                        instance_type_id=instance.instance_type_id,
+                        region_id=instance.region_id,
+                        gpus=instance.gpus,
+                        kind=piece.kind,
+                        start=piece.start,
+                        end=piece.end,
+                        price_id=piece.price_id,
+                        unit_price=piece.unit_price,
+                        currency=piece.currency,
+                        cluster=instance.cluster_id is not None,
+                    )
+                )
+            if instance.preemptible:
+                preemptible_new.add(instance.pk)
+            meters.append(
+                InstanceMeter(
+                    instance_id=instance.pk,
+                    last_event_id=max((pk for pk, _, _ in timeline), default=0),
+                    synced_at=now,
+                )
+            )
+        for frozen, pks in crossing.items():
+            UsageInterval.objects.filter(pk__in=pks).update(end=frozen)
+        for organization_id, sealed in changed.items():
+            usage.usage_changed(organization_id, sealed=sealed)
         if stale:
             UsageInterval.objects.filter(pk__in=stale).delete()
-        created = UsageInterval.objects.bulk_create(
-            [
-                UsageInterval(
-                    instance_id=instance_id,
-                    organization_id=instance.organization_id,
-                    instance_type_id=instance.instance_type_id,
-                    region_id=instance.region_id,
-                    gpus=instance.gpus,
-                    kind=piece.kind,
-                    start=piece.start,
-                    end=piece.end,
-                    price_id=piece.price_id,
-                    unit_price=piece.unit_price,
-                    currency=piece.currency,
-                    cluster=instance.cluster_id is not None,
-                )
-                for key, piece in want.items()
-                if key not in have
-            ]
-        )
-        if instance.preemptible:
-            closed = [row.pk for row in created if row.end is not None]
-            if closed_at_invoice:
-                closed += crossing
-            if closed:
-                sealing.spot_seal(UsageInterval.objects.filter(pk__in=closed))
-        last_event_id = max((pk for pk, _, _ in events), default=0)
+        created = UsageInterval.objects.bulk_create(new)
+        closed = [
+            row.pk for row in created if row.end is not None and row.instance_id in preemptible_new
+        ]
+        closed += sealed_crossing
+        if closed:
+            sealing.spot_seal(UsageInterval.objects.filter(pk__in=closed))
         InstanceMeter.objects.bulk_create(  # one upsert
-            [InstanceMeter(instance_id=instance_id, last_event_id=last_event_id, synced_at=now)],
+            meters,
             update_conflicts=True,
             unique_fields=["instance"],
             update_fields=["last_event_id", "synced_at"],

@@ -6,15 +6,14 @@
 
 A cluster is used whole: a node that fails or is reclaimed ends the cluster, and `settle` asks
 its other nodes to terminate at once (nothing more is billed for a cluster that cannot train).
-Nodes change state only through `portal.instances.lifecycle`, one transition each, as any
-instance; nothing here talks to the backend.
+Nodes change state only through `portal.instances.lifecycle`, as any instance, all nodes that
+make the same move at once (its `*_many` functions); nothing here talks to the backend.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,11 +48,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 ACTIONS: dict[str, str] = {"stop": S.STOPPING, "start": S.STARTING, "terminate": S.TERMINATING}
-# What each cluster action asks of every node.
-NODE_REQUESTS: dict[str, Callable[..., node_lifecycle.Change | None]] = {
-    "stop": node_lifecycle.request_stop,
-    "start": node_lifecycle.request_start,
-    "terminate": node_lifecycle.request_terminate,
+# What each cluster action asks of every node (all of them at once).
+NODE_REQUESTS: dict[str, Callable[..., node_lifecycle.Batch]] = {
+    "stop": node_lifecycle.request_stop_many,
+    "start": node_lifecycle.request_start_many,
+    "terminate": node_lifecycle.request_terminate_many,
 }
 # The e-mail a transition sends (`cluster_<kind>`).
 EMAILS: dict[str, str] = {S.RUNNING: "running", S.FAILED: "failed", S.INTERRUPTED: "interrupted"}
@@ -178,18 +177,14 @@ def request(
         if change is None:
             return None
         nodes = Instance.objects.filter(cluster_id=cluster_id).exclude(state__in=NODE_FINAL_STATES)
-        for node_id, node_state in nodes.values_list("pk", "state"):
-            if NODE_REQUESTS_TARGET[action] == node_state:
-                continue
-            try:
-                NODE_REQUESTS[action](
-                    node_id, actor=actor, message=f"{action.capitalize()} of the cluster."
-                )
-            except node_lifecycle.IllegalTransition:
-                # A node still coming up (or going down) takes the request on the next settle.
-                logger.info(
-                    "cluster %s: node %s is %s; %s later", cluster_id, node_id, node_state, action
-                )
+        batch = NODE_REQUESTS[action](
+            nodes.values_list("pk", flat=True),
+            actor=actor,
+            message=f"{action.capitalize()} of the cluster.",
+        )
+        if batch.refused:
+            # A node still coming up (or going down) takes the request on the next settle.
+            logger.info("cluster %s: nodes %s: %s later", cluster_id, batch.refused, action)
     return change
 
 
@@ -202,16 +197,14 @@ NODE_REQUESTS_TARGET = {
 
 def _terminate_nodes(nodes: list[Instance], message: str) -> bool:
     """Ask every node that is still alive to terminate; whether any was asked now."""
-    asked = False
-    for node in nodes:
-        if node.state in NODE_FINAL_STATES or node.state == NodeState.TERMINATING:
-            continue
-        try:
-            if node_lifecycle.request_terminate(node.pk, message=message):
-                asked = True
-        except node_lifecycle.IllegalTransition:
-            pass
-    return asked
+    alive = [
+        node.pk
+        for node in nodes
+        if node.state not in NODE_FINAL_STATES and node.state != NodeState.TERMINATING
+    ]
+    if not alive:
+        return False
+    return bool(node_lifecycle.request_terminate_many(alive, message=message).changes)
 
 
 def settle(cluster_id: int) -> bool:
@@ -266,12 +259,10 @@ def settle(cluster_id: int) -> bool:
         # Nodes stopped one by one by a rule (a suspension, a budget's hard limit): a cluster
         # with stopped nodes cannot train, so it stops whole.
         with transaction.atomic():
-            for node in nodes:
-                if node.state == NodeState.RUNNING:
-                    with suppress(node_lifecycle.IllegalTransition):
-                        node_lifecycle.request_stop(
-                            node.pk, message="Some nodes of the cluster were stopped."
-                        )
+            node_lifecycle.request_stop_many(
+                [node.pk for node in nodes if node.state == NodeState.RUNNING],
+                message="Some nodes of the cluster were stopped.",
+            )
             transition(
                 cluster_id,
                 S.STOPPING,
@@ -299,11 +290,10 @@ def settle(cluster_id: int) -> bool:
         elif NodeState.STOPPED in states and NodeState.STARTING not in states:
             # The backend could not place every node again: a partial cluster is of no use.
             with transaction.atomic():
-                for node in nodes:
-                    if node.state == NodeState.RUNNING:
-                        node_lifecycle.request_stop(
-                            node.pk, message="The cluster could not start whole."
-                        )
+                node_lifecycle.request_stop_many(
+                    [node.pk for node in nodes if node.state == NodeState.RUNNING],
+                    message="The cluster could not start whole.",
+                )
                 transition(
                     cluster_id,
                     S.STOPPING,

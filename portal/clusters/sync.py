@@ -1,11 +1,12 @@
 """Driving clusters through the provisioning backend: what the cluster's one Celery task calls.
 
 A cluster is made by ONE `cluster_create` call (all nodes or none) and recorded in one
-transaction; afterwards one task looks at all its nodes per round and applies what changed in
-one transaction, then settles the cluster (`lifecycle.settle`). No per-node task ever runs for
-a cluster's node. Every function takes the cluster's id, may run any number of times, and
-returns whether the cluster still needs watching. Transient backend errors propagate to the
-task, which retries with backoff and finally calls `give_up`.
+transaction; afterwards one task looks at all its nodes per round (ONE `cluster_machines`
+read) and applies what changed in one transaction, the nodes that move alike moved together
+(`portal.instances.lifecycle`'s `*_many`), then settles the cluster (`lifecycle.settle`). No
+per-node task ever runs for a cluster's node. Every function takes the cluster's id, may run
+any number of times, and returns whether the cluster still needs watching. Transient backend
+errors propagate to the task, which retries with backoff and finally calls `give_up`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from portal.instances.models import FINAL_STATES as NODE_FINAL_STATES
 from portal.instances.models import TRANSITIONAL_STATES as NODE_TRANSITIONAL_STATES
 from portal.instances.models import Instance, InstanceEvent
 from portal.instances.models import State as NodeState
-from portal.instances.sync import apply_machine, machine_lost
+from portal.instances.sync import apply_machine, apply_machines, machine_lost
 from portal.provisioning import (
     CapacityError,
     InvalidState,
@@ -59,10 +60,8 @@ def _nodes(cluster_id: int) -> list[Instance]:
 def _fail_all(cluster: Cluster, reason: str) -> None:
     """Nothing was made: every node and the cluster end failed (their quota comes back)."""
     with transaction.atomic():
-        for node in _nodes(cluster.pk):
-            if node.state not in NODE_FINAL_STATES:
-                with suppress(node_lifecycle.IllegalTransition):
-                    node_lifecycle.mark_failed(node.pk, reason=reason)
+        alive = Instance.objects.filter(cluster_id=cluster.pk).exclude(state__in=NODE_FINAL_STATES)
+        node_lifecycle.mark_failed_many(alive.values_list("pk", flat=True), reason=reason)
         with suppress(lifecycle.IllegalTransition):
             lifecycle.transition(cluster.pk, State.FAILED, reason=reason)
 
@@ -81,33 +80,41 @@ def _no_room(cluster: Cluster, error: CapacityError) -> str:
 
 
 def _record(cluster: Cluster, machines: list[Machine]) -> None:
-    """The backend's answer, for all nodes in one transaction (a conditional UPDATE each)."""
+    """The backend's answer, for all nodes in one transaction: the nodes without a machine yet
+    are locked, and given theirs in one UPDATE (a retried task finds none left)."""
     now = timezone.now()
     by_request = {m.request_id: m for m in machines}
     with transaction.atomic():
-        events = []
-        for node in _nodes(cluster.pk):
+        made = []
+        for node in (
+            Instance.objects.select_for_update()
+            .filter(cluster_id=cluster.pk, backend_id="")
+            .only("pk", "request_id", "backend_id", "private_ip", "launched_at")
+            .order_by("pk")
+        ):
             machine = by_request.get(str(node.request_id))
             if machine is None:
                 continue
-            if Instance.objects.filter(pk=node.pk, backend_id="").update(
-                backend_id=machine.backend_id, launched_at=now, private_ip=machine.private_ip
-            ):
-                events.append(
-                    InstanceEvent(
-                        instance_id=node.pk,
-                        at=now,
-                        message=f"The backend made machine {machine.backend_id} "
-                        f"({machine.private_ip or 'no private address'}) for the cluster.",
-                    )
-                )
-        InstanceEvent.objects.bulk_create(events)
-        if events:
-            ClusterEvent.objects.create(
-                cluster=cluster,
+            node.backend_id, node.private_ip = machine.backend_id, machine.private_ip
+            made.append(node)
+        if not made:
+            return
+        Instance.objects.filter(pk__in=[node.pk for node in made]).update(launched_at=now)
+        Instance.objects.bulk_update(made, ["backend_id", "private_ip"])
+        InstanceEvent.objects.bulk_create(
+            InstanceEvent(
+                instance_id=node.pk,
                 at=now,
-                message=f"The backend placed all {len(machines)} nodes together.",
+                message=f"The backend made machine {node.backend_id} "
+                f"({node.private_ip or 'no private address'}) for the cluster.",
             )
+            for node in made
+        )
+        ClusterEvent.objects.create(
+            cluster=cluster,
+            at=now,
+            message=f"The backend placed all {len(machines)} nodes together.",
+        )
 
 
 def provision(cluster_id: int) -> bool:
@@ -122,9 +129,10 @@ def provision(cluster_id: int) -> bool:
                 State.PROVISIONING,
                 message=f"Asking the backend for {cluster.node_count} nodes together.",
             )
-        for node in _nodes(cluster_id):
-            if node.state == NodeState.PENDING:
-                node_lifecycle.mark_provisioning(node.pk, message="Asking for the cluster's nodes.")
+        pending = Instance.objects.filter(cluster_id=cluster_id, state=NodeState.PENDING)
+        node_lifecycle.mark_provisioning_many(
+            pending.values_list("pk", flat=True), message="Asking for the cluster's nodes."
+        )
     backend = get_backend()
     if not supports_clusters(backend):
         _fail_all(cluster, "This provider's backend cannot place clusters. Nothing was billed.")
@@ -206,29 +214,31 @@ def _end_unmade_node(node: Instance, backend) -> None:
 
 
 def poll(cluster_id: int, backend=None) -> bool:
-    """Look at every node once, apply what changed in one transaction, settle the cluster."""
+    """Look at every node at once (one `cluster_machines` read), apply what changed in one
+    transaction, settle the cluster."""
     cluster = _load(cluster_id)
     if cluster is None:
         return False
     backend = backend or get_backend()
     nodes = [n for n in _nodes(cluster_id) if n.backend_id and n.state not in NODE_FINAL_STATES]
-    seen: list[tuple[Instance, Machine | None]] = []
-    for node in nodes:
-        try:
-            seen.append((node, backend.get(node.backend_id)))
-        except NotFound:
-            seen.append((node, None))
+    if not nodes:
+        machines: dict[str, Machine] = {}
+    else:
+        machines = {m.backend_id: m for m in backend.cluster_machines(str(cluster.request_id))}
+    seen = [(node, machines.get(node.backend_id)) for node in nodes]
     # Coming up (or starting again), a node that runs is not billed before all run: the nodes
     # go to running together, in one transaction, when the last machine is up.
     hold = cluster.state in (State.PROVISIONING, State.STARTING) and not all(
         machine is not None and machine.state == MachineState.RUNNING for _, machine in seen
     )
     with transaction.atomic():
+        found: list[tuple[Instance, Machine]] = []
         for node, machine in seen:
             if machine is None:
                 machine_lost(node)
             elif not (hold and machine.state == MachineState.RUNNING):
-                apply_machine(node, machine)
+                found.append((node, machine))
+        apply_machines(found)
     if lifecycle.settle(cluster_id):
         return act(cluster_id)
     return _watching(_load(cluster_id))

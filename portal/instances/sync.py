@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, fields
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import F, Value
@@ -104,7 +105,76 @@ def apply_machine(instance: Instance, machine: Machine, *, source: str = "poll")
     allowed transitions. A request the backend has not acted on yet (the instance is stopping,
     the machine still running) is left alone.
     """
-    facts: dict = {"synced_at": timezone.now()}
+    facts: dict = {"synced_at": timezone.now(), **_facts(instance, machine)}
+    # One UPDATE for what the backend said, whatever the instance's state does next.
+    Instance.objects.filter(pk=instance.pk).exclude(state__in=FINAL_STATES).update(**facts)
+    _note_reclaim(instance, machine)
+
+    target = machine.state.value
+    if instance.state == State.TERMINATING:
+        if machine.state in MACHINE_FINAL_STATES:
+            change = None
+            with suppress(IllegalTransition):
+                change = lifecycle.mark_terminated(instance.pk, message=GONE)
+            return [change] if change else []
+        return []
+    if instance.state == target or machine.state in NOT_ACTED_ON.get(instance.state, ()):
+        return []
+    at, reason = _why(machine)
+    return lifecycle.catch_up(
+        instance.pk,
+        target,
+        message=_message(source, machine),
+        ip=machine.ip,
+        reason=reason,
+        at=at,
+    )
+
+
+GONE = "The machine is gone."
+
+
+def apply_machines(seen: list[tuple[Instance, Machine]], *, source: str = "poll") -> list:
+    """`apply_machine` of many instances at once (a cluster's nodes, from one backend read):
+    the same facts, notices and transitions, written set-wise: one UPDATE per distinct set
+    of facts, and the instances that make the same move moved together
+    (`lifecycle.catch_up_many`)."""
+    now = timezone.now()
+    alike: dict[tuple, list[int]] = defaultdict(list)
+    for instance, machine in seen:
+        alike[tuple(sorted(_facts(instance, machine).items()))].append(instance.pk)
+    for facts, pks in alike.items():
+        Instance.objects.filter(pk__in=pks).exclude(state__in=FINAL_STATES).update(
+            synced_at=now, **dict(facts)
+        )
+    for instance, machine in seen:
+        _note_reclaim(instance, machine)
+
+    gone = [
+        instance.pk
+        for instance, machine in seen
+        if instance.state == State.TERMINATING and machine.state in MACHINE_FINAL_STATES
+    ]
+    changes: list = lifecycle.mark_terminated_many(gone, message=GONE).changes if gone else []
+    moves: dict[tuple, dict[int, str | None]] = defaultdict(dict)
+    for instance, machine in seen:
+        target = machine.state.value
+        if (
+            instance.state == State.TERMINATING
+            or instance.state == target
+            or machine.state in NOT_ACTED_ON.get(instance.state, ())
+        ):
+            continue
+        at, reason = _why(machine)
+        moves[(target, _message(source, machine), reason, at)][instance.pk] = machine.ip
+    for (target, message, reason, at), ips in moves.items():
+        changes += lifecycle.catch_up_many(ips, target, message=message, reason=reason, at=at)
+    return changes
+
+
+def _facts(instance: Instance, machine: Machine) -> dict:
+    """What the backend says of the machine that the instance does not have yet."""
+    facts: dict = {}
     if machine.ip and machine.state not in MACHINE_FINAL_STATES:
         if machine.ip != instance.ip:
             facts["ip"] = machine.ip
@@ -115,40 +185,21 @@ def apply_machine(instance: Instance, machine: Machine, *, source: str = "poll")
                 ssh_user=machine.ssh_user or "",
                 ssh_sudo=machine.ssh_sudo,
             )
-    # One UPDATE for what the backend said, whatever the instance's state does next.
-    Instance.objects.filter(pk=instance.pk).exclude(state__in=FINAL_STATES).update(**facts)
-    _note_reclaim(instance, machine)
+    return facts
 
-    target = machine.state.value
-    if instance.state == State.TERMINATING:
-        if machine.state in MACHINE_FINAL_STATES:
-            change = None
-            with suppress(IllegalTransition):
-                change = lifecycle.mark_terminated(instance.pk, message="The machine is gone.")
-            return [change] if change else []
-        return []
-    if instance.state == target or machine.state in NOT_ACTED_ON.get(instance.state, ()):
-        return []
-    at = None
-    reason = ""
+
+def _why(machine: Machine) -> tuple[datetime | None, str]:
+    """When and why a machine ended on the backend's side (interrupted, failed)."""
     if machine.state == MachineState.INTERRUPTED:
-        at = machine.reclaim_at
         when = f" at {machine.reclaim_at:%H:%M:%S} UTC" if machine.reclaim_at else ""
-        reason = f"Reclaimed by the operator{when}: its capacity was needed."
-    elif machine.state == MachineState.FAILED:
-        reason = (
+        return machine.reclaim_at, f"Reclaimed by the operator{when}: its capacity was needed."
+    if machine.state == MachineState.FAILED:
+        return None, (
             f"The backend reported a failure: {machine.detail}."
             if machine.detail
             else "The backend reported that the machine failed."
         )
-    return lifecycle.catch_up(
-        instance.pk,
-        target,
-        message=_message(source, machine),
-        ip=machine.ip,
-        reason=reason,
-        at=at,
-    )
+    return None, ""
 
 
 def _ssh_changed(instance: Instance, machine: Machine) -> bool:

@@ -8,10 +8,15 @@ from django.utils import timezone
 from portal.capacity.signals import capacity_snapshot_stored
 from portal.catalog.models import Price
 from portal.instances.models import FINAL_STATES, Instance
-from portal.instances.signals import instance_bid_changed, instance_state_changed
+from portal.instances.signals import (
+    instance_bid_changed,
+    instance_state_changed,
+    instances_state_changed,
+)
 from portal.market.selectors import preemptible_price_now
 from portal.market.signals import spot_price_changed
 from portal.reclaims import risk, services
+from portal.reclaims.models import ReclaimVictim
 
 
 @receiver(capacity_snapshot_stored, dispatch_uid="reclaims-capacity-reported")
@@ -24,6 +29,18 @@ def on_capacity_snapshot_stored(sender, snapshot, **kwargs) -> None:
 def on_instance_state_changed(sender, instance, from_state: str, **kwargs) -> None:
     if instance.state in FINAL_STATES:
         services.victim_ended(instance)
+
+
+@receiver(instances_state_changed, dispatch_uid="reclaims-instances-state-changed")
+def on_instances_state_changed(sender, changes, **kwargs) -> None:
+    ended = {c.instance.pk: c.instance for c in changes if c.instance.state in FINAL_STATES}
+    if not ended:
+        return
+    # One look for the victims among them (most nodes that end were never ordered back).
+    for instance_id in ReclaimVictim.objects.filter(
+        instance_id__in=list(ended), ended_at__isnull=True
+    ).values_list("instance_id", flat=True):
+        services.victim_ended(ended[instance_id])
 
 
 @receiver(spot_price_changed, dispatch_uid="reclaims-spot-price-changed")

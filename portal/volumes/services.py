@@ -342,11 +342,16 @@ def volumes_attach(*, volumes: Iterable[Volume], instance_id: int, instance_name
 
 def volumes_detach(*, instance_id: int, at: datetime | None = None) -> int:
     """The machine ended: its volumes are free. Returns how many were detached."""
+    return volumes_detach_many(instance_ids=[instance_id], at=at)
+
+
+def volumes_detach_many(*, instance_ids: Iterable[int], at: datetime | None = None) -> int:
+    """`volumes_detach` of many machines that ended together (one read when none has any)."""
     at = at or timezone.now()
     attachments = list(
-        Attachment.objects.filter(instance_id=instance_id, detached_at__isnull=True).select_related(
-            "volume"
-        )
+        Attachment.objects.filter(
+            instance_id__in=list(instance_ids), detached_at__isnull=True
+        ).select_related("volume")
     )
     for attachment in attachments:
         attachment.detached_at = at

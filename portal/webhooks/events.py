@@ -4,6 +4,7 @@
 that makes the change (see `webhook_emit`):
 
     instances.signals.instance_state_changed   -> instance_state_changed(instance, from_state)
+    instances.signals.instances_state_changed  -> instances_state_changed(changes)
     instances.signals.instance_reclaim_noticed -> instance_interruption_notice(instance)
     clusters.signals.cluster_state_changed     -> cluster_state_changed(cluster, from_state)
     clusters.signals.cluster_reclaim_noticed   -> cluster_interruption_notice(cluster)
@@ -18,7 +19,7 @@ that makes the change (see `webhook_emit`):
 from __future__ import annotations
 
 from portal.webhooks.models import EventType
-from portal.webhooks.services import webhook_emit
+from portal.webhooks.services import webhook_emit, webhook_emit_many
 
 
 def _instance(instance) -> dict:
@@ -33,17 +34,36 @@ def _instance(instance) -> dict:
     }
 
 
+def _state_changed(instance, from_state: str) -> dict:
+    return {
+        "instance": _instance(instance),
+        "from_state": from_state,
+        "to_state": instance.state,
+        "reason": instance.state_reason,
+    }
+
+
 def instance_state_changed(instance, from_state: str) -> list[int]:
     return webhook_emit(
         organization=instance.organization,
         event_type=EventType.INSTANCE_STATE_CHANGED,
-        payload={
-            "instance": _instance(instance),
-            "from_state": from_state,
-            "to_state": instance.state,
-            "reason": instance.state_reason,
-        },
+        payload=_state_changed(instance, from_state),
     )
+
+
+def instances_state_changed(changes) -> list[int]:
+    """The same event for each of many instances changed at once (`lifecycle.Change`s)."""
+    by_organization: dict[int, list] = {}
+    for change in changes:
+        by_organization.setdefault(change.instance.organization_id, []).append(change)
+    ids: list[int] = []
+    for same in by_organization.values():
+        ids += webhook_emit_many(
+            organization=same[0].instance.organization,
+            event_type=EventType.INSTANCE_STATE_CHANGED,
+            payloads=[_state_changed(c.instance, c.from_state) for c in same],
+        )
+    return ids
 
 
 def instance_interruption_notice(instance) -> list[int]:

@@ -6,7 +6,11 @@ from django.dispatch import receiver
 
 from portal.billing.signals import budget_threshold_reached, invoice_issued
 from portal.clusters.signals import cluster_reclaim_noticed, cluster_state_changed
-from portal.instances.signals import instance_reclaim_noticed, instance_state_changed
+from portal.instances.signals import (
+    instance_reclaim_noticed,
+    instance_state_changed,
+    instances_state_changed,
+)
 from portal.market.signals import capacity_alert_fired
 from portal.quotas.signals import quota_request_decided
 from portal.reclaims.signals import instance_reclaim_risk
@@ -17,6 +21,11 @@ from portal.webhooks import events
 @receiver(instance_state_changed, dispatch_uid="webhooks-instance-state-changed")
 def on_instance_state_changed(sender, instance, from_state: str, **kwargs) -> None:
     events.instance_state_changed(instance, from_state)
+
+
+@receiver(instances_state_changed, dispatch_uid="webhooks-instances-state-changed")
+def on_instances_state_changed(sender, changes, **kwargs) -> None:
+    events.instances_state_changed(changes)
 
 
 @receiver(instance_reclaim_noticed, dispatch_uid="webhooks-instance-reclaim-noticed")

@@ -202,8 +202,19 @@ def webhook_emit(*, organization: Organization, event_type: str, payload: dict) 
     logged, and the caller's change goes on (in its own savepoint, so the caller's transaction
     stays usable).
     """
+    return webhook_emit_many(organization=organization, event_type=event_type, payloads=[payload])
+
+
+def webhook_emit_many(
+    *, organization: Organization, event_type: str, payloads: list[dict]
+) -> list[int]:
+    """`webhook_emit` of one event per payload (many instances changed at once): the same
+    deliveries, one per event and subscribed endpoint, each event with its own id, read and
+    written in one query each."""
     if event_type not in EventType.values:
         raise ValueError(f"Unknown webhook event type {event_type!r}")
+    if not payloads:
+        return []
     try:
         with transaction.atomic():
             endpoints = [
@@ -215,21 +226,22 @@ def webhook_emit(*, organization: Organization, event_type: str, payload: dict) 
             ]
             if not endpoints:
                 return []
-            event_id = uuid.uuid4()
-            body = _body(
-                event_id=event_id,
-                event_type=event_type,
-                organization=organization,
-                payload=payload,
-            )
-            deliveries = WebhookDelivery.objects.bulk_create(
-                [
+            rows = []
+            for payload in payloads:
+                event_id = uuid.uuid4()
+                body = _body(
+                    event_id=event_id,
+                    event_type=event_type,
+                    organization=organization,
+                    payload=payload,
+                )
+                rows += [
                     WebhookDelivery(
                         endpoint=endpoint, event_id=event_id, event_type=event_type, body=body
                     )
                     for endpoint in endpoints
                 ]
-            )
+            deliveries = WebhookDelivery.objects.bulk_create(rows)
     except Exception:
         logger.exception("webhook_emit %s for %s failed", event_type, organization.pk)
         return []

@@ -37,8 +37,8 @@ def test_a_cluster_comes_up_whole_in_one_backend_call(simulator, launch_cluster,
     machines = machines_of(simulator)
     assert sorted(m["id"] for m in machines) == sorted(n.backend_id for n in nodes)
     assert {m["hosts"] for m in machines} == {"".join(f"{n.private_ip} {n.name}\n" for n in nodes)}
-    # One create and a look at each node: no call per node per task round trip.
-    assert simulator.control.state()["stats"]["api_calls"] - calls_before == 1 + 3
+    # One create and one look at all the nodes: no call per node.
+    assert simulator.control.state()["stats"]["api_calls"] - calls_before == 1 + 1
     (message,) = mail.outbox  # one e-mail for the cluster, none per node
     assert message.to == [team.member.user.email]
     assert "llm is running" in message.subject
