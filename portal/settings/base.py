@@ -21,7 +21,7 @@ SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 SITE_NAME = "Backfill"
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "portal.web.apps.PortalAdminConfig",  # django.contrib.admin, the portal's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

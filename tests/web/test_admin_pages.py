@@ -79,3 +79,30 @@ def test_the_rows_of_a_list_with_a_boolean_a_date_and_a_link(client, team):
     assert our_rows(cl) == djangos_rows(cl)
     assert our_rows(cl)[0] in response.text
     assert "&lt;invoice&gt; &amp; more" in our_rows(cl)[0]
+
+
+@pytest.mark.parametrize("superuser", [True, False])
+def test_the_sites_app_list_is_djangos(superuser):
+    """portal/web/admin_site.py builds the list without reversing its URLs on every page: the
+    same apps, models, permissions and URLs as Django's AdminSite, for a superuser and for
+    staff who may only view one model."""
+    from django.contrib.auth.models import Permission
+
+    from portal.web.admin_site import PortalAdminSite
+
+    assert isinstance(admin.site, PortalAdminSite)
+    djangos = admin.AdminSite(name=admin.site.name)
+    djangos._registry = admin.site._registry
+    user = UserFactory(is_staff=True, is_superuser=superuser)
+    if not superuser:
+        user.user_permissions.add(Permission.objects.get(codename="view_suspension"))
+    for _ in range(2):  # the second time from the kept URLs
+        request = RequestFactory().get("/admin/")
+        request.user = type(user).objects.get(pk=user.pk)
+        ours = admin.site.get_app_list(request)
+        assert ours == djangos.get_app_list(request)
+        assert admin.site.get_app_list(request, app_label="orgs") == djangos.get_app_list(
+            request, app_label="orgs"
+        )
+    models = [m["object_name"] for app in ours for m in app["models"]]
+    assert ("Instance" in models) is superuser and "Suspension" in models
