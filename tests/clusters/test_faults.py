@@ -34,6 +34,7 @@ def test_ten_four_node_clusters_through_a_flaky_backend_end_whole_or_not_at_all(
     settings.INSTANCE_TASK_MAX_RETRIES = 2
     settings.CLUSTER_STALE_AFTER = 0
     simulator.control.set_faults(
+        error_next=5,  # at least these, whatever the draws: a cluster reads its nodes in one call
         error_rate=0.3,
         slow_rate=0.05,
         slow_seconds=1.3,  # past the driver's 1 s read time-out
