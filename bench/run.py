@@ -225,7 +225,8 @@ def main() -> int:
     seconds = time.perf_counter() - started
     print(f"\n== {len(missed)} target(s) missed; {len(failures)} benchmark(s) could not run")
     for row in missed:
-        print(f"   missed: {row.section}: {row.name} ({row.figure}, ratio {row.ratio:.2f})")
+        ratio = "" if row.ratio is None else f", ratio {row.ratio:.2f}"
+        print(f"   missed: {row.section}: {row.name} ({row.figure}{ratio})")
     if partial:
         print(f"== BENCH_ONLY run: not written to bench/RESULTS.md ({seconds:.0f} s)", flush=True)
     else:
