@@ -62,7 +62,8 @@ def wait_for_state(
             return machine
         if time.monotonic() > deadline:
             raise AssertionError(
-                f"{backend_id} is {machine.state} after {timeout}s; wanted {sorted(wanted)}"
+                f"{backend_id} is {machine.state} ({machine.detail or 'no detail'}) after "
+                f"{timeout}s; wanted {sorted(wanted)}"
             )
         time.sleep(interval)
 

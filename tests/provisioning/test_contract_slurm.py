@@ -455,9 +455,11 @@ def test_account_over_its_gpu_limit_waits_for_capacity(slurm_driver: SlurmBacken
     )
     assert slurm_driver.get(second).state == MachineState.PROVISIONING
 
-    # Raising the limit lets it run.
+    # Raising the limit lets it run: slurmdbd passes the limit to slurmctld, whose backfill pass
+    # (every 5 s here) starts the job; once in a full suite that took over 40 s, so the wait
+    # covers slurmctld's full scheduling cycle (60 s) too.
     slurm_accounts.set_gpu_limit(org, "h100", 2, backend=slurm_driver)
-    wait_for_state(slurm_driver, second, MachineState.RUNNING, 40)
+    wait_for_state(slurm_driver, second, MachineState.RUNNING, 90)
 
 
 def test_quota_mirroring_changes_the_accounts_grptres(
