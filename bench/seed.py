@@ -165,17 +165,7 @@ def instances(org: Organization, owner: User, n: int, *, keys: list[dict]) -> in
     regions = {r.code: r for r in Region.objects.all()}
     image = Image.objects.get(code=IMAGE)
     prices = {
-        code: [
-            metering.PricePoint(
-                id=p.pk,
-                valid_from=p.valid_from,
-                on_demand=p.on_demand_hourly,
-                preemptible=p.preemptible_hourly,
-                stopped=p.stopped_hourly,
-                currency=p.currency,
-            )
-            for p in Price.objects.filter(instance_type=itype)
-        ]
+        code: [metering.PricePoint.of(p) for p in Price.objects.filter(instance_type=itype)]
         for code, itype in types.items()
     }
     rows, timelines = [], []

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from portal.billing.periods import next_midnight
 
@@ -40,6 +41,18 @@ class PricePoint:
     preemptible: Decimal
     stopped: Decimal
     currency: str
+
+    @classmethod
+    def of(cls, price: Any) -> PricePoint:
+        """The point of a catalog `Price` row."""
+        return cls(
+            id=price.pk,
+            valid_from=price.valid_from,
+            on_demand=price.on_demand_hourly,
+            preemptible=price.preemptible_hourly,
+            stopped=price.stopped_hourly,
+            currency=price.currency,
+        )
 
 
 @dataclass(frozen=True)

@@ -119,16 +119,7 @@ def usage_sync_instances(*, instance_ids: Iterable[int]) -> None:
         for p in Price.objects.filter(
             instance_type_id__in={instance.instance_type_id for instance in instances}
         ):
-            prices[p.instance_type_id].append(
-                metering.PricePoint(
-                    id=p.pk,
-                    valid_from=p.valid_from,
-                    on_demand=p.on_demand_hourly,
-                    preemptible=p.preemptible_hourly,
-                    stopped=p.stopped_hourly,
-                    currency=p.currency,
-                )
-            )
+            prices[p.instance_type_id].append(metering.PricePoint.of(p))
         frozen_of = _frozen_before({instance.organization_id for instance in instances})
         # What is invoiced stays, but for what reaches across it.
         reach = Q(instance_id__in=[i.pk for i in instances if i.organization_id not in frozen_of])
