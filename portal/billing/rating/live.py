@@ -1,0 +1,201 @@
+"""Open intervals, rated in memory.
+
+An open interval is the one part of usage that changes with the clock alone: it counts up to
+`now`. `portal.billing.usage` keeps an organization's open intervals between views (until
+metering writes) and rates them here, by `rated()`'s rule, instead of asking the database
+on every view. tests/billing/test_usage.py compares the two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from django.db.models import (
+    Case,
+    F,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    When,
+)
+from django.db.models.functions import Coalesce
+
+from portal.billing.models import UsageInterval, UsageKind
+from portal.billing.rating.by_instance import InstanceSums
+from portal.billing.rating.by_line import LINE_FIELDS
+from portal.billing.rating.intervals import EXACT
+from portal.market.models import SpotPrice
+
+if TYPE_CHECKING:
+    pass
+
+OPEN_FIELDS = ("instance_id", *LINE_FIELDS, "gpus", "start")
+UNIT_PRICE, KIND = LINE_FIELDS.index("unit_price"), LINE_FIELDS.index("kind")
+
+
+def open_interval_rows(*, organization_id: int, before: datetime) -> list[tuple]:
+    """The organization's open intervals that start before `before` (a month's end)."""
+    return list(
+        UsageInterval.objects.filter(
+            organization_id=organization_id, end__isnull=True, start__lt=before
+        ).values_list(*OPEN_FIELDS)
+    )
+
+
+def epoch_seconds(start: datetime, end: datetime) -> int:
+    """`EpochSeconds` in Python: the seconds from start to end as a float, rounded half to
+    even, as PostgreSQL casts date_part('epoch', …) to a bigint."""
+    return round((end - start) / timedelta(microseconds=1) / 1_000_000)
+
+
+# A spot price row as `rate_open` reads it (`spot_rows_for_open`).
+SPOT_FIELDS = (
+    "region_id",
+    "instance_type_id",
+    "valid_from",
+    "valid_until",
+    "price",
+    "seconds_before",
+    "price_seconds_before",
+)
+SpotRows = dict[tuple[int, int], list[tuple]]  # (region id, type id) -> rows by valid_from
+REGION_ID, TYPE_ID = LINE_FIELDS.index("region_id"), LINE_FIELDS.index("instance_type_id")
+
+
+def spot_rows_for_open(rows: Iterable[tuple], *, start: datetime) -> SpotRows:
+    """The spot price rows `rate_open` needs for the preemptible ones among open intervals
+    (`open_interval_rows`) rated over a period from `start`: each offer's rows in force at or
+    after the earliest of their clipped starts. One query; none without such intervals."""
+    preemptible = [row for row in rows if row[1 + KIND] == UsageKind.PREEMPTIBLE]
+    if not preemptible:
+        return {}
+    since = min(max(row[-1], start) for row in preemptible)
+    offers = Q()
+    for region_id, type_id in {(row[1 + REGION_ID], row[1 + TYPE_ID]) for row in preemptible}:
+        offers |= Q(region_id=region_id, instance_type_id=type_id)
+    found: SpotRows = {}
+    for spot in (
+        SpotPrice.objects.filter(offers)
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=since))
+        .order_by("valid_from")
+        .values_list(*SPOT_FIELDS)
+    ):
+        found.setdefault((spot[0], spot[1]), []).append(spot[2:])
+    return found
+
+
+def _spot_integral_at(rows: list[tuple], unit_price: Decimal, at: datetime) -> Decimal:
+    """`_spot_integral` in Python, for an `at` no earlier than the start `rows` were read
+    from (`spot_rows_for_open`): the offer's last row starting at or before `at` carries the
+    sums before it, to which its own seconds up to `at` are added. Before such a row, the
+    next row's sums before it are the same figure (zero before the offer's first price).
+    Without rows the figure is the same at every `at` of the interval: zero will do."""
+    following = None
+    covering = None
+    for row in rows:
+        if row[0] <= at:
+            covering = row
+        else:
+            following = row
+            break
+    if covering is not None:
+        valid_from, valid_until, price, seconds_before, price_seconds_before = covering
+        own = epoch_seconds(valid_from, min(at, valid_until) if valid_until else at)
+        return price_seconds_before - unit_price * seconds_before + (price - unit_price) * own
+    if following is not None:
+        return following[4] - unit_price * following[3]
+    return Decimal(0)
+
+
+def spot_price_at(rows: list[tuple], at: datetime) -> Decimal | None:
+    """The spot price in force at `at` among an offer's rows (`spot_rows_for_open`)."""
+    for valid_from, valid_until, price, *_ in rows:
+        if valid_from <= at and (valid_until is None or valid_until > at):
+            return price
+    return None
+
+
+def rate_open(
+    rows: Iterable[tuple],
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    spot: SpotRows | None = None,
+) -> tuple[list[dict], list[InstanceSums]]:
+    """Open intervals (`open_interval_rows`) over [start, end) at `now`, each clipped to the
+    period and counted up to `now`: their rows per UTC day and line as `line_day_rows` gives
+    them (for `lines_and_per_day_of` to add up) and each one's `InstanceSums`. A preemptible
+    one is at the spot prices in force (`spot`, from `spot_rows_for_open`) as `rated()` rates
+    it."""
+    line_days: dict[tuple, dict] = {}
+    instances: list[InstanceSums] = []
+    until = min(end, now)
+    if until <= start:
+        return [], instances
+    for instance_id, *line, gpus, began in rows:  # line: the LINE_FIELDS, in their order
+        if began >= until:  # rated(): an interval still to come
+            continue
+        clipped_start = max(began, start)
+        seconds = epoch_seconds(clipped_start, until)
+        price_seconds = seconds * line[UNIT_PRICE]
+        offer_rows = spot.get((line[REGION_ID], line[TYPE_ID])) if spot else None
+        if offer_rows and line[KIND] == UsageKind.PREEMPTIBLE:
+            unit_price = line[UNIT_PRICE]
+            price_seconds += _spot_integral_at(offer_rows, unit_price, until) - _spot_integral_at(
+                offer_rows, unit_price, clipped_start
+            )
+        day = began.astimezone(UTC).date()
+        group = line_days.get((day, *line))
+        if group is None:  # a thousand open intervals make a few dozen of these
+            line_days[(day, *line)] = {
+                "day": day,
+                **dict(zip(LINE_FIELDS, line, strict=True)),
+                "total_seconds": seconds,
+                "total_gpu_seconds": seconds * gpus,
+                "total_price_seconds": price_seconds,
+                "first_start": began,
+            }
+        else:
+            group["total_seconds"] += seconds
+            group["total_gpu_seconds"] += seconds * gpus
+            group["total_price_seconds"] += price_seconds
+            group["first_start"] = min(group["first_start"], began)
+        stopped = line[KIND] == UsageKind.STOPPED
+        instances.append(
+            (instance_id, 0 if stopped else seconds, seconds if stopped else 0, price_seconds)
+        )
+    return list(line_days.values()), instances
+
+
+def hourly_run_rate(*, organization_id: int, now: datetime) -> Decimal:
+    """What the organization's instances cost per hour right now (the open intervals; a
+    preemptible one at the spot price in force)."""
+    spot_now = (
+        SpotPrice.objects.filter(
+            region_id=OuterRef("region_id"),
+            instance_type_id=OuterRef("instance_type_id"),
+            valid_from__lte=now,
+        )
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=now))
+        .values("price")[:1]
+    )
+    value = UsageInterval.objects.filter(
+        organization_id=organization_id, end__isnull=True, start__lte=now
+    ).aggregate(
+        rate=Sum(
+            Case(
+                When(
+                    kind=UsageKind.PREEMPTIBLE,
+                    then=Coalesce(Subquery(spot_now, output_field=EXACT), F("unit_price")),
+                ),
+                default=F("unit_price"),
+                output_field=EXACT,
+            )
+        )
+    )["rate"]
+    return value or Decimal("0")
