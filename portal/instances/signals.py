@@ -10,7 +10,7 @@ from django.dispatch import Signal
 
 # Every applied transition: `instance` (saved), `from_state`, `event` (its InstanceEvent).
 instance_state_changed = Signal()
-# The same for many instances moved at once (`lifecycle._transition_many`: a cluster's nodes):
+# The same for many instances moved at once (`lifecycle.apply.transition_many`: a cluster's nodes):
 # `changes`, a list of `lifecycle.Change` (instance, from_state, event), sent INSTEAD of one
 # instance_state_changed each. A receiver of the one receives this one too.
 instances_state_changed = Signal()
