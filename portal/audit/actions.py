@@ -93,6 +93,7 @@ ACTIONS: dict[str, str] = {
     "invoice.issued": "Invoice issued",
     "invoice.paid": "Invoice marked paid",
     "invoice.overdue_reminder": "Overdue invoice reminder sent",
+    "invoice.launches_paused": "Launches paused for an overdue invoice",
     "invoice.credit_note_issued": "Credit note issued",
     "credit.granted": "Credit granted",
     "budget.changed": "Budget changed",

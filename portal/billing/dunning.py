@@ -1,11 +1,14 @@
-"""Overdue invoices: reminders on the days the operator sets, then (optionally) suspension.
+"""Overdue invoices: reminders on the days the operator sets, then launches paused, then
+(optionally) suspension.
 
-Launches are paused from the due date on (selectors.launch_block_reason); this adds the steps
-that follow: `dunning_run` (a periodic task) e-mails a reminder BILLING_DUNNING_REMINDER_DAYS
-after the due date, and suspends the organization BILLING_DUNNING_SUSPEND_DAYS after it if
-that is set. Each step is a DunningStep row, claimed by its insert (unique per invoice and
-step), so no step is taken twice; each is audited and e-mailed. `dunning_lift`, called when the
-invoice is paid, lifts a suspension dunning made once nothing else is overdue.
+`dunning_run` (a periodic task) takes each step on its day after the due date: a reminder on
+each of BILLING_DUNNING_REMINDER_DAYS, launches paused on BILLING_DUNNING_PAUSE_DAYS (the hold
+itself is `selectors.launch_block_reason`, by the same day, so it holds even before this task
+runs), and the organization suspended on BILLING_DUNNING_SUSPEND_DAYS if that is set. Each step
+is a DunningStep row, claimed by its insert (unique per invoice and step), so no step is taken
+twice; each is audited, and e-mailed (steps due in the same run share one e-mail).
+`dunning_lift`, called when the invoice is paid, lifts a suspension dunning made once nothing
+else is overdue; the pause lifts with the payment by itself.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from portal.orgs.selectors import organization_suspension
 from portal.orgs.services import organization_suspend, organization_unsuspend
 
 SYSTEM = "dunning"  # the actor in the audit log: "Backfill, overdue invoices"
+PAUSED = "launches-paused"
 SUSPENDED = "suspended"
 
 
@@ -42,6 +46,7 @@ def dunning_run(*, now: datetime | None = None) -> int:
     """Take every step that is due for every overdue invoice; returns how many were taken."""
     now = now or clock.now()
     reminder_days = sorted(int(day) for day in setting("BILLING_DUNNING_REMINDER_DAYS"))
+    pause_days = int(setting("BILLING_DUNNING_PAUSE_DAYS") or 0)
     suspend_days = int(setting("BILLING_DUNNING_SUSPEND_DAYS") or 0)
     taken = 0
     for organization in Organization.objects.filter(invoices__paid_at__isnull=True).distinct():
@@ -49,27 +54,36 @@ def dunning_run(*, now: datetime | None = None) -> int:
             days = (now - invoice.due_at).days
             due = [day for day in reminder_days if day <= days]
             claimed = [day for day in due if _claim(invoice, f"reminder-{day}", now)]
-            if claimed:  # several due at once (the task was down): one e-mail, the latest
-                _remind(invoice, days=days, now=now)
+            paused = days >= pause_days and _claim(invoice, PAUSED, now) is not None
+            if claimed:
+                _audit(invoice, "invoice.overdue_reminder", days=days)
                 taken += 1
+            if paused:
+                _audit(invoice, "invoice.launches_paused", days=days)
+                taken += 1
+            if claimed or paused:  # several due at once (the task was down): one e-mail
+                _remind(invoice, days=days, pause_days=pause_days, suspend_days=suspend_days)
             if suspend_days and days >= suspend_days:
                 taken += _suspend(invoice, days=days, now=now)
     return taken
 
 
-def _remind(invoice: Invoice, *, days: int, now: datetime) -> None:
+def _audit(invoice: Invoice, action: str, *, days: int) -> None:
     audit_record(
-        action="invoice.overdue_reminder",
+        action=action,
         organization=invoice.organization,
         actor_label=SYSTEM,
         target=invoice,
         detail={"days_overdue": days, "balance_due": invoice_balance_due(invoice)},
     )
-    suspend_days = int(setting("BILLING_DUNNING_SUSPEND_DAYS") or 0)
+
+
+def _remind(invoice: Invoice, *, days: int, pause_days: int, suspend_days: int) -> None:
     notify(
         "invoice_overdue",
         invoice_id=invoice.pk,
         days_overdue=days,
+        pause_in_days=max(0, pause_days - days),
         suspend_in_days=max(0, suspend_days - days) if suspend_days else None,
     )
 

@@ -107,10 +107,14 @@ def budget_hard_limit_stopped(
 
 @email_kind("invoice_overdue")
 def invoice_overdue(
-    *, invoice_id: int, days_overdue: int, suspend_in_days: int | None = None
+    *,
+    invoice_id: int,
+    days_overdue: int,
+    suspend_in_days: int | None = None,
+    pause_in_days: int = 0,
 ) -> list[Email]:
-    """To the owners and billing members: the invoice is overdue, launches are paused, and
-    what comes next."""
+    """To the owners and billing members: the invoice is overdue, whether launches are paused
+    (or in how many days they will be), and what comes next."""
     invoice = Invoice.objects.select_related("organization").get(pk=invoice_id)
     if invoice.paid_at is not None:
         return []  # paid since the reminder was queued
@@ -124,6 +128,7 @@ def invoice_overdue(
                 "organization": organization,
                 "days_overdue": days_overdue,
                 "suspend_in_days": suspend_in_days,
+                "pause_in_days": pause_in_days,
                 "balance": Money(invoice_balance_due(invoice), invoice.currency),
                 "url": _url("billing:invoice", organization.slug, invoice.pk),
             },

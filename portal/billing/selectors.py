@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -117,6 +117,12 @@ def overdue_invoices(*, organization: Organization, now: datetime | None = None)
     )
 
 
+def launches_paused_due_before(now: datetime) -> datetime:
+    """Launches are paused by an unpaid invoice due before this moment: BILLING_DUNNING_PAUSE_DAYS
+    after its due date (`portal.billing.dunning` e-mails and audits that step)."""
+    return now - timedelta(days=int(setting("BILLING_DUNNING_PAUSE_DAYS") or 0))
+
+
 def organization_has_overdue_invoice(organization: Organization) -> bool:
     """An issued invoice past its due date and not paid (what quota standing asks)."""
     return overdue_invoices(organization=organization).exists()
@@ -206,10 +212,11 @@ BILLING_HOLD = "billing"  # the kind of hold launch_block_reason is registered a
 def launch_block_reason(*, organization: Organization) -> str | None:
     """Why the organization may not launch now, for the person launching; None if it may.
 
-    Two rules (`block_reason_of`): an invoice unpaid past its due date, and a hard budget limit
-    reached this month.
+    Two rules (`block_reason_of`): an invoice unpaid BILLING_DUNNING_PAUSE_DAYS past its due
+    date, and a hard budget limit reached this month.
     """
     now = clock.now()
+    paused_before = launches_paused_due_before(now)
     # Every page asks (the layout's banner): one plain query answers for almost every
     # organization, which has no unpaid invoice past its date and no hard limit.
     may_hold = (
@@ -217,7 +224,7 @@ def launch_block_reason(*, organization: Organization) -> str | None:
         .values_list(
             Exists(
                 Invoice.objects.filter(
-                    organization=OuterRef("pk"), paid_at__isnull=True, due_at__lt=now
+                    organization=OuterRef("pk"), paid_at__isnull=True, due_at__lt=paused_before
                 )
             ),
             Exists(Budget.objects.filter(organization=OuterRef("pk"), hard_limit=True)),
@@ -227,7 +234,7 @@ def launch_block_reason(*, organization: Organization) -> str | None:
     if not may_hold or not any(may_hold):
         return None
     return block_reason_of(
-        overdue=overdue_invoices(organization=organization, now=now).first(),
+        overdue=overdue_invoices(organization=organization, now=paused_before).first(),
         budget=Budget.objects.filter(organization=organization).first(),
         spend=lambda: month_spend(organization=organization, month=Month.of(now), now=now),
         now=now,
@@ -237,8 +244,9 @@ def launch_block_reason(*, organization: Organization) -> str | None:
 def block_reason_of(
     *, overdue: Invoice | None, budget: Budget | None, spend: Callable[[], Decimal], now: datetime
 ) -> str | None:
-    """Why launches are refused, from what the caller has read: the oldest overdue invoice, the
-    budget, and this month's spend (asked for only if the budget is a hard limit)."""
+    """Why launches are refused, from what the caller has read: the oldest invoice overdue long
+    enough to pause launches (`launches_paused_due_before`), the budget, and this month's spend
+    (asked for only if the budget is a hard limit)."""
     if overdue is not None:
         days = max(1, (now - overdue.due_at).days)
         return (
@@ -341,7 +349,8 @@ def billing_overview(*, organization: Organization, month: Month) -> Overview:
     budget_percent = None
     if budget is not None:
         budget_percent = int(spend * 100 / budget.amount)
-    # Unpaid invoices once: what is left to pay, and the oldest overdue (a launch block).
+    # Unpaid invoices once: what is left to pay, and the oldest overdue long enough to pause
+    # launches.
     unpaid = [
         invoice
         for invoice in invoice_list_for_organization(organization=organization)
@@ -349,7 +358,8 @@ def billing_overview(*, organization: Organization, month: Month) -> Overview:
         .order_by("due_at")
         if invoice_balance_due(invoice) > 0
     ]
-    overdue = next((invoice for invoice in unpaid if invoice.due_at < now), None)
+    paused_before = launches_paused_due_before(now)
+    overdue = next((invoice for invoice in unpaid if invoice.due_at < paused_before), None)
 
     def spend_this_month() -> Decimal:
         if current:

@@ -1,4 +1,5 @@
-"""Overdue invoices: reminders on the operator's days, then suspension, all lifted on payment."""
+"""Overdue invoices: reminders on the operator's days, launches paused, then suspension; all
+lifted on payment."""
 
 from datetime import timedelta
 from decimal import Decimal
@@ -45,38 +46,61 @@ def overdue_mails():
     return [m for m in mail.outbox if "overdue" in m.subject]
 
 
-def test_reminders_go_out_once_on_the_operators_days(team, unpaid, run, settings):
+def test_reminders_then_launches_paused_each_once_on_the_operators_days(
+    team, unpaid, run, settings
+):
     settings.BILLING_DUNNING_REMINDER_DAYS = (1, 7)
+    settings.BILLING_DUNNING_PAUSE_DAYS = 5
 
     assert run("2026-03-14 12:00:00") == 0  # due, not a day late yet
     assert run("2026-03-15 01:00:00") == 1
     assert run("2026-03-15 02:00:00") == 0
+    assert launch_block_reason(organization=team.organization) is None  # reminded, not paused
+    assert run("2026-03-19 01:00:00") == 1  # the pause: a step of its own
+    assert launch_block_reason(organization=team.organization).startswith(
+        "Launches are paused: invoice BF-2026-000001"
+    )
     assert run("2026-03-21 01:00:00") == 1
     assert run("2026-03-30 01:00:00") == 0  # no more days set
 
-    subjects = sorted({m.subject for m in overdue_mails()})
-    assert subjects == [
-        "[Backfill] Invoice BF-2026-000001 is 1 day overdue: launches are paused",
+    assert [m.subject for m in overdue_mails() if m.to[0] == team.owner.user.email] == [
+        "[Backfill] Invoice BF-2026-000001 is 1 day overdue: launches pause in 4 days",
+        "[Backfill] Invoice BF-2026-000001 is 5 days overdue: launches are paused",
         "[Backfill] Invoice BF-2026-000001 is 7 days overdue: launches are paused",
     ]
     assert sorted({m.to[0] for m in overdue_mails()}) == sorted(
         [team.owner.user.email, team.billing.user.email]
     )
-    body = overdue_mails()[0].body
-    assert "$120.00 is still unpaid" in body
-    assert "new launches of Acme AI are refused" in body
-    assert "with BF-2026-000001 as the reference" in body
-    entries = AuditEntry.objects.filter(action="invoice.overdue_reminder")
-    assert entries.count() == 2
-    assert {e.actor_display for e in entries} == {"Backfill, overdue invoices"}
+    first, paused = overdue_mails()[0].body, overdue_mails()[-1].body
+    assert "$120.00 is still unpaid" in first
+    assert "If it is still unpaid in 4 days, new launches of Acme AI will be refused" in first
+    assert "new launches of Acme AI are refused" in paused
+    assert "with BF-2026-000001 as the reference" in paused
+    reminders = AuditEntry.objects.filter(action="invoice.overdue_reminder")
+    assert reminders.count() == 2
+    pause = AuditEntry.objects.get(action="invoice.launches_paused")
+    assert pause.detail["days_overdue"] == 5
+    assert {e.actor_display for e in [*reminders, pause]} == {"Backfill, overdue invoices"}
 
 
-def test_days_missed_while_the_task_was_down_make_one_reminder(unpaid, run, settings):
+def test_launches_pause_on_the_due_date_when_the_operator_sets_no_grace(
+    team, unpaid, run, settings
+):
+    settings.BILLING_DUNNING_PAUSE_DAYS = 0
+
+    assert run("2026-03-14 12:00:00") == 1  # the pause, e-mailed at once
+
+    assert launch_block_reason(organization=team.organization) is not None
+    assert [m.subject for m in overdue_mails()][0].endswith("0 days overdue: launches are paused")
+
+
+def test_days_missed_while_the_task_was_down_make_one_e_mail(unpaid, run, settings):
     settings.BILLING_DUNNING_REMINDER_DAYS = (1, 7)
 
-    assert run("2026-03-22 00:00:00") == 1
+    assert run("2026-03-22 00:00:00") == 2  # the reminders, and launches paused on day 7
 
     assert len({m.subject for m in overdue_mails()}) == 1
+    assert AuditEntry.objects.filter(action="invoice.launches_paused").count() == 1
 
 
 def test_then_suspension_and_payment_lifts_everything(team, staff, unpaid, run, settings):
@@ -84,11 +108,12 @@ def test_then_suspension_and_payment_lifts_everything(team, staff, unpaid, run, 
     settings.BILLING_DUNNING_SUSPEND_DAYS = 10
     run("2026-03-15 01:00:00")
     assert "will be suspended" in overdue_mails()[0].body
+    assert launch_block_reason(organization=team.organization) is None  # paused on day 7
+
+    run("2026-03-24 01:00:00")
     assert launch_block_reason(organization=team.organization).startswith(
         "Launches are paused: invoice BF-2026-000001"
     )
-
-    run("2026-03-24 01:00:00")
     assert organization_suspension(team.organization) is not None
     run("2026-03-25 01:00:00")  # once
     assert team.organization.suspensions.count() == 1

@@ -269,19 +269,23 @@ def test_a_bad_credit_grant_is_refused_and_changes_nothing(team, amount, reason,
     assert not CreditGrant.objects.exists()
 
 
-def test_an_overdue_invoice_blocks_launches_until_paid(team, march_usage, clock, admin_user):
+def test_an_overdue_invoice_pauses_launches_on_the_operators_day_until_paid(
+    team, march_usage, clock, admin_user
+):
     invoice = issue(team)
     clock.set("2026-04-15 02:00:00")  # due now: not yet overdue
     assert launch_block_reason(organization=team.organization) is None
     assert organization_has_unpaid_invoice(team.organization) is False
-    clock.set("2026-04-18 09:00:00")
+    clock.set("2026-04-18 09:00:00")  # overdue; launches pause 7 days after the due date
+    assert organization_has_overdue_invoice(team.organization)
+    assert launch_block_reason(organization=team.organization) is None
+    clock.set("2026-04-23 09:00:00")
     reason = launch_block_reason(organization=team.organization)
     assert reason == (
         f"Launches are paused: invoice {invoice.number} ($1,610.24) was due on April 15, 2026 "
-        "and is 3 days overdue. Invoices are due 14 days after issue; launches resume once it "
+        "and is 8 days overdue. Invoices are due 14 days after issue; launches resume once it "
         "is paid."
     )
-    assert organization_has_overdue_invoice(team.organization)
     assert organization_has_unpaid_invoice(team.organization) is True
     assert invoice_status(Invoice.objects.get()) == ("Overdue", "danger")
     services.invoice_mark_paid(invoice=invoice, by=admin_user)

@@ -223,7 +223,10 @@ def test_setting_changing_and_removing_the_budget(team, client_for, clock):
 
 
 def test_the_page_says_why_launches_are_blocked(team, invoice, client_for, clock):
-    clock.set("2026-04-20 00:00:00")  # issued April 1, due April 15
+    clock.set("2026-04-20 00:00:00")  # issued April 1, due April 15: overdue, not paused yet
+    page = client_for(team.owner.user).get(reverse("billing:overview", args=["acme"]))
+    assert "Launches are paused" not in page.content.decode()
+    clock.set("2026-04-23 00:00:00")  # 8 days overdue: paused on the 7th
     page = client_for(team.owner.user).get(reverse("billing:overview", args=["acme"]))
     text = page.content.decode()
     assert text.count("Launches are paused.</strong>") == 1  # the banner, once

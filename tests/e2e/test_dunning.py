@@ -1,5 +1,5 @@
-"""An invoice goes unpaid: the customer is reminded by e-mail, sees launches paused, then the
-organization suspended, and everything lifts the moment staff record the payment in admin."""
+"""An invoice goes unpaid: the customer is reminded by e-mail, then sees launches paused, then
+the organization suspended, and everything lifts the moment staff record the payment in admin."""
 
 from datetime import timedelta
 from decimal import Decimal
@@ -37,21 +37,33 @@ def test_an_overdue_invoice_reminds_pauses_suspends_and_payment_lifts_it_all(
     page, browser, browser_context_args, live_server, smtp_sink, login, team, quota, settings, a11y
 ):
     settings.BILLING_DUNNING_REMINDER_DAYS = (1, 7)
+    settings.BILLING_DUNNING_PAUSE_DAYS = 5
     settings.BILLING_DUNNING_SUSPEND_DAYS = 10
     invoice = _unpaid_invoice(team.organization, due_days_ago=2)
     owner = team.owner.user
 
-    # Two days late: one reminder to the owner, with the invoice's link.
+    # Two days late: one reminder to the owner, with the invoice's link; launches still go.
     assert dunning.dunning_run() == 1
     reminder = smtp_sink.wait_for(to=owner.email, subject_contains="2 days overdue")
+    assert "launches pause in 3 days" in reminder.subject
     assert "$120.00 is still unpaid" in reminder.text
+    assert "new launches of Acme AI will be refused" in reminder.text
     assert "will be suspended" in reminder.text
     login(page, owner)
     page.goto(smtp_sink.first_link(reminder, contains=f"/billing/invoices/{invoice.pk}"))
     expect(page.get_by_text("BF-2026-000042").first).to_be_visible()
+    expect(page.get_by_test_id("hold-banner")).to_have_count(0)
+    a11y(page)
+
+    # Six days late: launches paused, told by e-mail, the banner on every page.
+    six_days_ago = timezone.now() - timedelta(days=6, hours=1)
+    Invoice.objects.filter(pk=invoice.pk).update(due_at=six_days_ago)
+    assert dunning.dunning_run() == 1
+    paused = smtp_sink.wait_for(to=owner.email, subject_contains="launches are paused")
+    assert "6 days overdue" in paused.subject
+    page.goto(f"{live_server.url}/o/acme/billing/invoices/{invoice.pk}/")
     banner = page.get_by_test_id("hold-banner")
     expect(banner).to_contain_text("Launches are paused. Invoice BF-2026-000042 ($120.00)")
-    a11y(page)
     page.goto(f"{live_server.url}/o/acme/instances/launch/")
     expect(page.get_by_test_id("launch")).to_be_disabled()
     expect(page.get_by_test_id("launch-blocked")).to_contain_text("BF-2026-000042")
