@@ -274,7 +274,7 @@ def invoices(org: Organization, *, by: User, months: int = 12) -> int:
         month = Month(month.year - (month.month == 1), (month.month - 2) % 12 + 1)
         past.append(month)
     issued = []
-    with mock.patch("portal.billing.services.usage_sync_organization"):
+    with mock.patch("portal.billing.services.invoices.usage_sync_organization"):
         for month in reversed(past):
             issued.append(invoice_issue(organization=org, month=month, issued_by=by))
     for invoice in issued[:-1]:

@@ -207,7 +207,9 @@ def test_a_bad_budget_is_400(team, api_as, data):
 def test_a_budget_reached_is_shown_with_its_alerts(team, api_as, used, monkeypatch):
     from portal.billing import selectors
 
-    monkeypatch.setattr("portal.billing.services.month_spend", lambda **kwargs: Decimal("95.00"))
+    monkeypatch.setattr(
+        "portal.billing.services.budgets.month_spend", lambda **kwargs: Decimal("95.00")
+    )
     monkeypatch.setattr(selectors, "month_spend", lambda **kwargs: Decimal("95.00"))
     body = api_as(team.owner).put("/budget/", {"amount": "100.00", "hard_limit": True}).json()
 

@@ -264,7 +264,7 @@ def test_the_invoice_bills_the_reservation_once_whether_used_or_not(
         )
     with (
         patch("portal.billing.clock.now", lambda: at("2026-04-02 00:00:00")),
-        patch("portal.billing.services.usage_sync_organization", lambda **kw: None),
+        patch("portal.billing.services.invoices.usage_sync_organization", lambda **kw: None),
     ):
         invoice = billing.invoice_issue(organization=team.organization, month=Month(2026, 3))
     lines = {line.kind: line for line in invoice.lines.all()}

@@ -1,0 +1,268 @@
+"""Metering: an instance's usage intervals recomputed from its timeline, for one instance or
+many at once, and the sweeps that find what is left to meter."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Exists, F, Max, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+
+from portal.billing import clock, metering, sealing, usage
+from portal.billing.models import (
+    InstanceMeter,
+    Invoice,
+    UsageInterval,
+)
+from portal.billing.periods import midnight
+from portal.catalog.models import Price
+from portal.instances.models import Instance, InstanceEvent
+from portal.market.locks import spot_history_read_lock
+from portal.orgs.models import Organization
+
+
+def _frozen_before(organization_ids: set[int]) -> dict[int, Any]:
+    """Usage before the end of an organization's last invoiced month is never rewritten: that
+    end per organization (none: nothing invoiced)."""
+    return dict(
+        Invoice.objects.filter(organization_id__in=organization_ids)
+        .values("organization_id")
+        .annotate(end=Max("period_end"))
+        .values_list("organization_id", "end")
+    )
+
+
+def usage_sync_instance(*, instance_id: int) -> None:
+    """Bring the instance's usage intervals in line with its timeline. Idempotent.
+
+    Recomputes the billed pieces from every state change of the instance (so an event that
+    reconciliation backdates, or a task that runs twice, changes nothing that is already right)
+    and writes the difference, inside one transaction holding the instance's row lock. Months
+    already invoiced are left alone; an open piece reaching into them is closed at their end.
+    """
+    usage_sync_instances(instance_ids=[instance_id])
+
+
+def usage_sync_instances(*, instance_ids: Iterable[int]) -> None:
+    """`usage_sync_instance` of many instances at once (a cluster's nodes that changed state
+    together), in one transaction holding their row locks: the same intervals, each
+    instance's computed from its own timeline by `metering.pieces`, read and written with
+    one query per kind of row rather than per instance."""
+    ids = sorted(set(instance_ids))
+    if not ids:
+        return
+    now = clock.now()
+    with transaction.atomic():
+        instances = list(
+            Instance.objects.select_for_update(of=("self",))
+            .only(
+                *("id", "organization_id", "instance_type_id", "region_id", "gpus"),
+                *("preemptible", "cluster_id"),
+            )
+            .filter(pk__in=ids)
+            .order_by("pk")
+        )
+        if not instances:
+            return
+        ids = [instance.pk for instance in instances]
+        # What closes here is sealed at the spot prices.
+        for type_id in sorted({i.instance_type_id for i in instances if i.preemptible}):
+            spot_history_read_lock(type_id)
+        events: dict[int, list[tuple[int, Any, str]]] = defaultdict(list)
+        for pk, instance_id, at, state in (
+            InstanceEvent.objects.filter(instance_id__in=ids)
+            .exclude(to_state="")
+            .order_by("instance_id", "at", "id")
+            .values_list("id", "instance_id", "at", "to_state")
+        ):
+            events[instance_id].append((pk, at, state))
+        prices: dict[int, list[metering.PricePoint]] = defaultdict(list)
+        for p in Price.objects.filter(
+            instance_type_id__in={instance.instance_type_id for instance in instances}
+        ):
+            prices[p.instance_type_id].append(metering.PricePoint.of(p))
+        frozen_of = _frozen_before({instance.organization_id for instance in instances})
+        # What is invoiced stays, but for what reaches across it.
+        reach = Q(instance_id__in=[i.pk for i in instances if i.organization_id not in frozen_of])
+        for organization_id, frozen in frozen_of.items():
+            reach |= Q(
+                Q(start__gte=frozen) | Q(end__isnull=True) | Q(end__gt=frozen),
+                instance_id__in=[i.pk for i in instances if i.organization_id == organization_id],
+            )
+        existing: dict[int, list[UsageInterval]] = defaultdict(list)
+        for row in UsageInterval.objects.filter(reach):
+            existing[row.instance_id].append(row)
+
+        crossing: dict[Any, list[int]] = defaultdict(list)  # by the boundary they close at
+        sealed_crossing: list[int] = []  # of preemptible instances
+        changed: dict[int, bool] = {}  # organization: whether sealed usage changed
+        stale: list[int] = []
+        new: list[UsageInterval] = []
+        preemptible_new: set[int] = set()
+        meters: list[InstanceMeter] = []
+        for instance in instances:
+            timeline = events[instance.pk]
+            wanted = metering.pieces(
+                [metering.Transition(at=at, to_state=state) for _, at, state in timeline],
+                preemptible=instance.preemptible,
+                prices=prices[instance.instance_type_id],
+                now=now,
+                default_currency=settings.CURRENCY,
+            )
+            rows = existing[instance.pk]
+            frozen = frozen_of.get(instance.organization_id)
+            closed_at_invoice = False
+            if frozen is not None:
+                # What was still open when its month was invoiced ends at the invoiced
+                # boundary; the rest of the timeline before it stays as it was billed.
+                across = [row.pk for row in rows if row.start < frozen]
+                if across:
+                    closed_at_invoice = True
+                    crossing[frozen] += across
+                    if instance.preemptible:
+                        sealed_crossing += across
+                rows = [row for row in rows if row.start >= frozen]
+                wanted = [
+                    _after(piece, frozen)
+                    for piece in wanted
+                    if piece.end is None or piece.end > frozen
+                ]
+            have = {row.key(): row.pk for row in rows}
+            want = {piece.key(): piece for piece in wanted}
+            stale += [pk for key, pk in have.items() if key not in want]
+            # Keys begin with the start: a change to a day before today is a change to sealed
+            # usage.
+            touched = [key[0] for key in have if key not in want]
+            touched += [key[0] for key in want if key not in have]
+            if closed_at_invoice or touched:
+                sealed = closed_at_invoice or any(start < midnight(now) for start in touched)
+                organization_id = instance.organization_id
+                changed[organization_id] = changed.get(organization_id, False) or sealed
+            for key, piece in want.items():
+                if key in have:
+                    continue
+                new.append(
+                    UsageInterval(
+                        instance_id=instance.pk,
+                        organization_id=instance.organization_id,
+                        instance_type_id=instance.instance_type_id,
+                        region_id=instance.region_id,
+                        gpus=instance.gpus,
+                        kind=piece.kind,
+                        start=piece.start,
+                        end=piece.end,
+                        price_id=piece.price_id,
+                        unit_price=piece.unit_price,
+                        currency=piece.currency,
+                        cluster=instance.cluster_id is not None,
+                    )
+                )
+            if instance.preemptible:
+                preemptible_new.add(instance.pk)
+            meters.append(
+                InstanceMeter(
+                    instance_id=instance.pk,
+                    last_event_id=max((pk for pk, _, _ in timeline), default=0),
+                    synced_at=now,
+                )
+            )
+        for frozen, pks in crossing.items():
+            UsageInterval.objects.filter(pk__in=pks).update(end=frozen)
+        for organization_id, sealed in changed.items():
+            usage.usage_changed(organization_id, sealed=sealed)
+        if stale:
+            UsageInterval.objects.filter(pk__in=stale).delete()
+        created = UsageInterval.objects.bulk_create(new)
+        closed = [
+            row.pk for row in created if row.end is not None and row.instance_id in preemptible_new
+        ]
+        closed += sealed_crossing
+        if closed:
+            sealing.spot_seal(UsageInterval.objects.filter(pk__in=closed))
+        InstanceMeter.objects.bulk_create(  # one upsert
+            meters,
+            update_conflicts=True,
+            unique_fields=["instance"],
+            update_fields=["last_event_id", "synced_at"],
+        )
+
+
+def _after(piece: metering.Piece, boundary) -> metering.Piece:
+    if piece.start >= boundary:
+        return piece
+    return metering.Piece(boundary, *piece.key()[1:])
+
+
+def instances_needing_sync(*, after_event: int = 0) -> list[int]:
+    """Instances whose usage may be out of date: a state change not read yet (of the events
+    after `after_event`: see `usage_sync_pending`), or an open piece that crossed a UTC
+    midnight or a price change since it was written."""
+    now = clock.now()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    seen = Subquery(
+        InstanceMeter.objects.filter(instance_id=OuterRef("instance_id")).values("last_event_id")
+    )
+    with_new_events = (
+        InstanceEvent.objects.filter(id__gt=after_event)
+        .exclude(to_state="")
+        .annotate(seen=Coalesce(seen, 0))
+        .filter(id__gt=F("seen"))
+        .values_list("instance_id", flat=True)
+        .distinct()
+    )
+    open_pieces = UsageInterval.objects.filter(end__isnull=True).filter(
+        Q(start__lt=midnight)
+        | Exists(
+            Price.objects.filter(
+                instance_type_id=OuterRef("instance_type_id"),
+                valid_from__gt=OuterRef("start"),
+                valid_from__lte=now,
+            )
+        )
+    )
+    ids = set(with_new_events) | set(open_pieces.values_list("instance_id", flat=True))
+    return sorted(ids)
+
+
+# Events up to the highest id of a run at least this long ago are known read: a transaction
+# that took its event's id before then has committed by now (a longer one is looked for
+# again only by a run whose mark is older than it).
+PENDING_LAG = timedelta(minutes=10)
+PENDING_MARKS_KEY = "billing:usage-pending-marks"
+
+
+def usage_sync_pending() -> int:
+    """Sync every instance that needs it; returns how many were synced.
+
+    Runs every minute as a safety net (state changes are metered on commit), so it does not
+    read every state change ever made: a completed run notes the highest event id there was
+    when it began, and a later run looks only after the mark of a run at least PENDING_LAG
+    old. A run that fails notes nothing; without the marks (a cache flushed) it reads all."""
+    now = clock.now().timestamp()
+    marks: list[tuple[float, int]] = cache.get(PENDING_MARKS_KEY) or []
+    settled = [mark for mark in marks if mark[0] <= now - PENDING_LAG.total_seconds()]
+    after = max((event_id for _at, event_id in settled), default=0)
+    top = InstanceEvent.objects.aggregate(top=Max("id"))["top"] or 0
+    if after > top:  # the database went back (a restore) under a cache that did not: read all
+        marks, settled, after = [], [], 0
+    ids = instances_needing_sync(after_event=after)
+    for instance_id in ids:
+        usage_sync_instance(instance_id=instance_id)
+    recent = [mark for mark in marks if mark[0] > now - PENDING_LAG.total_seconds()]
+    cache.set(PENDING_MARKS_KEY, [*settled[-1:], *recent, (now, top)], timeout=None)
+    return len(ids)
+
+
+def usage_sync_organization(*, organization: Organization, since=None) -> None:
+    """Sync the organization's instances that may have usage after `since` (all if None)."""
+    instances = Instance.objects.filter(organization=organization)
+    if since is not None:
+        instances = instances.filter(Q(terminated_at__isnull=True) | Q(terminated_at__gte=since))
+    for instance_id in instances.values_list("pk", flat=True):
+        usage_sync_instance(instance_id=instance_id)
