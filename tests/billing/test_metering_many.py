@@ -44,7 +44,9 @@ def fleet(team, outsider, make_instance, catalog, clock):
 def metered(instances, meter, monkeypatch, month):
     """The intervals and the month's invoice after metering with `meter`, then undone."""
     # The invoice is issued from the usage as metered here, not metered again.
-    monkeypatch.setattr(services, "usage_sync_organization", lambda **kwargs: None)
+    monkeypatch.setattr(
+        "portal.billing.services.invoices.usage_sync_organization", lambda **kwargs: None
+    )
     with transaction.atomic():
         meter(instances)
         rows = sorted(
