@@ -51,12 +51,12 @@ def test_provision_reads_the_catalog_rows_once_and_the_machine_in_one_session(
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from portal.instances import sync
+    from portal.instances.sync import steps
 
     instance = launch("train-1")
     drivers = []
-    real = sync.get_backend
-    monkeypatch.setattr(sync, "get_backend", lambda: drivers.append(real()) or drivers[-1])
+    real = steps.get_backend
+    monkeypatch.setattr(steps, "get_backend", lambda: drivers.append(real()) or drivers[-1])
     with (
         CaptureQueriesContext(connection) as queries,
         django_capture_on_commit_callbacks(execute=True),
