@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from portal.lib.money import SYMBOLS, format_amount
+
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 SECONDS_PER_HOUR = Decimal(3600)
-SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
+
+# SYMBOLS and format_amount live in portal.lib.money (the one money format of pages and e-mails).
+__all__ = ["CENT", "SECONDS_PER_HOUR", "SYMBOLS", "ZERO", "Money", "cents", "format_amount"]
 
 
 def cents(amount: Decimal) -> Decimal:
@@ -16,14 +20,6 @@ def cents(amount: Decimal) -> Decimal:
     if not isinstance(amount, Decimal):
         raise TypeError(f"money must be Decimal, not {type(amount).__name__}")
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def format_amount(amount: Decimal, currency: str) -> str:
-    """$1,234.56 / €12.00 / 12.00 CHF; negative amounts with a minus sign in front."""
-    sign = "−" if amount < 0 else ""
-    digits = f"{abs(amount):,.2f}"
-    symbol = SYMBOLS.get(currency)
-    return f"{sign}{symbol}{digits}" if symbol else f"{sign}{digits} {currency}"
 
 
 @dataclass(frozen=True)

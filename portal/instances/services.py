@@ -35,6 +35,7 @@ from portal.instances.reserved import launch_reservation
 from portal.instances.signals import instance_bid_changed
 from portal.lib import metrics
 from portal.lib.errors import ApplicationError
+from portal.lib.money import format_price
 from portal.market.selectors import preemptible_price_now
 from portal.market.services import check_currency, parse_price
 from portal.orgs.models import Membership
@@ -143,8 +144,9 @@ def _check_bid(
     current = preemptible_price_now(region=region, instance_type=instance_type)
     if current is not None and bid < current:
         raise ApplicationError(
-            f"The spot price of {instance_type.name} in {region.code} is now {current} "
-            f"{settings.CURRENCY} per hour, above your max price of {bid}. Raise your max "
+            f"The spot price of {instance_type.name} in {region.code} is now "
+            f"{format_price(current, settings.CURRENCY)}, above your max price of "
+            f"{format_price(bid, settings.CURRENCY)}. Raise your max "
             "price to at least the current price, or try again when it falls.",
             field="max_price_per_hour",
             code="bid_below_price",
@@ -483,7 +485,7 @@ def instance_bid_change(
             instance=locked,
             to_state="",
             message=(
-                f"Max price per hour set to {bid} {settings.CURRENCY}."
+                f"Max price set to {format_price(bid, settings.CURRENCY)}."
                 if bid is not None
                 else "Max price per hour set to the on-demand price."
             ),

@@ -22,6 +22,7 @@ from portal.instances import lifecycle, selectors, services
 from portal.instances.conf import setting
 from portal.instances.forms import LaunchForm
 from portal.lib.errors import ApplicationError
+from portal.lib.money import format_price
 from portal.market.chart import price_chart
 from portal.market.selectors import spot_price_history
 from portal.orgs.decorators import OrganizationRequest, organization_view
@@ -105,8 +106,9 @@ def instance_max_price(request: OrganizationRequest, pk: int) -> HttpResponse:
     except ApplicationError as error:
         messages.error(request, error.message)
     else:
-        shown = changed.max_price_per_hour or "the on-demand price"
-        messages.success(request, f"The max price of {instance.name} is now {shown} per hour.")
+        bid = changed.max_price_per_hour
+        shown = format_price(bid, settings.CURRENCY) if bid is not None else "the on-demand price"
+        messages.success(request, f"The max price of {instance.name} is now {shown}.")
     url = reverse("instances:detail", args=[request.organization.slug, instance.pk])
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 

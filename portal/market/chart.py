@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from portal.lib.money import format_price, price_digits
 from portal.market.models import SpotPrice
 
 WIDTH = 760
@@ -49,9 +50,8 @@ class PriceChart:
 
 
 def _price_label(value: Decimal) -> str:
-    text = f"{value:.4f}".rstrip("0")
-    whole, _, places = text.partition(".")
-    return f"{whole}.{places.ljust(2, '0')}"
+    """An axis tick: the price's number as every page shows it (portal.lib.money), 1.2345."""
+    return price_digits(value)
 
 
 def price_chart(
@@ -124,8 +124,8 @@ def price_chart(
             moment += timedelta(hours=1)
     last = pieces[-1][2]
     description = (
-        f"Spot price from {_price_label(low)} to {_price_label(high)} {currency} per hour; "
-        f"{_price_label(last)} at the end."
+        f"Spot price from {format_price(low, currency, per=None)} to "
+        f"{format_price(high, currency)}; {format_price(last, currency)} at the end."
     )
     return PriceChart(
         width=width,

@@ -1,6 +1,7 @@
 """Reclaims react to the apps below: a capacity report may hold a shortfall (an order) or a
 forecast risk (a warning); an instance that ends may be a victim (its order's progress)."""
 
+from django.conf import settings
 from django.db.models import Q
 from django.dispatch import receiver
 from django.utils import timezone
@@ -13,6 +14,7 @@ from portal.instances.signals import (
     instance_state_changed,
     instances_state_changed,
 )
+from portal.lib.money import format_price
 from portal.market.selectors import preemptible_price_now
 from portal.market.signals import spot_price_changed
 from portal.reclaims import risk, services
@@ -71,7 +73,8 @@ def on_spot_price_changed(
         return
     services.reclaim_instances(
         instances=outbid,
-        reason=f"Price above your max price: the spot price rose to {price:.4f} per hour. "
+        reason="Price above your max price: the spot price rose to "
+        f"{format_price(price, settings.CURRENCY)}. "
         "Raise the max price before the end of the notice to keep the instance.",
         at=timezone.now(),  # moved to now + the minimum notice
     )

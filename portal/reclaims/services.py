@@ -36,6 +36,7 @@ from portal.catalog.models import GpuModel, Region
 from portal.instances import lifecycle
 from portal.instances.models import FINAL_STATES, Instance
 from portal.lib.errors import ApplicationError
+from portal.lib.money import format_price
 from portal.reclaims import selectors
 from portal.reclaims.models import (
     OrderState,
@@ -597,7 +598,11 @@ def price_reclaim_cancel(*, instance: Instance, max_price: Decimal | None) -> bo
         lifecycle.cancel_reclaim(
             instance.pk,
             message=f"Reclaim at {reclaim_at:%H:%M:%S} UTC cancelled: the max price was raised to "
-            + (f"{max_price} per hour." if max_price is not None else "the on-demand price."),
+            + (
+                f"{format_price(max_price, settings.CURRENCY)}."
+                if max_price is not None
+                else "the on-demand price."
+            ),
         )
         audit_record(
             action="reclaim.cancelled",

@@ -82,7 +82,7 @@ def test_price_history_filters_and_pages(api, history):
 def test_a_launch_bid_below_the_price_names_the_price(api, body, quota, history):
     response = api.post("/instances/", {**body, "max_price_per_hour": "1.00"})
     error = assert_error(response, 400, "bid_below_price")
-    assert "1.4500 USD per hour" in error["message"]
+    assert "is now $1.45/hour" in error["message"]
     assert not Instance.objects.exists()
     response = api.post("/instances/", {**body, "max_price_per_hour": "2.0", "currency": "USD"})
     assert response.status_code == 201, response.content

@@ -13,6 +13,7 @@ from portal.billing import documents, rating, services
 from portal.billing.models import UsageKind
 from portal.billing.periods import Month
 from portal.billing.usage import month_usage
+from portal.lib.money import format_price
 from portal.market.models import PriceReason, SpotPrice
 from portal.market.services import spot_price_history_add
 from tests.billing.conftest import at, sync, timeline
@@ -141,7 +142,7 @@ def test_the_billing_page_shows_the_average_and_the_seconds_at_each_price(
     overview = page.context["o"]
     ((line, prices),) = overview.spot_breakdowns
     assert sum(seconds for _, seconds in prices) == line.seconds
-    assert f"average {line.unit_price}" in html
+    assert f"average {format_price(line.unit_price, 'USD')}" in html
 
 
 def test_a_running_instance_costs_the_spot_price_now_in_the_run_rate(

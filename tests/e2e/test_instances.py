@@ -89,7 +89,7 @@ def test_launch_watch_stop_start_terminate(
     page.get_by_role("link", name="Launch instance").click()
 
     expect(page.get_by_role("heading", name="Launch an instance")).to_be_visible()
-    expect(page.get_by_test_id("offers")).to_contain_text("$2.49/h")
+    expect(page.get_by_test_id("offers")).to_contain_text("$2.49/hour")
     expect(page.get_by_test_id("offers")).to_contain_text("64 GPUs free (64 machines)")
     page.get_by_label("1x H100 80GB").check()
     page.select_option("select[name=region]", "us-east-1")

@@ -363,7 +363,7 @@ def test_the_launch_page_shows_prices_capacity_and_quota(client_for, team, quota
     page = client_for(team.member.user).get(url("launch"))
     text = page.text
     assert page.status_code == 200
-    assert "$2.49/h" in text and "$1.29/h" in text  # on-demand and preemptible
+    assert "$2.49/hour<br>" in text and "$1.29/hour preemptible" in text  # both prices
     # GPUs, with machines in brackets, for free capacity and quota alike.
     assert '31 GPUs free</span> <small class="muted">(31 machines)' in text
     assert '0 GPUs free</span> <small class="muted">(0 machines)' in text

@@ -52,15 +52,14 @@ def test_a_bid_below_the_spot_price_is_refused_with_the_price(launch, spot):
         launch(preemptible=True, max_price_per_hour="1.20")
     assert refused.value.field == "max_price_per_hour"
     assert refused.value.code == "bid_below_price"
-    assert "is now 1.5000 USD per hour" in refused.value.message
-    assert "1.20" in refused.value.message
+    assert "is now $1.50/hour, above your max price of $1.20/hour" in refused.value.message
     assert not Instance.objects.exists()
 
 
 def test_without_a_market_the_catalog_preemptible_price_is_the_floor_of_a_bid(launch):
     with pytest.raises(ApplicationError) as refused:
         launch(preemptible=True, max_price_per_hour="1.00")
-    assert "is now 1.2900 USD per hour" in refused.value.message
+    assert "is now $1.29/hour" in refused.value.message
 
 
 @pytest.mark.parametrize(
@@ -95,13 +94,13 @@ def test_the_bid_of_a_running_instance_can_be_raised_not_below_the_price(team, m
         services.instance_bid_change(
             membership=team.member, instance=instance, max_price_per_hour="1.4"
         )
-    assert "1.5000" in refused.value.message
+    assert "is now $1.50/hour, above your max price of $1.40/hour" in refused.value.message
     changed = services.instance_bid_change(
         membership=team.member, instance=instance, max_price_per_hour="2.5"
     )
     assert changed.max_price_per_hour == Decimal("2.5")
     assert AuditEntry.objects.filter(action="instance.bid_changed").count() == 1
-    assert instance.events.filter(message__contains="2.5").exists()
+    assert instance.events.filter(message="Max price set to $2.50/hour.").exists()
     with pytest.raises(ApplicationError):
         services.instance_bid_change(
             membership=team.viewer, instance=instance, max_price_per_hour="3"
@@ -117,7 +116,7 @@ def test_the_launch_page_takes_a_bid_and_shows_the_spot_price(
     url = reverse("instances:launch", args=[team.organization.slug])
     page = client.get(url, {"instance_type": "gpu_1x_h100", "region": "us-east-1"})
     html = page.content.decode()
-    assert 'data-testid="spot-now"' in html and "1.5000" in html
+    assert '<dd data-testid="spot-now">$1.50/hour</dd>' in html
     assert 'data-testid="price-chart"' in html
     refused = client.post(
         url,
@@ -132,5 +131,5 @@ def test_the_launch_page_takes_a_bid_and_shows_the_spot_price(
         },
     )
     assert refused.status_code == 400
-    assert "is now 1.5000 USD per hour" in refused.content.decode()
+    assert "is now $1.50/hour" in refused.content.decode()
     assert not Instance.objects.exists()

@@ -86,7 +86,7 @@ def test_accepting_confirms_to_the_customer_and_tells_staff(
     ]
     body = confirmations[0].body
     assert f"{team.admin.user.display_name} accepted our quote for Acme AI" in body
-    assert "1.8500 USD per GPU-hour" in body and "billed monthly" in body
+    assert "$1.85/GPU-hour" in body and "billed monthly" in body
     assert mails(team.admin.user.email)  # owners and admins
     assert not mails(team.member.user.email)
     (staff_mail,) = mails(settings.OPERATOR_EMAIL)

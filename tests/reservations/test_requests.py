@@ -55,7 +55,7 @@ def test_the_whole_way_from_request_to_reservation(
         [team.owner.user.email, team.admin.user.email]
     )
     quote = mail.outbox[0]
-    assert "1.8500" in quote.body and "per GPU-hour" in quote.body
+    assert "Our quote: $1.85/GPU-hour," in quote.body
 
     client = client_for(team.admin.user)
     page = client.get(url(team, "request_detail", request.pk)).content.decode()

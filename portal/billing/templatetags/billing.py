@@ -1,23 +1,15 @@
 from decimal import Decimal
 
 from django import template
-from django.conf import settings
 
-from portal.billing.money import Money, format_amount
+from portal.web.templatetags import money as money_filters
 
 register = template.Library()
 
-
-@register.filter
-def money(value, currency: str = "") -> str:
-    """`{{ amount|money:"USD" }}` or `{{ money_object|money }}` → $1,234.56."""
-    if value is None or value == "":
-        return ""
-    if isinstance(value, Money):
-        return str(value)
-    if not isinstance(value, Decimal):
-        value = Decimal(str(value))
-    return format_amount(value, currency or settings.CURRENCY)
+# The one money format (portal.lib.money, issue 19): `{% load billing %}` keeps offering the
+# `money` and `unit_price` filters, the very ones of `{% load money %}`.
+register.filter("money", money_filters.money)
+register.filter("unit_price", money_filters.unit_price)
 
 
 @register.filter
@@ -26,14 +18,6 @@ def hours(value, places: int = 2) -> str:
     if value is None:
         return ""
     return f"{Decimal(value):,.{int(places)}f}"
-
-
-@register.filter
-def unit_price(value) -> str:
-    """An hourly price with at least two and at most four decimals: 2.49, 0.0125."""
-    value = Decimal(value).normalize()
-    exponent = -value.as_tuple().exponent if value.as_tuple().exponent < 0 else 0
-    return f"{value:,.{max(2, min(4, exponent))}f}"
 
 
 @register.filter

@@ -1,30 +1,6 @@
-from decimal import Decimal
-
 from django import template
-from django.contrib.humanize.templatetags.humanize import intcomma
 
 register = template.Library()
-
-SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
-
-
-@register.filter
-def money(value: Decimal | None, currency: str = "USD") -> str:
-    """`2.4900` → `$2.49`, `0.0125` → `$0.0125`, `14541.60` → `$14,541.60`.
-
-    At least two decimals; more only where the catalog price has them.
-    """
-    if value is None:
-        return "—"
-    amount = Decimal(value)
-    if amount == amount.quantize(Decimal("0.01")):
-        text = f"{amount.quantize(Decimal('0.01')):f}"
-    else:
-        text = f"{amount.normalize():f}"
-    whole, _, fraction = text.partition(".")
-    text = f"{intcomma(int(whole))}.{fraction}"
-    symbol = SYMBOLS.get(currency)
-    return f"{symbol}{text}" if symbol else f"{text} {currency}"
 
 
 @register.filter
