@@ -193,3 +193,5 @@ def test_the_public_pricing_page_needs_no_login(client, catalog):
     assert 'data-testid="offer-gpu_1x_h100-us-east-1"' in html
     assert "<svg" in html and 'class="price-line"' in html
     assert "1.70" in html and "2.49" in html  # spot now, on-demand
+    assert "$1.10–$1.70/hour" in html  # the week's range of the priced offer
+    assert "$1.29/hour throughout" in html  # an offer the market does not price: one price
