@@ -71,6 +71,15 @@ def test_the_launch_page_fits_a_phone_without_scrolling_sideways(
     phone.get_by_label("1x H100 80GB").check()
     expect(phone.get_by_test_id("summary")).to_contain_text("Quota left")
     assert_no_sideways_scroll(phone)
+    # Every region's free GPUs and quota are on the screen, under the type, not hidden behind a
+    # sideways scroll of the table.
+    for region in ("us-east-1", "eu-west-1"):
+        cell = phone.locator(f"td.region-cell[data-type=gpu_1x_h100][data-region={region}]")
+        cell.scroll_into_view_if_needed()
+        expect(cell).to_be_in_viewport(ratio=1)
+        expect(cell).to_contain_text("GPUs free")
+        label = cell.evaluate("td => getComputedStyle(td, '::before').content")
+        assert label == f'"{region}"', f"the {region} card is headed {label}"
     shoot(phone, "launch")
 
 
