@@ -95,6 +95,14 @@ def test_the_instance_list_fits_a_phone_without_scrolling_sideways(
     expect(phone.locator("tr[data-instance=notebook]")).to_contain_text("Stopped")
     expect(phone.locator("tr[data-instance=broken]")).to_contain_text("Failed")
     assert_no_sideways_scroll(phone)
+    # Each instance is a card with its type, region, address and cost on the screen: nothing
+    # waits behind a sideways scroll of the table.
+    table = phone.get_by_test_id("instances")
+    hidden = table.evaluate("t => t.parentElement.scrollWidth - t.parentElement.clientWidth")
+    assert hidden <= 0, f"{hidden} px of the instance list scroll sideways inside its card"
+    card = phone.locator("tr[data-instance=llama-finetune-eu-west-long-name]")
+    for value in ("1x H100 80GB", "us-east-1", "203.0.113.17"):
+        expect(card.get_by_text(value)).to_be_in_viewport(ratio=1)
     shoot(phone, "instances")
 
 
