@@ -48,15 +48,19 @@ KEPT_FORMAT = 1  # in the keys: a release that changes the kept rows' shape neve
 
 
 SEALED, ANY = "sealed", "any"  # what a usage version tracks: sealed intervals, or any
+# In place of an organization: every organization's sealed usage at once (the operator's
+# revenue, `portal.operations.revenue`), replaced with the sealed version of any of them.
+FLEET = "fleet"
 
 
-def _version_key(organization_id: int, scope: str) -> str:
+def _version_key(organization_id: int | str, scope: str) -> str:
     return f"billing:usage-version:{scope}:{organization_id}"
 
 
-def usage_version(organization_id: int, scope: str = SEALED) -> str:
+def usage_version(organization_id: int | str, scope: str = SEALED) -> str:
     """A token replaced after every change to the organization's sealed usage (SEALED) or to
-    any of its usage (ANY): what is kept under an old token is never read again."""
+    any of its usage (ANY), or (`FLEET`, SEALED) to any organization's sealed usage: what is
+    kept under an old token is never read again."""
     key = _version_key(organization_id, scope)
     version = cache.get(key)
     if version is None:
@@ -75,10 +79,12 @@ def usage_changed(organization_id: int, *, sealed: bool = True) -> None:
     metering), and on commit, because another reader may meanwhile have kept sums of the
     rows as they were before the commit under the version of now.
     """
-    scopes = (SEALED, ANY) if sealed else (ANY,)
+    keys = [_version_key(organization_id, ANY)]
+    if sealed:
+        keys += [_version_key(organization_id, SEALED), _version_key(FLEET, SEALED)]
 
     def retire() -> None:
-        cache.set_many({_version_key(organization_id, s): uuid.uuid4().hex for s in scopes}, None)
+        cache.set_many({key: uuid.uuid4().hex for key in keys}, None)
 
     retire()
     transaction.on_commit(retire)

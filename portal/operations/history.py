@@ -26,9 +26,8 @@ from django.utils import timezone
 
 from portal.billing.models import UsageInterval
 from portal.billing.money import cents
-from portal.billing.rating import rated
 from portal.capacity.models import PERIOD_SECONDS, CapacityPeriod
-from portal.operations.revenue import price_seconds
+from portal.operations.revenue import kept_price_seconds
 from portal.quotas.models import Quota
 from portal.reclaims.models import OrderState, ReclaimOrder
 
@@ -163,18 +162,14 @@ def fleet_history(
         b.orders_met += 1 if order.met else 0
         b.gpus_reclaimed += order.reclaimed or 0
 
-    usage = price_seconds(
-        rated(
-            UsageInterval.objects.filter(
-                region__code=region, instance_type__gpu_model__code=gpu_model
-            ),
-            start=start,
-            end=end,
-            now=now,
-        ),
-        total=Q(),
+    usage = kept_price_seconds(  # the whole days before today kept between views
+        UsageInterval.objects.filter(region__code=region, instance_type__gpu_model__code=gpu_model),
+        name=f"place:{region}:{gpu_model}",
+        start=start,
+        end=end,
+        now=now,
     )
-    revenue = cents(usage["total"] / Decimal(3600))
+    revenue = cents(usage / Decimal(3600))
     granted = Quota.objects.filter(region__code=region, gpu_model__code=gpu_model).aggregate(
         n=Sum("on_demand_limit") + Sum("preemptible_limit")
     )["n"]

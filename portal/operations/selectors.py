@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,14 +23,14 @@ from django.db.models import (
 from django.db.models.functions import Cast, Coalesce, Greatest, Least
 from django.utils import timezone
 
-from portal.billing.models import Invoice, UsageInterval
+from portal.billing.models import Invoice
 from portal.billing.money import cents
-from portal.billing.rating import EXACT, EpochSeconds, rated
+from portal.billing.rating import EXACT, EpochSeconds
 from portal.capacity.selectors import Place, fleet
 from portal.catalog.models import GpuModel, InstanceType, Region
 from portal.instances.models import FINAL_STATES, Instance, State
 from portal.operations import revenue
-from portal.orgs.models import Suspension
+from portal.orgs.models import Organization, Suspension
 from portal.quotas.models import QuotaRequest
 from portal.reservations.models import Reservation, ReservationRequest
 
@@ -178,12 +179,9 @@ def operator_overview(*, now: datetime | None = None, top: int = 10, failed: int
         r = row(place)
         r.on_demand, r.preemptible, r.reserved = sold
 
-    # Revenue: rated usage of both months in one query, reservations (1 query), invoices (1).
-    usage = revenue.price_seconds(
-        rated(UsageInterval.objects.all(), start=last_start, end=next_start, now=now),
-        this=Q(start__gte=this_start),
-        last=Q(start__lt=this_start),
-    )
+    # Revenue: rated usage of both months (what starts before today kept, today's part rated:
+    # 2 queries and their probes), reservations (1 query), invoices (1).
+    usage = revenue.fleet_revenue(now=now)
     invoiced = Invoice.objects.filter(month=last_start.date()).aggregate(total=Sum("total"))
 
     # Quota requests by age (1 query) and the oldest few (1 query).
@@ -201,18 +199,24 @@ def operator_overview(*, now: datetime | None = None, top: int = 10, failed: int
         ]
     )
 
-    # Highest spend this month, the organizations' names joined (1 query).
-    spenders = revenue.top_spenders(
-        rated(UsageInterval.objects.all(), start=this_start, end=next_start, now=now), limit=top
-    )
+    # Highest spend this month (ties by id), the organizations' names (1 query).
+    spend = usage.this_month
+    highest = heapq.nsmallest(top, spend, key=lambda pk: (-spend[pk], pk))
+    named = {
+        pk: (name, slug)
+        for pk, name, slug in Organization.objects.filter(pk__in=highest).values_list(
+            "pk", "name", "slug"
+        )
+    }
     top_spenders = [
         {
-            "id": s.organization_id,
-            "name": s.name,
-            "slug": s.slug,
-            "spend": cents(s.price_seconds / Decimal(3600)),
+            "id": pk,
+            "name": named[pk][0],
+            "slug": named[pk][1],
+            "spend": cents(spend[pk] / Decimal(3600)),
         }
-        for s in spenders
+        for pk in highest
+        if pk in named
     ]
 
     # Failed in the last 24 hours: how many (1 query) and the latest (1 query).
@@ -236,8 +240,8 @@ def operator_overview(*, now: datetime | None = None, top: int = 10, failed: int
         now=now,
         fleet_taken_at=fleet_now.taken_at,
         rows=sorted(places.values(), key=lambda r: (r.region, r.gpu_model)),
-        revenue_this_month=cents(usage["this"] / Decimal(3600)),
-        revenue_last_month=cents(usage["last"] / Decimal(3600)),
+        revenue_this_month=cents(usage.this_month_total / Decimal(3600)),
+        revenue_last_month=cents(usage.last_month / Decimal(3600)),
         reservations_this_month=_reservation_amount(this_start, next_start, now),
         invoiced_last_month=invoiced["total"] or Decimal("0.00"),
         quota_requests_by_age=[

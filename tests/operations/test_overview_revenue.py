@@ -1,0 +1,271 @@
+"""The overview's revenue kept between views (`portal.operations.revenue`): what starts before
+today summed once for the whole fleet, today's part rated at each view, and the figures always
+exactly those of billing's rating of each month at once."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.db.models import Sum
+from django.test.utils import CaptureQueriesContext
+
+from portal.billing.models import UsageInterval
+from portal.billing.money import cents
+from portal.billing.periods import Month
+from portal.billing.rating import rated
+from portal.instances.models import InstanceEvent
+from portal.market.models import SpotPrice
+from portal.operations.history import fleet_history
+from portal.operations.revenue import (
+    FleetRevenue,
+    fleet_revenue,
+    kept_price_seconds,
+    kept_price_seconds_by_organization,
+)
+from portal.operations.selectors import operator_overview
+from tests.billing.conftest import at, sync, timeline
+from tests.billing.conftest import catalog as billing_catalog
+from tests.billing.conftest import clock as billing_clock
+from tests.billing.conftest import make_instance as billing_make_instance
+from tests.billing.test_usage import spot_prices
+from tests.factories import OrganizationFactory
+
+# Billing's priced catalog and fixed clock (the operator's conftest has a catalog of its own).
+catalog = billing_catalog
+clock = billing_clock
+make_instance = billing_make_instance
+
+
+def whole_months(now) -> FleetRevenue:
+    """What rating each month at once says (billing's `rated()` over the month): the reference."""
+    this = Month.of(now)
+    last = this.previous()
+
+    def rate(month):
+        return rated(UsageInterval.objects.all(), start=month.start, end=month.end, now=now)
+
+    per_organization = rate(this).values("organization_id").annotate(s=Sum("price_seconds"))
+    return FleetRevenue(
+        this_month={row["organization_id"]: row["s"] for row in per_organization.order_by()},
+        last_month=rate(last).aggregate(s=Sum("price_seconds"))["s"] or Decimal(0),
+    )
+
+
+def usage_queries(captured) -> list[str]:
+    return [q["sql"] for q in captured.captured_queries if "billing_usageinterval" in q["sql"]]
+
+
+@pytest.fixture
+def fleet(team, make_instance, catalog):
+    """Three organizations over February and March: a box running since February 20th, one
+    stopped and started, a preemptible one at spot prices interrupted, one that ran a single
+    afternoon, and a preemptible one running since yesterday."""
+    other, third = OrganizationFactory(), OrganizationFactory()
+    spot_prices(
+        catalog,
+        catalog.us_east,
+        ("2026-03-01 00:00:00", "2026-03-14 20:00:00", "0.9100"),
+        ("2026-03-14 20:00:00", None, "1.0731"),
+    )
+    always = make_instance(team.organization, name="always-on")
+    timeline(always, ("2026-02-20 08:00:00", "running"))
+    churn = make_instance(other, name="churn", instance_type=catalog.h100_8x)
+    timeline(
+        churn,
+        ("2026-03-03 10:00:00", "running"),
+        ("2026-03-06 18:30:00", "stopped"),
+        ("2026-03-09 07:15:00", "running"),
+    )
+    spot = make_instance(other, name="spot", preemptible=True)
+    timeline(spot, ("2026-03-04 00:00:00", "running"), ("2026-03-14 22:10:05", "interrupted"))
+    once = make_instance(third, name="once", region=catalog.eu_west)
+    timeline(
+        once,
+        ("2026-03-11 13:00:00", "running"),
+        ("2026-03-11 17:45:10", "terminating"),
+        ("2026-03-11 17:45:20", "terminated"),
+    )
+    since_yesterday = make_instance(third, name="since-yesterday", preemptible=True)
+    timeline(since_yesterday, ("2026-03-14 18:00:00", "running"))
+    instances = (always, churn, spot, once, since_yesterday)
+    for instance in instances:
+        sync(instance)
+    return instances
+
+
+def test_the_kept_revenue_equals_rating_each_month_at_once(fleet, clock):
+    with CaptureQueriesContext(connection) as cold:
+        first = fleet_revenue(now=clock())
+    with CaptureQueriesContext(connection) as warm:
+        again = fleet_revenue(now=clock())
+
+    assert first == again == whole_months(clock())
+    assert len(first.this_month) == 3 and first.last_month > 0
+    # The second view rates today's part only: the earlier days' intervals (the open ones as
+    # their unit prices summed per start) and last month's are kept.
+    assert 0 < len(usage_queries(warm)) < len(usage_queries(cold))
+    before_today = '"start" < \'2026-03-15 00:00:00'
+    assert not any(before_today in sql for sql in usage_queries(warm))
+    assert any(before_today in sql for sql in usage_queries(cold))
+
+
+def test_the_overview_shows_the_kept_figures_to_the_cent(fleet, clock):
+    overview = operator_overview(now=clock())
+    reference = whole_months(clock())
+
+    assert overview.revenue_this_month == cents(reference.this_month_total / Decimal(3600))
+    assert overview.revenue_last_month == cents(reference.last_month / Decimal(3600))
+    ranked = sorted(reference.this_month.items(), key=lambda item: (-item[1], item[0]))
+    assert [(s["id"], s["spend"]) for s in overview.top_spenders] == [
+        (pk, cents(amount / Decimal(3600))) for pk, amount in ranked
+    ]
+
+
+def test_open_intervals_move_with_the_clock_between_views(fleet, clock):
+    fleet_revenue(now=clock())
+    # Fractions of a second round as the database rounds them (half to even).
+    for moment in ("18:00:00", "18:00:00.5", "18:00:01.5", "18:00:02.499999", "18:00:03.700001"):
+        clock.set(f"2026-03-15 {moment}")
+        assert fleet_revenue(now=clock()) == whole_months(clock())
+
+
+def test_a_state_change_metered_today_shows_on_the_next_view(fleet, team, make_instance, clock):
+    always, churn, *_ = fleet
+    started_today = make_instance(team.organization, name="today")
+    timeline(started_today, ("2026-03-15 09:00:00", "running"))
+    sync(started_today)
+    before = fleet_revenue(now=clock())
+
+    timeline(started_today, ("2026-03-15 11:00:00", "stopped"))
+    timeline(churn, ("2026-03-15 11:30:00", "stopped"))  # open since midnight's re-sync
+    for instance in (started_today, churn):
+        sync(instance)
+    after = fleet_revenue(now=clock())
+
+    assert after == whole_months(clock()) != before
+
+
+def test_a_state_change_recorded_late_for_an_earlier_day_shows_on_the_next_view(fleet, clock):
+    _, churn, *_ = fleet
+    before = fleet_revenue(now=clock())
+
+    # Reconciliation learns that churn had in fact stopped on the 12th (a day kept as summed).
+    InstanceEvent.objects.create(
+        instance=churn, at=at("2026-03-12 09:00:00"), from_state="running", to_state="stopped"
+    )
+    sync(churn)
+    after = fleet_revenue(now=clock())
+
+    assert after == whole_months(clock())
+    assert after.this_month[churn.organization_id] < before.this_month[churn.organization_id]
+
+
+def test_usage_written_outside_metering_is_seen_on_the_next_view(fleet, catalog, clock):
+    always, *_ = fleet
+    before = fleet_revenue(now=clock())
+
+    UsageInterval.objects.create(  # a correction for February entered by hand
+        instance=always,
+        organization_id=always.organization_id,
+        instance_type=catalog.h100_1x,
+        region=catalog.us_east,
+        gpus=1,
+        kind="on_demand",
+        start=at("2026-02-10 10:00:00"),
+        end=at("2026-02-10 11:00:00"),
+        unit_price=Decimal("2.49"),
+    )
+    after = fleet_revenue(now=clock())
+
+    assert after == whole_months(clock())
+    assert after.last_month - before.last_month == Decimal("2.49") * 3600
+
+
+def test_the_market_moving_shows_on_the_next_view_without_usage_written(fleet, catalog, clock):
+    first = fleet_revenue(now=clock())
+
+    SpotPrice.objects.filter(region=catalog.us_east, valid_until__isnull=True).update(
+        valid_until=at("2026-03-15 12:20:00")
+    )
+    spot_prices(catalog, catalog.us_east, ("2026-03-15 12:20:00", None, "1.2500"))
+    clock.set("2026-03-15 12:30:00")
+    second = fleet_revenue(now=clock())
+
+    assert second == whole_months(clock()) != first
+
+
+def test_across_a_month_boundary_the_figures_still_add_up(fleet, clock):
+    clock.set("2026-03-31 23:00:00")
+    for instance in fleet:  # the nightly re-sync of the month's last day
+        sync(instance)
+    assert fleet_revenue(now=clock()) == whole_months(clock())
+    march = fleet_revenue(now=clock()).this_month_total
+
+    clock.set("2026-04-01 02:00:00")  # April, before the re-sync split the open pieces
+    early = fleet_revenue(now=clock())
+    assert early == whole_months(clock())
+    assert early.last_month > march  # March's last hour added
+
+    for instance in fleet:
+        sync(instance)
+    assert fleet_revenue(now=clock()) == whole_months(clock()) == early
+
+
+def test_a_places_revenue_over_30_days_is_kept_and_equals_rating_the_window(
+    fleet, team, make_instance, catalog, clock
+):
+    """The chart's revenue: a window that begins and ends in the middle of a day."""
+    _, churn, *_ = fleet
+    early = make_instance(team.organization, name="early")  # rated in the window's first day
+    timeline(early, ("2026-02-13 10:00:00", "running"), ("2026-02-13 14:00:00", "stopped"))
+    sync(early)
+    stale = make_instance(team.organization, name="stale")
+    UsageInterval.objects.create(  # open since before the window, never re-synced
+        instance=stale,
+        organization=team.organization,
+        instance_type=catalog.h100_1x,
+        region=catalog.us_east,
+        gpus=1,
+        kind="on_demand",
+        start=at("2026-02-01 08:00:00"),
+        end=None,
+        unit_price=Decimal("2.49"),
+    )
+    place = UsageInterval.objects.filter(
+        region__code="us-east-1", instance_type__gpu_model__code="h100"
+    )
+
+    def read_twice() -> dict[int, Decimal]:
+        """The window's sums as kept (read twice: rated, then kept), checked against rating."""
+        now = clock()
+        start = now - timedelta(days=30)
+        window = {"start": start, "end": now, "now": now}
+        first, again = (
+            kept_price_seconds_by_organization(place, name="test", **window) for _ in "12"
+        )
+        reference = rated(place, **window).values("organization_id")
+        assert first == again
+        assert first == {
+            row["organization_id"]: row["s"]
+            for row in reference.annotate(s=Sum("price_seconds")).order_by()
+        }
+        total = kept_price_seconds(place, name="test", **window)
+        assert total == kept_price_seconds(place, name="test", **window) == sum(first.values())
+        history = fleet_history(region="us-east-1", gpu_model="h100", range_key="30d", now=now)
+        assert history.revenue == cents(total / Decimal(3600))
+        return first
+
+    for moment in ("12:00:00", "12:00:00.5", "18:30:01.5", "23:59:59.999999"):
+        clock.set(f"2026-03-15 {moment}")
+        read_twice()
+    clock.set("2026-03-17 09:00:00")  # two days on, nothing re-synced: open since the 15th
+    before = read_twice()
+
+    # Reconciliation learns that churn had in fact stopped on the 12th (a day kept as summed).
+    InstanceEvent.objects.create(
+        instance=churn, at=at("2026-03-12 09:00:00"), from_state="running", to_state="stopped"
+    )
+    sync(churn)
+    after = read_twice()
+    assert after[churn.organization_id] < before[churn.organization_id]
