@@ -103,7 +103,13 @@ def test_prometheus_scrapes_backfill_and_answers_a_query(prometheus):
         broker.delete("backfill")
 
     assert found[0]["metric"]["job"] == "backfill"
-    up = {r["metric"]["job"]: r["value"][1] for r in query(prometheus, "up")}
+    up: dict[str, str] = {}
+
+    def both_scraped() -> bool:  # each job keeps its own first-scrape offset
+        up.update({r["metric"]["job"]: r["value"][1] for r in query(prometheus, "up")})
+        return {"backfill", "backfill-wrong-token"} <= set(up)
+
+    wait_until(both_scraped, 30, "Prometheus to scrape both jobs", interval=0.5)
     assert up["backfill"] == "1"
     assert up["backfill-wrong-token"] == "0"  # refused: 403, no data
     targets = requests.get(f"{prometheus}/targets", timeout=5).json()["data"]["activeTargets"]
