@@ -78,3 +78,8 @@ def test_the_running_time_counts_on_without_a_reload(
     second = running_time.inner_text()
     expect(running_time).not_to_have_text(second, timeout=5_000)
     assert page.evaluate("window.__stillTheSamePage === true")
+    # The cost counts on in the pages' one money format, in the portal's currency.
+    expect(page.get_by_test_id("cost")).to_have_attribute("data-currency", "USD")
+    expect(page.locator("[data-testid=cost] [data-amount]")).to_have_text(re.compile(r"^\$\d"))
+    assert page.evaluate("formatMoney(1234.5, 'EUR')") == "€1,234.50"
+    assert page.evaluate("formatMoney(1234.5, 'CHF')") == "1,234.50 CHF"

@@ -137,6 +137,15 @@ def test_the_same_queries_for_10_and_1000_organizations(catalog, fleet, staff, c
     assert len(orgs) == populate_more
 
 
+def test_the_page_shows_money_in_the_portals_one_format(catalog, fleet, staff, client):
+    populate(catalog, 3, now=timezone.now())
+    client.force_login(staff)
+    html = client.get(reverse("operations_overview")).content.decode()
+    assert "$15.00" in html  # revenue this month, and last month
+    assert "$5.00</td>" in html  # each top spender
+    assert "USD" not in html
+
+
 def test_only_staff_see_it(client, team):
     client.force_login(team.owner.user)
     response = client.get(reverse("operations_overview"))

@@ -64,3 +64,10 @@ def unit_price(value: Any) -> str:
     if value is None or value == "":
         return ""
     return price_digits(_decimal(value))
+
+
+@register.simple_tag
+def currency_code() -> str:
+    """The portal's currency (settings.CURRENCY), for a script that formats money as the
+    filters do: `data-currency="{% currency_code %}"`."""
+    return str(settings.CURRENCY)

@@ -31,8 +31,13 @@ function formatDuration(seconds) {
   if (minutes) return minutes + " min " + secs + " s";
   return secs + " s";
 }
-function formatMoney(amount) {
-  return "$" + amount.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+// As the pages' money filter writes it (portal/lib/money.py): a symbol in front where the
+// currency has one, its code after the number otherwise.
+var SYMBOLS = { USD: "$", EUR: "€", GBP: "£" };
+function formatMoney(amount, currency) {
+  var digits = amount.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  var symbol = SYMBOLS[currency || "USD"];
+  return symbol ? symbol + digits : digits + " " + currency;
 }
 function stamp(root) {
   // When the server's figures arrived: the page's load, or htmx's swap of the region.
@@ -51,7 +56,9 @@ function tick() {
     if (duration) duration.textContent = formatDuration(seconds);
     var cost = element.querySelector("[data-amount]");
     if (cost && element.dataset.hourly) {
-      cost.textContent = formatMoney(seconds * Number(element.dataset.hourly) / 3600);
+      cost.textContent = formatMoney(
+        seconds * Number(element.dataset.hourly) / 3600, element.dataset.currency
+      );
     }
   });
 }
