@@ -26,10 +26,10 @@ from portal.billing.models import (
     Payment,
     UsageInterval,
 )
-from portal.billing.money import format_amount
 from portal.billing.periods import Month
 from portal.billing.selectors import _credited, invoice_balance_due, invoice_status
 from portal.lib.errors import ApplicationError
+from portal.lib.money import format_amount
 from portal.web.forms import form_add_application_error
 
 BADGE = {

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from django.utils.html import format_html_join
 
-from portal.billing.money import format_amount
+from portal.lib.money import format_amount
 
 WIDTH = 760
 HEIGHT = 220

@@ -14,12 +14,13 @@ from django.template.loader import render_to_string
 from portal.billing import rating
 from portal.billing.conf import setting
 from portal.billing.models import Invoice, UsageInterval, UsageKind
-from portal.billing.money import SECONDS_PER_HOUR, format_amount
+from portal.billing.money import SECONDS_PER_HOUR
 from portal.billing.payments import get_provider
 from portal.billing.periods import Month
 from portal.billing.selectors import invoice_view
 from portal.billing.storage import storage_csv_rows
 from portal.lib import csvsafe
+from portal.lib.money import format_amount
 
 
 def invoice_context(invoice: Invoice) -> dict:

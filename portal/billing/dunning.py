@@ -22,7 +22,11 @@ from portal.billing import clock
 from portal.billing.conf import setting
 from portal.billing.models import DunningStep, Invoice
 from portal.billing.money import Money
-from portal.billing.selectors import invoice_balance_due, overdue_invoices
+from portal.billing.selectors import (
+    invoice_balance_due,
+    launches_paused_due_before,
+    overdue_invoices,
+)
 from portal.lib.errors import ApplicationError
 from portal.notifications.services import notify
 from portal.orgs.models import Organization
@@ -54,7 +58,10 @@ def dunning_run(*, now: datetime | None = None) -> int:
             days = (now - invoice.due_at).days
             due = [day for day in reminder_days if day <= days]
             claimed = [day for day in due if _claim(invoice, f"reminder-{day}", now)]
-            paused = days >= pause_days and _claim(invoice, PAUSED, now) is not None
+            paused = (
+                invoice.due_at < launches_paused_due_before(now)
+                and _claim(invoice, PAUSED, now) is not None
+            )
             if claimed:
                 _audit(invoice, "invoice.overdue_reminder", days=days)
                 taken += 1

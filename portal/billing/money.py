@@ -5,14 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from portal.lib.money import SYMBOLS, format_amount
+from portal.lib.money import format_amount
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 SECONDS_PER_HOUR = Decimal(3600)
-
-# SYMBOLS and format_amount live in portal.lib.money (the one money format of pages and e-mails).
-__all__ = ["CENT", "SECONDS_PER_HOUR", "SYMBOLS", "ZERO", "Money", "cents", "format_amount"]
 
 
 def cents(amount: Decimal) -> Decimal:

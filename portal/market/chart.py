@@ -49,11 +49,6 @@ class PriceChart:
     last: Decimal | None
 
 
-def _price_label(value: Decimal) -> str:
-    """An axis tick: the price's number as every page shows it (portal.lib.money), 1.2345."""
-    return price_digits(value)
-
-
 def price_chart(
     rows: Sequence[SpotPrice],
     *,
@@ -109,7 +104,7 @@ def price_chart(
     ticks = []
     for step in range(4):
         value = bottom_value + (top_value - bottom_value) * Decimal(step) / Decimal(3)
-        ticks.append(Tick(y=y_of(value), label=_price_label(value)))
+        ticks.append(Tick(y=y_of(value), label=price_digits(value)))
     labels = []
     if span > 2 * 86400:
         moment = since.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)

@@ -201,7 +201,7 @@ def _rate_kept(
     if in_memory:
         who = ("organization_id",) if by_organization else ()
         opened = [
-            (row[0], *row[1:]) if by_organization else (0, *row)
+            tuple(row) if by_organization else (0, *row)
             for row in intervals.filter(start__lt=cutoff, end__isnull=True)
             .exclude(OPEN_SPOT)
             .annotate(began=Greatest(F("start"), Value(floor)))

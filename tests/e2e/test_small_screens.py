@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 
 from portal.instances import sync
 from portal.instances.models import State
+from tests.e2e.test_launch_page import region_cell
 from tests.factories import UserFactory
 from tests.instances import conftest as instance_fixtures
 
@@ -74,7 +75,7 @@ def test_the_launch_page_fits_a_phone_without_scrolling_sideways(
     # Every region's free GPUs and quota are on the screen, under the type, not hidden behind a
     # sideways scroll of the table.
     for region in ("us-east-1", "eu-west-1"):
-        cell = phone.locator(f"td.region-cell[data-type=gpu_1x_h100][data-region={region}]")
+        cell = region_cell(phone, "gpu_1x_h100", region)
         cell.scroll_into_view_if_needed()
         expect(cell).to_be_in_viewport(ratio=1)
         expect(cell).to_contain_text("GPUs free")
