@@ -35,7 +35,7 @@ from portal.quotas.models import (
     QuotaRequestState,
 )
 from portal.quotas.standing import organization_standing
-from portal.web.admin import QuickCheckboxes
+from portal.web.admin import FleetListAdmin
 
 STATE_COLOURS: dict[str, str] = {
     QuotaRequestState.SUBMITTED: "#2563eb",
@@ -138,7 +138,7 @@ class QuotaRequestDecisionForm(forms.ModelForm):
 
 
 @admin.register(QuotaRequest)
-class QuotaRequestAdmin(QuickCheckboxes, admin.ModelAdmin):
+class QuotaRequestAdmin(FleetListAdmin):
     form = QuotaRequestDecisionForm
     list_display = [
         "number",
@@ -175,8 +175,22 @@ class QuotaRequestAdmin(QuickCheckboxes, admin.ModelAdmin):
         "decided_by",
         "decided_by_rule",
     ]
-    # No COUNT(*) of every request on every page: "Show all" instead of the total.
-    show_full_result_count = False
+    # What the rows show and the checkbox's label (`__str__`) reads.
+    list_columns = (
+        "organization__name",
+        "region__code",
+        "gpu_model__code",
+        "gpu_model__name",
+        "kind",
+        "state",
+        "limit_at_submission",
+        "requested_limit",
+        "granted_limit",
+        "created_at",
+        "decided_by__email",
+        "decided_by__full_name",
+        "decided_by_rule__name",
+    )
     actions = ["approve_as_asked", "deny"]
     readonly_fields = [
         "number",

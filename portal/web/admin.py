@@ -1,9 +1,13 @@
 """Helpers for the operator's admin pages of every app."""
 
+from functools import cached_property
 from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin import helpers
+from django.contrib.admin.views.main import ChangeList
+from django.core.paginator import Paginator
+from django.db import connection
 from django.forms import BaseForm
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -23,6 +27,79 @@ class QuickCheckboxes:
             obj.pk,
             format_html(_("Select this object for an action - {}"), str(obj)),
         )
+
+
+# An unfiltered list of at least this many rows says "about N", from the planner's statistics.
+ESTIMATED_FROM = 50_000
+
+
+class EstimatedCountPaginator(Paginator):
+    """A list's paginator whose count of a whole large table (no filter, no search) is the
+    planner's estimate (`pg_class.reltuples`, kept by autovacuum) instead of a COUNT(*) of
+    every row (4 ms of PostgreSQL at 100,000 instances, on every page). Any filtered or
+    searched list, a small table and other databases are counted exactly. `estimated` says
+    which, for the page to write "about"."""
+
+    estimated = False
+
+    @cached_property
+    def count(self) -> int:
+        queryset: Any = self.object_list
+        query = getattr(queryset, "query", None)
+        if (
+            query is None
+            or connection.vendor != "postgresql"
+            or query.where
+            or query.distinct
+            or query.combinator
+            or query.low_mark
+            or query.high_mark is not None
+        ):
+            return super().count
+        # One query either way (the same count at 10 rows as at 100,000): the estimate, or
+        # below ESTIMATED_FROM the table's COUNT(*), which CASE evaluates only then.
+        table = connection.ops.quote_name(queryset.model._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT reltuples >= %s, CASE WHEN reltuples >= %s THEN reltuples::bigint "  # noqa: S608 - a quoted table name
+                f"ELSE (SELECT COUNT(*) FROM {table}) END "
+                "FROM pg_class WHERE oid = to_regclass(%s)",
+                [ESTIMATED_FROM, ESTIMATED_FROM, table],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return super().count
+        self.estimated, count = bool(row[0]), int(row[1])
+        return count
+
+
+class ShownColumnsChangeList(ChangeList):
+    """A change list whose page of rows reads only `list_columns` of its ModelAdmin (the
+    columns the rows show, as `only()` names them), not every column of the model and of each
+    related row; the actions' querysets (`get_queryset`) still load whole rows."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        columns = getattr(self.model_admin, "list_columns", ())
+        everything = self.queryset
+        if columns:
+            self.queryset = everything.only(*columns)
+        try:
+            super().get_results(request)
+        finally:
+            self.queryset = everything
+
+
+class FleetListAdmin(QuickCheckboxes, admin.ModelAdmin):
+    """A list of a table that grows with the fleet (instances, quota requests): the page's
+    rows read the columns shown (`list_columns`), a whole large table is counted from the
+    planner's estimate, and no COUNT(*) of the whole table for a filtered page ("Show all")."""
+
+    list_columns: tuple[str, ...] = ()
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return ShownColumnsChangeList
 
 
 def admin_form_page(

@@ -196,3 +196,31 @@ def test_the_lists_query_count_is_the_same_at_10_and_200_instances(
     for _ in range(190):
         make_instance(State.RUNNING, ip="203.0.113.10")
     assert counts() == few
+
+
+def test_the_lists_rows_read_only_the_columns_they_show(staff_client, make_instance):
+    make_instance(State.RUNNING, ip="203.0.113.11")
+    changelist = reverse("admin:instances_instance_changelist")
+    with CaptureQueriesContext(connection) as captured:
+        response = staff_client.get(changelist)
+    (rows,) = [q["sql"] for q in captured if 'FROM "instances_instance" INNER JOIN' in q["sql"]]
+    for shown in ('"name"', '"state"', '"ip"', '"backend_id"', '"created_at"', '"code"'):
+        assert shown in rows
+    for unshown in ('"synced_at"', '"state_reason"', '"vcpus"', '"require_two_factor"'):
+        assert unshown not in rows
+    cl = response.context["cl"]
+    assert our_rows(cl) == djangos_rows(cl)
+
+
+def test_an_action_acts_on_whole_instances_not_the_lists_columns(
+    staff_client, make_instance, monkeypatch
+):
+    running = make_instance(State.RUNNING)
+    given = []
+    monkeypatch.setattr(
+        "portal.instances.services.instance_terminate_by_staff",
+        lambda *, user, instance: given.append(instance.get_deferred_fields()),
+    )
+    changelist = reverse("admin:instances_instance_changelist")
+    staff_client.post(changelist, {"action": "terminate", "_selected_action": [running.pk]})
+    assert given == [set()]
