@@ -6,6 +6,11 @@ on every page: about 110 `reverse()` calls for the portal's 52 models, two third
 the list. A URL depends only on the URLconf, the script prefix and the language, so each is
 reversed once per process for those; the rest (permissions, names, the order) is Django's own,
 rule for rule (tests/web/test_admin_pages.py compares the lists with AdminSite's).
+
+The list itself is kept per process too, for each set of permissions that chose it (a
+superuser's, or a staff member's own set of permissions: every ModelAdmin's permission rules
+are the user's permissions or constants), with the same URLconf, prefix and language; the
+sidebar's HTML (`admin_pages.admin_app_list`) is kept with it, per page path.
 """
 
 from __future__ import annotations
@@ -20,10 +25,48 @@ from django.utils.text import capfirst
 from django.utils.translation import get_language
 
 
+KEPT_LISTS_MAX = 256  # distinct sets of permissions, pages and languages kept per process
+
+
+class KeptAppList(list):
+    """An app list kept between requests, with the sidebar's HTML written from it, per path
+    and `show_changelinks` (`html`)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.html: dict[tuple[str, bool], str] = {}
+
+
+def permissions_key(user: Any) -> tuple:
+    """What the app list of `user` depends on: a superuser's are all permissions."""
+    if not user.is_active:
+        return ("inactive",)
+    if user.is_superuser:
+        return ("superuser",)
+    return ("permissions", frozenset(user.get_all_permissions()))
+
+
 class PortalAdminSite(admin.AdminSite):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._urls: dict[tuple, str | None] = {}
+        self._app_lists: dict[tuple, KeptAppList] = {}
+
+    def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list:
+        key = (
+            app_label,
+            permissions_key(request.user),
+            get_script_prefix(),
+            get_urlconf(),
+            get_language(),
+        )
+        kept = self._app_lists.get(key)
+        if kept is None:
+            kept = KeptAppList(super().get_app_list(request, app_label))
+            if len(self._app_lists) >= KEPT_LISTS_MAX:
+                self._app_lists.clear()
+            self._app_lists[key] = kept
+        return kept
 
     def _url(self, name: str, **kwargs: str) -> str | None:
         key = (

@@ -112,6 +112,28 @@ def test_the_sites_app_list_is_djangos(superuser):
     assert ("Instance" in models) is superuser and "Suspension" in models
 
 
+def test_the_kept_sidebar_follows_a_staff_members_permissions(client):
+    """The app list and its HTML are kept between requests per set of permissions: a staff
+    member given a model's permission sees it in the sidebar at the next page."""
+    from django.contrib.auth.models import Permission
+
+    user = UserFactory(is_staff=True, is_superuser=False)
+    user.user_permissions.add(Permission.objects.get(codename="view_suspension"))
+    client.force_login(user)
+    suspensions = reverse("admin:orgs_suspension_changelist")
+    instances_link = f'href="{reverse("admin:instances_instance_changelist")}"'
+    for _ in range(2):
+        page = client.get(suspensions)
+        assert page.status_code == 200 and instances_link not in page.text
+    user.user_permissions.add(Permission.objects.get(codename="view_instance"))
+    page = client.get(suspensions)
+    assert instances_link in page.text
+    assert 'class="model-suspension current-model"' in page.text
+    other = client.get(reverse("admin:instances_instance_changelist"))
+    assert 'class="model-instance current-model"' in other.text
+    assert 'class="model-suspension current-model"' not in other.text
+
+
 def test_a_whole_large_table_is_counted_from_the_planners_estimate(
     client, make_instance, monkeypatch
 ):

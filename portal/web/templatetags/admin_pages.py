@@ -65,6 +65,21 @@ def admin_app_list(context: Context) -> SafeString:
     show_changelinks = context.get("show_changelinks")
     request = context.get("request")
     path = quote(str(request.path), safe="/") if request is not None else ""
+    kept = getattr(app_list, "html", None)  # a list kept by the site (admin_site.KeptAppList)
+    if kept is not None:
+        key = (path, bool(show_changelinks))
+        if key not in kept:
+            if len(kept) >= KEPT_PAGES_MAX:
+                kept.clear()
+            kept[key] = _app_list_html(app_list, show_changelinks, path)
+        return mark_safe(kept[key])  # noqa: S308 - written by _app_list_html
+    return mark_safe(_app_list_html(app_list, show_changelinks, path))  # noqa: S308
+
+
+KEPT_PAGES_MAX = 512  # the sidebar's HTML kept per page path, per kept app list
+
+
+def _app_list_html(app_list: list, show_changelinks: Any, path: str) -> str:
     model_name_th = _text(gettext("Model name"))
     add_link_th = _text(gettext("Add link"))
     change_link_th = _text(gettext("Change or view list link"))
@@ -115,7 +130,7 @@ def admin_app_list(context: Context) -> SafeString:
                 out.append("<td></td>")
             out.append("</tr>")
         out.append("</table></div>")
-    return mark_safe("".join(out))  # noqa: S308 - constants and escaped values only
+    return "".join(out)  # constants and escaped values only
 
 
 # --- The rows of a change list ----------------------------------------------------------------
