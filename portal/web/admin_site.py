@@ -24,7 +24,6 @@ from django.urls import NoReverseMatch, get_script_prefix, get_urlconf, reverse
 from django.utils.text import capfirst
 from django.utils.translation import get_language
 
-
 KEPT_LISTS_MAX = 256  # distinct sets of permissions, pages and languages kept per process
 
 
