@@ -10,7 +10,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import BadRequest
-from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -40,9 +39,11 @@ ACTION_DONE = {
 
 @organization_view("instances.view")
 def instance_list(request: OrganizationRequest) -> HttpResponse:
-    instances = selectors.instance_list_rows(membership=request.membership)
-    page = Paginator(instances, setting("INSTANCES_PER_PAGE")).get_page(request.GET.get("page"))
-    rows = selectors.instance_row_list(page.object_list)
+    page, rows = selectors.instance_list_page(
+        membership=request.membership,
+        number=request.GET.get("page"),
+        per_page=setting("INSTANCES_PER_PAGE"),
+    )
     context = {
         "page": page,
         "rows": rows,
@@ -57,8 +58,7 @@ def instance_list(request: OrganizationRequest) -> HttpResponse:
 
 @organization_view("instances.view")
 def instance_detail(request: OrganizationRequest, pk: int) -> HttpResponse:
-    instance = selectors.instance_get_for_member(membership=request.membership, pk=pk)
-    hourly = selectors.instance_hourly_price(instance=instance)
+    instance, hourly = selectors.instance_priced_for_member(membership=request.membership, pk=pk)
     context = {
         "instance": instance,
         "events": selectors.instance_event_list_for_instance(instance=instance),
