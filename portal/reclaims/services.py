@@ -34,7 +34,7 @@ from portal.capacity.selectors import demand_by_place
 from portal.capacity.snapshot import CapacitySnapshot
 from portal.catalog.models import GpuModel, Region
 from portal.instances import lifecycle
-from portal.instances.models import FINAL_STATES, Instance
+from portal.instances.models import FINAL_STATES, Instance, State
 from portal.lib.errors import ApplicationError
 from portal.lib.money import format_price
 from portal.reclaims import selectors
@@ -553,12 +553,7 @@ def order_check(order_id: int) -> ReclaimOrder:
     if any(v.ended_at is None for v in victims):
         return order
     order.freed_at = max(v.ended_at for v in victims if v.ended_at is not None)
-    order.met = order.feasible and all(
-        v.ended_at is not None
-        and v.ended_at <= order.deadline + ON_TIME_TOLERANCE
-        and v.ended_at >= v.noticed_at + timedelta(seconds=order.notice_seconds) - ON_TIME_TOLERANCE
-        for v in victims
-    )
+    order.met = order.feasible and all(_on_time(order, v) for v in victims)
     order.state = OrderState.DONE
     order.save(update_fields=["freed_at", "met", "state"])
     audit_record(
@@ -573,6 +568,16 @@ def order_check(order_id: int) -> ReclaimOrder:
         },
     )
     return order
+
+
+def _on_time(order: ReclaimOrder, victim: ReclaimVictim) -> bool:
+    """Whether the victim ended by the deadline after its full notice. One that its own
+    customer terminated during the notice had it in full (nothing cut it short: they were done
+    sooner), and its GPUs came back early."""
+    if victim.ended_at is None or victim.ended_at > order.deadline + ON_TIME_TOLERANCE:
+        return False
+    full = victim.noticed_at + timedelta(seconds=order.notice_seconds) - ON_TIME_TOLERANCE
+    return victim.ended_at >= full or victim.ended_state == State.TERMINATED
 
 
 def price_reclaim_cancel(*, instance: Instance, max_price: Decimal | None) -> bool:

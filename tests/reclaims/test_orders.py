@@ -258,3 +258,38 @@ def test_a_spot_price_above_a_bid_reclaims_the_instance_with_full_notice(
     for other in (high, no_bid):
         other.refresh_from_db()
         assert other.reclaim_at is None
+
+
+def _ended(instance, state, at):
+    type(instance).objects.filter(pk=instance.pk).update(state=state, terminated_at=at)
+    instance.refresh_from_db()
+    services.victim_ended(instance)
+
+
+def test_a_victim_its_customer_terminates_during_the_notice_does_not_make_the_order_missed(
+    catalog, spot, django_capture_on_commit_callbacks
+):
+    leaves, stays = spot(bid="0.50"), spot(bid="0.60")
+    with django_capture_on_commit_callbacks(execute=True):
+        made = order(catalog, 2, minutes=30)
+    # The customer is done 20 s into the notice and terminates it; the other runs it out.
+    _ended(leaves, State.TERMINATED, made.created_at + timedelta(seconds=20))
+    _ended(stays, State.INTERRUPTED, made.end_at)
+
+    made.refresh_from_db()
+    assert made.state == OrderState.DONE
+    assert made.met is True
+
+
+def test_a_victim_interrupted_before_its_full_notice_makes_the_order_missed(
+    catalog, spot, django_capture_on_commit_callbacks
+):
+    cut, stays = spot(bid="0.50"), spot(bid="0.60")
+    with django_capture_on_commit_callbacks(execute=True):
+        made = order(catalog, 2, minutes=30)
+    _ended(cut, State.INTERRUPTED, made.created_at + timedelta(seconds=20))
+    _ended(stays, State.INTERRUPTED, made.end_at)
+
+    made.refresh_from_db()
+    assert made.state == OrderState.DONE
+    assert made.met is False
