@@ -4,6 +4,7 @@ Every write goes through portal.quotas.services, so the admin applies the same r
 portal and leaves the same audit.
 """
 
+import functools
 from datetime import timedelta
 
 from django import forms
@@ -35,7 +36,7 @@ from portal.quotas.models import (
     QuotaRequestState,
 )
 from portal.quotas.standing import organization_standing
-from portal.web.admin import FleetListAdmin
+from portal.web.admin import KEPT_TIME_STRINGS, FleetListAdmin
 
 STATE_COLOURS: dict[str, str] = {
     QuotaRequestState.SUBMITTED: "#2563eb",
@@ -45,6 +46,27 @@ STATE_COLOURS: dict[str, str] = {
     QuotaRequestState.DENIED: "#d03b3b",
     QuotaRequestState.WITHDRAWN: "#5d6680",
 }
+
+
+# A list's cells that many rows share, written once per process (every part escaped).
+@functools.lru_cache(maxsize=1024)
+def _state_badge(state: str, label: str) -> str:
+    return format_html(
+        '<span style="color:#fff;background:{};padding:2px 8px;border-radius:10px;'
+        'font-weight:600;white-space:nowrap">{}</span>',
+        STATE_COLOURS.get(state, "#5d6680"),
+        label,
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _gpu_cell(name: str, code: str) -> str:
+    return format_html('<span title="{}">{}</span>', name, code.upper())
+
+
+@functools.lru_cache(maxsize=1024)
+def _region_cell(code: str) -> str:
+    return format_html('<span style="white-space:nowrap">{}</span>', code)
 
 
 class AgeFilter(admin.SimpleListFilter):
@@ -260,9 +282,7 @@ class QuotaRequestAdmin(FleetListAdmin):
     def gpu(self, obj: QuotaRequest) -> str:
         if obj.gpu_model is None:
             return "Storage (GB)"
-        return format_html(
-            '<span title="{}">{}</span>', obj.gpu_model.name, obj.gpu_model.code.upper()
-        )
+        return _gpu_cell(obj.gpu_model.name, obj.gpu_model.code)
 
     @admin.display(description="Organization", ordering="organization__name")
     def organization_link_in_list(self, obj: QuotaRequest) -> str:
@@ -276,15 +296,16 @@ class QuotaRequestAdmin(FleetListAdmin):
 
     @admin.display(description="Region", ordering="region__code")
     def region_code(self, obj: QuotaRequest) -> str:
-        return format_html('<span style="white-space:nowrap">{}</span>', obj.region.code)
+        return _region_cell(obj.region.code)
 
+    # The numbers as Django's number_format writes them without a thousands separator.
     @admin.display(description="Was", ordering="limit_at_submission")
-    def was(self, obj: QuotaRequest) -> int:
-        return obj.limit_at_submission
+    def was(self, obj: QuotaRequest) -> str:
+        return str(obj.limit_at_submission)
 
     @admin.display(description="Asked", ordering="requested_limit")
-    def asked(self, obj: QuotaRequest) -> int:
-        return obj.requested_limit
+    def asked(self, obj: QuotaRequest) -> str:
+        return str(obj.requested_limit)
 
     @admin.display(description="Granted", ordering="granted_limit")
     def granted(self, obj: QuotaRequest) -> str:
@@ -292,16 +313,11 @@ class QuotaRequestAdmin(FleetListAdmin):
 
     @admin.display(description="State", ordering="state")
     def state_badge(self, obj: QuotaRequest) -> str:
-        return format_html(
-            '<span style="color:#fff;background:{};padding:2px 8px;border-radius:10px;'
-            'font-weight:600;white-space:nowrap">{}</span>',
-            STATE_COLOURS.get(obj.state, "#5d6680"),
-            obj.get_state_display(),
-        )
+        return _state_badge(obj.state, obj.get_state_display())
 
     @admin.display(description="Age", ordering="created_at")
     def age(self, obj: QuotaRequest) -> str:
-        return timesince(obj.created_at, depth=1)
+        return timesince(obj.created_at, depth=1, time_strings=KEPT_TIME_STRINGS)
 
     @admin.display(description="Decided by")
     def decider_name(self, obj: QuotaRequest) -> str:

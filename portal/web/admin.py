@@ -11,22 +11,46 @@ from django.db import connection
 from django.forms import BaseForm
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
-from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.html import conditional_escape
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.timesince import TIME_STRINGS
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 
 class QuickCheckboxes:
     """Each row's action checkbox as markup, not a form widget rendered through a template:
-    the same HTML, without a quarter of a 100-row list's rendering time."""
+    the same HTML (format_html's, written directly), without a quarter of a 100-row list's
+    rendering time."""
 
     def action_checkbox(self, obj: Any) -> SafeString:
-        return format_html(
-            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
-            helpers.ACTION_CHECKBOX_NAME,
-            obj.pk,
-            format_html(_("Select this object for an action - {}"), str(obj)),
+        label = _("Select this object for an action - {}").format(conditional_escape(str(obj)))
+        return mark_safe(  # noqa: S308 - the escaped key and label, constants otherwise
+            f'<input type="checkbox" name="{helpers.ACTION_CHECKBOX_NAME}" '
+            f'value="{conditional_escape(obj.pk)}" class="action-select" aria-label="{label}">'
         )
+
+
+class _KeptTimeString:
+    """One of timesince's TIME_STRINGS ("%(num)d days"), its translations kept per language
+    and number instead of asked of gettext for every row of a list."""
+
+    def __init__(self, lazy: Any) -> None:
+        self.lazy = lazy
+        self.kept: dict[tuple[str | None, int], str] = {}
+
+    def __mod__(self, params: dict[str, int]) -> str:
+        key = (get_language(), params["num"])
+        found = self.kept.get(key)
+        if found is None:
+            if len(self.kept) >= 4096:
+                self.kept.clear()
+            found = self.kept[key] = self.lazy % params
+        return found
+
+
+# timesince(..., time_strings=KEPT_TIME_STRINGS): the same text, the translations kept.
+KEPT_TIME_STRINGS = {name: _KeptTimeString(text) for name, text in TIME_STRINGS.items()}
 
 
 # An unfiltered list of at least this many rows says "about N", from the planner's statistics.

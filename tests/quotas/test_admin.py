@@ -312,3 +312,46 @@ def test_the_lists_query_count_is_the_same_at_10_and_200_requests(
     few = count()
     clone(190)
     assert count() == few
+
+
+def test_the_lists_cells_are_what_django_writes_of_the_same_values(
+    team, gpu_catalog, submit, staff, admin_client
+):
+    """The columns that keep their text between rows (the age's words, the badges) or write
+    numbers directly say what timesince, format_html and number_format say."""
+    from django.contrib import admin
+    from django.utils.formats import number_format
+    from django.utils.html import format_html
+    from django.utils.timesince import timesince
+
+    from portal.quotas.admin import QuotaRequestAdmin
+
+    model_admin = QuotaRequestAdmin(QuotaRequest, admin.site)
+    request = submit(requested_limit=512)
+    now = timezone.now()
+    for age in [
+        timedelta(0),
+        timedelta(minutes=1),
+        timedelta(hours=5),
+        timedelta(days=1),
+        timedelta(days=9),
+        timedelta(days=45),
+        timedelta(days=400),
+        timedelta(days=800),
+    ]:
+        request.created_at = now - age - timedelta(seconds=2)
+        assert model_admin.age(request) == timesince(request.created_at, depth=1)
+    assert model_admin.asked(request) == number_format(512)
+    assert model_admin.was(request) == number_format(request.limit_at_submission)
+    assert model_admin.state_badge(request) == format_html(
+        '<span style="color:#fff;background:{};padding:2px 8px;border-radius:10px;'
+        'font-weight:600;white-space:nowrap">{}</span>',
+        "#2563eb",
+        "Submitted",
+    )
+    assert model_admin.gpu(request) == format_html(
+        '<span title="{}">{}</span>', request.gpu_model.name, request.gpu_model.code.upper()
+    )
+    assert model_admin.action_checkbox(request) == admin.ModelAdmin(
+        QuotaRequest, admin.site
+    ).action_checkbox(request)

@@ -164,3 +164,33 @@ def test_a_whole_large_table_is_counted_from_the_planners_estimate(
     filtered = client.get(changelist + "?state__exact=running")
     assert not filtered.context["cl"].paginator.estimated
     assert filtered.context["cl"].result_count == 3
+
+
+@pytest.mark.parametrize(
+    "format_string",
+    ["N j, Y, P", "Y-m-d H:i:s.u", r"jS F Y \a\t g:i A", "D, d M y h a f", "l L W o t z E b"],
+)
+def test_a_lists_dates_are_written_as_dateformat_writes_them(format_string):
+    """The list's date column keeps each specifier's text per day or time of day within a
+    page: the same text as `dateformat.format` for every row."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from django.utils import dateformat
+
+    from portal.web.templatetags.admin_pages import datetime_formatter
+
+    text = datetime_formatter(format_string)
+    assert text is not None
+    start = datetime(2026, 2, 27, 23, 58, 59, 123456, tzinfo=UTC)
+    for zone in (UTC, ZoneInfo("Europe/Paris"), ZoneInfo("America/New_York")):
+        for step in range(300):
+            value = (start + timedelta(minutes=37 * step, seconds=step)).astimezone(zone)
+            assert text(value) == dateformat.format(value, format_string)
+
+
+def test_formats_with_a_time_zone_or_iso_forms_are_left_to_dateformat():
+    from portal.web.templatetags.admin_pages import datetime_formatter
+
+    for format_string in ("c", "r", "U", "Y-m-d e", "H:i T", "O", "I Z"):
+        assert datetime_formatter(format_string) is None
