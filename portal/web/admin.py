@@ -50,7 +50,7 @@ class _KeptTimeString:
 
 
 # timesince(..., time_strings=KEPT_TIME_STRINGS): the same text, the translations kept.
-KEPT_TIME_STRINGS = {name: _KeptTimeString(text) for name, text in TIME_STRINGS.items()}
+KEPT_TIME_STRINGS: Any = {name: _KeptTimeString(text) for name, text in TIME_STRINGS.items()}
 
 
 # An unfiltered list of at least this many rows says "about N", from the planner's statistics.
