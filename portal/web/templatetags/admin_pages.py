@@ -153,6 +153,7 @@ class _Column:
     nowrap: bool = False  # a date, time or foreign key field
     choices: dict | None = None  # a field's flat choices
     datetime_format: str | None = None  # a DateTimeField's localized format
+    datetime_text: Callable[[datetime.datetime], str] | None = None  # that format, kept parts
 
 
 def _columns(cl: ChangeList) -> list[_Column]:
@@ -190,6 +191,7 @@ def _columns(cl: ChangeList) -> list[_Column]:
                     column.choices = None
             elif isinstance(field, models.DateTimeField):
                 column.datetime_format = get_format("DATETIME_FORMAT")
+                column.datetime_text = datetime_formatter(column.datetime_format)
         columns.append(column)
     return columns
 
@@ -208,8 +210,57 @@ def _field_text(column: _Column, value: Any, icons: dict) -> Any:
             icons[value] = _boolean_icon(value)
         return icons[value]
     if column.datetime_format is not None and value not in field.empty_values:
+        if column.datetime_text is not None:
+            return column.datetime_text(template_localtime(value))
         return dateformat.format(template_localtime(value), column.datetime_format)
     return display_for_field(value, field, column.empty, avoid_link=column.link)
+
+
+# What each of `dateformat`'s specifiers reads of a (local) datetime: the date, or part of the
+# time. Others (time zone, ISO and RFC forms, epoch seconds) are formatted by `dateformat`.
+_DATE_SPECIFIERS = frozenset("bdDEFjlLmMnNoStwWyYz")
+_TIME_SPECIFIERS: dict[str, Callable[[datetime.datetime], Any]] = {
+    **dict.fromkeys("aAgGhH", lambda t: t.hour),
+    **dict.fromkeys("fP", lambda t: (t.hour, t.minute)),
+    "i": lambda t: t.minute,
+    "s": lambda t: t.second,
+    "u": lambda t: t.microsecond,
+}
+
+
+def datetime_formatter(format_string: str) -> Callable[[datetime.datetime], str] | None:
+    """`dateformat.format(value, format_string)` for the values of one page: each specifier's
+    text kept for the date or the part of the time it reads (a page's rows mostly share their
+    day), so that a row formats what its neighbours did not. None if the format has a
+    specifier of another kind."""
+    parts = dateformat.re_formatchars.split(format_string)
+    specifiers = parts[1::2]
+    if any(s not in _DATE_SPECIFIERS and s not in _TIME_SPECIFIERS for s in specifiers):
+        return None
+    pieces = [
+        (part, None if i % 2 else dateformat.re_escaped.sub(r"\1", part))
+        for i, part in enumerate(parts)
+    ]
+    kept: dict[tuple, str] = {}
+
+    def text(value: datetime.datetime) -> str:
+        out = []
+        formatter = None
+        for part, literal in pieces:
+            if literal is not None:
+                out.append(literal)
+                continue
+            reads = _TIME_SPECIFIERS.get(part)
+            key = (part, value.date() if reads is None else reads(value), value.tzinfo)
+            found = kept.get(key)
+            if found is None:
+                if formatter is None:
+                    formatter = dateformat.DateFormat(value)
+                found = kept[key] = str(getattr(formatter, part)())
+            out.append(found)
+        return "".join(out)
+
+    return text
 
 
 def _cells(cl: ChangeList, columns: list[_Column], obj: Any, url: str | None, icons: dict) -> str:
