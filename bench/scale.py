@@ -39,10 +39,10 @@ from django.utils import timezone
 from bench import pages, reconcile, seed
 from bench.provisioning import SIMULATOR_PORT, point_at
 from bench.results import Results, Row
-from portal.capacity.models import CapacityPeriod
 from portal.catalog.models import GpuModel, Image, InstanceType, Region
 from portal.clusters.models import Cluster
 from portal.instances.models import FINAL_STATES, Instance, State
+from portal.operations.history import history_changed
 from portal.orgs.models import Organization
 from portal.orgs.two_factor import user_has_two_factor
 from portal.provisioning import get_backend
@@ -483,5 +483,6 @@ def cleanup(orgs: list[int], made: Cluster) -> None:
         cursor.execute("DELETE FROM billing_usageinterval WHERE organization_id = ANY(%s)", [orgs])
         cursor.execute("DELETE FROM instances_instance WHERE organization_id = ANY(%s)", [orgs])
         cursor.execute("DELETE FROM quotas_quotarequest WHERE organization_id = ANY(%s)", [orgs])
+        cursor.execute("DELETE FROM capacity_capacityperiod")  # not 130,000 post_delete signals
+    history_changed()
     Cluster.objects.filter(pk=made.pk).delete()
-    CapacityPeriod.objects.all().delete()

@@ -3,6 +3,8 @@ organizations and instances. Changes go through the owning app's services."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -36,6 +38,16 @@ def overview_view(request: HttpRequest):
     if not request.user.is_staff:
         raise PermissionDenied
     data = selectors.operator_overview()
+    # Each row's admin link from one reversed URL per kind (a {% url %} per row cost ~50 µs).
+    instance_url = _change_url("admin:instances_instance_change")
+    for failed in data.failed:
+        failed.admin_url = instance_url(failed.pk)  # type: ignore[attr-defined]
+    request_url = _change_url("admin:quotas_quotarequest_change")
+    for quota_request in data.oldest_quota_requests:
+        quota_request.admin_url = request_url(quota_request.pk)  # type: ignore[attr-defined]
+    organization_url = _change_url("admin:orgs_organization_change")
+    for spender in data.top_spenders:
+        spender["admin_url"] = organization_url(spender["id"])
     places = [(r.region, r.gpu_model, r.gpu_model_name) for r in data.rows]
     # By default the largest fleet: where most of the operator's GPUs are.
     largest = max(data.rows, key=lambda r: r.total or 0, default=None)
@@ -69,6 +81,15 @@ def overview_view(request: HttpRequest):
             "charts": charts_context,
         },
     )
+
+
+_PK_MARK = 987654321987
+
+
+def _change_url(name: str) -> Callable[[int], str]:
+    """The URL of `name` for a primary key, reversed once (the same as reverse() of each)."""
+    pattern = reverse(name, args=[_PK_MARK])
+    return lambda pk: pattern.replace(str(_PK_MARK), str(int(pk)), 1)
 
 
 def _labels(history: FleetHistory) -> list[str]:

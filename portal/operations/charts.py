@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 WIDTH = 720
@@ -51,11 +51,15 @@ def stacked_bars(
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / count
     width = max(2.0, slot * 0.72)
+    # Written with f-strings over escaped values (format_html per rect cost more than the
+    # rest of the chart): the same markup.
     rects = []
     for i, label in enumerate(labels):
         x = LEFT + i * slot + (slot - width) / 2
         base: float = TOP + plot_h
-        tip = ", ".join(f"{s.name} {_shown(s.values[i], tick)}" for s in series)
+        tip = escape(
+            f"{label}: " + ", ".join(f"{s.name} {_shown(s.values[i], tick)}" for s in series)
+        )
         for s in series:
             value = s.values[i] or 0.0
             height = plot_h * value / top if top else 0.0
@@ -63,60 +67,34 @@ def stacked_bars(
                 continue
             base -= height
             rects.append(
-                (
-                    s.css,
-                    f"{label}: {tip}",
-                    round(x, 2),
-                    round(base, 2),
-                    round(width, 2),
-                    round(height, 2),
-                )
+                f'<rect class="{escape(s.css)}" x="{round(x, 2)}" y="{round(base, 2)}" '
+                f'width="{round(width, 2)}" height="{round(height, 2)}"><title>{tip}</title></rect>'
             )
-    bars = format_html_join(
-        "\n",
-        '<rect class="{}" x="{}" y="{}" width="{}" height="{}"><title>{}</title></rect>',
-        ((css, x, y, w, h, tip) for css, tip, x, y, w, h in rects),
-    )
-    ticks = format_html_join(
-        "\n",
-        '<line x1="{}" x2="{}" y1="{}" y2="{}" class="grid-line"/>'
-        '<text x="{}" y="{}" class="tick" text-anchor="end" dominant-baseline="middle">{}</text>',
-        (
-            (LEFT, WIDTH - RIGHT, y, y, LEFT - 6, y, tick(top * f))
-            for f in (0, 0.5, 1)
-            for y in [round(TOP + plot_h - plot_h * f, 2)]
-        ),
+    bars = "\n".join(rects)
+    ticks = "\n".join(
+        f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y}" y2="{y}" class="grid-line"/>'
+        f'<text x="{LEFT - 6}" y="{y}" class="tick" text-anchor="end" '
+        f'dominant-baseline="middle">{escape(tick(top * f))}</text>'
+        for f in (0, 0.5, 1)
+        for y in [round(TOP + plot_h - plot_h * f, 2)]
     )
     every = max(1, count // 6)
-    axis = format_html_join(
-        "\n",
-        '<text x="{}" y="{}" class="day" text-anchor="middle">{}</text>',
-        (
-            (round(LEFT + i * slot + slot / 2, 2), HEIGHT - 6, label)
-            for i, label in enumerate(labels)
-            if i % every == 0
-        ),
+    axis = "\n".join(
+        f'<text x="{round(LEFT + i * slot + slot / 2, 2)}" y="{HEIGHT - 6}" class="day" '
+        f'text-anchor="middle">{escape(label)}</text>'
+        for i, label in enumerate(labels)
+        if i % every == 0
     )
-    legend = format_html_join(
-        "", '<span><i class="{}"></i>{}</span>', ((s.css, s.name) for s in series)
+    legend = "".join(
+        f'<span><i class="{escape(s.css)}"></i>{escape(s.name)}</span>' for s in series
     )
-    return format_html(
-        '<figure class="ov-chart" data-testid="{}"><figcaption><strong>{}</strong> '
-        '<span class="ov-key">{}</span></figcaption>'
-        '<svg viewBox="0 0 {} {}" width="100%" role="img" aria-label="{}" '
-        'preserveAspectRatio="xMidYMid meet"><title>{}</title><desc>{}</desc>{}{}{}</svg>'
-        "</figure>",
-        testid,
-        title,
-        legend,
-        WIDTH,
-        HEIGHT,
-        title,
-        title,
-        description,
-        ticks,
-        bars,
-        axis,
+    return mark_safe(  # noqa: S308 - numbers, constants and escaped text
+        f'<figure class="ov-chart" data-testid="{escape(testid)}"><figcaption><strong>'
+        f'{escape(title)}</strong> <span class="ov-key">{legend}</span></figcaption>'
+        f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" aria-label="{escape(title)}" '
+        f'preserveAspectRatio="xMidYMid meet"><title>{escape(title)}</title>'
+        f"<desc>{escape(description)}</desc>{ticks}{bars}{axis}</svg>"
+        "</figure>"
     )
 
 

@@ -1,11 +1,14 @@
 """The operator's side reacts to each capacity report: one sample of the fleet over time
 (portal.capacity.history), with what is sold from the database."""
 
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from portal.capacity.history import Sample, history_record
+from portal.capacity.models import CapacityPeriod
 from portal.capacity.selectors import demand_by_place
 from portal.capacity.signals import capacity_snapshot_stored
+from portal.operations.history import history_changed
 from portal.operations.selectors import sold_by_place
 
 
@@ -28,3 +31,10 @@ def on_capacity_snapshot_stored(sender, snapshot, **kwargs) -> None:
             )
         )
     history_record(at=snapshot.taken_at, samples=samples)
+    history_changed()
+
+
+@receiver(post_save, sender=CapacityPeriod, dispatch_uid="operations-history-saved")
+@receiver(post_delete, sender=CapacityPeriod, dispatch_uid="operations-history-deleted")
+def on_capacity_period_written(sender, **kwargs) -> None:
+    history_changed()

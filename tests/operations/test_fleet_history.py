@@ -146,3 +146,47 @@ def test_every_range_buckets_the_periods_as_comparing_each_boundary_would(db):
         for i, fleets in expected.items():
             assert got[i]._periods == len(fleets)
             assert got[i].fleet == sum(fleets) / len(fleets)
+
+
+def test_the_historys_sums_are_kept_between_views_and_a_report_shows_at_the_next(
+    catalog, make_instance
+):
+    """The 30 days' sums per bucket are read once per 5-minute period, and each capacity
+    report (a sample added to the history) is in the next view's figures."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    report(internal=40, free=20)
+    now = timezone.now()
+    first = fleet_history(region="us-east-1", gpu_model="h100", range_key="30d", now=now)
+    with CaptureQueriesContext(connection) as captured:
+        again = fleet_history(
+            region="us-east-1", gpu_model="h100", range_key="30d", now=now + timedelta(seconds=1)
+        )
+    assert not [q for q in captured if "capacity_capacityperiod" in q["sql"] and "SUM(" in q["sql"]]
+    assert [b.internal for b in again.buckets] == [b.internal for b in first.buckets]
+
+    report(internal=60, free=0)
+    after = fleet_history(region="us-east-1", gpu_model="h100", range_key="30d", now=now)
+    assert after.buckets[-1].internal == 50.0  # (40 + 60) / 2 samples
+    assert after.buckets[-1].internal != first.buckets[-1].internal
+
+
+def test_rows_off_the_five_minute_grid_are_summed_at_every_view(db):
+    """Only rows on the periods' grid (all that capacity reports write) make the sums the
+    same for every moment of a period; others are read again."""
+    from portal.operations import history
+
+    now = timezone.now().replace(minute=2, second=30, microsecond=0)
+    CapacityPeriod.objects.create(
+        region="us-east-1", gpu_model="h100", start=now - timedelta(minutes=1), samples=1, fleet=8
+    )
+    seen = fleet_history(region="us-east-1", gpu_model="h100", range_key="24h", now=now)
+    assert seen.buckets[-1].fleet == 8
+    CapacityPeriod.objects.filter(fleet=8).update(fleet=16)  # no signal: nothing to replace
+    later = fleet_history(
+        region="us-east-1", gpu_model="h100", range_key="24h", now=now + timedelta(seconds=5)
+    )
+    assert later.buckets[-1].fleet == 16
+    assert history._period_end(now) == now.replace(minute=5, second=0)
+    assert history._period_end(now.replace(minute=5, second=0)) == now.replace(minute=5, second=0)
