@@ -23,7 +23,6 @@ from portal.billing.models import (
     CreditNote,
     Invoice,
     InvoiceLine,
-    UsageInterval,
 )
 from portal.billing.money import SECONDS_PER_HOUR, ZERO, Money, cents
 from portal.billing.periods import Month
@@ -409,15 +408,16 @@ def billing_recipients(*, organization: Organization) -> list[str]:
     )
 
 
-def available_months(*, organization: Organization, now: datetime | None = None) -> list[Month]:
-    """Months from the first usage of the organization up to this one, newest first."""
+def available_months(
+    *,
+    organization: Organization,
+    now: datetime | None = None,
+    used: usage.MonthUsage | None = None,
+) -> list[Month]:
+    """Months from the first usage of the organization up to this one, newest first (the
+    first usage as a month's kept usage has it, given `used`)."""
     now = now or clock.now()
-    first = (
-        UsageInterval.objects.filter(organization=organization)
-        .order_by("start")
-        .values_list("start", flat=True)
-        .first()
-    )
+    first = used.first_usage if used is not None else usage.first_usage(organization.pk)
     month = Month.of(now)
     start = Month.of(first) if first else month
     months: list[Month] = []

@@ -44,7 +44,7 @@ from portal.billing.periods import Month, midnight
 
 T = TypeVar("T")
 KEPT_TTL = 26 * 3600  # a kept part's key names its day: it is not read after tomorrow
-KEPT_FORMAT = 1  # in the keys: a release that changes the kept rows' shape never reads old ones
+KEPT_FORMAT = 2  # in the keys: a release that changes the kept rows' shape never reads old ones
 
 
 SEALED, ANY = "sealed", "any"  # what a usage version tracks: sealed intervals, or any
@@ -100,9 +100,13 @@ class LivePart:
     """Today's part of a month, kept between views: what does not move with the clock."""
 
     lines: list[dict]  # today's closed intervals per day and line (`rating.line_day_rows`)
-    instances: list[rating.InstanceSums]  # the same per instance
+    # The month's closed intervals per instance, sealed days and today's added up (instance
+    # id -> [running seconds, stopped seconds, Σ seconds × price]): what only the open
+    # intervals add to at each view.
+    closed: dict[int, list]
     open: list[tuple]  # the open intervals (`rating.open_interval_rows`), rated at each view
     latest: datetime | None  # the latest start among them: a `now` up to it counts less
+    first: datetime | None  # the organization's first usage, any month (the month picker)
 
 
 class MonthUsage:
@@ -136,12 +140,15 @@ class MonthUsage:
 
     @cached_property
     def _found(self) -> dict[str, Any]:
-        """Every kept part of the month, read in one round trip (the billing page wants them
-        all); a part not found is rated and kept when first asked for."""
-        return cache.get_many([self._key(part) for part in ("live", "lines", "instances")])
+        """The kept parts a view reads, in one round trip: the live part (with the month's
+        closed sums per instance) and the sealed lines; a part not found is rated and kept
+        when first asked for (the sealed sums per instance, only then)."""
+        return cache.get_many([self._key(part) for part in ("live", "lines")])
 
     def _kept(self, key: str, compute: Callable[[], T], timeout: int = KEPT_TTL) -> T:
         found = self._found.get(key)
+        if found is None and key not in self._found:
+            found = self._found[key] = cache.get(key)
         if found is None:
             found = compute()
             cache.set(key, found, timeout=timeout)
@@ -182,13 +189,15 @@ class MonthUsage:
         latest = UsageInterval.objects.filter(
             Q(start__gte=self.cutoff) | Q(end__isnull=True), organization_id=self.organization_id
         ).aggregate(latest=Max("start"))["latest"]
+        sums = rating.instance_sums(**closed) + self._sealed("instances", rating.instance_sums)
         return LivePart(
             lines=rating.line_day_rows(**closed),
-            instances=rating.instance_sums(**closed),
+            closed=rating.instance_totals(sums),
             open=rating.open_interval_rows(
                 organization_id=self.organization_id, before=self.month.end
             ),
             latest=latest,
+            first=first_usage(self.organization_id),
         )
 
     @cached_property
@@ -210,10 +219,8 @@ class MonthUsage:
         if live is None:
             where = Q(start__gte=self.cutoff) | Q(end__isnull=True)
             rows = rate(**self._period, now=self.now, where=where)
-        elif what == "lines":
-            rows = cast(list[T], live.lines + self._open[0])  # what `rate` gives for lines
         else:
-            rows = cast(list[T], live.instances + self._open[1])
+            rows = cast(list[T], live.lines + self._open[0])  # what `rate` gives for lines
         return rows + self._sealed(what, rate)
 
     @cached_property
@@ -233,13 +240,34 @@ class MonthUsage:
         return rating.total(self.lines)
 
     @cached_property
-    def _instance_sums(self) -> list[rating.InstanceSums]:
-        return self._in_parts("instances", rating.instance_sums)
+    def _instance_totals(self) -> dict[int, list]:
+        """Each instance's sums over the month (`rating.instance_totals`): the kept closed
+        sums plus the open intervals rated now, or the parts rated by the database."""
+        live = self._live
+        if live is None:
+            return rating.instance_totals(self._in_parts("instances", rating.instance_sums))
+        totals = live.closed  # this view's own copy, read from the cache
+        for instance_id, running, stopped, price_seconds in self._open[1]:
+            found = totals.get(instance_id)
+            if found is None:
+                totals[instance_id] = [running, stopped, price_seconds]
+            else:
+                found[0] += running
+                found[1] += stopped
+                found[2] += price_seconds
+        return totals
 
     def per_instance(self, limit: int | None = None) -> tuple[list[rating.InstanceUsage], int]:
         """Each instance's usage, most expensive first: the first `limit` (all if None), and
         how many instances have usage."""
-        return rating.per_instance_of(self._instance_sums, limit=limit)
+        return rating.per_instance_ranked(self._instance_totals, limit=limit)
+
+    @property
+    def first_usage(self) -> datetime | None:
+        """When the organization's usage began (any month), as kept with the live part."""
+        if self._live is None:
+            return first_usage(self.organization_id)
+        return self._live.first
 
     @property
     def run_rate(self) -> Decimal:
@@ -256,6 +284,16 @@ class MonthUsage:
                 price = rating.spot_price_at(self._spot.get(offer, []), self.now)
             rate += line[rating.UNIT_PRICE] if price is None else price
         return rate
+
+
+def first_usage(organization_id: int) -> datetime | None:
+    """The start of the organization's first usage interval (one query, by index)."""
+    return (
+        UsageInterval.objects.filter(organization_id=organization_id)
+        .order_by("start")
+        .values_list("start", flat=True)
+        .first()
+    )
 
 
 def month_usage(*, organization_id: int, month: Month, now: datetime) -> MonthUsage:

@@ -38,7 +38,9 @@ def overview(request: OrganizationRequest) -> HttpResponse:
     request.launch_hold_reasons = {selectors.BILLING_HOLD: overview.block_reason}
     context = {
         "o": overview,
-        "months": selectors.available_months(organization=organization),
+        "months": selectors.available_months(
+            organization=organization, now=overview.now, used=overview.month_usage
+        ),
         "kinds": UsageKind,
         "can_view_instances": request.membership.can("instances.view"),
         "storage": selectors.storage_lines_for_month(organization=organization, month=month),

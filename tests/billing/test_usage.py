@@ -319,3 +319,45 @@ def test_open_preemptible_intervals_are_kept_and_rated_at_the_spot_prices_of_eac
     third = as_read(team.organization, MARCH, clock())
     assert third == whole_month(team.organization, MARCH, clock()) != second
     assert run_rate() == (Decimal("8.5800"), Decimal("8.5800"))
+
+
+def test_the_first_month_of_usage_is_kept_and_an_earlier_month_shows_at_once(
+    team, make_instance, clock
+):
+    fleet(team, make_instance)
+    organization_id = team.organization.pk
+    first = usage.month_usage(organization_id=organization_id, month=MARCH, now=clock())
+    assert first.first_usage == at("2026-03-02 08:00:00")
+    with CaptureQueriesContext(connection) as warm:
+        kept = usage.month_usage(organization_id=organization_id, month=MARCH, now=clock())
+        assert kept.first_usage == at("2026-03-02 08:00:00")
+    assert usage_queries(warm) == []  # kept with the live part
+
+    earlier = make_instance(team.organization, name="february")
+    timeline(earlier, ("2026-02-20 10:00:00", "running"), ("2026-02-20 12:00:00", "stopped"))
+    sync(earlier)
+
+    again = usage.month_usage(organization_id=organization_id, month=MARCH, now=clock())
+    assert again.first_usage == at("2026-02-20 10:00:00")
+    assert as_read(team.organization, MARCH, clock()) == whole_month(
+        team.organization, MARCH, clock()
+    )
+
+
+def test_an_instance_started_after_the_sums_were_kept_joins_the_ranking_at_once(
+    team, make_instance, clock
+):
+    fleet(team, make_instance)
+    as_read(team.organization, MARCH, clock())  # kept: the month's closed sums per instance
+    newcomer = make_instance(team.organization, name="newcomer")
+    timeline(newcomer, ("2026-03-15 11:00:00", "running"))
+    sync(newcomer)
+    clock.set("2026-03-15 12:30:00")
+
+    lines, per_day, instances = as_read(team.organization, MARCH, clock())
+    assert (lines, per_day, instances) == whole_month(team.organization, MARCH, clock())
+    assert {u.name: u for u in instances}["newcomer"].running_seconds == 5400
+    top, count = usage.month_usage(
+        organization_id=team.organization.pk, month=MARCH, now=clock()
+    ).per_instance(limit=2)
+    assert count == 5 and top == instances[:2]

@@ -15,8 +15,10 @@ from portal.billing.rating.by_instance import (
     InstanceSums,
     InstanceUsage,
     instance_sums,
+    instance_totals,
     per_instance,
     per_instance_of,
+    per_instance_ranked,
 )
 from portal.billing.rating.by_line import (
     LINE_FIELDS,
@@ -72,6 +74,7 @@ __all__ = [
     "average_price",
     "hourly_run_rate",
     "instance_sums",
+    "instance_totals",
     "interval_breakdown",
     "line_breakdown",
     "line_day_rows",
@@ -82,6 +85,7 @@ __all__ = [
     "per_day",
     "per_instance",
     "per_instance_of",
+    "per_instance_ranked",
     "rate_open",
     "rated",
     "sealed_price_seconds_whole",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -68,6 +69,21 @@ def instance_sums(
     )
 
 
+def instance_totals(sums: Iterable[InstanceSums]) -> dict[int, list]:
+    """Sums of one scan or several parts added up per instance: instance id -> [running
+    seconds, stopped seconds, exact Σ seconds × unit price]."""
+    added: dict[int, list] = {}
+    for instance_id, running, stopped, price_seconds in sums:
+        found = added.get(instance_id)
+        if found is None:
+            added[instance_id] = [int(running), int(stopped), price_seconds]
+        else:
+            found[0] += int(running)
+            found[1] += int(stopped)
+            found[2] += price_seconds
+    return added
+
+
 def per_instance_of(
     sums: Iterable[InstanceSums], *, limit: int | None = None
 ) -> tuple[list[InstanceUsage], int]:
@@ -78,22 +94,21 @@ def per_instance_of(
     the ranking stays exact: instances tied with the last one by amount are read too and
     ordered by name before the cut.
     """
-    added: dict[int, list] = {}
-    for instance_id, running, stopped, price_seconds in sums:
-        found = added.get(instance_id)
-        if found is None:
-            added[instance_id] = [int(running), int(stopped), price_seconds]
-        else:
-            found[0] += int(running)
-            found[1] += int(stopped)
-            found[2] += price_seconds
+    return per_instance_ranked(instance_totals(sums), limit=limit)
+
+
+def per_instance_ranked(
+    added: dict[int, list], *, limit: int | None = None
+) -> tuple[list[InstanceUsage], int]:
+    """`per_instance_of` from sums already added up per instance (`instance_totals`)."""
     wanted = list(added)
     if limit is not None and len(added) > limit:
-        ranked = sorted(added, key=lambda instance_id: added[instance_id][2], reverse=True)
-        wanted = ranked[:limit]
+        ranked = heapq.nlargest(limit, added, key=lambda instance_id: added[instance_id][2])
+        wanted = ranked
         if wanted:
             last = added[wanted[-1]][2]
-            wanted += [i for i in ranked[limit:] if added[i][2] == last]
+            chosen = set(wanted)
+            wanted += [i for i, sums in added.items() if sums[2] == last and i not in chosen]
     described = {
         row[0]: row
         for row in Instance.objects.filter(pk__in=wanted).values_list(
