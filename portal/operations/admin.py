@@ -13,7 +13,11 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils import dateformat
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import Truncator
+from django.utils.timezone import template_localtime  # type: ignore[attr-defined]  # not in the stubs
 
 from portal.accounts.http import AuthenticatedRequest
 from portal.instances import services as instances
@@ -39,9 +43,7 @@ def overview_view(request: HttpRequest):
         raise PermissionDenied
     data = selectors.operator_overview()
     # Each row's admin link from one reversed URL per kind (a {% url %} per row cost ~50 µs).
-    instance_url = _change_url("admin:instances_instance_change")
-    for failed in data.failed:
-        failed.admin_url = instance_url(failed.pk)  # type: ignore[attr-defined]
+    failed_rows = _failed_rows(data.failed, _change_url("admin:instances_instance_change"))
     request_url = _change_url("admin:quotas_quotarequest_change")
     for quota_request in data.oldest_quota_requests:
         quota_request.admin_url = request_url(quota_request.pk)  # type: ignore[attr-defined]
@@ -67,6 +69,7 @@ def overview_view(request: HttpRequest):
             "title": "Operator overview",
             "currency": settings.CURRENCY,
             "o": data,
+            "failed_rows": failed_rows,
             "regions": selectors.group_rows(data.rows),
             "places": [
                 {"key": f"{p[0]}/{p[1]}", "label": f"{p[0]} · {p[2]}", "current": p == place}
@@ -90,6 +93,23 @@ def _change_url(name: str) -> Callable[[int], str]:
     """The URL of `name` for a primary key, reversed once (the same as reverse() of each)."""
     pattern = reverse(name, args=[_PK_MARK])
     return lambda pk: pattern.replace(str(_PK_MARK), str(int(pk)), 1)
+
+
+def _failed_rows(failed: list[Instance], url: Callable[[int], str]) -> SafeString:
+    """The failed instances' rows, as the template wrote them (name linked, organization, type
+    and region, the reason truncated to 80 characters, the local time), in Python: 50 rows of
+    template variables and filters were a quarter of the page's rendering."""
+    rows = []
+    for i in failed:
+        reason = Truncator(i.state_reason).chars(80)
+        when = dateformat.format(template_localtime(i.state_changed_at), "H:i")
+        rows.append(
+            f'<tr><td><a href="{escape(url(i.pk))}">{escape(i.name)}</a></td>'
+            f"<td>{escape(i.organization.name)}</td>"
+            f"<td>{escape(i.instance_type.name)} · {escape(i.region.code)}</td>"
+            f'<td>{escape(reason)}</td><td class="num">{escape(when)}</td></tr>'
+        )
+    return mark_safe("".join(rows))  # noqa: S308 - escaped values and constants
 
 
 def _labels(history: FleetHistory) -> list[str]:

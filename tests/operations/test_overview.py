@@ -252,3 +252,25 @@ def test_gpus_sold_per_place_count_every_live_instance_once(catalog, fleet, team
     # 4 on-demand and 4 preemptible GPUs in us-east-1 (1 on-demand runs in the reservation).
     assert sold[("us-east-1", "h100")] == (3, 4, 16)
     assert sold[("eu-west-1", "l40s")] == (8, 8, 0)
+
+
+def test_the_failed_rows_are_what_the_template_wrote(catalog, make_instance, staff, client):
+    """The failed instances' rows are written in Python: the same markup as the template's
+    loop (escaped names, the reason cut at 80 characters, the time of day, the admin link)."""
+    from django.template import Context, Template
+    from django.test.html import parse_html
+
+    make_instance(State.FAILED, name="a<b&'c", state_reason="x" * 120)
+    make_instance(State.FAILED, name="plain", state_reason="No capacity <here> & there.")
+    failed = operator_overview().failed
+    djangos = Template(
+        "{% for i in o.failed %}<tr><td>"
+        "<a href=\"{% url 'admin:instances_instance_change' i.pk %}\">{{ i.name }}</a></td>"
+        "<td>{{ i.organization.name }}</td><td>{{ i.instance_type.name }}"
+        " · {{ i.region.code }}</td><td>{{ i.state_reason|truncatechars:80 }}</td>"
+        '<td class="num">{{ i.state_changed_at|date:"H:i" }}</td></tr>{% endfor %}'
+    ).render(Context({"o": {"failed": failed}}))
+    client.force_login(staff)
+    page = client.get(reverse("operations_overview"))
+    assert parse_html(str(page.context["failed_rows"])) == parse_html(djangos)
+    assert "a&lt;b&amp;&#x27;c" in page.text and "x" * 79 + "…" in page.text
