@@ -190,3 +190,18 @@ def test_rows_off_the_five_minute_grid_are_summed_at_every_view(db):
     assert later.buckets[-1].fleet == 16
     assert history._period_end(now) == now.replace(minute=5, second=0)
     assert history._period_end(now.replace(minute=5, second=0)) == now.replace(minute=5, second=0)
+
+
+def test_a_charts_labels_and_names_are_escaped():
+    from portal.operations import charts
+
+    svg = charts.stacked_bars(
+        title="Fill <rate>",
+        description="a & b",
+        labels=["<script>", "x'y"],
+        series=[charts.Series('"sold"', "c-sold", [1.0, None])],
+        testid="t",
+    )
+    assert "<script>" not in svg and "&lt;script&gt;: &quot;sold&quot; 1" in svg
+    assert "Fill &lt;rate&gt;" in svg and "a &amp; b" in svg and "x&#x27;y" in svg
+    assert svg.count("<rect ") == 1  # no bar for a missing value
