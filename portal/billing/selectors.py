@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Exists, F, OuterRef, Prefetch, QuerySet, Subquery, Sum, Value
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
@@ -185,21 +185,50 @@ def invoice_view(*, invoice: Invoice) -> InvoiceView:
 
 
 def credit_balances(*, organization: Organization) -> dict[str, Decimal]:
-    """What is left of the organization's credit and prepaid balance."""
-    used = (
-        CreditApplication.objects.filter(grant=OuterRef("pk"))
-        .values("grant")
-        .annotate(s=Sum("amount"))
-        .values("s")
-    )
-    left = dict(
+    """What is left of the organization's credit and prepaid balance: each kind's grants less
+    what was applied of them. Two plain sums (the second only if there are grants), cheaper to
+    build than one with a subquery per grant."""
+    granted = dict(
         CreditGrant.objects.filter(organization=organization)
-        .annotate(used=Coalesce(Subquery(used, output_field=MONEY_FIELD), Value(ZERO)))
         .values("kind")
-        .annotate(s=Sum(F("amount") - F("used"), output_field=MONEY_FIELD))
+        .annotate(s=Sum("amount"))
+        .order_by()
         .values_list("kind", "s")
     )
-    return {kind: left.get(kind, ZERO) for kind in (CreditKind.CREDIT, CreditKind.PREPAID)}
+    used: dict[str, Decimal] = {}
+    if granted:
+        used = dict(
+            CreditApplication.objects.filter(grant__organization=organization)
+            .values("grant__kind")
+            .annotate(s=Sum("amount"))
+            .order_by()
+            .values_list("grant__kind", "s")
+        )
+    return {
+        kind: granted.get(kind, ZERO) - used.get(kind, ZERO)
+        for kind in (CreditKind.CREDIT, CreditKind.PREPAID)
+    }
+
+
+def unpaid_invoices(*, organization: Organization) -> list[Invoice]:
+    """The organization's invoices not paid, oldest due first, each with what credit notes
+    took off it (`credited`, as `invoice_list_for_organization` annotates it): the invoices,
+    then their credit notes' sums only if there are any unpaid (one query for most)."""
+    invoices = list(
+        Invoice.objects.filter(organization=organization, paid_at__isnull=True).order_by("due_at")
+    )
+    credited: dict[int, Decimal] = {}
+    if invoices:
+        credited = dict(
+            CreditNote.objects.filter(invoice__in=[invoice.pk for invoice in invoices])
+            .values("invoice")
+            .annotate(s=Sum("amount"))
+            .order_by()
+            .values_list("invoice", "s")
+        )
+    for invoice in invoices:
+        invoice.credited = credited.get(invoice.pk, ZERO)  # type: ignore[attr-defined]
+    return invoices
 
 
 # --- Launches ---------------------------------------------------------------------------------
@@ -352,9 +381,7 @@ def billing_overview(*, organization: Organization, month: Month) -> Overview:
     # launches.
     unpaid = [
         invoice
-        for invoice in invoice_list_for_organization(organization=organization)
-        .filter(paid_at__isnull=True)
-        .order_by("due_at")
+        for invoice in unpaid_invoices(organization=organization)
         if invoice_balance_due(invoice) > 0
     ]
     paused_before = launches_paused_due_before(now)

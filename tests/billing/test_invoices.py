@@ -331,3 +331,37 @@ def test_issuing_fires_the_invoice_webhook(team, march_usage):
     delivery = WebhookDelivery.objects.get()
     assert delivery.event_type == "invoice.issued"
     assert invoice.number in str(delivery.body)
+
+
+def test_a_grant_and_a_credit_note_show_on_the_next_view_of_the_billing_page(
+    team, march_usage, client_for, clock
+):
+    """The page reads credit balances and the unpaid invoices' credit notes with plain sums:
+    a grant or a credit note written between two views shows on the second."""
+    from django.urls import reverse
+
+    from portal.billing.selectors import unpaid_invoices
+
+    client = client_for(team.owner.user)
+    page = reverse("billing:overview", args=[team.organization.slug])
+    assert "credit left $0.00" in client.get(page).text
+    services.credit_grant(organization=team.organization, amount="25", reason="Pilot", by=None)
+    assert "credit left $25.00" in client.get(page).text
+    assert credit_balances(organization=team.organization)["prepaid"] == Decimal("0")
+
+    invoice = issue(team)  # the grant is applied to it
+    assert "credit left $0.00" in client.get(page).text
+    due = invoice_balance_due(invoice)
+    assert f"${due:,.2f}" in client.get(page).text
+    assert [(i.pk, i.credited) for i in unpaid_invoices(organization=team.organization)] == [
+        (invoice.pk, Decimal("0"))
+    ]
+    CreditNote.objects.create(
+        invoice=invoice,
+        number="CN-TEST-1",
+        amount=Decimal("10.00"),
+        reason="Goodwill",
+        issued_at=clock(),
+    )
+    assert unpaid_invoices(organization=team.organization)[0].credited == Decimal("10.00")
+    assert f"${due - Decimal('10.00'):,.2f}" in client.get(page).text  # what is left to pay
