@@ -6,10 +6,16 @@ share and the target, as a share of the floor-to-ceiling range (10 points above 
 by a tenth of the range), never by more than the largest step, and never out of [floor,
 ceiling]. An offer adjusts at most once per ADJUST_EVERY (so the largest step is per 5 minutes,
 however often the capacity is reported).
+
+A rise reclaims the running instances whose bid it passes, and GPUs it empties are GPUs
+nobody pays for: it stops below the bid that would take back more GPUs than are sold beyond
+the target share (`rise_within_bids`), so that a price going up never empties the offer under
+its target.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -48,3 +54,28 @@ def next_price(*, current: Decimal, share: Decimal, bounds: Bounds) -> Decimal:
     step = clamp(wanted, -bounds.max_step, bounds.max_step)
     moved = clamp(current + step, bounds.floor, bounds.ceiling)
     return moved.quantize(PLACES, rounding=ROUND_HALF_UP)
+
+
+def gpus_over_target(*, share: Decimal, target_share: Decimal, spare_gpus: int) -> int:
+    """How many of the spare GPUs are sold beyond the target share (0 at or under it)."""
+    if share <= target_share or spare_gpus <= 0:
+        return 0
+    return int((share - target_share) * spare_gpus / HUNDRED)
+
+
+def rise_within_bids(
+    *, current: Decimal, proposed: Decimal, bids: Iterable[tuple[Decimal, int]], room: int
+) -> Decimal:
+    """The highest price from `current` up to `proposed` whose reclaims (the running instances
+    bid below it, as (bid, GPUs)) take back at most `room` GPUs. A bid equal to the price
+    keeps its instance, so the rise stops at the first bid it may not pass."""
+    if proposed <= current:
+        return proposed
+    outbid = 0
+    for bid, gpus in sorted(bids):
+        if bid >= proposed:
+            break
+        outbid += gpus
+        if outbid > room:
+            return max(current, bid)
+    return proposed

@@ -31,6 +31,7 @@ from portal.market.models import (
 from portal.market.selectors import catalog_price, spot_prices_current
 from portal.market.signals import (
     capacity_alert_fired,
+    spot_bids_asked,
     spot_history_rewritten,
     spot_price_changed,
 )
@@ -318,6 +319,15 @@ def spot_price_adjust(
     if now - since < pricing.ADJUST_EVERY:
         return None
     price = pricing.next_price(current=price_now, share=share, bounds=bounds)
+    if price > price_now:
+        price = pricing.rise_within_bids(
+            current=price_now,
+            proposed=price,
+            bids=_running_bids(market),
+            room=pricing.gpus_over_target(
+                share=share, target_share=market.target_share, spare_gpus=spare
+            ),
+        )
     if price == price_now:
         return None
     return _record(
@@ -331,6 +341,18 @@ def spot_price_adjust(
         total_gpus=total_gpus,
         share=share,
     )
+
+
+def _running_bids(market: SpotMarket) -> list[tuple[Decimal, int]]:
+    """(bid, GPUs) of the offer's running instances that a higher price would reclaim, as the
+    apps that reclaim them answer."""
+    bids: list[tuple[Decimal, int]] = []
+    for _receiver, answer in spot_bids_asked.send(
+        sender=SpotMarket, region_id=market.region_id, instance_type_id=market.instance_type_id
+    ):
+        if isinstance(answer, list):
+            bids += answer
+    return bids
 
 
 def spot_prices_adjust(*, now: datetime | None = None) -> int:

@@ -4,11 +4,18 @@ made the change commits.
 `spot_price_changed`: `region_id`, `instance_type_id`, `price` (Decimal, the new price),
 `previous` (Decimal or None), `at` (when it took effect). Receivers: portal.reclaims.receivers
 (a price above a bid reclaims the instance), portal.billing.receivers (kept usage sums).
+
+`spot_bids_asked` is a question: before the market raises an offer's price it asks
+(`region_id`, `instance_type_id`) for the bids a higher price would pass; each receiver answers
+with a list of (bid per hour, GPUs) of the running instances it would reclaim. Receiver:
+portal.reclaims.receivers.
 """
 
 from django.dispatch import Signal
 
 spot_price_changed = Signal()
+
+spot_bids_asked = Signal()
 
 # An offer's price history changed from `since` on (a price recorded, a history loaded):
 # `region_id`, `instance_type_id`, `since` (datetime). Sent inside the transaction that wrote

@@ -1,6 +1,8 @@
 """Reclaims react to the apps below: a capacity report may hold a shortfall (an order) or a
 forecast risk (a warning); an instance that ends may be a victim (its order's progress)."""
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.db.models import Q
 from django.dispatch import receiver
@@ -16,7 +18,7 @@ from portal.instances.signals import (
 )
 from portal.lib.money import format_price
 from portal.market.selectors import preemptible_price_now
-from portal.market.signals import spot_price_changed
+from portal.market.signals import spot_bids_asked, spot_price_changed
 from portal.reclaims import risk, services
 from portal.reclaims.models import ReclaimVictim
 
@@ -78,6 +80,32 @@ def on_spot_price_changed(
         "Raise the max price before the end of the notice to keep the instance.",
         at=timezone.now(),  # moved to now + the minimum notice
     )
+
+
+@receiver(spot_bids_asked, dispatch_uid="reclaims-spot-bids-asked")
+def on_spot_bids_asked(
+    sender, region_id: int, instance_type_id: int, **kwargs
+) -> list[tuple[Decimal, int]]:
+    """The bids a rising spot price would pass: (bid, GPUs) of the offer's instances that
+    `on_spot_price_changed` would reclaim (no bid: the on-demand price)."""
+    on_demand = (
+        Price.objects.in_force()
+        .filter(instance_type_id=instance_type_id)
+        .values_list("on_demand_hourly", flat=True)
+        .first()
+    )
+    rows = (
+        Instance.objects.filter(
+            region_id=region_id,
+            instance_type_id=instance_type_id,
+            preemptible=True,
+            reclaim_at__isnull=True,
+        )
+        .exclude(state__in=list(FINAL_STATES))
+        .values_list("max_price_per_hour", "gpus")
+    )
+    bids = [(bid if bid is not None else on_demand, gpus) for bid, gpus in rows]
+    return [(bid, gpus) for bid, gpus in bids if bid is not None]
 
 
 @receiver(instance_bid_changed, dispatch_uid="reclaims-instance-bid-changed")

@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from portal.capacity.snapshot import snapshot_store
+from portal.instances.models import State
 from portal.market import pricing, services
 from portal.market.models import SpotPrice
 from portal.provisioning import Capacity
@@ -81,3 +82,62 @@ def test_an_offer_steps_at_most_once_per_five_minutes(market) -> None:
     report(free=0, internal=0)
     services.spot_prices_adjust(now=start + timedelta(minutes=9, seconds=59))
     assert len(prices(market)) == 2
+
+
+def test_a_rising_price_stops_at_the_bid_that_would_empty_the_offer_under_its_target(
+    market, make_instance, catalog
+) -> None:
+    """Sold out (100 %, target 50 % of 64 spare GPUs): a rise may reclaim the 32 GPUs sold
+    beyond the target, no more. The full step (10.32 -> 11.57) would pass the bids of 40 GPUs;
+    it stops at 11.00, which passes only the three bids of 10.50 (24 GPUs)."""
+
+    def running(bid: str) -> None:
+        make_instance(
+            State.RUNNING,
+            instance_type=catalog.h100_8x,
+            gpus=8,
+            preemptible=True,
+            max_price_per_hour=Decimal(bid),
+        )
+
+    for bid in ("10.50", "10.50", "10.50", "11.00", "11.00", "14.00", "14.00", "14.00"):
+        running(bid)
+    start = timezone.now()
+    report(free=0, internal=0)
+    services.spot_prices_adjust(now=start)
+    report(free=0, internal=0)
+    services.spot_prices_adjust(now=start + timedelta(minutes=5))
+    assert prices(market) == [Decimal("10.32"), Decimal("11.00")]
+    # The next step may not pass the bids of 11.00: the 24 GPUs' room is used up.
+    report(free=0, internal=0)
+    services.spot_prices_adjust(now=start + timedelta(minutes=10))
+    assert prices(market) == [Decimal("10.32"), Decimal("11.00")]
+
+
+@pytest.mark.parametrize(
+    ("room", "price"),
+    [
+        (0, Decimal("10.50")),  # no room: not past the lowest bid
+        (8, Decimal("11.00")),  # one 8-GPU machine may go
+        (16, Decimal("11.50")),  # both may: the full step
+    ],
+)
+def test_a_rise_passes_only_the_bids_of_the_gpus_sold_beyond_the_target(room, price) -> None:
+    bids = [(Decimal("11.00"), 8), (Decimal("10.50"), 8), (Decimal("12.00"), 8)]
+    assert (
+        pricing.rise_within_bids(
+            current=Decimal("10.00"), proposed=Decimal("11.50"), bids=bids, room=room
+        )
+        == price
+    )
+
+
+def test_no_gpus_are_over_the_target_at_or_under_it() -> None:
+    assert (
+        pricing.gpus_over_target(share=Decimal("95"), target_share=Decimal("95"), spare_gpus=500)
+        == 0
+    )
+    assert (
+        pricing.gpus_over_target(share=Decimal("99"), target_share=Decimal("95"), spare_gpus=500)
+        == 20
+    )
