@@ -10,7 +10,7 @@ from functools import cache
 
 from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import Field, IntegerField, QuerySet
+from django.db.models import BooleanField, Field, IntegerField, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.options import Options
 from django.http import Http404
@@ -27,7 +27,7 @@ from portal.orgs.models import Membership
 from portal.quotas.models import Kind, Quota
 from portal.sshkeys.models import SshKey
 from portal.sshkeys.selectors import sshkey_list_for_member
-from portal.volumes.models import Volume
+from portal.volumes.models import Attachment, Volume
 from portal.volumes.selectors import (
     volume_attachable_for_organization,
     volume_attachment_list_for_instance,
@@ -259,14 +259,29 @@ def instance_get_for_member(*, membership: Membership, pk: int) -> Instance:
     return instance
 
 
+def _has_volumes() -> RawSQL:
+    """Whether any volume was ever attached to the row's instance (one index lookup)."""
+    instance, attachment = Instance._meta, Attachment._meta
+    quote = connection.ops.quote_name
+    column = attachment.get_field("instance_id")
+    assert isinstance(column, Field) and column.column
+    return RawSQL(  # noqa: S611 - the models' tables and columns, no value
+        f"EXISTS (SELECT 1 FROM {quote(attachment.db_table)} a "  # noqa: S608 - the models' names
+        f"WHERE a.{quote(column.column)} = {quote(instance.db_table)}.{quote(instance.pk.column)})",
+        (),
+        output_field=BooleanField(),
+    )
+
+
 def instance_priced_for_member(
     *, membership: Membership, pk: int
 ) -> tuple[Instance, Decimal | None]:
     """The instance with this id in the member's organization (404 for any other) and its
-    running price in force now (`instance_hourly_price`), read together."""
+    running price in force now (`instance_hourly_price`), read together, with whether it has
+    volumes (`instance_volume_list` reads them only then)."""
     instance = (
         instance_list_for_organization(membership=membership)
-        .annotate(listed_hourly=_hourly_price_now(timezone.now()))
+        .annotate(listed_hourly=_hourly_price_now(timezone.now()), has_volumes=_has_volumes())
         .filter(pk=pk)
         .first()
     )
@@ -413,5 +428,8 @@ def launch_options(*, membership: Membership) -> LaunchOptions:
 
 
 def instance_volume_list(*, instance: Instance) -> list:
-    """The volumes attached to the instance (at launch), with where they are mounted."""
+    """The volumes attached to the instance (at launch), with where they are mounted; none
+    without a query for an instance read by `instance_priced_for_member` without any."""
+    if getattr(instance, "has_volumes", True) is False:
+        return []
     return list(volume_attachment_list_for_instance(instance_id=instance.pk))
