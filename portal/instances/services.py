@@ -11,15 +11,17 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from decimal import Decimal
+from itertools import accumulate
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
+from django.utils import timezone
 
 from portal.accounts.models import User
 from portal.audit.services import audit_record
-from portal.catalog.models import Image, InstanceType, Price, Region
+from portal.catalog.models import GpuModel, Image, InstanceType, Price, Region
 from portal.instances import lifecycle, tasks
 from portal.instances.capacity import free_capacity
 from portal.instances.models import (
@@ -154,11 +156,61 @@ def _check_bid(
     return bid
 
 
+def _columns(model, alias: str) -> tuple[list[str], str]:
+    fields = [f.attname for f in model._meta.concrete_fields]
+    return fields, ", ".join(f'{alias}."{model._meta.get_field(f).column}"' for f in fields)
+
+
+def _offer_in_one_query(
+    type_code: str, region_code: str, image_code: str
+) -> tuple[InstanceType, Region, Image] | None:
+    """The common case of `offer_for_launch` in one query: the type (with its GPU model)
+    active, offered in the active region and priced, and the image active. None when any of
+    that is not so: the caller then looks at each, to say which."""
+    type_fields, type_columns = _columns(InstanceType, "t")
+    gpu_fields, gpu_columns = _columns(GpuModel, "g")
+    region_fields, region_columns = _columns(Region, "r")
+    image_fields, image_columns = _columns(Image, "i")
+
+    def table(model) -> str:
+        return connection.ops.quote_name(model._meta.db_table)
+
+    offered = table(InstanceType.regions.through)
+    # Table and column names from the models; every value is a parameter.
+    sql = (
+        f"SELECT {type_columns}, {gpu_columns}, {region_columns}, {image_columns} "  # noqa: S608
+        f"FROM {table(InstanceType)} t "
+        f"JOIN {table(GpuModel)} g ON g.id = t.gpu_model_id "
+        f"JOIN {offered} o ON o.instancetype_id = t.id "
+        f"JOIN {table(Region)} r ON r.id = o.region_id "
+        f"JOIN {table(Image)} i ON i.code = %s AND i.active "
+        "WHERE t.code = %s AND t.active AND r.code = %s AND r.active "
+        f"AND EXISTS (SELECT 1 FROM {table(Price)} p "
+        "WHERE p.instance_type_id = t.id AND p.valid_from <= %s)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [image_code, type_code, region_code, timezone.now()])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    ends = list(accumulate(map(len, (type_fields, gpu_fields, region_fields, image_fields))))
+    alias = connection.alias
+    itype = InstanceType.from_db(alias, type_fields, row[: ends[0]])
+    itype.gpu_model = GpuModel.from_db(alias, gpu_fields, row[ends[0] : ends[1]])
+    itype.offered_in_region = itype.priced = True  # type: ignore[attr-defined]
+    place = Region.from_db(alias, region_fields, row[ends[1] : ends[2]])
+    os_image = Image.from_db(alias, image_fields, row[ends[2] :])
+    return itype, place, os_image
+
+
 def offer_for_launch(
     *, instance_type: InstanceType | str, region: Region | str, image: Image | str
 ) -> tuple[InstanceType, Region, Image]:
     """The instance type, region and image of a launch (an instance's or a cluster's), the
     type offered and priced in the region; ApplicationError for each that is not."""
+    codes = (_code(InstanceType, instance_type), _code(Region, region), _code(Image, image))
+    if all(codes) and (found := _offer_in_one_query(*codes)) is not None:
+        return found
     itype = _lookup(
         InstanceType,
         instance_type,

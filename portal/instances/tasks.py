@@ -14,7 +14,9 @@ import random
 from collections.abc import Callable
 from typing import Concatenate, ParamSpec, TypeVar
 
+import redis
 from celery import Task, shared_task
+from django.conf import settings
 from django.core.cache import cache
 from django.db import InterfaceError, OperationalError, transaction
 
@@ -67,6 +69,38 @@ def _drive(task, step: str, instance_id: int) -> None:
 
 @_instance_task
 def instance_provision(self, instance_id: int) -> None:
+    """Provision this launch and every other single launch waiting now, together
+    (`sync.provision_pending`); an instance that is no longer pending (a retry, a re-drive)
+    goes on alone (`sync.provision`)."""
+    _provision_queue_taken()
+    own = instance_id or None  # 0: a run queued for the launches one run left waiting
+    try:
+        outcome = sync.provision_pending(own)
+    except DATABASE_UNAVAILABLE as exc:
+        logger.warning(
+            "instance %s: provision: database unavailable, retrying: %s", instance_id, exc
+        )
+        raise self.retry(exc=exc, countdown=backoff(min(self.request.retries, 4))) from exc
+    for pk, error in outcome.retry.items():
+        if pk != instance_id:  # each of the others retries on its own task
+            logger.warning("instance %s: provision: %s; its own task retries", pk, error)
+            instance_provision.apply_async((pk,), countdown=backoff(0))
+    for pk in outcome.watching:
+        if pk != instance_id:
+            instance_poll.apply_async((pk,), countdown=setting("INSTANCE_POLL_INTERVAL"))
+    if outcome.more:
+        _queue_provision(None)
+    if instance_id in outcome.retry:
+        failure = outcome.retry[instance_id]
+        if self.request.retries >= setting("INSTANCE_TASK_MAX_RETRIES"):
+            logger.warning("instance %s: provision gave up after retries: %s", instance_id, failure)
+            sync.give_up(instance_id, step="provision", error=failure)
+            return
+        raise self.retry(exc=failure, countdown=backoff(self.request.retries)) from failure
+    if own is None or own in outcome.claimed:
+        if own in outcome.watching:
+            instance_poll.apply_async((own,), countdown=setting("INSTANCE_POLL_INTERVAL"))
+        return
     _drive(self, "provision", instance_id)
 
 
@@ -139,7 +173,7 @@ _BY_NAME = {
 }
 
 
-def _send(task: Task[[int], None], instance_id: int) -> None:
+def _send(task: Task[[int], None], instance_id: int) -> bool:
     """Enqueue now (after the commit). With the broker down the change stays made and the
     request answers: reconciliation re-drives an instance left in transition
     (INSTANCE_STALE_AFTER) once the broker is back."""
@@ -153,6 +187,46 @@ def _send(task: Task[[int], None], instance_id: int) -> None:
             task.name,
             exc_info=True,
         )
+        return False
+    return True
+
+
+# Set while an `instance_provision` run is queued and has not started: a launch committed
+# meanwhile is taken by that run (it takes every pending launch when it starts), so it
+# enqueues nothing. The run clears it before it looks, so a launch committed after that
+# queues the next run. It expires, in case the run never starts (the broker lost it). It is
+# kept beside the queue it speaks of, in the broker's Redis database.
+PROVISION_QUEUED = "backfill:instances:provision-queued"
+PROVISION_QUEUED_SECONDS = 30
+_broker: redis.Redis | None = None
+
+
+def _marks() -> redis.Redis:
+    global _broker  # noqa: PLW0603 - one connection pool per process
+    if _broker is None:
+        _broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    return _broker
+
+
+def _queue_provision(instance_id: int | None) -> None:
+    """Queue a provisioning run unless one is queued already. Where a task runs at once
+    (Celery's eager mode) or the mark cannot be read, every launch queues its own."""
+    if not instance_provision.app.conf.task_always_eager:
+        try:
+            if not _marks().set(PROVISION_QUEUED, 1, nx=True, ex=PROVISION_QUEUED_SECONDS):
+                return
+        except redis.RedisError:
+            logger.warning("provision queue mark unavailable; enqueueing", exc_info=True)
+    # None: more launches waited than one run takes; the next run is for them (id 0).
+    if not _send(instance_provision, instance_id or 0):
+        _provision_queue_taken()
+
+
+def _provision_queue_taken() -> None:
+    try:
+        _marks().delete(PROVISION_QUEUED)
+    except redis.RedisError:
+        logger.warning("provision queue mark unavailable", exc_info=True)
 
 
 def _enqueue(name: str, instance_id: int) -> None:
@@ -161,7 +235,8 @@ def _enqueue(name: str, instance_id: int) -> None:
 
 
 def enqueue_provision(instance_id: int) -> None:
-    _enqueue("provision", instance_id)
+    """After the commit: a provisioning run, unless one is queued that will take this launch."""
+    transaction.on_commit(lambda: _queue_provision(instance_id))
 
 
 def enqueue_stop(instance_id: int) -> None:

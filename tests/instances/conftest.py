@@ -8,11 +8,19 @@ import pytest
 from django.utils import timezone
 
 from portal.catalog.models import GpuModel, Image, InstanceType, Price, Region
-from portal.instances import services
+from portal.instances import services, tasks
 from portal.instances.models import Instance, State
 from portal.quotas.models import Kind
 from portal.quotas.services import quota_limit_set
 from tests.sshkeys.factories import SshKeyFactory
+
+
+@pytest.fixture(autouse=True)
+def _no_provisioning_run_queued():
+    """Each test starts with no provisioning run marked as queued (an earlier test's launch
+    may have marked one that no worker took)."""
+    tasks._provision_queue_taken()
+    yield
 
 
 @dataclass

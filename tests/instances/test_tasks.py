@@ -51,12 +51,13 @@ def test_provision_reads_the_catalog_rows_once_and_the_machine_in_one_session(
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from portal.instances.sync import steps
+    from portal.instances.sync import batch, steps
 
     instance = launch("train-1")
     drivers = []
     real = steps.get_backend
-    monkeypatch.setattr(steps, "get_backend", lambda: drivers.append(real()) or drivers[-1])
+    for module in (batch, steps):
+        monkeypatch.setattr(module, "get_backend", lambda: drivers.append(real()) or drivers[-1])
     with (
         CaptureQueriesContext(connection) as queries,
         django_capture_on_commit_callbacks(execute=True),
@@ -111,13 +112,18 @@ def test_provision_audits_emits_meters_and_mails_every_transition(
     metered = []
     from portal.billing import services as billing
 
-    real = billing.usage_sync_instance
+    real, real_many = billing.usage_sync_instance, billing.usage_sync_instances
 
     def meter(*, instance_id):
         metered.append(instance_id)
         real(instance_id=instance_id)
 
+    def meter_many(*, instance_ids):
+        metered.extend(instance_ids)
+        real_many(instance_ids=instance_ids)
+
     monkeypatch.setattr(billing, "usage_sync_instance", meter)
+    monkeypatch.setattr(billing, "usage_sync_instances", meter_many)
 
     instance = run(tasks.instance_provision, launch("train-1"))
 

@@ -265,3 +265,16 @@ def test_connection_refused_is_transient() -> None:
 
     with pytest.raises(TransientError):
         driver.list()
+
+
+def test_a_session_reads_the_proxy_environment_once_not_per_call(monkeypatch) -> None:
+    from portal.provisioning import transport
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.com:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example.com")
+    proxied = transport.shared_session("https://api.example.com", {"X-Test": "proxied"})
+    direct = transport.shared_session("https://internal.example.com", {"X-Test": "direct"})
+
+    assert proxied.trust_env is False  # requests no longer reads the environment per call
+    assert proxied.proxies["https"] == "http://proxy.example.com:3128"
+    assert "https" not in direct.proxies

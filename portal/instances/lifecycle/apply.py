@@ -12,6 +12,7 @@ from typing import Any
 
 import celery
 from django.db import transaction
+from django.db.models import Case, F, Field, Value, When
 from django.utils import timezone
 
 from portal.accounts.models import User
@@ -289,13 +290,36 @@ def transition_many(
 
 
 def _save_alike(instances: list[Instance], fields: list[str]) -> None:
-    """Write `fields` of the locked `instances`: one UPDATE per distinct set of values (the
-    nodes of a cluster that move together share one; a head with its address has its own)."""
-    alike: dict[tuple[Any, ...], list[int]] = defaultdict(list)
-    for instance in instances:
-        alike[tuple(getattr(instance, field) for field in fields)].append(instance.pk)
-    for values, pks in alike.items():
-        Instance.objects.filter(pk__in=pks).update(**dict(zip(fields, values, strict=True)))
+    """Write `fields` of the locked `instances` in one UPDATE: a field with the same value on
+    all of them set once, one whose values differ (each node's or launch's own address) set
+    per row by a CASE on the id."""
+    if not instances:
+        return
+    common: dict[str, Any] = {}
+    for field in fields:
+        values = {_hashable(getattr(instance, field)) for instance in instances}
+        if len(values) == 1:
+            common[field] = getattr(instances[0], field)
+        else:
+            common[field] = by_row(
+                field, {instance.pk: getattr(instance, field) for instance in instances}
+            )
+    Instance.objects.filter(pk__in=[instance.pk for instance in instances]).update(**common)
+
+
+def _hashable(value: Any) -> Any:
+    return repr(value) if isinstance(value, dict | list) else value
+
+
+def by_row(field: str, values: Mapping[int, Any]) -> Case:
+    """An UPDATE's value of `field` that differs per instance id (the rest keep theirs)."""
+    output = Instance._meta.get_field(field)
+    assert isinstance(output, Field)
+    return Case(
+        *(When(pk=pk, then=Value(value, output_field=output)) for pk, value in values.items()),
+        default=F(field),
+        output_field=output,
+    )
 
 
 # The "running" e-mail waits this long for the other instances of the same person that become

@@ -6,9 +6,11 @@ Transient backend errors propagate to the task, which retries with backoff; perm
 here with a clear state. The backend is only ever called from here, never in a web request.
 
 The package: `machines` (a machine's report applied to its instance), `steps` (one step per
-task) and `reconcile` (drift against the backend's list, and the capacity snapshot).
+task), `batch` (the single launches waiting at one moment, provisioned together) and
+`reconcile` (drift against the backend's list, and the capacity snapshot).
 """
 
+from portal.instances.sync.batch import Outcome, provision_pending
 from portal.instances.sync.machines import (
     SYNCED_AT_RESOLUTION,
     apply_machine,
@@ -32,6 +34,7 @@ from portal.instances.sync.steps import (
 )
 
 __all__ = [
+    "Outcome",
     "ReconcileReport",
     "SYNCED_AT_RESOLUTION",
     "apply_machine",
@@ -41,6 +44,7 @@ __all__ = [
     "machine_lost",
     "poll",
     "provision",
+    "provision_pending",
     "reboot",
     "reconcile",
     "resync",

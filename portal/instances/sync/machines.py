@@ -7,6 +7,7 @@ import logging
 from collections import defaultdict
 from contextlib import suppress
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.db.models import F, Value
@@ -16,6 +17,7 @@ from django.utils import timezone
 from portal.instances import lifecycle, tasks
 from portal.instances.conf import setting
 from portal.instances.lifecycle import IllegalTransition
+from portal.instances.lifecycle.apply import by_row
 from portal.instances.models import (
     FINAL_STATES,
     Instance,
@@ -125,13 +127,14 @@ def apply_machines(seen: list[tuple[Instance, Machine]], *, source: str = "poll"
     of facts, and the instances that make the same move moved together
     (`lifecycle.catch_up_many`)."""
     now = timezone.now()
-    alike: dict[tuple, list[int]] = defaultdict(list)
+    # One UPDATE: what the backend said of each machine, a field that differs set per row.
+    told: dict[str, dict[int, Any]] = defaultdict(dict)
     for instance, machine in seen:
-        alike[tuple(sorted(_facts(instance, machine).items()))].append(instance.pk)
-    for facts, pks in alike.items():
-        Instance.objects.filter(pk__in=pks).exclude(state__in=FINAL_STATES).update(
-            synced_at=now, **dict(facts)
-        )
+        for name, value in _facts(instance, machine).items():
+            told[name][instance.pk] = value
+    Instance.objects.filter(pk__in=[instance.pk for instance, _ in seen]).exclude(
+        state__in=FINAL_STATES
+    ).update(synced_at=now, **{name: by_row(name, values) for name, values in told.items()})
     for instance, machine in seen:
         note_machine_reclaim(instance, machine)
 

@@ -1,0 +1,192 @@
+"""Provisioning the single launches waiting at one moment together, as a cluster's nodes are.
+
+A launch enqueues its `instance_provision` task only when no run is queued yet
+(`tasks.enqueue_provision`); the run takes its own instance and every other pending launch
+waiting then (`provision_pending`): one transaction moves them all to provisioning
+(`lifecycle.mark_provisioning_many`), each gets its own `create` (one driver, one HTTP
+session), their machine ids are recorded in one transaction, each machine is looked at once,
+and what the backend said is applied to all of them at once (`apply_machines`: the instances
+that become running move together and are metered together on commit). Each instance keeps
+its own event, audit entry, webhook delivery and e-mail.
+
+A failure stays with its instance: no capacity or a refusal fails that instance alone; a
+transient error hands it to its own `instance_provision` task, with that task's retries.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+
+from portal.instances import lifecycle
+from portal.instances.models import Instance, InstanceEvent, State
+from portal.instances.sync.machines import apply_machines, fail_instance
+from portal.provisioning import (
+    CapacityError,
+    Machine,
+    NotFound,
+    PermanentError,
+    TransientError,
+    get_backend,
+)
+from portal.volumes.models import Attachment
+from portal.volumes.selectors import volume_backend_ids_for_instance
+
+logger = logging.getLogger(__name__)
+
+# At most this many launches in one run; a run that took this many asks for another.
+BATCH_MAX = 200
+
+
+@dataclass
+class Outcome:
+    """What a run did: the instances it moved to provisioning, those still in transition
+    after it (each to be polled), those to hand to their own task after a transient error,
+    and whether more launches were left waiting."""
+
+    claimed: set[int] = field(default_factory=set)
+    watching: list[int] = field(default_factory=list)
+    retry: dict[int, Exception] = field(default_factory=dict)
+    more: bool = False
+
+
+def _claim(instance_id: int | None) -> tuple[list[Instance], bool]:
+    """Move `instance_id` (if pending) and the other single launches waiting to provisioning,
+    in one transaction. Rows another run holds are skipped, not waited for: that run has them.
+    Returns the instances this call moved, read with what their create needs, and whether
+    more were left waiting."""
+    with transaction.atomic():
+        waiting = list(
+            Instance.objects.select_for_update(skip_locked=True)
+            .filter(state=State.PENDING, cluster_id__isnull=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)[: BATCH_MAX + 1]
+        )
+        more = len(waiting) > BATCH_MAX
+        ids = set(waiting[:BATCH_MAX])
+        if instance_id is not None:
+            ids.add(instance_id)
+        batch = lifecycle.mark_provisioning_many(ids)
+    return [c.instance for c in batch.changes if not c.instance.in_cluster], more
+
+
+def provision_pending(instance_id: int | None = None) -> Outcome:
+    """Provision `instance_id` and every single launch pending now, together. An instance
+    that is not pending (already further, or terminated meanwhile) is not touched here."""
+    instances, more = _claim(instance_id)
+    outcome = Outcome(claimed={instance.pk for instance in instances}, more=more)
+    if not instances:
+        return outcome
+    backend = get_backend()
+    made: dict[int, str] = {}
+    # One look for the launches with volumes (most have none): only theirs are read each.
+    with_volumes = set(
+        Attachment.objects.filter(instance_id__in=[i.pk for i in instances]).values_list(
+            "instance_id", flat=True
+        )
+    )
+    for instance in instances:
+        if instance.backend_id:
+            made[instance.pk] = instance.backend_id
+            continue
+        backend_id = _create(backend, instance, outcome, volumes=instance.pk in with_volumes)
+        if backend_id is not None:
+            made[instance.pk] = backend_id
+    recorded = _record(made)
+    # Terminated while its machine was being made: do not leave the machine behind.
+    for pk in set(made) - recorded:
+        if (
+            made[pk]
+            and not Instance.objects.filter(
+                pk=pk, state__in=(State.PENDING, State.PROVISIONING)
+            ).exists()
+        ):
+            backend.terminate(made[pk])
+    alive = {
+        instance.pk: instance
+        for instance in Instance.objects.select_related("instance_type", "region").filter(
+            pk__in=list(made), state=State.PROVISIONING
+        )
+    }
+    seen: list[tuple[Instance, Machine]] = []
+    for pk, instance in alive.items():
+        try:
+            seen.append((instance, backend.get(made[pk])))
+        except (NotFound, TransientError):
+            outcome.watching.append(pk)  # its poll finds out (a lost machine is made again)
+    if seen:
+        apply_machines(seen)
+    still = Instance.objects.filter(
+        pk__in=[instance.pk for instance, _ in seen], state=State.PROVISIONING
+    ).values_list("pk", flat=True)
+    outcome.watching += list(still)
+    return outcome
+
+
+def _create(backend, instance: Instance, outcome: Outcome, *, volumes: bool) -> str | None:
+    """The instance's own `create`; a failure ends or hands back that instance alone."""
+    try:
+        return backend.create(
+            request_id=str(instance.request_id),
+            instance_type=instance.instance_type.code,
+            region=instance.region.code,
+            image=instance.image.code,
+            ssh_keys=[key["public_key"] for key in instance.ssh_keys],
+            name=instance.name,
+            preemptible=instance.preemptible,
+            account=instance.organization.slug,
+            **(_volumes_for(instance) if volumes else {}),
+        )
+    except CapacityError:
+        fail_instance(
+            instance.pk,
+            f"No free capacity for {instance.instance_type.name} in {instance.region.name} "
+            "right now. Nothing was billed; try another region or try again later.",
+        )
+    except PermanentError as exc:
+        fail_instance(instance.pk, f"The backend refused to create the machine: {exc}")
+    except TransientError as exc:
+        outcome.retry[instance.pk] = exc
+    return None
+
+
+def _volumes_for(instance: Instance) -> dict:
+    ids = volume_backend_ids_for_instance(instance_id=instance.pk)
+    return {"volumes": ids} if ids else {}
+
+
+def _record(made: dict[int, str]) -> set[int]:
+    """Remember each machine's id, once (only where none is recorded yet: the rows locked and
+    written in one transaction), with its event. Returns the instances recorded here."""
+    if not made:
+        return set()
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            Instance.objects.select_for_update()
+            .filter(pk__in=list(made), backend_id="", state__in=(State.PENDING, State.PROVISIONING))
+            .only("pk", "backend_id", "launched_at")
+            .order_by("pk")
+        )
+        for row in rows:
+            row.backend_id = made[row.pk]
+            row.launched_at = row.launched_at or now
+        Instance.objects.bulk_update(rows, ["backend_id", "launched_at"])
+        InstanceEvent.objects.bulk_create(
+            InstanceEvent(
+                instance_id=row.pk, at=now, message=f"The backend made machine {row.backend_id}."
+            )
+            for row in rows
+        )
+    recorded = {row.pk for row in rows}
+    missing = [pk for pk in made if pk not in recorded]
+    if missing:  # recorded by an earlier run (a redelivered task): the same machine
+        recorded |= set(
+            Instance.objects.filter(
+                pk__in=missing, backend_id__in=[made[pk] for pk in missing]
+            ).values_list("pk", flat=True)
+        )
+    return recorded
