@@ -105,24 +105,19 @@ def provision_pending(instance_id: int | None = None) -> Outcome:
             ).exists()
         ):
             backend.terminate(made[pk])
-    alive = {
-        instance.pk: instance
-        for instance in Instance.objects.select_related("instance_type", "region").filter(
-            pk__in=list(made), state=State.PROVISIONING
-        )
-    }
+    # As the claim read them, locked (a move since, a termination, is caught up with below).
     seen: list[tuple[Instance, Machine]] = []
-    for pk, instance in alive.items():
+    for instance in instances:
+        if instance.pk not in recorded:
+            continue
+        instance.backend_id = made[instance.pk]
         try:
-            seen.append((instance, backend.get(made[pk])))
+            seen.append((instance, backend.get(made[instance.pk])))
         except (NotFound, TransientError):
-            outcome.watching.append(pk)  # its poll finds out (a lost machine is made again)
-    if seen:
-        apply_machines(seen)
-    still = Instance.objects.filter(
-        pk__in=[instance.pk for instance, _ in seen], state=State.PROVISIONING
-    ).values_list("pk", flat=True)
-    outcome.watching += list(still)
+            outcome.watching.append(instance.pk)  # its poll finds out (a lost one is remade)
+    changes = apply_machines(seen) if seen else []
+    came_up = {c.instance.pk for c in changes if c.instance.state != State.PROVISIONING}
+    outcome.watching += [instance.pk for instance, _ in seen if instance.pk not in came_up]
     return outcome
 
 
