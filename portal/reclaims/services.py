@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -53,6 +54,10 @@ MAX_ORDER_GPUS = 100_000
 # A victim that ends within this much after its time still counts as on time (the backend
 # reports the end at the second; the portal notices it on its next look).
 ON_TIME_TOLERANCE = timedelta(seconds=2)
+# Places whose ongoing shortfall an order that came up short has answered: (region code, GPU
+# model code) -> the shortfall it said. Dropped when a report shows the place without one.
+SAID_KEY = "reclaims:shortfall:said"
+SAID_TIMEOUT = 3600  # a place no report mentions for an hour starts afresh
 
 
 def min_notice_seconds() -> int:
@@ -420,11 +425,14 @@ def shortfall_report(snapshot: CapacitySnapshot | None = None) -> list[ReclaimOr
     Two reports of the same demand make one order (the second finds it covered by the
     victims still under notice). A shortfall larger than the fleet is logged, audited and
     capped at the fleet. No candidates at all makes one "nothing to reclaim" order per
-    shortfall, not one per report.
+    shortfall, not one per report: while the shortfall lasts, only one larger than the one
+    already said makes another (the operator's work easing off is no news).
     """
     orders = []
+    said: dict = cache.get(SAID_KEY) or {}
     for (region_code, model_code), place in sorted(demand_by_place(snapshot).items()):
         if place.shortfall <= 0:
+            said.pop((region_code, model_code), None)
             continue
         try:
             region, gpu_model = _resolve(region_code, model_code)
@@ -470,7 +478,7 @@ def shortfall_report(snapshot: CapacitySnapshot | None = None) -> list[ReclaimOr
                     .order_by("-created_at", "-id")
                     .first()
                 )
-                if (
+                if said.get((region_code, model_code), 0) >= place.shortfall or (
                     last is not None
                     and last.reported_shortfall == place.shortfall
                     and (last.state == OrderState.NOTHING or last.short_gpus > 0)
@@ -491,6 +499,9 @@ def shortfall_report(snapshot: CapacitySnapshot | None = None) -> list[ReclaimOr
                     reported_shortfall=place.shortfall,
                 )
             )
+            if orders[-1].state == OrderState.NOTHING or orders[-1].short_gpus > 0:
+                said[(region_code, model_code)] = place.shortfall
+    cache.set(SAID_KEY, said, timeout=SAID_TIMEOUT)
     return orders
 
 

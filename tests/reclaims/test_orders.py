@@ -211,6 +211,23 @@ def test_a_shortfall_with_nothing_preemptible_says_so_once(catalog, make_instanc
     assert "Nothing to reclaim" in made.summary
 
 
+def test_a_shortfall_with_nothing_preemptible_is_said_again_only_when_it_grows(
+    catalog, make_instance
+):
+    """The operator's work eases off (13, 12, ... GPUs short, nothing to take): one order said
+    it. It grows past what was said: said again. It ends and comes back: a new shortfall."""
+    make_instance(State.RUNNING)
+    for shortfall in (13, 12, 11, 12, 13):
+        store_snapshot(capacities(shortfall))
+    assert list(ReclaimOrder.objects.values_list("reported_shortfall", flat=True)) == [13]
+    store_snapshot(capacities(14))
+    store_snapshot(capacities(0))
+    store_snapshot(capacities(3))
+    orders = ReclaimOrder.objects.order_by("id")
+    assert list(orders.values_list("reported_shortfall", flat=True)) == [13, 14, 3]
+    assert {order.state for order in orders} == {OrderState.NOTHING}
+
+
 def test_the_spot_market_gives_chosen_instances_notice_with_its_reason(
     catalog, spot, make_instance, settings
 ):
