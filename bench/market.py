@@ -347,6 +347,8 @@ class Week:
         self.failed_launches = 0
         self.latencies: list[float] = []
         self.pending_onset: dict[tuple[str, str], float] = {}
+        # Places whose ongoing shortfall an order that came up short answered: the shortfall.
+        self.answered: dict[tuple[str, str], int] = {}
         self.last_refresh: float | None = None
         self.by_instance: dict[int, Customer] = {}
 
@@ -599,12 +601,15 @@ class Week:
         for (region, model), entry in capacity.items():
             if entry["shortfall_gpus"] <= 0:
                 self.pending_onset.pop((region, model), None)
+                self.answered.pop((region, model), None)
                 continue
             code = dict((m, c) for m, c, _ in MODELS)[model]
             if notice is None:
                 notice = gpus_under_notice_by_place()
             under = notice.get((region, code), 0)
-            if entry["shortfall_gpus"] <= under:
+            # Covered: by the GPUs under notice, or answered by an order that came up short
+            # (nothing preemptible left) for this much of the same shortfall.
+            if entry["shortfall_gpus"] <= max(under, self.answered.get((region, model), 0)):
                 self.pending_onset.pop((region, model), None)
                 continue
             places[(region, code)] = (region, model)
@@ -655,6 +660,8 @@ class Week:
                     self.latencies.append(
                         order.created_at.timestamp() - self.pending_onset.pop(key)
                     )
+                    if order.returnable_gpus < order.gpus and order.reported_shortfall:
+                        self.answered[key] = order.reported_shortfall
 
     def forget(self) -> None:
         """The simulator forgets machines that ended more than FORGET_AFTER ago."""
