@@ -11,8 +11,9 @@ from datetime import datetime
 from typing import Any
 
 import celery
-from django.db import transaction
-from django.db.models import Case, F, Field, Value, When
+from django.db import connection, transaction
+from django.db.models import Field
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from portal.accounts.models import User
@@ -311,15 +312,22 @@ def _hashable(value: Any) -> Any:
     return repr(value) if isinstance(value, dict | list) else value
 
 
-def by_row(field: str, values: Mapping[int, Any]) -> Case:
-    """An UPDATE's value of `field` that differs per instance id (the rest keep theirs)."""
+def by_row(field: str, values: Mapping[int, Any]) -> RawSQL:
+    """An UPDATE's value of `field` that differs per instance id (the rest keep theirs):
+    `CASE "id" WHEN %s THEN %s::<type> ... ELSE "<column>" END`, written directly (Django's
+    Case and When cost about as much per row as the UPDATEs they save)."""
     output = Instance._meta.get_field(field)
     assert isinstance(output, Field)
-    return Case(
-        *(When(pk=pk, then=Value(value, output_field=output)) for pk, value in values.items()),
-        default=F(field),
-        output_field=output,
-    )
+    quote = connection.ops.quote_name
+    cast = output.db_type(connection)
+    params: list[Any] = []
+    for pk, value in values.items():
+        params += [pk, output.get_db_prep_save(value, connection)]
+    whens = " ".join([f"WHEN %s THEN %s::{cast}"] * len(values))
+    pk_column = quote(Instance._meta.pk.column)
+    sql = f"CASE {pk_column} {whens} ELSE {quote(output.column)} END"
+    # The names come from the model; every value is a parameter.
+    return RawSQL(sql, params, output_field=output)  # noqa: S611
 
 
 # The "running" e-mail waits this long for the other instances of the same person that become

@@ -104,8 +104,11 @@ def provision_pending(instance_id: int | None = None) -> Outcome:
                 pk=pk, state__in=(State.PENDING, State.PROVISIONING)
             ).exists()
         ):
-            backend.terminate(made[pk])
-    # As the claim read them, locked (a move since, a termination, is caught up with below).
+            try:
+                backend.terminate(made[pk])
+            except TransientError:  # reconciliation ends a machine an ended instance left
+                logger.warning("instance %s: could not end its machine %s yet", pk, made[pk])
+    # As the claim read them (a move since, a termination, is caught up with below).
     seen: list[tuple[Instance, Machine]] = []
     for instance in instances:
         if instance.pk not in recorded:
