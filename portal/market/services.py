@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -328,6 +329,8 @@ def spot_price_adjust(
                 share=share, target_share=market.target_share, spare_gpus=spare
             ),
         )
+        if price == price_now:  # held at a bid: a decision, as a step is, once per interval
+            cache.set(_held_key(market.pk), now.timestamp(), timeout=_HELD_SECONDS)
     if price == price_now:
         return None
     return _record(
@@ -341,6 +344,15 @@ def spot_price_adjust(
         total_gpus=total_gpus,
         share=share,
     )
+
+
+# An offer whose rise a bid held: when (a timestamp), so that it is weighed again only after
+# `pricing.ADJUST_EVERY` (not at every report in between, a query of its bids each).
+_HELD_SECONDS = int(pricing.ADJUST_EVERY.total_seconds())
+
+
+def _held_key(market_id: int) -> str:
+    return f"market:held-at-bid:{market_id}"
 
 
 def _running_bids(market: SpotMarket) -> list[tuple[Decimal, int]]:
@@ -369,10 +381,14 @@ def spot_prices_adjust(*, now: datetime | None = None) -> int:
     if not markets:
         return 0
     current = spot_prices_current()
+    held = cache.get_many([_held_key(market.pk) for market in markets])
     changed = 0
     for market in markets:
         row = current.get((market.region_id, market.instance_type_id))
         if row is not None and not _may_move(market, row, snapshot, now):
+            continue
+        held_at = held.get(_held_key(market.pk))
+        if held_at is not None and 0 <= now.timestamp() - held_at < _HELD_SECONDS:
             continue
         if spot_price_adjust(market=market, snapshot=snapshot, now=now) is not None:
             changed += 1

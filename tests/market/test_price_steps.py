@@ -12,6 +12,7 @@ from portal.capacity.snapshot import snapshot_store
 from portal.instances.models import State
 from portal.market import pricing, services
 from portal.market.models import SpotPrice
+from portal.market.signals import spot_bids_asked
 from portal.provisioning import Capacity
 
 
@@ -112,6 +113,26 @@ def test_a_rising_price_stops_at_the_bid_that_would_empty_the_offer_under_its_ta
     report(free=0, internal=0)
     services.spot_prices_adjust(now=start + timedelta(minutes=10))
     assert prices(market) == [Decimal("10.32"), Decimal("11.00")]
+
+    # Held at a bid is a decision like a step: the bids are weighed again 5 minutes later,
+    # not at every report in between.
+    asked = []
+
+    def count(sender, instance_type_id, **kwargs):
+        asked.append(instance_type_id)
+        return []
+
+    spot_bids_asked.connect(count, dispatch_uid="test-count-bids")
+    try:
+        for seconds in (30, 150, 270):
+            report(free=0, internal=0)
+            services.spot_prices_adjust(now=start + timedelta(minutes=10, seconds=seconds))
+        assert asked == []
+        report(free=0, internal=0)
+        services.spot_prices_adjust(now=start + timedelta(minutes=15))
+        assert asked == [market.instance_type_id]
+    finally:
+        spot_bids_asked.disconnect(dispatch_uid="test-count-bids")
 
 
 @pytest.mark.parametrize(
