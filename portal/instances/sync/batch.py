@@ -19,9 +19,12 @@ import logging
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from portal.instances import lifecycle
+from portal.instances.lifecycle.apply import by_row
 from portal.instances.models import Instance, InstanceEvent, State
 from portal.instances.sync.machines import apply_machines, fail_instance
 from portal.provisioning import (
@@ -166,20 +169,22 @@ def _record(made: dict[int, str]) -> set[int]:
         rows = list(
             Instance.objects.select_for_update()
             .filter(pk__in=list(made), backend_id="", state__in=(State.PENDING, State.PROVISIONING))
-            .only("pk", "backend_id", "launched_at")
             .order_by("pk")
+            .values_list("pk", flat=True)
         )
-        for row in rows:
-            row.backend_id = made[row.pk]
-            row.launched_at = row.launched_at or now
-        Instance.objects.bulk_update(rows, ["backend_id", "launched_at"])
-        InstanceEvent.objects.bulk_create(
-            InstanceEvent(
-                instance_id=row.pk, at=now, message=f"The backend made machine {row.backend_id}."
+        if rows:
+            # `launched_at` keeps the first machine's time when a lost one is made again.
+            Instance.objects.filter(pk__in=rows).update(
+                backend_id=by_row("backend_id", {pk: made[pk] for pk in rows}),
+                launched_at=Coalesce(F("launched_at"), Value(now)),
             )
-            for row in rows
-        )
-    recorded = {row.pk for row in rows}
+            InstanceEvent.objects.bulk_create(
+                InstanceEvent(
+                    instance_id=pk, at=now, message=f"The backend made machine {made[pk]}."
+                )
+                for pk in rows
+            )
+    recorded = set(rows)
     missing = [pk for pk in made if pk not in recorded]
     if missing:  # recorded by an earlier run (a redelivered task): the same machine
         recorded |= set(
