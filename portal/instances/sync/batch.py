@@ -26,17 +26,14 @@ from django.utils import timezone
 from portal.instances import lifecycle
 from portal.instances.lifecycle.apply import by_row
 from portal.instances.models import Instance, InstanceEvent, State
-from portal.instances.sync.machines import apply_machines, fail_instance
+from portal.instances.sync.machines import apply_machines, create_machine
 from portal.provisioning import (
-    CapacityError,
     Machine,
     NotFound,
-    PermanentError,
     TransientError,
     get_backend,
 )
 from portal.volumes.models import Attachment
-from portal.volumes.selectors import volume_backend_ids_for_instance
 
 logger = logging.getLogger(__name__)
 
@@ -130,33 +127,10 @@ def provision_pending(instance_id: int | None = None) -> Outcome:
 def _create(backend, instance: Instance, outcome: Outcome, *, volumes: bool) -> str | None:
     """The instance's own `create`; a failure ends or hands back that instance alone."""
     try:
-        return backend.create(
-            request_id=str(instance.request_id),
-            instance_type=instance.instance_type.code,
-            region=instance.region.code,
-            image=instance.image.code,
-            ssh_keys=[key["public_key"] for key in instance.ssh_keys],
-            name=instance.name,
-            preemptible=instance.preemptible,
-            account=instance.organization.slug,
-            **(_volumes_for(instance) if volumes else {}),
-        )
-    except CapacityError:
-        fail_instance(
-            instance.pk,
-            f"No free capacity for {instance.instance_type.name} in {instance.region.name} "
-            "right now. Nothing was billed; try another region or try again later.",
-        )
-    except PermanentError as exc:
-        fail_instance(instance.pk, f"The backend refused to create the machine: {exc}")
+        return create_machine(backend, instance, volumes=volumes)
     except TransientError as exc:
         outcome.retry[instance.pk] = exc
     return None
-
-
-def _volumes_for(instance: Instance) -> dict:
-    ids = volume_backend_ids_for_instance(instance_id=instance.pk)
-    return {"volumes": ids} if ids else {}
 
 
 def _record(made: dict[int, str]) -> set[int]:

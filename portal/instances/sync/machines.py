@@ -28,9 +28,12 @@ from portal.provisioning import (
     FINAL_STATES as MACHINE_FINAL_STATES,
 )
 from portal.provisioning import (
+    CapacityError,
     Machine,
     MachineState,
+    PermanentError,
 )
+from portal.volumes.selectors import volume_backend_ids_for_instance
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +41,41 @@ logger = logging.getLogger(__name__)
 # How fresh an agreeing instance's synced_at is kept: reconciliation rewrites it only once it
 # is this old.
 SYNCED_AT_RESOLUTION = timedelta(minutes=5)
+
+
+def create_machine(backend, instance: Instance, *, volumes: bool = True) -> str | None:
+    """The instance's own `create` (idempotent on its request id): the machine's backend id,
+    or None when the backend has no capacity or refuses, which fails that instance alone. A
+    transient error is the caller's to retry."""
+    try:
+        return backend.create(
+            request_id=str(instance.request_id),
+            instance_type=instance.instance_type.code,
+            region=instance.region.code,
+            image=instance.image.code,
+            ssh_keys=[key["public_key"] for key in instance.ssh_keys],
+            name=instance.name,
+            preemptible=instance.preemptible,
+            # Whose machine it is: its reservations (simulator), its Slurm account (slurm).
+            account=instance.organization.slug,
+            **(_volumes_for(instance) if volumes else {}),
+        )
+    except CapacityError:
+        fail_instance(
+            instance.pk,
+            f"No free capacity for {instance.instance_type.name} in {instance.region.name} "
+            "right now. Nothing was billed; try another region or try again later.",
+        )
+    except PermanentError as exc:
+        fail_instance(instance.pk, f"The backend refused to create the machine: {exc}")
+    return None
+
+
+def _volumes_for(instance: Instance) -> dict:
+    """`volumes=[backend ids]` for a machine with volumes; nothing for one without, so that a
+    driver without the volume capability is asked exactly as before."""
+    ids = volume_backend_ids_for_instance(instance_id=instance.pk)
+    return {"volumes": ids} if ids else {}
 
 
 def load_instance(instance_id: int) -> Instance | None:

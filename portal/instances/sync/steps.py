@@ -17,6 +17,7 @@ from portal.instances.models import (
 )
 from portal.instances.sync.machines import (
     apply_machine,
+    create_machine,
     fail_instance,
     load_instance,
     machine_lost,
@@ -30,10 +31,8 @@ from portal.provisioning import (
     CapacityError,
     InvalidState,
     NotFound,
-    PermanentError,
     get_backend,
 )
-from portal.volumes.selectors import volume_backend_ids_for_instance
 
 logger = logging.getLogger(__name__)
 
@@ -55,28 +54,8 @@ def provision(instance_id: int) -> bool:
         return False  # a cluster's nodes are made together, by the cluster's task
     backend = get_backend()  # one driver (and its HTTP session) for the create and the look
     if not instance.backend_id:
-        try:
-            backend_id = backend.create(
-                request_id=str(instance.request_id),
-                instance_type=instance.instance_type.code,
-                region=instance.region.code,
-                image=instance.image.code,
-                ssh_keys=[key["public_key"] for key in instance.ssh_keys],
-                name=instance.name,
-                preemptible=instance.preemptible,
-                # Whose machine it is: its reservations (simulator), its Slurm account (slurm).
-                account=instance.organization.slug,
-                **_volumes_for(instance),
-            )
-        except CapacityError:
-            fail_instance(
-                instance_id,
-                f"No free capacity for {instance.instance_type.name} in {instance.region.name} "
-                "right now. Nothing was billed; try another region or try again later.",
-            )
-            return False
-        except PermanentError as exc:
-            fail_instance(instance_id, f"The backend refused to create the machine: {exc}")
+        backend_id = create_machine(backend, instance)
+        if backend_id is None:
             return False
         record_backend_id(
             instance_id, backend_id, message=f"The backend made machine {backend_id}."
@@ -87,13 +66,6 @@ def provision(instance_id: int) -> bool:
             backend.terminate(backend_id)
             return False
     return _poll(instance, backend)
-
-
-def _volumes_for(instance: Instance) -> dict:
-    """`volumes=[backend ids]` for a machine with volumes; nothing for one without, so that a
-    driver without the volume capability is asked exactly as before."""
-    ids = volume_backend_ids_for_instance(instance_id=instance.pk)
-    return {"volumes": ids} if ids else {}
 
 
 def poll(instance_id: int) -> bool:
