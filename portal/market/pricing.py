@@ -23,6 +23,10 @@ from decimal import ROUND_HALF_UP, Decimal
 PLACES = Decimal("0.0001")
 HUNDRED = Decimal(100)
 ADJUST_EVERY = timedelta(minutes=5)
+# Under the target by at most this many points, the price holds: one 8-GPU machine starting
+# or ending moves a place's share by several points, and a price chasing each such dip down
+# (to be raised again minutes later) sells nothing more and bills every customer less.
+HOLD_BELOW = Decimal(3)
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,10 @@ def clamp(value: Decimal, low: Decimal, high: Decimal) -> Decimal:
 
 
 def next_price(*, current: Decimal, share: Decimal, bounds: Bounds) -> Decimal:
-    """The price after one adjustment at `share` % sold."""
+    """The price after one adjustment at `share` % sold (held within HOLD_BELOW of the
+    target, under it)."""
+    if bounds.target_share - HOLD_BELOW <= share < bounds.target_share:
+        return current
     gap = (share - bounds.target_share) / HUNDRED
     wanted = gap * (bounds.ceiling - bounds.floor)
     step = clamp(wanted, -bounds.max_step, bounds.max_step)

@@ -162,3 +162,20 @@ def test_no_gpus_are_over_the_target_at_or_under_it() -> None:
         pricing.gpus_over_target(share=Decimal("99"), target_share=Decimal("95"), spare_gpus=500)
         == 20
     )
+
+
+@pytest.mark.parametrize(
+    ("share", "price"),
+    [
+        (Decimal("95.00"), Decimal("10.00")),  # on the target
+        (Decimal("93.50"), Decimal("10.00")),  # a machine's worth under it: held
+        (Decimal("92.00"), Decimal("10.00")),
+        (Decimal("91.99"), Decimal("9.6990")),  # further under: down by the gap
+        (Decimal("99.00"), Decimal("10.4000")),  # over it: up by the gap
+    ],
+)
+def test_the_price_holds_just_under_the_target_and_moves_beyond(share, price) -> None:
+    bounds = pricing.Bounds(
+        floor=Decimal("2"), ceiling=Decimal("12"), target_share=Decimal("95"), max_step=Decimal("1")
+    )
+    assert pricing.next_price(current=Decimal("10.00"), share=share, bounds=bounds) == price
