@@ -88,6 +88,9 @@ class Instance(models.Model):
     request_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     # The launch form's hidden token: a double submit finds the instance the first one made.
     idempotency_key = models.UUIDField(null=True, blank=True, editable=False)
+    # The launching request's log context (request id, organization, user): the task that
+    # provisions several launches together writes each one's lines under its own request.
+    log_context = models.JSONField(default=dict, blank=True, editable=False)
     backend_id = models.CharField(max_length=128, blank=True, default="")
 
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)

@@ -35,7 +35,7 @@ from portal.instances.models import (
 )
 from portal.instances.reserved import launch_reservation
 from portal.instances.signals import instance_bid_changed
-from portal.lib import metrics
+from portal.lib import logcontext, metrics
 from portal.lib.errors import ApplicationError
 from portal.lib.money import format_price
 from portal.market.selectors import preemptible_price_now
@@ -328,6 +328,7 @@ def instance_launch(
                     for k in keys
                 ],
                 idempotency_key=key,
+                log_context=logcontext.captured(),
             )
             volumes_attach(volumes=volumes, instance_id=instance.pk, instance_name=instance.name)
             transaction.on_commit(metrics.LAUNCHES.labels(region=place.code).inc)

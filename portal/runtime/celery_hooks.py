@@ -20,11 +20,10 @@ import structlog
 from celery.signals import before_task_publish, task_postrun, task_prerun
 
 from portal.lib import metrics
+from portal.lib.logcontext import INHERITED, captured
 
 CONTEXT_HEADER = "backfill_context"
 SENT_AT_HEADER = "backfill_sent_at"
-# What a task inherits from the request (or task) that enqueued it.
-INHERITED = ("request_id", "org", "user_id", "api_prefix")
 
 _started: dict[str, tuple[float, str]] = {}
 
@@ -33,8 +32,7 @@ _started: dict[str, tuple[float, str]] = {}
 def add_log_context(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
     if headers is None:
         return
-    bound = structlog.contextvars.get_contextvars()
-    context = {key: bound[key] for key in INHERITED if bound.get(key) is not None}
+    context = captured()
     if context:
         headers[CONTEXT_HEADER] = context
     headers[SENT_AT_HEADER] = time.time()

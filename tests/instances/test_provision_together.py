@@ -1,7 +1,10 @@
 """Single launches waiting at one moment are provisioned together by one run, each with its
 own machine, timeline, audit entries, webhooks and e-mail; a failure stays with its launch."""
 
+import logging
+
 import pytest
+import structlog
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -116,3 +119,49 @@ def test_a_launch_terminated_meanwhile_is_left_alone(simulator, launch, run, tea
     second.refresh_from_db()
     assert second.state in (State.TERMINATING, State.TERMINATED)
     assert [m["request_id"] for m in machines_of(simulator)] == [str(first.request_id)]
+
+
+def test_each_launch_provisioned_together_writes_its_lines_under_its_own_request(
+    simulator, launch, run
+):
+    """The run's task carries the first launch's request; the other launch's lines (its moves,
+    its backend calls) carry the request that launched it, so a launch can be followed from
+    the click to the backend."""
+    lines: list[tuple[str, object]] = []
+
+    class Remember(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            request = structlog.contextvars.get_contextvars().get("request_id")
+            lines.append((record.getMessage(), request))
+
+    with structlog.contextvars.bound_contextvars(request_id="req-first", org="first"):
+        first = launch("first")
+    with structlog.contextvars.bound_contextvars(request_id="req-second", org="second"):
+        second = launch("second")
+    handler = Remember(level=logging.INFO)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    level = root.level
+    root.setLevel(logging.INFO)
+    try:
+        with structlog.contextvars.bound_contextvars(request_id="req-first", org="first"):
+            run(first)
+            after = structlog.contextvars.get_contextvars().get("request_id")
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+    def requests_of(instance: Instance, text: str) -> set[object]:
+        return {
+            r
+            for message, r in lines
+            if f"{instance.pk} {instance.name}:" in message and text in message
+        }
+
+    assert requests_of(second, "pending -> provisioning") == {"req-second"}
+    assert requests_of(second, "provisioning -> running") == {"req-second"}
+    assert requests_of(first, "pending -> provisioning") == {"req-first"}
+    creates = [r for m, r in lines if m.startswith("backend call simulator POST /v1/machines")]
+    assert sorted(map(str, creates)) == ["req-first", "req-second"]
+    # Outside each launch's own lines, the task's context is back.
+    assert after == "req-first"

@@ -27,7 +27,7 @@ from portal.instances.models import (
     InstanceEvent,
     State,
 )
-from portal.lib import metrics
+from portal.lib import logcontext, metrics
 from portal.notifications.services import notify
 from portal.quotas.services import quota_release
 from portal.volumes.services import volumes_detach, volumes_detach_many
@@ -282,9 +282,11 @@ def transition_many(
     for change in changes:
         instance = change.instance
         text = change.event.message
-        logger.info(
-            "instance %s %s: %s -> %s %s", instance.pk, instance.name, change.from_state, to, text
-        )
+        with logcontext.bound(instance.log_context):  # each under the request that launched it
+            logger.info(
+                "instance %s %s: %s -> %s %s",
+                *(instance.pk, instance.name, change.from_state, to, text),
+            )
     if refused:
         logger.info("instances %s: cannot go to %s from where they are now", refused, to)
     return Batch(changes=changes, refused=refused)

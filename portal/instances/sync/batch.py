@@ -27,6 +27,7 @@ from portal.instances import lifecycle
 from portal.instances.lifecycle.apply import by_row
 from portal.instances.models import Instance, InstanceEvent, State
 from portal.instances.sync.machines import apply_machines, create_machine
+from portal.lib import logcontext
 from portal.provisioning import (
     Machine,
     NotFound,
@@ -92,7 +93,8 @@ def provision_pending(instance_id: int | None = None) -> Outcome:
         if instance.backend_id:
             made[instance.pk] = instance.backend_id
             continue
-        backend_id = _create(backend, instance, outcome, volumes=instance.pk in with_volumes)
+        with logcontext.bound(instance.log_context):
+            backend_id = _create(backend, instance, outcome, volumes=instance.pk in with_volumes)
         if backend_id is not None:
             made[instance.pk] = backend_id
     recorded = _record(made)
@@ -115,7 +117,8 @@ def provision_pending(instance_id: int | None = None) -> Outcome:
             continue
         instance.backend_id = made[instance.pk]
         try:
-            seen.append((instance, backend.get(made[instance.pk])))
+            with logcontext.bound(instance.log_context):
+                seen.append((instance, backend.get(made[instance.pk])))
         except (NotFound, TransientError):
             outcome.watching.append(instance.pk)  # its poll finds out (a lost one is remade)
     changes = apply_machines(seen) if seen else []
