@@ -10,7 +10,7 @@ from functools import cache
 
 from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import BooleanField, Field, IntegerField, QuerySet
+from django.db.models import Exists, Field, IntegerField, OuterRef, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.options import Options
 from django.http import Http404
@@ -259,20 +259,6 @@ def instance_get_for_member(*, membership: Membership, pk: int) -> Instance:
     return instance
 
 
-def _has_volumes() -> RawSQL:
-    """Whether any volume was ever attached to the row's instance (one index lookup)."""
-    instance, attachment = Instance._meta, Attachment._meta
-    quote = connection.ops.quote_name
-    column = attachment.get_field("instance_id")
-    assert isinstance(column, Field) and column.column
-    return RawSQL(  # noqa: S611 - the models' tables and columns, no value
-        f"EXISTS (SELECT 1 FROM {quote(attachment.db_table)} a "  # noqa: S608 - the models' names
-        f"WHERE a.{quote(column.column)} = {quote(instance.db_table)}.{quote(instance.pk.column)})",
-        (),
-        output_field=BooleanField(),
-    )
-
-
 def instance_priced_for_member(
     *, membership: Membership, pk: int
 ) -> tuple[Instance, Decimal | None]:
@@ -281,7 +267,10 @@ def instance_priced_for_member(
     volumes (`instance_volume_list` reads them only then)."""
     instance = (
         instance_list_for_organization(membership=membership)
-        .annotate(listed_hourly=_hourly_price_now(timezone.now()), has_volumes=_has_volumes())
+        .annotate(
+            listed_hourly=_hourly_price_now(timezone.now()),
+            has_volumes=Exists(Attachment.objects.filter(instance_id=OuterRef("pk"))),
+        )
         .filter(pk=pk)
         .first()
     )

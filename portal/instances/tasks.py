@@ -85,9 +85,8 @@ def instance_provision(self, instance_id: int) -> None:
         if pk != instance_id:  # each of the others retries on its own task
             logger.warning("instance %s: provision: %s; its own task retries", pk, error)
             instance_provision.apply_async((pk,), countdown=backoff(0))
-    for pk in outcome.watching:
-        if pk != instance_id:
-            instance_poll.apply_async((pk,), countdown=setting("INSTANCE_POLL_INTERVAL"))
+    for pk in outcome.watching:  # still in transition after the run: each is polled
+        instance_poll.apply_async((pk,), countdown=setting("INSTANCE_POLL_INTERVAL"))
     if outcome.more:
         _queue_provision(None)
     if instance_id in outcome.retry:
@@ -98,8 +97,6 @@ def instance_provision(self, instance_id: int) -> None:
             return
         raise self.retry(exc=failure, countdown=backoff(self.request.retries)) from failure
     if own is None or own in outcome.claimed:
-        if own in outcome.watching:
-            instance_poll.apply_async((own,), countdown=setting("INSTANCE_POLL_INTERVAL"))
         return
     _drive(self, "provision", instance_id)
 
