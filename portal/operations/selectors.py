@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import (
-    Count,
     DecimalField,
     ExpressionWrapper,
     F,
     IntegerField,
     OuterRef,
-    Q,
     Subquery,
     Sum,
     Value,
@@ -30,6 +29,7 @@ from portal.capacity.selectors import Place, fleet
 from portal.catalog.models import GpuModel, InstanceType, Region
 from portal.instances.models import FINAL_STATES, Instance, State
 from portal.operations import revenue
+from portal.operations.kept import INSTANCES, REQUESTS, kept, versions
 from portal.orgs.models import Organization, Suspension
 from portal.quotas.models import QuotaRequest
 from portal.reservations.models import Reservation, ReservationRequest
@@ -129,12 +129,11 @@ def _on_demand_in_reservations(now: datetime) -> list[dict]:
     )
 
 
-def sold_by_place(now: datetime) -> dict[Place, tuple[int, int, int]]:
-    """GPUs sold per place now: (on-demand, preemptible, reserved). Live instances' GPUs by
-    region, type and kind, summed from the index `instance_live_place` alone (1 query; the
-    codes of the few regions and types then, 2 small ones); reservations in force, each with
-    the on-demand GPUs its organization runs in it, which count once, as reserved (1 query)."""
-    sold: dict[Place, list[int]] = defaultdict(lambda: [0, 0, 0])
+def _live_by_place() -> dict[Place, tuple[int, int]]:
+    """Live instances' GPUs per place: (on-demand, preemptible). Summed from the index
+    `instance_live_place` alone (1 query; the codes of the few regions and types then, 2 small
+    ones)."""
+    sold: dict[Place, list[int]] = defaultdict(lambda: [0, 0])
     live = list(
         Instance.objects.exclude(state__in=FINAL_STATES)
         .values("region_id", "instance_type_id", "preemptible")
@@ -147,23 +146,151 @@ def sold_by_place(now: datetime) -> dict[Place, tuple[int, int, int]]:
         for item in live:
             place = (region_code[item["region_id"]], model_code[item["instance_type_id"]])
             sold[place][1 if item["preemptible"] else 0] += item["gpus"]
+    return {place: (v[0], v[1]) for place, v in sold.items()}
+
+
+def sold_by_place(now: datetime) -> dict[Place, tuple[int, int, int]]:
+    """GPUs sold per place now: (on-demand, preemptible, reserved). Live instances' GPUs by
+    region, type and kind, kept between views until an instance is written (`kept.INSTANCES`);
+    reservations in force, each with the on-demand GPUs its organization runs in it, which
+    count once, as reserved (1 query at every view: reservations begin and end with the
+    clock)."""
+    version = versions(INSTANCES)[INSTANCES]
+    sold = {place: [*gpus, 0] for place, gpus in kept(f"live:{version}", _live_by_place).items()}
     for item in _on_demand_in_reservations(now):
         place = (item["region__code"], item["gpu_model__code"])
-        sold[place][2] += item["gpus"]
-        sold[place][0] -= min(item["in_use"], item["gpus"])
+        numbers = sold.setdefault(place, [0, 0, 0])
+        numbers[2] += item["gpus"]
+        numbers[0] -= min(item["in_use"], item["gpus"])
     return {place: (v[0], v[1], v[2]) for place, v in sold.items()}
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(at: datetime) -> int:
+    """Microseconds since the epoch, exactly (the kept rows' times, compared with `now`'s)."""
+    return (at - _EPOCH) // timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """The instances failed since `since`: when each failed (microseconds, ascending) and the
+    latest few as model rows (what the page shows of each)."""
+
+    since: datetime
+    times: list[int]
+    latest: list[Instance]
+
+
+def _failed_since(since: datetime, latest: int) -> _Failed:
+    failed = Instance.objects.filter(state=State.FAILED, state_changed_at__gte=since)
+    times = sorted(_micros(at) for at in failed.values_list("state_changed_at", flat=True))
+    rows = list(
+        failed.select_related("organization", "instance_type", "region")
+        .only(  # what the page shows of each
+            "name",
+            "state_reason",
+            "state_changed_at",
+            "organization__name",
+            "instance_type__name",
+            "region__code",
+        )
+        .order_by("-state_changed_at")[:latest]
+    )
+    return _Failed(since=since, times=times, latest=rows)
+
+
+def _failed(since: datetime, latest: int, version: str) -> tuple[int, list[Instance]]:
+    """How many instances failed since `since`, and the latest `latest` of them. Kept until an
+    instance is written: as the clock moves on, failures only leave the window, so what was
+    kept from an earlier `since` holds every failure since a later one."""
+    key = f"failed:{latest}:{version}"
+    found = kept(key, lambda: _failed_since(since, latest))
+    if found.since > since:  # asked about an earlier window than was kept
+        found = _failed_since(since, latest)
+    cutoff = _micros(since)
+    count = len(found.times) - bisect_left(found.times, cutoff)
+    return count, [i for i in found.latest if i.state_changed_at >= since][:latest]
+
+
+@dataclass(frozen=True)
+class _Requests:
+    """What the overview shows of requests, suspensions and invoices (`kept.REQUESTS`)."""
+
+    gpu_model_names: dict[str, str]
+    open_quota_requests: list[int]  # when each was made (microseconds, ascending)
+    oldest_quota_requests: list[QuotaRequest]
+    open_reservation_requests: int
+    suspended: list[Suspension]
+    invoiced: Decimal
+
+
+def _requests(last_month: datetime) -> _Requests:
+    open_requests = QuotaRequest.objects.open()
+    invoiced = Invoice.objects.filter(month=last_month.date()).aggregate(total=Sum("total"))
+    return _Requests(
+        gpu_model_names=dict(GpuModel.objects.values_list("code", "name")),
+        open_quota_requests=sorted(
+            _micros(at) for at in open_requests.values_list("created_at", flat=True)
+        ),
+        oldest_quota_requests=list(
+            open_requests.select_related("organization", "region", "gpu_model").order_by(
+                "created_at"
+            )[:10]
+        ),
+        open_reservation_requests=ReservationRequest.objects.filter(
+            state__in=["submitted"]
+        ).count(),
+        suspended=list(
+            Suspension.objects.filter(lifted_at__isnull=True)
+            .select_related("organization")
+            .order_by("-suspended_at")[:20]
+        ),
+        invoiced=invoiced["total"] or Decimal("0.00"),
+    )
+
+
+def _by_age(created: list[int], now: datetime) -> list[tuple[str, int]]:
+    """The open requests per AGE_BUCKETS at `now`: made at or before `now` - low days, and
+    after `now` - high days."""
+    counts = []
+    for label, low, high in AGE_BUCKETS:
+        upto = bisect_right(created, _micros(now - timedelta(days=low)))
+        after = 0 if high is None else bisect_right(created, _micros(now - timedelta(days=high)))
+        counts.append((label, max(0, upto - after)))
+    return counts
+
+
+def _names(organization_ids: list[int], version: str) -> dict[int, tuple[str, str]]:
+    def read() -> dict[int, tuple[str, str]]:
+        return {
+            pk: (name, slug)
+            for pk, name, slug in Organization.objects.filter(pk__in=organization_ids).values_list(
+                "pk", "name", "slug"
+            )
+        }
+
+    if not organization_ids:
+        return {}
+    return kept(f"names:{','.join(map(str, organization_ids))}:{version}", read)
+
+
 def operator_overview(*, now: datetime | None = None, top: int = 10, failed: int = 50) -> Overview:
-    """Everything on the overview page in a fixed number of queries, however many organizations."""
+    """Everything on the overview page in a fixed number of queries, however many organizations;
+    what changes only with writes kept between views (portal.operations.kept)."""
 
     now = now or timezone.now()
     last_start, this_start, next_start = _month_starts(now)
+    version = versions(INSTANCES, REQUESTS)
+    requests = kept(
+        f"requests:{last_start:%Y%m}:{version[REQUESTS]}", lambda: _requests(last_start)
+    )
 
-    # The fleet: the snapshot (no query) and names of what it mentions (1 query).
+    # The fleet: the snapshot (no query) and the names of what it mentions.
     fleet_now = fleet()
     places: dict[Place, FleetRow] = {}
-    names = dict(GpuModel.objects.values_list("code", "name"))
+    names = requests.gpu_model_names
 
     def row(place: Place) -> FleetRow:
         if place not in places:
@@ -180,34 +307,13 @@ def operator_overview(*, now: datetime | None = None, top: int = 10, failed: int
         r.on_demand, r.preemptible, r.reserved = sold
 
     # Revenue: rated usage of both months (what starts before today kept, today's part rated:
-    # 2 queries and their probes), reservations (1 query), invoices (1).
+    # 2 queries and their probes), reservations (1 query).
     usage = revenue.fleet_revenue(now=now)
-    invoiced = Invoice.objects.filter(month=last_start.date()).aggregate(total=Sum("total"))
 
-    # Quota requests by age (1 query) and the oldest few (1 query).
-    open_requests = QuotaRequest.objects.open()
-    buckets = {}
-    for n, (_label, low, high) in enumerate(AGE_BUCKETS):
-        condition = Q(created_at__lte=now - timedelta(days=low))
-        if high is not None:
-            condition &= Q(created_at__gt=now - timedelta(days=high))
-        buckets[f"age{n}"] = Count("pk", filter=condition)
-    counts = open_requests.aggregate(**buckets)
-    oldest = list(
-        open_requests.select_related("organization", "region", "gpu_model").order_by("created_at")[
-            :10
-        ]
-    )
-
-    # Highest spend this month (ties by id), the organizations' names (1 query).
+    # Highest spend this month (ties by id), the organizations' names (kept).
     spend = usage.this_month
     highest = heapq.nsmallest(top, spend, key=lambda pk: (-spend[pk], pk))
-    named = {
-        pk: (name, slug)
-        for pk, name, slug in Organization.objects.filter(pk__in=highest).values_list(
-            "pk", "name", "slug"
-        )
-    }
+    named = _names(highest, version[REQUESTS])
     top_spenders = [
         {
             "id": pk,
@@ -219,22 +325,8 @@ def operator_overview(*, now: datetime | None = None, top: int = 10, failed: int
         if pk in named
     ]
 
-    # Failed in the last 24 hours: how many (1 query) and the latest (1 query).
-    failed_qs = Instance.objects.filter(
-        state=State.FAILED, state_changed_at__gte=now - timedelta(hours=24)
-    )
-    failed_list = list(
-        failed_qs.select_related("organization", "instance_type", "region")
-        .only(  # what the page shows of each
-            "name",
-            "state_reason",
-            "state_changed_at",
-            "organization__name",
-            "instance_type__name",
-            "region__code",
-        )
-        .order_by("-state_changed_at")[:failed]
-    )
+    # Failed in the last 24 hours: how many and the latest (kept).
+    failed_count, failed_list = _failed(now - timedelta(hours=24), failed, version[INSTANCES])
 
     return Overview(
         now=now,
@@ -243,22 +335,14 @@ def operator_overview(*, now: datetime | None = None, top: int = 10, failed: int
         revenue_this_month=cents(usage.this_month_total / Decimal(3600)),
         revenue_last_month=cents(usage.last_month / Decimal(3600)),
         reservations_this_month=_reservation_amount(this_start, next_start, now),
-        invoiced_last_month=invoiced["total"] or Decimal("0.00"),
-        quota_requests_by_age=[
-            (label, counts[f"age{n}"]) for n, (label, _l, _h) in enumerate(AGE_BUCKETS)
-        ],
-        oldest_quota_requests=oldest,
-        open_reservation_requests=ReservationRequest.objects.filter(
-            state__in=["submitted"]
-        ).count(),
+        invoiced_last_month=requests.invoiced,
+        quota_requests_by_age=_by_age(requests.open_quota_requests, now),
+        oldest_quota_requests=requests.oldest_quota_requests,
+        open_reservation_requests=requests.open_reservation_requests,
         top_spenders=top_spenders,
-        failed_count=failed_qs.count(),
+        failed_count=failed_count,
         failed=failed_list,
-        suspended=list(
-            Suspension.objects.filter(lifted_at__isnull=True)
-            .select_related("organization")
-            .order_by("-suspended_at")[:20]
-        ),
+        suspended=requests.suspended,
     )
 
 

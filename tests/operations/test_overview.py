@@ -15,6 +15,7 @@ from portal.billing.money import cents
 from portal.billing.rating import rated
 from portal.billing.usage import usage_changed
 from portal.instances.models import Instance, State
+from portal.operations import kept
 from portal.operations.history import history_changed
 from portal.operations.selectors import operator_overview
 from portal.orgs.models import Organization
@@ -85,6 +86,7 @@ def populate(catalog, n: int, *, now, prefix: str = "a"):
     )
     for organization in orgs:  # usage written in bulk, not by metering: nothing kept of it
         usage_changed(organization.pk)
+    kept.changed()  # nor of the instances and requests, written in bulk, not by the services
     Reservation.objects.create(
         organization=orgs[0],
         region=catalog.us_east,
@@ -117,6 +119,7 @@ def _queries(client, staff):
     read), then of the next."""
     client.force_login(staff)
     history_changed()
+    kept.changed()
     counts = []
     for _view in ("cold", "warm"):
         with CaptureQueriesContext(connection) as captured:

@@ -1,0 +1,75 @@
+"""Parts of the operator overview kept between views, each under a version that every write
+affecting it replaces (portal/operations/receivers.py says which writes), so that an operator
+sees a change at the next view.
+
+- INSTANCES: the live instances' GPUs per place and the failures of the last 24 hours
+  (instances launched, moved between states, deleted; a cluster made; a region, type, GPU
+  model or organization renamed);
+- REQUESTS: the open quota requests, the reservation requests waiting, the suspensions in
+  force, last month's invoices, the GPU models' and organizations' names.
+
+What moves with the clock (the age of a request, a failure leaving the 24 hours, reservations
+starting and ending, revenue) is worked out from the kept rows at each view, or not kept.
+
+A version is replaced twice, as `portal.billing.usage.usage_changed` does: at once, for what
+the writer reads later in its own transaction, and on commit, because a reader may meanwhile
+have kept the rows as they were before the commit under the version of then.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.core.cache import cache
+from django.db import transaction
+
+INSTANCES = "instances"
+REQUESTS = "requests"
+PARTS = (INSTANCES, REQUESTS)
+
+KEPT_FORMAT = 1  # in the keys: a release that changes a kept part's shape never reads old ones
+# A version replaced by writes needs no expiry; this only bounds what an idle portal keeps.
+KEPT_TTL = 3600
+
+T = TypeVar("T")
+
+
+def _version_key(part: str) -> str:
+    return f"operations:kept-version:{part}"
+
+
+def versions(*parts: str) -> dict[str, str]:
+    """The current version of each part (one read of the cache for all)."""
+    keys = {_version_key(part): part for part in parts}
+    found = cache.get_many(list(keys))
+    missing = [key for key in keys if key not in found]
+    for key in missing:
+        cache.add(key, uuid.uuid4().hex, timeout=None)
+    if missing:
+        # Another reader may have added first: take the one kept. If the cache keeps nothing,
+        # a version of our own means nothing is reused.
+        found.update(cache.get_many(missing))
+    return {part: found.get(key) or uuid.uuid4().hex for key, part in keys.items()}
+
+
+def changed(*parts: str) -> None:
+    """Something the parts are made of was written: what is kept of them is not read again."""
+    keys = [_version_key(part) for part in parts or PARTS]
+
+    def retire() -> None:
+        cache.set_many({key: uuid.uuid4().hex for key in keys}, None)
+
+    retire()
+    transaction.on_commit(retire)
+
+
+def kept(key: str, compute: Callable[[], T]) -> T:
+    """The value kept under `key` (which names the versions it depends on), or computed and
+    kept."""
+    value = cache.get(f"operations:kept{KEPT_FORMAT}:{key}")
+    if value is None:
+        value = compute()
+        cache.set(f"operations:kept{KEPT_FORMAT}:{key}", value, timeout=KEPT_TTL)
+    return value
