@@ -1,5 +1,6 @@
 """What the organization dashboard shows: a summary in a fixed number of queries."""
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -8,7 +9,7 @@ from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Exists, IntegerField, Window
+from django.db.models import Count, F, Field, IntegerField, Model, Window
 from django.db.models.expressions import RawSQL
 
 from portal.billing import clock
@@ -17,8 +18,8 @@ from portal.billing.selectors import month_spend
 from portal.instances.models import TRANSITIONAL_STATES, Instance, State
 from portal.orgs.models import Membership, Organization
 from portal.orgs.selectors import membership_list_for_organization
-from portal.quotas.selectors import quota_above_zero_for_organization
-from portal.sshkeys.selectors import sshkey_list_for_member
+from portal.quotas.models import Quota
+from portal.sshkeys.models import SshKey, manages_all_keys
 
 DASHBOARD_SPEND_TTL = 60  # seconds
 
@@ -55,12 +56,13 @@ def dashboard_fleet(*, membership: Membership, recent: int = 5) -> FleetSummary:
     organization_id = membership.organization_id
     gpus = connection.ops.quote_name(Instance._meta.get_field("gpus").attname)
     running = frozenset({State.RUNNING})
-    # What the recent table shows: name, state, type and region.
+    # What the recent table shows: name, state, type and region (as the instance list's rows).
     latest: list[Instance] = list(
         Instance.objects.filter(organization_id=organization_id)
-        .select_related("instance_type", "region")
-        .only("name", "state", "instance_type__name", "region__code")
+        .only("name", "state")
         .annotate(
+            type_name=F("instance_type__name"),
+            region_code=F("region__code"),
             fleet_running=_fleet_figure(organization_id, running, "COUNT(*)"),
             fleet_in_transition=_fleet_figure(organization_id, TRANSITIONAL_STATES, "COUNT(*)"),
             fleet_stopped=_fleet_figure(organization_id, frozenset({State.STOPPED}), "COUNT(*)"),
@@ -103,23 +105,57 @@ class Progress:
     has_ssh_key: bool  # a key the member sees (`sshkey_list_for_member`)
 
 
-def dashboard_progress(*, membership: Membership) -> Progress:
-    """The checklist's four questions in one query (an EXISTS each)."""
-    user_id = membership.user_id
-    row = (
-        Membership.objects.filter(pk=membership.pk)
-        .annotate(
-            email_verified=Exists(EmailAddress.objects.filter(user_id=user_id, verified=True)),
-            two_factor=Exists(Authenticator.objects.filter(user_id=user_id)),
-            has_quota=Exists(
-                quota_above_zero_for_organization(organization=membership.organization)
-            ),
-            has_ssh_key=Exists(sshkey_list_for_member(membership=membership)),
-        )
-        .values("email_verified", "two_factor", "has_quota", "has_ssh_key")
-        .get()
+@functools.cache
+def _progress_sql() -> str:
+    """The SQL of `dashboard_progress`, from the models' tables and columns."""
+
+    def name(model: type[Model], field: str | None = None) -> str:
+        if field is None:
+            return connection.ops.quote_name(model._meta.db_table)
+        column = model._meta.get_field(field)
+        assert isinstance(column, Field) and column.column
+        return connection.ops.quote_name(column.column)
+
+    key_user = name(SshKey, "user")
+    return (
+        "SELECT"  # noqa: S608 - the models' tables and columns; values are parameters
+        f" EXISTS(SELECT 1 FROM {name(EmailAddress)} WHERE {name(EmailAddress, 'user')} = %s"
+        f" AND {name(EmailAddress, 'verified')}),"
+        f" EXISTS(SELECT 1 FROM {name(Authenticator)} WHERE {name(Authenticator, 'user')} = %s),"
+        f" EXISTS(SELECT 1 FROM {name(Quota)} WHERE {name(Quota, 'organization')} = %s"
+        f" AND ({name(Quota, 'on_demand_limit')} > 0 OR {name(Quota, 'preemptible_limit')} > 0)),"
+        f" EXISTS(SELECT 1 FROM {name(SshKey)} WHERE {name(SshKey, 'organization')} = %s"
+        f" AND %s AND (%s OR {key_user} IS NULL OR {key_user} = %s))"
     )
-    return Progress(**row)
+
+
+def dashboard_progress(*, membership: Membership) -> Progress:
+    """The checklist's four questions in one query (an EXISTS each), written as SQL: Django
+    takes ten times longer to build the four EXISTS (about 1.5 ms) than PostgreSQL to answer
+    them. The rules are those of allauth's `is_mfa_enabled`,
+    `quota_above_zero_for_organization` and `sshkey_list_for_member` (shared keys, the
+    member's own, every key for the roles that manage all; none without instances.view);
+    tests/dashboard/test_progress.py compares them."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _progress_sql(),
+            [
+                membership.user_id,
+                membership.user_id,
+                membership.organization_id,
+                membership.organization_id,
+                membership.can("instances.view"),
+                manages_all_keys(membership),
+                membership.user_id,
+            ],
+        )
+        email_verified, two_factor, has_quota, has_ssh_key = cursor.fetchone()
+    return Progress(
+        email_verified=email_verified,
+        two_factor=two_factor,
+        has_quota=has_quota,
+        has_ssh_key=has_ssh_key,
+    )
 
 
 def dashboard_spend(*, membership: Membership) -> Decimal | None:

@@ -10,7 +10,7 @@ from functools import cache
 
 from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import Exists, Field, IntegerField, OuterRef, QuerySet
+from django.db.models import Exists, F, Field, IntegerField, OuterRef, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.options import Options
 from django.http import Http404
@@ -59,18 +59,18 @@ LIST_ROW_FIELDS = (
     "created_at",
     "running_since",
     "running_seconds",
-    "instance_type__name",
-    "region__code",
 )
 
 
 def instance_list_rows(*, membership: Membership) -> QuerySet[Instance]:
-    """The list's rows: the organization's instances, newest first, only what a row shows.
+    """The list's rows: the organization's instances, newest first, only what a row shows,
+    with their type's name (`type_name`) and region's code (`region_code`) as values of the
+    row rather than a type and a region made per row (a third of the page's rows' cost).
     Make the page's rows with instance_row_list()."""
     return (
         Instance.objects.filter(organization_id=membership.organization_id)
-        .select_related("instance_type", "region")
         .only(*LIST_ROW_FIELDS)
+        .annotate(type_name=F("instance_type__name"), region_code=F("region__code"))
         .order_by("-created_at", "-id")
     )
 

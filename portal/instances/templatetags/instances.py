@@ -96,13 +96,16 @@ def instance_row(context: Context, row: InstanceRow, org_slug: str) -> str:
     cost = NONE if row.hourly_price is None else f"${escape(thousands(row.cost))}"
     created = timestamp(template_localtime(instance.created_at, context.use_tz))
     name = escape(instance.name)
+    # Values of the row (instance_list_rows), not a type and a region made for each row.
+    type_name: str = instance.type_name  # type: ignore[attr-defined]
+    region_code: str = instance.region_code  # type: ignore[attr-defined]
     return mark_safe(  # noqa: S308 - constants and escaped values only
         f'<tr data-instance="{name}">'
         f'<td><a href="{escape(instance_url(context, org_slug, instance.pk))}">'
         f"<strong>{name}</strong></a>{extra}</td>"
         f"<td>{state_badge(instance)}</td>"
-        f"<td>{escape(instance.instance_type.name)}</td>"
-        f'<td><span class="mono">{escape(instance.region.code)}</span></td>'
+        f"<td>{escape(type_name)}</td>"
+        f'<td><span class="mono">{escape(region_code)}</span></td>'
         f"<td>{ip}</td>"
         f'<td class="hide-sm muted" title="{escape(created)} UTC">'
         f"{escape(age(instance.created_at))}</td>"
