@@ -18,7 +18,6 @@ from django.db.models import (
     Func,
     IntegerField,
     Max,
-    Q,
     Sum,
     Value,
     When,
@@ -170,6 +169,22 @@ def _kept_rows(sums, *, region: str, gpu_model: str, range_key: str, now: dateti
     return rows
 
 
+def _fleet_now(region: str, gpu_model: str) -> int | None:
+    """The place's fleet in its latest period (GPUs, the average of its samples), kept until
+    the history is written."""
+    key = f"operations:history{KEPT_FORMAT}:{region}:{gpu_model}:latest:{history_version()}"
+    found = cache.get(key)
+    if found is None:
+        latest = (
+            CapacityPeriod.objects.filter(region=region, gpu_model=gpu_model)
+            .order_by("-start")
+            .first()
+        )
+        found = (round(latest.fleet / (latest.samples or 1)) if latest else None,)
+        cache.set(key, found, timeout=2 * PERIOD_SECONDS)
+    return found[0]
+
+
 def fleet_history(
     *, region: str, gpu_model: str, range_key: str = "24h", now: datetime | None = None
 ) -> FleetHistory:
@@ -223,11 +238,15 @@ def fleet_history(
     orders = ReclaimOrder.objects.filter(
         region__code=region, gpu_model__code=gpu_model, created_at__gte=start
     ).exclude(state=OrderState.NOTHING)
+    counts = {"all": 0, "met": 0, "open": 0}  # the orders, those met and those open
     for order in orders.annotate(reclaimed=Sum("victims__gpus")):
         b = buckets[index(order.created_at)]
         b.orders += 1
         b.orders_met += 1 if order.met else 0
         b.gpus_reclaimed += order.reclaimed or 0
+        counts["all"] += 1
+        counts["met"] += 1 if order.met else 0
+        counts["open"] += 1 if order.state == OrderState.OPEN else 0
 
     usage = kept_price_seconds(  # the whole days before today kept between views
         UsageInterval.objects.filter(region__code=region, instance_type__gpu_model__code=gpu_model),
@@ -240,14 +259,7 @@ def fleet_history(
     granted = Quota.objects.filter(region__code=region, gpu_model__code=gpu_model).aggregate(
         n=Sum("on_demand_limit") + Sum("preemptible_limit")
     )["n"]
-    latest = (
-        CapacityPeriod.objects.filter(region=region, gpu_model=gpu_model).order_by("-start").first()
-    )
-    counts = orders.aggregate(  # the orders, those met and those open: one query
-        all=Count("pk"),
-        met=Count("pk", filter=Q(met=True)),
-        open=Count("pk", filter=Q(state=OrderState.OPEN)),
-    )
+    fleet_now = _fleet_now(region, gpu_model)
     return FleetHistory(
         region=region,
         gpu_model=gpu_model,
@@ -263,9 +275,9 @@ def fleet_history(
             if idle_hours > 0
             else None
         ),
-        orders=counts["all"] or 0,
-        orders_met=counts["met"] or 0,
-        orders_open=counts["open"] or 0,
+        orders=counts["all"],
+        orders_met=counts["met"],
+        orders_open=counts["open"],
         granted_quota=granted or 0,
-        fleet_now=round(latest.fleet / (latest.samples or 1)) if latest else None,
+        fleet_now=fleet_now,
     )

@@ -5,6 +5,7 @@ sees a change at the next view.
 - INSTANCES: the live instances' GPUs per place and the failures of the last 24 hours
   (instances launched, moved between states, deleted; a cluster made; a region, type, GPU
   model or organization renamed);
+- RESERVATIONS: the reservations in force this month (made, changed, cancelled);
 - REQUESTS: the open quota requests, the reservation requests waiting, the suspensions in
   force, last month's invoices, the GPU models' and organizations' names.
 
@@ -27,7 +28,8 @@ from django.db import transaction
 
 INSTANCES = "instances"
 REQUESTS = "requests"
-PARTS = (INSTANCES, REQUESTS)
+RESERVATIONS = "reservations"
+PARTS = (INSTANCES, REQUESTS, RESERVATIONS)
 
 KEPT_FORMAT = 1  # in the keys: a release that changes a kept part's shape never reads old ones
 # A version replaced by writes needs no expiry; this only bounds what an idle portal keeps.

@@ -19,7 +19,7 @@ from portal.operations.history import history_changed
 from portal.operations.selectors import sold_by_place
 from portal.orgs.models import Organization, Suspension
 from portal.quotas.models import QuotaRequest
-from portal.reservations.models import ReservationRequest
+from portal.reservations.models import Reservation, ReservationRequest
 
 
 @receiver(capacity_snapshot_stored, dispatch_uid="operations-capacity-history")
@@ -79,6 +79,12 @@ def on_requests_written(sender, **kwargs) -> None:
     kept.changed(kept.REQUESTS)
 
 
+@receiver(post_save, sender=Reservation, dispatch_uid="operations-kept-reservation-saved")
+@receiver(post_delete, sender=Reservation, dispatch_uid="operations-kept-reservation-deleted")
+def on_reservations_written(sender, **kwargs) -> None:
+    kept.changed(kept.RESERVATIONS)
+
+
 # Names and codes both parts show (an organization's on the failed list and the requests).
 @receiver(post_save, sender=Organization, dispatch_uid="operations-kept-organization-saved")
 @receiver(post_delete, sender=Organization, dispatch_uid="operations-kept-organization-deleted")
@@ -89,4 +95,4 @@ def on_requests_written(sender, **kwargs) -> None:
 @receiver(post_save, sender=InstanceType, dispatch_uid="operations-kept-type-saved")
 @receiver(post_delete, sender=InstanceType, dispatch_uid="operations-kept-type-deleted")
 def on_names_written(sender, **kwargs) -> None:
-    kept.changed(kept.INSTANCES, kept.REQUESTS)
+    kept.changed()  # every part

@@ -10,26 +10,22 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import (
-    DecimalField,
-    ExpressionWrapper,
-    F,
     IntegerField,
     OuterRef,
     Subquery,
     Sum,
-    Value,
 )
-from django.db.models.functions import Cast, Coalesce, Greatest, Least
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from portal.billing.models import Invoice
 from portal.billing.money import cents
-from portal.billing.rating import EXACT, EpochSeconds
+from portal.billing.rating.live import epoch_seconds
 from portal.capacity.selectors import Place, fleet
 from portal.catalog.models import GpuModel, InstanceType, Region
 from portal.instances.models import FINAL_STATES, Instance, State
 from portal.operations import revenue
-from portal.operations.kept import INSTANCES, REQUESTS, kept, versions
+from portal.operations.kept import INSTANCES, REQUESTS, RESERVATIONS, kept, versions
 from portal.orgs.models import Organization, Suspension
 from portal.quotas.models import QuotaRequest
 from portal.reservations.models import Reservation, ReservationRequest
@@ -86,29 +82,21 @@ def _month_starts(now: datetime) -> tuple[datetime, datetime, datetime]:
     return last, this, nxt
 
 
-def _reservation_amount(start: datetime, end: datetime, now: datetime) -> Decimal:
-    """Committed amount of reservations over [start, min(end, now)): one query."""
-    until = min(end, now)
-    if until <= start:
-        return Decimal("0.00")
-    rows = (
-        Reservation.objects.overlapping(start, until)
-        .annotate(
-            seconds=EpochSeconds(Greatest(F("start"), Value(start)), Least(F("end"), Value(until)))
-        )
-        .annotate(
-            amount=ExpressionWrapper(
-                Cast(F("seconds"), EXACT) * F("gpus") * F("price_per_gpu_hour"),
-                output_field=DecimalField(max_digits=30, decimal_places=6),
-            )
-        )
-        .aggregate(total=Sum("amount"))
-    )
-    return ((rows["total"] or Decimal(0)) / Decimal(3600)).quantize(Decimal("0.01"))
+@dataclass(frozen=True)
+class _Reserved:
+    """A reservation in force, with the on-demand GPUs its organization runs in its place."""
+
+    start: datetime
+    end: datetime
+    gpus: int
+    price_per_gpu_hour: Decimal
+    place: Place
+    in_use: int
 
 
-def _on_demand_in_reservations(now: datetime) -> list[dict]:
-    """Per reservation in force: its GPUs and the on-demand GPUs its organization runs there."""
+def _reservations_since(since: datetime) -> list[_Reserved]:
+    """The reservations in force that end after `since`, each with the live on-demand GPUs of
+    its organization in its region and GPU model (1 query)."""
     in_use = (
         Instance.objects.filter(
             organization_id=OuterRef("organization_id"),
@@ -122,11 +110,58 @@ def _on_demand_in_reservations(now: datetime) -> list[dict]:
         .annotate(n=Sum("gpus"))
         .values("n")
     )
-    return list(
-        Reservation.objects.active_at(now)
+    return [
+        _Reserved(
+            start=start,
+            end=end,
+            gpus=gpus,
+            price_per_gpu_hour=price,
+            place=(region, gpu_model),
+            in_use=n,
+        )
+        for start, end, gpus, price, region, gpu_model, n in Reservation.objects.in_force()
+        .filter(end__gt=since)
         .annotate(in_use=Coalesce(Subquery(in_use, output_field=IntegerField()), 0))
-        .values("in_use", "gpus", "region__code", "gpu_model__code")
+        .values_list(
+            "start",
+            "end",
+            "gpus",
+            "price_per_gpu_hour",
+            "region__code",
+            "gpu_model__code",
+            "in_use",
+        )
+    ]
+
+
+def _reservations(now: datetime, version: dict[str, str]) -> list[_Reserved]:
+    """`_reservations_since` the start of `now`'s month, kept until a reservation or an
+    instance is written: which of them are in force at `now` is worked out at each view."""
+    since = _month_starts(now)[1]
+    return kept(
+        f"reservations:{since:%Y%m}:{version[INSTANCES]}:{version[RESERVATIONS]}",
+        lambda: _reservations_since(since),
     )
+
+
+def _reservation_amount(
+    reserved: list[_Reserved], start: datetime, end: datetime, now: datetime
+) -> Decimal:
+    """Committed amount of the reservations over [start, min(end, now)), as the database rated
+    it: whole seconds (`epoch_seconds`, PostgreSQL's rule) × GPUs × price, summed, then / 3600.
+    `reserved` holds every reservation in force that ends after `start`."""
+    until = min(end, now)
+    if until <= start:
+        return Decimal("0.00")
+    total = sum(
+        (
+            epoch_seconds(max(r.start, start), min(r.end, until)) * r.gpus * r.price_per_gpu_hour
+            for r in reserved
+            if r.start < until and r.end > start
+        ),
+        Decimal(0),
+    )
+    return (total / Decimal(3600)).quantize(Decimal("0.01"))
 
 
 def _live_by_place() -> dict[Place, tuple[int, int]]:
@@ -149,19 +184,23 @@ def _live_by_place() -> dict[Place, tuple[int, int]]:
     return {place: (v[0], v[1]) for place, v in sold.items()}
 
 
-def sold_by_place(now: datetime) -> dict[Place, tuple[int, int, int]]:
+def sold_by_place(
+    now: datetime, *, reserved: list[_Reserved] | None = None
+) -> dict[Place, tuple[int, int, int]]:
     """GPUs sold per place now: (on-demand, preemptible, reserved). Live instances' GPUs by
-    region, type and kind, kept between views until an instance is written (`kept.INSTANCES`);
-    reservations in force, each with the on-demand GPUs its organization runs in it, which
-    count once, as reserved (1 query at every view: reservations begin and end with the
-    clock)."""
-    version = versions(INSTANCES)[INSTANCES]
-    sold = {place: [*gpus, 0] for place, gpus in kept(f"live:{version}", _live_by_place).items()}
-    for item in _on_demand_in_reservations(now):
-        place = (item["region__code"], item["gpu_model__code"])
-        numbers = sold.setdefault(place, [0, 0, 0])
-        numbers[2] += item["gpus"]
-        numbers[0] -= min(item["in_use"], item["gpus"])
+    region, type and kind; reservations in force at `now`, each with the on-demand GPUs its
+    organization runs in it, which count once, as reserved. Both kept between views until an
+    instance or a reservation is written (`kept.INSTANCES`, `kept.RESERVATIONS`)."""
+    version = versions(INSTANCES, RESERVATIONS)
+    if reserved is None:
+        reserved = _reservations(now, version)
+    live = kept(f"live:{version[INSTANCES]}", _live_by_place)
+    sold = {place: [*gpus, 0] for place, gpus in live.items()}
+    for r in reserved:
+        if r.start <= now < r.end:  # Reservation.objects.active_at(now)
+            numbers = sold.setdefault(r.place, [0, 0, 0])
+            numbers[2] += r.gpus
+            numbers[0] -= min(r.in_use, r.gpus)
     return {place: (v[0], v[1], v[2]) for place, v in sold.items()}
 
 
@@ -282,7 +321,8 @@ def operator_overview(*, now: datetime | None = None, top: int = 10, failed: int
 
     now = now or timezone.now()
     last_start, this_start, next_start = _month_starts(now)
-    version = versions(INSTANCES, REQUESTS)
+    version = versions(INSTANCES, REQUESTS, RESERVATIONS)
+    reserved = _reservations(now, version)
     requests = kept(
         f"requests:{last_start:%Y%m}:{version[REQUESTS]}", lambda: _requests(last_start)
     )
@@ -302,12 +342,12 @@ def operator_overview(*, now: datetime | None = None, top: int = 10, failed: int
     for place, total in fleet_now.total.items():
         row(place).total = total
         row(place).free = fleet_now.free.get(place)
-    for place, sold in sold_by_place(now).items():
+    for place, sold in sold_by_place(now, reserved=reserved).items():
         r = row(place)
         r.on_demand, r.preemptible, r.reserved = sold
 
     # Revenue: rated usage of both months (what starts before today kept, today's part rated:
-    # 2 queries and their probes), reservations (1 query).
+    # 2 queries and their probes), reservations (kept).
     usage = revenue.fleet_revenue(now=now)
 
     # Highest spend this month (ties by id), the organizations' names (kept).
@@ -334,7 +374,7 @@ def operator_overview(*, now: datetime | None = None, top: int = 10, failed: int
         rows=sorted(places.values(), key=lambda r: (r.region, r.gpu_model)),
         revenue_this_month=cents(usage.this_month_total / Decimal(3600)),
         revenue_last_month=cents(usage.last_month / Decimal(3600)),
-        reservations_this_month=_reservation_amount(this_start, next_start, now),
+        reservations_this_month=_reservation_amount(reserved, this_start, next_start, now),
         invoiced_last_month=requests.invoiced,
         quota_requests_by_age=_by_age(requests.open_quota_requests, now),
         oldest_quota_requests=requests.oldest_quota_requests,

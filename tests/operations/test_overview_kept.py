@@ -3,6 +3,7 @@ every change an operator would look for is on the next view, made through the se
 make it in the portal, and what moves with the clock moves without a write."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -169,3 +170,67 @@ def test_the_page_shows_a_failure_at_once(catalog, fleet, staff, client, launch)
     lifecycle.mark_failed(instance.pk, reason="No capacity left.")
     page = client.get(reverse("operations_overview")).content.decode()
     assert "web-1" in page and "No capacity left." in page
+
+
+def _database_amount(start, until):
+    """The committed amount as the database rated it before it was kept (the same SQL)."""
+    from django.db.models import DecimalField, ExpressionWrapper, F, Sum, Value
+    from django.db.models.functions import Cast, Greatest, Least
+
+    from portal.billing.rating import EXACT, EpochSeconds
+    from portal.reservations.models import Reservation
+
+    total = (
+        Reservation.objects.overlapping(start, until)
+        .annotate(
+            seconds=EpochSeconds(Greatest(F("start"), Value(start)), Least(F("end"), Value(until)))
+        )
+        .annotate(
+            amount=ExpressionWrapper(
+                Cast(F("seconds"), EXACT) * F("gpus") * F("price_per_gpu_hour"),
+                output_field=DecimalField(max_digits=30, decimal_places=6),
+            )
+        )
+        .aggregate(total=Sum("amount"))["total"]
+    )
+    return ((total or Decimal(0)) / Decimal(3600)).quantize(Decimal("0.01"))
+
+
+def test_reservations_made_and_cancelled_are_on_the_overview_at_once(
+    catalog, fleet, team, staff, launch
+):
+    launch("web-1")  # 1 on-demand GPU of the organization, inside what it will reserve
+    now = timezone.now()
+    month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    assert us_h100(operator_overview(now=now)).reserved == 0
+    made = reservations.reservation_create(
+        organization=team.organization,
+        region=catalog.us_east,
+        gpu_model=catalog.h100,
+        gpus=4,
+        start=now - timedelta(hours=5, seconds=0.4),
+        end=now + timedelta(days=3),
+        price_per_gpu_hour="1.37",
+        by=staff,
+    )
+    reservations.reservation_create(  # begins tomorrow: not sold yet, nothing committed yet
+        organization=team.organization,
+        region=catalog.us_east,
+        gpu_model=catalog.h100,
+        gpus=2,
+        start=now + timedelta(days=1),
+        end=now + timedelta(days=2),
+        price_per_gpu_hour="2.00",
+        by=staff,
+    )
+    seen = operator_overview(now=now)
+    assert (us_h100(seen).reserved, us_h100(seen).on_demand) == (4, 0)
+    assert seen.reservations_this_month == _database_amount(month, now) > 0
+
+    later = now + timedelta(days=1, hours=1)  # no write between: the second one has begun
+    assert us_h100(operator_overview(now=later)).reserved == 6
+
+    reservations.reservation_cancel(reservation=made, by=staff)
+    cancelled = operator_overview(now=now)
+    assert (us_h100(cancelled).reserved, us_h100(cancelled).on_demand) == (0, 1)
+    assert cancelled.reservations_this_month == _database_amount(month, now) == Decimal("0.00")
