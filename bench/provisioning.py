@@ -2,7 +2,9 @@
 
 A real worker (prefork, concurrency 2) on the bench's Redis database runs the tasks. Baseline:
 the same number of no-op tasks (bench.tasks.noop) through the same broker and worker. The
-launch figure runs from the first `instance_launch` call to the moment every instance runs.
+launches come from PRODUCERS (4) processes at once, each for its own organization (a portal
+takes launches from many customers at a time: its gunicorn workers, API clients); the figure
+runs from the first `instance_launch` call to the moment every instance runs.
 Then one cluster of CLUSTER_NODES (1,000) nodes, from the `cluster_launch` call to the moment
 the cluster and all its nodes run, on the same worker and simulator.
 """
@@ -10,6 +12,7 @@ the cluster and all its nodes run, on the same worker and simulator.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
 import secrets
@@ -23,6 +26,7 @@ import redis
 from django.conf import settings
 
 from bench import seed
+from bench.producer import produce
 from bench.results import REPO, Results, Row
 from bench.tasks import COUNTER, noop
 from portal.catalog.models import GpuModel, Region
@@ -30,7 +34,6 @@ from portal.clusters.models import Cluster
 from portal.clusters.models import State as ClusterState
 from portal.clusters.services import cluster_launch
 from portal.instances.models import Instance, State
-from portal.instances.services import instance_launch
 from portal.quotas.models import Kind
 from portal.quotas.services import quota_limit_set
 from portal.simulator.catalog import DEFAULT_CATALOG
@@ -40,6 +43,10 @@ from portal.sshkeys.services import sshkey_add
 LAUNCHES = int(os.environ.get("BENCH_LAUNCHES", "500"))
 SIMULATOR_PORT = int(os.environ.get("BENCH_SIMULATOR_PORT", "8670"))
 CLUSTER_NODES = int(os.environ.get("BENCH_CLUSTER_NODES", "1000"))
+# Processes issuing the launches at once, each for its own organization, as a portal's
+# gunicorn workers and API clients take launches from many customers at a time.
+PRODUCERS = int(os.environ.get("BENCH_PRODUCERS", "4"))
+LAUNCH_TARGET = 100  # launches per second (issue 21)
 CLUSTER_TARGET_SECONDS = 10
 CONCURRENCY = 2
 TIMEOUT = 300
@@ -213,36 +220,56 @@ def launch_org(staff, name: str = "Bench Launch") -> tuple:
     return org, membership, key
 
 
-def launch_rate(membership, key, n: int) -> tuple[float, dict[str, int], float, float]:
-    """Launches per second from the first request to all running; also the states at the end,
-    the seconds the launch calls alone took and the CPU seconds they took in this process."""
-    org = membership.organization
-    started = time.perf_counter()
-    cpu = time.process_time()
-    for i in range(n):
-        instance_launch(
-            membership=membership,
-            name=f"bench-{i:04d}",
-            instance_type="gpu_1x_h100",
-            region="us-east-1" if i % 2 == 0 else "eu-west-1",
-            image=seed.IMAGE,
-            ssh_key_ids=[key.pk],
-            preemptible=False,
-            idempotency_key=None,
+def launch_rate(launchers: list[tuple], n: int) -> tuple[float, dict[str, int], float, float]:
+    """Launches per second from the first call to all running, the n launches split between
+    one producer process per (membership, key) of `launchers`, each its own organization;
+    also the states at the end, the seconds until every producer's last call returned and the
+    CPU seconds the calls took in all producers together.
+
+    The producers are spawned (not forked: no inherited database or broker connection) and
+    set up before a barrier; the clock (CLOCK_MONOTONIC, one for every process) starts when
+    the first of them makes its first call."""
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(len(launchers) + 1)
+    out = context.Queue()
+    producers = [
+        context.Process(
+            target=produce,
+            args=(
+                membership.pk,
+                key.pk,
+                [f"bench-{i:04d}" for i in range(p, n, len(launchers))],
+                start,
+                out,
+                seed.IMAGE,
+            ),
+            daemon=True,
         )
-    requested = time.perf_counter() - started
-    requested_cpu = time.process_time() - cpu
+        for p, (membership, key) in enumerate(launchers)
+    ]
+    for process in producers:
+        process.start()
+    start.wait(timeout=120)
+    released = time.perf_counter()
+    orgs = [membership.organization_id for membership, _key in launchers]
+    instances = Instance.objects.filter(organization_id__in=orgs)
     deadline = time.monotonic() + TIMEOUT
-    instances = Instance.objects.filter(organization=org)
     while instances.filter(state=State.RUNNING).count() < n:
         if instances.filter(state__in=[State.FAILED]).exists() or time.monotonic() > deadline:
             break
+        if not any(process.is_alive() for process in producers) and out.qsize() < len(producers):
+            break  # a producer died before reporting: its traceback is above
         time.sleep(0.05)
-    elapsed = time.perf_counter() - started
+    done = time.perf_counter()
+    reports = [out.get(timeout=TIMEOUT) for _ in producers]
+    for process in producers:
+        process.join(timeout=30)
+    first = min([began for _cpu, began, _ended in reports], default=released)
     states: dict[str, int] = {}
     for state in instances.values_list("state", flat=True):
         states[state] = states.get(state, 0) + 1
-    return n / elapsed, states, requested, requested_cpu
+    requested = max(ended for _cpu, _began, ended in reports) - first
+    return n / (done - first), states, requested, sum(cpu for cpu, _b, _e in reports)
 
 
 def cluster_time(membership, key, nodes: int) -> tuple[float, str, str, dict[str, int]]:
@@ -279,7 +306,10 @@ def cluster_time(membership, key, nodes: int) -> tuple[float, str, str, dict[str
 
 
 def run(results: Results, *, staff, work: Path) -> None:
-    org, membership, key = launch_org(staff)
+    launchers = [
+        launch_org(staff, "Bench Launch" if p == 0 else f"Bench Launch {p + 1}")[1:]
+        for p in range(PRODUCERS)
+    ]
     cluster_org, cluster_membership, cluster_key = launch_org(staff, "Bench Cluster")
     simulator = start_simulator(work, name="simulator-launch", catalog=big_fleet(4096))
     worker = Worker(work / "worker.log", simulator)
@@ -293,7 +323,7 @@ def run(results: Results, *, staff, work: Path) -> None:
         time.sleep(0.5)  # the last task's acknowledgement comes after its counter
         noop_cpu = meter.stop()
         meter.start()
-        rate, states, requested, requested_cpu = launch_rate(membership, key, LAUNCHES)
+        rate, states, requested, requested_cpu = launch_rate(launchers, LAUNCHES)
         deadline = time.monotonic() + TIMEOUT  # the e-mails may still be on their way
         while not drained(broker) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -308,21 +338,24 @@ def run(results: Results, *, staff, work: Path) -> None:
         worker.stop()
         simulator.stop()
     all_running = states.get(State.RUNNING, 0) == LAUNCHES
-    ratio = rate / baseline
     results.add(
         Row(
             section="provisioning",
-            name=f"{LAUNCHES} launches, request to running",
+            name=(
+                f"{LAUNCHES} launches from {PRODUCERS} processes (an organization each), "
+                "first call to all running"
+            ),
             figure=f"{rate:.1f} launches/s",
             baseline=f"{baseline:.1f} no-op tasks/s",
-            ratio=ratio,
-            target="≥ 0.33",
-            met=all_running and ratio >= 1 / 3,
+            ratio=rate / baseline,
+            target=f"≥ {LAUNCH_TARGET} launches/s",
+            met=all_running and rate >= LAUNCH_TARGET,
         )
     )
     results.note(
-        f"provisioning: worker prefork concurrency {CONCURRENCY}; the {LAUNCHES} instance_launch "
-        f"calls alone took {requested:.1f} s in the runner; {task_times(worker.log_path)}; "
+        f"provisioning: worker prefork concurrency {CONCURRENCY}; {rate / baseline:.2f} of the "
+        f"no-op rate; the {LAUNCHES} instance_launch calls ({PRODUCERS} producer processes) "
+        f"took {requested:.1f} s until the last returned; {task_times(worker.log_path)}; "
         f"states at the end: {states}"
     )
     launch_ms, worker_ms = requested_cpu * 1000 / LAUNCHES, cpu * 1000 / LAUNCHES
@@ -332,8 +365,9 @@ def run(results: Results, *, staff, work: Path) -> None:
             section="provisioning",
             name="CPU per launch, every task of it included (e-mail too), PostgreSQL's not counted",
             figure=(
-                f"{launch_ms + worker_ms:.1f} ms: {launch_ms:.1f} in the runner's instance_launch,"
-                f" {worker_ms:.1f} in the worker's processes ({os.cpu_count()} cores)"
+                f"{launch_ms + worker_ms:.1f} ms: {launch_ms:.1f} in the producers'"
+                f" instance_launch, {worker_ms:.1f} in the worker's processes"
+                f" ({os.cpu_count()} cores)"
             ),
             baseline=f"a no-op task {noop_ms:.1f} ms in the worker's processes",
             ratio=(launch_ms + worker_ms) / noop_ms if noop_ms else None,

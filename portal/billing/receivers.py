@@ -24,6 +24,7 @@ from portal.billing import metering, sealing, services
 from portal.billing.models import Budget, UsageInterval
 from portal.billing.selectors import (
     BILLING_HOLD,
+    launch_block_possible,
     launch_block_reason,
     organization_overdue_reason,
 )
@@ -115,7 +116,9 @@ def _launch_block_reason(organization: Organization) -> str | None:
     return launch_block_reason(organization=organization)
 
 
-hold_register(BILLING_HOLD, _launch_block_reason, code="billing_blocked")
+hold_register(
+    BILLING_HOLD, _launch_block_reason, code="billing_blocked", may_hold=launch_block_possible
+)
 # Asked by the quota rules (good standing); launches are already held by "billing" above.
 hold_register(
     "invoice_overdue", organization_overdue_reason, code="billing_blocked", blocks_launch=False

@@ -6,9 +6,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Prefetch, QuerySet, Subquery, Sum, Value
+from django.db.models import (
+    BooleanField,
+    Exists,
+    ExpressionWrapper,
+    OuterRef,
+    Prefetch,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
@@ -237,6 +248,19 @@ def unpaid_invoices(*, organization: Organization) -> list[Invoice]:
 BILLING_HOLD = "billing"  # the kind of hold launch_block_reason is registered as
 
 
+def launch_block_possible(organization_id: Any) -> ExpressionWrapper:
+    """Whether `launch_block_reason` may find a reason, as one boolean SQL expression on the
+    organization's id (an OuterRef or an id): an unpaid invoice past the date that pauses
+    launches, or a hard budget limit. Registered as the billing hold's `may_hold`
+    (portal.orgs.standing), so a launch reads it with its other reads."""
+    paused_before = launches_paused_due_before(clock.now())
+    overdue = Invoice.objects.filter(
+        organization=organization_id, paid_at__isnull=True, due_at__lt=paused_before
+    )
+    hard_limit = Budget.objects.filter(organization=organization_id, hard_limit=True)
+    return ExpressionWrapper(Exists(overdue) | Exists(hard_limit), output_field=BooleanField())
+
+
 def launch_block_reason(*, organization: Organization) -> str | None:
     """Why the organization may not launch now, for the person launching; None if it may.
 
@@ -249,17 +273,10 @@ def launch_block_reason(*, organization: Organization) -> str | None:
     # organization, which has no unpaid invoice past its date and no hard limit.
     may_hold = (
         Organization.objects.filter(pk=organization.pk)
-        .values_list(
-            Exists(
-                Invoice.objects.filter(
-                    organization=OuterRef("pk"), paid_at__isnull=True, due_at__lt=paused_before
-                )
-            ),
-            Exists(Budget.objects.filter(organization=OuterRef("pk"), hard_limit=True)),
-        )
+        .values_list(launch_block_possible(OuterRef("pk")), flat=True)
         .first()
     )
-    if not may_hold or not any(may_hold):
+    if not may_hold:
         return None
     return block_reason_of(
         overdue=overdue_invoices(organization=organization, now=paused_before).first(),

@@ -4,8 +4,10 @@ quota, and whether the launch fits in what the reservation still has free."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from django.db.models import Sum
+from django.db.models import Exists, Sum, Value
+from django.utils import timezone
 
 from portal.catalog.models import InstanceType, Region
 from portal.instances.models import FINAL_STATES, Instance
@@ -35,6 +37,21 @@ def reservation_gpus_in_use(*, reservation: Reservation) -> int:
         .exclude(state__in=FINAL_STATES)
         .aggregate(n=Sum("gpus"))["n"]
         or 0
+    )
+
+
+def reservation_may_apply(
+    organization_id: Any, *, region: Region, instance_type: InstanceType, preemptible: bool
+) -> Exists | Value:
+    """Whether `launch_reservation` may find a reservation, as a boolean SQL expression on the
+    organization's id (an OuterRef or an id), for a launch to read with its other reads; when
+    false, the launch has no reservation and `LaunchReservation()` is its answer."""
+    if preemptible:
+        return Value(False)
+    return Exists(
+        Reservation.objects.active_at(timezone.now()).filter(
+            organization_id=organization_id, region=region, gpu_model_id=instance_type.gpu_model_id
+        )
     )
 
 

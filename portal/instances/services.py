@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from itertools import accumulate
 from typing import Any
@@ -33,15 +34,19 @@ from portal.instances.models import (
     InstanceEvent,
     State,
 )
-from portal.instances.reserved import launch_reservation
+from portal.instances.reserved import (
+    LaunchReservation,
+    launch_reservation,
+    reservation_may_apply,
+)
 from portal.instances.signals import instance_bid_changed
 from portal.lib import logcontext, metrics
 from portal.lib.errors import ApplicationError
 from portal.lib.money import format_price
 from portal.market.selectors import preemptible_price_now
 from portal.market.services import check_currency, parse_price
-from portal.orgs.models import Membership
-from portal.orgs.standing import organization_launch_hold
+from portal.orgs.models import Membership, Organization
+from portal.orgs.standing import launch_hold_flags, organization_launch_hold
 from portal.quotas.services import quota_reserve
 from portal.sshkeys.selectors import sshkey_list_for_launch
 from portal.volumes.services import volumes_attach, volumes_for_launch
@@ -243,6 +248,49 @@ def _name_taken(name: str) -> ApplicationError:
     )
 
 
+def _check_no_hold(organization: Organization, may_hold: dict[str, bool] | None = None) -> None:
+    if hold := organization_launch_hold(organization, may_hold):
+        raise ApplicationError(hold.reason, code=hold.code)
+
+
+@dataclass(frozen=True, slots=True)
+class _LaunchFacts:
+    may_hold: dict[str, bool]  # by kind of hold: whether it may hold (then it is asked)
+    name_taken: bool  # a live instance of the organization has the name
+    may_reserve: bool  # a reservation of the organization is in force there
+
+
+def _launch_facts(
+    organization: Organization,
+    *,
+    name: str,
+    itype: InstanceType,
+    place: Region,
+    preemptible: bool,
+) -> _LaunchFacts:
+    """What a launch reads about its organization, in one query: whether each kind of launch
+    hold may hold it (`portal.orgs.standing`), whether the name is taken, and whether a
+    reservation there may cover the launch."""
+    org = OuterRef("pk")
+    holds = launch_hold_flags(org)
+    taken = Exists(
+        Instance.objects.filter(organization_id=org, name=name).exclude(state__in=FINAL_STATES)
+    )
+    reservation = reservation_may_apply(
+        org, region=place, instance_type=itype, preemptible=bool(preemptible)
+    )
+    *flags, name_taken, may_reserve = (
+        Organization.objects.filter(pk=organization.pk)
+        .values_list(*holds.values(), taken, reservation)
+        .get()
+    )
+    return _LaunchFacts(
+        may_hold=dict(zip(holds, flags, strict=True)),
+        name_taken=name_taken,
+        may_reserve=may_reserve,
+    )
+
+
 def instance_launch(
     *,
     membership: Membership,
@@ -266,18 +314,27 @@ def instance_launch(
     """
     _check_may_manage(membership)
     organization = membership.organization
-    if hold := organization_launch_hold(organization):
-        raise ApplicationError(hold.reason, code=hold.code)
-    key = _uuid_or_none(idempotency_key)
-    if key is not None:
-        existing = Instance.objects.filter(organization=organization, idempotency_key=key).first()
-        if existing is not None:
-            return existing
-
-    name = _clean_name(name)
-    itype, place, os_image = offer_for_launch(
-        instance_type=instance_type, region=region, image=image
+    try:
+        key = _uuid_or_none(idempotency_key)
+        if key is not None:
+            existing = Instance.objects.filter(
+                organization=organization, idempotency_key=key
+            ).first()
+            if existing is not None:
+                _check_no_hold(organization)
+                return existing
+        name = _clean_name(name)
+        itype, place, os_image = offer_for_launch(
+            instance_type=instance_type, region=region, image=image
+        )
+    except ApplicationError:
+        _check_no_hold(organization)  # a hold is what a held organization hears first
+        raise
+    facts = _launch_facts(
+        organization, name=name, itype=itype, place=place, preemptible=preemptible
     )
+    if any(facts.may_hold.values()):
+        _check_no_hold(organization, facts.may_hold)
     bid = _check_bid(
         max_price_per_hour,
         currency=currency,
@@ -288,19 +345,19 @@ def instance_launch(
     keys = sshkey_list_for_launch(membership=membership, ids=list(ssh_key_ids or []))
     # A reservation in force adds its GPUs to the quota, and a launch it covers is never
     # refused for capacity: the backend holds those GPUs for the organization.
-    reserved = launch_reservation(
-        organization=organization, region=place, instance_type=itype, preemptible=preemptible
+    reserved = (
+        launch_reservation(
+            organization=organization, region=place, instance_type=itype, preemptible=preemptible
+        )
+        if facts.may_reserve
+        else LaunchReservation()
     )
     if not reserved.covers:
         _check_capacity(region=place, instance_type=itype)
 
     try:
         with transaction.atomic():
-            if (
-                Instance.objects.filter(organization=organization, name=name)
-                .exclude(state__in=FINAL_STATES)
-                .exists()
-            ):
+            if facts.name_taken:  # a launch of the name since then: the unique index refuses it
                 raise _name_taken(name)
             volumes = volumes_for_launch(
                 organization=organization, region=place, volume_ids=list(volume_ids or [])

@@ -9,17 +9,27 @@ limit), which is how a lower layer asks a higher one without importing it:
 `organization_launch_hold()` is what a launch asks (every kind that blocks launches, in the
 order registered); `organization_hold(organization, kind)` asks one kind (the quota rules ask
 whether an invoice is overdue).
+
+A kind may also register `may_hold`: a boolean SQL expression, built on an expression of the
+organization's id, false whenever its check would find no reason (a suspension not lifted; an
+unpaid invoice past its date or a hard budget limit). A launch then reads every kind's
+`may_hold` in one query (`launch_hold_flags`, with whatever else the launch reads there) and
+asks only the kinds that may hold; almost every organization has none.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from portal.orgs.models import Organization
+from django.db.models import Exists, OuterRef, Value
+
+from portal.orgs.models import Organization, Suspension
 from portal.orgs.selectors import organization_suspension_reason
 
 HoldCheck = Callable[[Organization], str | None]
+MayHold = Callable[[Any], Any]  # an expression of the organization's id -> a boolean expression
 
 
 @dataclass(frozen=True)
@@ -43,13 +53,36 @@ class _Registered:
     check: HoldCheck
     code: str
     blocks_launch: bool
+    may_hold: MayHold | None
 
 
 _HOLDS: dict[str, _Registered] = {}
 
 
-def hold_register(kind: str, check: HoldCheck, *, code: str, blocks_launch: bool = True) -> None:
-    _HOLDS[kind] = _Registered(check=check, code=code, blocks_launch=blocks_launch)
+def hold_register(
+    kind: str,
+    check: HoldCheck,
+    *,
+    code: str,
+    blocks_launch: bool = True,
+    may_hold: MayHold | None = None,
+) -> None:
+    _HOLDS[kind] = _Registered(
+        check=check, code=code, blocks_launch=blocks_launch, may_hold=may_hold
+    )
+
+
+def launch_hold_flags(organization_id: Any) -> dict[str, Any]:
+    """For each kind that blocks launches, its `may_hold` as a boolean expression on
+    `organization_id` (an OuterRef or an id; always true for a kind that registered none): to
+    be read with the launch's other reads and given back to `organization_launch_hold`."""
+    return {
+        kind: (
+            registered.may_hold(organization_id) if registered.may_hold is not None else Value(True)
+        )
+        for kind, registered in _HOLDS.items()
+        if registered.blocks_launch
+    }
 
 
 def organization_hold(organization: Organization, kind: str) -> str | None:
@@ -58,10 +91,20 @@ def organization_hold(organization: Organization, kind: str) -> str | None:
     return registered.check(organization) if registered is not None else None
 
 
-def organization_launch_hold(organization: Organization) -> Hold | None:
-    """The first hold that stops launches now, or None."""
+def organization_launch_hold(
+    organization: Organization, may_hold: Mapping[str, bool] | None = None
+) -> Hold | None:
+    """The first hold that stops launches now, or None. `may_hold`: the values of
+    `launch_hold_flags` as the caller read them; a kind read as false is not asked. Without
+    it, they are read here (one query) when any kind registered one."""
+    if may_hold is None and any(r.may_hold for r in _HOLDS.values() if r.blocks_launch):
+        flags = launch_hold_flags(OuterRef("pk"))
+        values = Organization.objects.filter(pk=organization.pk).values_list(*flags.values())
+        may_hold = dict(zip(flags, values.get(), strict=True))
     for kind, registered in _HOLDS.items():
         if not registered.blocks_launch:
+            continue
+        if may_hold is not None and may_hold.get(kind) is False:
             continue
         reason = registered.check(organization)
         if reason:
@@ -87,4 +130,14 @@ def organization_launch_holds(
     return holds
 
 
-hold_register("suspended", organization_suspension_reason, code="suspended")
+def _may_be_suspended(organization_id: Any) -> Exists:
+    unlifted = Suspension.objects.filter(organization_id=organization_id, lifted_at__isnull=True)
+    return Exists(unlifted)
+
+
+hold_register(
+    "suspended",
+    organization_suspension_reason,
+    code="suspended",
+    may_hold=_may_be_suspended,
+)

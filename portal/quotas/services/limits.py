@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 
 from portal.accounts.models import User
 from portal.audit.services import audit_record
@@ -129,7 +131,6 @@ def quota_apply_defaults(*, organization: Organization) -> list[Quota]:
 # --- reserving GPUs for launches ---------------------------------------------------------------
 
 
-@transaction.atomic
 def quota_reserve(
     *,
     organization: Organization,
@@ -141,35 +142,49 @@ def quota_reserve(
 ) -> None:
     """Count `gpus` against the limit, or raise QuotaExceeded and count nothing.
 
-    The quota row is locked until the caller's transaction ends, so concurrent launches
-    queue here and can never exceed a limit together. Call it in the same transaction that
-    records the launch, before any backend call. `allowance`: GPUs on top of the limit (a
-    reservation in force of the organization, see portal.reservations).
+    One conditional UPDATE: it adds the GPUs only where they fit under the limit. It locks the
+    quota row until the caller's transaction ends, and a concurrent launch's UPDATE waits for
+    that lock and then checks the limit again against the committed use (PostgreSQL re-reads
+    the row under READ COMMITTED), so launches together can never exceed a limit. Call it in
+    the same transaction that records the launch, before any backend call. `allowance`: GPUs
+    on top of the limit (a reservation in force of the organization, see portal.reservations).
     """
     if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
         raise ApplicationError("A launch takes at least one GPU.", code="invalid_gpus")
     kind = kind_of(preemptible)
-    if allowance:
-        quota_for_update(organization=organization, region=region, gpu_model=gpu_model)
-    quota = (
-        Quota.objects.select_for_update(of=("self",))
-        .filter(organization=organization, region=region, gpu_model=gpu_model)
-        .first()
+    used_field, limit_field = Quota.used_field(kind), Quota.limit_field(kind)
+    if allowance:  # a reservation counts even where no limit was ever set
+        Quota.objects.get_or_create(organization=organization, region=region, gpu_model=gpu_model)
+    place = Quota.objects.filter(organization=organization, region=region, gpu_model=gpu_model)
+    for _ in range(3):
+        if place.filter(**{f"{used_field}__lte": F(limit_field) + (allowance - gpus)}).update(
+            **{used_field: F(used_field) + gpus, "updated_at": timezone.now()}
+        ):
+            return
+        # Refused: read why, for the message. A release may have come in between: then try
+        # again (the UPDATE, not this read, decides).
+        quota = place.first()
+        limit = (quota.limit(kind) if quota else 0) + allowance
+        used = quota.used(kind) if quota else 0
+        if quota is None or used + gpus > limit:
+            raise QuotaExceeded(
+                organization=organization,
+                region=region,
+                gpu_model=gpu_model,
+                preemptible=preemptible,
+                requested=gpus,
+                limit=limit,
+                used=used,
+            )
+    raise QuotaExceeded(
+        organization=organization,
+        region=region,
+        gpu_model=gpu_model,
+        preemptible=preemptible,
+        requested=gpus,
+        limit=limit,
+        used=used,
     )
-    limit = (quota.limit(kind) if quota else 0) + allowance
-    used = quota.used(kind) if quota else 0
-    if quota is None or used + gpus > limit:
-        raise QuotaExceeded(
-            organization=organization,
-            region=region,
-            gpu_model=gpu_model,
-            preemptible=preemptible,
-            requested=gpus,
-            limit=limit,
-            used=used,
-        )
-    setattr(quota, Quota.used_field(kind), used + gpus)
-    quota.save(update_fields=[Quota.used_field(kind), "updated_at"])
 
 
 @transaction.atomic
