@@ -11,13 +11,25 @@ A rise reclaims the running instances whose bid it passes, and GPUs it empties a
 nobody pays for: it stops below the bid that would take back more GPUs than are sold beyond
 the target share (`rise_within_bids`), so that a price going up never empties the offer under
 its target.
+
+Cuts are for selling, and a cut bills every running customer less at once, so the price falls
+only when it can sell more (`may_cut`):
+
+- not while no further instance of the type fits: spare GPUs scattered over machines that no
+  8-GPU instance can use are not a reason to lower its price (nobody could launch at the lower
+  price);
+- not before the offer has stayed under its target (by more than HOLD_BELOW) for CUT_AFTER: a
+  dip (a customer leaving, a machine reclaimed for the operator's own work, GPUs taken back for
+  the price) is sold again at the current price by the customers who come back, and a price
+  chasing each dip down bills every customer less and is raised again minutes later. The
+  operator's own work coming back shrinks the spare and lifts the share on its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 PLACES = Decimal("0.0001")
@@ -27,6 +39,8 @@ ADJUST_EVERY = timedelta(minutes=5)
 # or ending moves a place's share by several points, and a price chasing each such dip down
 # (to be raised again minutes later) sells nothing more and bills every customer less.
 HOLD_BELOW = Decimal(3)
+# How long an offer stays under its target (beyond HOLD_BELOW) before its price may fall.
+CUT_AFTER = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,20 @@ def next_price(*, current: Decimal, share: Decimal, bounds: Bounds) -> Decimal:
     step = clamp(wanted, -bounds.max_step, bounds.max_step)
     moved = clamp(current + step, bounds.floor, bounds.ceiling)
     return moved.quantize(PLACES, rounding=ROUND_HALF_UP)
+
+
+def under_target(*, share: Decimal, target_share: Decimal) -> bool:
+    """Whether `share` is low enough for `next_price` to lower the price."""
+    return share < target_share - HOLD_BELOW
+
+
+def may_cut(*, under_since: datetime | None, now: datetime, free_instances: int) -> bool:
+    """Whether a cut proposed at `now` may be made: at least one more instance of the type fits,
+    and the offer has been under its target since `under_since` (None: not known to be) for
+    CUT_AFTER at least."""
+    if free_instances <= 0 or under_since is None:
+        return False
+    return now - under_since >= CUT_AFTER
 
 
 def gpus_over_target(*, share: Decimal, target_share: Decimal, spare_gpus: int) -> int:

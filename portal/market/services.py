@@ -277,7 +277,7 @@ def spot_price_adjust(
     entry = snapshot.entries.get(key)
     if entry is None:
         return None
-    _instances, free_gpus, total_gpus = entry
+    free_instances, free_gpus, total_gpus = entry
     internal_gpus = snapshot.demand.get(key, (0, 0, 0, None))[0]
     share = pricing.sold_share(
         free_gpus=free_gpus, total_gpus=total_gpus, internal_gpus=internal_gpus
@@ -320,6 +320,12 @@ def spot_price_adjust(
     if now - since < pricing.ADJUST_EVERY:
         return None
     price = pricing.next_price(current=price_now, share=share, bounds=bounds)
+    if price < price_now and not pricing.may_cut(
+        under_since=_under_since(market, share=share, now=now),
+        now=now,
+        free_instances=free_instances,
+    ):
+        return None
     if price > price_now:
         price = pricing.rise_within_bids(
             current=price_now,
@@ -355,6 +361,27 @@ def _held_key(market_id: int) -> str:
     return f"market:held-at-bid:{market_id}"
 
 
+# An offer under its target (beyond the hold): since when (a timestamp), for `pricing.may_cut`.
+# Kept in the cache, written by `spot_prices_adjust` at each report: lost, the wait starts
+# again (the price holds a little longer, never falls sooner).
+_UNDER_SECONDS = 7 * 86400
+
+
+def _under_key(market_id: int) -> str:
+    return f"market:under-target-since:{market_id}"
+
+
+def _under_since(market: SpotMarket, *, share: Decimal, now: datetime) -> datetime | None:
+    """Since when the offer has been under its target (now, if it was not known to be)."""
+    if not pricing.under_target(share=share, target_share=market.target_share):
+        return None
+    since = cache.get(_under_key(market.pk))
+    if since is None:
+        cache.set(_under_key(market.pk), now.timestamp(), timeout=_UNDER_SECONDS)
+        return now
+    return datetime.fromtimestamp(since, tz=now.tzinfo)
+
+
 def _running_bids(market: SpotMarket) -> list[tuple[Decimal, int]]:
     """(bid, GPUs) of the offer's running instances that a higher price would reclaim, as the
     apps that reclaim them answer."""
@@ -381,13 +408,37 @@ def spot_prices_adjust(*, now: datetime | None = None) -> int:
     if not markets:
         return 0
     current = spot_prices_current()
-    held = cache.get_many([_held_key(market.pk) for market in markets])
+    cached = cache.get_many(
+        [_held_key(market.pk) for market in markets] + [_under_key(m.pk) for m in markets]
+    )
+    # Since when each offer has been under its target: noted when it goes under, forgotten
+    # when it is back (at every report, whether or not its price may move now).
+    under_since: dict[int, float] = {}
+    went_under: dict[str, float] = {}
+    back: list[str] = []
+    for market in markets:
+        key = _under_key(market.pk)
+        share = _share(market, snapshot)
+        if share is not None and pricing.under_target(
+            share=share, target_share=market.target_share
+        ):
+            under_since[market.pk] = cached.get(key, now.timestamp())
+            if key not in cached:
+                went_under[key] = now.timestamp()
+        elif key in cached:
+            back.append(key)
+    if went_under:
+        cache.set_many(went_under, timeout=_UNDER_SECONDS)
+    if back:
+        cache.delete_many(back)
     changed = 0
     for market in markets:
         row = current.get((market.region_id, market.instance_type_id))
-        if row is not None and not _may_move(market, row, snapshot, now):
+        if row is not None and not _may_move(
+            market, row, snapshot, now, under_since=under_since.get(market.pk)
+        ):
             continue
-        held_at = held.get(_held_key(market.pk))
+        held_at = cached.get(_held_key(market.pk))
         if held_at is not None and 0 <= now.timestamp() - held_at < _HELD_SECONDS:
             continue
         if spot_price_adjust(market=market, snapshot=snapshot, now=now) is not None:
@@ -395,20 +446,33 @@ def spot_prices_adjust(*, now: datetime | None = None) -> int:
     return changed
 
 
-def _may_move(market: SpotMarket, row: SpotPrice, snapshot: CapacitySnapshot, now) -> bool:
-    """Whether `spot_price_adjust` could change the price in force (`row`), told without a
-    query: not within `pricing.ADJUST_EVERY` of its last change, and a step away from it."""
-    if now - row.valid_from < pricing.ADJUST_EVERY:
-        return False
+def _share(market: SpotMarket, snapshot: CapacitySnapshot) -> Decimal | None:
+    """The offer's sold share in the snapshot (None: not in it, or nothing spare)."""
     key = (market.region.code, market.instance_type.code)
     entry = snapshot.entries.get(key)
     if entry is None:
-        return False
-    share = pricing.sold_share(
+        return None
+    return pricing.sold_share(
         free_gpus=entry[1],
         total_gpus=entry[2],
         internal_gpus=snapshot.demand.get(key, (0, 0, 0, None))[0],
     )
+
+
+def _may_move(
+    market: SpotMarket,
+    row: SpotPrice,
+    snapshot: CapacitySnapshot,
+    now,
+    *,
+    under_since: float | None = None,
+) -> bool:
+    """Whether `spot_price_adjust` could change the price in force (`row`), told without a
+    query: not within `pricing.ADJUST_EVERY` of its last change, a step away from it, and a
+    cut only if `pricing.may_cut` lets it (`under_since`: a timestamp)."""
+    if now - row.valid_from < pricing.ADJUST_EVERY:
+        return False
+    share = _share(market, snapshot)
     if share is None:
         return False
     bounds = pricing.Bounds(
@@ -417,7 +481,14 @@ def _may_move(market: SpotMarket, row: SpotPrice, snapshot: CapacitySnapshot, no
         target_share=market.target_share,
         max_step=market.max_step,
     )
-    return pricing.next_price(current=row.price, share=share, bounds=bounds) != row.price
+    price = pricing.next_price(current=row.price, share=share, bounds=bounds)
+    if price < row.price:
+        entry = snapshot.entries[(market.region.code, market.instance_type.code)]
+        since = None
+        if under_since is not None:
+            since = datetime.fromtimestamp(under_since, tz=now.tzinfo)
+        return pricing.may_cut(under_since=since, now=now, free_instances=entry[0])
+    return price != row.price
 
 
 @transaction.atomic
