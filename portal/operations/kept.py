@@ -31,7 +31,7 @@ REQUESTS = "requests"
 RESERVATIONS = "reservations"
 PARTS = (INSTANCES, REQUESTS, RESERVATIONS)
 
-KEPT_FORMAT = 1  # in the keys: a release that changes a kept part's shape never reads old ones
+KEPT_FORMAT = 2  # in the keys: a release that changes a kept part's shape never reads old ones
 # A version replaced by writes needs no expiry; this only bounds what an idle portal keeps.
 KEPT_TTL = 3600
 
