@@ -147,3 +147,29 @@ def test_the_chart_is_the_old_chart(today):
     )
     assert _normalized(new) == _normalized(Template(OLD_CHART).render(context))
     assert new.count('class="day"') == len(chart.day_labels) > 0
+
+
+OLD_SPOT = """{% load billing money %}{% for line, prices in o.spot_breakdowns %}
+  <details class="spot-breakdown" data-testid="spot-breakdown">
+    <summary>{{ line.instance_type_name }} · <span class="mono">{{ line.region_code }}</span> · preemptible: {{ prices|length }} price{{ prices|length|pluralize }}, average {{ line.unit_price|per_hour:line.currency }}</summary>
+    <table class="table compact">
+      <thead><tr><th class="num">Spot price / hour</th><th class="num">Hours</th><th class="num">Seconds</th></tr></thead>
+      <tbody>
+      {% for price, seconds in prices %}<tr><td class="num">{{ price|price:o.currency }}</td><td class="num">{{ seconds|seconds_hours }}</td><td class="num">{{ seconds }}</td></tr>{% endfor %}
+      </tbody>
+    </table>
+  </details>
+  {% endfor %}"""  # noqa: E501
+
+
+def test_the_spot_breakdowns_are_the_old_ones():
+    breakdowns = [
+        (LINES[1], [(Decimal("1.2345"), 3600), (Decimal("0.9"), 1_234_567)]),
+        (_line("preemptible", region_code="<eu>"), [(Decimal("2.00"), 59)]),
+    ]
+    context = Context({"o": {"spot_breakdowns": breakdowns, "currency": "USD"}})
+    new = Template("{% load billing %}{% spot_breakdowns o.spot_breakdowns o.currency %}").render(
+        context
+    )
+    assert _normalized(new) == _normalized(Template(OLD_SPOT).render(context))
+    assert "2 prices, average €1.2345/hour" in new and "1 price, average" in new

@@ -129,6 +129,14 @@ def spend_chart(chart: Any, month_label: str, current: bool) -> str:
         f"{escape(day.label)}</text>"
         for day in chart.day_labels
     )
+    bars = "\n".join(
+        f'<g class="bar{" future" if bar.future else ""}{" today" if bar.today else ""}"'
+        f' data-day="{bar.day.isoformat()}" data-value="{escape(str(bar.value))}">'
+        f"<title>{escape(f'{bar.label} (today, so far)' if bar.today else bar.label)}</title>"
+        f'<rect x="{bar.x}" y="{bar.y if bar.height else chart.plot_bottom - 1}"'
+        f' width="{bar.width}" height="{bar.height if bar.height else 1}" rx="2"/></g>'
+        for bar in chart.bars
+    )  # BarChart.bars_svg's markup, without format_html_join's escaping of every number
     description = escape(chart.description)
     today = " Today's bar grows as the day goes on." if current else ""
     return mark_safe(  # noqa: S308 - constants, numbers and escaped values only
@@ -139,9 +147,37 @@ def spend_chart(chart: Any, month_label: str, current: bool) -> str:
         f'  <title id="chart-title">Spend per day, {escape(month_label)}</title>\n'
         f'  <desc id="chart-desc">{description}</desc>'
         f"{ticks}\n"
-        f"  {chart.bars_svg}\n"
+        f"  {bars}\n"
         f"  {days}\n"
         "</svg>\n"
         f'<figcaption class="muted">{description}{today}</figcaption>\n'
         "</figure>\n"
     )
+
+
+@register.simple_tag
+def spot_breakdowns(breakdowns: list, currency: str) -> str:
+    """Each preemptible line's seconds at each spot price, as a `<details>` of its own."""
+    parts = []
+    for line, prices in breakdowns:
+        count = len(prices)
+        rows = "".join(
+            f'<tr><td class="num">{escape(money_filters.price(price, currency))}</td>'
+            f'<td class="num">{escape(seconds_hours(seconds))}</td>'
+            f'<td class="num">{_number(seconds)}</td></tr>'
+            for price, seconds in prices
+        )
+        average = escape(money_filters.per_hour(line.unit_price, line.currency))
+        parts.append(
+            '\n  <details class="spot-breakdown" data-testid="spot-breakdown">\n'
+            f"    <summary>{escape(line.instance_type_name)} · "
+            f'<span class="mono">{escape(line.region_code)}</span> · preemptible: {count} '
+            f"price{'' if count == 1 else 's'}, average {average}</summary>\n"
+            '    <table class="table compact">\n'
+            '      <thead><tr><th class="num">Spot price / hour</th><th class="num">Hours</th>'
+            '<th class="num">Seconds</th></tr></thead>\n'
+            f"      <tbody>\n      {rows}\n      </tbody>\n"
+            "    </table>\n"
+            "  </details>"
+        )
+    return mark_safe("".join(parts))  # noqa: S308 - constants, numbers and escaped values
