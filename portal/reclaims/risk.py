@@ -59,10 +59,12 @@ def reclaim_risk_check(snapshot: CapacitySnapshot | None) -> list[int]:
     """Warn the instances most at risk; returns the ids warned now.
 
     Runs after every capacity report (every 30 s), so it reads set-wise, whatever the number
-    of places: the warned instances in one query; where a forecast exceeds what customers
-    leave, the GPUs under notice in one; where a place is at risk after those (or was within
-    the horizon and holds warnings), the policy and the candidates of every such place in
-    one each."""
+    of places, and only what the report needs: the warned instances, each with whether the
+    policy may still take it, in one query; where a forecast exceeds what customers leave,
+    the GPUs under notice in one; only where a place is at risk beyond what its standing
+    warnings cover, the policy and the candidates of every such place in one each (most
+    reports of a lasting risk find it covered and rank nothing); the warned instances' rows
+    for the webhook in one query per place."""
     if snapshot is None:
         return []
     now = snapshot.taken_at.timestamp()
@@ -75,11 +77,7 @@ def reclaim_risk_check(snapshot: CapacitySnapshot | None) -> list[int]:
     )
     if not places:
         return []
-    warned_before: dict[tuple[str, str], set[int]] = {}
-    for pk, region_code, model_code in Instance.objects.filter(
-        reclaim_risk_at__isnull=False
-    ).values_list("pk", "region__code", "instance_type__gpu_model__code"):
-        warned_before.setdefault((region_code, model_code), set()).add(pk)
+    warned_by_place = selectors.warned_by_place()
     forecasts = {
         key: forecast_internal(place, previous.get(key), now) for key, place in places.items()
     }
@@ -88,7 +86,7 @@ def reclaim_risk_check(snapshot: CapacitySnapshot | None) -> list[int]:
     exposed = {
         key: forecasts[key] - (place.fleet - place.customer) for key, place in places.items()
     }
-    if not warned_before and all(gpus <= 0 for gpus in exposed.values()):
+    if not warned_by_place and all(gpus <= 0 for gpus in exposed.values()):
         return []
     exposed_places = [key for key, gpus in exposed.items() if gpus > 0]
     under_notice = selectors.gpus_under_notice_by_place() if exposed_places else {}
@@ -97,50 +95,60 @@ def reclaim_risk_check(snapshot: CapacitySnapshot | None) -> list[int]:
     last_at_risk.update({key: now for key in places if at_risk[key] > 0})
     cache.set(AT_RISK_KEY, last_at_risk, timeout=int(HORIZON.total_seconds() * 4))
     # Where warnings stand: at risk now, or within the horizon of the last time it was.
-    held = [
+    held = {
         key
         for key in places
         if now - last_at_risk.get(key, float("-inf")) < HORIZON.total_seconds()
-        and (at_risk[key] > 0 or warned_before.get(key))
-    ]
-    by_place = selectors.reclaim_ranked_by_place(held, policy=policy_get()) if held else {}
+        and (at_risk[key] > 0 or warned_by_place.get(key))
+    }
+    # A warning stands while its place is at risk and the policy may still take its instance:
+    # it covers its GPUs, and only what it leaves uncovered warns more (in the policy's
+    # order). Moving it to each newer or cheaper arrival would warn and clear again and
+    # again, a webhook each time. The ranking of the candidates is read only for the places
+    # where the standing warnings leave GPUs uncovered.
+    kept: dict[tuple[str, str], list[selectors.Warned]] = {
+        key: [w for w in warned_by_place.get(key, []) if w.eligible] for key in held
+    }
+    uncovered = {key: at_risk[key] - sum(w.gpus for w in kept[key]) for key in held}
+    needy = [key for key in places if key in held and uncovered[key] > 0]
+    by_place = selectors.reclaim_ranked_by_place(needy, policy=policy_get()) if needy else {}
     warned: list[int] = []
     for key, place in places.items():
         forecast = forecasts[key]
-        candidates = by_place.get(key, [])
-        # A warning stands while its place is at risk: it covers its GPUs, and only what it
-        # leaves uncovered warns more (in the policy's order). Moving it to each newer or
-        # cheaper arrival would warn and clear again and again, a webhook each time.
-        before = warned_before.get(key, set())
-        kept = [c for c in candidates if c.pk in before]
+        before = {w.pk for w in warned_by_place.get(key, [])}
         chosen = selectors.reclaim_choose(
-            candidates=[c for c in candidates if c.pk not in before],
-            gpus=at_risk[key] - sum(c.gpus for c in kept),
+            candidates=[c for c in by_place.get(key, []) if c.pk not in before],
+            gpus=uncovered.get(key, 0),
         )
-        stale = before - {c.pk for c in kept}
+        stale = before - {w.pk for w in kept.get(key, [])}
         if not chosen and not stale:
             continue
         with transaction.atomic():
             lifecycle.clear_reclaim_risk(sorted(stale))
-            for candidate in chosen:
-                if lifecycle.note_reclaim_risk(candidate.pk, at=snapshot.taken_at):
-                    instance = Instance.objects.select_related(
-                        "organization", "region", "instance_type"
-                    ).get(pk=candidate.pk)
-                    signals.instance_reclaim_risk.send(sender=Instance, instance=instance)
-                    audit_record(
-                        action="reclaim.risk_warned",
-                        organization=instance.organization,
-                        actor_kind="system",
-                        actor_label="reclaims",
-                        target=instance,
-                        detail={
-                            "forecast_internal_gpus": forecast,
-                            "fleet": place.fleet,
-                            "customer_gpus": place.customer,
-                        },
-                    )
-                    warned.append(instance.pk)
+            claimed = [
+                candidate.pk
+                for candidate in chosen
+                if lifecycle.note_reclaim_risk(candidate.pk, at=snapshot.taken_at)
+            ]
+            instances = Instance.objects.select_related(
+                "organization", "region", "instance_type"
+            ).in_bulk(claimed)
+            for pk in claimed:
+                instance = instances[pk]
+                signals.instance_reclaim_risk.send(sender=Instance, instance=instance)
+                audit_record(
+                    action="reclaim.risk_warned",
+                    organization=instance.organization,
+                    actor_kind="system",
+                    actor_label="reclaims",
+                    target=instance,
+                    detail={
+                        "forecast_internal_gpus": forecast,
+                        "fleet": place.fleet,
+                        "customer_gpus": place.customer,
+                    },
+                )
+                warned.append(instance.pk)
     return warned
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol, TypeVar
 
-from django.db.models import Q, Sum
+from django.db.models import BooleanField, Case, Q, Sum, Value, When
 
 from portal.catalog.models import GpuModel, Region
 from portal.catalog.selectors import prices_in_force
@@ -43,12 +43,15 @@ class _HasGpus(Protocol):
 _C = TypeVar("_C", bound=_HasGpus)
 
 
+# Preemptible only: on-demand machines are never reclaimed, and a preemptible launch never
+# draws on a reservation, so reserved capacity is spared by the same filter.
+ELIGIBLE = Q(preemptible=True, state__in=HOLDING_STATES, reclaim_at__isnull=True) & ~Q(
+    backend_id=""
+)
+
+
 def _eligible(queryset):
-    # Preemptible only: on-demand machines are never reclaimed, and a preemptible launch never
-    # draws on a reservation, so reserved capacity is spared by the same filter.
-    return queryset.filter(
-        preemptible=True, state__in=HOLDING_STATES, reclaim_at__isnull=True
-    ).exclude(backend_id="")
+    return queryset.filter(ELIGIBLE)
 
 
 def _policy_key(policy: ReclaimPolicy, *, price: Decimal, launched: datetime, pk: int) -> tuple:
@@ -68,7 +71,10 @@ def _price(max_price: Decimal | None, instance_type_id: int, prices: dict) -> De
 
 def _candidates(queryset, policy: ReclaimPolicy) -> list[Candidate]:
     instances = list(_eligible(queryset).select_related("instance_type", "organization", "region"))
-    prices = prices_in_force(instance_types={i.instance_type_id for i in instances})
+    # The catalog's price stands in only for an instance without a bid (the victim keeps it).
+    prices = prices_in_force(
+        instance_types={i.instance_type_id for i in instances if i.max_price_per_hour is None}
+    )
     candidates = [
         Candidate(
             instance=instance,
@@ -114,7 +120,12 @@ def reclaim_ranked_by_place(
             *("instance_type_id", "region__code", "instance_type__gpu_model__code"),
         )
     )
-    prices = prices_in_force(instance_types={row[5] for row in rows})
+    # Only the order needs a price here: the catalog's, for an instance without a bid.
+    prices = (
+        prices_in_force(instance_types={row[5] for row in rows if row[2] is None})
+        if policy.order != Order.NEWEST
+        else {}
+    )
     rows.sort(
         key=lambda r: _policy_key(
             policy, price=_price(r[2], r[5], prices), launched=r[3] or r[4], pk=r[0]
@@ -123,6 +134,35 @@ def reclaim_ranked_by_place(
     by_place: dict[tuple[str, str], list[Ranked]] = {place: [] for place in places}
     for pk, gpus, *_rest, region_code, model_code in rows:
         by_place.setdefault((region_code, model_code), []).append(Ranked(pk=pk, gpus=gpus))
+    return by_place
+
+
+@dataclass(frozen=True)
+class Warned:
+    """An instance under a reclaim risk warning: its GPUs, and whether the policy may still
+    take it (else its warning is stale)."""
+
+    pk: int
+    gpus: int
+    eligible: bool
+
+
+def warned_by_place() -> dict[tuple[str, str], list[Warned]]:
+    """Every instance under a reclaim risk warning, per place (region code, GPU model code):
+    one query."""
+    by_place: dict[tuple[str, str], list[Warned]] = {}
+    for pk, gpus, eligible, region_code, model_code in (
+        Instance.objects.filter(reclaim_risk_at__isnull=False)
+        .annotate(
+            eligible=Case(
+                When(ELIGIBLE, then=Value(True)), default=Value(False), output_field=BooleanField()
+            ),
+        )
+        .values_list("pk", "gpus", "eligible", "region__code", "instance_type__gpu_model__code")
+    ):
+        by_place.setdefault((region_code, model_code), []).append(
+            Warned(pk=pk, gpus=gpus, eligible=eligible)
+        )
     return by_place
 
 

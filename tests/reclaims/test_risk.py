@@ -7,6 +7,7 @@ import time_machine
 from django.core import mail
 from django.utils import timezone
 
+from portal.instances.models import Instance, State
 from portal.provisioning import Capacity
 from portal.reclaims.models import ReclaimOrder
 from portal.webhooks.models import WebhookDelivery
@@ -99,4 +100,22 @@ def test_a_warning_stands_while_its_place_is_at_risk_when_a_cheaper_instance_arr
     report(internal=4, forecast=7)  # one more GPU at risk: the next in line is warned too
     cheaper.refresh_from_db()
     assert cheaper.reclaim_risk_at is not None
+    assert WebhookDelivery.objects.filter(event_type="instance.reclaim_risk").count() == 2
+
+
+def test_a_warning_the_policy_can_no_longer_act_on_moves_to_the_next_in_line(
+    catalog, spot, endpoint
+):
+    first, second = spot(bid="0.3"), spot(bid="0.6")
+    report(internal=4, forecast=6)  # one GPU at risk: the cheaper instance is warned
+    first.refresh_from_db()
+    assert first.reclaim_risk_at is not None
+
+    # Its customer stops it: a stopped machine holds no GPUs and is no candidate any more.
+    Instance.objects.filter(pk=first.pk).update(state=State.STOPPED)
+    report(internal=4, forecast=6)  # the same risk, no longer covered by that warning
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.reclaim_risk_at is None
+    assert second.reclaim_risk_at is not None
     assert WebhookDelivery.objects.filter(event_type="instance.reclaim_risk").count() == 2
