@@ -1,6 +1,7 @@
 """Where the market's revenue is made and lost, per simulated hour of the day (issue 21).
 
     .venv/bin/python -m bench.market_report [--database backfill_bench] [--seed 21] [--days 2]
+        [--spot <database>] [--fixed <database>]
 
 Reads the databases a `bench.market --keep` run left (<database>_market_spot and
 <database>_market_fixed) and prints, per hour of the day (over all simulated days), in each
@@ -173,11 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", default=os.environ.get("BENCH_DB_NAME", "backfill_bench"))
     parser.add_argument("--seed", type=int, default=21)
     parser.add_argument("--days", type=float, default=2.0)
+    parser.add_argument("--spot", help="the spot run's database (default <database>_market_spot)")
+    parser.add_argument("--fixed", help="the fixed run's database (<database>_market_fixed)")
     args = parser.parse_args(argv)
     start = SIM_START.astimezone(UTC).timestamp()
     end = start + args.days * 86400
+    names = {"spot": args.spot, "fixed": args.fixed}
     modes = {
-        name: Mode(name, f"{args.database}_market_{name}", start, end, args.seed)
+        name: Mode(name, names[name] or f"{args.database}_market_{name}", start, end, args.seed)
         for name in ("spot", "fixed")
     }
     tables = {name: mode.by_hour() for name, mode in modes.items()}

@@ -9,8 +9,12 @@ however often the capacity is reported).
 
 A rise reclaims the running instances whose bid it passes, and GPUs it empties are GPUs
 nobody pays for: it stops below the bid that would take back more GPUs than are sold beyond
-the target share (`rise_within_bids`), so that a price going up never empties the offer under
-its target.
+the target share (`rise_within_bids`), so that a price going up never empties the offer much
+under its target. Over its target, it may always take back one instance of the type
+(`rise_room`): the customers who came in when the price was low must not hold it down for every
+other customer of a sold-out offer (the price of 8-GPU machines, whose one machine is more than
+the few GPUs over the target, would otherwise stay at the lowest bid for as long as that
+machine runs, while the GPUs are sold out and new customers are turned away).
 
 Cuts are for selling, and a cut bills every running customer less at once, so the price falls
 only when it can sell more (`may_cut`):
@@ -96,6 +100,16 @@ def gpus_over_target(*, share: Decimal, target_share: Decimal, spare_gpus: int) 
     if share <= target_share or spare_gpus <= 0:
         return 0
     return int((share - target_share) * spare_gpus / HUNDRED)
+
+
+def rise_room(*, share: Decimal, target_share: Decimal, spare_gpus: int, instance_gpus: int) -> int:
+    """The GPUs a rise may take back from running customers: those sold beyond the target, and
+    at least one instance of the type whenever the offer is over its target (else the bid of a
+    single 8-GPU machine caps the price of a sold-out offer for as long as it runs)."""
+    over = gpus_over_target(share=share, target_share=target_share, spare_gpus=spare_gpus)
+    if share <= target_share:
+        return over
+    return max(over, instance_gpus)
 
 
 def rise_within_bids(

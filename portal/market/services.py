@@ -331,8 +331,11 @@ def spot_price_adjust(
             current=price_now,
             proposed=price,
             bids=_running_bids(market),
-            room=pricing.gpus_over_target(
-                share=share, target_share=market.target_share, spare_gpus=spare
+            room=pricing.rise_room(
+                share=share,
+                target_share=market.target_share,
+                spare_gpus=spare,
+                instance_gpus=market.instance_type.gpu_count,
             ),
         )
         if price == price_now:  # held at a bid: a decision, as a step is, once per interval
