@@ -61,7 +61,7 @@ def instance_detail(request: OrganizationRequest, pk: int) -> HttpResponse:
     instance, hourly = selectors.instance_priced_for_member(membership=request.membership, pk=pk)
     context = {
         "instance": instance,
-        "events": selectors.instance_event_list_for_instance(instance=instance),
+        "events": selectors.instance_timeline(instance=instance),
         "actions": lifecycle.allowed_actions(instance.state),
         "can_manage": request.membership.can("instances.manage"),
         "can_manage_budget": request.membership.can("billing.manage"),
