@@ -10,18 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import (
-    BooleanField,
-    Exists,
-    ExpressionWrapper,
-    Field,
-    OuterRef,
-    Prefetch,
-    QuerySet,
-    Subquery,
-    Sum,
-    Value,
-)
+from django.db.models import Field, OuterRef, Prefetch, QuerySet, Subquery, Sum, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.http import Http404
@@ -256,17 +245,20 @@ def unpaid_invoices(*, organization: Organization) -> list[Invoice]:
 BILLING_HOLD = "billing"  # the kind of hold launch_block_reason is registered as
 
 
-def launch_block_possible(organization_id: Any) -> ExpressionWrapper:
-    """Whether `launch_block_reason` may find a reason, as one boolean SQL expression on the
-    organization's id (an OuterRef or an id): an unpaid invoice past the date that pauses
-    launches, or a hard budget limit. Registered as the billing hold's `may_hold`
-    (portal.orgs.standing), so a launch reads it with its other reads."""
+def launch_block_possible(organization_id: int) -> tuple[str, list[Any]]:
+    """Whether `launch_block_reason` may find a reason, as a boolean SQL expression and its
+    parameters: an unpaid invoice past the date that pauses launches, or a hard budget limit.
+    Registered as the billing hold's `may_hold` (portal.orgs.standing), so a launch reads it
+    with its other reads."""
     paused_before = launches_paused_due_before(clock.now())
-    overdue = Invoice.objects.filter(
-        organization=organization_id, paid_at__isnull=True, due_at__lt=paused_before
+    invoices = connection.ops.quote_name(Invoice._meta.db_table)
+    budgets = connection.ops.quote_name(Budget._meta.db_table)
+    return (
+        f"EXISTS (SELECT 1 FROM {invoices} WHERE organization_id = %s "  # noqa: S608
+        "AND paid_at IS NULL AND due_at < %s) "
+        f"OR EXISTS (SELECT 1 FROM {budgets} WHERE organization_id = %s AND hard_limit)",
+        [organization_id, paused_before, organization_id],
     )
-    hard_limit = Budget.objects.filter(organization=organization_id, hard_limit=True)
-    return ExpressionWrapper(Exists(overdue) | Exists(hard_limit), output_field=BooleanField())
 
 
 def launch_block_reason(*, organization: Organization) -> str | None:
@@ -279,11 +271,10 @@ def launch_block_reason(*, organization: Organization) -> str | None:
     paused_before = launches_paused_due_before(now)
     # Every page asks (the layout's banner): one plain query answers for almost every
     # organization, which has no unpaid invoice past its date and no hard limit.
-    may_hold = (
-        Organization.objects.filter(pk=organization.pk)
-        .values_list(launch_block_possible(OuterRef("pk")), flat=True)
-        .first()
-    )
+    sql, params = launch_block_possible(organization.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {sql}", params)
+        (may_hold,) = cursor.fetchone()
     if not may_hold:
         return None
     return block_reason_of(

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Exists, Sum, Value
+from django.db import connection
+from django.db.models import Sum
 from django.utils import timezone
 
 from portal.catalog.models import InstanceType, Region
@@ -41,17 +42,19 @@ def reservation_gpus_in_use(*, reservation: Reservation) -> int:
 
 
 def reservation_may_apply(
-    organization_id: Any, *, region: Region, instance_type: InstanceType, preemptible: bool
-) -> Exists | Value:
-    """Whether `launch_reservation` may find a reservation, as a boolean SQL expression on the
-    organization's id (an OuterRef or an id), for a launch to read with its other reads; when
-    false, the launch has no reservation and `LaunchReservation()` is its answer."""
+    organization_id: int, *, region: Region, instance_type: InstanceType, preemptible: bool
+) -> tuple[str, list[Any]]:
+    """Whether `launch_reservation` may find a reservation, as a boolean SQL expression and its
+    parameters, for a launch to read with its other reads; when false, the launch has no
+    reservation and `LaunchReservation()` is its answer."""
     if preemptible:
-        return Value(False)
-    return Exists(
-        Reservation.objects.active_at(timezone.now()).filter(
-            organization_id=organization_id, region=region, gpu_model_id=instance_type.gpu_model_id
-        )
+        return "FALSE", []
+    table = connection.ops.quote_name(Reservation._meta.db_table)
+    now = timezone.now()
+    return (
+        f"EXISTS (SELECT 1 FROM {table} WHERE organization_id = %s AND region_id = %s "  # noqa: S608
+        'AND gpu_model_id = %s AND cancelled_at IS NULL AND start <= %s AND "end" > %s)',
+        [organization_id, region.pk, instance_type.gpu_model_id, now, now],
     )
 
 

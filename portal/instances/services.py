@@ -270,24 +270,36 @@ def _launch_facts(
 ) -> _LaunchFacts:
     """What a launch reads about its organization, in one query: whether each kind of launch
     hold may hold it (`portal.orgs.standing`), whether the name is taken, and whether a
-    reservation there may cover the launch."""
-    org = OuterRef("pk")
-    holds = launch_hold_flags(org)
-    taken = Exists(
-        Instance.objects.filter(organization_id=org, name=name).exclude(state__in=FINAL_STATES)
+    reservation there may cover the launch. Plain SQL: Django's ORM took longer to build the
+    five EXISTS than PostgreSQL to answer them (~2 ms of a launch's CPU)."""
+    holds = launch_hold_flags(organization.pk)
+    taken_sql, taken_params = _name_taken_sql(organization.pk, name)
+    reserve_sql, reserve_params = reservation_may_apply(
+        organization.pk, region=place, instance_type=itype, preemptible=bool(preemptible)
     )
-    reservation = reservation_may_apply(
-        org, region=place, instance_type=itype, preemptible=bool(preemptible)
-    )
-    *flags, name_taken, may_reserve = (
-        Organization.objects.filter(pk=organization.pk)
-        .values_list(*holds.values(), taken, reservation)
-        .get()
-    )
+    parts = [*holds.values(), (taken_sql, taken_params), (reserve_sql, reserve_params)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT " + ", ".join(f"({sql})" for sql, _ in parts),
+            [param for _, params in parts for param in params],
+        )
+        *flags, name_taken, may_reserve = cursor.fetchone()
     return _LaunchFacts(
         may_hold=dict(zip(holds, flags, strict=True)),
         name_taken=name_taken,
         may_reserve=may_reserve,
+    )
+
+
+def _name_taken_sql(organization_id: int, name: str) -> tuple[str, list[Any]]:
+    """Whether a live instance of the organization has the name (the partial unique index
+    `instance_name_unique_while_alive` answers it)."""
+    table = connection.ops.quote_name(Instance._meta.db_table)
+    final = ", ".join(["%s"] * len(FINAL_STATES))
+    return (
+        f"EXISTS (SELECT 1 FROM {table} WHERE organization_id = %s AND name = %s "  # noqa: S608
+        f"AND NOT state IN ({final}))",
+        [organization_id, name, *(str(state) for state in sorted(FINAL_STATES))],
     )
 
 

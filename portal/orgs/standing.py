@@ -10,11 +10,13 @@ limit), which is how a lower layer asks a higher one without importing it:
 order registered); `organization_hold(organization, kind)` asks one kind (the quota rules ask
 whether an invoice is overdue).
 
-A kind may also register `may_hold`: a boolean SQL expression, built on an expression of the
-organization's id, false whenever its check would find no reason (a suspension not lifted; an
+A kind may also register `may_hold`: for an organization's id, a boolean SQL expression and
+its parameters, false whenever its check would find no reason (a suspension not lifted; an
 unpaid invoice past its date or a hard budget limit). A launch then reads every kind's
 `may_hold` in one query (`launch_hold_flags`, with whatever else the launch reads there) and
-asks only the kinds that may hold; almost every organization has none.
+asks only the kinds that may hold; almost every organization has none. Plain SQL: Django
+takes longer to build the ORM's Exists than PostgreSQL to answer them (about 2 ms against
+0.1 per launch).
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Value
+from django.db import connection
 
 from portal.orgs.models import Organization, Suspension
 from portal.orgs.selectors import organization_suspension_reason
 
 HoldCheck = Callable[[Organization], str | None]
-MayHold = Callable[[Any], Any]  # an expression of the organization's id -> a boolean expression
+# An organization's id -> a boolean SQL expression and its parameters.
+MayHold = Callable[[int], tuple[str, list[Any]]]
 
 
 @dataclass(frozen=True)
@@ -72,13 +75,15 @@ def hold_register(
     )
 
 
-def launch_hold_flags(organization_id: Any) -> dict[str, Any]:
-    """For each kind that blocks launches, its `may_hold` as a boolean expression on
-    `organization_id` (an OuterRef or an id; always true for a kind that registered none): to
-    be read with the launch's other reads and given back to `organization_launch_hold`."""
+def launch_hold_flags(organization_id: int) -> dict[str, tuple[str, list[Any]]]:
+    """For each kind that blocks launches, its `may_hold` SQL and parameters for the
+    organization (always true for a kind that registered none): to be read with the launch's
+    other reads and given back to `organization_launch_hold`."""
     return {
         kind: (
-            registered.may_hold(organization_id) if registered.may_hold is not None else Value(True)
+            registered.may_hold(organization_id)
+            if registered.may_hold is not None
+            else ("TRUE", [])
         )
         for kind, registered in _HOLDS.items()
         if registered.blocks_launch
@@ -98,9 +103,14 @@ def organization_launch_hold(
     `launch_hold_flags` as the caller read them; a kind read as false is not asked. Without
     it, they are read here (one query) when any kind registered one."""
     if may_hold is None and any(r.may_hold for r in _HOLDS.values() if r.blocks_launch):
-        flags = launch_hold_flags(OuterRef("pk"))
-        values = Organization.objects.filter(pk=organization.pk).values_list(*flags.values())
-        may_hold = dict(zip(flags, values.get(), strict=True))
+        flags = launch_hold_flags(organization.pk)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT " + ", ".join(f"({sql})" for sql, _ in flags.values()),
+                [param for _, params in flags.values() for param in params],
+            )
+            row = cursor.fetchone()
+        may_hold = dict(zip(flags, row, strict=True))
     for kind, registered in _HOLDS.items():
         if not registered.blocks_launch:
             continue
@@ -130,9 +140,12 @@ def organization_launch_holds(
     return holds
 
 
-def _may_be_suspended(organization_id: Any) -> Exists:
-    unlifted = Suspension.objects.filter(organization_id=organization_id, lifted_at__isnull=True)
-    return Exists(unlifted)
+def _may_be_suspended(organization_id: int) -> tuple[str, list[Any]]:
+    table = connection.ops.quote_name(Suspension._meta.db_table)
+    return (
+        f"EXISTS (SELECT 1 FROM {table} WHERE organization_id = %s AND lifted_at IS NULL)",  # noqa: S608
+        [organization_id],
+    )
 
 
 hold_register(
