@@ -10,7 +10,7 @@ from functools import cache
 
 from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import Exists, F, Field, IntegerField, OuterRef, QuerySet
+from django.db.models import Exists, F, Field, OuterRef, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.options import Options
 from django.http import Http404
@@ -189,16 +189,44 @@ def _hourly_price_now(now: datetime) -> RawSQL:
     )
 
 
-def _instance_count(organization_id: int) -> RawSQL:
+@cache
+def _instance_count_sql() -> str:
     """The organization's number of instances, beside each row of a page (an InitPlan, run
     once: a window count would join every row to its type and region before the LIMIT)."""
     meta = Instance._meta
     table = connection.ops.quote_name(meta.db_table)
     column = connection.ops.quote_name(meta.get_field("organization").column)
-    return RawSQL(  # noqa: S611 - the model's table and column; the id is a parameter
-        f"SELECT COUNT(*) FROM {table} WHERE {column} = %s",  # noqa: S608 - the model's names
-        (organization_id,),
-        output_field=IntegerField(),
+    return f"SELECT COUNT(*) FROM {table} WHERE {column} = %s"  # noqa: S608 - the model's names
+
+
+@cache
+def _list_page_sql() -> str:
+    """The SQL of a page of `instance_list_rows`, each row with its running price in force
+    (`_hourly_price_now`) and the organization's number of instances (`_instance_count_sql`),
+    from the models' tables and columns."""
+    quote = connection.ops.quote_name
+
+    def column(meta: Options, name: str) -> str:
+        field = meta.get_field(name)
+        assert isinstance(field, Field) and field.column
+        return quote(field.column)
+
+    meta = Instance._meta
+    row = quote(meta.db_table)  # unaliased: the price's SQL names the row by its table
+    types, regions = InstanceType._meta, Region._meta
+    fields = ", ".join(f"{row}.{column(meta, name)}" for name in ("id", *LIST_ROW_FIELDS))
+    return (
+        f"SELECT {fields}, t.{column(types, 'name')} AS type_name,"  # noqa: S608 - the models'
+        f" r.{column(regions, 'code')} AS region_code,"
+        f" ({_hourly_price_sql()}) AS listed_hourly, ({_instance_count_sql()}) AS listed_total"
+        f" FROM {row}"
+        f" JOIN {quote(types.db_table)} t"
+        f" ON t.{column(types, 'id')} = {row}.{column(meta, 'instance_type')}"
+        f" JOIN {quote(regions.db_table)} r"
+        f" ON r.{column(regions, 'id')} = {row}.{column(meta, 'region')}"
+        f" WHERE {row}.{column(meta, 'organization')} = %s"
+        f" ORDER BY {row}.{column(meta, 'created_at')} DESC, {row}.{column(meta, 'id')} DESC"
+        " LIMIT %s OFFSET %s"
     )
 
 
@@ -225,12 +253,15 @@ def instance_list_page(
     now = timezone.now()
     found: list[Instance] = []
     if page_number >= 1:
-        offset = (page_number - 1) * per_page
+        organization_id, offset = membership.organization_id, (page_number - 1) * per_page
+        # `instances` with the price and count, a page of it, as SQL: the ORM took longer to
+        # build the query (~1.2 ms) than PostgreSQL to answer it; tests compare the two.
         found = list(
-            instances.annotate(
-                listed_hourly=_hourly_price_now(now),
-                listed_total=_instance_count(membership.organization_id),
-            )[offset : offset + per_page]
+            Instance.objects.raw(
+                _list_page_sql(),
+                # The price's two moments, the count's and the rows' organization, the page.
+                [now, now, organization_id, organization_id, per_page, offset],
+            )
         )
     if not found and page_number != 1:
         page = Paginator(instances, per_page).get_page(number)

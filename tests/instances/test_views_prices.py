@@ -109,3 +109,21 @@ def test_every_page_number_lands_where_the_paginator_would(team, make_instance, 
     assert page.number == expected.number
     assert page.paginator.count == 5 and page.paginator.num_pages == 3
     assert [row.instance.pk for row in rows] == [i.pk for i in expected.object_list]
+
+
+def test_a_page_of_rows_has_what_the_orm_reads_for_it(team, catalog, make_instance, outsider):
+    """The page's rows (one SQL statement) are `instance_list_rows`' rows: the same instances
+    in the same order, each with the values a row shows."""
+    _mix(make_instance, catalog)
+    make_instance(State.RUNNING, reclaim_at=timezone.now() + timedelta(minutes=2), ip="192.0.2.7")
+    shown = ("pk", "name", "preemptible", "state", "reclaim_at", "stop_at", "ip", "created_at")
+    shown += ("running_since", "running_seconds", "type_name", "region_code")
+    for number in ("1", "2"):
+        page, rows = selectors.instance_list_page(membership=team.member, number=number, per_page=4)
+        expected = list(selectors.instance_list_rows(membership=team.member))[
+            (int(number) - 1) * 4 : int(number) * 4
+        ]
+        assert [[getattr(row.instance, name) for name in shown] for row in rows] == [
+            [getattr(instance, name) for name in shown] for instance in expected
+        ]
+        assert page.paginator.count == 6
