@@ -49,7 +49,8 @@ KEPT_FORMAT = 2  # in the keys: a release that changes the kept rows' shape neve
 
 SEALED, ANY = "sealed", "any"  # what a usage version tracks: sealed intervals, or any
 # In place of an organization: every organization's sealed usage at once (the operator's
-# revenue, `portal.operations.revenue`), replaced with the sealed version of any of them.
+# revenue, `portal.operations.revenue`), replaced with the sealed version of any of them; and
+# (ANY) every organization's usage, replaced with any organization's.
 FLEET = "fleet"
 
 
@@ -79,7 +80,7 @@ def usage_changed(organization_id: int, *, sealed: bool = True) -> None:
     metering), and on commit, because another reader may meanwhile have kept sums of the
     rows as they were before the commit under the version of now.
     """
-    keys = [_version_key(organization_id, ANY)]
+    keys = [_version_key(organization_id, ANY), _version_key(FLEET, ANY)]
     if sealed:
         keys += [_version_key(organization_id, SEALED), _version_key(FLEET, SEALED)]
 

@@ -44,7 +44,7 @@ from portal.billing.models import UsageInterval, UsageKind
 from portal.billing.periods import Month, midnight
 from portal.billing.rating import rated
 from portal.billing.rating.live import epoch_seconds
-from portal.billing.usage import FLEET, KEPT_TTL, usage_version
+from portal.billing.usage import ANY, FLEET, KEPT_TTL, usage_version
 
 
 def price_seconds_by_organization(
@@ -74,7 +74,7 @@ def price_seconds_by_organization(
 
 # --- Revenue kept between views ---------------------------------------------------------------
 
-KEPT_FORMAT = 1  # in the keys: a release that changes the kept parts' shape never reads old ones
+KEPT_FORMAT = 3  # in the keys: a release that changes the kept parts' shape never reads old ones
 # Rated at every view: the open preemptible intervals (open ones carry no sealed spot sum, so
 # the partial index `usage_spot_unsealed` finds them).
 OPEN_SPOT = Q(end__isnull=True, kind=UsageKind.PREEMPTIBLE, sealed_price_seconds__isnull=True)
@@ -150,16 +150,129 @@ def _kept_sums(
         cache.set(key, kept, timeout=KEPT_TTL)
 
     rest = Q(start__gte=cutoff) | (OPEN_SPOT if in_memory else Q(end__isnull=True))
+    first_day = Q()
     if floor < first_whole:  # the day `start` falls in (rated() reads no earlier closed one)
-        rest |= Q(start__gte=floor, start__lt=first_whole, end__isnull=False)
-    rated_now = _open_added(kept, start=start, until=min(now, end))
+        first_day = Q(start__gte=floor, start__lt=first_whole, end__isnull=False)
+        rest |= first_day
+    until = min(now, end)
+    rated_now = _open_added(kept, start=start, until=until)
     sums: defaultdict[int, Decimal] = defaultdict(Decimal, rated_now.closed)
+    if in_memory:  # today's part, kept until any usage is written
+        today = _kept_today(
+            intervals,
+            name=name,
+            start=start,
+            end=end,
+            cutoff=cutoff,
+            now=now,
+            by_organization=by_organization,
+        )
+        for organization_id, amount in _open_added(
+            today.kept, start=start, until=until
+        ).closed.items():
+            sums[organization_id] += amount
+        rest = OPEN_SPOT | today.live if today.any_live else OPEN_SPOT
+        if first_day:
+            rest |= first_day
+        elif not today.any_live and not today.open_spot:
+            return dict(sums)  # nothing rated by the database at this view
     live = rated(intervals.filter(rest), start=start, end=end, now=now)
     for organization_id, amount in price_seconds_by_organization(
         live, by_organization=by_organization
     ).items():
         sums[organization_id] += amount
     return dict(sums)
+
+
+# Today's intervals rated by the database at every view all the same: the preemptible ones
+# (priced by the market, which moves without usage being written) and any with a sealed sum
+# (`rated()` reads it only when the period and the clock hold the interval whole). Any other
+# that starts before the clock is rated the same at every later clock: a closed one's seconds
+# do not depend on it, an open one's are rated in memory.
+PRICED_APART = Q(kind=UsageKind.PREEMPTIBLE) | Q(sealed_price_seconds__isnull=False)
+
+
+@dataclass(frozen=True)
+class _Today:
+    """What is kept of the part of a period that starts today (at `cutoff`), as of `at`: the
+    closed intervals begun before then, summed; the open ones as their organizations, starts
+    and unit prices summed per start (rated in memory at each view, as the kept days' are).
+    `live` (if `any_live`) the rest of today's, rated at each view: those priced apart
+    (`PRICED_APART`), any that starts at `at` or later, and, in a window that ends at the
+    clock, any that ends after `at`; `open_spot`: whether any open preemptible interval of any
+    day is to be rated at each view."""
+
+    at: datetime
+    kept: _Kept
+    live: Q
+    any_live: bool
+    open_spot: bool
+
+
+def _kept_today(
+    intervals: QuerySet[UsageInterval],
+    *,
+    name: str,
+    start: datetime,
+    end: datetime,
+    cutoff: datetime,
+    now: datetime,
+    by_organization: bool,
+) -> _Today:
+    """`_rate_today`, kept until any organization's usage is written (`usage_version(FLEET,
+    ANY)`). What it keeps does not move with `start` before `cutoff`, nor with `end` after
+    the clock (the overview's month) or at it (a place's window that ends now)."""
+    until = "clock" if end == now else "later" if end > now else end.isoformat()
+    bounds = f"{max(start, cutoff).isoformat()}:{until}"
+    key = (
+        f"operations:revenue-today{KEPT_FORMAT}:{name}:{bounds}:{int(by_organization)}:"
+        f"{usage_version(FLEET, ANY)}"
+    )
+    today = cache.get(key)
+    if today is None or today.at > now:  # kept for a later clock: not this view's
+        today = _rate_today(
+            intervals, start=start, end=end, cutoff=cutoff, now=now, by_organization=by_organization
+        )
+        cache.set(key, today, timeout=KEPT_TTL)
+    return today
+
+
+def _rate_today(
+    intervals: QuerySet[UsageInterval],
+    *,
+    start: datetime,
+    end: datetime,
+    cutoff: datetime,
+    now: datetime,
+    by_organization: bool,
+) -> _Today:
+    """Today's part of [start, end) rated by the database as of `now` (four queries, once
+    until any usage is written)."""
+    apart = PRICED_APART | Q(start__gte=now)
+    if end <= now:  # a window that ends at the clock clips the closed ones that end later
+        apart |= Q(end__gt=now)
+    live = Q(start__gte=cutoff) & apart
+    steady = intervals.filter(start__gte=cutoff, start__lt=min(end, now)).exclude(apart)
+    closed = price_seconds_by_organization(
+        rated(steady.filter(end__isnull=False), start=start, end=end, now=now),
+        by_organization=by_organization,
+    )
+    who = ("organization_id",) if by_organization else ()
+    opened = [
+        tuple(row) if by_organization else (0, *row)
+        for row in steady.filter(end__isnull=True)
+        .values(*who, "start")
+        .annotate(prices=Sum("unit_price"))
+        .order_by()
+        .values_list(*who, "start", "prices")
+    ]
+    return _Today(
+        at=now,
+        kept=_Kept(closed=closed, open=opened),
+        live=live,
+        any_live=intervals.filter(live, start__lt=end).exists(),
+        open_spot=intervals.filter(OPEN_SPOT).exists(),
+    )
 
 
 def _open_added(kept: _Kept, *, start: datetime, until: datetime) -> _Kept:

@@ -269,3 +269,42 @@ def test_a_places_revenue_over_30_days_is_kept_and_equals_rating_the_window(
     sync(churn)
     after = read_twice()
     assert after[churn.organization_id] < before[churn.organization_id]
+
+
+def test_today_is_kept_too_until_usage_is_written(team, make_instance, catalog, clock):
+    """With no open preemptible interval, a second view asks the database nothing of usage:
+    today's intervals are kept as well (the open ones rated in memory as the clock moves), and
+    usage metered today, or a view at an earlier clock, are rated again."""
+    always = make_instance(team.organization, name="always-on")
+    timeline(always, ("2026-02-20 08:00:00", "running"))
+    today = make_instance(OrganizationFactory(), name="today", instance_type=catalog.h100_8x)
+    timeline(
+        today,
+        ("2026-03-15 09:00:00", "running"),
+        ("2026-03-15 10:00:00.4", "stopped"),
+        ("2026-03-15 11:00:00", "running"),
+    )
+    for instance in (always, today):
+        sync(instance)
+    first = fleet_revenue(now=clock())
+    with CaptureQueriesContext(connection) as warm:
+        again = fleet_revenue(now=clock())
+    assert usage_queries(warm) == []
+    assert first == again == whole_months(clock())
+
+    for moment in ("12:00:00.5", "12:00:01.5", "13:17:02.499999", "17:59:59.700001"):
+        clock.set(f"2026-03-15 {moment}")
+        with CaptureQueriesContext(connection) as warm:
+            moved = fleet_revenue(now=clock())
+        assert usage_queries(warm) == []
+        assert moved == whole_months(clock())
+
+    clock.set("2026-03-15 11:30:00")  # earlier than the clock of what is kept
+    assert fleet_revenue(now=clock()) == whole_months(clock())
+
+    clock.set("2026-03-15 18:00:00")
+    before = fleet_revenue(now=clock())
+    timeline(today, ("2026-03-15 16:00:00", "stopped"))
+    sync(today)
+    after = fleet_revenue(now=clock())
+    assert after == whole_months(clock()) != before
