@@ -9,12 +9,13 @@ from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, F, Field, IntegerField, Model, Window
+from django.db.models import Count, Field, IntegerField, Model, Window
 from django.db.models.expressions import RawSQL
 
 from portal.billing import clock
 from portal.billing.periods import Month
 from portal.billing.selectors import month_spend
+from portal.catalog.models import InstanceType, Region
 from portal.instances.models import TRANSITIONAL_STATES, Instance, State
 from portal.orgs.models import Membership, Organization
 from portal.orgs.selectors import membership_list_for_organization
@@ -49,6 +50,31 @@ def _fleet_figure(organization_id: int, states: frozenset[str], what: str) -> Ra
     )
 
 
+@functools.cache
+def _recent_sql() -> str:
+    """The SQL of the recent instances (their `{figures}` to fill in), from the models' tables
+    and columns."""
+
+    def name(model: type[Model], field: str) -> str:
+        column = model._meta.get_field(field)
+        assert isinstance(column, Field) and column.column
+        return connection.ops.quote_name(column.column)
+
+    row = connection.ops.quote_name(Instance._meta.db_table)
+    types = connection.ops.quote_name(InstanceType._meta.db_table)
+    regions = connection.ops.quote_name(Region._meta.db_table)
+    return (
+        f"SELECT {row}.{name(Instance, 'id')}, {row}.{name(Instance, 'name')},"  # noqa: S608
+        f" {row}.{name(Instance, 'state')}, t.{name(InstanceType, 'name')} AS type_name,"
+        f" r.{name(Region, 'code')} AS region_code, {{figures}} FROM {row}"
+        f" JOIN {types} t ON t.{name(InstanceType, 'id')} = {row}.{name(Instance, 'instance_type')}"
+        f" JOIN {regions} r ON r.{name(Region, 'id')} = {row}.{name(Instance, 'region')}"
+        f" WHERE {row}.{name(Instance, 'organization')} = %s"
+        f" ORDER BY {row}.{name(Instance, 'created_at')} DESC, {row}.{name(Instance, 'id')} DESC"
+        " LIMIT %s"
+    )
+
+
 def dashboard_fleet(*, membership: Membership, recent: int = 5) -> FleetSummary:
     """The counts of the stat cards and the recent instances, in one query: the latest rows
     with the organization's figures beside each. Without a row there is no instance, and
@@ -56,21 +82,22 @@ def dashboard_fleet(*, membership: Membership, recent: int = 5) -> FleetSummary:
     organization_id = membership.organization_id
     gpus = connection.ops.quote_name(Instance._meta.get_field("gpus").attname)
     running = frozenset({State.RUNNING})
-    # What the recent table shows: name, state, type and region (as the instance list's rows).
+    figures = {
+        "fleet_running": _fleet_figure(organization_id, running, "COUNT(*)"),
+        "fleet_in_transition": _fleet_figure(organization_id, TRANSITIONAL_STATES, "COUNT(*)"),
+        "fleet_stopped": _fleet_figure(organization_id, frozenset({State.STOPPED}), "COUNT(*)"),
+        "fleet_gpus_running": _fleet_figure(organization_id, running, f"SUM({gpus})"),
+    }
+    # What the recent table shows: name, state, type and region (as the instance list's rows),
+    # as SQL: the ORM took longer to build the query (~1 ms) than PostgreSQL to answer it.
+    beside = ", ".join(f"({figure.sql}) AS {name}" for name, figure in figures.items())
     latest: list[Instance] = list(
-        Instance.objects.filter(organization_id=organization_id)
-        .only("name", "state")
-        .annotate(
-            type_name=F("instance_type__name"),
-            region_code=F("region__code"),
-            fleet_running=_fleet_figure(organization_id, running, "COUNT(*)"),
-            fleet_in_transition=_fleet_figure(organization_id, TRANSITIONAL_STATES, "COUNT(*)"),
-            fleet_stopped=_fleet_figure(organization_id, frozenset({State.STOPPED}), "COUNT(*)"),
-            fleet_gpus_running=_fleet_figure(organization_id, running, f"SUM({gpus})"),
+        Instance.objects.raw(
+            _recent_sql().format(figures=beside),
+            [*(value for figure in figures.values() for value in figure.params)]
+            + [organization_id, recent],
         )
-        .order_by("-created_at", "-id")[:recent]
     )
-    figures = ("fleet_running", "fleet_in_transition", "fleet_stopped", "fleet_gpus_running")
     running_now, in_transition, stopped, gpus_running = (
         getattr(latest[0], name) if latest else 0 for name in figures
     )
