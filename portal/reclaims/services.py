@@ -430,9 +430,17 @@ def shortfall_report(snapshot: CapacitySnapshot | None = None) -> list[ReclaimOr
     """
     orders = []
     said: dict = cache.get(SAID_KEY) or {}
-    for (region_code, model_code), place in sorted(demand_by_place(snapshot).items()):
+    places = demand_by_place(snapshot)
+    # A shortfall the GPUs under notice cover already (most reports of a lasting shortfall)
+    # is read once for every place and skipped without the lock: skipping makes no order, so
+    # two reports cannot make two. One not covered is read again under the lock.
+    short = [key for key, place in places.items() if place.shortfall > 0]
+    under_notice = selectors.gpus_under_notice_by_place() if short else {}
+    for (region_code, model_code), place in sorted(places.items()):
         if place.shortfall <= 0:
             said.pop((region_code, model_code), None)
+            continue
+        if place.shortfall <= min(place.fleet, under_notice.get((region_code, model_code), 0)):
             continue
         try:
             region, gpu_model = _resolve(region_code, model_code)
