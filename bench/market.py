@@ -337,6 +337,7 @@ class WeekResult:
     cpu_seconds: float
     events: int
     task_failures: dict[str, int]
+    queries: int = 0  # SQL statements the week sent (set-up and figures not counted)
     busiest: list[tuple[str, float, int]] = field(default_factory=list)
 
 
@@ -684,6 +685,8 @@ class Week:
     # Running
 
     def run(self) -> WeekResult:
+        from django.db import connection
+
         from portal.instances.signals import instance_state_changed
 
         wall, cpu = time.perf_counter(), time.process_time()
@@ -701,27 +704,36 @@ class Week:
         events = 0
         report_every, next_report = 86400, self.start + 86400
         heap = self.queue.heap
-        while heap and heap[0][0] <= self.end:
-            when, _, label, action = heapq.heappop(heap)
-            self.move_to(when)
-            began = time.process_time()
-            action()
-            self.queue.cpu[label] += time.process_time() - began
-            self.queue.runs[label] += 1
-            events += 1
-            if self.now >= next_report:
-                print(
-                    f"   {self.mode}: day {round((self.now - self.start) / 86400)} done, "
-                    f"{events:,} events, {time.perf_counter() - wall:.0f} s",
-                    flush=True,
-                )
-                next_report += report_every
+        sent = [0]
+
+        def count(execute, sql, params, many, context):
+            sent[0] += 1
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(count):
+            while heap and heap[0][0] <= self.end:
+                when, _, label, action = heapq.heappop(heap)
+                self.move_to(when)
+                began = time.process_time()
+                action()
+                self.queue.cpu[label] += time.process_time() - began
+                self.queue.runs[label] += 1
+                events += 1
+                if self.now >= next_report:
+                    print(
+                        f"   {self.mode}: day {round((self.now - self.start) / 86400)} done, "
+                        f"{events:,} events, {sent[0]:,} queries, "
+                        f"{time.perf_counter() - wall:.0f} s",
+                        flush=True,
+                    )
+                    next_report += report_every
         self.move_to(self.end)
         instance_state_changed.disconnect(dispatch_uid="bench-market-customers")
         result = self.figures(people)
         result.wall_seconds = time.perf_counter() - wall
         result.cpu_seconds = time.process_time() - cpu
         result.events = events
+        result.queries = sent[0]
         result.busiest = [
             (label, round(seconds, 1), self.queue.runs[label])
             for label, seconds in self.queue.cpu.most_common(8)
@@ -1088,7 +1100,8 @@ def print_week(r: WeekResult) -> None:
         f"up), on-demand {r.on_demand_arrivals} ({r.on_demand_launched}), refusals "
         f"{r.launch_refusals}, failed launches {r.failed_launches}, mean spot price "
         f"{'-' if r.mean_spot_share is None else f'{r.mean_spot_share:.0%}'} of on-demand\n"
-        f"   {r.events:,} events in {r.wall_seconds:.0f} s wall, {r.cpu_seconds:.0f} s CPU; "
+        f"   {r.events:,} events ({r.queries:,} SQL queries) in {r.wall_seconds:.0f} s wall, "
+        f"{r.cpu_seconds:.0f} s CPU; "
         f"busiest {r.busiest}; task failures {r.task_failures or 'none'}",
         flush=True,
     )
@@ -1222,7 +1235,8 @@ def add_rows(results: Any, payload: dict[str, Any]) -> None:
             f"market {w['mode']}: {w['spot_arrivals']} preemptible arrivals "
             f"({w['spot_launched']} launched, {w['spot_gave_up']} gave up), "
             f"{w['on_demand_arrivals']} on-demand ({w['on_demand_launched']} launched), "
-            f"refusals {w['launch_refusals']}, {w['events']:,} events"
+            f"refusals {w['launch_refusals']}, {w['events']:,} events "
+            f"({w.get('queries', 0):,} SQL queries)"
             + (f", mean spot price {mean:.0%} of on-demand" if mean is not None else "")
         )
 
