@@ -9,16 +9,16 @@ from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Field, IntegerField, Model, Window
+from django.db.models import Field, IntegerField, Model
 from django.db.models.expressions import RawSQL
 
+from portal.accounts.models import User
 from portal.billing import clock
 from portal.billing.periods import Month
 from portal.billing.selectors import month_spend
 from portal.catalog.models import InstanceType, Region
 from portal.instances.models import TRANSITIONAL_STATES, Instance, State
 from portal.orgs.models import Membership, Organization
-from portal.orgs.selectors import membership_list_for_organization
 from portal.quotas.models import Quota
 from portal.sshkeys.models import SshKey, manages_all_keys
 
@@ -110,16 +110,44 @@ def dashboard_fleet(*, membership: Membership, recent: int = 5) -> FleetSummary:
     )
 
 
+@functools.cache
+def _members_sql() -> str:
+    """The SQL of `dashboard_members`, from the models' tables and columns."""
+
+    def name(model: type[Model], field: str) -> str:
+        column = model._meta.get_field(field)
+        assert isinstance(column, Field) and column.column
+        return connection.ops.quote_name(column.column)
+
+    columns = ", ".join(
+        f"m.{name(Membership, field)}" for field in ("id", "organization", "user", "role")
+    )
+    memberships = connection.ops.quote_name(Membership._meta.db_table)
+    users = connection.ops.quote_name(User._meta.db_table)
+    return (
+        f"SELECT {columns}, m.{name(Membership, 'created_at')}, COUNT(*) OVER () AS total,"  # noqa: S608
+        f" u.{name(User, 'email')} AS user_email, u.{name(User, 'full_name')} AS user_full_name"
+        f" FROM {memberships} m JOIN {users} u"
+        f" ON u.{name(User, 'id')} = m.{name(Membership, 'user')}"
+        f" WHERE m.{name(Membership, 'organization')} = %s"
+        f" ORDER BY u.{name(User, 'email')} LIMIT %s"
+    )
+
+
 def dashboard_members(
     *, organization: Organization, first: int = 6
 ) -> tuple[Sequence[Membership], int]:
-    """The first members by e-mail and how many there are, in one query."""
-    members = list(
-        membership_list_for_organization(organization=organization).annotate(
-            total=Window(Count("id"))
-        )[:first]
-    )
-    return members, members[0].total if members else 0
+    """The first members by e-mail (as `membership_list_for_organization` orders them) and how
+    many there are, in one SQL statement (the ORM took ~1 ms to build it), each with its user's
+    name and address (the user's other fields are read only if asked for)."""
+    members = list(Membership.objects.raw(_members_sql(), [organization.pk, first]))
+    for member in members:
+        member.user = User.from_db(
+            "default",
+            ["id", "email", "full_name"],
+            [member.user_id, member.user_email, member.user_full_name],  # type: ignore[attr-defined]
+        )
+    return members, members[0].total if members else 0  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

@@ -47,3 +47,19 @@ def test_the_figures_and_recent_rows_are_the_orms(team, catalog, make_instance, 
     fleet = dashboard_fleet(membership=team.owner)
     assert _shown(fleet) == _by_the_orm(team.organization)
     assert fleet.in_transition == 2 and fleet.recent[0].state == State.PENDING
+
+
+def test_the_members_are_the_first_six_by_address_with_how_many_there_are(team):
+    from portal.dashboard.selectors import dashboard_members
+    from portal.orgs.selectors import membership_list_for_organization
+    from tests.factories import MembershipFactory
+
+    for _ in range(3):
+        MembershipFactory(organization=team.organization)
+    expected = list(membership_list_for_organization(organization=team.organization))
+    members, count = dashboard_members(organization=team.organization)
+    assert count == len(expected) == 8
+    assert [(m.pk, m.role, m.user.display_name, m.user.initials) for m in members] == [
+        (m.pk, m.role, m.user.display_name, m.user.initials) for m in expected[:6]
+    ]
+    assert members[0].get_role_display() == expected[0].get_role_display()
