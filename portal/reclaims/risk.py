@@ -26,7 +26,7 @@ from datetime import timedelta
 from django.core.cache import cache
 from django.db import transaction
 
-from portal.audit.services import audit_record
+from portal.audit.services import audit_record_many
 from portal.capacity.selectors import PlaceDemand, demand_by_place
 from portal.capacity.snapshot import CapacitySnapshot
 from portal.instances import lifecycle
@@ -133,22 +133,27 @@ def reclaim_risk_check(snapshot: CapacitySnapshot | None) -> list[int]:
             instances = Instance.objects.select_related(
                 "organization", "region", "instance_type"
             ).in_bulk(claimed)
+            entries = []
             for pk in claimed:
                 instance = instances[pk]
                 signals.instance_reclaim_risk.send(sender=Instance, instance=instance)
-                audit_record(
-                    action="reclaim.risk_warned",
-                    organization=instance.organization,
-                    actor_kind="system",
-                    actor_label="reclaims",
-                    target=instance,
-                    detail={
-                        "forecast_internal_gpus": forecast,
-                        "fleet": place.fleet,
-                        "customer_gpus": place.customer,
-                    },
+                entries.append(
+                    {
+                        "action": "reclaim.risk_warned",
+                        "organization": instance.organization,
+                        "actor_kind": "system",
+                        "actor_label": "reclaims",
+                        "target": instance,
+                        "detail": {
+                            "forecast_internal_gpus": forecast,
+                            "fleet": place.fleet,
+                            "customer_gpus": place.customer,
+                        },
+                    }
                 )
                 warned.append(instance.pk)
+            if entries:  # the place's warnings in one INSERT
+                audit_record_many(entries)
     return warned
 
 

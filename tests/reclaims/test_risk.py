@@ -7,6 +7,7 @@ import time_machine
 from django.core import mail
 from django.utils import timezone
 
+from portal.audit.models import AuditEntry
 from portal.instances.models import Instance, State
 from portal.provisioning import Capacity
 from portal.reclaims.models import ReclaimOrder
@@ -119,3 +120,17 @@ def test_a_warning_the_policy_can_no_longer_act_on_moves_to_the_next_in_line(
     assert first.reclaim_risk_at is None
     assert second.reclaim_risk_at is not None
     assert WebhookDelivery.objects.filter(event_type="instance.reclaim_risk").count() == 2
+
+
+def test_each_warning_is_audited_with_its_instance_and_the_forecast(catalog, spot):
+    cheap, middle, rich = spot(bid="0.3"), spot(bid="0.6"), spot(bid="0.9")
+    report(internal=4, forecast=7)  # 5 GPUs not held by customers; 7 wanted: two at risk
+
+    entries = list(AuditEntry.objects.filter(action="reclaim.risk_warned"))
+    assert {e.target_id for e in entries} == {str(cheap.pk), str(middle.pk)}
+    for entry in entries:
+        assert entry.organization_id == cheap.organization_id
+        assert entry.actor_kind == "system" and entry.actor_label == "reclaims"
+        assert entry.detail == {"forecast_internal_gpus": 7, "fleet": 8, "customer_gpus": 3}
+    rich.refresh_from_db()
+    assert rich.reclaim_risk_at is None
