@@ -10,14 +10,14 @@ from functools import cache
 
 from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import Exists, F, Field, OuterRef, QuerySet
-from django.db.models.expressions import RawSQL
+from django.db.models import F, Field, Model, QuerySet
+from django.db.models.expressions import Col, RawSQL
 from django.db.models.options import Options
 from django.http import Http404
 from django.utils import timezone
 
 from portal.accounts.models import User
-from portal.catalog.models import Image, InstanceType, Price, Region
+from portal.catalog.models import GpuModel, Image, InstanceType, Price, Region
 from portal.catalog.selectors import Offer, active_regions, catalog_offers
 from portal.instances.capacity import FreeCapacity, free_capacity
 from portal.instances.interruptions import Interruptions, interruption_rates
@@ -291,24 +291,123 @@ def instance_get_for_member(*, membership: Membership, pk: int) -> Instance:
     return instance
 
 
+# The models `instance_priced_for_member` reads, each as the instance's relation it fills
+# (None for the instance itself), its table's alias and whether it may be missing.
+_DETAIL_MODELS: tuple[tuple[str | None, str, type[Model], bool], ...] = (
+    (None, "", Instance, False),
+    ("instance_type", "t", InstanceType, False),
+    ("instance_type.gpu_model", "g", GpuModel, False),
+    ("region", "r", Region, False),
+    ("image", "m", Image, False),
+    ("created_by", "u", User, True),
+)
+
+
+@dataclass(frozen=True)
+class _DetailQuery:
+    """`instance_priced_for_member`'s SQL and, per model, its columns' fields and converters."""
+
+    sql: str
+    models: list[tuple[str | None, type[Model], list[str], list[tuple[int, tuple[Col, list]]]]]
+    price_column: Col  # the price's output field, as a column: its converters'
+    price_converters: list
+
+
+@cache
+def _detail_query() -> _DetailQuery:
+    """The SQL of `instance_priced_for_member`, from the models' tables and columns: the
+    instance with its type and GPU model, region, image and who launched it (each whole, as
+    `instance_list_for_organization` selects them), its price in force (`_hourly_price_sql`)
+    and whether it has volumes."""
+    quote = connection.ops.quote_name
+    meta = Instance._meta
+    row = quote(meta.db_table)  # unaliased: the price's SQL names the row by its table
+    selected: list[str] = []
+    models: list[tuple[str | None, type[Model], list[str], list[tuple[int, tuple[Col, list]]]]]
+    models = []
+    for relation, alias, model, _nullable in _DETAIL_MODELS:
+        table = alias or row
+        fields = model._meta.concrete_fields
+        converters = []
+        for index, each in enumerate(fields):
+            column = each.get_col(table)
+            found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+            if found:
+                converters.append((index, (column, found)))
+        selected += [f"{table}.{quote(each.column)}" for each in fields]
+        models.append((relation, model, [each.attname for each in fields], converters))
+
+    def join(alias: str, model: type[Model], on: str, *, left: bool = False) -> str:
+        kind, table = "LEFT JOIN" if left else "JOIN", quote(model._meta.db_table)
+        return f" {kind} {table} {alias} ON {alias}.{quote(model._meta.pk.column)} = {on}"
+
+    def fk(meta: Options, name: str) -> str:
+        field = meta.get_field(name)
+        assert isinstance(field, Field) and field.column
+        return quote(field.column)
+
+    attachment = Attachment._meta
+    sql = (
+        f"SELECT {', '.join(selected)}, ({_hourly_price_sql()}) AS listed_hourly,"  # noqa: S608
+        f" EXISTS(SELECT 1 FROM {quote(attachment.db_table)} a"
+        f" WHERE a.{fk(attachment, 'instance_id')} = {row}.{quote(meta.pk.column)}) AS has_volumes"
+        f" FROM {row}"
+        + join("t", InstanceType, f"{row}.{fk(meta, 'instance_type')}")
+        + join("g", GpuModel, f"t.{fk(InstanceType._meta, 'gpu_model')}")
+        + join("r", Region, f"{row}.{fk(meta, 'region')}")
+        + join("m", Image, f"{row}.{fk(meta, 'image')}")
+        + join("u", User, f"{row}.{fk(meta, 'created_by')}", left=True)
+        + f" WHERE {row}.{fk(meta, 'organization')} = %s AND {row}.{quote(meta.pk.column)} = %s"
+    )
+    price = Price._meta.get_field("on_demand_hourly")
+    assert isinstance(price, Field)
+    price_column = price.get_col("p")
+    price_converters = connection.ops.get_db_converters(
+        price_column
+    ) + price_column.get_db_converters(connection)
+    return _DetailQuery(
+        sql=sql, models=models, price_column=price_column, price_converters=price_converters
+    )
+
+
 def instance_priced_for_member(
     *, membership: Membership, pk: int
 ) -> tuple[Instance, Decimal | None]:
     """The instance with this id in the member's organization (404 for any other) and its
     running price in force now (`instance_hourly_price`), read together, with whether it has
-    volumes (`instance_volume_list` reads them only then)."""
-    instance = (
-        instance_list_for_organization(membership=membership)
-        .annotate(
-            listed_hourly=_hourly_price_now(timezone.now()),
-            has_volumes=Exists(Attachment.objects.filter(instance_id=OuterRef("pk"))),
-        )
-        .filter(pk=pk)
-        .first()
-    )
-    if instance is None:
+    volumes (`instance_volume_list` reads them only then). Plain SQL built once
+    (`_detail_query`): the ORM took ~1.6 ms to build the same query, with its four joins, the
+    price and the volumes' Exists; tests compare the two."""
+    query = _detail_query()
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(query.sql, [now, now, membership.organization_id, pk])
+        found = cursor.fetchone()
+    if found is None:
         raise Http404("No such instance")
-    return instance, instance.listed_hourly
+    read: dict[str | None, Model | None] = {}
+    at = 0
+    for relation, model, names, converters in query.models:
+        values = list(found[at : at + len(names)])
+        at += len(names)
+        for index, (column, functions) in converters:
+            for convert in functions:
+                values[index] = convert(values[index], column, connection)
+        made = None if values[0] is None else model.from_db(connection.alias, names, values)
+        read[relation] = made
+        if relation is not None:  # fill the relation as select_related would
+            owner, _, name = relation.rpartition(".")
+            parent = read[owner or None]
+            assert parent is not None
+            parent._meta.get_field(name).set_cached_value(parent, made)  # type: ignore[union-attr]
+    instance = read[None]
+    assert isinstance(instance, Instance)
+    hourly = found[at]
+    for convert in query.price_converters:
+        hourly = convert(hourly, query.price_column, connection)
+    instance.listed_hourly = hourly  # type: ignore[attr-defined]
+    instance.has_volumes = found[at + 1]  # type: ignore[attr-defined]
+    return instance, hourly
 
 
 def instance_event_list_for_instance(*, instance: Instance) -> QuerySet[InstanceEvent]:
