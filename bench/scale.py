@@ -39,9 +39,11 @@ from django.utils import timezone
 from bench import pages, reconcile, seed
 from bench.provisioning import SIMULATOR_PORT, point_at
 from bench.results import Results, Row
+from portal.billing.usage import usage_changed
 from portal.catalog.models import GpuModel, Image, InstanceType, Region
 from portal.clusters.models import Cluster
 from portal.instances.models import FINAL_STATES, Instance, State
+from portal.operations import kept
 from portal.operations.history import history_changed
 from portal.orgs.models import Organization
 from portal.orgs.two_factor import user_has_two_factor
@@ -384,6 +386,7 @@ def run(results: Results, *, staff, work: Path) -> None:
         cursor.execute("VACUUM ANALYZE")
         cursor.execute("SELECT count(*) FROM instances_instance WHERE name LIKE 'vm-%%'")
         (seeded,) = cursor.fetchone()
+    written_in_sql(org.pk)
     seconds = time.perf_counter() - began
     results.note(
         f"operator scale: seeded {seeded:,} instances over {len(orgs):,} organizations, "
@@ -485,4 +488,13 @@ def cleanup(orgs: list[int], made: Cluster) -> None:
         cursor.execute("DELETE FROM quotas_quotarequest WHERE organization_id = ANY(%s)", [orgs])
         cursor.execute("DELETE FROM capacity_capacityperiod")  # not 130,000 post_delete signals
     history_changed()
+    written_in_sql(orgs[0])
     Cluster.objects.filter(pk=made.pk).delete()
+
+
+def written_in_sql(organization_id: int) -> None:
+    """Instances, usage and requests written in SQL, not by the services: what the operator's
+    pages kept of them before (a capacity report during reconciliation keeps the live
+    instances' GPUs) is not read again, as after the services' own writes."""
+    kept.changed()
+    usage_changed(organization_id)  # the fleet's usage versions with the organization's
