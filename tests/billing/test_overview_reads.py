@@ -1,0 +1,125 @@
+"""The billing overview reads its budget, credit balances and whether a reservation overlaps
+the month in one plain SQL statement: the same as the ORM's reads, and a change shows on the
+next view."""
+
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from portal.billing import selectors, services
+from portal.billing.models import Budget, CreditApplication, CreditGrant, CreditKind
+from portal.billing.periods import Month
+from portal.reservations.models import Reservation
+from tests.billing.conftest import at, sync, timeline
+
+MARCH = Month(2026, 3)
+
+
+def _fields(obj) -> dict:
+    return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+
+
+def _assert_as_the_orm(organization, month) -> selectors._OverviewReads:
+    reads = selectors._overview_reads(organization=organization, month=month)
+    budget = Budget.objects.filter(organization=organization).first()
+    assert (reads.budget is None) is (budget is None)
+    if budget is not None:
+        assert _fields(reads.budget) == _fields(budget)
+    assert reads.balances == selectors.credit_balances(organization=organization)
+    overlapping = Reservation.objects.overlapping(month.start, month.end).filter(
+        organization=organization
+    )
+    assert reads.reserved is overlapping.exists()
+    return reads
+
+
+def _reservation(team, catalog, start, end, **fields) -> Reservation:
+    return Reservation.objects.create(
+        organization=team.organization,
+        region=catalog.us_east,
+        gpu_model=catalog.h100_1x.gpu_model,
+        gpus=8,
+        start=at(start),
+        end=at(end),
+        price_per_gpu_hour=Decimal("1.50"),
+        **fields,
+    )
+
+
+def test_the_reads_are_the_orms(team, catalog, make_instance, clock):
+    reads = _assert_as_the_orm(team.organization, MARCH)
+    assert reads.budget is None and not reads.reserved
+    assert reads.balances == {CreditKind.CREDIT: Decimal("0.00"), CreditKind.PREPAID: Decimal(0)}
+
+    # Credit used by an issued invoice, prepaid untouched; a budget; reservations that do not
+    # overlap March (cancelled, April's, another organization's) and then one that does.
+    for kind, amount in [(CreditKind.CREDIT, "10.00"), (CreditKind.PREPAID, "500.00")]:
+        CreditGrant.objects.create(
+            organization=team.organization,
+            kind=kind,
+            amount=Decimal(amount),
+            reason="test",
+            created_at=at("2026-02-01 00:00:00"),
+        )
+    trainer = make_instance(team.organization, name="trainer")
+    timeline(trainer, ("2026-02-02 08:00:00", "running"), ("2026-02-03 08:00:00", "stopped"))
+    sync(trainer)
+    services.invoice_issue(organization=team.organization, month=Month(2026, 2))
+    assert CreditApplication.objects.filter(grant__organization=team.organization).exists()
+    Budget.objects.create(
+        organization=team.organization,
+        amount=Decimal("1234.56"),
+        hard_limit=True,
+        updated_at=at("2026-03-01 00:00:00"),
+    )
+    _reservation(
+        team,
+        catalog,
+        "2026-03-01 00:00:00",
+        "2026-03-20 00:00:00",
+        cancelled_at=at("2026-02-20 00:00:00"),
+    )
+    _reservation(team, catalog, "2026-04-01 00:00:00", "2026-05-01 00:00:00")
+    reads = _assert_as_the_orm(team.organization, MARCH)
+    assert reads.budget is not None and reads.budget.amount == Decimal("1234.56")
+    assert reads.balances[CreditKind.CREDIT] < Decimal("10.00")  # some of it applied
+    assert reads.balances[CreditKind.PREPAID] <= Decimal("500.00")
+    assert not reads.reserved
+    _reservation(team, catalog, "2026-02-20 00:00:00", "2026-03-01 00:00:01")
+    assert _assert_as_the_orm(team.organization, MARCH).reserved
+
+
+def test_a_reservation_and_a_budget_show_on_the_next_view(team, catalog, client_for, clock):
+    client = client_for(team.owner.user)
+    url = reverse("billing:overview", args=["acme"])
+    before = selectors.billing_overview(organization=team.organization, month=MARCH)
+    assert before.reserved == 0 and before.budget is None
+    client.get(url)
+    _reservation(team, catalog, "2026-03-10 00:00:00", "2026-03-11 00:00:00")
+    Budget.objects.create(
+        organization=team.organization, amount=Decimal("100.00"), updated_at=at("2026-03-01")
+    )
+    after = selectors.billing_overview(organization=team.organization, month=MARCH)
+    assert after.reserved == Decimal("288.00")  # 8 GPUs × 24 h × $1.50
+    assert after.forecast == before.forecast + Decimal("288.00")
+    assert after.budget is not None and after.budget.amount == Decimal("100.00")
+    page = client.get(url).text
+    assert "$288.00" in page and "$100.00" in page
+
+
+def test_the_overview_reads_no_reservations_when_none_overlaps(team, client_for, clock):
+    client = client_for(team.owner.user)
+    url = reverse("billing:overview", args=["acme"])
+    client.get(url)
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == 200
+    tables = [
+        q["sql"] for q in captured if q["sql"].startswith('SELECT "reservations_reservation"')
+    ]
+    assert tables == []
+
+
+pytestmark = pytest.mark.django_db
