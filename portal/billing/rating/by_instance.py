@@ -7,18 +7,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import TYPE_CHECKING
 
+from django.db import connection
 from django.db.models import (
+    Field,
     Q,
     Sum,
     Value,
 )
 from django.db.models.functions import Coalesce
+from django.db.models.options import Options
 
 from portal.billing.models import UsageKind
 from portal.billing.money import SECONDS_PER_HOUR, cents
 from portal.billing.rating.intervals import EXACT, exact_amount, of_organization, rated
+from portal.catalog.models import InstanceType, Region
 from portal.instances.models import Instance
 
 if TYPE_CHECKING:
@@ -109,16 +114,13 @@ def per_instance_ranked(
             last = added[wanted[-1]][2]
             chosen = set(wanted)
             wanted += [i for i, sums in added.items() if sums[2] == last and i not in chosen]
-    described = {
-        row[0]: row
-        for row in Instance.objects.filter(pk__in=wanted).values_list(
-            "id", "name", "state", "preemptible", "instance_type__name", "region__code"
-        )
-    }
+    described = _described(wanted)
+    # Ranked before any is made: only the first `limit` are described as InstanceUsage (the
+    # tied ones read above may be many). The sort is stable: equal keys keep `wanted`'s order.
+    shown = [instance_id for instance_id in wanted if instance_id in described]
+    shown.sort(key=lambda instance_id: (-added[instance_id][2], described[instance_id][1]))
     usages = []
-    for instance_id in wanted:
-        if instance_id not in described:
-            continue
+    for instance_id in shown if limit is None else shown[:limit]:
         _, name, state, preemptible, type_name, region_code = described[instance_id]
         running, stopped, price_seconds = added[instance_id]
         usages.append(
@@ -128,14 +130,47 @@ def per_instance_ranked(
                 state=state,
                 instance_type_name=type_name,
                 region_code=region_code,
-                preemptible=preemptible,
+                preemptible=bool(preemptible),  # SQLite's 0 or 1
                 running_seconds=running,
                 stopped_seconds=stopped,
                 amount=cents(exact_amount(price_seconds)),
             )
         )
-    usages.sort(key=lambda usage: (-added[usage.instance_id][2], usage.name))
-    return (usages[:limit] if limit is not None else usages), len(added)
+    return usages, len(added)
+
+
+@cache
+def _described_sql() -> str:
+    """The SQL of `_described`, from the models' tables and columns, up to its IN list."""
+    quote = connection.ops.quote_name
+    meta, types, regions = Instance._meta, InstanceType._meta, Region._meta
+
+    def column(options: Options, name: str) -> str:
+        found = options.get_field(name)
+        assert isinstance(found, Field) and found.column
+        return quote(found.column)
+
+    fields = ", ".join(f"i.{column(meta, name)}" for name in ("id", "name", "state", "preemptible"))
+    return (
+        f"SELECT {fields}, t.{column(types, 'name')}, r.{column(regions, 'code')}"  # noqa: S608
+        f" FROM {quote(meta.db_table)} i"
+        f" JOIN {quote(types.db_table)} t"
+        f" ON t.{quote(types.pk.column)} = i.{column(meta, 'instance_type')}"
+        f" JOIN {quote(regions.db_table)} r"
+        f" ON r.{quote(regions.pk.column)} = i.{column(meta, 'region')}"
+        f" WHERE i.{quote(meta.pk.column)} IN "
+    )
+
+
+def _described(ids: list[int]) -> dict[int, tuple]:
+    """Instance id -> (id, name, state, preemptible, type's name, region's code) of these
+    instances, in one plain SQL statement (the ORM's `values_list` over two joins took ~0.7 ms
+    to build, for a few rows); tests compare the rankings with a database's GROUP BY."""
+    if not ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(_described_sql() + f"({', '.join(['%s'] * len(ids))})", ids)
+        return {row[0]: row for row in cursor.fetchall()}
 
 
 def per_instance(
