@@ -11,17 +11,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import TYPE_CHECKING
 
+from django.db import connection
 from django.db.models import (
     Case,
     F,
+    Field,
     OuterRef,
     Q,
     Subquery,
     Sum,
     When,
 )
+from django.db.models.expressions import Col
 from django.db.models.functions import Coalesce
 
 from portal.billing.models import UsageInterval, UsageKind
@@ -77,19 +81,52 @@ def spot_rows_for_open(rows: Iterable[tuple], *, start: datetime) -> SpotRows:
     offers = {(row[1 + REGION_ID], row[1 + TYPE_ID]) for row in preemptible}
     found: SpotRows = {}
     # The offers' regions and types (a few of each), the other pairs dropped here: one short
-    # query to compile, where an OR of one condition per offer cost ~1 ms of Python.
-    for spot in (
-        SpotPrice.objects.filter(
-            region_id__in={region_id for region_id, _ in offers},
-            instance_type_id__in={type_id for _, type_id in offers},
+    # query, where an OR of one condition per offer cost ~1 ms of Python; plain SQL built once
+    # per process (the ORM's took ~0.7 ms to build), its values converted as the ORM's are.
+    regions = list({region_id for region_id, _ in offers})
+    types = list({type_id for _, type_id in offers})
+    sql, converters = _spot_rows_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql.format(
+                regions=", ".join(["%s"] * len(regions)), types=", ".join(["%s"] * len(types))
+            ),
+            [*regions, *types, since],
         )
-        .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=since))
-        .order_by("valid_from")
-        .values_list(*SPOT_FIELDS)
-    ):
+        spots = cursor.fetchall()
+    for spot in spots:
         if (spot[0], spot[1]) in offers:
-            found.setdefault((spot[0], spot[1]), []).append(spot[2:])
+            values = list(spot)
+            for index, column, functions in converters:
+                for convert in functions:
+                    values[index] = convert(values[index], column, connection)
+            found.setdefault((spot[0], spot[1]), []).append(tuple(values[2:]))
     return found
+
+
+@cache
+def _spot_rows_sql() -> tuple[str, list[tuple[int, Col, list]]]:
+    """The SQL of `spot_rows_for_open`'s query (its IN lists left to `str.format`), from the
+    model's table and columns, with the SPOT_FIELDS' converters (as the ORM's compiler has
+    them)."""
+    quote = connection.ops.quote_name
+    meta = SpotPrice._meta
+    columns, converters = [], []
+    for index, name in enumerate(SPOT_FIELDS):
+        found = meta.get_field(name.removesuffix("_id"))
+        assert isinstance(found, Field) and found.column
+        columns.append(quote(found.column))
+        col = found.get_col(meta.db_table)
+        functions = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+        if functions:
+            converters.append((index, col, functions))
+    region, itype, valid_from, valid_until = columns[:4]
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {quote(meta.db_table)}"  # noqa: S608 - the model's
+        f" WHERE {region} IN ({{regions}}) AND {itype} IN ({{types}})"
+        f" AND ({valid_until} IS NULL OR {valid_until} > %s) ORDER BY {valid_from}"
+    )
+    return sql, converters
 
 
 def _spot_integral_at(rows: list[tuple], unit_price: Decimal, at: datetime) -> Decimal:
