@@ -297,6 +297,8 @@ TAX_RATE = env_decimal("BACKFILL_TAX_RATE", "0")
 
 PROVISIONING_BACKEND = env_str("PROVISIONING_BACKEND", "simulator")
 SIMULATOR_URL = env_str("SIMULATOR_URL", "http://127.0.0.1:8070")
+# How many machines a provisioning run asks the simulator for at once (portal.instances.sync).
+SIMULATOR_CONCURRENT_CREATES = env_int("SIMULATOR_CONCURRENT_CREATES", 8)
 PROVISIONING_TOKEN = env_str("PROVISIONING_TOKEN", "dev-simulator-token")
 PROVISIONING_TIMEOUT = env_int("PROVISIONING_TIMEOUT", 10)
 

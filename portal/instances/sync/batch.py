@@ -15,8 +15,11 @@ transient error hands it to its own `instance_provision` task, with that task's 
 
 from __future__ import annotations
 
+import contextvars
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import transaction
 from django.db.models import F, Value
@@ -26,17 +29,20 @@ from django.utils import timezone
 from portal.instances import lifecycle
 from portal.instances.lifecycle.apply import by_row
 from portal.instances.models import Instance, InstanceEvent, State
-from portal.instances.sync.machines import apply_machines, create_machine
+from portal.instances.sync.machines import apply_machines, create_arguments, create_refused
 from portal.lib import logcontext
 from portal.provisioning import (
     Machine,
     NotFound,
+    PermanentError,
     TransientError,
     get_backend,
 )
 from portal.volumes.models import Attachment
 
 logger = logging.getLogger(__name__)
+
+ProvisioningFailure = TransientError | PermanentError
 
 # At most this many launches in one run; a run that took this many asks for another.
 BATCH_MAX = 200
@@ -82,21 +88,13 @@ def provision_pending(instance_id: int | None = None) -> Outcome:
     if not instances:
         return outcome
     backend = get_backend()
-    made: dict[int, str] = {}
     # One look for the launches with volumes (most have none): only theirs are read each.
     with_volumes = set(
         Attachment.objects.filter(instance_id__in=[i.pk for i in instances]).values_list(
             "instance_id", flat=True
         )
     )
-    for instance in instances:
-        if instance.backend_id:
-            made[instance.pk] = instance.backend_id
-            continue
-        with logcontext.bound(instance.log_context):
-            backend_id = _create(backend, instance, outcome, volumes=instance.pk in with_volumes)
-        if backend_id is not None:
-            made[instance.pk] = backend_id
+    made = _create_all(backend, instances, outcome, with_volumes=with_volumes)
     recorded = _record(made)
     # Terminated while its machine was being made: do not leave the machine behind.
     for pk in set(made) - recorded:
@@ -127,13 +125,46 @@ def provision_pending(instance_id: int | None = None) -> Outcome:
     return outcome
 
 
-def _create(backend, instance: Instance, outcome: Outcome, *, volumes: bool) -> str | None:
-    """The instance's own `create`; a failure ends or hands back that instance alone."""
-    try:
-        return create_machine(backend, instance, volumes=volumes)
-    except TransientError as exc:
-        outcome.retry[instance.pk] = exc
-    return None
+def _create_all(
+    backend, instances: list[Instance], outcome: Outcome, *, with_volumes: set[int]
+) -> dict[int, str]:
+    """Each instance's own `create`, the machine ids made. A driver that takes concurrent
+    calls (`concurrent_creates` > 1: the simulator answers a change once it is on disk, and
+    changes made at once share one write) is asked from that many threads at once; the
+    database is read and written here only, in the caller's thread. A failure ends or hands
+    back that instance alone; an unexpected error is raised, as from a plain loop."""
+    made = {i.pk: i.backend_id for i in instances if i.backend_id}
+    asked = [
+        (i, create_arguments(i, volumes=i.pk in with_volumes))
+        for i in instances
+        if not i.backend_id
+    ]
+
+    def ask(pair: tuple[Instance, dict[str, Any]]) -> str | ProvisioningFailure:
+        instance, arguments = pair
+        with logcontext.bound(instance.log_context):
+            try:
+                return backend.create(**arguments)
+            except (TransientError, PermanentError) as exc:
+                return exc
+
+    threads = min(len(asked), max(1, int(getattr(backend, "concurrent_creates", 1))))
+    if threads > 1:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="create") as pool:
+            # Each call with this task's log context (a new thread starts with none).
+            futures = [pool.submit(contextvars.copy_context().run, ask, pair) for pair in asked]
+            answers = [future.result() for future in futures]
+    else:
+        answers = [ask(pair) for pair in asked]
+    for (instance, _), answer in zip(asked, answers, strict=True):
+        with logcontext.bound(instance.log_context):
+            if isinstance(answer, TransientError):
+                outcome.retry[instance.pk] = answer
+            elif isinstance(answer, PermanentError):
+                create_refused(instance, answer)
+            else:
+                made[instance.pk] = answer
+    return made
 
 
 def _record(made: dict[int, str]) -> set[int]:

@@ -48,27 +48,39 @@ def create_machine(backend, instance: Instance, *, volumes: bool = True) -> str 
     or None when the backend has no capacity or refuses, which fails that instance alone. A
     transient error is the caller's to retry."""
     try:
-        return backend.create(
-            request_id=str(instance.request_id),
-            instance_type=instance.instance_type.code,
-            region=instance.region.code,
-            image=instance.image.code,
-            ssh_keys=[key["public_key"] for key in instance.ssh_keys],
-            name=instance.name,
-            preemptible=instance.preemptible,
-            # Whose machine it is: its reservations (simulator), its Slurm account (slurm).
-            account=instance.organization.slug,
-            **(_volumes_for(instance) if volumes else {}),
-        )
-    except CapacityError:
+        return backend.create(**create_arguments(instance, volumes=volumes))
+    except PermanentError as exc:
+        create_refused(instance, exc)
+    return None
+
+
+def create_arguments(instance: Instance, *, volumes: bool = True) -> dict[str, Any]:
+    """What the backend's `create` is asked for `instance` (read here, in the caller's thread:
+    the call itself may be made from another)."""
+    return {
+        "request_id": str(instance.request_id),
+        "instance_type": instance.instance_type.code,
+        "region": instance.region.code,
+        "image": instance.image.code,
+        "ssh_keys": [key["public_key"] for key in instance.ssh_keys],
+        "name": instance.name,
+        "preemptible": instance.preemptible,
+        # Whose machine it is: its reservations (simulator), its Slurm account (slurm).
+        "account": instance.organization.slug,
+        **(_volumes_for(instance) if volumes else {}),
+    }
+
+
+def create_refused(instance: Instance, exc: PermanentError) -> None:
+    """The backend had no capacity for `instance`, or refused it: that instance fails."""
+    if isinstance(exc, CapacityError):
         fail_instance(
             instance.pk,
             f"No free capacity for {instance.instance_type.name} in {instance.region.name} "
             "right now. Nothing was billed; try another region or try again later.",
         )
-    except PermanentError as exc:
+    else:
         fail_instance(instance.pk, f"The backend refused to create the machine: {exc}")
-    return None
 
 
 def _volumes_for(instance: Instance) -> dict:

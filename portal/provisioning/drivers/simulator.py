@@ -52,9 +52,14 @@ class SimulatorBackend(HttpDriver):
     `shared_volumes` (setting `SIMULATOR_SHARED_VOLUMES`, default True) says a volume may be
     attached to several live machines, as the simulator does unless told otherwise by
     `/control/storage`.
+
+    `concurrent_creates` (setting `SIMULATOR_CONCURRENT_CREATES`, default 8): how many
+    `create` calls a provisioning run may make at once. The simulator answers a change once it
+    is written and fsynced, and changes made at once share one write.
     """
 
     shared_volumes: bool = True
+    concurrent_creates: int = 1
 
     def __init__(
         self,
@@ -67,8 +72,10 @@ class SimulatorBackend(HttpDriver):
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         shared_volumes: bool = True,
+        concurrent_creates: int = 1,
     ) -> None:
         self.shared_volumes = shared_volumes
+        self.concurrent_creates = max(1, concurrent_creates)
         self.transport = HttpTransport(
             base_url,
             service="the simulator",
@@ -86,6 +93,7 @@ class SimulatorBackend(HttpDriver):
             getattr(settings, "SIMULATOR_URL", "http://127.0.0.1:8070"),
             getattr(settings, "PROVISIONING_TOKEN", ""),
             shared_volumes=bool(getattr(settings, "SIMULATOR_SHARED_VOLUMES", True)),
+            concurrent_creates=int(getattr(settings, "SIMULATOR_CONCURRENT_CREATES", 8)),
             **transport_options(settings),
         )
 
