@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import TYPE_CHECKING, TypedDict, cast
 
+from django.db import connection
 from django.db.models import (
     BigIntegerField,
     Case,
@@ -162,8 +164,18 @@ def market_priced_before(moment: datetime) -> bool:
     """Whether the spot market had priced any offer before `moment`. If not (a period before
     the market started, or no market at all), no second of the period is at a spot price and
     `rated()` leaves the lookups out: PostgreSQL runs the plain query in parallel, while the
-    correlated lookups keep the whole query to one process. An index lookup."""
-    return SpotPrice.objects.filter(valid_from__lt=moment).exists()
+    correlated lookups keep the whole query to one process. An index lookup, in plain SQL
+    (the ORM's `exists()` took ~0.4 ms to build, at every view of the billing page)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_market_priced_before_sql(), [moment])
+        return cursor.fetchone() is not None
+
+
+@cache
+def _market_priced_before_sql() -> str:
+    quote, meta = connection.ops.quote_name, SpotPrice._meta
+    valid_from = quote(meta.get_field("valid_from").column)
+    return f"SELECT 1 FROM {quote(meta.db_table)} WHERE {valid_from} < %s LIMIT 1"  # noqa: S608
 
 
 def rated(
