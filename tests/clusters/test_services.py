@@ -40,7 +40,9 @@ def test_a_launch_records_the_cluster_its_nodes_and_one_task(
     assert [str(n.request_id) for n in nodes] == [
         cluster_node_request_id(str(cluster.request_id), i) for i in range(3)
     ]
-    assert len(callbacks) == 1  # one task for the whole cluster, none per node
+    # One task for the whole cluster, none per node (the other callbacks are not tasks).
+    tasks = [c for c in callbacks if c.__module__.endswith(".tasks")]
+    assert [t.__module__ for t in tasks] == ["portal.clusters.tasks"]
 
 
 def test_the_quota_counts_every_gpu_of_the_cluster(launch_cluster, team, catalog):
