@@ -4,7 +4,8 @@ A launch enqueues its `instance_provision` task only when no run is queued yet
 (`tasks.enqueue_provision`); the run takes its own instance and every other pending launch
 waiting then (`provision_pending`): one transaction moves them all to provisioning
 (`lifecycle.mark_provisioning_many`), each gets its own `create` (one driver, one HTTP
-session), their machine ids are recorded in one transaction, each machine is looked at once,
+session; several at once where the driver takes them: when the backend runs short during a
+run, which launch it refuses is its order of arrival), their machine ids are recorded in one transaction, each machine is looked at once,
 and what the backend said is applied to all of them at once (`apply_machines`: the instances
 that become running move together and are metered together on commit). Each instance keeps
 its own event, audit entry, webhook delivery and e-mail.
