@@ -234,11 +234,27 @@ def _credited_sql() -> RawSQL:
 
 def unpaid_invoices(*, organization: Organization) -> list[Invoice]:
     """The organization's invoices not paid, oldest due first, each with what credit notes
-    took off it (`credited`, as `invoice_list_for_organization` annotates it), in one query."""
-    return list(
-        Invoice.objects.filter(organization=organization, paid_at__isnull=True)
-        .annotate(credited=_credited_sql())
-        .order_by("due_at")
+    took off it (`credited`, as `invoice_list_for_organization` annotates it), in one query:
+    plain SQL built once per process (the ORM's took ~0.5 ms to build at every view of the
+    billing page); a test compares it with the ORM's."""
+    return list(Invoice.objects.raw(_unpaid_sql(), [organization.pk]))
+
+
+@cache
+def _unpaid_sql() -> str:
+    quote, meta = connection.ops.quote_name, Invoice._meta
+    table = quote(meta.db_table)
+    columns = []
+    for name in ("organization", "paid_at", "due_at"):
+        found = meta.get_field(name)
+        assert isinstance(found, Field) and found.column
+        columns.append(quote(found.column))
+    organization, paid_at, due_at = columns
+    credited, _params = _credited_sql().as_sql(None, connection)  # type: ignore[arg-type]
+    return (
+        f"SELECT {table}.*, ({credited}) AS credited FROM {table}"  # noqa: S608 - the models'
+        f" WHERE {table}.{organization} = %s AND {table}.{paid_at} IS NULL"
+        f" ORDER BY {table}.{due_at} ASC, {table}.{quote(meta.pk.column)} ASC"
     )
 
 

@@ -123,3 +123,43 @@ def test_the_overview_reads_no_reservations_when_none_overlaps(team, client_for,
 
 
 pytestmark = pytest.mark.django_db
+
+
+def test_the_unpaid_invoices_are_the_orms_with_what_credit_notes_took_off(
+    team, make_instance, clock
+):
+    from django.db.models import Sum
+    from django.db.models.functions import Coalesce
+
+    from portal.billing.models import CreditNote, Invoice
+
+    trainer = make_instance(team.organization, name="trainer")
+    timeline(trainer, ("2026-01-02 08:00:00", "running"))
+    sync(trainer)
+    clock.set("2026-03-15 12:00:00")
+    issued = [
+        services.invoice_issue(organization=team.organization, month=Month(2026, month))
+        for month in (1, 2)
+    ]
+    CreditNote.objects.create(
+        invoice=issued[0],
+        number="CN-1",
+        amount=Decimal("5.00"),
+        reason="test",
+        issued_at=at("2026-03-01 00:00:00"),
+    )
+    expected = list(
+        Invoice.objects.filter(organization=team.organization, paid_at__isnull=True)
+        .annotate(credited=Coalesce(Sum("credit_notes__amount"), Decimal(0)))
+        .order_by("due_at")
+    )
+    found = selectors.unpaid_invoices(organization=team.organization)
+    assert [_fields(i) for i in found] == [_fields(i) for i in expected]
+    assert [i.credited for i in found] == [Decimal("5.00"), Decimal(0)]
+    assert [selectors.invoice_balance_due(i) for i in found] == [
+        selectors.invoice_balance_due(Invoice.objects.get(pk=i.pk)) for i in expected
+    ]
+    Invoice.objects.filter(pk=issued[0].pk).update(paid_at=at("2026-03-10 00:00:00"))
+    assert [i.pk for i in selectors.unpaid_invoices(organization=team.organization)] == [
+        issued[1].pk
+    ]
