@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +47,11 @@ from .records import (
     WrongState,
     _iso,
 )
-from .store import save_state
+from .store import encode_state, save_state
 
 STATE_VERSION = 1
+MACHINE_FIELDS = tuple(f.name for f in fields(MachineRecord))
+VOLUME_FIELDS = tuple(f.name for f in fields(VolumeRecord))
 
 logger = logging.getLogger(__name__)
 
@@ -102,17 +104,30 @@ class Simulator:
 
     # Persistence
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, records: bool = True) -> dict[str, Any]:
         return {
             "version": STATE_VERSION,
             "catalog": self.catalog.to_dict(),
             "timings": asdict(self.timings),
-            "machines": [asdict(m) for m in self.machines.values()],
+            "machines": [asdict(m) for m in self.machines.values()] if records else [],
             "reservations": list(self.reservations.values()),
             "demand": self.demand.to_dict(),
-            "volumes": [asdict(v) for v in self.volumes.values()],
+            "volumes": [asdict(v) for v in self.volumes.values()] if records else [],
             "shared_volumes": self.shared_volumes,
         }
+
+    def _state_text(self) -> str:
+        """`to_dict()` encoded, called with the lock held: the records are read as they are
+        (encoded at once, nothing to copy) and json's C encoder writes them. The state is
+        written on every change; copying each record (`asdict`) and an indented dump (Python's
+        encoder) made a create at 500 machines cost ~170 ms of CPU."""
+        return encode_state(
+            {
+                **self.to_dict(records=False),
+                "machines": [_fields(m, MACHINE_FIELDS) for m in self.machines.values()],
+                "volumes": [_fields(v, VOLUME_FIELDS) for v in self.volumes.values()],
+            }
+        )
 
     def load(self, data: dict[str, Any]) -> None:
         if data.get("version") != STATE_VERSION:
@@ -131,7 +146,7 @@ class Simulator:
         if self.state_path is None:
             return
         if self.flush_interval <= 0:
-            save_state(self.state_path, self.to_dict())
+            save_state(self.state_path, self._state_text())
             return
         self._dirty = True
         if self._flusher is None and not self._closed.is_set():
@@ -156,7 +171,7 @@ class Simulator:
                 if not self._dirty:
                     return
                 self._dirty = False
-                data = self.to_dict()
+                data = self._state_text()
             try:
                 save_state(self.state_path, data)
             except BaseException:
@@ -1176,6 +1191,11 @@ class Simulator:
 
 def _creation_order(machine: MachineRecord) -> tuple[float, str]:
     return (machine.created_at, machine.id)
+
+
+def _fields(record: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """A record's fields as they are (not copied: for encoding at once)."""
+    return {name: getattr(record, name) for name in names}
 
 
 def parse_catalog(data: Any) -> Catalog:
