@@ -16,8 +16,10 @@ other customer of a sold-out offer (the price of 8-GPU machines, whose one machi
 the few GPUs over the target, would otherwise stay at the lowest bid for as long as that
 machine runs, while the GPUs are sold out and new customers are turned away).
 
-Cuts are for selling, and a cut bills every running customer less at once, so the price falls
-only when it can sell more (`may_cut`):
+Cuts are for selling, and a cut bills every running customer less at once. A cut is never
+deeper than the free GPUs could make up (`next_price`): at 80 % sold the price falls by at most
+20 % in one step, so that even if every free GPU sold at the lower price the offer would earn
+no less than before. And the price falls only when it can sell more (`may_cut`):
 
 - not while no further instance of the type fits: spare GPUs scattered over machines that no
   8-GPU instance can use are not a reason to lower its price (nobody could launch at the lower
@@ -26,7 +28,11 @@ only when it can sell more (`may_cut`):
   dip (a customer leaving, a machine reclaimed for the operator's own work, GPUs taken back for
   the price) is sold again at the current price by the customers who come back, and a price
   chasing each dip down bills every customer less and is raised again minutes later. The
-  operator's own work coming back shrinks the spare and lifts the share on its own.
+  operator's own work coming back shrinks the spare and lifts the share on its own;
+- not sooner than `cut_wait` after the price's last change: customers who were turned away
+  come back within the hour, so a price is given up to CUT_EVERY to sell before it is cut
+  again; the more of the offer is sold, the more a cut costs (every running customer pays
+  less) and the longer it waits (CUT_EVERY at the target, nothing when nothing is sold).
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ ADJUST_EVERY = timedelta(minutes=5)
 HOLD_BELOW = Decimal(3)
 # How long an offer stays under its target (beyond HOLD_BELOW) before its price may fall.
 CUT_AFTER = timedelta(minutes=30)
+# How long a price is given to sell before it is cut again, at the target share.
+CUT_EVERY = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,8 @@ def next_price(*, current: Decimal, share: Decimal, bounds: Bounds) -> Decimal:
     gap = (share - bounds.target_share) / HUNDRED
     wanted = gap * (bounds.ceiling - bounds.floor)
     step = clamp(wanted, -bounds.max_step, bounds.max_step)
+    if step < 0:  # no deeper than the free GPUs could make up (see the module's docstring)
+        step = max(step, -current * (HUNDRED - share) / HUNDRED)
     moved = clamp(current + step, bounds.floor, bounds.ceiling)
     return moved.quantize(PLACES, rounding=ROUND_HALF_UP)
 
@@ -86,13 +96,33 @@ def under_target(*, share: Decimal, target_share: Decimal) -> bool:
     return share < target_share - HOLD_BELOW
 
 
-def may_cut(*, under_since: datetime | None, now: datetime, free_instances: int) -> bool:
+def cut_wait(*, share: Decimal, target_share: Decimal) -> timedelta:
+    """How long after its last change a price may be cut at `share` % sold: CUT_EVERY at the
+    target, in proportion below it (nothing when nothing is sold)."""
+    if target_share <= 0:
+        return timedelta(0)
+    return CUT_EVERY * float(min(Decimal(1), max(Decimal(0), share) / target_share))
+
+
+def may_cut(
+    *,
+    under_since: datetime | None,
+    now: datetime,
+    free_instances: int,
+    last_change: datetime | None = None,
+    share: Decimal | None = None,
+    target_share: Decimal | None = None,
+) -> bool:
     """Whether a cut proposed at `now` may be made: at least one more instance of the type fits,
-    and the offer has been under its target since `under_since` (None: not known to be) for
-    CUT_AFTER at least."""
+    the offer has been under its target since `under_since` (None: not known to be) for
+    CUT_AFTER at least, and the price has been in force since `last_change` for `cut_wait`."""
     if free_instances <= 0 or under_since is None:
         return False
-    return now - under_since >= CUT_AFTER
+    if now - under_since < CUT_AFTER:
+        return False
+    if last_change is not None and share is not None and target_share is not None:
+        return now - last_change >= cut_wait(share=share, target_share=target_share)
+    return True
 
 
 def gpus_over_target(*, share: Decimal, target_share: Decimal, spare_gpus: int) -> int:

@@ -324,6 +324,9 @@ def spot_price_adjust(
         under_since=_under_since(market, share=share, now=now),
         now=now,
         free_instances=free_instances,
+        last_change=since,
+        share=share,
+        target_share=market.target_share,
     ):
         return None
     if price > price_now:
@@ -490,7 +493,14 @@ def _may_move(
         since = None
         if under_since is not None:
             since = datetime.fromtimestamp(under_since, tz=now.tzinfo)
-        return pricing.may_cut(under_since=since, now=now, free_instances=entry[0])
+        return pricing.may_cut(
+            under_since=since,
+            now=now,
+            free_instances=entry[0],
+            last_change=row.valid_from,
+            share=share,
+            target_share=market.target_share,
+        )
     return price != row.price
 
 

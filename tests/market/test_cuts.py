@@ -1,6 +1,7 @@
 """A price cut bills every running customer less at once, so the spot price falls only when a
 lower price can sell more: after the offer has stayed under its target for half an hour (a dip
-is sold again at the current price), and never while no further instance of the type fits."""
+is sold again at the current price), never while no further instance of the type fits, and a
+price is given up to an hour to sell (the more is sold, the longer) before it is cut again."""
 
 from datetime import timedelta
 from decimal import Decimal
@@ -68,10 +69,22 @@ def test_a_dip_under_the_target_that_is_sold_again_within_half_an_hour_keeps_the
 
     every_five_minutes(start, range(40, 70, 5), free=48)  # under from minute 40 ...
     assert prices(market) == [Decimal("10.32")]
-    every_five_minutes(start, range(70, 80, 5), free=48)  # ... cut from minute 70
-    assert prices(market) == [Decimal("10.32"), Decimal("9.07"), Decimal("7.82")]
+    every_five_minutes(start, range(70, 100, 5), free=48)  # ... cut at minute 70
+    assert prices(market) == [Decimal("10.32"), Decimal("9.07")]
     row = SpotPrice.objects.order_by("valid_from")[1]
     assert row.valid_from == (start + timedelta(minutes=70)).replace(microsecond=0)
+    # Half the target sold: the cut is given half an hour to sell before the next one.
+    every_five_minutes(start, range(100, 105, 5), free=48)
+    assert prices(market) == [Decimal("10.32"), Decimal("9.07"), Decimal("7.82")]
+
+
+def test_the_more_of_an_offer_is_sold_the_longer_a_price_is_given_to_sell_before_a_cut() -> None:
+    def wait(share: str) -> timedelta:
+        return pricing.cut_wait(share=Decimal(share), target_share=Decimal(95))
+
+    assert wait("95") == timedelta(hours=1)  # every running customer would pay less
+    assert wait("47.5") == timedelta(minutes=30)
+    assert wait("0") == timedelta(0)  # nobody to bill less: it may fall at once
 
 
 def test_spare_gpus_no_instance_of_the_type_fits_on_do_not_lower_its_price(market) -> None:
@@ -83,3 +96,20 @@ def test_spare_gpus_no_instance_of_the_type_fits_on_do_not_lower_its_price(marke
     assert prices(market) == [Decimal("10.32")]
     every_five_minutes(start, range(120, 125, 5), free=40, free_instances=1)
     assert prices(market) == [Decimal("10.32"), Decimal("9.1950")]  # 12.5 points under
+
+
+def test_a_cut_is_never_deeper_than_the_free_gpus_could_make_up() -> None:
+    """90 % sold: even if every free GPU sold at the lower price, a cut of more than 10 % would
+    earn less than the running customers pay now."""
+    bounds = pricing.Bounds(
+        floor=Decimal("2"), ceiling=Decimal("12"), target_share=Decimal("95"), max_step=Decimal("2")
+    )
+    assert pricing.next_price(current=Decimal("10"), share=Decimal("90"), bounds=bounds) == Decimal(
+        "9.5000"
+    )  # the gap's step (0.50) is within 10 %
+    assert pricing.next_price(current=Decimal("4"), share=Decimal("80"), bounds=bounds) == Decimal(
+        "3.2000"
+    )  # the gap's step (1.50) is more than 20 % of 4
+    assert pricing.next_price(current=Decimal("10"), share=Decimal("0"), bounds=bounds) == Decimal(
+        "8.0000"
+    )  # nothing sold, nobody to bill less: the largest step
