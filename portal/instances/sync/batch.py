@@ -5,10 +5,11 @@ A launch enqueues its `instance_provision` task only when no run is queued yet
 waiting then (`provision_pending`): one transaction moves them all to provisioning
 (`lifecycle.mark_provisioning_many`), each gets its own `create` (one driver, one HTTP
 session; several at once where the driver takes them: when the backend runs short during a
-run, which launch it refuses is its order of arrival), their machine ids are recorded in one transaction, each machine is looked at once,
-and what the backend said is applied to all of them at once (`apply_machines`: the instances
-that become running move together and are metered together on commit). Each instance keeps
-its own event, audit entry, webhook delivery and e-mail.
+run, which launch it refuses is its order of arrival), their machine ids are recorded in one
+transaction, each machine is looked at once, and what the backend said is applied to all of
+them at once (`apply_machines`: the instances that become running move together and are
+metered together on commit). Each instance keeps its own event, audit entry, webhook delivery
+and e-mail.
 
 A failure stays with its instance: no capacity or a refusal fails that instance alone; a
 transient error hands it to its own `instance_provision` task, with that task's retries.
