@@ -167,15 +167,7 @@ def quota_reserve(
         limit = (quota.limit(kind) if quota else 0) + allowance
         used = quota.used(kind) if quota else 0
         if quota is None or used + gpus > limit:
-            raise QuotaExceeded(
-                organization=organization,
-                region=region,
-                gpu_model=gpu_model,
-                preemptible=preemptible,
-                requested=gpus,
-                limit=limit,
-                used=used,
-            )
+            break
     raise QuotaExceeded(
         organization=organization,
         region=region,
