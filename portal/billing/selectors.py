@@ -14,7 +14,6 @@ from django.db import connection
 from django.db.models import Field, OuterRef, Prefetch, QuerySet, Subquery, Sum, Value
 from django.db.models.expressions import Col, RawSQL
 from django.db.models.functions import Coalesce
-from django.db.models.options import Options
 from django.http import Http404
 
 from portal.billing import clock, rating, usage
@@ -37,6 +36,7 @@ from portal.orgs.models import Organization
 from portal.orgs.roles import Role
 from portal.reservations.models import Reservation
 from portal.web.fields import MoneyField
+from portal.web.sql import column
 
 MONEY_FIELD: MoneyField[Decimal, Decimal] = MoneyField()
 
@@ -394,11 +394,6 @@ def _overview_reads_sql() -> tuple[str, list[str], list[tuple[int, Col, list]]]:
     """The SQL of `_overview_reads`, from the models' tables and columns, with the budget's
     field names and converters (`from_db`, as the ORM's compiler applies them)."""
     quote = connection.ops.quote_name
-
-    def column(meta: Options, name: str) -> str:
-        found = meta.get_field(name)
-        assert isinstance(found, Field) and found.column
-        return quote(found.column)
 
     grants, applications = CreditGrant._meta, CreditApplication._meta
     reservations, budgets = Reservation._meta, Budget._meta

@@ -9,7 +9,7 @@ from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Field, IntegerField, Model
+from django.db.models import IntegerField
 from django.db.models.expressions import RawSQL
 
 from portal.accounts.models import User
@@ -21,6 +21,7 @@ from portal.instances.models import TRANSITIONAL_STATES, Instance, State
 from portal.orgs.models import Membership, Organization
 from portal.quotas.models import Quota
 from portal.sshkeys.models import SshKey, manages_all_keys
+from portal.web.sql import column, table
 
 DASHBOARD_SPEND_TTL = 60  # seconds
 
@@ -37,13 +38,11 @@ class FleetSummary:
 def _fleet_figure(organization_id: int, states: frozenset[str], what: str) -> RawSQL:
     """A figure of the organization's instances in `states` (COUNT(*) or SUM(gpus)), beside
     each recent row: an InitPlan, run once per query."""
-    meta = Instance._meta
-    table = connection.ops.quote_name(meta.db_table)
-    organization = connection.ops.quote_name(meta.get_field("organization").attname)
-    state = connection.ops.quote_name(meta.get_field("state").attname)
+    instances = table(Instance)
+    organization, state = column(Instance, "organization"), column(Instance, "state")
     marks = ", ".join(["%s"] * len(states))
     return RawSQL(  # noqa: S611 - the model's table and columns; values are parameters
-        f"SELECT COALESCE({what}, 0) FROM {table} "  # noqa: S608 - the model's names
+        f"SELECT COALESCE({what}, 0) FROM {instances} "  # noqa: S608 - the model's names
         f"WHERE {organization} = %s AND {state} IN ({marks})",
         (organization_id, *sorted(states)),
         output_field=IntegerField(),
@@ -55,22 +54,17 @@ def _recent_sql() -> str:
     """The SQL of the recent instances (their `{figures}` to fill in), from the models' tables
     and columns."""
 
-    def name(model: type[Model], field: str) -> str:
-        column = model._meta.get_field(field)
-        assert isinstance(column, Field) and column.column
-        return connection.ops.quote_name(column.column)
-
-    row = connection.ops.quote_name(Instance._meta.db_table)
-    types = connection.ops.quote_name(InstanceType._meta.db_table)
-    regions = connection.ops.quote_name(Region._meta.db_table)
+    row, types, regions = table(Instance), table(InstanceType), table(Region)
     return (
-        f"SELECT {row}.{name(Instance, 'id')}, {row}.{name(Instance, 'name')},"  # noqa: S608
-        f" {row}.{name(Instance, 'state')}, t.{name(InstanceType, 'name')} AS type_name,"
-        f" r.{name(Region, 'code')} AS region_code, {{figures}} FROM {row}"
-        f" JOIN {types} t ON t.{name(InstanceType, 'id')} = {row}.{name(Instance, 'instance_type')}"
-        f" JOIN {regions} r ON r.{name(Region, 'id')} = {row}.{name(Instance, 'region')}"
-        f" WHERE {row}.{name(Instance, 'organization')} = %s"
-        f" ORDER BY {row}.{name(Instance, 'created_at')} DESC, {row}.{name(Instance, 'id')} DESC"
+        f"SELECT {row}.{column(Instance, 'id')}, {row}.{column(Instance, 'name')},"  # noqa: S608
+        f" {row}.{column(Instance, 'state')}, t.{column(InstanceType, 'name')} AS type_name,"
+        f" r.{column(Region, 'code')} AS region_code, {{figures}} FROM {row}"
+        f" JOIN {types} t"
+        f" ON t.{column(InstanceType, 'id')} = {row}.{column(Instance, 'instance_type')}"
+        f" JOIN {regions} r ON r.{column(Region, 'id')} = {row}.{column(Instance, 'region')}"
+        f" WHERE {row}.{column(Instance, 'organization')} = %s"
+        f" ORDER BY {row}.{column(Instance, 'created_at')} DESC,"
+        f" {row}.{column(Instance, 'id')} DESC"
         " LIMIT %s"
     )
 
@@ -80,7 +74,7 @@ def dashboard_fleet(*, membership: Membership, recent: int = 5) -> FleetSummary:
     with the organization's figures beside each. Without a row there is no instance, and
     every figure is 0."""
     organization_id = membership.organization_id
-    gpus = connection.ops.quote_name(Instance._meta.get_field("gpus").attname)
+    gpus = column(Instance, "gpus")
     running = frozenset({State.RUNNING})
     figures = {
         "fleet_running": _fleet_figure(organization_id, running, "COUNT(*)"),
@@ -114,23 +108,17 @@ def dashboard_fleet(*, membership: Membership, recent: int = 5) -> FleetSummary:
 def _members_sql() -> str:
     """The SQL of `dashboard_members`, from the models' tables and columns."""
 
-    def name(model: type[Model], field: str) -> str:
-        column = model._meta.get_field(field)
-        assert isinstance(column, Field) and column.column
-        return connection.ops.quote_name(column.column)
-
     columns = ", ".join(
-        f"m.{name(Membership, field)}" for field in ("id", "organization", "user", "role")
+        f"m.{column(Membership, field)}" for field in ("id", "organization", "user", "role")
     )
-    memberships = connection.ops.quote_name(Membership._meta.db_table)
-    users = connection.ops.quote_name(User._meta.db_table)
+    memberships, users = table(Membership), table(User)
     return (
-        f"SELECT {columns}, m.{name(Membership, 'created_at')}, COUNT(*) OVER () AS total,"  # noqa: S608
-        f" u.{name(User, 'email')} AS user_email, u.{name(User, 'full_name')} AS user_full_name"
+        f"SELECT {columns}, m.{column(Membership, 'created_at')}, COUNT(*) OVER () AS total,"  # noqa: S608
+        f" u.{column(User, 'email')} AS user_email, u.{column(User, 'full_name')} AS user_full_name"
         f" FROM {memberships} m JOIN {users} u"
-        f" ON u.{name(User, 'id')} = m.{name(Membership, 'user')}"
-        f" WHERE m.{name(Membership, 'organization')} = %s"
-        f" ORDER BY u.{name(User, 'email')} LIMIT %s"
+        f" ON u.{column(User, 'id')} = m.{column(Membership, 'user')}"
+        f" WHERE m.{column(Membership, 'organization')} = %s"
+        f" ORDER BY u.{column(User, 'email')} LIMIT %s"
     )
 
 
@@ -164,22 +152,16 @@ class Progress:
 def _progress_sql() -> str:
     """The SQL of `dashboard_progress`, from the models' tables and columns."""
 
-    def name(model: type[Model], field: str | None = None) -> str:
-        if field is None:
-            return connection.ops.quote_name(model._meta.db_table)
-        column = model._meta.get_field(field)
-        assert isinstance(column, Field) and column.column
-        return connection.ops.quote_name(column.column)
-
-    key_user = name(SshKey, "user")
+    key_user = column(SshKey, "user")
     return (
         "SELECT"  # noqa: S608 - the models' tables and columns; values are parameters
-        f" EXISTS(SELECT 1 FROM {name(EmailAddress)} WHERE {name(EmailAddress, 'user')} = %s"
-        f" AND {name(EmailAddress, 'verified')}),"
-        f" EXISTS(SELECT 1 FROM {name(Authenticator)} WHERE {name(Authenticator, 'user')} = %s),"
-        f" EXISTS(SELECT 1 FROM {name(Quota)} WHERE {name(Quota, 'organization')} = %s"
-        f" AND ({name(Quota, 'on_demand_limit')} > 0 OR {name(Quota, 'preemptible_limit')} > 0)),"
-        f" EXISTS(SELECT 1 FROM {name(SshKey)} WHERE {name(SshKey, 'organization')} = %s"
+        f" EXISTS(SELECT 1 FROM {table(EmailAddress)} WHERE {column(EmailAddress, 'user')} = %s"
+        f" AND {column(EmailAddress, 'verified')}),"
+        f" EXISTS(SELECT 1 FROM {table(Authenticator)} WHERE {column(Authenticator, 'user')} = %s),"
+        f" EXISTS(SELECT 1 FROM {table(Quota)} WHERE {column(Quota, 'organization')} = %s"
+        f" AND ({column(Quota, 'on_demand_limit')} > 0"
+        f" OR {column(Quota, 'preemptible_limit')} > 0)),"
+        f" EXISTS(SELECT 1 FROM {table(SshKey)} WHERE {column(SshKey, 'organization')} = %s"
         f" AND %s AND (%s OR {key_user} IS NULL OR {key_user} = %s))"
     )
 

@@ -33,6 +33,7 @@ from portal.volumes.selectors import (
     volume_attachable_for_organization,
     volume_attachment_list_for_instance,
 )
+from portal.web.sql import column
 
 CENT = Decimal("0.01")
 SECONDS_PER_HOUR = Decimal(3600)
@@ -145,11 +146,6 @@ def _hourly_price_sql() -> str:
     """The SQL of `_hourly_price_now`, from the models' tables and columns."""
     instance, price, spot = Instance._meta, Price._meta, SpotPrice._meta
 
-    def column(meta: Options, name: str) -> str:
-        field = meta.get_field(name)
-        assert isinstance(field, Field) and field.column
-        return connection.ops.quote_name(field.column)
-
     row = connection.ops.quote_name(instance.db_table)
     prices, spots = (
         connection.ops.quote_name(price.db_table),
@@ -205,11 +201,6 @@ def _list_page_sql() -> str:
     (`_hourly_price_now`) and the organization's number of instances (`_instance_count_sql`),
     from the models' tables and columns."""
     quote = connection.ops.quote_name
-
-    def column(meta: Options, name: str) -> str:
-        field = meta.get_field(name)
-        assert isinstance(field, Field) and field.column
-        return quote(field.column)
 
     meta = Instance._meta
     row = quote(meta.db_table)  # unaliased: the price's SQL names the row by its table
@@ -390,9 +381,9 @@ def instance_priced_for_member(
     for relation, model, names, converters in query.models:
         values = list(found[at : at + len(names)])
         at += len(names)
-        for index, (column, functions) in converters:
+        for index, (expression, functions) in converters:
             for convert in functions:
-                values[index] = convert(values[index], column, connection)
+                values[index] = convert(values[index], expression, connection)
         made = None if values[0] is None else model.from_db(connection.alias, names, values)
         read[relation] = made
         if relation is not None:  # fill the relation as select_related would
@@ -419,11 +410,6 @@ def _timeline_sql() -> str:
     """The SQL of `instance_timeline`, from the models' tables and columns."""
     quote = connection.ops.quote_name
     event, user = InstanceEvent._meta, User._meta
-
-    def column(meta: Options, name: str) -> str:
-        field = meta.get_field(name)
-        assert isinstance(field, Field) and field.column
-        return quote(field.column)
 
     columns = ", ".join(
         f"e.{column(event, name)}" for name in ("id", "at", "from_state", "to_state", "message")

@@ -12,19 +12,18 @@ from typing import TYPE_CHECKING
 
 from django.db import connection
 from django.db.models import (
-    Field,
     Q,
     Sum,
     Value,
 )
 from django.db.models.functions import Coalesce
-from django.db.models.options import Options
 
 from portal.billing.models import UsageKind
 from portal.billing.money import SECONDS_PER_HOUR, cents
 from portal.billing.rating.intervals import EXACT, exact_amount, of_organization, rated
 from portal.catalog.models import InstanceType, Region
 from portal.instances.models import Instance
+from portal.web.sql import column
 
 if TYPE_CHECKING:
     pass
@@ -144,11 +143,6 @@ def _described_sql() -> str:
     """The SQL of `_described`, from the models' tables and columns, up to its IN list."""
     quote = connection.ops.quote_name
     meta, types, regions = Instance._meta, InstanceType._meta, Region._meta
-
-    def column(options: Options, name: str) -> str:
-        found = options.get_field(name)
-        assert isinstance(found, Field) and found.column
-        return quote(found.column)
 
     fields = ", ".join(f"i.{column(meta, name)}" for name in ("id", "name", "state", "preemptible"))
     return (
