@@ -36,7 +36,7 @@ from portal.orgs.models import Organization
 from portal.orgs.roles import Role
 from portal.reservations.models import Reservation
 from portal.web.fields import MoneyField
-from portal.web.sql import column
+from portal.web.sql import column, table
 
 MONEY_FIELD: MoneyField[Decimal, Decimal] = MoneyField()
 
@@ -270,12 +270,12 @@ def launch_block_possible(organization_id: int) -> tuple[str, list[Any]]:
     Registered as the billing hold's `may_hold` (portal.orgs.standing), so a launch reads it
     with its other reads."""
     paused_before = launches_paused_due_before(clock.now())
-    invoices = connection.ops.quote_name(Invoice._meta.db_table)
-    budgets = connection.ops.quote_name(Budget._meta.db_table)
     return (
-        f"EXISTS (SELECT 1 FROM {invoices} WHERE organization_id = %s "  # noqa: S608
-        "AND paid_at IS NULL AND due_at < %s) "
-        f"OR EXISTS (SELECT 1 FROM {budgets} WHERE organization_id = %s AND hard_limit)",
+        f"EXISTS (SELECT 1 FROM {table(Invoice)}"  # noqa: S608 - the models' names
+        f" WHERE {column(Invoice, 'organization')} = %s"
+        f" AND {column(Invoice, 'paid_at')} IS NULL AND {column(Invoice, 'due_at')} < %s)"
+        f" OR EXISTS (SELECT 1 FROM {table(Budget)}"
+        f" WHERE {column(Budget, 'organization')} = %s AND {column(Budget, 'hard_limit')})",
         [organization_id, paused_before, organization_id],
     )
 

@@ -29,6 +29,7 @@ from django.db import connection
 
 from portal.orgs.models import Organization, Suspension
 from portal.orgs.selectors import organization_suspension_reason
+from portal.web.sql import column, table
 
 HoldCheck = Callable[[Organization], str | None]
 # An organization's id -> a boolean SQL expression and its parameters.
@@ -141,9 +142,10 @@ def organization_launch_holds(
 
 
 def _may_be_suspended(organization_id: int) -> tuple[str, list[Any]]:
-    table = connection.ops.quote_name(Suspension._meta.db_table)
     return (
-        f"EXISTS (SELECT 1 FROM {table} WHERE organization_id = %s AND lifted_at IS NULL)",  # noqa: S608
+        f"EXISTS (SELECT 1 FROM {table(Suspension)}"  # noqa: S608 - the model's names
+        f" WHERE {column(Suspension, 'organization')} = %s"
+        f" AND {column(Suspension, 'lifted_at')} IS NULL)",
         [organization_id],
     )
 
