@@ -50,6 +50,7 @@ from portal.orgs.standing import launch_hold_flags, organization_launch_hold
 from portal.quotas.services import quota_reserve
 from portal.sshkeys.selectors import sshkey_list_for_launch
 from portal.volumes.services import volumes_attach, volumes_for_launch
+from portal.web.sql import table
 
 logger = logging.getLogger(__name__)
 
@@ -177,9 +178,6 @@ def _offer_in_one_query(
     region_fields, region_columns = _columns(Region, "r")
     image_fields, image_columns = _columns(Image, "i")
 
-    def table(model) -> str:
-        return connection.ops.quote_name(model._meta.db_table)
-
     offered = table(InstanceType.regions.through)
     # Table and column names from the models; every value is a parameter.
     sql = (
@@ -294,10 +292,9 @@ def _launch_facts(
 def _name_taken_sql(organization_id: int, name: str) -> tuple[str, list[Any]]:
     """Whether a live instance of the organization has the name (the partial unique index
     `instance_name_unique_while_alive` answers it)."""
-    table = connection.ops.quote_name(Instance._meta.db_table)
     final = ", ".join(["%s"] * len(FINAL_STATES))
     return (
-        f"EXISTS (SELECT 1 FROM {table} WHERE organization_id = %s AND name = %s "  # noqa: S608
+        f"EXISTS (SELECT 1 FROM {table(Instance)} WHERE organization_id = %s AND name = %s "  # noqa: S608
         f"AND NOT state IN ({final}))",
         [organization_id, name, *(str(state) for state in sorted(FINAL_STATES))],
     )
