@@ -38,6 +38,7 @@ from portal.quotas.models import Kind
 from portal.quotas.services import quota_limit_set
 from portal.simulator.catalog import DEFAULT_CATALOG
 from portal.simulator.process import SimulatorProcess
+from portal.simulator.store import journal_path
 from portal.sshkeys.services import sshkey_add
 
 LAUNCHES = int(os.environ.get("BENCH_LAUNCHES", "500"))
@@ -66,6 +67,7 @@ def big_fleet(gpus_per_region: int) -> dict:
 def start_simulator(work: Path, *, name: str, catalog: dict | None = None) -> SimulatorProcess:
     state = work / f"{name}.json"
     state.unlink(missing_ok=True)
+    journal_path(state).unlink(missing_ok=True)
     catalog_path = "default"
     if catalog is not None:
         (work / f"{name}-catalog.json").write_text(json.dumps(catalog))

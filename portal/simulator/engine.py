@@ -23,7 +23,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ from .records import (
     WrongState,
     _iso,
 )
-from .store import encode_state, save_state
+from .store import COMPACT_MIN_BYTES, append_journal, encode_state, journal_line, save_state
 
 STATE_VERSION = 1
 MACHINE_FIELDS = tuple(f.name for f in fields(MachineRecord))
@@ -56,6 +56,10 @@ VOLUME_FIELDS = tuple(f.name for f in fields(VolumeRecord))
 logger = logging.getLogger(__name__)
 
 IP_POOLS = ("203.0.113.0/24", "198.51.100.0/24", "192.0.2.0/24")
+# Written out once: building them on each create (ipaddress objects) was half its CPU.
+PUBLIC_ADDRESSES = tuple(
+    str(address) for pool in IP_POOLS for address in ipaddress.ip_network(pool).hosts()
+)
 
 
 VOLUME_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -91,13 +95,23 @@ class Simulator:
         # A network filesystem: a volume may be attached to several live machines at once.
         self.shared_volumes = True
         self.lock = threading.RLock()
-        # 0: the state file is rewritten on every change. > 0: changes only mark the state
-        # dirty and a background thread writes it at most every `flush_interval` seconds
+        # 0: every change is written (journaled, fsynced) as it is made. > 0: changes are
+        # queued and a background thread writes them at most every `flush_interval` seconds
         # (and `close()` writes what is left), so a burst of creates costs one write. The HTTP
         # server flushes before it answers a change (server.RequestHandler._make_durable), so
         # the interval only delays what reads catch up with the clock.
         self.flush_interval = flush_interval
         self._dirty = False
+        # The state on disk is a snapshot and a journal of changes since (portal.simulator.
+        # store): `_seq` numbers the last change, `_pending` holds the journal lines not
+        # written yet, and the first write of a process is a snapshot (a journal left by a
+        # crash may end in a torn line that must not be appended to).
+        self._seq = 0
+        self._pending: builtins.list[str] = []
+        self._snapshot_due = True
+        self._journal_bytes = 0
+        self._snapshot_bytes = 0
+        self.compact_bytes = COMPACT_MIN_BYTES
         self._write_lock = threading.Lock()
         self._closed = threading.Event()
         self._flusher: threading.Thread | None = None
@@ -114,13 +128,13 @@ class Simulator:
             "demand": self.demand.to_dict(),
             "volumes": [asdict(v) for v in self.volumes.values()] if records else [],
             "shared_volumes": self.shared_volumes,
+            "journal_seq": self._seq,
         }
 
     def _state_text(self) -> str:
         """`to_dict()` encoded, called with the lock held: the records are read as they are
-        (encoded at once, nothing to copy) and json's C encoder writes them. The state is
-        written on every change; copying each record (`asdict`) and an indented dump (Python's
-        encoder) made a create at 500 machines cost ~170 ms of CPU."""
+        (encoded at once, nothing to copy) and json's C encoder writes them (copying each
+        record with `asdict` and an indented dump made a snapshot at 500 machines ~170 ms)."""
         return encode_state(
             {
                 **self.to_dict(records=False),
@@ -130,6 +144,7 @@ class Simulator:
         )
 
     def load(self, data: dict[str, Any]) -> None:
+        """Take a saved state (`store.load_state`: the snapshot with its journal replayed)."""
         if data.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported simulator state version {data.get('version')!r}")
         self.catalog = catalog_from_dict(data["catalog"])
@@ -140,20 +155,76 @@ class Simulator:
 
         self.volumes = {v["id"]: VolumeRecord(**v) for v in data.get("volumes", [])}
         self.shared_volumes = bool(data.get("shared_volumes", True))
+        self._seq = int(data.get("journal_seq", 0))
+        self._pending = []
+        self._snapshot_due = True
 
-    def _save(self) -> None:
-        """Called with the lock held after every change."""
+    def _save(
+        self,
+        *,
+        machines: Iterable[MachineRecord] = (),
+        volumes: Iterable[VolumeRecord] = (),
+        reservations: Iterable[dict[str, Any]] = (),
+        released: Iterable[str] = (),
+    ) -> None:
+        """Called with the lock held after every change, naming the records it changed: they
+        go to the journal (O(records changed)). A change that names none (the catalog, the
+        timings, demand, a record forgotten) is written as a whole snapshot."""
         if self.state_path is None:
             return
-        if self.flush_interval <= 0:
-            save_state(self.state_path, self._state_text())
-            return
+        changed: dict[str, builtins.list[Any]] = {
+            "machines": [_fields(m, MACHINE_FIELDS) for m in machines],
+            "volumes": [_fields(v, VOLUME_FIELDS) for v in volumes],
+            "reservations": list(reservations),
+            "released": list(released),
+        }
+        if self._snapshot_due or not any(changed.values()):
+            self._snapshot_due = True
+            self._pending = []  # the snapshot holds them
+        else:
+            self._seq += 1
+            self._pending.append(journal_line(self._seq, changed))
         self._dirty = True
+        if self.flush_interval <= 0:
+            self._write(self._take())
+            return
         if self._flusher is None and not self._closed.is_set():
             self._flusher = threading.Thread(
                 target=self._flush_loop, name="simulator-state-flusher", daemon=True
             )
             self._flusher.start()
+
+    def _take(self) -> tuple[builtins.list[str], str | None] | None:
+        """With the lock held: the journal lines to write, or the snapshot's text when one is
+        due (the first write of a process, a change the journal does not hold, or a journal
+        grown past the snapshot: compaction); None when nothing changed."""
+        if not self._dirty:
+            return None
+        self._dirty = False
+        lines, self._pending = self._pending, []
+        size = sum(len(line) for line in lines)  # ASCII: json escapes the rest
+        if self._snapshot_due or self._journal_bytes + size > max(
+            self.compact_bytes, self._snapshot_bytes
+        ):
+            self._snapshot_due = False
+            return [], self._state_text()
+        return lines, None
+
+    def _write(self, work: tuple[builtins.list[str], str | None] | None) -> None:
+        if work is None or self.state_path is None:
+            return
+        lines, snapshot = work
+        try:
+            if snapshot is not None:
+                save_state(self.state_path, snapshot)
+                self._snapshot_bytes, self._journal_bytes = len(snapshot), 0
+            else:
+                self._journal_bytes += append_journal(self.state_path, lines)
+        except BaseException:
+            with self.lock:
+                # A failed append may have left part of a line: the next write is a snapshot.
+                self._dirty = self._snapshot_due = True
+            raise
 
     def _flush_loop(self) -> None:
         while not self._closed.wait(self.flush_interval):
@@ -163,28 +234,33 @@ class Simulator:
                 logger.exception("could not write the simulator state to %s", self.state_path)
 
     def flush(self) -> None:
-        """Write the state file now if anything changed since the last write (atomic)."""
+        """Write what changed since the last write (fsynced) now. With a flush interval,
+        concurrent callers share one write: the first takes every change made so far."""
         if self.state_path is None:
+            return
+        if self.flush_interval <= 0:
+            with self.lock:  # changes are written as they are made, under the lock
+                self._write(self._take())
             return
         with self._write_lock:
             with self.lock:
-                if not self._dirty:
-                    return
-                self._dirty = False
-                data = self._state_text()
-            try:
-                save_state(self.state_path, data)
-            except BaseException:
-                with self.lock:
-                    self._dirty = True
-                raise
+                work = self._take()
+            self._write(work)
+
+    def compact(self) -> None:
+        """Write the whole state as a snapshot now and empty the journal."""
+        with self.lock:
+            self._snapshot_due = self._dirty = True
+        self.flush()
 
     def close(self) -> None:
-        """Stop the flusher and write what is not written yet (on shutdown)."""
+        """Stop the flusher and write what is not written yet (on shutdown), as a snapshot
+        when the journal holds changes, so the next start reads one file."""
         self._closed.set()
         if self._flusher is not None:
             self._flusher.join(timeout=10)
-        self.flush()
+        if self._dirty or self._journal_bytes:
+            self.compact()
 
     # Time
 
@@ -329,11 +405,11 @@ class Simulator:
         return best[1]
 
     def _allocate_ip(self) -> str:
+        """The first public address no machine holds, in the pools' order."""
         taken = {m.ip for m in self.machines.values() if m.ip}
-        for pool in IP_POOLS:
-            for address in ipaddress.ip_network(pool).hosts():
-                if str(address) not in taken:
-                    return str(address)
+        for address in PUBLIC_ADDRESSES:
+            if address not in taken:
+                return address
         raise CapacityExhausted("no public IP addresses left")
 
     # The provisioning API
@@ -419,7 +495,7 @@ class Simulator:
             self._set_state(machine, "provisioning", now, "provision")
             self.machines[machine.id] = machine
             self._advance(machine, now)
-            self._save()
+            self._save(machines=[machine])
             return machine.public(), True
 
     def create_cluster(
@@ -534,7 +610,7 @@ class Simulator:
                 created.append(machine)
             for machine in created:
                 self._advance(machine, now)
-            self._save()
+            self._save(machines=created)
             return [m.public() for m in created], True
 
     def _place_together(
@@ -619,7 +695,7 @@ class Simulator:
             machine = self._machine(machine_id)
             if handlers[action](machine, now):
                 self._advance(machine, now)
-                self._save()
+                self._save(machines=[machine])
             return machine.public()
 
     # Each handler returns whether it changed anything; doing nothing is how they stay idempotent.
@@ -753,7 +829,7 @@ class Simulator:
                 machine.reclaim_at = float(at)
                 machine.detail = "reclaim ordered by the operator"
                 self._advance(machine, now)
-                self._save()
+                self._save(machines=[machine])
             return machine.public()
 
     def notice_machine(self, machine_id: str, at: Any) -> dict[str, Any]:
@@ -770,7 +846,7 @@ class Simulator:
             if machine.state in FINAL_STATES:
                 return machine.public()
             machine.notice_at = None if at is None else float(at)
-            self._save()
+            self._save(machines=[machine])
             return machine.public()
 
     def interruption(self, machine_id: str) -> dict[str, Any] | None:
@@ -866,7 +942,7 @@ class Simulator:
                 account=account,
             )
             self.volumes[volume.id] = volume
-            self._save()
+            self._save(volumes=[volume])
             return self._volume_public(volume), True
 
     def volume_get(self, volume_id: str) -> dict[str, Any]:
@@ -894,7 +970,7 @@ class Simulator:
                 self._check_room(volume.region, size_gb - volume.size_gb)
                 volume.size_gb = size_gb
                 volume.changed_at = now
-                self._save()
+                self._save(volumes=[volume])
             return self._volume_public(volume)
 
     def volume_delete(self, volume_id: str) -> dict[str, Any] | None:
@@ -912,7 +988,7 @@ class Simulator:
                 volume.state = "deleted"
                 volume.changed_at = now
                 volume.files = {}
-                self._save()
+                self._save(volumes=[volume])
             return self._volume_public(volume)
 
     def storage_capacity(self) -> builtins.list[dict[str, Any]]:
@@ -965,7 +1041,8 @@ class Simulator:
                 raise WrongState(f"machine {machine_id} is {machine.state}; it must be running")
             place, key = self._file_place(machine, path)
             place[key] = content
-            self._save()
+            volumes = (self.volumes[v] for v in machine.volumes if v in self.volumes)
+            self._save(machines=[machine], volumes=volumes)
 
     def read_file(self, machine_id: str, path: Any) -> str:
         with self.lock:
@@ -1043,14 +1120,14 @@ class Simulator:
                     f"other reservations hold up to {peak} in that period"
                 )
             self.reservations[reservation_id] = wanted
-            self._save()
+            self._save(reservations=[wanted])
             return dict(wanted), True
 
     def release(self, reservation_id: str) -> bool:
         with self.lock:
             released = self.reservations.pop(reservation_id, None) is not None
             if released:
-                self._save()
+                self._save(released=[reservation_id])
             return released
 
     def list_reservations(self) -> builtins.list[dict[str, Any]]:
@@ -1076,7 +1153,7 @@ class Simulator:
             machine = self._machine(machine_id)
             if machine.state not in FINAL_STATES:
                 self._end(machine, "failed", now, detail)
-                self._save()
+                self._save(machines=[machine])
             return machine.public()
 
     def reclaim(
@@ -1110,9 +1187,10 @@ class Simulator:
                     machine.reclaim_at = now + notice
                     machine.detail = "reclaim announced by the operator"
                     self._advance(machine, now)
-                    noticed.append(machine.public())
-            self._save()
-            return noticed
+                    noticed.append(machine)
+            if noticed:
+                self._save(machines=noticed)
+            return [m.public() for m in noticed]
 
     def _whole_clusters(self, chosen: builtins.list[MachineRecord]) -> builtins.list[MachineRecord]:
         """A cluster is reclaimed whole: every node of a chosen node's cluster joins it."""

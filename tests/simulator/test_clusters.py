@@ -1,6 +1,5 @@
 """Clusters in the simulated fleet: placed within one fabric, all or nothing."""
 
-import json
 from pathlib import Path
 
 import pytest
@@ -9,6 +8,7 @@ from portal.lib.clusternaming import cluster_node_request_id
 from portal.simulator.catalog import catalog_from_dict
 from portal.simulator.engine import Simulator
 from portal.simulator.records import BadRequest, CapacityExhausted, Conflict, Timings
+from portal.simulator.store import load_state
 
 FLEET = {
     "instance_types": [
@@ -113,7 +113,7 @@ def test_the_cluster_survives_a_restart(sim: Simulator, tmp_path: Path) -> None:
     machines, _ = cluster(sim, 2)
 
     reloaded = Simulator(catalog_from_dict(FLEET), clock=Clock())
-    reloaded.load(json.loads((tmp_path / "state.json").read_text()))
+    reloaded.load(load_state(tmp_path / "state.json"))
 
     def addresses(listed) -> dict[str, str]:
         return {m["name"]: m["private_ip"] for m in listed}

@@ -1,7 +1,6 @@
 """The fleet's rules on a fake clock, without HTTP."""
 
 import ipaddress
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from portal.simulator.records import (
     UnknownMachine,
     WrongState,
 )
+from portal.simulator.store import load_state
 
 FLEET = {
     "instance_types": [
@@ -393,7 +393,7 @@ def test_state_survives_a_reload_and_time_keeps_running(tmp_path: Path, clock: C
     listed = sim.list()
 
     reloaded = Simulator(catalog_from_dict(FLEET), Timings(), clock=clock)
-    reloaded.load(json.loads(state.read_text()))
+    reloaded.load(load_state(state))
     assert reloaded.list() == listed
     assert reloaded.timings == TIMINGS
 
@@ -401,7 +401,7 @@ def test_state_survives_a_reload_and_time_keeps_running(tmp_path: Path, clock: C
     assert reloaded.get(machine["id"])["state"] == "running"
     clock.advance(50)
     assert reloaded.get(machine["id"])["state"] == "interrupted"
-    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "state.json.journal"]
 
 
 def test_timings_are_validated(sim: Simulator) -> None:
