@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -18,6 +20,7 @@ from django.db.models import (
     Func,
     IntegerField,
     Max,
+    QuerySet,
     Sum,
     Value,
     When,
@@ -29,7 +32,8 @@ from django.utils import timezone
 from portal.billing.models import UsageInterval
 from portal.billing.money import cents
 from portal.capacity.models import PERIOD_SECONDS, CapacityPeriod
-from portal.operations.revenue import kept_price_seconds
+from portal.operations import revenue as usage_revenue
+from portal.operations.kept import read
 from portal.quotas.models import Quota
 from portal.reclaims.models import OrderState, ReclaimOrder
 
@@ -154,26 +158,33 @@ def _period_end(at: datetime) -> datetime:
     return epoch + periods * timedelta(seconds=PERIOD_SECONDS)
 
 
-def _kept_rows(sums, *, region: str, gpu_model: str, range_key: str, now: datetime) -> list[dict]:
-    if connection.vendor != "postgresql":
-        return list(sums)
-    key = (
+def _rows_key(*, region: str, gpu_model: str, range_key: str, now: datetime, version: str) -> str:
+    return (
         f"operations:history{KEPT_FORMAT}:{region}:{gpu_model}:{range_key}:"
-        f"{int(_period_end(now).timestamp())}:{history_version()}"
+        f"{int(_period_end(now).timestamp())}:{version}"
     )
-    rows = cache.get(key)
+
+
+def _kept_rows(sums: Callable[[], QuerySet], *, key: str, found: dict[str, Any]) -> list[dict]:
+    """The sums per bucket (`sums()`, the query, built only when they are not kept)."""
+    if connection.vendor != "postgresql":
+        return list(sums())
+    rows = found.get(key)
     if rows is None:
-        rows = list(sums.annotate(off_grid=Max(_OffGrid(F("start")))))
+        rows = list(sums().annotate(off_grid=Max(_OffGrid(F("start")))))
         if all(not row["off_grid"] for row in rows):
             cache.set(key, rows, timeout=2 * PERIOD_SECONDS)
     return rows
 
 
-def _fleet_now(region: str, gpu_model: str) -> int | None:
-    """The place's fleet in its latest period (GPUs, the average of its samples), kept until
-    the history is written."""
-    key = f"operations:history{KEPT_FORMAT}:{region}:{gpu_model}:latest:{history_version()}"
-    found = cache.get(key)
+def _latest_key(*, region: str, gpu_model: str, version: str) -> str:
+    return f"operations:history{KEPT_FORMAT}:{region}:{gpu_model}:latest:{version}"
+
+
+def _fleet_now(region: str, gpu_model: str, *, key: str, kept: tuple | None) -> int | None:
+    """The place's fleet in its latest period (GPUs, the average of its samples), kept (`kept`,
+    under `key`) until the history is written."""
+    found = kept
     if found is None:
         latest = (
             CapacityPeriod.objects.filter(region=region, gpu_model=gpu_model)
@@ -209,23 +220,50 @@ def fleet_history(
         return Cast(expression, FloatField()) / samples
 
     sold = F("on_demand") + F("preemptible") + F("reserved")
-    sums = (
-        CapacityPeriod.objects.filter(
-            region=region, gpu_model=gpu_model, start__gte=start, start__lt=end
+
+    def sums() -> QuerySet:
+        return (
+            CapacityPeriod.objects.filter(
+                region=region, gpu_model=gpu_model, start__gte=start, start__lt=end
+            )
+            .order_by()
+            .annotate(bucket=bucket)
+            .values("bucket")
+            .annotate(
+                periods=Count("pk"),
+                fleet_sum=Sum(per_sample(F("fleet"))),
+                internal_sum=Sum(per_sample(F("internal"))),
+                sold_sum=Sum(per_sample(sold)),
+                free_sum=Sum(per_sample(F("free"))),
+                idle_sum=Sum(
+                    Greatest(per_sample(F("fleet")) - per_sample(F("internal")), Value(0.0))
+                ),
+            )
         )
-        .order_by()
-        .annotate(bucket=bucket)
-        .values("bucket")
-        .annotate(
-            periods=Count("pk"),
-            fleet_sum=Sum(per_sample(F("fleet"))),
-            internal_sum=Sum(per_sample(F("internal"))),
-            sold_sum=Sum(per_sample(sold)),
-            free_sum=Sum(per_sample(F("free"))),
-            idle_sum=Sum(Greatest(per_sample(F("fleet")) - per_sample(F("internal")), Value(0.0))),
-        )
+
+    # What is kept of the place, read in one round trip.
+    version = history_version()
+    usage_versions = usage_revenue.usage_versions()
+    usage_name = f"place:{region}:{gpu_model}"
+    rows_key = _rows_key(
+        region=region, gpu_model=gpu_model, range_key=range_key, now=now, version=version
     )
-    for row in _kept_rows(sums, region=region, gpu_model=gpu_model, range_key=range_key, now=now):
+    latest_key = _latest_key(region=region, gpu_model=gpu_model, version=version)
+    found = read(
+        [
+            rows_key,
+            latest_key,
+            *usage_revenue.kept_keys(
+                name=usage_name,
+                start=start,
+                end=end,
+                now=now,
+                by_organization=False,
+                versions=usage_versions,
+            ),
+        ]
+    )
+    for row in _kept_rows(sums, key=rows_key, found=found):
         b = buckets[row["bucket"]]
         b._periods = row["periods"]
         b.fleet, b.internal = row["fleet_sum"] / b._periods, row["internal_sum"] / b._periods
@@ -248,18 +286,20 @@ def fleet_history(
         counts["met"] += 1 if order.met else 0
         counts["open"] += 1 if order.state == OrderState.OPEN else 0
 
-    usage = kept_price_seconds(  # the whole days before today kept between views
+    usage = usage_revenue.kept_price_seconds(  # the whole days before today kept between views
         UsageInterval.objects.filter(region__code=region, instance_type__gpu_model__code=gpu_model),
-        name=f"place:{region}:{gpu_model}",
+        name=usage_name,
         start=start,
         end=end,
         now=now,
+        versions=usage_versions,
+        found=found,
     )
     revenue = cents(usage / Decimal(3600))
     granted = Quota.objects.filter(region__code=region, gpu_model__code=gpu_model).aggregate(
         n=Sum("on_demand_limit") + Sum("preemptible_limit")
     )["n"]
-    fleet_now = _fleet_now(region, gpu_model)
+    fleet_now = _fleet_now(region, gpu_model, key=latest_key, kept=found.get(latest_key))
     return FleetHistory(
         region=region,
         gpu_model=gpu_model,

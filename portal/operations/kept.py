@@ -20,8 +20,8 @@ have kept the rows as they were before the commit under the version of then.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from django.core.cache import cache
 from django.db import transaction
@@ -67,11 +67,22 @@ def changed(*parts: str) -> None:
     transaction.on_commit(retire)
 
 
-def kept(key: str, compute: Callable[[], T]) -> T:
+def kept_key(key: str) -> str:
+    """The cache key of what `kept` keeps under `key`."""
+    return f"operations:kept{KEPT_FORMAT}:{key}"
+
+
+def read(keys: Iterable[str]) -> dict[str, Any]:
+    """The values kept under `keys` (cache keys), in one round trip: those found."""
+    return cache.get_many(list(keys))
+
+
+def kept(key: str, compute: Callable[[], T], found: dict[str, Any] | None = None) -> T:
     """The value kept under `key` (which names the versions it depends on), or computed and
-    kept."""
-    value = cache.get(f"operations:kept{KEPT_FORMAT}:{key}")
+    kept. `found`: what `read` found of the view's keys, `kept_key(key)` among them."""
+    full = kept_key(key)
+    value = cache.get(full) if found is None else found.get(full)
     if value is None:
         value = compute()
-        cache.set(f"operations:kept{KEPT_FORMAT}:{key}", value, timeout=KEPT_TTL)
+        cache.set(full, value, timeout=KEPT_TTL)
     return value

@@ -13,13 +13,23 @@ the intervals `rated()` rates over it:
   an interval is a change to sealed usage (metering says so of every piece that starts
   before midnight). The closed intervals of the period's whole days are summed per
   organization by the database once; the open ones are kept as their organizations, starts
-  and unit prices summed per start, and rated in memory at each view (`epoch_seconds`, the
-  database's rule: every interval of a start counts the same seconds), or once, when kept,
-  for a period over (last month: they count up to its end);
-- rated by the database at every view: the day the period begins in (if it begins after
-  midnight), what starts today, and the open preemptible intervals (the market moves their
-  prices without usage being written). On SQLite (which rounds seconds its own way) every
-  open interval is rated by the database.
+  and unit prices summed per start, and rated in memory at each view as a whole
+  (`portal.operations.open_sums`: the same Decimal as `epoch_seconds`, the database's rule,
+  applied to each one), or once, when kept, for a period over (last month: they count up to
+  its end). When the period begins after a midnight, that first day's closed intervals are
+  kept as rows and clipped to the period's start in memory at each view;
+- kept until any organization's usage is written (`usage_version(FLEET, ANY)`): what starts
+  today, as of the clock it was read at: its closed intervals summed, its open ones rated
+  in memory as above, and in a window that ends at the clock, the closed ones that end after
+  it kept as rows and clipped in memory;
+- rated by the database at every view: the open preemptible intervals (the market moves
+  their prices without usage being written), the first day's and today's intervals priced
+  apart (preemptible or sealed), and what starts after the clock today was read at. On
+  SQLite (which rounds seconds its own way) every open interval, the first day and today
+  are rated by the database.
+
+A view reads what is kept of its periods with the page's other kept parts in one round trip
+(`kept_keys`, `fleet_revenue_keys`).
 
 Summed per unit price (whole seconds, a BIGINT) and multiplied once per price, and per
 organization around billing's query, the database returns a row per organization instead of
@@ -31,9 +41,10 @@ rounding per figure, so the figures are those of rating each period at once
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.core.cache import cache
 from django.db import connection
@@ -45,6 +56,7 @@ from portal.billing.periods import Month, midnight
 from portal.billing.rating import rated
 from portal.billing.rating.live import epoch_seconds
 from portal.billing.usage import ANY, FLEET, KEPT_TTL, usage_version
+from portal.operations.open_sums import OpenSums
 
 
 def price_seconds_by_organization(
@@ -74,7 +86,7 @@ def price_seconds_by_organization(
 
 # --- Revenue kept between views ---------------------------------------------------------------
 
-KEPT_FORMAT = 3  # in the keys: a release that changes the kept parts' shape never reads old ones
+KEPT_FORMAT = 7  # in the keys: a release that changes the kept parts' shape never reads old ones
 # Rated at every view: the open preemptible intervals (open ones carry no sealed spot sum, so
 # the partial index `usage_spot_unsealed` finds them).
 OPEN_SPOT = Q(end__isnull=True, kind=UsageKind.PREEMPTIBLE, sealed_price_seconds__isnull=True)
@@ -85,23 +97,89 @@ class _Kept:
     """What is kept of a period's revenue (see the module's docstring)."""
 
     closed: dict[int, Decimal]  # per organization: the closed intervals of the whole days
-    # The open intervals begun before the cutoff, preemptible ones aside: (organization, start,
-    # Σ unit prices of its intervals of that start); starts before the period's first midnight
-    # are read as that midnight, the same seconds once clipped to the period.
-    open: list[tuple[int, datetime, Decimal]]
+    # The open intervals begun before the cutoff, preemptible ones aside, per organization, to
+    # be rated up to the clock (`OpenSums`); starts before the period's first midnight are read
+    # as that midnight, the same seconds once clipped to the period.
+    open: OpenSums
+    # Closed intervals that a period's start or end may clip at a later view, as (organization,
+    # start, end, unit price), rated in memory at each view (`_clipped_added`): when the period
+    # starts after a midnight, that first day's (but those priced apart, `PRICED_APART`); in a
+    # window that ends at the clock, today's that end after it. `first_day_apart`: whether the
+    # first day has any priced apart (then rated by the database at each view).
+    clipped: list[tuple[int, datetime, datetime, Decimal]] = field(default_factory=list)
+    first_day_apart: bool = False
+
+
+def usage_versions() -> tuple[str, str]:
+    """The versions of the fleet's sealed usage and of all its usage (`usage_version`), which
+    name what is kept."""
+    return usage_version(FLEET), usage_version(FLEET, ANY)
+
+
+def kept_keys(
+    *,
+    name: str,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    by_organization: bool,
+    versions: tuple[str, str],
+) -> list[str]:
+    """The cache keys of what is kept of a period (`versions`: `usage_versions()`), for a
+    caller that reads them with others in one round trip."""
+    if now <= start:
+        return []
+    floor = midnight(start)
+    first_whole = floor if floor == start else floor + timedelta(days=1)
+    cutoff = min(midnight(now), end)
+    in_memory = connection.vendor == "postgresql"
+    sealed, every = versions
+    kept = (
+        f"operations:revenue{KEPT_FORMAT}:{name}:{floor:%Y%m%d}:{first_whole:%Y%m%d}:"
+        f"{cutoff:%Y%m%d}:{int(in_memory)}{int(by_organization)}:{sealed}"
+    )
+    if not in_memory:
+        return [kept]
+    until = "clock" if end == now else "later" if end > now else end.isoformat()
+    bounds = f"{max(start, cutoff).isoformat()}:{until}"
+    today = f"operations:revenue-today{KEPT_FORMAT}:{name}:{bounds}:{int(by_organization)}:{every}"
+    return [kept, today]
 
 
 def kept_price_seconds(
-    intervals: QuerySet[UsageInterval], *, name: str, start: datetime, end: datetime, now: datetime
+    intervals: QuerySet[UsageInterval],
+    *,
+    name: str,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    versions: tuple[str, str] | None = None,
+    found: dict[str, Any] | None = None,
 ) -> Decimal:
     """Σ `price_seconds` of `intervals` (named `name` in the cache keys) that `rated()` rates
     over [start, end) at `now`, exactly (`kept_price_seconds_by_organization`, in all)."""
-    sums = _kept_sums(intervals, name=name, start=start, end=end, now=now, by_organization=False)
+    sums = _kept_sums(
+        intervals,
+        name=name,
+        start=start,
+        end=end,
+        now=now,
+        by_organization=False,
+        versions=versions,
+        found=found,
+    )
     return sum(sums.values(), Decimal(0))
 
 
 def kept_price_seconds_by_organization(
-    intervals: QuerySet[UsageInterval], *, name: str, start: datetime, end: datetime, now: datetime
+    intervals: QuerySet[UsageInterval],
+    *,
+    name: str,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    versions: tuple[str, str] | None = None,
+    found: dict[str, Any] | None = None,
 ) -> dict[int, Decimal]:
     """Σ `price_seconds` per organization of `intervals` (named `name` in the cache keys)
     that `rated()` rates over [start, end) at `now`, exactly: a kept part, rated by the
@@ -112,8 +190,20 @@ def kept_price_seconds_by_organization(
     midnight at or after `start`, summed, and the open intervals, rated in memory. The rest
     (the part of a day before that midnight, today, the open preemptible intervals) is rated
     by the database. Closed intervals never cross a UTC midnight (`rated()` relies on it too).
+
+    `versions` (`usage_versions()`) and `found` (what the caller read of `kept_keys`, with its
+    other keys, in one round trip) save the reads of the cache of its own.
     """
-    return _kept_sums(intervals, name=name, start=start, end=end, now=now, by_organization=True)
+    return _kept_sums(
+        intervals,
+        name=name,
+        start=start,
+        end=end,
+        now=now,
+        by_organization=True,
+        versions=versions,
+        found=found,
+    )
 
 
 def _kept_sums(
@@ -124,6 +214,8 @@ def _kept_sums(
     end: datetime,
     now: datetime,
     by_organization: bool,
+    versions: tuple[str, str] | None,
+    found: dict[str, Any] | None,
 ) -> dict[int, Decimal]:
     if now <= start:  # rated(): nothing to rate yet
         return {}
@@ -131,11 +223,18 @@ def _kept_sums(
     first_whole = floor if floor == start else floor + timedelta(days=1)
     cutoff = min(midnight(now), end)
     in_memory = connection.vendor == "postgresql"
-    key = (
-        f"operations:revenue{KEPT_FORMAT}:{name}:{floor:%Y%m%d}:{first_whole:%Y%m%d}:"
-        f"{cutoff:%Y%m%d}:{int(in_memory)}{int(by_organization)}:{usage_version(FLEET)}"
+    keys = kept_keys(
+        name=name,
+        start=start,
+        end=end,
+        now=now,
+        by_organization=by_organization,
+        versions=versions or usage_versions(),
     )
-    kept = cache.get(key)
+    if found is None:
+        found = cache.get_many(keys)
+    key = keys[0]
+    kept = found.get(key)
     if kept is None:
         kept = _rate_kept(
             intervals,
@@ -157,10 +256,14 @@ def _kept_sums(
     until = min(now, end)
     rated_now = _open_added(kept, start=start, until=until)
     sums: defaultdict[int, Decimal] = defaultdict(Decimal, rated_now.closed)
+    if in_memory and first_day:  # in memory, but those priced apart
+        _clipped_added(sums, kept.clipped, start=start, end=end, now=now)
+        first_day = first_day & PRICED_APART if kept.first_day_apart else Q()
     if in_memory:  # today's part, kept until any usage is written
         today = _kept_today(
             intervals,
-            name=name,
+            key=keys[1],
+            kept=found.get(keys[1]),
             start=start,
             end=end,
             cutoff=cutoff,
@@ -171,6 +274,7 @@ def _kept_sums(
             today.kept, start=start, until=until
         ).closed.items():
             sums[organization_id] += amount
+        _clipped_added(sums, today.kept.clipped, start=start, end=end, now=now)
         rest = OPEN_SPOT | today.live if today.any_live else OPEN_SPOT
         if first_day:
             rest |= first_day
@@ -197,10 +301,10 @@ class _Today:
     """What is kept of the part of a period that starts today (at `cutoff`), as of `at`: the
     closed intervals begun before then, summed; the open ones as their organizations, starts
     and unit prices summed per start (rated in memory at each view, as the kept days' are).
-    `live` (if `any_live`) the rest of today's, rated at each view: those priced apart
-    (`PRICED_APART`), any that starts at `at` or later, and, in a window that ends at the
-    clock, any that ends after `at`; `open_spot`: whether any open preemptible interval of any
-    day is to be rated at each view."""
+    In a window that ends at the clock, the closed ones that end after `at` are kept as rows
+    (`_Kept.clipped`). `live` (if `any_live`) the rest of today's, rated at each view: those
+    priced apart (`PRICED_APART`) and any that starts at `at` or later; `open_spot`: whether
+    any open preemptible interval of any day is to be rated at each view."""
 
     at: datetime
     kept: _Kept
@@ -212,23 +316,19 @@ class _Today:
 def _kept_today(
     intervals: QuerySet[UsageInterval],
     *,
-    name: str,
+    key: str,
+    kept: _Today | None,
     start: datetime,
     end: datetime,
     cutoff: datetime,
     now: datetime,
     by_organization: bool,
 ) -> _Today:
-    """`_rate_today`, kept until any organization's usage is written (`usage_version(FLEET,
-    ANY)`). What it keeps does not move with `start` before `cutoff`, nor with `end` after
-    the clock (the overview's month) or at it (a place's window that ends now)."""
-    until = "clock" if end == now else "later" if end > now else end.isoformat()
-    bounds = f"{max(start, cutoff).isoformat()}:{until}"
-    key = (
-        f"operations:revenue-today{KEPT_FORMAT}:{name}:{bounds}:{int(by_organization)}:"
-        f"{usage_version(FLEET, ANY)}"
-    )
-    today = cache.get(key)
+    """`_rate_today`, kept (`kept`, read under `key`) until any organization's usage is written
+    (`usage_version(FLEET, ANY)`). What it keeps does not move with `start` before `cutoff`,
+    nor with `end` after the clock (the overview's month) or at it (a place's window that ends
+    now)."""
+    today = kept
     if today is None or today.at > now:  # kept for a later clock: not this view's
         today = _rate_today(
             intervals, start=start, end=end, cutoff=cutoff, now=now, by_organization=by_organization
@@ -246,18 +346,23 @@ def _rate_today(
     now: datetime,
     by_organization: bool,
 ) -> _Today:
-    """Today's part of [start, end) rated by the database as of `now` (four queries, once
-    until any usage is written)."""
+    """Today's part of [start, end) rated by the database as of `now` (four or five queries,
+    once until any usage is written)."""
     apart = PRICED_APART | Q(start__gte=now)
-    if end <= now:  # a window that ends at the clock clips the closed ones that end later
-        apart |= Q(end__gt=now)
     live = Q(start__gte=cutoff) & apart
     steady = intervals.filter(start__gte=cutoff, start__lt=min(end, now)).exclude(apart)
-    closed = price_seconds_by_organization(
-        rated(steady.filter(end__isnull=False), start=start, end=end, now=now),
-        by_organization=by_organization,
-    )
     who = ("organization_id",) if by_organization else ()
+    ended = steady.filter(end__isnull=False)
+    clipped: list[tuple[int, datetime, datetime, Decimal]] = []
+    if end <= now:  # a window that ends at the clock clips the closed ones that end later
+        clipped = [
+            row if by_organization else (0, *row)
+            for row in ended.filter(end__gt=now).values_list(*who, "start", "end", "unit_price")
+        ]
+        ended = ended.filter(end__lte=now)
+    closed = price_seconds_by_organization(
+        rated(ended, start=start, end=end, now=now), by_organization=by_organization
+    )
     opened = [
         tuple(row) if by_organization else (0, *row)
         for row in steady.filter(end__isnull=True)
@@ -268,11 +373,34 @@ def _rate_today(
     ]
     return _Today(
         at=now,
-        kept=_Kept(closed=closed, open=opened),
+        kept=_Kept(
+            closed=closed,
+            open=OpenSums.of(opened, clipped_before=max(start, cutoff)),
+            clipped=clipped,
+        ),
         live=live,
         any_live=intervals.filter(live, start__lt=end).exists(),
         open_spot=intervals.filter(OPEN_SPOT).exists(),
     )
+
+
+def _clipped_added(
+    sums: defaultdict[int, Decimal],
+    clipped: list[tuple[int, datetime, datetime, Decimal]],
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> None:
+    """Closed intervals rated over [start, end) at `now` in memory, as `rated()` rates them
+    (clipped to the period, whole seconds as the database rounds them), added to `sums`."""
+    upper = min(end, now)
+    for organization_id, began, ended, price in clipped:
+        if began < upper and ended > start:  # at least a second inside the period
+            sums[organization_id] += epoch_seconds(max(began, start), min(ended, end)) * price
+
+
+_NONE_OPEN = OpenSums.of([], clipped_before=datetime.min.replace(tzinfo=UTC))
 
 
 def _open_added(kept: _Kept, *, start: datetime, until: datetime) -> _Kept:
@@ -281,14 +409,9 @@ def _open_added(kept: _Kept, *, start: datetime, until: datetime) -> _Kept:
     if not kept.open:
         return kept
     sums: defaultdict[int, Decimal] = defaultdict(Decimal, kept.closed)
-    seconds_since: dict[datetime, int] = {}  # every open interval of a start has the same
-    for organization_id, began, prices in kept.open:
-        began = max(began, start)
-        seconds = seconds_since.get(began)
-        if seconds is None:
-            seconds = seconds_since[began] = epoch_seconds(began, until)
-        sums[organization_id] += seconds * prices
-    return _Kept(closed=dict(sums), open=[])
+    for organization_id, amount in kept.open.price_seconds(start=start, until=until).items():
+        sums[organization_id] += amount
+    return replace(kept, closed=dict(sums), open=_NONE_OPEN)
 
 
 def _rate_kept(
@@ -300,10 +423,22 @@ def _rate_kept(
     in_memory: bool,
     by_organization: bool,
 ) -> _Kept:
-    """The kept part, rated by the database (two queries). As `usage` does, its closed
-    intervals are rated as of the cutoff, where nothing of them has changed. Not by
-    organization, its open intervals are summed per start of all organizations (as 0)."""
+    """The kept part, rated by the database (two queries; four for a period that starts after
+    a midnight: its first day's closed intervals, and whether any of them is priced apart). As
+    `usage` does, its closed intervals are rated as of the cutoff, where nothing of them has
+    changed. Not by organization, its open intervals are all of organization 0."""
     closed: dict[int, Decimal] = {}
+    first_day: list[tuple[int, datetime, datetime, Decimal]] = []
+    first_day_apart = False
+    if in_memory and floor < first_whole:
+        that_day = intervals.filter(start__gte=floor, start__lt=first_whole, end__isnull=False)
+        first_day = [
+            row if by_organization else (0, *row)
+            for row in that_day.exclude(PRICED_APART).values_list(
+                *(("organization_id",) if by_organization else ()), "start", "end", "unit_price"
+            )
+        ]
+        first_day_apart = that_day.filter(PRICED_APART).exists()
     if first_whole < cutoff:
         whole_days = intervals.filter(start__gte=first_whole, start__lt=cutoff, end__isnull=False)
         closed = price_seconds_by_organization(
@@ -311,7 +446,8 @@ def _rate_kept(
             by_organization=by_organization,
         )
     opened: list[tuple[int, datetime, Decimal]] = []
-    if in_memory:
+    if in_memory:  # (the first day's open ones, when the period starts after its midnight, are
+        # clipped to the period's start at each view: they are rated one by one)
         who = ("organization_id",) if by_organization else ()
         opened = [
             tuple(row) if by_organization else (0, *row)
@@ -323,7 +459,12 @@ def _rate_kept(
             .order_by()
             .values_list(*who, "began", "prices")
         ]
-    return _Kept(closed=closed, open=opened)
+    return _Kept(
+        closed=closed,
+        open=OpenSums.of(opened, clipped_before=first_whole),
+        clipped=first_day,
+        first_day_apart=first_day_apart,
+    )
 
 
 @dataclass(frozen=True)
@@ -339,14 +480,62 @@ class FleetRevenue:
         return sum(self.this_month.values(), Decimal(0))
 
 
-def fleet_revenue(*, now: datetime) -> FleetRevenue:
-    """The revenue of `now`'s month and the month before, exactly as `rated()` rates each."""
+def fleet_revenue_keys(*, now: datetime, versions: tuple[str, str]) -> list[str]:
+    """The cache keys `fleet_revenue` reads (`versions`: `usage_versions()`)."""
+    this = Month.of(now)
+    last = this.previous()
+    return [
+        *kept_keys(
+            name="fleet",
+            start=this.start,
+            end=this.end,
+            now=now,
+            by_organization=True,
+            versions=versions,
+        ),
+        *kept_keys(
+            name="fleet",
+            start=last.start,
+            end=last.end,
+            now=now,
+            by_organization=False,
+            versions=versions,
+        ),
+    ]
+
+
+def fleet_revenue(
+    *,
+    now: datetime,
+    versions: tuple[str, str] | None = None,
+    found: dict[str, Any] | None = None,
+) -> FleetRevenue:
+    """The revenue of `now`'s month and the month before, exactly as `rated()` rates each.
+    `versions` and `found`: what the caller read of `fleet_revenue_keys` (one round trip for
+    both months; without them, the keys are read here)."""
     this = Month.of(now)
     last = this.previous()
     every = UsageInterval.objects.all()
+    versions = versions or usage_versions()
+    if found is None:
+        found = cache.get_many(fleet_revenue_keys(now=now, versions=versions))
     return FleetRevenue(
         this_month=kept_price_seconds_by_organization(
-            every, name="fleet", start=this.start, end=this.end, now=now
+            every,
+            name="fleet",
+            start=this.start,
+            end=this.end,
+            now=now,
+            versions=versions,
+            found=found,
         ),
-        last_month=kept_price_seconds(every, name="fleet", start=last.start, end=last.end, now=now),
+        last_month=kept_price_seconds(
+            every,
+            name="fleet",
+            start=last.start,
+            end=last.end,
+            now=now,
+            versions=versions,
+            found=found,
+        ),
     )

@@ -8,6 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import (
     IntegerField,
@@ -25,7 +26,15 @@ from portal.capacity.selectors import Place, fleet
 from portal.catalog.models import GpuModel, InstanceType, Region
 from portal.instances.models import FINAL_STATES, Instance, State
 from portal.operations import revenue
-from portal.operations.kept import INSTANCES, REQUESTS, RESERVATIONS, kept, versions
+from portal.operations.kept import (
+    INSTANCES,
+    REQUESTS,
+    RESERVATIONS,
+    kept,
+    kept_key,
+    read,
+    versions,
+)
 from portal.orgs.models import Organization, Suspension
 from portal.quotas.models import QuotaRequest
 from portal.reservations.models import Reservation, ReservationRequest
@@ -154,14 +163,18 @@ def _reservations_since(since: datetime) -> list[_Reserved]:
     ]
 
 
-def _reservations(now: datetime, version: dict[str, str]) -> list[_Reserved]:
+def _reservations_key(now: datetime, version: dict[str, str]) -> str:
+    since = _month_starts(now)[1]
+    return f"reservations:{since:%Y%m}:{version[INSTANCES]}:{version[RESERVATIONS]}"
+
+
+def _reservations(
+    now: datetime, version: dict[str, str], found: dict[str, Any] | None = None
+) -> list[_Reserved]:
     """`_reservations_since` the start of `now`'s month, kept until a reservation or an
     instance is written: which of them are in force at `now` is worked out at each view."""
     since = _month_starts(now)[1]
-    return kept(
-        f"reservations:{since:%Y%m}:{version[INSTANCES]}:{version[RESERVATIONS]}",
-        lambda: _reservations_since(since),
-    )
+    return kept(_reservations_key(now, version), lambda: _reservations_since(since), found)
 
 
 def _reservation_amount(
@@ -205,16 +218,21 @@ def _live_by_place() -> dict[Place, tuple[int, int]]:
 
 
 def sold_by_place(
-    now: datetime, *, reserved: list[_Reserved] | None = None
+    now: datetime,
+    *,
+    reserved: list[_Reserved] | None = None,
+    version: dict[str, str] | None = None,
+    found: dict[str, Any] | None = None,
 ) -> dict[Place, tuple[int, int, int]]:
     """GPUs sold per place now: (on-demand, preemptible, reserved). Live instances' GPUs by
     region, type and kind; reservations in force at `now`, each with the on-demand GPUs its
     organization runs in it, which count once, as reserved. Both kept between views until an
-    instance or a reservation is written (`kept.INSTANCES`, `kept.RESERVATIONS`)."""
-    version = versions(INSTANCES, RESERVATIONS)
+    instance or a reservation is written (`kept.INSTANCES`, `kept.RESERVATIONS`). `version`
+    and `found`: the overview's reads of both, done for the whole page."""
+    version = version or versions(INSTANCES, RESERVATIONS)
     if reserved is None:
-        reserved = _reservations(now, version)
-    live = kept(f"live:{version[INSTANCES]}", _live_by_place)
+        reserved = _reservations(now, version, found)
+    live = kept(f"live:{version[INSTANCES]}", _live_by_place, found)
     sold = {place: [*gpus, 0] for place, gpus in live.items()}
     for r in reserved:
         if r.start <= now < r.end:  # Reservation.objects.active_at(now)
@@ -260,12 +278,14 @@ def _failed_since(since: datetime, latest: int) -> _Failed:
     return _Failed(since=since, times=times, latest=rows)
 
 
-def _failed(since: datetime, latest: int, version: str) -> tuple[int, list[FailedInstance]]:
+def _failed(
+    since: datetime, latest: int, version: str, read: dict[str, Any] | None = None
+) -> tuple[int, list[FailedInstance]]:
     """How many instances failed since `since`, and the latest `latest` of them. Kept until an
     instance is written: as the clock moves on, failures only leave the window, so what was
     kept from an earlier `since` holds every failure since a later one."""
     key = f"failed:{latest}:{version}"
-    found = kept(key, lambda: _failed_since(since, latest))
+    found = kept(key, lambda: _failed_since(since, latest), read)
     if found.since > since:  # asked about an earlier window than was kept
         found = _failed_since(since, latest)
     cutoff = _micros(since)
@@ -354,10 +374,25 @@ def operator_overview(*, now: datetime | None = None, top: int = 10, failed: int
     now = now or timezone.now()
     last_start, this_start, next_start = _month_starts(now)
     version = versions(INSTANCES, REQUESTS, RESERVATIONS)
-    reserved = _reservations(now, version)
-    requests = kept(
-        f"requests:{last_start:%Y%m}:{version[REQUESTS]}", lambda: _requests(last_start)
+    usage_versions = revenue.usage_versions()
+    # What is kept of the page, read in one round trip.
+    requests_key = f"requests:{last_start:%Y%m}:{version[REQUESTS]}"
+    found = read(
+        [
+            *(
+                kept_key(key)
+                for key in (
+                    _reservations_key(now, version),
+                    requests_key,
+                    f"live:{version[INSTANCES]}",
+                    f"failed:{failed}:{version[INSTANCES]}",
+                )
+            ),
+            *revenue.fleet_revenue_keys(now=now, versions=usage_versions),
+        ]
     )
+    reserved = _reservations(now, version, found)
+    requests = kept(requests_key, lambda: _requests(last_start), found)
 
     # The fleet: the snapshot (no query) and the names of what it mentions.
     fleet_now = fleet()
@@ -374,13 +409,13 @@ def operator_overview(*, now: datetime | None = None, top: int = 10, failed: int
     for place, total in fleet_now.total.items():
         row(place).total = total
         row(place).free = fleet_now.free.get(place)
-    for place, sold in sold_by_place(now, reserved=reserved).items():
+    for place, sold in sold_by_place(now, reserved=reserved, version=version, found=found).items():
         r = row(place)
         r.on_demand, r.preemptible, r.reserved = sold
 
     # Revenue: rated usage of both months (what starts before today kept, today's part rated:
     # 2 queries and their probes), reservations (kept).
-    usage = revenue.fleet_revenue(now=now)
+    usage = revenue.fleet_revenue(now=now, versions=usage_versions, found=found)
 
     # Highest spend this month (ties by id), the organizations' names (kept).
     spend = usage.this_month
@@ -398,7 +433,9 @@ def operator_overview(*, now: datetime | None = None, top: int = 10, failed: int
     ]
 
     # Failed in the last 24 hours: how many and the latest (kept).
-    failed_count, failed_list = _failed(now - timedelta(hours=24), failed, version[INSTANCES])
+    failed_count, failed_list = _failed(
+        now - timedelta(hours=24), failed, version[INSTANCES], found
+    )
 
     return Overview(
         now=now,

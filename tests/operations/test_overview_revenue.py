@@ -308,3 +308,79 @@ def test_today_is_kept_too_until_usage_is_written(team, make_instance, catalog, 
     sync(today)
     after = fleet_revenue(now=clock())
     assert after == whole_months(clock()) != before
+
+
+def test_open_intervals_at_any_fraction_of_a_second_stay_exact_as_the_fleet_changes(
+    team, make_instance, catalog, clock
+):
+    """Instances launched at odd microseconds (one at exactly half a second) in three
+    organizations, launches and terminations today, the clock moving by fractions of a second
+    and on to the next day: at every view the month's figures, each organization's and a
+    place's 30 days are billing's rating's, to the last digit."""
+    organizations = [team.organization, OrganizationFactory(), OrganizationFactory()]
+    running = []
+    for i in range(12):
+        instance = make_instance(
+            organizations[i % 3], instance_type=catalog.h100_8x if i % 4 == 0 else None
+        )
+        fraction = "500000" if i == 5 else f"{(i * 137_911) % 1_000_000:06d}"
+        launched = f"2026-{'02-27' if i == 0 else f'03-{i:02d}'} 0{i % 10}:1{i % 6}:0{i % 7}"
+        timeline(instance, (f"{launched}.{fraction}", "running"))
+        sync(instance)
+        running.append(instance)
+    place = UsageInterval.objects.filter(
+        region__code="us-east-1", instance_type__gpu_model__code="h100"
+    )
+
+    def exact() -> FleetRevenue:
+        now = clock()
+        revenue = fleet_revenue(now=now)
+        assert revenue == fleet_revenue(now=now) == whole_months(now)  # rated, then kept
+        window = {"start": now - timedelta(days=30), "end": now, "now": now}
+        reference = rated(place, **window).aggregate(s=Sum("price_seconds"))["s"]
+        assert kept_price_seconds(place, name="exact", **window) == reference
+        assert kept_price_seconds(place, name="exact", **window) == reference
+        return revenue
+
+    for moment in ("12:00:00", "12:00:00.5", "12:00:01.5", "12:00:02.499999", "12:00:03.7"):
+        clock.set(f"2026-03-15 {moment}")
+        exact()
+
+    UsageInterval.objects.create(  # entered by hand today, to end after the clock
+        instance=running[1],
+        organization_id=running[1].organization_id,
+        instance_type=catalog.h100_1x,
+        region=catalog.us_east,
+        gpus=1,
+        kind="on_demand",
+        start=at("2026-03-15 00:00:00.3"),
+        end=at("2026-03-15 13:00:00.7"),
+        unit_price=Decimal("2.4900"),
+    )
+    launched_today = make_instance(organizations[1], name="launched-today")
+    timeline(launched_today, ("2026-03-15 12:10:00.250001", "running"))
+    sync(launched_today)
+    clock.set("2026-03-15 12:20:00.750001")  # the launch's start and the clock: a tie
+    before = exact()
+
+    timeline(
+        running[3],
+        ("2026-03-15 12:15:00.1", "terminating"),
+        ("2026-03-15 12:15:09.9", "terminated"),
+    )
+    timeline(launched_today, ("2026-03-15 12:18:00.5", "terminated"))
+    for instance in (running[3], launched_today):
+        sync(instance)
+    after = exact()
+    assert after.this_month[organizations[0].pk] < before.this_month[organizations[0].pk]
+
+    for moment in ("2026-03-15 23:59:59.999999", "2026-03-16 00:00:00.5", "2026-03-16 09:41:07.3"):
+        clock.set(moment)
+        exact()
+    for instance in running:  # the night's re-sync splits the open pieces at midnight
+        sync(instance)
+    exact()
+
+    overview = operator_overview(now=clock())
+    reference = whole_months(clock())
+    assert overview.revenue_this_month == cents(reference.this_month_total / Decimal(3600))
