@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import (
     Case,
     Count,
@@ -32,6 +31,7 @@ from django.utils import timezone
 from portal.billing.models import UsageInterval
 from portal.billing.money import cents
 from portal.capacity.models import PERIOD_SECONDS, CapacityPeriod
+from portal.operations import kept
 from portal.operations import revenue as usage_revenue
 from portal.operations.kept import read
 from portal.quotas.models import Quota
@@ -119,26 +119,17 @@ def _bucket(*, start: datetime, step: timedelta, count: int) -> Func | Case:
 # place, ~8 ms of PostgreSQL per view). Rows off the periods' grid are summed at every view.
 
 KEPT_FORMAT = 1
-_VERSION_KEY = "operations:capacity-history-version"
 
 
 def history_version() -> str:
-    version = cache.get(_VERSION_KEY)
-    if version is None:
-        cache.add(_VERSION_KEY, uuid.uuid4().hex, timeout=None)
-        version = cache.get(_VERSION_KEY) or uuid.uuid4().hex
-    return version
+    """The history's version (`kept.HISTORY`)."""
+    return kept.versions(kept.HISTORY)[kept.HISTORY]
 
 
 def history_changed() -> None:
     """The capacity history was written: its kept sums are not read again (now, and after the
     writer's commit, when a reader may have kept the rows as they were before it)."""
-
-    def retire() -> None:
-        cache.set(_VERSION_KEY, uuid.uuid4().hex, None)
-
-    retire()
-    transaction.on_commit(retire)
+    kept.changed(kept.HISTORY)
 
 
 class _OffGrid(Func):
@@ -197,9 +188,17 @@ def _fleet_now(region: str, gpu_model: str, *, key: str, kept: tuple | None) -> 
 
 
 def fleet_history(
-    *, region: str, gpu_model: str, range_key: str = "24h", now: datetime | None = None
+    *,
+    region: str,
+    gpu_model: str,
+    range_key: str = "24h",
+    now: datetime | None = None,
+    version: str | None = None,
+    usage_versions: tuple[str, str] | None = None,
 ) -> FleetHistory:
-    """A fixed number of queries: history rows, usage, orders, quotas."""
+    """A fixed number of queries: history rows, usage, orders, quotas. `version` (the
+    history's, `kept.HISTORY`) and `usage_versions` (`revenue.usage_versions()`): read by the
+    caller with its own."""
     now = now or timezone.now()
     label, step, count = RANGES.get(range_key, RANGES["24h"])
     range_key = range_key if range_key in RANGES else "24h"
@@ -242,8 +241,8 @@ def fleet_history(
         )
 
     # What is kept of the place, read in one round trip.
-    version = history_version()
-    usage_versions = usage_revenue.usage_versions()
+    version = version or history_version()
+    usage_versions = usage_versions or usage_revenue.usage_versions()
     usage_name = f"place:{region}:{gpu_model}"
     rows_key = _rows_key(
         region=region, gpu_model=gpu_model, range_key=range_key, now=now, version=version

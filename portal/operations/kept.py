@@ -30,6 +30,9 @@ INSTANCES = "instances"
 REQUESTS = "requests"
 RESERVATIONS = "reservations"
 PARTS = (INSTANCES, REQUESTS, RESERVATIONS)
+# The capacity history's sums (portal/operations/history.py), replaced by each capacity report;
+# not one of the parts that every rename replaces.
+HISTORY = "history"
 
 KEPT_FORMAT = 2  # in the keys: a release that changes a kept part's shape never reads old ones
 # A version replaced by writes needs no expiry; this only bounds what an idle portal keeps.

@@ -367,14 +367,23 @@ def _names(organization_ids: list[int], version: str) -> dict[int, tuple[str, st
     return kept(f"names:{','.join(map(str, organization_ids))}:{version}", read)
 
 
-def operator_overview(*, now: datetime | None = None, top: int = 10, failed: int = 50) -> Overview:
+def operator_overview(
+    *,
+    now: datetime | None = None,
+    top: int = 10,
+    failed: int = 50,
+    version: dict[str, str] | None = None,
+    usage_versions: tuple[str, str] | None = None,
+) -> Overview:
     """Everything on the overview page in a fixed number of queries, however many organizations;
-    what changes only with writes kept between views (portal.operations.kept)."""
+    what changes only with writes kept between views (portal.operations.kept). `version` (of
+    INSTANCES, REQUESTS and RESERVATIONS) and `usage_versions`: read by the caller with its
+    own."""
 
     now = now or timezone.now()
     last_start, this_start, next_start = _month_starts(now)
-    version = versions(INSTANCES, REQUESTS, RESERVATIONS)
-    usage_versions = revenue.usage_versions()
+    version = version or versions(INSTANCES, REQUESTS, RESERVATIONS)
+    usage_versions = usage_versions or revenue.usage_versions()
     # What is kept of the page, read in one round trip.
     requests_key = f"requests:{last_start:%Y%m}:{version[REQUESTS]}"
     found = read(
