@@ -16,9 +16,11 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import dateformat, timezone, translation
+from django.utils.formats import localize
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
+from django.utils.timesince import timesince
 from django.utils.timezone import template_localtime  # type: ignore[attr-defined]  # not in the stubs
 
 from portal.accounts.http import AuthenticatedRequest
@@ -32,6 +34,7 @@ from portal.orgs import services
 from portal.orgs.models import Organization, Suspension
 from portal.web.admin import admin_form_page
 from portal.web.forms import form_add_application_error
+from portal.web.templatetags.money import money
 
 admin.site.index_template = "operations/admin_index.html"
 
@@ -55,6 +58,7 @@ def overview_view(request: HttpRequest):
     organization_url = _change_url("admin:orgs_organization_change")
     for spender in data.top_spenders:
         spender["admin_url"] = organization_url(spender["id"])
+    regions = selectors.group_rows(data.rows)
     places = [(r.region, r.gpu_model, r.gpu_model_name) for r in data.rows]
     # By default the largest fleet: where most of the operator's GPUs are.
     largest = max(data.rows, key=lambda r: r.total or 0, default=None)
@@ -81,7 +85,9 @@ def overview_view(request: HttpRequest):
             "currency": settings.CURRENCY,
             "o": data,
             "failed_rows": failed_rows,
-            "regions": selectors.group_rows(data.rows),
+            "fleet_rows": _fleet_rows(regions),
+            "quota_rows": _quota_rows(data.oldest_quota_requests, data.now),
+            "spender_rows": _spender_rows(data.top_spenders, settings.CURRENCY),
             "places": [
                 {"key": f"{p[0]}/{p[1]}", "label": f"{p[0]} · {p[2]}", "current": p == place}
                 for p in places
@@ -150,6 +156,79 @@ def _failed_row(
         f"<td>{escape(instance_type)} · {escape(region)}</td>"
         f'<td>{escape(Truncator(reason).chars(80))}</td><td class="num">{escape(when)}</td></tr>'
     )
+
+
+# The tables' rows in Python, as the template wrote them (its loops' variables and filters were
+# most of the page's own rendering): each value escaped and localized as a template variable is.
+
+
+def _text(value: object) -> str:
+    return escape(localize(value))
+
+
+def _fleet_rows(regions: dict[str, list[selectors.FleetRow]]) -> SafeString:
+    """The capacity table's rows: each region's name on its first row, the numbers, and the
+    sold bar ({% widthratio %} of each kind over the fleet)."""
+    rows = []
+    for region, places in regions.items():
+        for first, r in enumerate(places):
+            if r.total:
+                total = r.total
+                bar = (
+                    f'<div class="ov-bar" title="{_text(r.sold)} of {_text(total)} sold">'
+                    f'<span class="ov-od" style="width:{_ratio(r.on_demand, total)}%"></span>'
+                    f'<span class="ov-pre" style="width:{_ratio(r.preemptible, total)}%"></span>'
+                    f'<span class="ov-res" style="width:{_ratio(r.reserved, total)}%"></span>'
+                    "</div>"
+                )
+            else:
+                bar = f'<span class="ov-muted">{_text(r.sold)} sold</span>'
+            rows.append(
+                f"<tr><td>{f'<strong>{_text(region)}</strong>' if first == 0 else ''}</td>"
+                f"<td>{_text(r.gpu_model_name)}</td>"
+                f'<td class="num">{"—" if r.total is None else _text(r.total)}</td>'
+                f'<td class="num">{_text(r.on_demand)}</td>'
+                f'<td class="num">{_text(r.preemptible)}</td>'
+                f'<td class="num">{_text(r.reserved)}</td>'
+                f'<td class="num"><strong>{"—" if r.free is None else _text(r.free)}</strong></td>'
+                f"<td>{bar}</td></tr>"
+            )
+    if not rows:
+        rows.append(
+            '<tr><td colspan="8" class="ov-muted">'
+            "No capacity report and nothing sold yet.</td></tr>"
+        )
+    return mark_safe("".join(rows))  # noqa: S308 - escaped values and constants
+
+
+def _ratio(value: int, whole: int) -> str:
+    """{% widthratio value whole 100 %}."""
+    return str(round(value / whole * 100))
+
+
+def _quota_rows(requests: list, now: datetime) -> SafeString:
+    """The oldest open quota requests: link, GPU model and region, organization, the limit
+    asked, how long it has waited."""
+    return mark_safe(  # noqa: S308 - escaped values and constants
+        "".join(
+            f'<tr><td><a href="{escape(q.admin_url)}">#{_text(q.pk)}</a> '
+            f"{_text(q.gpu_model.name)} · {_text(q.region.code)}</td>"
+            f"<td>{_text(q.organization.name)}</td>"
+            f'<td class="num">{_text(q.requested_limit)}</td>'
+            f'<td class="num">{escape(timesince(q.created_at, now))}</td></tr>'
+            for q in requests
+        )
+    )
+
+
+def _spender_rows(spenders: list[dict], currency: str) -> SafeString:
+    """The highest spenders: the organization linked, its usage so far."""
+    rows = [
+        f'<tr><td><a href="{escape(s["admin_url"])}">{_text(s["name"])}</a></td>'
+        f'<td class="num">{escape(money(s["spend"], currency))}</td></tr>'
+        for s in spenders
+    ] or ['<tr><td colspan="2" class="ov-muted">No usage this month yet.</td></tr>']
+    return mark_safe("".join(rows))  # noqa: S308 - escaped values and constants
 
 
 def _labels(history: FleetHistory) -> list[str]:

@@ -17,7 +17,7 @@ from portal.billing.usage import usage_changed
 from portal.instances.models import Instance, State
 from portal.operations import kept
 from portal.operations.history import history_changed
-from portal.operations.selectors import operator_overview
+from portal.operations.selectors import group_rows, operator_overview
 from portal.orgs.models import Organization
 from portal.quotas.models import QuotaRequest
 from portal.reservations.models import Reservation
@@ -277,3 +277,60 @@ def test_the_failed_rows_are_what_the_template_wrote(catalog, make_instance, sta
     page = client.get(reverse("operations_overview"))
     assert parse_html(str(page.context["failed_rows"])) == parse_html(djangos)
     assert "a&lt;b&amp;&#x27;c" in page.text and "x" * 79 + "…" in page.text
+
+
+def test_the_tables_rows_are_what_the_template_wrote(catalog, fleet, staff, client):
+    """The capacity, oldest quota requests and highest spenders tables are written in Python:
+    the same markup as the template's loops (a place sold but not in the fleet report, names
+    escaped, the sold bars' widths, the wait, the spend in the portal's money format)."""
+    from django.template import Context, Template
+    from django.test.html import parse_html
+
+    now = timezone.now()
+    orgs = populate(catalog, 12, now=now)
+    Organization.objects.filter(pk=orgs[0].pk).update(name="<b>Acme & Co</b>")
+    Instance.objects.create(  # sold in a place the fleet report does not list
+        organization=orgs[1],
+        name="elsewhere",
+        instance_type=catalog.l40s_1x,
+        region=catalog.us_east,
+        image=catalog.ubuntu,
+        state=State.RUNNING,
+        gpus=1,
+    )
+    kept.changed()
+    client.force_login(staff)
+    page = client.get(reverse("operations_overview"))
+    o = page.context["o"]
+    djangos = Template(
+        "{% load money %}"
+        "{% for region, rows in regions.items %}{% for r in rows %}<tr>"
+        "<td>{% if forloop.first %}<strong>{{ region }}</strong>{% endif %}</td>"
+        "<td>{{ r.gpu_model_name }}</td>"
+        '<td class="num">{{ r.total|default_if_none:"—" }}</td>'
+        '<td class="num">{{ r.on_demand }}</td><td class="num">{{ r.preemptible }}</td>'
+        '<td class="num">{{ r.reserved }}</td>'
+        '<td class="num"><strong>{{ r.free|default_if_none:"—" }}</strong></td>'
+        '<td>{% if r.total %}<div class="ov-bar" title="{{ r.sold }} of {{ r.total }} sold">'
+        '<span class="ov-od" style="width:{% widthratio r.on_demand r.total 100 %}%"></span>'
+        '<span class="ov-pre" style="width:{% widthratio r.preemptible r.total 100 %}%"></span>'
+        '<span class="ov-res" style="width:{% widthratio r.reserved r.total 100 %}%"></span>'
+        '</div>{% else %}<span class="ov-muted">{{ r.sold }} sold</span>{% endif %}</td>'
+        "</tr>{% endfor %}{% endfor %}"
+        "|{% for q in o.oldest_quota_requests %}<tr>"
+        '<td><a href="{{ q.admin_url }}">#{{ q.pk }}</a> {{ q.gpu_model.name }}'
+        " · {{ q.region.code }}</td><td>{{ q.organization.name }}</td>"
+        '<td class="num">{{ q.requested_limit }}</td>'
+        '<td class="num">{{ q.created_at|timesince:o.now }}</td></tr>{% endfor %}'
+        "|{% for s in o.top_spenders %}<tr>"
+        '<td><a href="{{ s.admin_url }}">{{ s.name }}</a></td>'
+        '<td class="num">{{ s.spend|money:currency }}</td></tr>{% endfor %}'
+    ).render(Context({"o": o, "regions": group_rows(o.rows), "currency": page.context["currency"]}))
+    fleet_rows, quota_rows, spender_rows = djangos.split("|")
+
+    assert any(r.total is None for r in o.rows) and any(r.total for r in o.rows)
+    assert len(o.oldest_quota_requests) == 10 and len(o.top_spenders) == 10
+    assert parse_html(str(page.context["fleet_rows"])) == parse_html(fleet_rows)
+    assert parse_html(str(page.context["quota_rows"])) == parse_html(quota_rows)
+    assert parse_html(str(page.context["spender_rows"])) == parse_html(spender_rows)
+    assert "&lt;b&gt;Acme &amp; Co&lt;/b&gt;" in page.text
