@@ -2,6 +2,7 @@
 charts (internal vs sold vs free, fill rate, reclaims) with its cards."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 from django.test import TestCase
 from django.urls import reverse
@@ -13,6 +14,7 @@ from portal.instances.models import State
 from portal.operations.history import RANGES, fleet_history
 from portal.provisioning import Capacity
 from portal.reclaims import services as reclaim_services
+from portal.reclaims.models import OrderState, ReclaimOrder, ReclaimVictim
 from tests.instances.conftest import set_quota
 
 
@@ -205,3 +207,58 @@ def test_a_charts_labels_and_names_are_escaped():
     assert "<script>" not in svg and "&lt;script&gt;: &quot;sold&quot; 1" in svg
     assert "Fill &lt;rate&gt;" in svg and "a &amp; b" in svg and "x&#x27;y" in svg
     assert svg.count("<rect ") == 1  # no bar for a missing value
+
+
+def test_the_reclaims_card_and_chart_count_each_order_of_the_place_and_window(
+    catalog, make_instance, team
+):
+    """Orders of the place since the window's start: each in its bucket with its victims'
+    GPUs; those met and those still open counted; an order that found nothing to reclaim,
+    one of another place and one before the window left out. Granted quota: the place's
+    on-demand and preemptible limits."""
+    set_quota(team.organization, catalog.us_east, catalog.h100, on_demand=16, preemptible=32)
+    set_quota(team.organization, catalog.eu_west, catalog.l40s, on_demand=5, preemptible=5)
+    now = timezone.now()
+
+    def order(hours_ago, state, *, met=False, victims=(), region=None, gpu_model=None):
+        made = ReclaimOrder.objects.create(
+            region=region or catalog.us_east,
+            gpu_model=gpu_model or catalog.h100,
+            gpus=8,
+            deadline=now,
+            source="staff",
+            notice_seconds=300,
+            state=state,
+            earliest_at=now,
+            end_at=now,
+            met=met,
+            created_at=now - timedelta(hours=hours_ago),
+        )
+        for rank, gpus in enumerate(victims, start=1):
+            ReclaimVictim.objects.create(
+                order=made,
+                instance=make_instance(State.RUNNING, preemptible=True),
+                rank=rank,
+                gpus=gpus,
+                price_per_hour=Decimal("1.00"),
+                noticed_at=now,
+                reclaim_at=now,
+            )
+        return made
+
+    order(2.5, OrderState.DONE, met=True, victims=(1, 2))
+    order(2.2, OrderState.DONE, met=False, victims=(4,))
+    order(0.5, OrderState.OPEN, victims=(8,))
+    order(1.5, OrderState.NOTHING)
+    order(
+        1.5, OrderState.DONE, met=True, victims=(1,), region=catalog.eu_west, gpu_model=catalog.l40s
+    )
+    order(30, OrderState.DONE, met=True, victims=(1,))
+
+    history = fleet_history(region="us-east-1", gpu_model="h100", range_key="24h", now=now)
+
+    assert (history.orders, history.orders_met, history.orders_open) == (3, 1, 1)
+    assert history.granted_quota == 48
+    by_bucket = [(b.orders, b.orders_met, b.gpus_reclaimed) for b in history.buckets]
+    assert by_bucket[21] == (2, 1, 7) and by_bucket[23] == (1, 0, 8)
+    assert sum(b.orders for b in history.buckets) == 3
