@@ -80,11 +80,16 @@ class PostgresServer:
             **kwargs,
         )
 
-    def start(self) -> PostgresServer:
+    def start(self, template: Path | None = None) -> PostgresServer:
+        """A new cluster: `initdb`, or a copy of `template`, the data directory of a cluster
+        stopped cleanly (`migrated_postgres`: the portal's tables made once a session)."""
         shutil.chown(self.dir, "postgres", "postgres")
-        self._as_postgres(
-            [str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres"]
-        )
+        if template is not None:
+            subprocess.run(["cp", "-a", str(template), str(self.data)], check=True)
+        else:
+            self._as_postgres(
+                [str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres"]
+            )
         # Over the network a password is needed (scram); the test itself uses the socket.
         (self.data / "pg_hba.conf").write_text(
             "local all all trust\nhost all all samenet scram-sha-256\n"

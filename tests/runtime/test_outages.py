@@ -208,9 +208,9 @@ def _ready(url: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def stack(collected_static):
+def stack(collected_static, migrated_postgres):
     work = scratch_dir("backfill-outages-")
-    postgres = PostgresServer().start()
+    postgres = PostgresServer().start(template=migrated_postgres)
     redis_server = RedisServer().start()
     sink = Sink(free_port())
     sink.start()
@@ -229,7 +229,6 @@ def stack(collected_static):
     simulator.start()
     password = "pg-" + secrets.token_hex(8)
     postgres.sql(f"ALTER USER postgres PASSWORD '{password}'")
-    postgres.sql("CREATE DATABASE backfill")
     port = free_port()
     env = production_env(
         DJANGO_SETTINGS_MODULE="tests.runtime.outage_settings",
@@ -252,9 +251,7 @@ def stack(collected_static):
     run = None
     begun = time.monotonic()
     try:
-        _manage(env, "migrate", "--noinput", "-v0")
-        print(f"outages: migrated in {time.monotonic() - begun:.0f} s")
-        _manage(env, "seed_demo")
+        _manage(env, "seed_demo")  # on the tables of migrated_postgres
         setup = subprocess.run(
             [sys.executable, "-m", "tests.runtime.portal_setup"]
             + ["--quota=us-east-1/h100=100", f"--period={PERIOD}", "--expires=30"],

@@ -84,12 +84,11 @@ def test_every_process_refuses_to_start_without_the_database_url(command):
 
 
 @pytest.fixture(scope="module")
-def gunicorn_production(collected_static):
+def gunicorn_production(collected_static, migrated_postgres):
     """gunicorn with production settings against a PostgreSQL and Redis of the test's own;
     127.0.0.2 is the trusted proxy, the test connects from 127.0.0.1 (untrusted) too."""
-    postgres = PostgresServer().start()
+    postgres = PostgresServer().start(template=migrated_postgres)
     postgres.sql("ALTER USER postgres PASSWORD 'pg-secret-for-test'")
-    postgres.sql("CREATE DATABASE backfill")
     redis_server = RedisServer().start()
     port = free_port()
     work = scratch_dir("backfill-gunicorn-")
@@ -104,14 +103,6 @@ def gunicorn_production(collected_static):
         WEB_THREADS="2",
         PROMETHEUS_MULTIPROC_DIR=str(work / "metrics"),
     )
-    migrate = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert migrate.returncode == 0, migrate.stderr
     log = work / "web.log"
     process = subprocess.Popen(  # noqa: S603 - our own program
         [str(VENV_BIN / "gunicorn")],

@@ -95,7 +95,7 @@ def _manage(env: dict, *args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def run(collected_static) -> Run:  # noqa: C901 - one scenario, step by step
+def run(collected_static, migrated_postgres) -> Run:  # noqa: C901 - one scenario, step by step
     work = scratch_dir("backfill-two-hosts-")
     result = Run(work)
     net = Network(["svc", "a", "b"]).up()
@@ -105,9 +105,9 @@ def run(collected_static) -> Run:  # noqa: C901 - one scenario, step by step
     try:
         pg_password = "pg-" + secrets.token_hex(12)
         redis_password = "redis-" + secrets.token_hex(12)
-        postgres = PostgresServer(host=svc, netns=net.netns["svc"]).start()
+        postgres = PostgresServer(host=svc, netns=net.netns["svc"])
+        postgres.start(template=migrated_postgres)
         postgres.sql(f"ALTER USER postgres PASSWORD '{pg_password}'")
-        postgres.sql("CREATE DATABASE backfill")
         redis_server = RedisServer(host=svc, netns=net.netns["svc"])
         redis_server.start()
         subprocess.run(
@@ -150,8 +150,7 @@ def run(collected_static) -> Run:  # noqa: C901 - one scenario, step by step
             WEB_THREADS="2",
             GUNICORN_BIND=f"0.0.0.0:{WEB_PORT}",
         )
-        _manage(env, "migrate", "--noinput", "-v0")
-        _manage(env, "seed_demo")
+        _manage(env, "seed_demo")  # on the tables of migrated_postgres
         setup = subprocess.run(
             # Periodic messages expire after 60 s: under the launch burst none is dropped as
             # stale, so every one beat sends must run (once).
