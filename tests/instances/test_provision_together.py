@@ -2,6 +2,8 @@
 own machine, timeline, audit entries, webhooks and e-mail; a failure stays with its launch."""
 
 import logging
+import threading
+import time
 
 import pytest
 import structlog
@@ -14,6 +16,7 @@ from portal.instances.models import Instance, State
 from portal.notifications.models import Notification
 from portal.quotas.models import Quota
 from tests.instances.conftest import machines_of
+from tests.instances.worker import purge_broker
 
 pytestmark = pytest.mark.slow
 
@@ -167,3 +170,43 @@ def test_each_launch_provisioned_together_writes_its_lines_under_its_own_request
     assert sorted(map(str, creates)) == ["req-first", "req-second"]
     # Outside each launch's own lines, the task's context is back.
     assert after == "req-first"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_launches_made_during_a_run_are_taken_together_by_the_next_once_it_ends(simulator, launch):
+    """A run started while another is under way (the worker's other process) waits for it to
+    end, then takes every launch that came meanwhile in one go: fewer, larger runs at a stream
+    of launches, not one overlapping run per launch or two."""
+    from portal.instances import sync
+
+    first = launch("a")  # committed: its own run goes to the broker, which no worker reads
+    # The first run's create takes effect at once and answers half a second later.
+    simulator.control.set_faults(slow_next=1, slow_seconds=0.5, slow_after=True)
+    outcomes: dict[str, sync.Outcome] = {}
+
+    def first_run() -> None:
+        try:
+            outcomes["first"] = sync.provision_pending(first.pk)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=first_run)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not machines_of(simulator) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    later = [launch("b"), launch("c")]
+
+    try:
+        second = sync.provision_pending(later[0].pk)
+    finally:
+        thread.join(10)
+        purge_broker()  # the runs and e-mails queued: no later worker test may take them
+
+    assert outcomes["first"].claimed == {first.pk}
+    assert second.claimed == {i.pk for i in later}
+    first_up = first.events.get(to_state=State.RUNNING).at
+    for instance in later:
+        instance.refresh_from_db()
+        assert instance.state == State.RUNNING
+        assert instance.events.get(to_state=State.PROVISIONING).at >= first_up

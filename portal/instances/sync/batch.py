@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
@@ -48,6 +51,16 @@ ProvisioningFailure = TransientError | PermanentError
 
 # At most this many launches in one run; a run that took this many asks for another.
 BATCH_MAX = 200
+
+# A run under way is marked; a run that starts meanwhile (on the worker's other process, queued
+# by a launch that came during the first) waits for it to end, up to RUN_WAIT seconds, before
+# it claims: the launches that arrive during one run are taken by the next one together, not
+# one or two at a time by runs that overlap it. A run costs ~20 ms of CPU of its own whatever it
+# takes (its task, ~40 queries): at a stream of launches, fewer and larger runs cost less.
+RUN_MARK = "instances:provision:running"
+RUN_MARK_SECONDS = 30  # a run that died without clearing its mark holds no one up after this
+RUN_WAIT = 2.0
+RUN_POLL = 0.05
 
 
 @dataclass
@@ -83,8 +96,26 @@ def _claim(instance_id: int | None) -> tuple[list[Instance], bool]:
 
 
 def provision_pending(instance_id: int | None = None) -> Outcome:
-    """Provision `instance_id` and every single launch pending now, together. An instance
-    that is not pending (already further, or terminated meanwhile) is not touched here."""
+    """Provision `instance_id` and every single launch pending now, together (once a run
+    under way has ended: `RUN_WAIT`). An instance that is not pending (already further, or
+    terminated meanwhile) is not touched here."""
+    _wait_for_run_under_way()
+    token = uuid.uuid4().hex
+    cache.set(RUN_MARK, token, RUN_MARK_SECONDS)
+    try:
+        return _provision_pending(instance_id)
+    finally:
+        if cache.get(RUN_MARK) == token:
+            cache.delete(RUN_MARK)
+
+
+def _wait_for_run_under_way() -> None:
+    deadline = time.monotonic() + RUN_WAIT
+    while cache.get(RUN_MARK) is not None and time.monotonic() < deadline:
+        time.sleep(RUN_POLL)
+
+
+def _provision_pending(instance_id: int | None) -> Outcome:
     instances, more = _claim(instance_id)
     outcome = Outcome(claimed={instance.pk for instance in instances}, more=more)
     if not instances:
