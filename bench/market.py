@@ -176,6 +176,7 @@ class Queue:
         self.heap: list[tuple[float, int, str, Callable[[], Any]]] = []
         self.seq = itertools.count()
         self.cpu: Counter[str] = Counter()
+        self.queries: Counter[str] = Counter()
         self.runs: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
 
@@ -338,7 +339,8 @@ class WeekResult:
     events: int
     task_failures: dict[str, int]
     queries: int = 0  # SQL statements the week sent (set-up and figures not counted)
-    busiest: list[tuple[str, float, int]] = field(default_factory=list)
+    # (event label, CPU seconds, runs, SQL queries) of the costliest kinds of event
+    busiest: list[tuple[str, float, int, int]] = field(default_factory=list)
 
 
 class Week:
@@ -435,7 +437,6 @@ class Week:
         self.attempt(customer)
 
     def attempt(self, customer: Customer) -> None:
-        from django.db import transaction
 
         from portal.instances.services import instance_launch
         from portal.lib.errors import ApplicationError
@@ -452,19 +453,20 @@ class Week:
                 self.refusals["price above willingness to pay"] += 1
                 self.retry(customer)
                 return
+        # As the launch view calls it: outside a transaction (the service writes in its own;
+        # wrapped in one more, each of its transactions was a savepoint, two more statements).
         try:
-            with transaction.atomic():
-                instance = instance_launch(
-                    membership=membership,
-                    name=f"{customer.kind.replace('_', '-')}-{customer.n}-{customer.attempts}",
-                    instance_type=itype,
-                    region=region,
-                    image=IMAGE,
-                    ssh_key_ids=[self.keys[membership.pk]],
-                    preemptible=customer.kind == "spot",
-                    idempotency_key=None,
-                    max_price_per_hour=bid,
-                )
+            instance = instance_launch(
+                membership=membership,
+                name=f"{customer.kind.replace('_', '-')}-{customer.n}-{customer.attempts}",
+                instance_type=itype,
+                region=region,
+                image=IMAGE,
+                ssh_key_ids=[self.keys[membership.pk]],
+                preemptible=customer.kind == "spot",
+                idempotency_key=None,
+                max_price_per_hour=bid,
+            )
         except ApplicationError as error:
             self.refusals[error.code or "refused"] += 1
             if error.code in ("no_capacity", "bid_below_price"):
@@ -486,7 +488,6 @@ class Week:
             customer.outcome = "gave_up"
 
     def leave(self, customer: Customer, instance_id: int) -> None:
-        from django.db import transaction
 
         from portal.instances.models import FINAL_STATES, Instance
         from portal.instances.services import instance_terminate
@@ -495,9 +496,8 @@ class Week:
         instance = Instance.objects.filter(pk=instance_id).first()
         if instance is None or instance.state in FINAL_STATES:
             return
-        try:
-            with transaction.atomic():
-                instance_terminate(membership=self.memberships[customer.org], instance=instance)
+        try:  # as the instance view calls it: the service's own transaction
+            instance_terminate(membership=self.memberships[customer.org], instance=instance)
         except ApplicationError as error:  # e.g. still provisioning: try again in a minute
             self.refusals[f"terminate: {error.code}"] += 1
             self.queue.at(
@@ -706,17 +706,27 @@ class Week:
         heap = self.queue.heap
         sent = [0]
 
+        statements: Counter[tuple[str, str]] | None = (
+            Counter() if os.environ.get("BENCH_MARKET_SQL") == "1" else None
+        )
+        current = [""]
+
         def count(execute, sql, params, many, context):
             sent[0] += 1
+            if statements is not None:  # BENCH_MARKET_SQL=1: which statements, from where
+                statement = re.sub(r"\s+", " ", re.sub(r'"s\d+_x\d+"', '"s_x"', sql))
+                statements[(current[0], statement[:160])] += 1
             return execute(sql, params, many, context)
 
         with connection.execute_wrapper(count):
             while heap and heap[0][0] <= self.end:
                 when, _, label, action = heapq.heappop(heap)
                 self.move_to(when)
-                began = time.process_time()
+                began, before = time.process_time(), sent[0]
+                current[0] = label
                 action()
                 self.queue.cpu[label] += time.process_time() - began
+                self.queue.queries[label] += sent[0] - before
                 self.queue.runs[label] += 1
                 events += 1
                 if self.now >= next_report:
@@ -729,13 +739,16 @@ class Week:
                     next_report += report_every
         self.move_to(self.end)
         instance_state_changed.disconnect(dispatch_uid="bench-market-customers")
+        if statements is not None:
+            for (label, sql), n in statements.most_common(150):
+                print(f"   {n:7,} {label[-40:]:40} {sql}", flush=True)
         result = self.figures(people)
         result.wall_seconds = time.perf_counter() - wall
         result.cpu_seconds = time.process_time() - cpu
         result.events = events
         result.queries = sent[0]
         result.busiest = [
-            (label, round(seconds, 1), self.queue.runs[label])
+            (label, round(seconds, 1), self.queue.runs[label], self.queue.queries[label])
             for label, seconds in self.queue.cpu.most_common(8)
         ]
         return result

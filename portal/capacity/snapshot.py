@@ -72,13 +72,32 @@ def snapshot_store(*, capacities: Iterable[Capacity], marker: int | None) -> Cap
             )
             for c in capacities
         },
-        gpu_models=dict(InstanceType.objects.values_list("code", "gpu_model__code")),
+        gpu_models=catalog_gpu_models(),
     )
     cache.set(CACHE_KEY, snapshot, timeout=None)
     transaction.on_commit(
         lambda: capacity_snapshot_stored.send(sender=CapacitySnapshot, snapshot=snapshot)
     )
     return snapshot
+
+
+# Instance type code -> GPU model code, as the catalog has it: kept in the cache between
+# reports (a report every 30 s read it each time), dropped whenever an instance type or GPU
+# model is saved or deleted (portal.capacity.receivers), and read again at least hourly.
+GPU_MODELS_KEY = "capacity:catalog-gpu-models"
+GPU_MODELS_SECONDS = 3600
+
+
+def catalog_gpu_models() -> dict[str, str]:
+    known = cache.get(GPU_MODELS_KEY)
+    if known is None:
+        known = dict(InstanceType.objects.values_list("code", "gpu_model__code"))
+        cache.set(GPU_MODELS_KEY, known, timeout=GPU_MODELS_SECONDS)
+    return known
+
+
+def catalog_gpu_models_changed() -> None:
+    cache.delete(GPU_MODELS_KEY)
 
 
 def capacity_snapshot() -> CapacitySnapshot | None:

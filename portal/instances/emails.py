@@ -1,22 +1,25 @@
 """The instance e-mails, one builder per kind; templates in templates/emails/instance_<kind>/."""
 
 from django.conf import settings
+from django.db.models import Exists, OuterRef
 from django.urls import reverse
 
 from portal.instances.models import Instance
 from portal.notifications.registry import Email, email_kind, email_summary
+from portal.orgs.models import Membership
 from portal.orgs.roles import Role
 
 
 def recipients(instance: Instance) -> list[str]:
-    """Who launched the instance, if still a member; otherwise the organization's owners."""
+    """Who launched the instance, if still a member; otherwise the organization's owners.
+    (Whether the launcher is a member is read with the instance where `_email` reads it:
+    `creator_is_member`.)"""
     organization = instance.organization
-    creator = (
-        instance.created_by
-        if instance.created_by_id
-        and organization.memberships.filter(user_id=instance.created_by_id).exists()
-        else None
-    )
+    creator_id = instance.created_by_id
+    is_member = getattr(instance, "creator_is_member", None)
+    if creator_id and is_member is None:
+        is_member = organization.memberships.filter(user_id=creator_id).exists()
+    creator = instance.created_by if creator_id and is_member else None
     if creator is not None:
         return [creator.email]
     return list(
@@ -25,9 +28,19 @@ def recipients(instance: Instance) -> list[str]:
 
 
 def _email(template: str, instance_id: int) -> list[Email]:
-    instance = Instance.objects.select_related(
-        "organization", "created_by", "instance_type", "region", "image"
-    ).get(pk=instance_id)
+    instance = (
+        Instance.objects.select_related(
+            "organization", "created_by", "instance_type", "region", "image"
+        )
+        .annotate(
+            creator_is_member=Exists(
+                Membership.objects.filter(
+                    organization_id=OuterRef("organization_id"), user_id=OuterRef("created_by_id")
+                )
+            )
+        )
+        .get(pk=instance_id)
+    )
     slug = instance.organization.slug
     return [
         Email(

@@ -11,7 +11,13 @@ from django.utils import timezone
 
 from portal.notifications import mail
 from portal.notifications.models import EmailPreference, Notification
-from portal.notifications.registry import builder_for, category_of, secret_params, summary_for
+from portal.notifications.registry import (
+    Email,
+    builder_for,
+    category_of,
+    secret_params,
+    summary_for,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,12 +84,17 @@ def notification_deliver(notification_id: int) -> str:
         muted = muted_addresses(
             category_of(notification.kind), {address for email in emails for address in email.to}
         )
+        to_send: list[tuple[Email, str]] = []
         for email in emails:
             for address in sorted(set(email.to)):
-                if address in sent or address.lower() in muted:
+                if address in sent or address in {a for _, a in to_send}:
                     continue
-                mail.render(email, address).send()
-                sent.append(address)
+                if address.lower() not in muted:
+                    to_send.append((email, address))
+        for n, (email, address) in enumerate(to_send, start=1):
+            mail.render(email, address).send()
+            sent.append(address)
+            if n < len(to_send):  # the last is recorded with the row's sending, below
                 Notification.objects.filter(pk=notification_id).update(sent_to=sent)
     except Exception as exc:  # SMTP down, a template error: keep the row, try again later
         if batch:  # the others go back to waiting, to be sent with this one's retry or alone
@@ -96,6 +107,7 @@ def notification_deliver(notification_id: int) -> str:
     secrets = secret_params(notification.kind)
     Notification.objects.filter(pk=notification_id).update(
         sent_at=timezone.now(),
+        sent_to=sent,
         claimed_until=None,
         last_error="",
         # A link's token or a rendered reset mail is not kept once it is sent.

@@ -124,19 +124,20 @@ def reclaim_risk_check(snapshot: CapacitySnapshot | None) -> list[int]:
         if not chosen and not stale:
             continue
         with transaction.atomic():
-            lifecycle.clear_reclaim_risk(sorted(stale))
-            claimed = [
-                candidate.pk
-                for candidate in chosen
-                if lifecycle.note_reclaim_risk(candidate.pk, at=snapshot.taken_at)
-            ]
+            if stale:
+                lifecycle.clear_reclaim_risk(sorted(stale))
+            # The place's warnings at once (one locking read, UPDATE and INSERT), in the
+            # policy's order.
+            noted = lifecycle.note_reclaim_risk_many(
+                [candidate.pk for candidate in chosen], at=snapshot.taken_at
+            )
+            claimed = [candidate.pk for candidate in chosen if candidate.pk in noted]
             instances = Instance.objects.select_related(
                 "organization", "region", "instance_type"
             ).in_bulk(claimed)
             entries = []
             for pk in claimed:
                 instance = instances[pk]
-                signals.instance_reclaim_risk.send(sender=Instance, instance=instance)
                 entries.append(
                     {
                         "action": "reclaim.risk_warned",
@@ -152,7 +153,10 @@ def reclaim_risk_check(snapshot: CapacitySnapshot | None) -> list[int]:
                     }
                 )
                 warned.append(instance.pk)
-            if entries:  # the place's warnings in one INSERT
+            if entries:  # the place's warnings in one INSERT, their webhooks together
+                signals.instances_reclaim_risk.send(
+                    sender=Instance, instances=[instances[pk] for pk in claimed]
+                )
                 audit_record_many(entries)
     return warned
 

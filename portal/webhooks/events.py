@@ -9,6 +9,7 @@ that makes the change (see `webhook_emit`):
     clusters.signals.cluster_state_changed     -> cluster_state_changed(cluster, from_state)
     clusters.signals.cluster_reclaim_noticed   -> cluster_interruption_notice(cluster)
     reclaims.signals.instance_reclaim_risk     -> instance_reclaim_risk(instance)
+    reclaims.signals.instances_reclaim_risk    -> instances_reclaim_risk(instances)
     quotas.signals.quota_request_decided       -> quota_decided(quota_request, message)
     billing.signals.invoice_issued             -> invoice_issued(invoice)
     billing.signals.budget_threshold_reached   -> budget_threshold(alert)
@@ -19,7 +20,7 @@ that makes the change (see `webhook_emit`):
 from __future__ import annotations
 
 from portal.webhooks.models import EventType
-from portal.webhooks.services import webhook_emit, webhook_emit_many
+from portal.webhooks.services import webhook_emit, webhook_emit_each, webhook_emit_many
 
 
 def _instance(instance) -> dict:
@@ -119,17 +120,29 @@ def cluster_state_changed(cluster, from_state: str) -> list[int]:
     )
 
 
+def _reclaim_risk(instance) -> dict:
+    return {
+        "instance": _instance(instance),
+        "risk_since": instance.reclaim_risk_at,
+        "horizon_minutes": 15,
+        "message": "The operator's own work is forecast to need this capacity within 15 "
+        "minutes. This is not a notice: a reclaim, if it comes, comes with its notice.",
+    }
+
+
 def instance_reclaim_risk(instance) -> list[int]:
     return webhook_emit(
         organization=instance.organization,
         event_type=EventType.INSTANCE_RECLAIM_RISK,
-        payload={
-            "instance": _instance(instance),
-            "risk_since": instance.reclaim_risk_at,
-            "horizon_minutes": 15,
-            "message": "The operator's own work is forecast to need this capacity within 15 "
-            "minutes. This is not a notice: a reclaim, if it comes, comes with its notice.",
-        },
+        payload=_reclaim_risk(instance),
+    )
+
+
+def instances_reclaim_risk(instances) -> list[int]:
+    """The same event for each of several instances warned at once, of any organizations."""
+    return webhook_emit_each(
+        event_type=EventType.INSTANCE_RECLAIM_RISK,
+        events=[(instance.organization, _reclaim_risk(instance)) for instance in instances],
     )
 
 

@@ -13,7 +13,7 @@ from portal.instances.signals import (
 )
 from portal.market.signals import capacity_alert_fired
 from portal.quotas.signals import quota_request_decided
-from portal.reclaims.signals import instance_reclaim_risk
+from portal.reclaims.signals import instance_reclaim_risk, instances_reclaim_risk
 from portal.volumes.signals import volume_changed
 from portal.webhooks import events
 
@@ -46,6 +46,11 @@ def on_cluster_state_changed(sender, cluster, from_state: str, **kwargs) -> None
 @receiver(instance_reclaim_risk, dispatch_uid="webhooks-instance-reclaim-risk")
 def on_instance_reclaim_risk(sender, instance, **kwargs) -> None:
     events.instance_reclaim_risk(instance)
+
+
+@receiver(instances_reclaim_risk, dispatch_uid="webhooks-instances-reclaim-risk")
+def on_instances_reclaim_risk(sender, instances, **kwargs) -> None:
+    events.instances_reclaim_risk(instances)
 
 
 @receiver(quota_request_decided, dispatch_uid="webhooks-quota-request-decided")

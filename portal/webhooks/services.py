@@ -211,23 +211,35 @@ def webhook_emit_many(
     """`webhook_emit` of one event per payload (many instances changed at once): the same
     deliveries, one per event and subscribed endpoint, each event with its own id, read and
     written in one query each."""
+    return webhook_emit_each(
+        event_type=event_type, events=[(organization, payload) for payload in payloads]
+    )
+
+
+def webhook_emit_each(*, event_type: str, events: list[tuple[Organization, dict]]) -> list[int]:
+    """`webhook_emit` of one event per (organization, payload), of one organization or
+    several (a report's reclaim risk warnings): the endpoints of all of them read in one
+    query, the deliveries written in one."""
     if event_type not in EventType.values:
         raise ValueError(f"Unknown webhook event type {event_type!r}")
-    if not payloads:
+    if not events:
         return []
+    organizations = {organization.pk for organization, _payload in events}
     try:
         with transaction.atomic():
-            endpoints = [
-                endpoint
-                for endpoint in WebhookEndpoint.objects.filter(
-                    organization=organization, active=True
-                )
-                if endpoint.subscribes_to(event_type)
-            ]
+            endpoints: dict[int, list[WebhookEndpoint]] = {}
+            for endpoint in WebhookEndpoint.objects.filter(
+                organization_id__in=organizations, active=True
+            ):
+                if endpoint.subscribes_to(event_type):
+                    endpoints.setdefault(endpoint.organization_id, []).append(endpoint)
             if not endpoints:
                 return []
             rows = []
-            for payload in payloads:
+            for organization, payload in events:
+                listening = endpoints.get(organization.pk)
+                if not listening:
+                    continue
                 event_id = uuid.uuid4()
                 body = _body(
                     event_id=event_id,
@@ -239,11 +251,11 @@ def webhook_emit_many(
                     WebhookDelivery(
                         endpoint=endpoint, event_id=event_id, event_type=event_type, body=body
                     )
-                    for endpoint in endpoints
+                    for endpoint in listening
                 ]
             deliveries = WebhookDelivery.objects.bulk_create(rows)
     except Exception:
-        logger.exception("webhook_emit %s for %s failed", event_type, organization.pk)
+        logger.exception("webhook_emit %s for %s failed", event_type, sorted(organizations))
         return []
     ids = [delivery.pk for delivery in deliveries]
     _enqueue(ids)

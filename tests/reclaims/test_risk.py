@@ -12,6 +12,7 @@ from portal.instances.models import Instance, State
 from portal.provisioning import Capacity
 from portal.reclaims.models import ReclaimOrder
 from portal.webhooks.models import WebhookDelivery
+from portal.webhooks.services import webhook_endpoint_create
 from tests.reclaims.conftest import store_snapshot
 
 
@@ -134,3 +135,33 @@ def test_each_warning_is_audited_with_its_instance_and_the_forecast(catalog, spo
         assert entry.detail == {"forecast_internal_gpus": 7, "fleet": 8, "customer_gpus": 3}
     rich.refresh_from_db()
     assert rich.reclaim_risk_at is None
+
+
+def test_warnings_of_one_report_reach_each_organizations_own_endpoint(
+    catalog, spot, endpoint, team, outsider
+):
+    """Several instances warned by one report, of two organizations: each instance has its
+    event and its one webhook, delivered to its own organization's endpoint only."""
+    ours_endpoint, _secret = endpoint
+    theirs, _secret = webhook_endpoint_create(
+        membership=outsider,
+        url="https://hooks.rival.example/backfill",
+        event_types=["instance.reclaim_risk"],
+    )
+    ours = spot(bid="0.3")
+    rival = spot(bid="0.4", organization=outsider.organization, created_by=outsider.user)
+    later = spot(bid="0.9")
+    report(internal=4, forecast=7)  # 5 GPUs not held by customers; 7 wanted: two to warn
+
+    for instance in (ours, rival, later):
+        instance.refresh_from_db()
+    assert ours.reclaim_risk_at is not None and rival.reclaim_risk_at is not None
+    assert later.reclaim_risk_at is None
+    for instance in (ours, rival):
+        assert "Reclaim risk elevated" in instance.events.last().message
+    deliveries = WebhookDelivery.objects.filter(event_type="instance.reclaim_risk")
+    (to_us,) = deliveries.filter(endpoint=ours_endpoint)
+    (to_them,) = deliveries.filter(endpoint=theirs)
+    assert f'"instance":{{"id":{ours.pk},' in to_us.body
+    assert f'"instance":{{"id":{rival.pk},' in to_them.body
+    assert '"organization":"rival"' in to_them.body

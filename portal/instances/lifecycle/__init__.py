@@ -31,6 +31,7 @@ from portal.instances.lifecycle.notices import (
     clear_reclaim_risk,
     note_reclaim,
     note_reclaim_risk,
+    note_reclaim_risk_many,
     note_stop,
 )
 from portal.instances.lifecycle.table import (
@@ -97,6 +98,7 @@ __all__ = [
     "mark_terminated_many",
     "note_reclaim",
     "note_reclaim_risk",
+    "note_reclaim_risk_many",
     "note_stop",
     "path",
     "refusal",

@@ -77,11 +77,12 @@ def transition(
     now = timezone.now()
     at = min(at, now) if at else now
     with transaction.atomic():
-        # With what the next step reads (the backend's create needs the image too), so that a
-        # caller can go on with `Change.instance` instead of reading the row again.
+        # With what the next step reads (the backend's create needs the image too; a final
+        # state's quota release, the GPU model), so that a caller can go on with
+        # `Change.instance` instead of reading the row again.
         instance = (
             Instance.objects.select_for_update(of=("self",))
-            .select_related("organization", "region", "instance_type", "image")
+            .select_related("organization", "region", "instance_type__gpu_model", "image")
             .get(pk=instance_id)
         )
         if instance.state == to:

@@ -1,0 +1,1 @@
+from tests.instances.conftest import catalog  # noqa: F401
