@@ -33,6 +33,22 @@ no less than before. And the price falls only when it can sell more (`may_cut`):
   come back within the hour, so a price is given up to CUT_EVERY to sell before it is cut
   again; the more of the offer is sold, the more a cut costs (every running customer pays
   less) and the longer it waits (CUT_EVERY at the target, nothing when nothing is sold).
+
+A cut must also pay (`Trial`): every cut is on trial for JUDGE_AFTER, and the offer's price is
+not cut again meanwhile. The market then compares the offer's revenue rate (every running
+preemptible customer pays the price in force, so: price × the offer's preemptible GPUs) after
+the cut with the rate just before it (`cut_pays`). Customers turned away come back within the
+hour and stay hours, so an hour after a cut the GPUs sold show who buys at the lower price and
+not at the one before. A cut that earns more is kept (and the next one may follow, by the rules
+above); one that does not (it sold nothing more, or too little to make up for billing everyone
+less) is undone: the price goes back up to the one before it, taking back at most the GPUs the
+cut gained (`undo_room`: customers whose bid lies under the price restored, as any rise does),
+and the offer's price is not cut again for UNDONE_WAIT (`may_cut`). Where capacity sells out,
+this changes nothing (the price is not cut); where it does not (at night), the price stops
+where a lower one would bring fewer customers than it costs, instead of falling to the floor
+while GPUs stay idle anyway. A trial is about one price in force: a rise or a price set by
+staff ends it. A cut while the offer sells nothing bills nobody less and is not on trial (the
+price goes on falling, as before, until someone buys).
 """
 
 from __future__ import annotations
@@ -53,6 +69,10 @@ HOLD_BELOW = Decimal(3)
 CUT_AFTER = timedelta(minutes=30)
 # How long a price is given to sell before it is cut again, at the target share.
 CUT_EVERY = timedelta(hours=1)
+# How long a cut is on trial before it is kept or undone (`Trial`).
+JUDGE_AFTER = timedelta(hours=1)
+# After a cut was undone, the offer's price is not cut again for this long.
+UNDONE_WAIT = timedelta(hours=2)
 
 
 @dataclass(frozen=True)
@@ -104,6 +124,34 @@ def cut_wait(*, share: Decimal, target_share: Decimal) -> timedelta:
     return CUT_EVERY * float(min(Decimal(1), max(Decimal(0), share) / target_share))
 
 
+@dataclass(frozen=True)
+class Trial:
+    """A cut on trial: the price before it, the cut's price, the offer's preemptible GPUs sold
+    when it was made, and when it took effect (the start of the cut's price row)."""
+
+    before: Decimal
+    after: Decimal
+    sold_before: int
+    at: datetime
+
+    def due(self, now: datetime) -> bool:
+        """Whether the cut has been in force long enough to be judged."""
+        return now - self.at >= JUDGE_AFTER
+
+
+def cut_pays(*, trial: Trial, sold_now: int) -> bool:
+    """Whether the cut earns more than the price before it: the cut's price × the offer's GPUs
+    sold now, above the price before × the GPUs sold then (equal: it does not pay, since every
+    customer is billed less for nothing)."""
+    return trial.after * sold_now > trial.before * trial.sold_before
+
+
+def undo_room(*, trial: Trial, sold_now: int) -> int:
+    """The GPUs an undone cut may take back when it restores the price before it: at most those
+    it gained (none if the offer sells no more than before the cut)."""
+    return max(0, sold_now - trial.sold_before)
+
+
 def may_cut(
     *,
     under_since: datetime | None,
@@ -112,10 +160,15 @@ def may_cut(
     last_change: datetime | None = None,
     share: Decimal | None = None,
     target_share: Decimal | None = None,
+    on_trial: bool = False,
+    undone_at: datetime | None = None,
 ) -> bool:
-    """Whether a cut proposed at `now` may be made: at least one more instance of the type fits,
-    the offer has been under its target since `under_since` (None: not known to be) for
-    CUT_AFTER at least, and the price has been in force since `last_change` for `cut_wait`."""
+    """Whether a cut proposed at `now` may be made: no cut of the offer is on trial, none was
+    undone within UNDONE_WAIT (`undone_at`), at least one more instance of the type fits, the
+    offer has been under its target since `under_since` (None: not known to be) for CUT_AFTER
+    at least, and the price has been in force since `last_change` for `cut_wait`."""
+    if on_trial or (undone_at is not None and now - undone_at < UNDONE_WAIT):
+        return False
     if free_instances <= 0 or under_since is None:
         return False
     if now - under_since < CUT_AFTER:

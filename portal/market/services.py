@@ -319,6 +319,44 @@ def spot_price_adjust(
     price_now, since = current
     if now - since < pricing.ADJUST_EVERY:
         return None
+    trial = _trial(market, cache.get(_trial_key(market.pk)), price=price_now, since=since)
+    if trial is not None and trial.due(now):  # kept, or undone (see pricing's docstring)
+        cache.delete(_trial_key(market.pk))
+        bids = _running_bids(market)
+        sold_now = sum(gpus for _bid, gpus in bids)
+        if not pricing.cut_pays(trial=trial, sold_now=sold_now):
+            cache.set(_undone_key(market.pk), now.timestamp(), timeout=_UNDONE_SECONDS)
+            back = pricing.rise_within_bids(
+                current=price_now,
+                proposed=trial.before,
+                bids=bids,
+                room=max(
+                    pricing.undo_room(trial=trial, sold_now=sold_now),
+                    pricing.rise_room(
+                        share=share,
+                        target_share=market.target_share,
+                        spare_gpus=spare,
+                        instance_gpus=market.instance_type.gpu_count,
+                    ),
+                ),
+            )
+            if back <= price_now:
+                return None
+            return _record(
+                region_id=market.region_id,
+                instance_type_id=market.instance_type_id,
+                price=back,
+                at=now,
+                reason=PriceReason.MARKET,
+                detail=(
+                    f"the cut from {trial.before} to {trial.after} did not pay: "
+                    f"{trial.sold_before} preemptible GPUs before it, {sold_now} after; {detail}"
+                ),
+                free_gpus=free_gpus,
+                total_gpus=total_gpus,
+                share=share,
+            )
+        trial = None
     price = pricing.next_price(current=price_now, share=share, bounds=bounds)
     if price < price_now and not pricing.may_cut(
         under_since=_under_since(market, share=share, now=now),
@@ -327,6 +365,8 @@ def spot_price_adjust(
         last_change=since,
         share=share,
         target_share=market.target_share,
+        on_trial=trial is not None,
+        undone_at=_undone_at(cache.get(_undone_key(market.pk)), now),
     ):
         return None
     if price > price_now:
@@ -345,7 +385,8 @@ def spot_price_adjust(
             cache.set(_held_key(market.pk), now.timestamp(), timeout=_HELD_SECONDS)
     if price == price_now:
         return None
-    return _record(
+    sold_before = sum(gpus for _bid, gpus in _running_bids(market)) if price < price_now else 0
+    row = _record(
         region_id=market.region_id,
         instance_type_id=market.instance_type_id,
         price=price,
@@ -356,6 +397,49 @@ def spot_price_adjust(
         total_gpus=total_gpus,
         share=share,
     )
+    if row is not None and price < price_now and sold_before > 0:  # on trial (see pricing)
+        cache.set(
+            _trial_key(market.pk),
+            (str(price_now), str(price), sold_before, row.valid_from.timestamp()),
+            timeout=_UNDER_SECONDS,
+        )
+    return row
+
+
+# A cut on trial (`pricing.Trial`): (price before, cut price, GPUs sold before, start of the
+# cut's row), and when the offer's last cut was undone (a timestamp). Kept in the cache: lost,
+# a cut is kept untried, or may come sooner after an undo (the market as it was before trials).
+_UNDONE_SECONDS = int(pricing.UNDONE_WAIT.total_seconds())
+
+
+def _trial_key(market_id: int) -> str:
+    return f"market:cut-on-trial:{market_id}"
+
+
+def _undone_key(market_id: int) -> str:
+    return f"market:cut-undone:{market_id}"
+
+
+def _trial(
+    market: SpotMarket, cached: Any, *, price: Decimal, since: datetime
+) -> pricing.Trial | None:
+    """The offer's cut on trial, if its price is still the one in force (from `since`)."""
+    if cached is None:
+        return None
+    before, after, sold_before, at = cached
+    trial = pricing.Trial(
+        before=Decimal(before),
+        after=Decimal(after),
+        sold_before=int(sold_before),
+        at=datetime.fromtimestamp(at, tz=since.tzinfo),
+    )
+    if trial.after != price or trial.at != since:  # raised or set since: the trial is over
+        return None
+    return trial
+
+
+def _undone_at(cached: Any, now: datetime) -> datetime | None:
+    return datetime.fromtimestamp(cached, tz=now.tzinfo) if cached is not None else None
 
 
 # An offer whose rise a bid held: when (a timestamp), so that it is weighed again only after
@@ -415,7 +499,10 @@ def spot_prices_adjust(*, now: datetime | None = None) -> int:
         return 0
     current = spot_prices_current()
     cached = cache.get_many(
-        [_held_key(market.pk) for market in markets] + [_under_key(m.pk) for m in markets]
+        [_held_key(market.pk) for market in markets]
+        + [_under_key(m.pk) for m in markets]
+        + [_trial_key(m.pk) for m in markets]
+        + [_undone_key(m.pk) for m in markets]
     )
     # Since when each offer has been under its target: noted when it goes under, forgotten
     # when it is back (at every report, whether or not its price may move now).
@@ -440,8 +527,23 @@ def spot_prices_adjust(*, now: datetime | None = None) -> int:
     changed = 0
     for market in markets:
         row = current.get((market.region_id, market.instance_type_id))
-        if row is not None and not _may_move(
-            market, row, snapshot, now, under_since=under_since.get(market.pk)
+        trial = None
+        if row is not None:
+            trial = _trial(
+                market, cached.get(_trial_key(market.pk)), price=row.price, since=row.valid_from
+            )
+        if (
+            row is not None
+            and not (trial is not None and trial.due(now))  # to be judged
+            and not _may_move(
+                market,
+                row,
+                snapshot,
+                now,
+                under_since=under_since.get(market.pk),
+                on_trial=trial is not None,
+                undone_at=_undone_at(cached.get(_undone_key(market.pk)), now),
+            )
         ):
             continue
         held_at = cached.get(_held_key(market.pk))
@@ -472,6 +574,8 @@ def _may_move(
     now,
     *,
     under_since: float | None = None,
+    on_trial: bool = False,
+    undone_at: datetime | None = None,
 ) -> bool:
     """Whether `spot_price_adjust` could change the price in force (`row`), told without a
     query: not within `pricing.ADJUST_EVERY` of its last change, a step away from it, and a
@@ -500,6 +604,8 @@ def _may_move(
             last_change=row.valid_from,
             share=share,
             target_share=market.target_share,
+            on_trial=on_trial,
+            undone_at=undone_at,
         )
     return price != row.price
 
