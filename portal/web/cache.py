@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 
 logger = logging.getLogger(__name__)
 
@@ -23,8 +23,33 @@ UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 _WARN_EVERY = 10.0
 
 
+class KeptClientRedisCacheClient(RedisCacheClient):
+    """Django's client, keeping its `redis.Redis` (one server: one pool) instead of building one
+    per operation: building it (its response callbacks and options) cost more CPU than the GET
+    it was built for (~120 against ~90 µs). A `redis.Redis` takes a connection from its pool for
+    each command, so one is safe to share between threads."""
+
+    def __init__(self, servers: list[str], *args: Any, **kwargs: Any) -> None:
+        super().__init__(servers, *args, **kwargs)
+        # With several servers Django reads from a random replica: a client per call then.
+        self._one_server = len(servers) == 1
+        self._kept: dict[bool, redis.Redis] = {}
+
+    def get_client(self, key: Any = None, *, write: bool = False) -> redis.Redis:
+        client = self._kept.get(write)
+        if client is None:
+            client = super().get_client(key, write=write)
+            if self._one_server:
+                self._kept[write] = client
+        return client
+
+
 class ResilientRedisCache(RedisCache):
     _warned_at = 0.0
+
+    def __init__(self, server: Any, params: dict[str, Any]) -> None:
+        super().__init__(server, params)
+        self._class = KeptClientRedisCacheClient
 
     def _unreachable(self, operation: str, exc: Exception) -> None:
         now = time.monotonic()

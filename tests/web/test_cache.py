@@ -41,3 +41,21 @@ def test_pages_answer_while_the_cache_is_unreachable(team, client_for, settings)
     for path in ("/o/acme/", "/o/acme/instances/", "/o/acme/billing/"):
         response = client.get(path)
         assert response.status_code == 200, (path, response.status_code)
+
+
+def test_threads_sharing_the_cache_each_read_back_what_they_wrote(settings):
+    from concurrent.futures import ThreadPoolExecutor
+
+    cache = ResilientRedisCache(settings.CACHES["default"]["LOCATION"], {"KEY_PREFIX": "threads"})
+
+    def write_and_read(n: int) -> list[int]:
+        seen = []
+        for i in range(50):
+            cache.set(f"t{n}-{i}", n * 1000 + i)
+            seen.append(cache.get(f"t{n}-{i}"))
+        return seen
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(write_and_read, range(8)))
+    assert results == [[n * 1000 + i for i in range(50)] for n in range(8)]
+    cache.delete_many([f"t{n}-{i}" for n in range(8) for i in range(50)])
