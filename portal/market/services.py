@@ -336,7 +336,6 @@ def spot_price_adjust(
                         share=share,
                         target_share=market.target_share,
                         spare_gpus=spare,
-                        instance_gpus=market.instance_type.gpu_count,
                     ),
                 ),
             )
@@ -378,7 +377,6 @@ def spot_price_adjust(
                 share=share,
                 target_share=market.target_share,
                 spare_gpus=spare,
-                instance_gpus=market.instance_type.gpu_count,
             ),
         )
         if price == price_now:  # held at a bid: a decision, as a step is, once per interval
