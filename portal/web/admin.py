@@ -17,6 +17,17 @@ from django.utils.timesince import TIME_STRINGS
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
+# The checkbox label's translation, per language: looked up once, not for each row.
+_checkbox_labels: dict[str | None, str] = {}
+
+
+def _checkbox_label() -> str:
+    language = get_language()
+    found = _checkbox_labels.get(language)
+    if found is None:
+        found = _checkbox_labels[language] = _("Select this object for an action - {}")
+    return found
+
 
 class QuickCheckboxes:
     """Each row's action checkbox as markup, not a form widget rendered through a template:
@@ -24,7 +35,7 @@ class QuickCheckboxes:
     rendering time."""
 
     def action_checkbox(self, obj: Any) -> SafeString:
-        label = _("Select this object for an action - {}").format(conditional_escape(str(obj)))
+        label = _checkbox_label().format(conditional_escape(str(obj)))
         return mark_safe(  # noqa: S308 - the escaped key and label, constants otherwise
             f'<input type="checkbox" name="{helpers.ACTION_CHECKBOX_NAME}" '
             f'value="{conditional_escape(obj.pk)}" class="action-select" aria-label="{label}">'

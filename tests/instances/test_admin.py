@@ -5,9 +5,11 @@ from django.contrib import admin
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils.html import format_html
 
 from portal.instances.admin import InstanceAdmin
 from portal.instances.models import Instance, State
+from portal.orgs.admin_tools import organization_filter_link
 from tests.factories import UserFactory
 from tests.web.admin_rows import djangos_rows, our_rows
 
@@ -224,3 +226,13 @@ def test_an_action_acts_on_whole_instances_not_the_lists_columns(
     changelist = reverse("admin:instances_instance_changelist")
     staff_client.post(changelist, {"action": "terminate", "_selected_action": [running.pk]})
     assert given == [set()]
+
+
+def test_a_rows_organization_link_escapes_the_name_as_format_html_does():
+    name = 'Tom & "Jerry" <Labs>'
+    assert organization_filter_link(42, name) == format_html(
+        '<a href="?{}={}" title="Only this organization">{}</a>',
+        "organization__id__exact",
+        42,
+        name,
+    )
