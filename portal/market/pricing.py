@@ -9,11 +9,11 @@ however often the capacity is reported).
 
 A rise reclaims the running instances whose bid it passes, and GPUs it empties are GPUs nobody
 pays for: it stops at the bid that would take back more GPUs than are sold beyond the target
-share (`rise_room`, `rise_within_bids`), so that a price going up never empties the offer under
-its target. A sold-out 8-GPU offer whose lowest bid holds its price therefore stays there until
-that machine ends or more than a machine's GPUs are over the target. Letting a rise over the
-target take back one instance whatever the GPUs over it was tried (6 December 2026) and lost on
-every count in the market benchmark, two seeds of two days each: more price reclaims (446 and
+share (`gpus_over_target`, `rise_within_bids`), so that a price going up never empties the offer
+under its target. A sold-out 8-GPU offer whose lowest bid holds its price therefore stays there
+until that machine ends or more than a machine's GPUs are over the target. Letting a rise over
+the target take back one instance whatever the GPUs over it was tried (6 December 2026) and lost
+on every count in the market benchmark, two seeds of two days each: more price reclaims (446 and
 448 in two days against 250 and 211 without it), customers interrupted 28.9 and 30.2 times per
 1,000 preemptible GPU-hours against 16.7 and 17.7, less revenue (45,946.52 and 47,752.13 against
 46,727.30 and 49,039.39) and a lower fill (72.2 % and 72.9 % against 75.4 % and 76.1 %).
@@ -181,15 +181,11 @@ def may_cut(
 
 
 def gpus_over_target(*, share: Decimal, target_share: Decimal, spare_gpus: int) -> int:
-    """How many of the spare GPUs are sold beyond the target share (0 at or under it)."""
+    """How many of the spare GPUs are sold beyond the target share (0 at or under it): what a
+    rise may take back from running customers."""
     if share <= target_share or spare_gpus <= 0:
         return 0
     return int((share - target_share) * spare_gpus / HUNDRED)
-
-
-def rise_room(*, share: Decimal, target_share: Decimal, spare_gpus: int) -> int:
-    """The GPUs a rise may take back from running customers: those sold beyond the target."""
-    return gpus_over_target(share=share, target_share=target_share, spare_gpus=spare_gpus)
 
 
 def rise_within_bids(

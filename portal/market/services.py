@@ -332,7 +332,7 @@ def spot_price_adjust(
                 bids=bids,
                 room=max(
                     pricing.undo_room(trial=trial, sold_now=sold_now),
-                    pricing.rise_room(
+                    pricing.gpus_over_target(
                         share=share,
                         target_share=market.target_share,
                         spare_gpus=spare,
@@ -373,7 +373,7 @@ def spot_price_adjust(
             current=price_now,
             proposed=price,
             bids=_running_bids(market),
-            room=pricing.rise_room(
+            room=pricing.gpus_over_target(
                 share=share,
                 target_share=market.target_share,
                 spare_gpus=spare,

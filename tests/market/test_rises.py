@@ -14,7 +14,9 @@ from tests.market.test_cuts import prices, report
 
 def test_a_rise_may_take_back_only_the_gpus_sold_beyond_the_target() -> None:
     def room(share: str) -> int:
-        return pricing.rise_room(share=Decimal(share), target_share=Decimal(95), spare_gpus=250)
+        return pricing.gpus_over_target(
+            share=Decimal(share), target_share=Decimal(95), spare_gpus=250
+        )
 
     assert room("90") == 0  # under the target: nobody is taken back
     assert room("95") == 0  # on the target: nobody either
