@@ -11,12 +11,10 @@ A rise reclaims the running instances whose bid it passes, and GPUs it empties a
 pays for: it stops at the bid that would take back more GPUs than are sold beyond the target
 share (`gpus_over_target`, `rise_within_bids`), so that a price going up never empties the offer
 under its target. A sold-out 8-GPU offer whose lowest bid holds its price therefore stays there
-until that machine ends or more than a machine's GPUs are over the target. Letting a rise over
-the target take back one instance whatever the GPUs over it was tried (6 December 2026) and lost
-on every count in the market benchmark, two seeds of two days each: more price reclaims (446 and
-448 in two days against 250 and 211 without it), customers interrupted 28.9 and 30.2 times per
-1,000 preemptible GPU-hours against 16.7 and 17.7, less revenue (45,946.52 and 47,752.13 against
-46,727.30 and 49,039.39) and a lower fill (72.2 % and 72.9 % against 75.4 % and 76.1 %).
+until that machine ends or more than a machine's GPUs are over the target. A rise that could
+always take back one instance over the target was tried and dropped: in the market benchmark it
+interrupted customers almost twice as often for less revenue and a lower fill (bench/README.md,
+the two-seed table).
 
 Cuts are for selling, and a cut bills every running customer less at once. A cut is never
 deeper than the free GPUs could make up (`next_price`): at 80 % sold the price falls by at most
