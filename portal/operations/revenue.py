@@ -22,11 +22,13 @@ the intervals `rated()` rates over it:
   today, as of the clock it was read at: its closed intervals summed, its open ones rated
   in memory as above, and in a window that ends at the clock, the closed ones that end after
   it kept as rows and clipped in memory;
-- rated by the database at every view: the open preemptible intervals (the market moves
-  their prices without usage being written), the first day's and today's intervals priced
-  apart (preemptible or sealed), and what starts after the clock today was read at. On
-  SQLite (which rounds seconds its own way) every open interval, the first day and today
-  are rated by the database.
+- kept as rows until any organization's usage is written, and rated in memory at every view
+  against the spot prices then in force (`portal.operations.apart`; the market moves their
+  prices without usage being written): the open preemptible intervals and today's intervals
+  priced apart (preemptible or sealed);
+- rated by the database at every view: the first day's intervals priced apart and what
+  starts after the clock today was read at. On SQLite (which rounds seconds its own way)
+  every open interval, the first day and today are rated by the database.
 
 A view reads what is kept of its periods with the page's other kept parts in one round trip
 (`kept_keys`, `fleet_revenue_keys`).
@@ -56,6 +58,7 @@ from portal.billing.periods import Month, midnight
 from portal.billing.rating import rated
 from portal.billing.rating.live import epoch_seconds
 from portal.billing.usage import ANY, FLEET, KEPT_TTL, usage_version
+from portal.operations.apart import APART_FIELDS, ApartRow, price_seconds_apart
 from portal.operations.open_sums import OpenSums
 
 
@@ -86,9 +89,9 @@ def price_seconds_by_organization(
 
 # --- Revenue kept between views ---------------------------------------------------------------
 
-KEPT_FORMAT = 7  # in the keys: a release that changes the kept parts' shape never reads old ones
-# Rated at every view: the open preemptible intervals (open ones carry no sealed spot sum, so
-# the partial index `usage_spot_unsealed` finds them).
+KEPT_FORMAT = 8  # in the keys: a release that changes the kept parts' shape never reads old ones
+# Rated at every view at the spot prices then in force: the open preemptible intervals (open
+# ones carry no sealed spot sum, so the partial index `usage_spot_unsealed` finds them).
 OPEN_SPOT = Q(end__isnull=True, kind=UsageKind.PREEMPTIBLE, sealed_price_seconds__isnull=True)
 
 
@@ -275,11 +278,17 @@ def _kept_sums(
         ).closed.items():
             sums[organization_id] += amount
         _clipped_added(sums, today.kept.clipped, start=start, end=end, now=now)
-        rest = OPEN_SPOT | today.live if today.any_live else OPEN_SPOT
+        for organization_id, amount in price_seconds_apart(
+            today.apart, start=start, end=end, now=now
+        ).items():
+            sums[organization_id] += amount
+        later = Q(start__gte=today.at) if today.later else None
         if first_day:
-            rest |= first_day
-        elif not today.any_live and not today.open_spot:
+            rest = first_day if later is None else later | first_day
+        elif later is None:
             return dict(sums)  # nothing rated by the database at this view
+        else:
+            rest = later
     live = rated(intervals.filter(rest), start=start, end=end, now=now)
     for organization_id, amount in price_seconds_by_organization(
         live, by_organization=by_organization
@@ -302,15 +311,15 @@ class _Today:
     closed intervals begun before then, summed; the open ones as their organizations, starts
     and unit prices summed per start (rated in memory at each view, as the kept days' are).
     In a window that ends at the clock, the closed ones that end after `at` are kept as rows
-    (`_Kept.clipped`). `live` (if `any_live`) the rest of today's, rated at each view: those
-    priced apart (`PRICED_APART`) and any that starts at `at` or later; `open_spot`: whether
-    any open preemptible interval of any day is to be rated at each view."""
+    (`_Kept.clipped`). `apart`: the rows of today's intervals priced apart (`PRICED_APART`)
+    and of the open preemptible ones of any day, begun before `at`, rated in memory at each
+    view at the spot prices then in force (`portal.operations.apart`); `later`: whether any
+    interval starts at `at` or later (rated by the database at each view)."""
 
     at: datetime
     kept: _Kept
-    live: Q
-    any_live: bool
-    open_spot: bool
+    apart: list[ApartRow]
+    later: bool
 
 
 def _kept_today(
@@ -348,9 +357,8 @@ def _rate_today(
 ) -> _Today:
     """Today's part of [start, end) rated by the database as of `now` (four or five queries,
     once until any usage is written)."""
-    apart = PRICED_APART | Q(start__gte=now)
-    live = Q(start__gte=cutoff) & apart
-    steady = intervals.filter(start__gte=cutoff, start__lt=min(end, now)).exclude(apart)
+    until = min(end, now)
+    steady = intervals.filter(start__gte=cutoff, start__lt=until).exclude(PRICED_APART)
     who = ("organization_id",) if by_organization else ()
     ended = steady.filter(end__isnull=False)
     clipped: list[tuple[int, datetime, datetime, Decimal]] = []
@@ -378,9 +386,13 @@ def _rate_today(
             open=OpenSums.of(opened, clipped_before=max(start, cutoff)),
             clipped=clipped,
         ),
-        live=live,
-        any_live=intervals.filter(live, start__lt=end).exists(),
-        open_spot=intervals.filter(OPEN_SPOT).exists(),
+        apart=[
+            row if by_organization else (0, *row)
+            for row in intervals.filter(
+                (Q(start__gte=cutoff) & PRICED_APART) | OPEN_SPOT, start__lt=until
+            ).values_list(*who, *APART_FIELDS)
+        ],
+        later=intervals.filter(start__gte=now, start__lt=end).exists(),
     )
 
 

@@ -310,6 +310,51 @@ def test_today_is_kept_too_until_usage_is_written(team, make_instance, catalog, 
     assert after == whole_months(clock()) != before
 
 
+def test_preemptible_usage_is_kept_and_rated_at_the_spot_prices_of_each_view(
+    team, make_instance, catalog, clock
+):
+    """Preemptible machines running since yesterday and since this morning, and one
+    interrupted today: a second view asks the database nothing of usage, and the market moving
+    (without usage written) shows at the next view, to the second."""
+    spot_prices(
+        catalog,
+        catalog.us_east,
+        ("2026-03-14 00:00:00", "2026-03-15 09:30:00", "0.9100"),
+        ("2026-03-15 10:00:00", None, "1.0731"),  # after a gap: the catalog's price
+    )
+    since_yesterday = make_instance(team.organization, name="since-yesterday", preemptible=True)
+    timeline(since_yesterday, ("2026-03-14 18:00:00", "running"))
+    other = OrganizationFactory()
+    interrupted = make_instance(other, name="interrupted", preemptible=True)
+    timeline(
+        interrupted,
+        ("2026-03-15 08:00:00.4", "running"),
+        ("2026-03-15 10:15:00", "interrupted"),
+    )
+    morning = make_instance(other, name="morning", preemptible=True)
+    timeline(morning, ("2026-03-15 10:30:00.6", "running"))
+    for instance in (since_yesterday, interrupted, morning):
+        sync(instance)
+
+    first = fleet_revenue(now=clock())
+    with CaptureQueriesContext(connection) as warm:
+        again = fleet_revenue(now=clock())
+    assert usage_queries(warm) == []
+    assert first == again == whole_months(clock())
+    assert set(first.this_month) == {team.organization.pk, other.pk}
+
+    SpotPrice.objects.filter(region=catalog.us_east, valid_until__isnull=True).update(
+        valid_until=at("2026-03-15 12:20:00")
+    )
+    spot_prices(catalog, catalog.us_east, ("2026-03-15 12:20:00", None, "1.2500"))
+    for moment in ("12:30:00.5", "13:00:01.5", "17:59:59.700001"):
+        clock.set(f"2026-03-15 {moment}")
+        with CaptureQueriesContext(connection) as warm:
+            moved = fleet_revenue(now=clock())
+        assert usage_queries(warm) == []
+        assert moved == whole_months(clock()) != first
+
+
 def test_open_intervals_at_any_fraction_of_a_second_stay_exact_as_the_fleet_changes(
     team, make_instance, catalog, clock
 ):

@@ -35,6 +35,7 @@ from portal.billing.rating.by_line import (
 from portal.billing.rating.intervals import (
     EXACT,
     EpochSeconds,
+    market_priced_before,
     rated,
     sealed_price_seconds_whole,
 )
@@ -47,7 +48,9 @@ from portal.billing.rating.live import (
     hourly_run_rate,
     open_interval_rows,
     rate_open,
+    spot_integral_at,
     spot_price_at,
+    spot_rows,
     spot_rows_for_open,
 )
 from portal.billing.rating.spot import (
@@ -81,6 +84,7 @@ __all__ = [
     "lines",
     "lines_and_per_day",
     "lines_and_per_day_of",
+    "market_priced_before",
     "open_interval_rows",
     "per_day",
     "per_instance",
@@ -89,7 +93,9 @@ __all__ = [
     "rate_open",
     "rated",
     "sealed_price_seconds_whole",
+    "spot_integral_at",
     "spot_price_at",
+    "spot_rows",
     "spot_rows_for_open",
     "spot_slices",
     "total",

@@ -77,8 +77,16 @@ def spot_rows_for_open(rows: Iterable[tuple], *, start: datetime) -> SpotRows:
     preemptible = [row for row in rows if row[1 + KIND] == UsageKind.PREEMPTIBLE]
     if not preemptible:
         return {}
-    since = min(max(row[-1], start) for row in preemptible)
-    offers = {(row[1 + REGION_ID], row[1 + TYPE_ID]) for row in preemptible}
+    return spot_rows(
+        {(row[1 + REGION_ID], row[1 + TYPE_ID]) for row in preemptible},
+        since=min(max(row[-1], start) for row in preemptible),
+    )
+
+
+def spot_rows(offers: set[tuple[int, int]], *, since: datetime) -> SpotRows:
+    """The spot price rows of `offers` ((region id, type id) pairs) in force at or after
+    `since`, per offer in the order they start: what `spot_integral_at` and `spot_price_at`
+    read for any moment from `since` on. One query."""
     found: SpotRows = {}
     # The offers' regions and types (a few of each), the other pairs dropped here: one short
     # query, where an OR of one condition per offer cost ~1 ms of Python; plain SQL built once
@@ -129,7 +137,7 @@ def _spot_rows_sql() -> tuple[str, list[tuple[int, Col, list]]]:
     return sql, converters
 
 
-def _spot_integral_at(rows: list[tuple], unit_price: Decimal, at: datetime) -> Decimal:
+def spot_integral_at(rows: list[tuple], unit_price: Decimal, at: datetime) -> Decimal:
     """`_spot_integral` in Python, for an `at` no earlier than the start `rows` were read
     from (`spot_rows_for_open`): the offer's last row starting at or before `at` carries the
     sums before it, to which its own seconds up to `at` are added. Before such a row, the
@@ -195,9 +203,9 @@ def rate_open(
             offer_rows = spot.get((row[region], row[itype]))
             if offer_rows:
                 unit_price = row[unit]
-                price_seconds += _spot_integral_at(
-                    offer_rows, unit_price, until
-                ) - _spot_integral_at(offer_rows, unit_price, clipped_start)
+                price_seconds += spot_integral_at(offer_rows, unit_price, until) - spot_integral_at(
+                    offer_rows, unit_price, clipped_start
+                )
         day = (began if began.tzinfo is UTC else began.astimezone(UTC)).date()
         line = row[1:-2]
         gpu_seconds = seconds * row[-2]
