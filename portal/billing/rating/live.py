@@ -8,10 +8,12 @@ on every view. tests/billing/test_usage.py compares the two.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from django.db import connection
@@ -67,6 +69,7 @@ SPOT_FIELDS = (
     "price_seconds_before",
 )
 SpotRows = dict[tuple[int, int], list[tuple]]  # (region id, type id) -> rows by valid_from
+_VALID_FROM = itemgetter(0)  # of a row as `spot_rows` keeps it (without the offer)
 REGION_ID, TYPE_ID = LINE_FIELDS.index("region_id"), LINE_FIELDS.index("instance_type_id")
 
 
@@ -142,15 +145,14 @@ def spot_integral_at(rows: list[tuple], unit_price: Decimal, at: datetime) -> De
     from (`spot_rows_for_open`): the offer's last row starting at or before `at` carries the
     sums before it, to which its own seconds up to `at` are added. Before such a row, the
     next row's sums before it are the same figure (zero before the offer's first price).
-    Without rows the figure is the same at every `at` of the interval: zero will do."""
-    following = None
-    covering = None
-    for row in rows:
-        if row[0] <= at:
-            covering = row
-        else:
-            following = row
-            break
+    Without rows the figure is the same at every `at` of the interval: zero will do.
+
+    The rows are in the order they start: a binary search (a month of prices every five
+    minutes is ~8,600 rows an offer, and the overview rates every open preemptible interval
+    of the fleet against them)."""
+    found = bisect_right(rows, at, key=_VALID_FROM)  # rows[:found] start at or before `at`
+    covering = rows[found - 1] if found else None
+    following = rows[found] if found < len(rows) else None
     if covering is not None:
         valid_from, valid_until, price, seconds_before, price_seconds_before = covering
         own = epoch_seconds(valid_from, min(at, valid_until) if valid_until else at)
