@@ -195,6 +195,10 @@ class SlurmBackend(SlurmClient):
             volumes=tuple(volumes),
         )
         partition = self.partitions.get(region, region)
+        # Our pending jobs before the nodes (as `capacity()` reads them): a job that starts
+        # between the two reads is then counted twice (pending, and on its node), never in
+        # neither, which would admit a job to GPUs its node no longer has free.
+        pending = self._pending_demand().get(partition, [])
         nodes = self._nodes(partition)
         if not nodes:
             raise PermanentError(f"Slurm has no partition {partition!r} for region {region!r}")
@@ -208,7 +212,7 @@ class SlurmBackend(SlurmClient):
                 f"(no node of partition {partition} has {shape.gpus} {shape.gpu_model} GPUs; "
                 f"the largest has {largest})"
             )
-        if free_instances(nodes, shape, self._pending_demand().get(partition, [])) == 0:
+        if free_instances(nodes, shape, pending) == 0:
             raise CapacityError(
                 f"no free {shape.gpus}x {shape.gpu_model} in Slurm partition {partition}"
             )
