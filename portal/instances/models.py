@@ -155,8 +155,8 @@ class Instance(models.Model):
         indexes = [
             models.Index(fields=["organization", "-created_at"], name="instance_org_created"),
             # The dashboard's figures (instances running, in transition, stopped; GPUs
-            # running) from the organization's entries alone: beside a fleet of thousands of
-            # running instances elsewhere, the state index made them read them all.
+            # running) from the organization's entries alone: beside thousands of running
+            # instances elsewhere, each figure read the whole fleet's entries of its state.
             models.Index(
                 fields=["organization", "state"], include=["gpus"], name="instance_org_state"
             ),
