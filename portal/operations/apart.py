@@ -58,44 +58,39 @@ def price_seconds_apart(
     ]
     if not inside:
         return {}
-    spot = any(row[4] == UsageKind.PREEMPTIBLE or row[7] is not None for row in inside)
-    at_spot_prices = spot and market_priced_before(upper)
-    clipped = []
+    at_spot_prices = any(
+        row[4] == UsageKind.PREEMPTIBLE or row[7] is not None for row in inside
+    ) and market_priced_before(upper)
+    # Each row's price: its sealed sum when the period holds it whole, else its seconds at its
+    # unit price, plus, for a preemptible one, what the spot prices added.
+    looked_up = []
+    sums: defaultdict[int, Decimal] = defaultdict(Decimal)
     for row in inside:
+        sealed = _sealed_whole(row, start, upper) if at_spot_prices else None
+        if sealed is not None:
+            sums[row[0]] += sealed
+            continue
         began = row[1] if row[1] > start else start
         ended = min(row[2] if row[2] is not None else now, end)
-        clipped.append((row, began, ended))
-    looked_up = [
-        (row, began, ended)
-        for row, began, ended in clipped
-        if at_spot_prices and row[4] == UsageKind.PREEMPTIBLE and not _whole(row, start, upper)
-    ]
-    sums: defaultdict[int, Decimal] = defaultdict(Decimal)
-    prices = (
-        spot_rows(
+        sums[row[0]] += epoch_seconds(began, ended) * row[3]
+        if at_spot_prices and row[4] == UsageKind.PREEMPTIBLE:
+            looked_up.append((row, began, ended))
+    if looked_up:
+        prices = spot_rows(
             {(row[5], row[6]) for row, _, _ in looked_up},
             since=min(began for _, began, _ in looked_up),
         )
-        if looked_up
-        else {}
-    )
-    for row, began, ended in clipped:
-        organization_id, unit_price, sealed = row[0], row[3], row[7]
-        if at_spot_prices and sealed is not None and _whole(row, start, upper):
-            sums[organization_id] += sealed
-            continue
-        price_seconds = epoch_seconds(began, ended) * unit_price
-        if at_spot_prices and row[4] == UsageKind.PREEMPTIBLE:
+        for row, began, ended in looked_up:
             offer = prices.get((row[5], row[6]))
             if offer:
-                price_seconds += spot_integral_at(offer, unit_price, ended) - spot_integral_at(
-                    offer, unit_price, began
+                sums[row[0]] += spot_integral_at(offer, row[3], ended) - spot_integral_at(
+                    offer, row[3], began
                 )
-        sums[organization_id] += price_seconds
     return dict(sums)
 
 
-def _whole(row: ApartRow, start: datetime, upper: datetime) -> bool:
-    """Whether the period (up to the clock) holds the interval whole: `rated()`'s condition for
-    reading its sealed sum."""
-    return row[7] is not None and row[1] >= start and row[2] is not None and row[2] <= upper
+def _sealed_whole(row: ApartRow, start: datetime, upper: datetime) -> Decimal | None:
+    """The interval's sealed sum if the period (up to the clock) holds it whole: `rated()`'s
+    condition for reading it; else None."""
+    whole = row[1] >= start and row[2] is not None and row[2] <= upper
+    return row[7] if whole else None

@@ -282,13 +282,9 @@ def _kept_sums(
             today.apart, start=start, end=end, now=now
         ).items():
             sums[organization_id] += amount
-        later = Q(start__gte=today.at) if today.later else None
-        if first_day:
-            rest = first_day if later is None else later | first_day
-        elif later is None:
+        rest = first_day | Q(start__gte=today.at) if today.later else first_day
+        if not rest:
             return dict(sums)  # nothing rated by the database at this view
-        else:
-            rest = later
     live = rated(intervals.filter(rest), start=start, end=end, now=now)
     for organization_id, amount in price_seconds_by_organization(
         live, by_organization=by_organization
