@@ -715,7 +715,7 @@ class Week:
             sent[0] += 1
             if statements is not None:  # BENCH_MARKET_SQL=1: which statements, from where
                 statement = re.sub(r"\s+", " ", re.sub(r'"s\d+_x\d+"', '"s_x"', sql))
-                statements[(current[0], statement[:160])] += 1
+                statements[(current[0], statement)] += 1
             return execute(sql, params, many, context)
 
         with connection.execute_wrapper(count):
@@ -741,7 +741,11 @@ class Week:
         instance_state_changed.disconnect(dispatch_uid="bench-market-customers")
         if statements is not None:
             for (label, sql), n in statements.most_common(150):
-                print(f"   {n:7,} {label[-40:]:40} {sql}", flush=True)
+                print(f"   {n:7,} {label[-40:]:40} {sql[:160]}", flush=True)
+            if os.environ.get("BENCH_MARKET_SQL_FILE"):  # every statement in full, for a look
+                Path(os.environ["BENCH_MARKET_SQL_FILE"]).write_text(
+                    json.dumps([[n, label, sql] for (label, sql), n in statements.most_common()])
+                )
         result = self.figures(people)
         result.wall_seconds = time.perf_counter() - wall
         result.cpu_seconds = time.process_time() - cpu

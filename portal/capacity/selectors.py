@@ -28,7 +28,7 @@ def gpu_models(snapshot: CapacitySnapshot) -> dict[str, str]:
     known = snapshot.gpu_models
     if known is not None and all(itype in known for _region, itype in snapshot.entries):
         return known
-    return dict(InstanceType.objects.values_list("code", "gpu_model__code"))
+    return dict(InstanceType.objects.order_by().values_list("code", "gpu_model__code"))
 
 
 def fleet() -> Fleet:

@@ -91,7 +91,7 @@ GPU_MODELS_SECONDS = 3600
 def catalog_gpu_models() -> dict[str, str]:
     known = cache.get(GPU_MODELS_KEY)
     if known is None:
-        known = dict(InstanceType.objects.values_list("code", "gpu_model__code"))
+        known = dict(InstanceType.objects.order_by().values_list("code", "gpu_model__code"))
         cache.set(GPU_MODELS_KEY, known, timeout=GPU_MODELS_SECONDS)
     return known
 

@@ -71,6 +71,17 @@ def _in_force(at: datetime) -> QuerySet[Price]:
     )
 
 
+def price_in_force(instance_type_id: int, at: datetime | None = None) -> Price | None:
+    """The price of one instance type in force at `at` (default now): the latest started."""
+    # Ordered by its own column: the model's ordering joins the type and its GPU model.
+    return (
+        Price.objects.in_force(at)
+        .filter(instance_type_id=instance_type_id)
+        .order_by("-valid_from")
+        .first()
+    )
+
+
 def prices_in_force(
     *, instance_types: Iterable[InstanceType | int], at: datetime | None = None
 ) -> dict[int, Price]:
@@ -90,7 +101,7 @@ def prices_in_force(
     )
     prices = Price.objects.filter(
         instance_type__in=ids, valid_from__lte=at, valid_from=Subquery(latest_start)
-    )
+    ).order_by()
     return {price.instance_type_id: price for price in prices}
 
 

@@ -10,6 +10,7 @@ from django.db.models import Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from portal.catalog.models import InstanceType, Price, Region
+from portal.catalog.selectors import price_in_force
 from portal.market.models import CapacityAlert, SpotMarket, SpotPrice
 
 Offer = tuple[int, int]  # (region id, instance type id)
@@ -17,21 +18,27 @@ Offer = tuple[int, int]  # (region id, instance type id)
 
 def spot_price_current(*, region_id: int, instance_type_id: int) -> SpotPrice | None:
     """The price row in force for the offer now, or None if the market never priced it."""
-    return SpotPrice.objects.filter(
-        region_id=region_id, instance_type_id=instance_type_id, valid_until__isnull=True
-    ).first()
+    # One row is open per offer; ordered by a column of its own, not the model's ordering
+    # (which joins the type, its GPU model and the region for their names).
+    return (
+        SpotPrice.objects.filter(
+            region_id=region_id, instance_type_id=instance_type_id, valid_until__isnull=True
+        )
+        .order_by("-valid_from")
+        .first()
+    )
 
 
 def spot_prices_current() -> dict[Offer, SpotPrice]:
     """The price rows in force for every offer the market priced. One query."""
     return {
         (row.region_id, row.instance_type_id): row
-        for row in SpotPrice.objects.filter(valid_until__isnull=True)
+        for row in SpotPrice.objects.filter(valid_until__isnull=True).order_by()
     }
 
 
 def catalog_price(instance_type_id: int, at: datetime | None = None) -> Price | None:
-    return Price.objects.in_force(at).filter(instance_type_id=instance_type_id).first()
+    return price_in_force(instance_type_id, at)
 
 
 def preemptible_price_now(*, region: Region, instance_type: InstanceType) -> Decimal | None:

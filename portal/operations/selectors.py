@@ -210,7 +210,7 @@ def _live_by_place() -> dict[Place, tuple[int, int]]:
     )
     if live:
         region_code = dict(Region.objects.values_list("pk", "code"))
-        model_code = dict(InstanceType.objects.values_list("pk", "gpu_model__code"))
+        model_code = dict(InstanceType.objects.order_by().values_list("pk", "gpu_model__code"))
         for item in live:
             place = (region_code[item["region_id"]], model_code[item["instance_type_id"]])
             sold[place][1 if item["preemptible"] else 0] += item["gpus"]

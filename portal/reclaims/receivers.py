@@ -9,7 +9,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from portal.capacity.signals import capacity_snapshot_stored
-from portal.catalog.models import Price
+from portal.catalog.selectors import price_in_force
 from portal.instances.models import FINAL_STATES, Instance
 from portal.instances.signals import (
     instance_bid_changed,
@@ -54,12 +54,7 @@ def on_spot_price_changed(
     """A spot price above an instance's bid (max price; none: the on-demand price) reclaims
     it, with the full notice."""
     outbid_q = Q(max_price_per_hour__lt=price)
-    on_demand = (
-        Price.objects.in_force()
-        .filter(instance_type_id=instance_type_id)
-        .values_list("on_demand_hourly", flat=True)
-        .first()
-    )
+    on_demand = _on_demand_hourly(instance_type_id)
     if on_demand is not None and on_demand < price:
         outbid_q |= Q(max_price_per_hour__isnull=True)
     outbid = list(
@@ -88,12 +83,7 @@ def on_spot_bids_asked(
 ) -> list[tuple[Decimal, int]]:
     """The bids a rising spot price would pass: (bid, GPUs) of the offer's instances that
     `on_spot_price_changed` would reclaim (no bid: the on-demand price)."""
-    on_demand = (
-        Price.objects.in_force()
-        .filter(instance_type_id=instance_type_id)
-        .values_list("on_demand_hourly", flat=True)
-        .first()
-    )
+    on_demand = _on_demand_hourly(instance_type_id)
     rows = (
         Instance.objects.filter(
             region_id=region_id,
@@ -115,11 +105,11 @@ def on_instance_bid_changed(sender, instance, previous=None, **kwargs) -> None:
     spot = preemptible_price_now(region=instance.region, instance_type=instance.instance_type)
     bid = instance.max_price_per_hour
     if bid is None:
-        bid = (
-            Price.objects.in_force()
-            .filter(instance_type_id=instance.instance_type_id)
-            .values_list("on_demand_hourly", flat=True)
-            .first()
-        )
+        bid = _on_demand_hourly(instance.instance_type_id)
     if spot is not None and bid is not None and bid >= spot:
         services.price_reclaim_cancel(instance=instance, max_price=instance.max_price_per_hour)
+
+
+def _on_demand_hourly(instance_type_id: int) -> Decimal | None:
+    price = price_in_force(instance_type_id)
+    return price.on_demand_hourly if price is not None else None

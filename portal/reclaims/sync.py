@@ -108,6 +108,7 @@ def price_victims_due() -> list[int]:
             ended_at__isnull=True,
             reclaim_at__lte=timezone.now(),
         )
+        .order_by()  # else DISTINCT would be over the model's ordering's columns too
         .values_list("order_id", flat=True)
         .distinct()
     )

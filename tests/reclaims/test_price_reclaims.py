@@ -118,3 +118,19 @@ def test_a_bid_below_a_rising_price_gets_notice_and_raising_it_cancels(
     assert last.end == loser.reclaim_at.replace(microsecond=0)
     order.refresh_from_db()
     assert order.state == OrderState.DONE and order.met is True
+
+
+def test_a_price_order_whose_notice_is_over_is_told_to_the_backend_once_for_all_its_victims(
+    simulator, running, short_notice, spot_market, staff, django_capture_on_commit_callbacks
+):
+    set_price(spot_market, "1.40", staff, django_capture_on_commit_callbacks)
+    running("first", preemptible=True, max_price_per_hour="1.60")
+    running("second", preemptible=True, max_price_per_hour="1.55")
+    set_price(spot_market, "1.80", staff, django_capture_on_commit_callbacks)
+    (order,) = ReclaimOrder.objects.all()
+    assert order.victims.count() == 2
+    assert reclaim_sync.price_victims_due() == []  # still within the notice
+
+    time.sleep(max(0.0, (order.end_at - timezone.now()).total_seconds()) + 0.3)
+    # The sweep finds the order once, not once per victim (one task to tell the backend).
+    assert reclaim_sync.price_victims_due() == [order.pk]

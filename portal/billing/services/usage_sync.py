@@ -83,9 +83,9 @@ def usage_sync_instances(*, instance_ids: Iterable[int]) -> None:
         ):
             events[instance_id].append((pk, at, state))
         prices: dict[int, list[metering.PricePoint]] = defaultdict(list)
-        for p in Price.objects.filter(
+        for p in Price.objects.filter(  # unordered: `metering.pieces` sorts them
             instance_type_id__in={instance.instance_type_id for instance in instances}
-        ):
+        ).order_by():
             prices[p.instance_type_id].append(metering.PricePoint.of(p))
         frozen_of = _frozen_before({instance.organization_id for instance in instances})
         # What is invoiced stays, but for what reaches across it.
@@ -96,7 +96,7 @@ def usage_sync_instances(*, instance_ids: Iterable[int]) -> None:
                 instance_id__in=[i.pk for i in instances if i.organization_id == organization_id],
             )
         existing: dict[int, list[UsageInterval]] = defaultdict(list)
-        for row in UsageInterval.objects.filter(reach):
+        for row in UsageInterval.objects.filter(reach).order_by():
             existing[row.instance_id].append(row)
 
         crossing: dict[Any, list[int]] = defaultdict(list)  # by the boundary they close at
@@ -213,6 +213,7 @@ def instances_needing_sync(*, after_event: int = 0) -> list[int]:
         .exclude(to_state="")
         .annotate(seen=Coalesce(seen, 0))
         .filter(id__gt=F("seen"))
+        .order_by()  # else DISTINCT would be over the model's ordering's columns too
         .values_list("instance_id", flat=True)
         .distinct()
     )
@@ -226,7 +227,7 @@ def instances_needing_sync(*, after_event: int = 0) -> list[int]:
             )
         )
     )
-    ids = set(with_new_events) | set(open_pieces.values_list("instance_id", flat=True))
+    ids = set(with_new_events) | set(open_pieces.order_by().values_list("instance_id", flat=True))
     return sorted(ids)
 
 
