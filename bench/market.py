@@ -740,8 +740,11 @@ class Week:
         self.move_to(self.end)
         instance_state_changed.disconnect(dispatch_uid="bench-market-customers")
         if statements is not None:
-            for (label, sql), n in statements.most_common(150):
-                print(f"   {n:7,} {label[-40:]:40} {sql[:160]}", flush=True)
+            shown: Counter[tuple[str, str]] = Counter()
+            for (label, sql), n in statements.items():
+                shown[(label, sql[:160])] += n
+            for (label, sql), n in shown.most_common(150):
+                print(f"   {n:7,} {label[-40:]:40} {sql}", flush=True)
             if os.environ.get("BENCH_MARKET_SQL_FILE"):  # every statement in full, for a look
                 Path(os.environ["BENCH_MARKET_SQL_FILE"]).write_text(
                     json.dumps([[n, label, sql] for (label, sql), n in statements.most_common()])

@@ -13,18 +13,15 @@ from portal.market.services.alerts import (
     capacity_alerts_check,
 )
 from portal.market.services.records import (
-    MAX_PRICE,
     check_currency,
     parse_price,
     spot_market_check,
     spot_price_history_add,
     spot_price_set,
-    whole_second,
 )
 from portal.market.services.steps import spot_price_adjust, spot_prices_adjust
 
 __all__ = [
-    "MAX_PRICE",
     "capacity_alert_create",
     "capacity_alert_remove",
     "capacity_alerts_check",
@@ -35,5 +32,4 @@ __all__ = [
     "spot_price_history_add",
     "spot_price_set",
     "spot_prices_adjust",
-    "whole_second",
 ]
