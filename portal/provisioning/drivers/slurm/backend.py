@@ -195,11 +195,7 @@ class SlurmBackend(SlurmClient):
             volumes=tuple(volumes),
         )
         partition = self.partitions.get(region, region)
-        # Our pending jobs before the nodes (as `capacity()` reads them): a job that starts
-        # between the two reads is then counted twice (pending, and on its node), never in
-        # neither, which would admit a job to GPUs its node no longer has free.
-        pending = self._pending_demand().get(partition, [])
-        nodes = self._nodes(partition)
+        nodes, pending = self._nodes_and_pending(partition)
         if not nodes:
             raise PermanentError(f"Slurm has no partition {partition!r} for region {region!r}")
         fits_somewhere = any(
@@ -715,6 +711,15 @@ class SlurmBackend(SlurmClient):
         """GPUs our pending jobs will take soon, per partition (not those held or blocked by
         a limit: they wait for something other than free GPUs)."""
         demand: dict[str, builtins.list[int]] = {}
+        for partition, gpus in self._pending_jobs(jobs).values():
+            demand.setdefault(partition, []).append(gpus)
+        return demand
+
+    def _pending_jobs(
+        self, jobs: builtins.list[dict[str, Any]] | None = None
+    ) -> dict[int, tuple[str, int]]:
+        """`_pending_demand` by job id: (partition, GPUs)."""
+        pending: dict[int, tuple[str, int]] = {}
         for job in self._jobs() if jobs is None else jobs:
             if job.get("job_state") != "PENDING" or not self._is_ours(job):
                 continue
@@ -726,5 +731,29 @@ class SlurmBackend(SlurmClient):
                 continue
             with contextlib.suppress(PermanentError):
                 shape = self.shape(meta.instance_type)
-                demand.setdefault(job.get("partition") or "", []).append(shape.gpus)
-        return demand
+                pending[job["job_id"]] = (job.get("partition") or "", shape.gpus)
+        return pending
+
+    def _nodes_and_pending(
+        self, partition: str, *, reads: int = 3
+    ) -> tuple[dict[str, Node], builtins.list[int]]:
+        """The partition's nodes and the GPUs our pending jobs there will take, as one view.
+
+        A job that starts while the nodes are read is on its node in that read and pending in
+        a read of the jobs before it, or in neither if the jobs are read after. So the jobs
+        are read before and after the nodes: when every job pending before is still pending
+        after, none of ours started in between and the view holds. Else it is read again; if
+        jobs keep starting, the ones pending in either read count (a refusal, never a job
+        admitted to GPUs its node no longer has free)."""
+        before = self._pending_jobs()
+        nodes: dict[str, Node] = {}
+        pending = before
+        for _read in range(reads):
+            nodes = self._nodes(partition)
+            after = self._pending_jobs()
+            if before.keys() <= after.keys():
+                pending = after
+                break
+            pending = {**after, **before}
+            before = after
+        return nodes, [gpus for part, gpus in pending.values() if part == partition]
