@@ -9,7 +9,7 @@ from decimal import Decimal
 from django.db.models import Max, Min, Q, QuerySet
 from django.utils import timezone
 
-from portal.catalog.models import InstanceType, Price, Region
+from portal.catalog.models import InstanceType, Region
 from portal.catalog.selectors import price_in_force
 from portal.market.models import CapacityAlert, SpotMarket, SpotPrice
 
@@ -37,17 +37,13 @@ def spot_prices_current() -> dict[Offer, SpotPrice]:
     }
 
 
-def catalog_price(instance_type_id: int, at: datetime | None = None) -> Price | None:
-    return price_in_force(instance_type_id, at)
-
-
 def preemptible_price_now(*, region: Region, instance_type: InstanceType) -> Decimal | None:
     """What a preemptible instance of the offer pays per hour now: the spot price, or the
     catalog's preemptible price where the market has not priced the offer (None: no price)."""
     current = spot_price_current(region_id=region.pk, instance_type_id=instance_type.pk)
     if current is not None:
         return current.price
-    price = catalog_price(instance_type.pk)
+    price = price_in_force(instance_type.pk)
     return price.preemptible_hourly if price is not None else None
 
 

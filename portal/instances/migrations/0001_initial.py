@@ -10,87 +10,270 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('catalog', '0001_initial'),
-        ('orgs', '0001_initial'),
+        ("catalog", "0001_initial"),
+        ("orgs", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Instance',
+            name="Instance",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=63, validators=[django.core.validators.RegexValidator(re.compile('^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$'), "1–63 lower-case letters, digits and hyphens, starting and ending with a letter or digit (it becomes the machine's host name).")])),
-                ('preemptible', models.BooleanField(default=False)),
-                ('gpus', models.PositiveSmallIntegerField(help_text='GPUs of the instance type at launch.')),
-                ('ssh_keys', models.JSONField(blank=True, default=list)),
-                ('request_id', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('idempotency_key', models.UUIDField(blank=True, editable=False, null=True)),
-                ('backend_id', models.CharField(blank=True, default='', max_length=128)),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('provisioning', 'Provisioning'), ('running', 'Running'), ('stopping', 'Stopping'), ('stopped', 'Stopped'), ('starting', 'Starting'), ('rebooting', 'Rebooting'), ('terminating', 'Terminating'), ('terminated', 'Terminated'), ('failed', 'Failed'), ('interrupted', 'Interrupted')], default='pending', max_length=16)),
-                ('state_reason', models.CharField(blank=True, max_length=500)),
-                ('state_changed_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('ip', models.GenericIPAddressField(blank=True, null=True)),
-                ('reclaim_at', models.DateTimeField(blank=True, help_text='When the operator takes a preemptible instance back.', null=True)),
-                ('reclaim_notified_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('launched_at', models.DateTimeField(blank=True, help_text='When the backend accepted the machine.', null=True)),
-                ('running_since', models.DateTimeField(blank=True, help_text='Start of the current billed (running) period.', null=True)),
-                ('running_seconds', models.PositiveBigIntegerField(default=0, help_text='Billed seconds of the periods that have ended.')),
-                ('terminated_at', models.DateTimeField(blank=True, help_text='When the instance reached a final state.', null=True)),
-                ('quota_released_at', models.DateTimeField(blank=True, null=True)),
-                ('synced_at', models.DateTimeField(blank=True, help_text='When the backend last told us about this machine.', null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('image', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='instances', to='catalog.image')),
-                ('instance_type', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='instances', to='catalog.instancetype')),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='instances', to='orgs.organization')),
-                ('region', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='instances', to='catalog.region')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=63,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                re.compile("^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"),
+                                "1–63 lower-case letters, digits and hyphens, starting and ending with a letter or digit (it becomes the machine's host name).",
+                            )
+                        ],
+                    ),
+                ),
+                ("preemptible", models.BooleanField(default=False)),
+                (
+                    "gpus",
+                    models.PositiveSmallIntegerField(
+                        help_text="GPUs of the instance type at launch."
+                    ),
+                ),
+                ("ssh_keys", models.JSONField(blank=True, default=list)),
+                ("request_id", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ("idempotency_key", models.UUIDField(blank=True, editable=False, null=True)),
+                ("backend_id", models.CharField(blank=True, default="", max_length=128)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("provisioning", "Provisioning"),
+                            ("running", "Running"),
+                            ("stopping", "Stopping"),
+                            ("stopped", "Stopped"),
+                            ("starting", "Starting"),
+                            ("rebooting", "Rebooting"),
+                            ("terminating", "Terminating"),
+                            ("terminated", "Terminated"),
+                            ("failed", "Failed"),
+                            ("interrupted", "Interrupted"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("state_reason", models.CharField(blank=True, max_length=500)),
+                ("state_changed_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("ip", models.GenericIPAddressField(blank=True, null=True)),
+                (
+                    "reclaim_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="When the operator takes a preemptible instance back.",
+                        null=True,
+                    ),
+                ),
+                ("reclaim_notified_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "launched_at",
+                    models.DateTimeField(
+                        blank=True, help_text="When the backend accepted the machine.", null=True
+                    ),
+                ),
+                (
+                    "running_since",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="Start of the current billed (running) period.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "running_seconds",
+                    models.PositiveBigIntegerField(
+                        default=0, help_text="Billed seconds of the periods that have ended."
+                    ),
+                ),
+                (
+                    "terminated_at",
+                    models.DateTimeField(
+                        blank=True, help_text="When the instance reached a final state.", null=True
+                    ),
+                ),
+                ("quota_released_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "synced_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="When the backend last told us about this machine.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "image",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="instances",
+                        to="catalog.image",
+                    ),
+                ),
+                (
+                    "instance_type",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="instances",
+                        to="catalog.instancetype",
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="instances",
+                        to="orgs.organization",
+                    ),
+                ),
+                (
+                    "region",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="instances",
+                        to="catalog.region",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='InstanceEvent',
+            name="InstanceEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('from_state', models.CharField(blank=True, choices=[('pending', 'Pending'), ('provisioning', 'Provisioning'), ('running', 'Running'), ('stopping', 'Stopping'), ('stopped', 'Stopped'), ('starting', 'Starting'), ('rebooting', 'Rebooting'), ('terminating', 'Terminating'), ('terminated', 'Terminated'), ('failed', 'Failed'), ('interrupted', 'Interrupted')], max_length=16)),
-                ('to_state', models.CharField(blank=True, choices=[('pending', 'Pending'), ('provisioning', 'Provisioning'), ('running', 'Running'), ('stopping', 'Stopping'), ('stopped', 'Stopped'), ('starting', 'Starting'), ('rebooting', 'Rebooting'), ('terminating', 'Terminating'), ('terminated', 'Terminated'), ('failed', 'Failed'), ('interrupted', 'Interrupted')], max_length=16)),
-                ('message', models.CharField(blank=True, max_length=500)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('instance', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='instances.instance')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "from_state",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("pending", "Pending"),
+                            ("provisioning", "Provisioning"),
+                            ("running", "Running"),
+                            ("stopping", "Stopping"),
+                            ("stopped", "Stopped"),
+                            ("starting", "Starting"),
+                            ("rebooting", "Rebooting"),
+                            ("terminating", "Terminating"),
+                            ("terminated", "Terminated"),
+                            ("failed", "Failed"),
+                            ("interrupted", "Interrupted"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "to_state",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("pending", "Pending"),
+                            ("provisioning", "Provisioning"),
+                            ("running", "Running"),
+                            ("stopping", "Stopping"),
+                            ("stopped", "Stopped"),
+                            ("starting", "Starting"),
+                            ("rebooting", "Rebooting"),
+                            ("terminating", "Terminating"),
+                            ("terminated", "Terminated"),
+                            ("failed", "Failed"),
+                            ("interrupted", "Interrupted"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("message", models.CharField(blank=True, max_length=500)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "instance",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="instances.instance",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['at', 'id'],
+                "ordering": ["at", "id"],
             },
         ),
         migrations.AddIndex(
-            model_name='instance',
-            index=models.Index(fields=['organization', '-created_at'], name='instance_org_created'),
+            model_name="instance",
+            index=models.Index(fields=["organization", "-created_at"], name="instance_org_created"),
         ),
         migrations.AddIndex(
-            model_name='instance',
-            index=models.Index(fields=['state'], name='instance_state'),
+            model_name="instance",
+            index=models.Index(fields=["state"], name="instance_state"),
         ),
         migrations.AddIndex(
-            model_name='instance',
-            index=models.Index(fields=['backend_id'], name='instance_backend_id'),
+            model_name="instance",
+            index=models.Index(fields=["backend_id"], name="instance_backend_id"),
         ),
         migrations.AddConstraint(
-            model_name='instance',
-            constraint=models.UniqueConstraint(condition=models.Q(('state__in', ['terminated', 'failed', 'interrupted']), _negated=True), fields=('organization', 'name'), name='instance_name_unique_while_alive'),
+            model_name="instance",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(
+                    ("state__in", ["terminated", "failed", "interrupted"]), _negated=True
+                ),
+                fields=("organization", "name"),
+                name="instance_name_unique_while_alive",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='instance',
-            constraint=models.UniqueConstraint(fields=('organization', 'idempotency_key'), name='instance_one_per_launch_form'),
+            model_name="instance",
+            constraint=models.UniqueConstraint(
+                fields=("organization", "idempotency_key"), name="instance_one_per_launch_form"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='instance',
-            constraint=models.UniqueConstraint(condition=models.Q(('backend_id', ''), _negated=True), fields=('backend_id',), name='instance_one_per_backend_machine'),
+            model_name="instance",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("backend_id", ""), _negated=True),
+                fields=("backend_id",),
+                name="instance_one_per_backend_machine",
+            ),
         ),
     ]

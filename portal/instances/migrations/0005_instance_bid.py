@@ -4,15 +4,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('instances', '0004_ssh_port_and_user'),
+        ("instances", "0004_ssh_port_and_user"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='instance',
-            name='max_price_per_hour',
-            field=models.DecimalField(blank=True, decimal_places=4, help_text='A preemptible bid: the most it pays per hour (empty: the on-demand price).', max_digits=10, null=True),
+            model_name="instance",
+            name="max_price_per_hour",
+            field=models.DecimalField(
+                blank=True,
+                decimal_places=4,
+                help_text="A preemptible bid: the most it pays per hour (empty: the on-demand price).",
+                max_digits=10,
+                null=True,
+            ),
         ),
     ]

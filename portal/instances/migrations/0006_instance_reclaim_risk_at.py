@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('instances', '0005_instance_bid'),
+        ("instances", "0005_instance_bid"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='instance',
-            name='reclaim_risk_at',
-            field=models.DateTimeField(blank=True, help_text='Since when a reclaim is forecast to be likely soon (cleared when it passes).', null=True),
+            model_name="instance",
+            name="reclaim_risk_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="Since when a reclaim is forecast to be likely soon (cleared when it passes).",
+                null=True,
+            ),
         ),
     ]

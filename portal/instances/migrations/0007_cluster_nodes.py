@@ -4,25 +4,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("instances", "0006_instance_reclaim_risk_at"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='instance',
-            name='cluster_id',
+            model_name="instance",
+            name="cluster_id",
             field=models.PositiveBigIntegerField(blank=True, db_index=True, null=True),
         ),
         migrations.AddField(
-            model_name='instance',
-            name='node_index',
+            model_name="instance",
+            name="node_index",
             field=models.PositiveSmallIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='instance',
-            name='private_ip',
-            field=models.GenericIPAddressField(blank=True, help_text="On the cluster's own network.", null=True, verbose_name='private address'),
+            model_name="instance",
+            name="private_ip",
+            field=models.GenericIPAddressField(
+                blank=True,
+                help_text="On the cluster's own network.",
+                null=True,
+                verbose_name="private address",
+            ),
         ),
     ]

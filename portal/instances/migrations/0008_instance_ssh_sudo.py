@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('instances', '0007_cluster_nodes'),
+        ("instances", "0007_cluster_nodes"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='instance',
-            name='ssh_sudo',
-            field=models.BooleanField(blank=True, null=True, verbose_name='SSH user has sudo'),
+            model_name="instance",
+            name="ssh_sudo",
+            field=models.BooleanField(blank=True, null=True, verbose_name="SSH user has sudo"),
         ),
     ]

@@ -5,17 +5,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('catalog', '0002_storageprice'),
-        ('instances', '0008_instance_ssh_sudo'),
-        ('orgs', '0003_require_two_factor'),
+        ("catalog", "0002_storageprice"),
+        ("instances", "0008_instance_ssh_sudo"),
+        ("orgs", "0003_require_two_factor"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='instance',
-            index=models.Index(fields=['-created_at', '-id'], name='instance_created'),
+            model_name="instance",
+            index=models.Index(fields=["-created_at", "-id"], name="instance_created"),
         ),
     ]

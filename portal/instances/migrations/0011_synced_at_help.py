@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('instances', '0010_instance_search_trigrams'),
+        ("instances", "0010_instance_search_trigrams"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='instance',
-            name='synced_at',
-            field=models.DateTimeField(blank=True, help_text='When the backend last told us about this machine (to within 5 minutes while nothing changes).', null=True),
+            model_name="instance",
+            name="synced_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="When the backend last told us about this machine (to within 5 minutes while nothing changes).",
+                null=True,
+            ),
         ),
     ]

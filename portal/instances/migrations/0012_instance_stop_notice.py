@@ -4,20 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('instances', '0011_synced_at_help'),
+        ("instances", "0011_synced_at_help"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='instance',
-            name='stop_at',
-            field=models.DateTimeField(blank=True, help_text="When Backfill stops it for a rule of the organization's (a budget's hard limit), announced with the reclaim notice; cleared if the rule no longer holds.", null=True, verbose_name='stops at'),
+            model_name="instance",
+            name="stop_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="When Backfill stops it for a rule of the organization's (a budget's hard limit), announced with the reclaim notice; cleared if the rule no longer holds.",
+                null=True,
+                verbose_name="stops at",
+            ),
         ),
         migrations.AddField(
-            model_name='instance',
-            name='stop_reason',
+            model_name="instance",
+            name="stop_reason",
             field=models.CharField(blank=True, max_length=300),
         ),
     ]

@@ -7,26 +7,43 @@ interrupted midway leaves an INVALID index, which running the migration again dr
 rebuilds. SQLite (`make run`) builds them as usual.
 """
 
-from django.contrib.postgres.operations import AddIndexConcurrently
+from django.contrib.postgres.operations import AddIndexConcurrently, RemoveIndexConcurrently
 from django.db import migrations, models
 
 
-class AddIndexConcurrentlyOnPostgres(AddIndexConcurrently):
+class _PlainOffPostgres:
+    """A concurrent index operation that is its plain counterpart (`plain`) on any database
+    but PostgreSQL. Also used by later migrations (0015, 0016)."""
+
+    plain: type[migrations.AddIndex] | type[migrations.RemoveIndex]
+
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
         if schema_editor.connection.vendor != "postgresql":
-            return migrations.AddIndex.database_forwards(
+            return self.plain.database_forwards(
                 self, app_label, schema_editor, from_state, to_state
             )
-        # An earlier interrupted build leaves an invalid index of that name behind.
-        schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{self.index.name}"')
         return super().database_forwards(app_label, schema_editor, from_state, to_state)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
         if schema_editor.connection.vendor != "postgresql":
-            return migrations.AddIndex.database_backwards(
+            return self.plain.database_backwards(
                 self, app_label, schema_editor, from_state, to_state
             )
         return super().database_backwards(app_label, schema_editor, from_state, to_state)
+
+
+class AddIndexConcurrentlyOnPostgres(_PlainOffPostgres, AddIndexConcurrently):
+    plain = migrations.AddIndex
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            # An earlier interrupted build leaves an invalid index of that name behind.
+            schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{self.index.name}"')
+        return super().database_forwards(app_label, schema_editor, from_state, to_state)
+
+
+class RemoveIndexConcurrentlyOnPostgres(_PlainOffPostgres, RemoveIndexConcurrently):
+    plain = migrations.RemoveIndex
 
 
 class Migration(migrations.Migration):
@@ -43,7 +60,9 @@ class Migration(migrations.Migration):
         ),
         AddIndexConcurrentlyOnPostgres(
             model_name="instance",
-            index=models.Index(fields=["state", "-state_changed_at"], name="instance_state_changed"),
+            index=models.Index(
+                fields=["state", "-state_changed_at"], name="instance_state_changed"
+            ),
         ),
         AddIndexConcurrentlyOnPostgres(
             model_name="instance",

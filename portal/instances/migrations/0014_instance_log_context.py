@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('instances', '0013_instance_fleet_scale_indexes'),
+        ("instances", "0013_instance_fleet_scale_indexes"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='instance',
-            name='log_context',
+            model_name="instance",
+            name="log_context",
             field=models.JSONField(blank=True, default=dict, editable=False),
         ),
     ]

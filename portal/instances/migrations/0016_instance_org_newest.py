@@ -3,32 +3,15 @@
 The list and the dashboard's recent rows order by (created_at, id) descending. With only
 created_at in the index, instances created together (a cluster's 1,000 nodes) were all read
 and sorted for a first page of five. Built, and the old index dropped, concurrently on
-PostgreSQL, as migration 0013's indexes are (see there)."""
+PostgreSQL, as migration 0013's indexes are (its operations, see there)."""
 
 from importlib import import_module
 
-from django.contrib.postgres.operations import RemoveIndexConcurrently
 from django.db import migrations, models
 
-AddIndexConcurrentlyOnPostgres = import_module(
-    "portal.instances.migrations.0013_instance_fleet_scale_indexes"
-).AddIndexConcurrentlyOnPostgres
-
-
-class RemoveIndexConcurrentlyOnPostgres(RemoveIndexConcurrently):
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor != "postgresql":
-            return migrations.RemoveIndex.database_forwards(
-                self, app_label, schema_editor, from_state, to_state
-            )
-        return super().database_forwards(app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor != "postgresql":
-            return migrations.RemoveIndex.database_backwards(
-                self, app_label, schema_editor, from_state, to_state
-            )
-        return super().database_backwards(app_label, schema_editor, from_state, to_state)
+_operations = import_module("portal.instances.migrations.0013_instance_fleet_scale_indexes")
+AddIndexConcurrentlyOnPostgres = _operations.AddIndexConcurrentlyOnPostgres
+RemoveIndexConcurrentlyOnPostgres = _operations.RemoveIndexConcurrentlyOnPostgres
 
 
 class Migration(migrations.Migration):

@@ -11,13 +11,14 @@ from django.utils import timezone
 from portal.audit.services import audit_record
 from portal.capacity.snapshot import capacity_snapshot
 from portal.catalog.models import InstanceType, Region
+from portal.catalog.selectors import price_in_force
 from portal.lib.errors import ApplicationError
 from portal.market.models import (
     ALERT_TTL_DAYS,
     ALERTS_PER_ORGANIZATION,
     CapacityAlert,
 )
-from portal.market.selectors import catalog_price, spot_prices_current
+from portal.market.selectors import spot_prices_current
 from portal.market.services.records import parse_price
 from portal.market.signals import capacity_alert_fired
 from portal.notifications.services import notify
@@ -129,7 +130,7 @@ def capacity_alerts_check(*, now: datetime | None = None) -> int:
         free = entry[0] if entry is not None else 0
         price = prices.get((alert.region_id, alert.instance_type_id))
         if price is None:
-            catalog = catalog_price(alert.instance_type_id)
+            catalog = price_in_force(alert.instance_type_id)
             price = catalog.preemptible_hourly if catalog is not None else None
         true = free >= alert.count and (
             alert.max_price is None or (price is not None and price <= alert.max_price)

@@ -13,19 +13,20 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal.capacity.snapshot import CapacitySnapshot, capacity_snapshot
+from portal.catalog.selectors import price_in_force
 from portal.market import pricing
 from portal.market.models import (
     PriceReason,
     SpotMarket,
     SpotPrice,
 )
-from portal.market.selectors import catalog_price, spot_prices_current
+from portal.market.selectors import spot_prices_current
 from portal.market.services.records import record_price
 from portal.market.signals import spot_bids_asked
 
 
 def _starting_price(market: SpotMarket) -> Decimal:
-    price = catalog_price(market.instance_type_id)
+    price = price_in_force(market.instance_type_id)
     start = price.preemptible_hourly if price is not None else market.floor
     return pricing.clamp(start, market.floor, market.ceiling)
 

@@ -180,7 +180,8 @@ class SlurmBackend(SlurmClient):
     ) -> str:
         shape = self.shape(instance_type)
         keys = clean_keys(ssh_keys)
-        existing = self._find(request_id)
+        jobs = self._jobs()  # the look-up's, and the first read of the jobs below
+        existing = self._find(request_id, jobs)
         if existing:
             return existing
         mounts = self._mounts(volumes, region)
@@ -195,7 +196,7 @@ class SlurmBackend(SlurmClient):
             volumes=tuple(volumes),
         )
         partition = self.partitions.get(region, region)
-        nodes, pending = self._nodes_and_pending(partition)
+        nodes, pending = self._nodes_and_pending(partition, jobs)
         if not nodes:
             raise PermanentError(f"Slurm has no partition {partition!r} for region {region!r}")
         fits_somewhere = any(
@@ -624,10 +625,12 @@ class SlurmBackend(SlurmClient):
         name = job.get("name") or ""
         return name.startswith(self.prefix) and Meta.decode(job.get("comment")) is not None
 
-    def _find(self, request_id: str) -> str | None:
+    def _find(
+        self, request_id: str, jobs: builtins.list[dict[str, Any]] | None = None
+    ) -> str | None:
         ids = sorted(
             job["job_id"]
-            for job in self._jobs()
+            for job in (self._jobs() if jobs is None else jobs)
             if job.get("name") == self.prefix + request_id and self._is_ours(job)
         )
         return str(ids[0]) if ids else None
@@ -716,12 +719,14 @@ class SlurmBackend(SlurmClient):
         return demand
 
     def _pending_jobs(
-        self, jobs: builtins.list[dict[str, Any]] | None = None
+        self, jobs: builtins.list[dict[str, Any]] | None = None, partition: str | None = None
     ) -> dict[int, tuple[str, int]]:
-        """`_pending_demand` by job id: (partition, GPUs)."""
+        """`_pending_demand` by job id: (partition, GPUs); of one partition, if given."""
         pending: dict[int, tuple[str, int]] = {}
         for job in self._jobs() if jobs is None else jobs:
             if job.get("job_state") != "PENDING" or not self._is_ours(job):
+                continue
+            if partition is not None and job.get("partition") != partition:
                 continue
             reason = job.get("state_reason") or ""
             if reason in HELD_REASONS or reason.startswith(("Assoc", "QOS")):
@@ -735,7 +740,7 @@ class SlurmBackend(SlurmClient):
         return pending
 
     def _nodes_and_pending(
-        self, partition: str, *, reads: int = 3
+        self, partition: str, jobs: builtins.list[dict[str, Any]] | None = None, *, reads: int = 3
     ) -> tuple[dict[str, Node], builtins.list[int]]:
         """The partition's nodes and the GPUs our pending jobs there will take, as one view.
 
@@ -744,16 +749,17 @@ class SlurmBackend(SlurmClient):
         are read before and after the nodes: when every job pending before is still pending
         after, none of ours started in between and the view holds. Else it is read again; if
         jobs keep starting, the ones pending in either read count (a refusal, never a job
-        admitted to GPUs its node no longer has free)."""
-        before = self._pending_jobs()
+        admitted to GPUs its node no longer has free). `jobs`: a read of the jobs just made,
+        taken as the first."""
+        before = self._pending_jobs(jobs, partition)
         nodes: dict[str, Node] = {}
         pending = before
         for _read in range(reads):
             nodes = self._nodes(partition)
-            after = self._pending_jobs()
+            after = self._pending_jobs(partition=partition)
             if before.keys() <= after.keys():
                 pending = after
                 break
             pending = {**after, **before}
             before = after
-        return nodes, [gpus for part, gpus in pending.values() if part == partition]
+        return nodes, [gpus for _partition, gpus in pending.values()]
