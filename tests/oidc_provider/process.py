@@ -39,8 +39,8 @@ class IdentityProviderProcess:
                 str(self.data_dir),
                 "--client-id",
                 self.client_id,
-                "--client-secret",
-                self.client_secret,
+                # One argument: a secret that begins with "-" would read as an option.
+                f"--client-secret={self.client_secret}",
                 "--redirect-uri",
                 " ".join(self.redirect_uris),
             ],  # fmt: skip
