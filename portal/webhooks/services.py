@@ -13,10 +13,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -194,6 +195,37 @@ def _enqueue(delivery_ids: list[int]) -> None:
     transaction.on_commit(send)
 
 
+def _listening(organization_ids: set[int], event_type: str) -> set[int]:
+    """Those of the organizations with an active endpoint subscribed to `event_type`.
+
+    Every instance state change asks, and almost always nobody listens: so one query, in SQL
+    built once (the ORM took longer to build it than PostgreSQL to answer), and outside the
+    savepoint the writes take. A read leaves the caller's transaction as it was; only a
+    broken connection fails it, and that fails the caller's change anyway.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_listening_sql(len(organization_ids)), list(organization_ids))
+        rows = cursor.fetchall()
+    return {
+        organization_id
+        for organization_id, event_types in rows
+        if event_type in (json.loads(event_types) if isinstance(event_types, str) else event_types)
+    }
+
+
+@lru_cache(maxsize=64)
+def _listening_sql(count: int) -> str:
+    quote, meta = connection.ops.quote_name, WebhookEndpoint._meta
+    organization = quote(meta.get_field("organization").column)
+    event_types = quote(meta.get_field("event_types").column)
+    active = quote(meta.get_field("active").column)
+    placeholders = ", ".join(["%s"] * count)
+    return (
+        f"SELECT {organization}, {event_types} FROM {quote(meta.db_table)} "  # noqa: S608
+        f"WHERE {active} AND {organization} IN ({placeholders})"
+    )
+
+
 def webhook_emit(*, organization: Organization, event_type: str, payload: dict) -> list[int]:
     """Record `event_type` for every active endpoint of the organization that subscribes to
     it and enqueue the deliveries once the surrounding transaction commits.
@@ -225,20 +257,21 @@ def webhook_emit_each(*, event_type: str, events: list[tuple[Organization, dict]
     if not events:
         return []
     organizations = {organization.pk for organization, _payload in events}
+    listening = _listening(organizations, event_type)
+    if not listening:
+        return []
     try:
         with transaction.atomic():
             endpoints: dict[int, list[WebhookEndpoint]] = {}
             for endpoint in WebhookEndpoint.objects.filter(
-                organization_id__in=organizations, active=True
+                organization_id__in=listening, active=True
             ):
                 if endpoint.subscribes_to(event_type):
                     endpoints.setdefault(endpoint.organization_id, []).append(endpoint)
-            if not endpoints:
-                return []
             rows = []
             for organization, payload in events:
-                listening = endpoints.get(organization.pk)
-                if not listening:
+                subscribed = endpoints.get(organization.pk)
+                if not subscribed:
                     continue
                 event_id = uuid.uuid4()
                 body = _body(
@@ -251,7 +284,7 @@ def webhook_emit_each(*, event_type: str, events: list[tuple[Organization, dict]
                     WebhookDelivery(
                         endpoint=endpoint, event_id=event_id, event_type=event_type, body=body
                     )
-                    for endpoint in listening
+                    for endpoint in subscribed
                 ]
             deliveries = WebhookDelivery.objects.bulk_create(rows)
     except Exception:

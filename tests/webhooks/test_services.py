@@ -11,6 +11,7 @@ from portal.webhooks import secrets
 from portal.webhooks.models import WebhookDelivery, WebhookEndpoint
 from portal.webhooks.services import (
     webhook_emit,
+    webhook_emit_each,
     webhook_endpoint_create,
     webhook_endpoint_delete,
     webhook_endpoint_roll_secret,
@@ -198,13 +199,30 @@ def test_nothing_is_sent_when_the_change_rolls_back(team, _recorded):
     assert _recorded == []
 
 
-def test_emit_without_listeners_is_one_query(team):
+def test_emit_without_listeners_is_one_query_and_no_savepoint(team, outsider):
+    _endpoint(team.owner, ["instance.state_changed"])  # listens, but not to this event
+    _endpoint(team.owner, ["quota.decided"], active=False)
+    _endpoint(outsider, ["quota.decided"])  # listens, in another organization
     with CaptureQueriesContext(connection) as queries:
         ids = webhook_emit(organization=team.organization, event_type="quota.decided", payload={})
 
     assert ids == []
-    selects = [q for q in queries if q["sql"].startswith("SELECT")]
-    assert len(selects) == 1
+    assert [q["sql"].split()[0] for q in queries] == ["SELECT"]
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_emit_to_several_organizations_reaches_only_those_subscribed(team, outsider, _recorded):
+    listening = _endpoint(outsider, ["instance.reclaim_risk"])
+    _endpoint(team.owner, ["instance.state_changed"])
+
+    ids = webhook_emit_each(
+        event_type="instance.reclaim_risk",
+        events=[(team.organization, {"n": 1}), (outsider.organization, {"n": 2})],
+    )
+
+    (delivery,) = WebhookDelivery.objects.filter(pk__in=ids)
+    assert delivery.endpoint_id == listening.pk
+    assert json.loads(delivery.body)["data"] == {"n": 2}
 
 
 def test_emit_refuses_an_unknown_event_type(team):
