@@ -34,20 +34,33 @@ def notify(kind: str, /, *, batch: str = "", wait: int = 0, **params: Any) -> No
     """Queue one e-mail. `batch` (with a kind that has a summary builder): rows of the kind with
     the same key still unsent when the first goes out make one summary e-mail; `wait` seconds
     give the others time to arrive (several instances of one launch become running together)."""
-    builder_for(kind)  # an unknown kind fails here, in the caller's tests, not in a worker
-    notification = Notification.objects.create(
-        kind=kind,
-        params=params,
-        batch_key=batch[:128],
-        next_attempt_at=timezone.now() + timedelta(seconds=wait),
-    )
-    pk = notification.pk
-    if batch and wait > 0:
-        _after_commit(lambda: _enqueue_batched(pk, f"{kind}:{batch[:128]}", wait))
-    else:
-        _after_commit(lambda: _enqueue(pk))
-    _after_commit(metrics.EMAILS_QUEUED.labels(kind=kind).inc)
+    (notification,) = notify_many(kind, [params], batch=batch, wait=wait)
     return notification
+
+
+def notify_many(
+    kind: str, /, params: list[dict[str, Any]], *, batch: str = "", wait: int = 0
+) -> list[Notification]:
+    """`notify` of one e-mail per entry of `params`, of one kind and batch (a provisioning run's
+    instances that became running together): one INSERT, and once committed one count of the
+    batch for all of them."""
+    builder_for(kind)  # an unknown kind fails here, in the caller's tests, not in a worker
+    if not params:
+        return []
+    due = timezone.now() + timedelta(seconds=wait)
+    notifications = Notification.objects.bulk_create(
+        [
+            Notification(kind=kind, params=each, batch_key=batch[:128], next_attempt_at=due)
+            for each in params
+        ]
+    )
+    pks = [notification.pk for notification in notifications]
+    if batch and wait > 0:
+        _after_commit(lambda: _enqueue_batched(pks, f"{kind}:{batch[:128]}", wait))
+    else:
+        _after_commit(lambda: _enqueue_each(pks))
+    _after_commit(lambda: metrics.EMAILS_QUEUED.labels(kind=kind).inc(len(pks)))
+    return notifications
 
 
 def _after_commit(callback: Callable[[], None]) -> None:
@@ -69,23 +82,32 @@ def _sent_at_once() -> bool:
     return bool(tasks.notification_send.app.conf.task_always_eager)
 
 
-def _enqueue_batched(notification_id: int, batch: str, wait: int) -> None:
-    """A row of a batch: its sending is enqueued for when it is due, and only for the first
-    row of the batch within `wait` seconds (and each BATCH_MAX + 1-th after it): the first
-    one's delivery claims the others as one summary e-mail, so theirs would find nothing to
-    send. A row that no task takes (a failed summary gives its rows back) is sent by the
+def _enqueue_each(notification_ids: list[int]) -> None:
+    for notification_id in notification_ids:
+        _enqueue(notification_id)
+
+
+def _enqueue_batched(notification_ids: list[int], batch: str, wait: int) -> None:
+    """Rows of a batch: their sending is enqueued for when they are due, and only for the
+    first row of the batch within `wait` seconds (and each BATCH_MAX + 1-th after it): the
+    first one's delivery claims the others as one summary e-mail, so theirs would find nothing
+    to send. A row that no task takes (a failed summary gives its rows back) is sent by the
     sweep. Without the cache, every row is enqueued."""
     if _sent_at_once():  # no later delivery would take the others
-        _enqueue(notification_id)
+        _enqueue_each(notification_ids)
         return
     key = f"notifications:batch-enqueued:{batch}"
     try:
         cache.add(key, 0, timeout=wait)
-        count = cache.incr(key)
-    except Exception:  # gone meanwhile, or no cache: enqueue this one
-        count = 1
-    if (count - 1) % (delivery.BATCH_MAX + 1) == 0:
-        _enqueue(notification_id, countdown=wait)
+        last = cache.incr(key, len(notification_ids))
+    except Exception:  # gone meanwhile, or no cache: enqueue these
+        for notification_id in notification_ids:
+            _enqueue(notification_id, countdown=wait)
+        return
+    first = last - len(notification_ids) + 1  # the batch's count of the first of these rows
+    for count, notification_id in enumerate(notification_ids, start=first):
+        if (count - 1) % (delivery.BATCH_MAX + 1) == 0:
+            _enqueue(notification_id, countdown=wait)
 
 
 def email_categories_muted(*, user_id: int) -> list[str]:

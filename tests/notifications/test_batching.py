@@ -100,3 +100,49 @@ def test_a_batch_enqueues_one_delayed_send_that_takes_the_others(
     (message,) = mail.outbox
     assert message.subject == "[Backfill] 3 instances are running in Acme AI"
     assert all(row.sent_at for row in Notification.objects.filter(kind="instance_running"))
+
+
+def test_instances_running_in_one_step_queue_their_e_mails_in_one_insert_and_one_count(
+    team, make_instance, django_capture_on_commit_callbacks, monkeypatch
+):
+    """A provisioning run brings many up at once: per person, one INSERT of their rows and
+    one delayed send (the batch counted once), which takes them all as one summary."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from portal.notifications import services
+
+    sent = []
+    monkeypatch.setattr(services, "_sent_at_once", lambda: False)
+    monkeypatch.setattr(
+        services, "_enqueue", lambda pk, countdown=None: sent.append((pk, countdown))
+    )
+    mine = [
+        make_instance(state="provisioning", created_by=team.member.user, name=f"mine-{i}")
+        for i in range(3)
+    ]
+    theirs = make_instance(state="provisioning", created_by=team.admin.user, name="theirs")
+
+    with (
+        CaptureQueriesContext(connection) as queries,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        lifecycle.mark_running_many({i.pk: "203.0.113.9" for i in [*mine, theirs]})
+
+    wait = lifecycle.RUNNING_MAIL_WAIT_SECONDS
+    inserts = [q for q in queries if q["sql"].startswith('INSERT INTO "notifications_')]
+    assert len(inserts) == 2  # one per person
+    rows = list(Notification.objects.filter(kind="instance_running").order_by("pk"))
+    assert len(rows) == 4
+    assert sorted(sent) == sorted(
+        [
+            (next(r.pk for r in rows if r.params["instance_id"] == mine[0].pk), wait),
+            (next(r.pk for r in rows if r.params["instance_id"] == theirs.pk), wait),
+        ]
+    )
+    for pk, _countdown in sent:
+        assert delivery.notification_deliver(pk) == "sent"
+    assert sorted(m.subject for m in mail.outbox) == [
+        "[Backfill] 3 instances are running in Acme AI",
+        "[Backfill] theirs is running",
+    ]

@@ -28,7 +28,7 @@ from portal.instances.models import (
     State,
 )
 from portal.lib import logcontext, metrics
-from portal.notifications.services import notify
+from portal.notifications.services import notify, notify_many
 from portal.quotas.services import quota_release
 from portal.volumes.services import volumes_detach, volumes_detach_many
 
@@ -170,20 +170,45 @@ def _audit(
     }
 
 
+def _mailed(instance: Instance, from_state: str, email: Email | None) -> bool:
+    """Whether the transition has an e-mail. A cluster's nodes are told about as one, by the
+    cluster's own e-mails."""
+    return email is not None and email.only_from in (None, from_state) and not instance.in_cluster
+
+
+def _running_batch(instance: Instance) -> str:
+    """Many launched at once: one e-mail (notify's batch) per organization and person."""
+    return f"org{instance.organization_id}-by{instance.created_by_id}"
+
+
 def _mail(instance: Instance, from_state: str, email: Email | None) -> None:
-    """Queue the transition's e-mail, if it has one. A cluster's nodes are told about as one,
-    by the cluster's own e-mails."""
-    if email is None or email.only_from not in (None, from_state) or instance.in_cluster:
+    """Queue the transition's e-mail, if it has one."""
+    if email is None or not _mailed(instance, from_state, email):
         return
-    if email.kind == "running":  # many launched at once: one e-mail (notify's batch)
+    if email.kind == "running":
         notify(
             "instance_running",
             instance_id=instance.pk,
-            batch=f"org{instance.organization_id}-by{instance.created_by_id}",
+            batch=_running_batch(instance),
             wait=RUNNING_MAIL_WAIT_SECONDS,
         )
     else:
         notify(f"instance_{email.kind}", instance_id=instance.pk)
+
+
+def _mail_many(changes: list[Change], email: Email | None) -> None:
+    """`_mail` of each change; the running e-mails of each batch in one INSERT."""
+    if email is None or email.kind != "running":
+        for change in changes:
+            _mail(change.instance, change.from_state, email)
+        return
+    batches: dict[str, list[dict[str, Any]]] = {}
+    for change in changes:
+        if _mailed(change.instance, change.from_state, email):
+            batch = batches.setdefault(_running_batch(change.instance), [])
+            batch.append({"instance_id": change.instance.pk})
+    for key, params in batches.items():
+        notify_many("instance_running", params, batch=key, wait=RUNNING_MAIL_WAIT_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -271,8 +296,7 @@ def transition_many(
             [_audit(c.instance, c.from_state, c.event, actor, actor_kind) for c in changes]
         )
         signals.instances_state_changed.send(sender=Instance, changes=changes)
-        for change in changes:
-            _mail(change.instance, change.from_state, email)
+        _mail_many(changes, email)
         regions = [change.instance.region.code for change in changes]
 
         def count() -> None:
