@@ -107,3 +107,15 @@ def test_for_launch_refuses_ids_that_are_no_key(team, keys, bad):
         sshkey_list_for_launch(membership=team.member, ids=[keys["shared"].pk, bad])
 
     assert caught.value.code == "not_found"
+
+
+def test_for_launch_reads_the_keys_in_one_query(team, keys, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        chosen = sshkey_list_for_launch(
+            membership=team.admin, ids=[keys["admin"].pk, keys["member"].pk]
+        )
+
+    assert [key.public_key for key in chosen] == [
+        keys["admin"].public_key,
+        keys["member"].public_key,
+    ]

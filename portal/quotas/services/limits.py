@@ -5,9 +5,9 @@ Reserving and releasing lock only the quota row."""
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
 from portal.accounts.models import User
@@ -34,6 +34,7 @@ from portal.quotas.services.checks import (
     quota_for_update,
     rule_label,
 )
+from portal.web.sql import column, table
 
 logger = logging.getLogger(__name__)
 
@@ -155,15 +156,19 @@ def quota_reserve(
     used_field, limit_field = Quota.used_field(kind), Quota.limit_field(kind)
     if allowance:  # a reservation counts even where no limit was ever set
         Quota.objects.get_or_create(organization=organization, region=region, gpu_model=gpu_model)
-    place = Quota.objects.filter(organization=organization, region=region, gpu_model=gpu_model)
     for _ in range(3):
-        if place.filter(**{f"{used_field}__lte": F(limit_field) + (allowance - gpus)}).update(
-            **{used_field: F(used_field) + gpus, "updated_at": timezone.now()}
-        ):
-            return
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _reserve_sql(used_field, limit_field),
+                [gpus, timezone.now(), organization.pk, region.pk, gpu_model.pk, allowance - gpus],
+            )
+            if cursor.rowcount:
+                return
         # Refused: read why, for the message. A release may have come in between: then try
         # again (the UPDATE, not this read, decides).
-        quota = place.first()
+        quota = Quota.objects.filter(
+            organization=organization, region=region, gpu_model=gpu_model
+        ).first()
         limit = (quota.limit(kind) if quota else 0) + allowance
         used = quota.used(kind) if quota else 0
         if quota is None or used + gpus > limit:
@@ -176,6 +181,18 @@ def quota_reserve(
         requested=gpus,
         limit=limit,
         used=used,
+    )
+
+
+@lru_cache(maxsize=4)
+def _reserve_sql(used_field: str, limit_field: str) -> str:
+    """quota_reserve's conditional UPDATE, as SQL built once: Django took longer to build it
+    than PostgreSQL to run it, at every launch."""
+    used, limit = column(Quota, used_field), column(Quota, limit_field)
+    return (
+        f"UPDATE {table(Quota)} SET {used} = {used} + %s, {column(Quota, 'updated_at')} = %s"  # noqa: S608 - the model's names
+        f" WHERE {column(Quota, 'organization')} = %s AND {column(Quota, 'region')} = %s"
+        f" AND {column(Quota, 'gpu_model')} = %s AND {used} <= {limit} + %s"
     )
 
 
