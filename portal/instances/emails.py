@@ -1,7 +1,7 @@
 """The instance e-mails, one builder per kind; templates in templates/emails/instance_<kind>/."""
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 from django.urls import reverse
 
 from portal.instances.models import Instance
@@ -27,20 +27,21 @@ def recipients(instance: Instance) -> list[str]:
     )
 
 
-def _email(template: str, instance_id: int) -> list[Email]:
-    instance = (
-        Instance.objects.select_related(
-            "organization", "created_by", "instance_type", "region", "image"
-        )
-        .annotate(
-            creator_is_member=Exists(
-                Membership.objects.filter(
-                    organization_id=OuterRef("organization_id"), user_id=OuterRef("created_by_id")
-                )
+def _with_recipients(instances: QuerySet[Instance]) -> QuerySet[Instance]:
+    """The instances with what `recipients` reads: the launcher, and whether still a member."""
+    return instances.select_related("organization", "created_by").annotate(
+        creator_is_member=Exists(
+            Membership.objects.filter(
+                organization_id=OuterRef("organization_id"), user_id=OuterRef("created_by_id")
             )
         )
-        .get(pk=instance_id)
     )
+
+
+def _email(template: str, instance_id: int) -> list[Email]:
+    instance = _with_recipients(
+        Instance.objects.select_related("instance_type", "region", "image")
+    ).get(pk=instance_id)
     slug = instance.organization.slug
     return [
         Email(
@@ -83,7 +84,7 @@ def instance_interrupted(*, instance_id: int) -> list[Email]:
 def instances_running(params: list[dict]) -> list[Email]:
     """Several instances of one person (a launch of many) running within moments: one e-mail."""
     instances = list(
-        Instance.objects.select_related("organization", "instance_type", "region")
+        _with_recipients(Instance.objects.select_related("instance_type", "region"))
         .filter(pk__in=[p["instance_id"] for p in params])
         .order_by("name", "pk")
     )

@@ -146,3 +146,36 @@ def test_instances_running_in_one_step_queue_their_e_mails_in_one_insert_and_one
         "[Backfill] 3 instances are running in Acme AI",
         "[Backfill] theirs is running",
     ]
+
+
+def test_the_summary_reads_its_instances_and_who_to_tell_in_one_query(
+    team, make_instance, django_assert_num_queries
+):
+    from portal.instances.emails import instances_running
+
+    creator = team.member.user
+    made = [
+        make_instance(state="running", created_by=creator, name=f"trainer-{i}") for i in range(3)
+    ]
+
+    with django_assert_num_queries(1):
+        (email,) = instances_running([{"instance_id": i.pk} for i in made])
+
+    assert email.to == [creator.email]
+    assert email.context["count"] == 3
+
+
+def test_the_summary_goes_to_the_owners_when_the_launcher_has_left(
+    team, make_instance, django_capture_on_commit_callbacks
+):
+    from portal.instances.emails import instances_running
+
+    made = [
+        make_instance(state="running", created_by=team.member.user, name=f"trainer-{i}")
+        for i in range(2)
+    ]
+    team.member.delete()
+
+    (email,) = instances_running([{"instance_id": i.pk} for i in made])
+
+    assert email.to == [team.owner.user.email]
