@@ -64,7 +64,10 @@ def changed(*parts: str) -> None:
     keys = [_version_key(part) for part in parts or PARTS]
 
     def retire() -> None:
-        cache.set_many({key: uuid.uuid4().hex for key in keys}, None)
+        if len(keys) == 1:  # one SET: set_many is a MULTI/EXEC pipeline, twice the client's work
+            cache.set(keys[0], uuid.uuid4().hex, None)
+        else:
+            cache.set_many({key: uuid.uuid4().hex for key in keys}, None)
 
     retire()
     transaction.on_commit(retire)
