@@ -534,8 +534,10 @@ def victim_backend_told(victim_id: int) -> None:
 
 
 def victim_ended(instance: Instance) -> None:
-    """A victim reached a final state (interrupted at its time, or ended some other way)."""
-    with transaction.atomic():
+    """A victim reached a final state (interrupted at its time, or ended some other way).
+    Inside a transition's transaction (its receiver) it takes no savepoint of its own: any
+    instance that ends asks, and almost none is a victim."""
+    with transaction.atomic(savepoint=False):
         victim = (
             ReclaimVictim.objects.select_for_update()
             .filter(instance_id=instance.pk, ended_at__isnull=True)

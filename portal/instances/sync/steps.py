@@ -166,7 +166,8 @@ def terminate(instance_id: int) -> bool:
         )
         instance.refresh_from_db()
     backend.terminate(instance.backend_id)
-    return poll(instance_id)
+    # As loaded above (a transition re-reads the row under its lock): no second read.
+    return _poll(instance, backend)
 
 
 def resync(instance_id: int) -> bool:

@@ -196,7 +196,7 @@ def _reserve_sql(used_field: str, limit_field: str) -> str:
     )
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # inside a transition's transaction: no savepoint of its own
 def quota_release(
     *, organization: Organization, region: Region, gpu_model: GpuModel, gpus: int, preemptible: bool
 ) -> None:
