@@ -13,6 +13,7 @@ from typing import Any
 from django.db.models import (
     IntegerField,
     OuterRef,
+    QuerySet,
     Subquery,
     Sum,
 )
@@ -38,6 +39,7 @@ from portal.operations.kept import (
 from portal.orgs.models import Organization, Suspension
 from portal.quotas.models import QuotaRequest
 from portal.reservations.models import Reservation, ReservationRequest
+from portal.web.sql import ReadBuiltOnce
 
 # --- The overview -----------------------------------------------------------------------------
 
@@ -123,9 +125,7 @@ class _Reserved:
     in_use: int
 
 
-def _reservations_since(since: datetime) -> list[_Reserved]:
-    """The reservations in force that end after `since`, each with the live on-demand GPUs of
-    its organization in its region and GPU model (1 query)."""
+def _reservations_ending_after(since: datetime) -> QuerySet[Any, Any]:
     in_use = (
         Instance.objects.filter(
             organization_id=OuterRef("organization_id"),
@@ -139,16 +139,8 @@ def _reservations_since(since: datetime) -> list[_Reserved]:
         .annotate(n=Sum("gpus"))
         .values("n")
     )
-    return [
-        _Reserved(
-            start=start,
-            end=end,
-            gpus=gpus,
-            price_per_gpu_hour=price,
-            place=(region, gpu_model),
-            in_use=n,
-        )
-        for start, end, gpus, price, region, gpu_model, n in Reservation.objects.in_force()
+    return (
+        Reservation.objects.in_force()
         .filter(end__gt=since)
         .annotate(in_use=Coalesce(Subquery(in_use, output_field=IntegerField()), 0))
         .values_list(
@@ -160,6 +152,28 @@ def _reservations_since(since: datetime) -> list[_Reserved]:
             "gpu_model__code",
             "in_use",
         )
+    )
+
+
+# Read again after each write of an instance (each capacity report, mostly): built once.
+_RESERVATIONS_SINCE = ReadBuiltOnce(
+    _reservations_ending_after, since=datetime(1901, 2, 3, 4, 5, 6, 789, tzinfo=UTC)
+)
+
+
+def _reservations_since(since: datetime) -> list[_Reserved]:
+    """The reservations in force that end after `since`, each with the live on-demand GPUs of
+    its organization in its region and GPU model (1 query)."""
+    return [
+        _Reserved(
+            start=start,
+            end=end,
+            gpus=gpus,
+            price_per_gpu_hour=price,
+            place=(region, gpu_model),
+            in_use=n,
+        )
+        for start, end, gpus, price, region, gpu_model, n in _RESERVATIONS_SINCE.rows(since=since)
     ]
 
 
@@ -197,23 +211,33 @@ def _reservation_amount(
     return (total / Decimal(3600)).quantize(Decimal("0.01"))
 
 
-def _live_by_place() -> dict[Place, tuple[int, int]]:
-    """Live instances' GPUs per place: (on-demand, preemptible). Summed from the index
-    `instance_live_place` alone (1 query; the codes of the few regions and types then, 2 small
-    ones)."""
-    sold: dict[Place, list[int]] = defaultdict(lambda: [0, 0])
-    live = list(
+_LIVE = ReadBuiltOnce(
+    lambda: (
         Instance.objects.exclude(state__in=FINAL_STATES)
         .values("region_id", "instance_type_id", "preemptible")
         .annotate(gpus=Sum("gpus"))
         .order_by()
+        .values_list("region_id", "instance_type_id", "preemptible", "gpus")
     )
+)
+_REGION_CODES = ReadBuiltOnce(lambda: Region.objects.order_by().values_list("pk", "code"))
+_MODEL_CODES = ReadBuiltOnce(
+    lambda: InstanceType.objects.order_by().values_list("pk", "gpu_model__code")
+)
+
+
+def _live_by_place() -> dict[Place, tuple[int, int]]:
+    """Live instances' GPUs per place: (on-demand, preemptible). Summed from the index
+    `instance_live_place` alone (1 query; the codes of the few regions and types then, 2 small
+    ones). Read again after each write of an instance: built once."""
+    sold: dict[Place, list[int]] = defaultdict(lambda: [0, 0])
+    live = _LIVE.rows()
     if live:
-        region_code = dict(Region.objects.values_list("pk", "code"))
-        model_code = dict(InstanceType.objects.order_by().values_list("pk", "gpu_model__code"))
-        for item in live:
-            place = (region_code[item["region_id"]], model_code[item["instance_type_id"]])
-            sold[place][1 if item["preemptible"] else 0] += item["gpus"]
+        region_code = dict(_REGION_CODES.rows())
+        model_code = dict(_MODEL_CODES.rows())
+        for region_id, type_id, preemptible, gpus in live:
+            place = (region_code[region_id], model_code[type_id])
+            sold[place][1 if preemptible else 0] += gpus
     return {place: (v[0], v[1]) for place, v in sold.items()}
 
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from django.db.models import BooleanField, Case, Q, Sum, Value, When
+from django.db.models import BooleanField, Case, Q, QuerySet, Sum, Value, When
 
 from portal.catalog.models import GpuModel, Region
 from portal.catalog.selectors import prices_in_force
 from portal.instances.models import Instance, State
 from portal.reclaims.models import Order, OrderState, ReclaimOrder, ReclaimPolicy, ReclaimVictim
+from portal.web.sql import ReadBuiltOnce
 
 # States in which an instance's machine holds its GPUs (a stopped one holds none; a pending one
 # has no machine yet; a stopping or terminating one gives them back anyway).
@@ -147,21 +148,29 @@ class Warned:
     eligible: bool
 
 
-def warned_by_place() -> dict[tuple[str, str], list[Warned]]:
-    """Every instance under a reclaim risk warning, per place (region code, GPU model code):
-    one query."""
-    by_place: dict[tuple[str, str], list[Warned]] = {}
-    for pk, gpus, eligible, region_code, model_code in (
+def _warned() -> QuerySet[Any, Any]:
+    return (
         Instance.objects.filter(reclaim_risk_at__isnull=False)
         .annotate(
             eligible=Case(
                 When(ELIGIBLE, then=Value(True)), default=Value(False), output_field=BooleanField()
             ),
         )
-        .values_list("pk", "gpus", "eligible", "region__code", "instance_type__gpu_model__code")
-    ):
+        .values_list("pk", "gpus", "region__code", "instance_type__gpu_model__code", "eligible")
+        .order_by()
+    )
+
+
+_WARNED = ReadBuiltOnce(_warned)  # after every capacity report
+
+
+def warned_by_place() -> dict[tuple[str, str], list[Warned]]:
+    """Every instance under a reclaim risk warning, per place (region code, GPU model code):
+    one query."""
+    by_place: dict[tuple[str, str], list[Warned]] = {}
+    for pk, gpus, region_code, model_code, eligible in _WARNED.rows():
         by_place.setdefault((region_code, model_code), []).append(
-            Warned(pk=pk, gpus=gpus, eligible=eligible)
+            Warned(pk=pk, gpus=gpus, eligible=bool(eligible))
         )
     return by_place
 

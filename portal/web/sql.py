@@ -1,10 +1,14 @@
 """Names for SQL written by hand (statements built once per process from the models): a
-model's table and a field's column, quoted for the database."""
+model's table and a field's column, quoted for the database; and `ReadBuiltOnce`, a hot read
+the ORM builds once per process."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
 from django.db import connection
-from django.db.models import Field, Model
+from django.db.models import Field, Model, QuerySet
 from django.db.models.options import Options
 
 
@@ -22,3 +26,67 @@ def column(model: type[Model] | Options, name: str) -> str:
     field = _meta(model).get_field(name)
     assert isinstance(field, Field) and field.column
     return connection.ops.quote_name(field.column)
+
+
+class ReadBuiltOnce:
+    """A hot read of a fixed shape (a `values_list` query) that the ORM builds once per process:
+    its SQL and parameters are kept and sent as they are, each time. Django takes about as
+    long to build a small query as PostgreSQL takes to answer it, and a read done after every
+    capacity report or state change pays that every time.
+
+    `build(**placeholders)` makes the queryset; each placeholder is a value that stands for a
+    parameter given at each read (`rows(name=value)`): give a value no other parameter of the
+    query can equal (a date in 1901). The rows are the database's values, in the order of the
+    `values_list` (checked when built: annotations last, as Django selects them)."""
+
+    def __init__(self, build: Callable[..., QuerySet[Any, Any]], **placeholders: Any) -> None:
+        self._build = build
+        self._placeholders = placeholders
+        self._built: _Built | None = None
+
+    def _sql(self) -> _Built:
+        if self._built is None:
+            queryset = self._build(**self._placeholders)
+            query = queryset.query
+            selected = [*query.extra_select, *query.values_select, *query.annotation_select]
+            fields = list(getattr(queryset, "_fields", None) or ())
+            if fields != selected:
+                raise ValueError(f"values_list({fields}) is selected as {selected}: reorder it")
+            compiler = query.get_compiler(using=queryset.db)
+            sql, params = compiler.as_sql()
+            # The database's values as the ORM would give them (SQLite's dates are text).
+            converters = compiler.get_converters(
+                [s[0] for s in compiler.select[: compiler.col_count]]
+            )
+            slots = [
+                (index, name)
+                for index, value in enumerate(params)
+                for name, placeholder in self._placeholders.items()
+                if type(value) is type(placeholder) and value == placeholder
+            ]
+            if sorted({name for _index, name in slots}) != sorted(self._placeholders):
+                raise ValueError("a placeholder is not among the query's parameters")
+            self._built = _Built(sql, list(params), slots, compiler, converters)
+        return self._built
+
+    def rows(self, **values: Any) -> list[tuple[Any, ...]]:
+        built = self._sql()
+        params = built.params
+        if built.slots:
+            params = list(params)
+            for index, name in built.slots:
+                params[index] = values[name]
+        with connection.cursor() as cursor:
+            cursor.execute(built.sql, params)
+            rows = cursor.fetchall()
+        if built.converters:
+            return [tuple(row) for row in built.compiler.apply_converters(rows, built.converters)]
+        return rows
+
+
+class _Built(NamedTuple):
+    sql: str
+    params: list[Any]
+    slots: list[tuple[int, str]]
+    compiler: Any  # the ORM's compiler of the query: its converters for the rows
+    converters: dict[int, Any]

@@ -1,0 +1,72 @@
+"""ReadBuiltOnce: a hot read built by the ORM once, giving what the ORM gives at every read."""
+
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection
+from django.db.models import Count, Value
+from django.test.utils import CaptureQueriesContext
+
+from portal.catalog.models import Region
+from portal.web.sql import ReadBuiltOnce
+from tests.catalog.factories import RegionFactory
+
+pytestmark = pytest.mark.django_db
+
+PLACEHOLDER = "zz-placeholder-zz"
+
+
+def _by_code(code: str):
+    return Region.objects.filter(code=code).values_list("code", "name").order_by()
+
+
+def test_each_read_takes_its_own_value_and_sees_the_rows_of_now():
+    read = ReadBuiltOnce(_by_code, code=PLACEHOLDER)
+    RegionFactory(code="us-east-9", name="US East 9")
+    RegionFactory(code="eu-west-9", name="EU West 9")
+
+    assert read.rows(code="us-east-9") == [("us-east-9", "US East 9")]
+    assert read.rows(code="eu-west-9") == [("eu-west-9", "EU West 9")]
+    Region.objects.filter(code="eu-west-9").update(name="Renamed")
+    assert read.rows(code="eu-west-9") == [("eu-west-9", "Renamed")]
+
+
+def test_a_read_is_one_statement_and_gives_what_the_orm_gives():
+    RegionFactory(code="us-east-9")
+    read = ReadBuiltOnce(
+        lambda: Region.objects.values("code").annotate(n=Count("pk")).values_list("code", "n")
+    )
+    read.rows()
+
+    with CaptureQueriesContext(connection) as queries:
+        rows = read.rows()
+
+    assert len(queries) == 1
+    assert sorted(rows) == sorted(
+        Region.objects.values("code").annotate(n=Count("pk")).values_list("code", "n")
+    )
+
+
+def test_datetimes_come_back_as_the_orm_gives_them():
+    moment = datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
+    read = ReadBuiltOnce(
+        lambda at: Region.objects.annotate(at=Value(at)).values_list("code", "at")[:1], at=moment
+    )
+    RegionFactory(code="us-east-9")
+    later = datetime(2026, 6, 1, tzinfo=UTC)
+
+    assert read.rows(at=later) == [("us-east-9", later)]
+
+
+def test_a_values_list_that_the_database_would_answer_in_another_order_is_refused():
+    read = ReadBuiltOnce(lambda: Region.objects.annotate(n=Count("pk")).values_list("n", "code"))
+
+    with pytest.raises(ValueError, match="reorder it"):
+        read.rows()
+
+
+def test_a_placeholder_the_query_does_not_use_is_refused():
+    read = ReadBuiltOnce(lambda code: Region.objects.values_list("code"), code=PLACEHOLDER)
+
+    with pytest.raises(ValueError, match="placeholder"):
+        read.rows(code="us-east-9")
