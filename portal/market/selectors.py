@@ -12,29 +12,33 @@ from django.utils import timezone
 from portal.catalog.models import InstanceType, Region
 from portal.catalog.selectors import price_in_force
 from portal.market.models import CapacityAlert, SpotMarket, SpotPrice
+from portal.web.sql import ReadBuiltOnce
 
 Offer = tuple[int, int]  # (region id, instance type id)
 
 
+# Read at every capacity report, launch and bid check: built once (see ReadBuiltOnce). One
+# row is open per offer; ordered by a column of its own, not the model's ordering (which joins
+# the type, its GPU model and the region for their names).
+_OPEN_PRICE = ReadBuiltOnce(
+    lambda region_id, instance_type_id: SpotPrice.objects.filter(
+        region_id=region_id, instance_type_id=instance_type_id, valid_until__isnull=True
+    ).order_by("-valid_from")[:1],
+    region_id=-424_242,
+    instance_type_id=-434_343,
+)
+_OPEN_PRICES = ReadBuiltOnce(lambda: SpotPrice.objects.filter(valid_until__isnull=True).order_by())
+
+
 def spot_price_current(*, region_id: int, instance_type_id: int) -> SpotPrice | None:
     """The price row in force for the offer now, or None if the market never priced it."""
-    # One row is open per offer; ordered by a column of its own, not the model's ordering
-    # (which joins the type, its GPU model and the region for their names).
-    return (
-        SpotPrice.objects.filter(
-            region_id=region_id, instance_type_id=instance_type_id, valid_until__isnull=True
-        )
-        .order_by("-valid_from")
-        .first()
-    )
+    rows = _OPEN_PRICE.objects(region_id=region_id, instance_type_id=instance_type_id)
+    return rows[0] if rows else None
 
 
 def spot_prices_current() -> dict[Offer, SpotPrice]:
     """The price rows in force for every offer the market priced. One query."""
-    return {
-        (row.region_id, row.instance_type_id): row
-        for row in SpotPrice.objects.filter(valid_until__isnull=True).order_by()
-    }
+    return {(row.region_id, row.instance_type_id): row for row in _OPEN_PRICES.objects()}
 
 
 def preemptible_price_now(*, region: Region, instance_type: InstanceType) -> Decimal | None:

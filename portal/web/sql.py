@@ -29,7 +29,8 @@ def column(model: type[Model] | Options, name: str) -> str:
 
 
 class ReadBuiltOnce:
-    """A hot read of a fixed shape (a `values_list` query) that the ORM builds once per process:
+    """A hot read of a fixed shape (a `values_list` query, or a model's rows) that the ORM builds
+    once per process:
     its SQL and parameters are kept and sent as they are, each time. Django takes about as
     long to build a small query as PostgreSQL takes to answer it, and a read done after every
     capacity report or state change pays that every time.
@@ -37,7 +38,8 @@ class ReadBuiltOnce:
     `build(**placeholders)` makes the queryset; each placeholder is a value that stands for a
     parameter given at each read (`rows(name=value)`): give a value no other parameter of the
     query can equal (a date in 1901). The rows are the database's values, in the order of the
-    `values_list` (checked when built: annotations last, as Django selects them)."""
+    `values_list` (checked when built: annotations last, as Django selects them); `objects()`
+    gives a plain model query's rows as instances (no select_related, no annotations)."""
 
     def __init__(self, build: Callable[..., QuerySet[Any, Any]], **placeholders: Any) -> None:
         self._build = build
@@ -50,7 +52,12 @@ class ReadBuiltOnce:
             query = queryset.query
             selected = [*query.extra_select, *query.values_select, *query.annotation_select]
             fields = list(getattr(queryset, "_fields", None) or ())
-            if fields != selected:
+            attnames: list[str] = []
+            if not fields:  # rows of the model: its own columns only, in the model's order
+                if selected or query.select_related or query.deferred_loading[0]:
+                    raise ValueError("a read of model rows takes the model's own columns only")
+                attnames = [field.attname for field in queryset.model._meta.concrete_fields]
+            elif fields != selected:
                 raise ValueError(f"values_list({fields}) is selected as {selected}: reorder it")
             compiler = query.get_compiler(using=queryset.db)
             sql, params = compiler.as_sql()
@@ -66,7 +73,11 @@ class ReadBuiltOnce:
             ]
             if sorted({name for _index, name in slots}) != sorted(self._placeholders):
                 raise ValueError("a placeholder is not among the query's parameters")
-            self._built = _Built(sql, list(params), slots, compiler, converters)
+            if attnames and len(compiler.select) != len(attnames):
+                raise ValueError("the query does not select the model's columns")
+            self._built = _Built(
+                sql, list(params), slots, compiler, converters, queryset.model, attnames
+            )
         return self._built
 
     def rows(self, **values: Any) -> list[tuple[Any, ...]]:
@@ -83,6 +94,14 @@ class ReadBuiltOnce:
             return [tuple(row) for row in built.compiler.apply_converters(rows, built.converters)]
         return rows
 
+    def objects(self, **values: Any) -> list[Any]:
+        """The rows as instances of the model (a read of model rows, not a `values_list`)."""
+        built = self._sql()
+        if not built.attnames:
+            raise ValueError("objects() reads model rows: this read is a values_list")
+        alias = connection.alias
+        return [built.model.from_db(alias, built.attnames, row) for row in self.rows(**values)]
+
 
 class _Built(NamedTuple):
     sql: str
@@ -90,3 +109,5 @@ class _Built(NamedTuple):
     slots: list[tuple[int, str]]
     compiler: Any  # the ORM's compiler of the query: its converters for the rows
     converters: dict[int, Any]
+    model: Any
+    attnames: list[str]  # a read of model rows: the fields of each row's values

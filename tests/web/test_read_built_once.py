@@ -7,7 +7,7 @@ from django.db import connection
 from django.db.models import Count, Value
 from django.test.utils import CaptureQueriesContext
 
-from portal.catalog.models import Region
+from portal.catalog.models import InstanceType, Region
 from portal.web.sql import ReadBuiltOnce
 from tests.catalog.factories import RegionFactory
 
@@ -70,3 +70,24 @@ def test_a_placeholder_the_query_does_not_use_is_refused():
 
     with pytest.raises(ValueError, match="placeholder"):
         read.rows(code="us-east-9")
+
+
+def test_model_rows_come_back_as_instances_of_the_model():
+    made = RegionFactory(code="us-east-9", name="US East 9", location="Ashburn")
+    read = ReadBuiltOnce(lambda code: Region.objects.filter(code=code).order_by(), code=PLACEHOLDER)
+
+    (region,) = read.objects(code="us-east-9")
+
+    assert isinstance(region, Region)
+    assert (region.pk, region.name, region.location) == (made.pk, "US East 9", "Ashburn")
+    assert not region._state.adding  # saved as the row it was read from
+    region.name = "Renamed"
+    region.save(update_fields=["name"])
+    assert Region.objects.get(pk=made.pk).name == "Renamed"
+
+
+def test_a_read_of_model_rows_with_related_rows_is_refused():
+    read = ReadBuiltOnce(lambda: InstanceType.objects.select_related("gpu_model").all())
+
+    with pytest.raises(ValueError, match="own columns"):
+        read.objects()
