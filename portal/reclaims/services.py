@@ -46,6 +46,7 @@ from portal.reclaims.models import (
     ReclaimVictim,
     Source,
 )
+from portal.web.sql import ReadBuiltOnce
 
 logger = logging.getLogger(__name__)
 
@@ -651,10 +652,23 @@ def price_reclaim_cancel(*, instance: Instance, max_price: Decimal | None) -> bo
     return True
 
 
+_ANY_STALE_VICTIM = ReadBuiltOnce(
+    lambda: (
+        ReclaimVictim.objects.filter(
+            ended_at__isnull=True, instance__state__in=sorted(FINAL_STATES)
+        )
+        .order_by()
+        .values_list("pk")[:1]
+    )
+)
+
+
 def orders_sweep() -> int:
     """Periodic: settle victims whose instance ended without the portal hearing of it here
     (a missed signal). Returns how many orders it closed."""
     closed = 0
+    if not _ANY_STALE_VICTIM.rows():  # almost always: the signals settled every one
+        return 0
     stale = ReclaimVictim.objects.filter(
         ended_at__isnull=True, instance__state__in=list(FINAL_STATES)
     ).select_related("instance__organization")

@@ -310,3 +310,25 @@ def test_a_victim_interrupted_before_its_full_notice_makes_the_order_missed(
     made.refresh_from_db()
     assert made.state == OrderState.DONE
     assert made.met is False
+
+
+def test_the_sweep_settles_a_victim_whose_end_went_unheard_and_closes_its_order(
+    catalog, spot, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    first, second = spot(bid="0.50"), spot(bid="0.60")
+    with django_capture_on_commit_callbacks(execute=True):
+        made = order(catalog, 2, minutes=30)
+    with django_assert_num_queries(1):  # nothing unheard: one look
+        assert services.orders_sweep() == 0
+    _ended(first, State.TERMINATED, made.created_at + timedelta(seconds=20))
+    # The second ends without the portal's signal (a row written behind its back).
+    type(second).objects.filter(pk=second.pk).update(
+        state=State.TERMINATED, terminated_at=made.end_at
+    )
+
+    assert services.orders_sweep() == 1
+    made.refresh_from_db()
+    assert made.state == OrderState.DONE
+    victim = ReclaimVictim.objects.get(instance_id=second.pk)
+    assert victim.ended_state == State.TERMINATED
+    assert services.orders_sweep() == 0

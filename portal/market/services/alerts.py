@@ -22,6 +22,7 @@ from portal.market.selectors import spot_prices_current
 from portal.market.services.records import parse_price
 from portal.market.signals import capacity_alert_fired
 from portal.notifications.services import notify
+from portal.web.sql import ReadBuiltOnce
 
 
 def capacity_alert_create(
@@ -110,11 +111,16 @@ def capacity_alert_remove(*, membership, alert: CapacityAlert) -> None:
         alert.delete()
 
 
+_ANY_ALERT = ReadBuiltOnce(lambda: CapacityAlert.objects.order_by().values_list("pk")[:1])
+
+
 def capacity_alerts_check(*, now: datetime | None = None) -> int:
     """Fire the alerts that came true in the latest capacity snapshot (once each: the
     conditional UPDATE of `fired_at` is the lock), let those that are false again rest no
     more, and remove the expired ones. How many fired."""
     now = now or timezone.now()
+    if not _ANY_ALERT.rows():  # after every capacity report; most portals have none set
+        return 0
     alerts = list(CapacityAlert.objects.select_related("region", "instance_type", "organization"))
     expired = [alert.pk for alert in alerts if alert.expires_at <= now]
     if expired:
