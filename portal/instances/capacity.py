@@ -10,8 +10,9 @@ the primary key, however many instances the fleet runs (every launch asks).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from django.db.models import Count, Max
+from django.db.models import Count, Max, QuerySet
 
 from portal.capacity.snapshot import (
     CACHE_KEY,
@@ -21,6 +22,7 @@ from portal.capacity.snapshot import (
 )
 from portal.instances.models import FINAL_STATES, Instance
 from portal.provisioning import Capacity
+from portal.web.sql import ReadBuiltOnce
 
 __all__ = [
     "CACHE_KEY",
@@ -49,15 +51,27 @@ def launches_since(snapshot: CapacitySnapshot) -> dict[tuple[str, str], int]:
     3.5 ms a launch at 10,000 live instances against 1.4 ms by id.
     """
     if snapshot.last_instance_id is not None:
-        after = Instance.objects.filter(pk__gt=snapshot.last_instance_id)
+        rows = _LAUNCHED_AFTER.rows(last_id=snapshot.last_instance_id)
     else:
-        after = Instance.objects.filter(created_at__gt=snapshot.taken_at)
-    rows = (
+        rows = list(_launched_by_place(Instance.objects.filter(created_at__gt=snapshot.taken_at)))
+    return {(region, instance_type): n for region, instance_type, n in rows}
+
+
+def _launched_by_place(after: QuerySet[Instance]) -> QuerySet[Any, Any]:
+    return (
         after.exclude(state__in=FINAL_STATES)
         .values("region__code", "instance_type__code")
         .annotate(n=Count("id"))
+        .order_by()
+        .values_list("region__code", "instance_type__code", "n")
     )
-    return {(r["region__code"], r["instance_type__code"]): r["n"] for r in rows}
+
+
+# At every launch (the free capacity it may take): built once.
+_LAUNCHED_AFTER = ReadBuiltOnce(
+    lambda last_id: _launched_by_place(Instance.objects.filter(pk__gt=last_id)),
+    last_id=-525_252,
+)
 
 
 @dataclass(frozen=True)

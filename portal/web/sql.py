@@ -4,6 +4,7 @@ the ORM builds once per process."""
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -69,7 +70,7 @@ class ReadBuiltOnce:
                 (index, name)
                 for index, value in enumerate(params)
                 for name, placeholder in self._placeholders.items()
-                if type(value) is type(placeholder) and value == placeholder
+                if type(value) is type(_adapted(placeholder)) and value == _adapted(placeholder)
             ]
             if sorted({name for _index, name in slots}) != sorted(self._placeholders):
                 raise ValueError("a placeholder is not among the query's parameters")
@@ -86,7 +87,7 @@ class ReadBuiltOnce:
         if built.slots:
             params = list(params)
             for index, name in built.slots:
-                params[index] = values[name]
+                params[index] = _adapted(values[name])
         with connection.cursor() as cursor:
             cursor.execute(built.sql, params)
             rows = cursor.fetchall()
@@ -101,6 +102,13 @@ class ReadBuiltOnce:
             raise ValueError("objects() reads model rows: this read is a values_list")
         alias = connection.alias
         return [built.model.from_db(alias, built.attnames, row) for row in self.rows(**values)]
+
+
+def _adapted(value: Any) -> Any:
+    """A value as the ORM passes it to the database (SQLite takes datetimes as text)."""
+    if isinstance(value, datetime.datetime):
+        return connection.ops.adapt_datetimefield_value(value)
+    return value
 
 
 class _Built(NamedTuple):

@@ -27,6 +27,22 @@ def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
+BUILT_ONCE_READS = """
+from datetime import timedelta
+from django.utils import timezone
+from portal.billing.services.usage_sync import instances_needing_sync
+from portal.instances.capacity import free_capacity
+from portal.market.selectors import spot_price_current, spot_prices_current
+from portal.operations.selectors import _reservations_since, sold_by_place
+from portal.reclaims.selectors import warned_by_place
+now = timezone.now()
+instances_needing_sync(), sold_by_place(now), _reservations_since(now - timedelta(days=60))
+warned_by_place(), spot_prices_current(), spot_price_current(region_id=1, instance_type_id=1)
+free_capacity()
+print("read built once: ok")
+"""
+
+
 def test_the_sqlite_database_takes_every_migration_and_the_demo_data():
     directory = scratch_dir("backfill-embedded-")
     try:
@@ -44,6 +60,11 @@ def test_the_sqlite_database_takes_every_migration_and_the_demo_data():
         assert migrated.returncode == 0, migrated.stderr[-2000:]
         seeded = manage("seed_demo", env=env)
         assert seeded.returncode == 0, seeded.stderr[-2000:]
+        # The reads built once (portal.web.sql.ReadBuiltOnce) find their placeholders among
+        # SQLite's parameters too (it takes datetimes as text).
+        read = manage("shell", "-c", BUILT_ONCE_READS, env=env)
+        assert read.returncode == 0, read.stderr[-2000:]
+        assert "read built once: ok" in read.stdout
 
         with sqlite3.connect(database) as connection:
             recorded = connection.execute(

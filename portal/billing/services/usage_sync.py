@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Exists, F, Max, OuterRef, Q, Subquery
+from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from portal.billing import clock, metering, sealing, usage
@@ -25,6 +25,7 @@ from portal.catalog.models import Price
 from portal.instances.models import Instance, InstanceEvent
 from portal.market.locks import spot_history_read_lock
 from portal.orgs.models import Organization
+from portal.web.sql import ReadBuiltOnce
 
 
 def _frozen_before(organization_ids: set[int]) -> dict[int, Any]:
@@ -199,35 +200,56 @@ def _after(piece: metering.Piece, boundary) -> metering.Piece:
     return metering.Piece(boundary, *piece.key()[1:])
 
 
+def _with_new_events(after_event: int) -> QuerySet[Any, Any]:
+    seen = Subquery(
+        InstanceMeter.objects.filter(instance_id=OuterRef("instance_id")).values("last_event_id")
+    )
+    return (
+        InstanceEvent.objects.filter(id__gt=after_event)
+        .exclude(to_state="")
+        .annotate(seen=Coalesce(seen, 0))
+        .filter(id__gt=F("seen"))
+        .order_by()  # else DISTINCT would be over the model's ordering's columns too
+        .values_list("instance_id")
+        .distinct()
+    )
+
+
+def _open_pieces_due(midnight: datetime, now: datetime) -> QuerySet[Any, Any]:
+    return (
+        UsageInterval.objects.filter(end__isnull=True)
+        .filter(
+            Q(start__lt=midnight)
+            | Exists(
+                Price.objects.filter(
+                    instance_type_id=OuterRef("instance_type_id"),
+                    valid_from__gt=OuterRef("start"),
+                    valid_from__lte=now,
+                )
+            )
+        )
+        .order_by()
+        .values_list("instance_id")
+    )
+
+
+# The periodic usage sweep's two reads: built once.
+_WITH_NEW_EVENTS = ReadBuiltOnce(_with_new_events, after_event=-535_353)
+_OPEN_PIECES_DUE = ReadBuiltOnce(
+    _open_pieces_due,
+    midnight=datetime(1901, 2, 3, 4, 5, 6, 111, tzinfo=UTC),
+    now=datetime(1901, 2, 3, 4, 5, 6, 222, tzinfo=UTC),
+)
+
+
 def instances_needing_sync(*, after_event: int = 0) -> list[int]:
     """Instances whose usage may be out of date: a state change not read yet (of the events
     after `after_event`: see `usage_sync_pending`), or an open piece that crossed a UTC
     midnight or a price change since it was written."""
     now = clock.now()
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    seen = Subquery(
-        InstanceMeter.objects.filter(instance_id=OuterRef("instance_id")).values("last_event_id")
-    )
-    with_new_events = (
-        InstanceEvent.objects.filter(id__gt=after_event)
-        .exclude(to_state="")
-        .annotate(seen=Coalesce(seen, 0))
-        .filter(id__gt=F("seen"))
-        .order_by()  # else DISTINCT would be over the model's ordering's columns too
-        .values_list("instance_id", flat=True)
-        .distinct()
-    )
-    open_pieces = UsageInterval.objects.filter(end__isnull=True).filter(
-        Q(start__lt=midnight)
-        | Exists(
-            Price.objects.filter(
-                instance_type_id=OuterRef("instance_type_id"),
-                valid_from__gt=OuterRef("start"),
-                valid_from__lte=now,
-            )
-        )
-    )
-    ids = set(with_new_events) | set(open_pieces.order_by().values_list("instance_id", flat=True))
+    ids = {row[0] for row in _WITH_NEW_EVENTS.rows(after_event=after_event)}
+    ids |= {row[0] for row in _OPEN_PIECES_DUE.rows(midnight=midnight, now=now)}
     return sorted(ids)
 
 
