@@ -30,11 +30,10 @@ def column(model: type[Model] | Options, name: str) -> str:
 
 
 class ReadBuiltOnce:
-    """A hot read of a fixed shape (a `values_list` query, or a model's rows) that the ORM builds
-    once per process:
-    its SQL and parameters are kept and sent as they are, each time. Django takes about as
-    long to build a small query as PostgreSQL takes to answer it, and a read done after every
-    capacity report or state change pays that every time.
+    """A hot read of a fixed shape (a `values_list` query, or a model's rows) that the ORM
+    builds once per process: its SQL and parameters are kept and sent as they are, each time.
+    Django takes about as long to build a small query as PostgreSQL takes to answer it, and a
+    read done at every launch, capacity report or state change pays that every time.
 
     `build(**placeholders)` makes the queryset; each placeholder is a value that stands for a
     parameter given at each read (`rows(name=value)`): give a value no other parameter of the
