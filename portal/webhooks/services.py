@@ -24,6 +24,7 @@ from django.utils import timezone
 from portal.lib import metrics, safehttp, webhook_signature
 from portal.lib.errors import ApplicationError
 from portal.orgs.models import Membership, Organization
+from portal.web.sql import column, table
 from portal.webhooks import secrets, tasks
 from portal.webhooks.conf import allowed_networks, setting
 from portal.webhooks.models import (
@@ -215,14 +216,12 @@ def _listening(organization_ids: set[int], event_type: str) -> set[int]:
 
 @lru_cache(maxsize=64)
 def _listening_sql(count: int) -> str:
-    quote, meta = connection.ops.quote_name, WebhookEndpoint._meta
-    organization = quote(meta.get_field("organization").column)
-    event_types = quote(meta.get_field("event_types").column)
-    active = quote(meta.get_field("active").column)
+    organization = column(WebhookEndpoint, "organization")
     placeholders = ", ".join(["%s"] * count)
     return (
-        f"SELECT {organization}, {event_types} FROM {quote(meta.db_table)} "  # noqa: S608
-        f"WHERE {active} AND {organization} IN ({placeholders})"
+        f"SELECT {organization}, {column(WebhookEndpoint, 'event_types')} "  # noqa: S608
+        f"FROM {table(WebhookEndpoint)} WHERE {column(WebhookEndpoint, 'active')} "
+        f"AND {organization} IN ({placeholders})"
     )
 
 
