@@ -70,7 +70,7 @@ def _launched_by_place(after: QuerySet[Instance]) -> QuerySet[Any, Any]:
 # At every launch (the free capacity it may take): built once.
 _LAUNCHED_AFTER = ReadBuiltOnce(
     lambda last_id: _launched_by_place(Instance.objects.filter(pk__gt=last_id)),
-    last_id=-525_252,
+    last_id=int,
 )
 
 

@@ -24,8 +24,8 @@ _OPEN_PRICE = ReadBuiltOnce(
     lambda region_id, instance_type_id: SpotPrice.objects.filter(
         region_id=region_id, instance_type_id=instance_type_id, valid_until__isnull=True
     ).order_by("-valid_from")[:1],
-    region_id=-424_242,
-    instance_type_id=-434_343,
+    region_id=int,
+    instance_type_id=int,
 )
 _OPEN_PRICES = ReadBuiltOnce(lambda: SpotPrice.objects.filter(valid_until__isnull=True).order_by())
 

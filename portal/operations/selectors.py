@@ -156,9 +156,7 @@ def _reservations_ending_after(since: datetime) -> QuerySet[Any, Any]:
 
 
 # Read again after each write of an instance (each capacity report, mostly): built once.
-_RESERVATIONS_SINCE = ReadBuiltOnce(
-    _reservations_ending_after, since=datetime(1901, 2, 3, 4, 5, 6, 789, tzinfo=UTC)
-)
+_RESERVATIONS_SINCE = ReadBuiltOnce(_reservations_ending_after, since=datetime)
 
 
 def _reservations_since(since: datetime) -> list[_Reserved]:

@@ -35,15 +35,18 @@ class ReadBuiltOnce:
     Django takes about as long to build a small query as PostgreSQL takes to answer it, and a
     read done at every launch, capacity report or state change pays that every time.
 
-    `build(**placeholders)` makes the queryset; each placeholder is a value that stands for a
-    parameter given at each read (`rows(name=value)`): give a value no other parameter of the
-    query can equal (a date in 1901). The rows are the database's values, in the order of the
-    `values_list` (checked when built: annotations last, as Django selects them); `objects()`
-    gives a plain model query's rows as instances (no select_related, no annotations)."""
+    `build(**placeholders)` makes the queryset; each placeholder names the type (int, str or
+    datetime) of a parameter given at each read (`rows(name=value)`), and is built with a
+    stand-in value of that type that no other parameter of the query equals. The rows are the
+    database's values, in the order of the `values_list` (checked when built: annotations
+    last, as Django selects them); `objects()` gives a plain model query's rows as instances
+    (no select_related, no annotations)."""
 
-    def __init__(self, build: Callable[..., QuerySet[Any, Any]], **placeholders: Any) -> None:
+    def __init__(self, build: Callable[..., QuerySet[Any, Any]], **placeholders: type) -> None:
         self._build = build
-        self._placeholders = placeholders
+        self._placeholders = {
+            name: _stand_in(kind, index) for index, (name, kind) in enumerate(placeholders.items())
+        }
         self._built: _Built | None = None
 
     def _sql(self) -> _Built:
@@ -101,6 +104,18 @@ class ReadBuiltOnce:
             raise ValueError("objects() reads model rows: this read is a values_list")
         alias = connection.alias
         return [built.model.from_db(alias, built.attnames, row) for row in self.rows(**values)]
+
+
+def _stand_in(kind: type, index: int) -> Any:
+    """A value of `kind` that stands for a placeholder while the query is built: one that no
+    real parameter takes (a negative id, a moment in 1901, a text with a NUL)."""
+    if kind is int:
+        return -987_654_321 - index
+    if kind is str:
+        return f"\x00placeholder-{index}"
+    if kind is datetime.datetime:
+        return datetime.datetime(1901, 2, 3, 4, 5, 6, index + 1, tzinfo=datetime.UTC)
+    raise TypeError(f"a placeholder is an int, a str or a datetime, not {kind!r}")
 
 
 def _adapted(value: Any) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -234,11 +234,11 @@ def _open_pieces_due(midnight: datetime, now: datetime) -> QuerySet[Any, Any]:
 
 
 # The periodic usage sweep's two reads: built once.
-_WITH_NEW_EVENTS = ReadBuiltOnce(_with_new_events, after_event=-535_353)
+_WITH_NEW_EVENTS = ReadBuiltOnce(_with_new_events, after_event=int)
 _OPEN_PIECES_DUE = ReadBuiltOnce(
     _open_pieces_due,
-    midnight=datetime(1901, 2, 3, 4, 5, 6, 111, tzinfo=UTC),
-    now=datetime(1901, 2, 3, 4, 5, 6, 222, tzinfo=UTC),
+    midnight=datetime,
+    now=datetime,
 )
 
 
