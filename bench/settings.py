@@ -28,7 +28,7 @@ for _name, _value in {
 
 from portal.lib.env import env_str  # noqa: E402
 from portal.settings.production import *  # noqa: E402, F403
-from portal.settings.production import CACHES, LOGGING  # noqa: E402
+from portal.settings.production import CACHES, LOGGING, POSTGRES_OPTIONS  # noqa: E402
 
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
@@ -46,6 +46,7 @@ DATABASES = {
         "PORT": env_str("BENCH_DB_PORT", "5432"),
         "CONN_MAX_AGE": 60,
         "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": POSTGRES_OPTIONS,  # as in production
     }
 }
 REDIS_URL = env_str("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")

@@ -8,7 +8,7 @@ import os
 from portal.lib.env import env_str
 
 from .base import *  # noqa: F403
-from .base import CACHES, DATABASES
+from .base import CACHES, DATABASES, POSTGRES_OPTIONS
 
 DEBUG = False
 DATABASES["default"] = {
@@ -18,6 +18,7 @@ DATABASES["default"] = {
     "HOST": env_str("TEST_DB_HOST", "127.0.0.1"),
     "PORT": env_str("TEST_DB_PORT", "5432"),
     "TEST": {"NAME": env_str("TEST_DB_TEST_NAME", "test_backfill")},
+    "OPTIONS": POSTGRES_OPTIONS,  # as in production
 }
 REDIS_URL = env_str("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 CACHES["default"]["LOCATION"] = REDIS_URL
