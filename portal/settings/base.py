@@ -133,7 +133,7 @@ DATABASES = {
 # PostgreSQL then plans it once per connection: about half of its CPU on a console page (the
 # instance detail's read took 2 ms to plan and 0.8 ms to run). "off" for a pooler in
 # transaction mode that cannot keep prepared statements (PgBouncer before 1.21).
-_prepare_threshold = env_str("DATABASE_PREPARE_THRESHOLD", "2").strip().lower()
+_prepare_threshold = (env_str("DATABASE_PREPARE_THRESHOLD") or "2").strip().lower()
 if _prepare_threshold != "off" and not _prepare_threshold.isdigit():
     raise ImproperlyConfigured(
         f"DATABASE_PREPARE_THRESHOLD is {_prepare_threshold!r}: a number of runs (2) or off"
