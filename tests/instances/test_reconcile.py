@@ -1,5 +1,6 @@
 """Reconciliation against the real simulator: lost machines, orphans, missed changes, reclaims."""
 
+import importlib
 import logging
 import time
 import uuid
@@ -162,6 +163,36 @@ def test_machines_that_agree_cost_the_same_queries_however_many(simulator, runni
     assert (report.machines, report.changes) == (5, 0)
     assert len(five.captured_queries) == len(one.captured_queries)
     assert not Instance.objects.filter(synced_at__isnull=True).exists()
+
+
+def test_a_fleet_read_in_parts_is_reconciled_whole(
+    simulator, running, launch, reconcile, monkeypatch
+):
+    """A fleet lists more machines than one statement takes values (65,535 on PostgreSQL):
+    the instances are read a part at a time, and every machine still finds its instance."""
+    monkeypatch.setattr(
+        importlib.import_module("portal.instances.sync.reconcile"), "IN_LIST_CHUNK", 2
+    )
+    for n in range(1, 6):
+        running(f"train-{n}")
+    pending = [launch(f"crashed-{n}") for n in range(1, 4)]
+    for instance in pending:  # made by the backend, never recorded by the portal
+        get_backend().create(
+            request_id=str(instance.request_id),
+            instance_type="gpu_1x_h100",
+            region="us-east-1",
+            image=instance.image.code,
+            ssh_keys=[],
+            name=instance.name,
+            preemptible=False,
+        )
+
+    report = reconcile(redrive=False)
+
+    assert (report.machines, report.adopted, report.orphans_terminated) == (8, 3, 0)
+    assert (report.lost, report.errors) == (0, 0)
+    assert set(Instance.objects.values_list("state", flat=True)) == {State.RUNNING}
+    assert len(machines_of(simulator)) == 8
 
 
 def test_an_agreeing_instance_is_stamped_synced_at_most_every_five_minutes(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass, fields
 from datetime import timedelta
@@ -58,6 +59,18 @@ class ReconcileReport:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+# Values of one `IN (...)` list: PostgreSQL takes at most 65,535 parameters in a statement
+# (server-side binding sends each value as one), and a fleet lists more machines than that.
+IN_LIST_CHUNK = 10_000
+
+
+def _instances_where(field: str, values: list, columns: tuple[str, ...]) -> Iterator[Instance]:
+    """`Instance.objects.filter(<field>__in=values).only(*columns)`, IN_LIST_CHUNK at a time."""
+    for first in range(0, len(values), IN_LIST_CHUNK):
+        chunk = values[first : first + IN_LIST_CHUNK]
+        yield from Instance.objects.filter(**{f"{field}__in": chunk}).only(*columns)
+
+
 def _request_uuid(request_id: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(request_id)
@@ -108,17 +121,10 @@ def reconcile(*, redrive: bool = True) -> ReconcileReport:
         *("backend_id", "request_id", "state", "state_changed_at", "ip", "reclaim_notified_at"),
         *("ssh_port", "ssh_user", "ssh_sudo", "cluster_id", "synced_at"),
     )
-    by_backend = {
-        i.backend_id: i for i in Instance.objects.filter(backend_id__in=list(listed)).only(*fields)
-    }
+    by_backend = {i.backend_id: i for i in _instances_where("backend_id", list(listed), fields)}
     unknown = (m.request_id for m in machines if m.backend_id not in by_backend)
     request_ids = [u for u in (_request_uuid(r) for r in unknown) if u]
-    by_request = {
-        str(i.request_id): i
-        for i in (
-            Instance.objects.filter(request_id__in=request_ids).only(*fields) if request_ids else []
-        )
-    }
+    by_request = {str(i.request_id): i for i in _instances_where("request_id", request_ids, fields)}
 
     in_step: list[int] = []  # agreeing instances whose synced_at is due: only that to write
     for machine in machines:
@@ -128,8 +134,8 @@ def reconcile(*, redrive: bool = True) -> ReconcileReport:
             logger.exception("reconcile: could not reconcile machine %s", machine.backend_id)
             report.errors += 1
     # One UPDATE per 10,000 rather than one per machine.
-    for first in range(0, len(in_step), 10_000):
-        Instance.objects.filter(pk__in=in_step[first : first + 10_000]).exclude(
+    for first in range(0, len(in_step), IN_LIST_CHUNK):
+        Instance.objects.filter(pk__in=in_step[first : first + IN_LIST_CHUNK]).exclude(
             state__in=FINAL_STATES
         ).update(synced_at=timezone.now())
 
