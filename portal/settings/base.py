@@ -10,6 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from portal.lib import logs
 from portal.lib.env import env_bool, env_decimal, env_int, env_list, env_str
+from portal.web.db import PreparingCursor
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("BACKFILL_VAR_DIR", str(BASE_DIR / "var")))
@@ -143,6 +144,7 @@ POSTGRES_OPTIONS: dict[str, object] = (
     if _prepare_threshold == "off"
     else {
         "server_side_binding": True,
+        "cursor_factory": PreparingCursor,  # a search is planned for its pattern each time
         "prepare_threshold": int(_prepare_threshold),
     }
 )
