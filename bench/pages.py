@@ -198,6 +198,24 @@ def measured_load(
     return measured
 
 
+def page_and_floor(
+    server: Gunicorn,
+    wrk: str,
+    page: tuple[str, str | None],
+    floor_cookie: str,
+    *,
+    seconds: int,
+    floor_seconds: int,
+    warmup: int = WARMUP,
+) -> tuple[Load, Load]:
+    """A page (url, cookie) under load, and the authenticated floor measured around it:
+    `floor_seconds` just before and just after (`around`)."""
+    before = measured_load(server, wrk, FLOOR_URL, floor_cookie, floor_seconds, warmup=0)
+    measured = measured_load(server, wrk, *page, seconds, warmup=warmup)
+    after = measured_load(server, wrk, FLOOR_URL, floor_cookie, floor_seconds, warmup=0)
+    return measured, around(before, after)
+
+
 def around(before: Load, after: Load) -> Load:
     """The floor around a page: the mean of its latencies before and after, and its CPU per
     request over both."""
@@ -232,12 +250,17 @@ def run(results: Results, *, seeded: Seeded, log_dir: Path) -> None:
         loads: dict[str, Load] = {}
         floors: dict[str, Load] = {}  # the floor measured around each page
         for name, url, with_cookie in targets:
-            if name in LOADED:
-                before = measured_load(server, wrk, FLOOR_URL, cookie, DURATION // 2, warmup=0)
-            loads[name] = measured_load(server, wrk, url, with_cookie, DURATION)
-            if name in LOADED:
-                after = measured_load(server, wrk, FLOOR_URL, cookie, DURATION // 2, warmup=0)
-                floors[name] = around(before, after)
+            if name not in LOADED:
+                loads[name] = measured_load(server, wrk, url, with_cookie, DURATION)
+                continue
+            loads[name], floors[name] = page_and_floor(
+                server,
+                wrk,
+                (url, with_cookie),
+                cookie,
+                seconds=DURATION,
+                floor_seconds=DURATION // 2,
+            )
     finally:
         server.stop()
     constant = loads["constant (no auth, no DB)"]

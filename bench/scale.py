@@ -441,14 +441,15 @@ def loads(results, admin, customer, admin_lists, other, work: Path) -> None:
                     server, wrk, url, cookie, DURATION, warmup=WARMUP
                 )
                 continue
-            before = pages.measured_load(
-                server, wrk, pages.FLOOR_URL, customer_cookie, around, warmup=0
+            measured[name], floors[name] = pages.page_and_floor(
+                server,
+                wrk,
+                (url, cookie),
+                customer_cookie,
+                seconds=DURATION,
+                floor_seconds=around,
+                warmup=WARMUP,
             )
-            measured[name] = pages.measured_load(server, wrk, url, cookie, DURATION, warmup=WARMUP)
-            after = pages.measured_load(
-                server, wrk, pages.FLOOR_URL, customer_cookie, around, warmup=0
-            )
-            floors[name] = pages.around(before, after)
     finally:
         server.stop()
     floor = measured.pop("authenticated floor")

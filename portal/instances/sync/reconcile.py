@@ -64,10 +64,14 @@ class ReconcileReport:
 IN_LIST_CHUNK = 10_000
 
 
+def _chunks(values: list) -> Iterator[list]:
+    for first in range(0, len(values), IN_LIST_CHUNK):
+        yield values[first : first + IN_LIST_CHUNK]
+
+
 def _instances_where(field: str, values: list, columns: tuple[str, ...]) -> Iterator[Instance]:
     """`Instance.objects.filter(<field>__in=values).only(*columns)`, IN_LIST_CHUNK at a time."""
-    for first in range(0, len(values), IN_LIST_CHUNK):
-        chunk = values[first : first + IN_LIST_CHUNK]
+    for chunk in _chunks(values):
         yield from Instance.objects.filter(**{f"{field}__in": chunk}).only(*columns)
 
 
@@ -134,10 +138,10 @@ def reconcile(*, redrive: bool = True) -> ReconcileReport:
             logger.exception("reconcile: could not reconcile machine %s", machine.backend_id)
             report.errors += 1
     # One UPDATE per 10,000 rather than one per machine.
-    for first in range(0, len(in_step), IN_LIST_CHUNK):
-        Instance.objects.filter(pk__in=in_step[first : first + IN_LIST_CHUNK]).exclude(
-            state__in=FINAL_STATES
-        ).update(synced_at=timezone.now())
+    for chunk in _chunks(in_step):
+        Instance.objects.filter(pk__in=chunk).exclude(state__in=FINAL_STATES).update(
+            synced_at=timezone.now()
+        )
 
     if redrive:
         stale = timezone.now() - timedelta(seconds=setting("INSTANCE_STALE_AFTER"))
