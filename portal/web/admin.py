@@ -119,9 +119,35 @@ class ShownColumnsChangeList(ChangeList):
         if columns:
             self.queryset = everything.only(*columns)
         try:
-            super().get_results(request)
+            if self.query and self.page_num == 1 and not self.show_all and not self.list_editable:
+                self._first_page_of_a_search(request)
+            else:
+                super().get_results(request)
         finally:
             self.queryset = everything
+
+    def _first_page_of_a_search(self, request: HttpRequest) -> None:
+        """Django's get_results for a search's first page, read with one row more than the
+        page shows: without that row every match is on the page, and the rows are their count.
+        A search usually finds a handful, and counting them is the search again (a second
+        trigram scan of the fleet)."""
+        per_page = self.list_per_page
+        rows = list(self.queryset[: per_page + 1])
+        paginator = self.model_admin.get_paginator(request, self.queryset, per_page)
+        if len(rows) <= per_page:
+            vars(paginator)["count"] = len(rows)  # the cached_property, known without a query
+        result_count = paginator.count
+        full_result_count = None
+        if self.model_admin.show_full_result_count:
+            full_result_count = self.root_queryset.count()
+        self.result_count = result_count
+        self.show_full_result_count = self.model_admin.show_full_result_count
+        self.show_admin_actions = not self.show_full_result_count or bool(full_result_count)
+        self.full_result_count = full_result_count
+        self.result_list = rows[:per_page]
+        self.can_show_all = result_count <= self.list_max_show_all
+        self.multi_page = result_count > per_page
+        self.paginator = paginator
 
 
 class FleetListAdmin(QuickCheckboxes, admin.ModelAdmin):

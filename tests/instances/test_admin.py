@@ -57,17 +57,51 @@ def test_the_changelist_searches_by_name_without_counting_the_whole_fleet_or_joi
     with CaptureQueriesContext(connection) as captured:
         found = staff_client.get(changelist + "?q=needle")
     assert wanted.name in found.text and other.name not in found.text
-    # The page offers "Show all" instead of the fleet's total: no unfiltered COUNT(*).
+    # The page offers "Show all" instead of the fleet's total, and counts nothing: its one
+    # match fits the page, so the page's rows are the count.
     assert "Show all" in found.text
-    counts = [q["sql"] for q in captured if q["sql"].startswith("SELECT COUNT(*)")]
-    assert counts and all("WHERE" in sql for sql in counts)
+    assert found.context["cl"].result_count == 1
+    assert not [q for q in captured if q["sql"].startswith("SELECT COUNT(*)")]
     # The search's conditions are on the instances alone (their trigram indexes), not on a
     # join with every organization, and no date hierarchy runs it again.
     searched = [
         q["sql"] for q in captured if "instances_instance" in q["sql"] and "needle" in q["sql"]
     ]
-    assert len(searched) == 2  # the page's count and its rows
+    assert len(searched) == 1  # the page's rows, which are the count
     assert not any('UPPER("orgs_organization"."name"' in sql for sql in searched)
+
+
+def test_a_search_with_more_matches_than_a_page_counts_them_and_pages_through(
+    staff_client, make_instance, monkeypatch
+):
+    monkeypatch.setattr(InstanceAdmin, "list_per_page", 2)
+    made = [make_instance(State.RUNNING, name=f"needle-{n}") for n in range(3)]
+    make_instance(State.RUNNING, name="hay")
+    changelist = reverse("admin:instances_instance_changelist")
+    with CaptureQueriesContext(connection) as captured:
+        first = staff_client.get(changelist, {"q": "needle"})
+    cl = first.context["cl"]
+    assert cl.result_count == 3 and cl.multi_page
+    assert len(cl.result_list) == 2
+    assert "3 instances" in " ".join(first.text.split())
+    assert len([q for q in captured if q["sql"].startswith("SELECT COUNT(*)")]) == 1
+    second = staff_client.get(changelist, {"q": "needle", "p": 2})
+    shown = {i.name for i in cl.result_list} | {i.name for i in second.context["cl"].result_list}
+    assert shown == {i.name for i in made}
+
+
+def test_a_search_whose_matches_just_fill_a_page_is_one_page_without_a_count(
+    staff_client, make_instance, monkeypatch
+):
+    monkeypatch.setattr(InstanceAdmin, "list_per_page", 2)
+    for n in range(2):
+        make_instance(State.RUNNING, name=f"needle-{n}")
+    with CaptureQueriesContext(connection) as captured:
+        page = staff_client.get(reverse("admin:instances_instance_changelist"), {"q": "needle"})
+    cl = page.context["cl"]
+    assert cl.result_count == 2 and not cl.multi_page and len(cl.result_list) == 2
+    assert "2 instances" in " ".join(page.text.split())
+    assert not [q for q in captured if q["sql"].startswith("SELECT COUNT(*)")]
 
 
 def test_the_organization_filter_lists_no_organizations_and_a_rows_link_chooses_one(
@@ -197,7 +231,9 @@ def test_the_lists_query_count_is_the_same_at_10_and_200_instances(
     few = counts()
     for _ in range(190):
         make_instance(State.RUNNING, ip="203.0.113.10")
-    assert counts() == few
+    # The same, but for the search's COUNT: its 10 matches fit one page and were counted by
+    # the page's rows; 200 are counted.
+    assert counts() == [few[0], few[1], few[2] + 1]
 
 
 def test_the_lists_rows_read_only_the_columns_they_show(staff_client, make_instance):
