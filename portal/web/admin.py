@@ -1,12 +1,13 @@
 """Helpers for the operator's admin pages of every app."""
 
+import json
 from functools import cached_property
 from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
-from django.core.paginator import Paginator
+from django.core.paginator import EmptyPage, Page, Paginator
 from django.db import connection
 from django.forms import BaseForm
 from django.http import HttpRequest
@@ -66,16 +67,25 @@ KEPT_TIME_STRINGS: Any = {name: _KeptTimeString(text) for name, text in TIME_STR
 
 # An unfiltered list of at least this many rows says "about N", from the planner's statistics.
 ESTIMATED_FROM = 50_000
+# A filtered or searched list counts its rows exactly up to this many (20 pages of 50); past
+# it, it says "about N" from the planner's estimate of the filter's rows.
+COUNTED_UP_TO = 1_000
 
 
 class EstimatedCountPaginator(Paginator):
-    """A list's paginator whose count of a whole large table (no filter, no search) is the
-    planner's estimate (`pg_class.reltuples`, kept by autovacuum) instead of a COUNT(*) of
-    every row (4 ms of PostgreSQL at 100,000 instances, on every page). Any filtered or
-    searched list, a small table and other databases are counted exactly. `estimated` says
-    which, for the page to write "about"."""
+    """A list's paginator that counts cheaply at fleet scale, on PostgreSQL:
+    - a whole large table (no filter, no search) from the planner's estimate
+      (`pg_class.reltuples`, kept by autovacuum) instead of a COUNT(*) of every row (4 ms of
+      PostgreSQL at 100,000 instances, on every page);
+    - a filtered or searched list exactly up to COUNTED_UP_TO rows, and past them from the
+      planner's estimate of the filter (EXPLAIN), instead of a COUNT(*) of every match
+      (2.4 ms for the 10,000 running instances of a region, 3.4 ms for 60,000 terminated).
+    A small table and other databases are counted exactly. `estimated` says which, for the
+    page to write "about" (`more_than` when the estimate is below what was counted); the page
+    links of an estimated count go past it, to an empty page at worst, never to an error."""
 
     estimated = False
+    more_than: int | None = None
 
     @cached_property
     def count(self) -> int:
@@ -84,13 +94,14 @@ class EstimatedCountPaginator(Paginator):
         if (
             query is None
             or connection.vendor != "postgresql"
-            or query.where
             or query.distinct
             or query.combinator
             or query.low_mark
             or query.high_mark is not None
         ):
             return super().count
+        if query.where:
+            return self._filtered_count(queryset)
         # One query either way (the same count at 10 rows as at 100,000): the estimate, or
         # below ESTIMATED_FROM the table's COUNT(*), which CASE evaluates only then.
         table = connection.ops.quote_name(queryset.model._meta.db_table)
@@ -106,6 +117,40 @@ class EstimatedCountPaginator(Paginator):
             return super().count
         self.estimated, count = bool(row[0]), int(row[1])
         return count
+
+    def _filtered_count(self, queryset: Any) -> int:
+        counted = int(queryset.order_by()[: COUNTED_UP_TO + 1].count())
+        if counted <= COUNTED_UP_TO:
+            return counted
+        sql, params = queryset.order_by().values_list("pk").query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+            row = cursor.fetchone()
+        plan = row[0] if row else None
+        if isinstance(plan, str):
+            plan = json.loads(plan)
+        estimate = int(plan[0]["Plan"]["Plan Rows"]) if plan else 0
+        self.estimated = True
+        if estimate < counted:  # a search's selectivity is a guess: say what is known
+            self.more_than = COUNTED_UP_TO
+            return counted
+        return estimate
+
+    def validate_number(self, number: Any) -> int:
+        try:
+            return super().validate_number(number)  # counts first
+        except EmptyPage:
+            # Past an estimated count there may still be rows: an empty page at worst.
+            if not self.estimated or int(number) < 1:
+                raise
+            return int(number)
+
+    def page(self, number: Any) -> Page:
+        number = self.validate_number(number)
+        if not self.estimated:
+            return super().page(number)
+        bottom = (number - 1) * self.per_page
+        return Page(self.object_list[bottom : bottom + self.per_page], number, self)
 
 
 class ShownColumnsChangeList(ChangeList):

@@ -166,6 +166,56 @@ def test_a_whole_large_table_is_counted_from_the_planners_estimate(
     assert filtered.context["cl"].result_count == 3
 
 
+def test_a_long_filtered_list_counts_up_to_a_limit_then_says_about_the_planners_estimate(
+    client, make_instance, monkeypatch
+):
+    """The 10,000 running instances of a region are not COUNTed on every page: a filtered
+    list counts exactly up to COUNTED_UP_TO and past it says "about N" from the planner, and
+    its page links never lead to an error, even past the estimate."""
+    from portal.instances.admin import InstanceAdmin
+
+    for _ in range(4):
+        make_instance(State.RUNNING)
+    make_instance(State.STOPPED)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE instances_instance")
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    running = reverse("admin:instances_instance_changelist") + "?state__exact=running"
+
+    exact = client.get(running)
+    assert not exact.context["cl"].paginator.estimated
+    assert "4 instances" in " ".join(exact.text.split())
+
+    monkeypatch.setattr(web_admin, "COUNTED_UP_TO", 2)
+    monkeypatch.setattr(InstanceAdmin, "list_per_page", 2)
+    with CaptureQueriesContext(connection) as captured:
+        page = client.get(running)
+    cl = page.context["cl"]
+    assert cl.paginator.estimated and cl.result_count == 4
+    assert "about 4 instances" in " ".join(page.text.split())
+    counts = [q["sql"] for q in captured if "COUNT(*)" in q["sql"]]
+    assert counts and all("LIMIT 3" in sql for sql in counts)
+    second = client.get(running + "&p=2")
+    assert second.status_code == 200 and len(second.context["cl"].result_list) == 2
+    past = client.get(running + "&p=9")
+    assert past.status_code == 200 and list(past.context["cl"].result_list) == []
+
+
+def test_a_filtered_list_whose_estimate_is_below_its_count_says_more_than(
+    client, make_instance, monkeypatch
+):
+    make_instance(State.RUNNING)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE instances_instance")  # the planner's statistics: one row
+    for _ in range(3):
+        make_instance(State.RUNNING)
+    monkeypatch.setattr(web_admin, "COUNTED_UP_TO", 2)
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    page = client.get(reverse("admin:instances_instance_changelist") + "?state__exact=running")
+    assert page.context["cl"].paginator.more_than == 2
+    assert "more than 2 instances" in " ".join(page.text.split())
+
+
 @pytest.mark.parametrize(
     "format_string",
     ["N j, Y, P", "Y-m-d H:i:s.u", r"jS F Y \a\t g:i A", "D, d M y h a f", "l L W o t z E b"],
