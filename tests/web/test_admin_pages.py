@@ -134,21 +134,29 @@ def test_the_kept_sidebar_follows_a_staff_members_permissions(client):
     assert 'class="model-suspension current-model"' not in other.text
 
 
+def analysed_fleet(client, make_instance, *, running: int, stopped: int = 0) -> None:
+    """Instances in the planner's statistics (ANALYZE), and the client signed in as staff."""
+    for _ in range(running):
+        make_instance(State.RUNNING)
+    for _ in range(stopped):
+        make_instance(State.STOPPED)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE instances_instance")
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+
+
+def shown(response) -> str:
+    """The page's text with its whitespace folded, as a reader sees it."""
+    return " ".join(response.text.split())
+
+
 def test_a_whole_large_table_is_counted_from_the_planners_estimate(
     client, make_instance, monkeypatch
 ):
     """No COUNT(*) of 100,000 instances on every page: the unfiltered list says "about N"
     from the table's statistics; a filtered one, or a small table, counts its rows exactly."""
-    for _ in range(3):
-        make_instance(State.RUNNING)
-    make_instance(State.STOPPED)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE instances_instance")
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    analysed_fleet(client, make_instance, running=3, stopped=1)
     changelist = reverse("admin:instances_instance_changelist")
-
-    def shown(response) -> str:
-        return " ".join(response.text.split())
 
     small = client.get(changelist)
     assert not small.context["cl"].paginator.estimated
@@ -174,17 +182,12 @@ def test_a_long_filtered_list_counts_up_to_a_limit_then_says_about_the_planners_
     its page links never lead to an error, even past the estimate."""
     from portal.instances.admin import InstanceAdmin
 
-    for _ in range(4):
-        make_instance(State.RUNNING)
-    make_instance(State.STOPPED)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE instances_instance")
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    analysed_fleet(client, make_instance, running=4, stopped=1)
     running = reverse("admin:instances_instance_changelist") + "?state__exact=running"
 
     exact = client.get(running)
     assert not exact.context["cl"].paginator.estimated
-    assert "4 instances" in " ".join(exact.text.split())
+    assert "4 instances" in shown(exact)
 
     monkeypatch.setattr(web_admin, "COUNTED_UP_TO", 2)
     monkeypatch.setattr(InstanceAdmin, "list_per_page", 2)
@@ -192,7 +195,7 @@ def test_a_long_filtered_list_counts_up_to_a_limit_then_says_about_the_planners_
         page = client.get(running)
     cl = page.context["cl"]
     assert cl.paginator.estimated and cl.result_count == 4
-    assert "about 4 instances" in " ".join(page.text.split())
+    assert "about 4 instances" in shown(page)
     counts = [q["sql"] for q in captured if "COUNT(*)" in q["sql"]]
     assert counts and all("LIMIT 3" in sql for sql in counts)
     second = client.get(running + "&p=2")
@@ -204,16 +207,13 @@ def test_a_long_filtered_list_counts_up_to_a_limit_then_says_about_the_planners_
 def test_a_filtered_list_whose_estimate_is_below_its_count_says_more_than(
     client, make_instance, monkeypatch
 ):
-    make_instance(State.RUNNING)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE instances_instance")  # the planner's statistics: one row
+    analysed_fleet(client, make_instance, running=1)  # the planner's statistics: one row
     for _ in range(3):
         make_instance(State.RUNNING)
     monkeypatch.setattr(web_admin, "COUNTED_UP_TO", 2)
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
     page = client.get(reverse("admin:instances_instance_changelist") + "?state__exact=running")
     assert page.context["cl"].paginator.more_than == 2
-    assert "more than 2 instances" in " ".join(page.text.split())
+    assert "more than 2 instances" in shown(page)
 
 
 @pytest.mark.parametrize(
