@@ -11,17 +11,30 @@
   (portal.orgs.standing).
 - A change to an offer's spot price history re-seals the usage it reaches
   (`portal.billing.sealing`), in the transaction that made it.
+- Writes of what the billing page shows besides usage retire the page kept
+  (`portal.billing.page`).
 """
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Model
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from portal.billing import metering, sealing, services
-from portal.billing.models import Budget, UsageInterval
+from portal.billing.models import (
+    Budget,
+    CreditApplication,
+    CreditGrant,
+    CreditNote,
+    Invoice,
+    Payment,
+    UsageInterval,
+)
+from portal.billing.page import page_changed
 from portal.billing.selectors import (
     BILLING_HOLD,
     launch_block_possible,
@@ -29,11 +42,14 @@ from portal.billing.selectors import (
     organization_overdue_reason,
 )
 from portal.billing.usage import usage_changed
+from portal.catalog.models import GpuModel, InstanceType, Price, Region, StoragePrice
 from portal.instances.models import Instance, InstanceEvent
 from portal.instances.signals import instance_state_changed, instances_state_changed
 from portal.market.signals import spot_history_rewritten
 from portal.orgs.models import Organization
 from portal.orgs.standing import hold_register
+from portal.reservations.models import Reservation
+from portal.volumes.models import Volume, VolumeSize
 
 logger = logging.getLogger(__name__)
 
@@ -133,3 +149,48 @@ def usage_saved(sender, instance: UsageInterval, **kwargs) -> None:
 @receiver(post_delete, sender=Instance, dispatch_uid="billing-instance-deleted")
 def instance_deleted(sender, instance: Instance, **kwargs) -> None:
     usage_changed(instance.organization_id)
+
+
+# What the billing page shows besides usage (portal/billing/page.py): once written, the page is
+# rendered again at the next view. An instance's state and name need nothing here: no instance
+# is renamed, and the transitions that change what it bills are metered (its usage version).
+def _organization_page_changed(sender, instance, **kwargs) -> None:
+    page_changed(instance.pk if sender is Organization else instance.organization_id)
+
+
+def _portal_page_changed(sender, **kwargs) -> None:
+    page_changed(None)
+
+
+_ORGANIZATION_WRITES: tuple[type[Model], ...] = (
+    Organization,
+    Invoice,
+    Budget,
+    CreditGrant,
+    Reservation,
+    Volume,
+)
+# Rare writes that reach an organization only through another row: any organization's page.
+_PORTAL_WRITES: tuple[type[Model], ...] = (
+    CreditNote,
+    CreditApplication,
+    Payment,
+    VolumeSize,
+    Region,
+    GpuModel,
+    InstanceType,
+    Price,
+    StoragePrice,
+)
+_PAGE_WRITES: list[tuple[tuple[type[Model], ...], Callable[..., None]]] = [
+    (_ORGANIZATION_WRITES, _organization_page_changed),
+    (_PORTAL_WRITES, _portal_page_changed),
+]
+for _models, _receiver in _PAGE_WRITES:
+    for _model in _models:
+        for _signal in (post_save, post_delete):
+            _signal.connect(
+                _receiver,
+                sender=_model,
+                dispatch_uid=f"billing-page-{_model._meta.label_lower}-{_signal is post_save}",
+            )

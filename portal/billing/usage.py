@@ -58,6 +58,11 @@ def _version_key(organization_id: int | str, scope: str) -> str:
     return f"billing:usage-version:{scope}:{organization_id}"
 
 
+def usage_version_key(organization_id: int | str, scope: str = SEALED) -> str:
+    """The cache key of `usage_version`: for a reader that reads it with other keys at once."""
+    return _version_key(organization_id, scope)
+
+
 def usage_version(organization_id: int | str, scope: str = SEALED) -> str:
     """A token replaced after every change to the organization's sealed usage (SEALED) or to
     any of its usage (ANY), or (`FLEET`, SEALED) to any organization's sealed usage: what is

@@ -4,8 +4,10 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
 
-from portal.billing import clock, documents, selectors, services
+from portal.billing import clock, documents, page, selectors, services
 from portal.billing.forms import BudgetForm
 from portal.billing.models import Budget, UsageKind
 from portal.billing.periods import Month
@@ -33,19 +35,33 @@ def _month(request: HttpRequest) -> Month:
 def overview(request: OrganizationRequest) -> HttpResponse:
     month = _month(request)
     organization = request.organization
-    overview = selectors.billing_overview(organization=organization, month=month)
+    can_view_instances = request.membership.can("instances.view")
+
+    def rendered() -> tuple[str, str | None]:
+        overview = selectors.billing_overview(organization=organization, month=month)
+        context = {
+            "o": overview,
+            "months": selectors.available_months(
+                organization=organization, now=overview.now, used=overview.month_usage
+            ),
+            "kinds": UsageKind,
+            "can_view_instances": can_view_instances,
+            "storage": selectors.storage_lines_for_month(organization=organization, month=month),
+            "current_organization": organization,
+            "request": request,  # the tabs' current page: this one, in every view kept
+        }
+        return render_to_string("billing/_overview.html", context), overview.block_reason
+
+    content, block_reason = page.kept_page(
+        organization_id=organization.pk,
+        month=month,
+        now=clock.now(),
+        viewer="instances" if can_view_instances else "billing",
+        render=rendered,
+    )
     # The layout's banner shows the same reason: read once (overdue invoices and the budget).
-    request.launch_hold_reasons = {selectors.BILLING_HOLD: overview.block_reason}
-    context = {
-        "o": overview,
-        "months": selectors.available_months(
-            organization=organization, now=overview.now, used=overview.month_usage
-        ),
-        "kinds": UsageKind,
-        "can_view_instances": request.membership.can("instances.view"),
-        "storage": selectors.storage_lines_for_month(organization=organization, month=month),
-    }
-    return render(request, "billing/overview.html", context)
+    request.launch_hold_reasons = {selectors.BILLING_HOLD: block_reason}
+    return render(request, "billing/overview.html", {"content": mark_safe(content)})  # noqa: S308 - our template's output
 
 
 @organization_view("billing.view")
