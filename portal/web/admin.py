@@ -1,6 +1,8 @@
 """Helpers for the operator's admin pages of every app."""
 
+from collections.abc import Callable
 from functools import cached_property
+from html import escape as std_escape
 from typing import Any
 
 from django.contrib import admin
@@ -11,7 +13,6 @@ from django.db import connection
 from django.forms import BaseForm
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
-from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import TIME_STRINGS
 from django.utils.translation import get_language
@@ -29,17 +30,35 @@ def _checkbox_label() -> str:
     return found
 
 
+def fast_escape(value: Any) -> str:
+    """`conditional_escape(value)`, the same text, without the lazy-string check that
+    `keep_lazy` adds to every call: a list's cells call it some 500 times a page."""
+    html = getattr(value, "__html__", None)
+    if html is not None:
+        return html()
+    return SafeString(std_escape(str(value)))
+
+
 class QuickCheckboxes:
     """Each row's action checkbox as markup, not a form widget rendered through a template:
     the same HTML (format_html's, written directly), without a quarter of a 100-row list's
     rendering time."""
 
     def action_checkbox(self, obj: Any) -> SafeString:
-        label = _checkbox_label().format(conditional_escape(str(obj)))
-        return mark_safe(  # noqa: S308 - the escaped key and label, constants otherwise
-            f'<input type="checkbox" name="{helpers.ACTION_CHECKBOX_NAME}" '
-            f'value="{conditional_escape(obj.pk)}" class="action-select" aria-label="{label}">'
-        )
+        return self.action_checkboxes()(obj)
+
+    def action_checkboxes(self) -> Callable[[Any], SafeString]:
+        """`action_checkbox` for the rows of one page: its label translated once."""
+        label = _checkbox_label()
+
+        def checkbox(obj: Any) -> SafeString:
+            return mark_safe(  # noqa: S308 - the escaped key and label, constants otherwise
+                f'<input type="checkbox" name="{helpers.ACTION_CHECKBOX_NAME}" '
+                f'value="{fast_escape(obj.pk)}" class="action-select" '
+                f'aria-label="{label.format(fast_escape(str(obj)))}">'
+            )
+
+        return checkbox
 
 
 class _KeptTimeString:

@@ -237,6 +237,10 @@ def test_a_lists_dates_are_written_as_dateformat_writes_them(format_string):
         for step in range(300):
             value = (start + timedelta(minutes=37 * step, seconds=step)).astimezone(zone)
             assert text(value) == dateformat.format(value, format_string)
+    # Midnight, noon, the hour on the dot and the minutes either side of them, both halves.
+    for hour, minute in [(0, 0), (0, 1), (11, 59), (12, 0), (12, 30), (1, 0), (13, 0), (23, 5)]:
+        value = datetime(2026, 3, 1, hour, minute, tzinfo=UTC)
+        assert text(value) == dateformat.format(value, format_string)
 
 
 def test_formats_with_a_time_zone_or_iso_forms_are_left_to_dateformat():

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from django import template
+from django.conf import settings
 from django.contrib.admin.templatetags import admin_list
 from django.contrib.admin.templatetags.admin_list import (  # type: ignore[attr-defined]  # private, not in the stubs
     ResultList,
@@ -42,10 +43,15 @@ from django.template import Context
 from django.urls import NoReverseMatch, reverse
 from django.utils import dateformat
 from django.utils.formats import get_format
-from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.timezone import template_localtime  # type: ignore[attr-defined]  # not in the stubs
+from django.utils.timezone import (  # type: ignore[attr-defined]  # template_localtime: not in the stubs
+    get_current_timezone,
+    is_naive,
+    template_localtime,
+)
 from django.utils.translation import gettext
+
+from portal.web.admin import fast_escape
 
 register = template.Library()
 
@@ -154,6 +160,7 @@ class _Column:
     choices: dict | None = None  # a field's flat choices
     datetime_format: str | None = None  # a DateTimeField's localized format
     datetime_text: Callable[[datetime.datetime], str] | None = None  # that format, kept parts
+    local: Callable[[datetime.datetime], datetime.datetime] = template_localtime
 
 
 def _columns(cl: ChangeList) -> list[_Column]:
@@ -181,6 +188,9 @@ def _columns(cl: ChangeList) -> list[_Column]:
                 column.boolean = getattr(column.method, "boolean", False)
                 if name == "action_checkbox":
                     column.row_class = "action-checkbox"
+                    per_page = getattr(model_admin, "action_checkboxes", None)
+                    if per_page is not None:  # QuickCheckboxes: the label translated once
+                        column.method = per_page()
         else:
             column.field = field
             column.nowrap = isinstance(field, models.DateField | models.TimeField | ForeignKey)
@@ -192,8 +202,25 @@ def _columns(cl: ChangeList) -> list[_Column]:
             elif isinstance(field, models.DateTimeField):
                 column.datetime_format = get_format("DATETIME_FORMAT")
                 column.datetime_text = datetime_formatter(column.datetime_format)
+                column.local = _localtime()
         columns.append(column)
     return columns
+
+
+def _localtime() -> Callable[[datetime.datetime], datetime.datetime]:
+    """`template_localtime` for the values of one page: the current time zone looked up once
+    (a context variable's lookup per cell, as timezone.localtime does, cost more than the
+    conversion)."""
+    if not settings.USE_TZ:
+        return template_localtime
+    zone = get_current_timezone()
+
+    def local(value: datetime.datetime) -> datetime.datetime:
+        if is_naive(value) or not getattr(value, "convert_to_local_time", True):
+            return value
+        return value.astimezone(zone)
+
+    return local
 
 
 def _field_text(column: _Column, value: Any, icons: dict) -> Any:
@@ -211,8 +238,8 @@ def _field_text(column: _Column, value: Any, icons: dict) -> Any:
         return icons[value]
     if column.datetime_format is not None and value not in field.empty_values:
         if column.datetime_text is not None:
-            return column.datetime_text(template_localtime(value))
-        return dateformat.format(template_localtime(value), column.datetime_format)
+            return column.datetime_text(column.local(value))
+        return dateformat.format(column.local(value), column.datetime_format)
     return display_for_field(value, field, column.empty, avoid_link=column.link)
 
 
@@ -250,6 +277,17 @@ def datetime_formatter(format_string: str) -> Callable[[datetime.datetime], str]
             if literal is not None:
                 out.append(literal)
                 continue
+            if part == "P" and (value.minute or value.hour % 12):
+                # "1:30 p.m.": the hour and minute written, the translated half of the day
+                # kept (Django's TimeFormat.P, whose key would be each row's minute).
+                hour = value.hour % 12 or 12
+                half = kept.get(("a", value.hour > 11))
+                if half is None:
+                    formatter = formatter or dateformat.DateFormat(value)
+                    half = kept[("a", value.hour > 11)] = str(formatter.a())
+                clock = f"{hour}:{value.minute:02d}" if value.minute else str(hour)
+                out.append(f"{clock} {half}")
+                continue
             reads = _TIME_SPECIFIERS.get(part)
             key = (part, value.date() if reads is None else reads(value), value.tzinfo)
             found = kept.get(key)
@@ -285,7 +323,7 @@ def _cells(cl: ChangeList, columns: list[_Column], obj: Any, url: str | None, ic
                 try:
                     _f, attr, value = lookup_field(column.name, obj, cl.model_admin)
                 except ObjectDoesNotExist:
-                    out.append(f'<td class="{row_class}">{conditional_escape(empty)}</td>')
+                    out.append(f'<td class="{row_class}">{fast_escape(empty)}</td>')
                     continue
                 empty = getattr(attr, "empty_value_display", empty)
                 boolean = getattr(attr, "boolean", False)
@@ -299,12 +337,12 @@ def _cells(cl: ChangeList, columns: list[_Column], obj: Any, url: str | None, ic
         if column.link:
             tag = "th" if first else "td"
             first = False
-            shown: str = conditional_escape(text)
+            shown: str = fast_escape(text)
             if url is not None:
                 shown = f'<a href="{escape(url)}">{shown}</a>'
             out.append(f'<{tag} class="{row_class}">{shown}</{tag}>')
         else:
-            out.append(f'<td class="{row_class}">{conditional_escape(text)}</td>')
+            out.append(f'<td class="{row_class}">{fast_escape(text)}</td>')
     return "".join(out)
 
 
