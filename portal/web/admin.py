@@ -1,13 +1,16 @@
 """Helpers for the operator's admin pages of every app."""
 
+import hashlib
 from collections.abc import Callable
 from functools import cached_property
 from html import escape as std_escape
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.contrib.admin import helpers
-from django.contrib.admin.views.main import ChangeList
+from django.contrib.admin.views.main import ORDER_VAR, PAGE_VAR, ChangeList
+from django.core.cache import cache
 from django.core.paginator import EmptyPage, Page, Paginator
 from django.db import connection
 from django.forms import BaseForm
@@ -88,6 +91,9 @@ ESTIMATED_FROM = 50_000
 # A filtered or searched list counts its rows exactly up to this many (20 pages of 50); past
 # it, it says "about N" from the planner's estimate of the filter's rows.
 COUNTED_UP_TO = 1_000
+# How long a list's filter, once found past COUNTED_UP_TO, keeps its estimate: the next pages
+# and views of that filter neither count nor ask the planner again.
+ESTIMATE_KEPT_SECONDS = 60
 
 
 class EstimatedCountPaginator(Paginator):
@@ -100,10 +106,12 @@ class EstimatedCountPaginator(Paginator):
       (2.4 ms for the 10,000 running instances of a region, 3.4 ms for 60,000 terminated).
     A small table and other databases are counted exactly. `estimated` says which, for the
     page to write "about" (`more_than` when the estimate is below what was counted); the page
-    links of an estimated count go past it, to an empty page at worst, never to an error."""
+    links of an estimated count go past it, to an empty page at worst, never to an error.
+    An estimate is kept ESTIMATE_KEPT_SECONDS for the filter (`kept_as`)."""
 
     estimated = False
     more_than: int | None = None
+    kept_as: str | None = None  # the cache key of this list's estimate (FleetListAdmin's)
 
     @cached_property
     def count(self) -> int:
@@ -137,6 +145,18 @@ class EstimatedCountPaginator(Paginator):
         return count
 
     def _filtered_count(self, queryset: Any) -> int:
+        if self.kept_as is not None:
+            kept = cache.get(self.kept_as)
+            if kept is not None:
+                count, self.more_than = kept
+                self.estimated = True
+                return count
+        count = self._count_or_estimate(queryset)
+        if self.estimated and self.kept_as is not None:
+            cache.set(self.kept_as, (count, self.more_than), ESTIMATE_KEPT_SECONDS)
+        return count
+
+    def _count_or_estimate(self, queryset: Any) -> int:
         counted = int(queryset.order_by()[: COUNTED_UP_TO + 1].count())
         if counted <= COUNTED_UP_TO:
             return counted
@@ -221,6 +241,20 @@ class FleetListAdmin(QuickCheckboxes, admin.ModelAdmin):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return ShownColumnsChangeList
+
+    def get_paginator(self, request: HttpRequest, queryset: Any, per_page: int, *args, **kwargs):
+        paginator = super().get_paginator(request, queryset, per_page, *args, **kwargs)
+        # The list's filter and search, whatever the page and order: one estimate for all.
+        shown = sorted(
+            (name, value)
+            for name, values in request.GET.lists()
+            if name not in (PAGE_VAR, ORDER_VAR)
+            for value in values
+        )
+        digest = hashlib.sha256(urlencode(shown).encode()).hexdigest()[:32]
+        if isinstance(paginator, EstimatedCountPaginator):
+            paginator.kept_as = f"admin:estimate:{self.opts.label_lower}:{digest}"
+        return paginator
 
 
 def admin_form_page(
