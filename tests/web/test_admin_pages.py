@@ -253,3 +253,27 @@ def test_formats_with_a_time_zone_or_iso_forms_are_left_to_dateformat():
 
     for format_string in ("c", "r", "U", "Y-m-d e", "H:i T", "O", "I Z"):
         assert datetime_formatter(format_string) is None
+
+
+def test_the_fleet_lists_action_form_is_djangos_markup_kept_per_choices():
+    from django.contrib.admin import helpers
+
+    from portal.web.admin import KeptActionForm
+
+    def both(choices, data=None):
+        ours, djangos = KeptActionForm(data, auto_id=None), helpers.ActionForm(data, auto_id=None)
+        ours.fields["action"].choices = djangos.fields["action"].choices = choices
+        return [str(ours[name]) for name in ("action", "select_across")], [
+            str(djangos[name]) for name in ("action", "select_across")
+        ]
+
+    terminate = [("", "---------"), ("terminate", "Terminate the selected instances")]
+    resync = [("", "---------"), ("resync", "Resync the selected instances")]
+    for _view in range(2):  # rendered, then kept
+        ours, djangos = both(terminate)
+        assert ours == djangos
+        assert "Terminate the selected instances" in ours[0]
+    ours, djangos = both(resync)  # other choices: not the kept HTML
+    assert ours == djangos and "Resync" in ours[0] and "Terminate" not in ours[0]
+    ours, djangos = both(terminate, {"action": "terminate", "select_across": "1"})
+    assert ours == djangos and 'value="terminate" selected' in ours[0]
