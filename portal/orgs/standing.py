@@ -103,15 +103,8 @@ def organization_launch_hold(
     """The first hold that stops launches now, or None. `may_hold`: the values of
     `launch_hold_flags` as the caller read them; a kind read as false is not asked. Without
     it, they are read here (one query) when any kind registered one."""
-    if may_hold is None and any(r.may_hold for r in _HOLDS.values() if r.blocks_launch):
-        flags = launch_hold_flags(organization.pk)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT " + ", ".join(f"({sql})" for sql, _ in flags.values()),
-                [param for _, params in flags.values() for param in params],
-            )
-            row = cursor.fetchone()
-        may_hold = dict(zip(flags, row, strict=True))
+    if may_hold is None:
+        may_hold = _read_flags(launch_hold_flags(organization.pk))
     for kind, registered in _HOLDS.items():
         if not registered.blocks_launch:
             continue
@@ -129,16 +122,39 @@ def organization_launch_holds(
     """Every hold that stops launches now (the console's banner names each). `known`: the
     reasons of some kinds as the caller has just read them (a page that showed them already),
     by kind; the others are asked."""
+    known = known or {}
+    flags = {
+        kind: flag for kind, flag in launch_hold_flags(organization.pk).items() if kind not in known
+    }
+    # Every page of the console asks: one query of the kinds' `may_hold` answers for almost
+    # every organization, which no kind holds, before any kind's own reads.
+    may_hold = _read_flags(flags)
     holds = []
     for kind, registered in _HOLDS.items():
         if registered.blocks_launch:
-            if known is not None and kind in known:
+            if kind in known:
                 reason = known[kind]
+            elif may_hold is not None and may_hold.get(kind) is False:
+                continue
             else:
                 reason = registered.check(organization)
             if reason:
                 holds.append(Hold(kind=kind, code=registered.code, reason=reason))
     return holds
+
+
+def _read_flags(flags: Mapping[str, tuple[str, list[Any]]]) -> dict[str, bool] | None:
+    """The values of `launch_hold_flags` (some of them), in one query; None when no kind among
+    them registered a `may_hold` (nothing to read: each kind is asked)."""
+    if not any(sql != "TRUE" for sql, _ in flags.values()):
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT " + ", ".join(f"({sql})" for sql, _ in flags.values()),
+            [param for _, params in flags.values() for param in params],
+        )
+        row = cursor.fetchone()
+    return dict(zip(flags, row, strict=True))
 
 
 def _may_be_suspended(organization_id: int) -> tuple[str, list[Any]]:

@@ -69,3 +69,18 @@ def test_a_reached_hard_budget_limit_shows_and_blocks_the_same_way(
     assert "has reached the hard budget limit of $1.00" in body
     launch = client.get("/o/acme/instances/launch/").content.decode()
     assert 'data-testid="launch" disabled' in launch
+
+
+def test_in_good_standing_every_hold_is_asked_in_one_query(team, client_for):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = client_for(team.member.user)
+    client.get("/o/acme/")
+    with CaptureQueriesContext(connection) as captured:
+        body = client.get("/o/acme/").content.decode()
+    assert 'data-testid="hold-banner"' not in body
+    asking = [q["sql"] for q in captured if "orgs_suspension" in q["sql"]]
+    assert len(asking) == 1
+    assert "billing_invoice" in asking[0] and "billing_budget" in asking[0]
+    assert not [q for q in captured if q["sql"].startswith('SELECT "orgs_suspension"')]
