@@ -202,8 +202,8 @@ def dashboard_spend(*, membership: Membership) -> Decimal | None:
     now = clock.now()
     organization = membership.organization
     # The dashboard shows it to the minute: one reading of the month per organization a
-    # minute (a few ms with the month's usage kept, see billing.usage); the billing page is
-    # exact to the second.
+    # minute (a few ms with the month's usage kept, see billing.usage), as the billing page
+    # shows its own (billing.page, which a write also renews at once).
     return cache.get_or_set(
         f"dashboard-spend:{organization.pk}:{now:%Y-%m}",
         lambda: month_spend(organization=organization, month=Month.of(now), now=now),
