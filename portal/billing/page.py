@@ -10,8 +10,8 @@ under a key that names:
 - the organization's usage version (`portal.billing.usage`, replaced by metering and by every
   write of usage);
 - the organization's page version, replaced by the writes of what the page shows besides usage
-  (receivers.py: its invoices, budget, credit grants, reservations, volumes, instances' names,
-  the organization itself);
+  (receivers.py: its invoices, budget, credit grants, reservations, volumes, the organization
+  itself; an instance's state and name change with what it bills, under the usage version);
 - the portal's page version, replaced by writes that may touch any organization's page and are
   rare: the catalog's names and prices, credit notes, credit applications, payments, volume
   sizes;
