@@ -22,16 +22,15 @@ A write through a bulk `update()` sends no signal: what it changes shows at the 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 
 from django.core.cache import cache
-from django.db import transaction
 from django.utils.translation import get_language
 
 from portal.billing.periods import Month
 from portal.billing.usage import ANY, usage_version_key
+from portal.web import versions
 
 KEPT_FORMAT = 1  # in the keys: a release that changes the page never reads old ones
 KEPT_TTL = 120  # a key names its minute: never read after it
@@ -44,15 +43,8 @@ def _version_key(scope: int | str) -> str:
 
 def page_changed(organization_id: int | None) -> None:
     """Something the organization's billing page shows was written (None: something any
-    organization's page may show): the pages kept are not read again. At once, for a view later
-    in the writer's transaction, and on commit, as `usage_changed` does."""
-    key = _version_key(PORTAL if organization_id is None else organization_id)
-
-    def retire() -> None:
-        cache.set(key, uuid.uuid4().hex, None)
-
-    retire()
-    transaction.on_commit(retire)
+    organization's page may show): the pages kept are not read again."""
+    versions.retire([_version_key(PORTAL if organization_id is None else organization_id)])
 
 
 def _versions(organization_id: int) -> list[str]:
@@ -61,14 +53,7 @@ def _versions(organization_id: int) -> list[str]:
         _version_key(organization_id),
         _version_key(PORTAL),
     ]
-    found = cache.get_many(keys)
-    missing = [key for key in keys if key not in found]
-    for key in missing:
-        cache.add(key, uuid.uuid4().hex, timeout=None)
-    if missing:  # another reader may have added first: take the one kept
-        found.update(cache.get_many(missing))
-    # If the cache keeps nothing, a version of our own means nothing is reused.
-    return [found.get(key) or uuid.uuid4().hex for key in keys]
+    return list(versions.tokens(keys).values())
 
 
 def kept_page(

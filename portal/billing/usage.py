@@ -26,7 +26,6 @@ part is rated by the database on every view. Invoices are issued from `rating` d
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -35,12 +34,13 @@ from functools import cached_property
 from typing import Any, TypeVar, cast
 
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Max, Q
 
 from portal.billing import rating
 from portal.billing.models import UsageInterval, UsageKind
 from portal.billing.periods import Month, midnight
+from portal.web import versions
 
 T = TypeVar("T")
 KEPT_TTL = 26 * 3600  # a kept part's key names its day: it is not read after tomorrow
@@ -68,32 +68,17 @@ def usage_version(organization_id: int | str, scope: str = SEALED) -> str:
     any of its usage (ANY), or (`FLEET`, SEALED) to any organization's sealed usage: what is
     kept under an old token is never read again."""
     key = _version_key(organization_id, scope)
-    version = cache.get(key)
-    if version is None:
-        cache.add(key, uuid.uuid4().hex, timeout=None)
-        # Another reader may have added first: take the one kept. If the cache keeps nothing,
-        # a token of our own means nothing is reused.
-        version = cache.get(key) or uuid.uuid4().hex
-    return version
+    return versions.tokens([key])[key]
 
 
 def usage_changed(organization_id: int, *, sealed: bool = True) -> None:
     """Usage of the organization was written (`sealed`: some of it before today's midnight):
-    what is kept of it is not read again.
-
-    Twice: now, for what runs later in the writer's own transaction (a budget check after
-    metering), and on commit, because another reader may meanwhile have kept sums of the
-    rows as they were before the commit under the version of now.
-    """
+    what is kept of it is not read again (at once, for a budget check after metering in the
+    same transaction, and on commit: `portal.web.versions.retire`)."""
     keys = [_version_key(organization_id, ANY), _version_key(FLEET, ANY)]
     if sealed:
         keys += [_version_key(organization_id, SEALED), _version_key(FLEET, SEALED)]
-
-    def retire() -> None:
-        cache.set_many({key: uuid.uuid4().hex for key in keys}, None)
-
-    retire()
-    transaction.on_commit(retire)
+    versions.retire(keys)
 
 
 def sealed_before(month: Month, now: datetime) -> datetime:
@@ -131,11 +116,8 @@ class MonthUsage:
     def _versions(self) -> dict[str, str]:
         """The organization's two usage versions (`usage_version`), read in one round trip."""
         keys = {scope: _version_key(self.organization_id, scope) for scope in (SEALED, ANY)}
-        found = cache.get_many(list(keys.values()))
-        return {
-            scope: found.get(key) or usage_version(self.organization_id, scope)
-            for scope, key in keys.items()
-        }
+        found = versions.tokens(keys.values())
+        return {scope: found[key] for scope, key in keys.items()}
 
     def _key(self, part: str) -> str:
         """The cache key of a kept part: "live", or the sealed "lines" or "instances"."""

@@ -19,12 +19,12 @@ have kept the rows as they were before the commit under the version of then.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from django.core.cache import cache
-from django.db import transaction
+
+from portal.web.versions import retire, tokens
 
 INSTANCES = "instances"
 REQUESTS = "requests"
@@ -47,30 +47,13 @@ def _version_key(part: str) -> str:
 
 def versions(*parts: str) -> dict[str, str]:
     """The current version of each part (one read of the cache for all)."""
-    keys = {_version_key(part): part for part in parts}
-    found = cache.get_many(list(keys))
-    missing = [key for key in keys if key not in found]
-    for key in missing:
-        cache.add(key, uuid.uuid4().hex, timeout=None)
-    if missing:
-        # Another reader may have added first: take the one kept. If the cache keeps nothing,
-        # a version of our own means nothing is reused.
-        found.update(cache.get_many(missing))
-    return {part: found.get(key) or uuid.uuid4().hex for key, part in keys.items()}
+    found = tokens(_version_key(part) for part in parts)
+    return {part: found[_version_key(part)] for part in parts}
 
 
 def changed(*parts: str) -> None:
     """Something the parts are made of was written: what is kept of them is not read again."""
-    keys = [_version_key(part) for part in parts or PARTS]
-
-    def retire() -> None:
-        if len(keys) == 1:  # one SET: set_many is a MULTI/EXEC pipeline, twice the client's work
-            cache.set(keys[0], uuid.uuid4().hex, None)
-        else:
-            cache.set_many({key: uuid.uuid4().hex for key in keys}, None)
-
-    retire()
-    transaction.on_commit(retire)
+    retire(_version_key(part) for part in parts or PARTS)
 
 
 def kept_key(key: str) -> str:

@@ -296,15 +296,15 @@ class FleetListAdmin(QuickCheckboxes, admin.ModelAdmin):
 
     def get_paginator(self, request: HttpRequest, queryset: Any, per_page: int, *args, **kwargs):
         paginator = super().get_paginator(request, queryset, per_page, *args, **kwargs)
-        # The list's filter and search, whatever the page and order: one estimate for all.
-        shown = sorted(
-            (name, value)
-            for name, values in request.GET.lists()
-            if name not in (PAGE_VAR, ORDER_VAR)
-            for value in values
-        )
-        digest = hashlib.sha256(urlencode(shown).encode()).hexdigest()[:32]
-        if isinstance(paginator, EstimatedCountPaginator):
+        if isinstance(paginator, EstimatedCountPaginator) and request.GET:
+            # The list's filter and search, whatever the page and order: one estimate for all.
+            shown = sorted(
+                (name, value)
+                for name, values in request.GET.lists()
+                if name not in (PAGE_VAR, ORDER_VAR)
+                for value in values
+            )
+            digest = hashlib.sha256(urlencode(shown).encode()).hexdigest()[:32]
             paginator.kept_as = f"admin:estimate:{self.opts.label_lower}:{digest}"
         return paginator
 
