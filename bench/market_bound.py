@@ -18,6 +18,11 @@ preemptible, reserved) over the GPU-hours not used by the operator's own work.
   reclaimed; capped by the spare GPUs of each minute; fill and revenue (on-demand and
   reserved GPUs first, the preemptible ones in what spare is left, at the flat price), for
   every flat price from 20 % to 70 % of on-demand.
+- A price set by the clock (`daily_prices`): one share of on-demand by day, another at night,
+  the same every day; customers launch at the first attempt the price meets their willingness
+  to pay, pay the price in force, are interrupted when it passes it, and are never refused.
+  Optimistic as `flat_price` is (no packing, no notice), it asks whether the fill target and
+  the revenue target can hold at once: the dearest schedules at 90 % fill or more are printed.
 - Greedy: at the floor, each customer launches when its GPUs fit in what is spare at that
   minute (else back every hour for up to 6 hours, as bench.market's customers), never
   reclaimed: a schedule a market could nearly reach if it packed perfectly.
@@ -242,6 +247,69 @@ def greedy(seed: int, days: float, share: Decimal = FLOOR, *, the_places=None) -
     )
 
 
+def daily_prices(
+    seed: int,
+    days: float,
+    *,
+    day: Decimal,
+    night: Decimal,
+    hours: tuple[int, int],
+    the_places=None,
+) -> Outcome:
+    """A price set by the clock, the same every day: `day` (a share of on-demand) from
+    hours[0] to hours[1] o'clock, `night` otherwise. Each preemptible customer launches at the
+    first attempt (on arrival, then hourly for up to 6 hours) where the price is at or below
+    its willingness to pay, pays the price in force each minute, and is interrupted at the
+    first minute the price passes it (never back); never refused for capacity, on-demand and
+    reserved GPUs first in the spare of each minute (as `flat_price`)."""
+    start = SIM_START.timestamp()
+    the_places = the_places or places(seed, days)
+    minutes = len(the_places[0].spare)
+    first, last = hours
+    price = [day if first <= (m // 60) % 24 < last else night for m in range(minutes)]
+    kinds = ("on_demand", "reserved", "spot")  # the dearer and the unreclaimable first
+    running = {(p.region, p.model): {k: [0] * minutes for k in kinds} for p in the_places}
+    for region, model, _itype, gpus, at_hour, length in RESERVATIONS:
+        _add(running[(region, model)]["reserved"], at_hour * 3600, (at_hour + length) * 3600, gpus)
+    retry = int(RETRY_EVERY.total_seconds()) // MINUTE
+    tries = int(RETRY_FOR / RETRY_EVERY)
+    for c in customers(seed, start, days):
+        model, gpus = TYPE_GPUS[c.itype]
+        series = running[(c.region, model)][c.kind]
+        begin = int((c.arrives - start) // MINUTE)
+        if c.kind != "spot":
+            _add(series, begin * MINUTE, begin * MINUTE + c.hours * 3600, gpus)
+            continue
+        wtp = c.wtp_share or Decimal(0)
+        attempts = (begin + k * retry for k in range(tries + 1))
+        launched = next((m for m in attempts if m < minutes and price[m] <= wtp), None)
+        if launched is None:
+            continue
+        for m in range(launched, min(minutes, launched + int(c.hours * 60))):
+            if price[m] > wtp:
+                break  # interrupted for the price
+            series[m] += gpus
+    sold = spare_total = 0
+    revenue = Decimal(0)
+    for p in the_places:
+        od, sold_at = ON_DEMAND_PER_GPU[p.model], running[(p.region, p.model)]
+        for m, spare in enumerate(p.spare):
+            room = max(0, spare)
+            spare_total += room
+            for kind, rate in (("on_demand", 1), ("reserved", RESERVED_SHARE), ("spot", price[m])):
+                taken = min(room, sold_at[kind][m])
+                room -= taken
+                sold += taken
+                if taken:
+                    revenue += od * rate * taken / 60
+    return Outcome(
+        fill=sold / spare_total if spare_total else 0.0,
+        sold_gpu_hours=sold / 60,
+        spare_gpu_hours=spare_total / 60,
+        revenue=revenue.quantize(Decimal("0.01")),
+    )
+
+
 def hourly(seed: int, days: float, share: Decimal, *, the_places=None) -> list[tuple[int, float]]:
     """Per hour of the day: the fill at a flat price, launched on arrival, never refused."""
     start = SIM_START.timestamp()
@@ -291,6 +359,31 @@ def main(argv: list[str] | None = None) -> int:
             f"greedy at {share:.0%} (launched when it fits, hourly retries, never reclaimed): "
             f"fill {g.fill:.1%}, revenue {g.revenue:,}"
         )
+    fixed = daily_prices(
+        args.seed, args.days, day=FIXED, night=FIXED, hours=(0, 24), the_places=the_places
+    )
+    print(
+        "a price set by the clock (day and night shares of on-demand; launched at the first "
+        "attempt it is at or under the willingness to pay, interrupted when it passes it, never "
+        f"refused): at {FIXED:.0%} all day, fill {fixed.fill:.1%}, revenue {fixed.revenue:,}; "
+        "the dearest at 90 % fill or more, for a day from 08 or 10 to 20, 22 or 24 h:"
+    )
+    found = []
+    for day_cents, night_cents in ((d, n) for d in range(50, 75, 5) for n in range(20, 45, 5)):
+        for hours in ((8, 20), (8, 22), (8, 24), (10, 20), (10, 22), (10, 24)):
+            day, night = Decimal(day_cents) / 100, Decimal(night_cents) / 100
+            o = daily_prices(
+                args.seed, args.days, day=day, night=night, hours=hours, the_places=the_places
+            )
+            if o.fill >= 0.9:
+                found.append((o.revenue, o.fill, day, night, hours))
+    for revenue, fill, day, night, (first, last) in sorted(found, reverse=True)[:5]:
+        print(
+            f"  {day:.0%} from {first:02d} to {last:02d} h, {night:.0%} otherwise: fill "
+            f"{fill:.1%}, revenue {revenue:,} ({revenue / fixed.revenue:.3f}x {FIXED:.0%} all day)"
+        )
+    if not found:
+        print("  none")
     print("fill per hour of the day (at the floor, launched on arrival, never refused):")
     print("  " + " ".join(f"{h:02d}:{f:.0%}" for h, f in hourly(args.seed, args.days, FLOOR)))
     return 0
