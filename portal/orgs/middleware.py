@@ -39,15 +39,18 @@ class TwoFactorRequiredMiddleware:
         if user is None or not user.is_authenticated:
             return self.get_response(request)
         path = request.path
-        if path.startswith("/admin/") and user.is_staff and not user_has_two_factor(user):
-            _warn_once(
-                request,
-                "The operator console needs two-factor authentication. Add an authenticator "
-                "app or a passkey, then open it again.",
-            )
-            return redirect(reverse("mfa_index"))
+        has_two_factor = None  # not asked yet
+        if path.startswith("/admin/") and user.is_staff:
+            has_two_factor = user_has_two_factor(user)
+            if not has_two_factor:
+                _warn_once(
+                    request,
+                    "The operator console needs two-factor authentication. Add an "
+                    "authenticator app or a passkey, then open it again.",
+                )
+                return redirect(reverse("mfa_index"))
         if not path.startswith(OPEN_PREFIXES):
-            organization = organization_requiring_two_factor(user)
+            organization = organization_requiring_two_factor(user, has_two_factor=has_two_factor)
             if organization is not None:
                 _warn_once(
                     request,

@@ -7,7 +7,9 @@ from datetime import timedelta
 import pytest
 from allauth.mfa.models import Authenticator
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from portal.api.models import Scope
@@ -46,6 +48,35 @@ def test_staff_with_two_factor_use_the_admin(client):
     client.force_login(staff)
 
     assert client.get("/admin/").status_code == 200
+
+
+def test_an_admin_page_asks_once_whether_staff_have_two_factor(team, client):
+    staff = UserFactory(is_staff=True, is_superuser=True, two_factor=False)
+    turn_on_totp(staff)
+    team.organization.memberships.create(user=staff, role="member")
+    require(team.organization)  # staff with two-factor meet it: nothing more to look up
+    client.force_login(staff)
+    client.get("/admin/")  # the session, the user and the app list, read once
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/admin/")
+
+    assert response.status_code == 200
+    sql = [query["sql"] for query in queries.captured_queries]
+    assert sum('FROM "mfa_authenticator"' in statement for statement in sql) == 1
+    wheres = [statement.split(" WHERE ", 1)[1] for statement in sql if " WHERE " in statement]
+    assert not any("require_two_factor" in where for where in wheres)
+
+
+def test_staff_without_two_factor_are_held_where_their_organization_requires_it(team, client):
+    staff = UserFactory(is_staff=True, is_superuser=True, two_factor=False)
+    team.organization.memberships.create(user=staff, role="member")
+    require(team.organization)
+    client.force_login(staff)
+
+    for url in ("/admin/", "/o/acme/"):
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"].startswith(SETUP), url
 
 
 def test_an_owner_with_two_factor_requires_it_of_every_member(team, client_for):
