@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import heapq
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -71,6 +72,7 @@ TYPE_GPUS = {
     "gpu_1x_l40s": ("l40s", 1),
 }
 RESERVED_SHARE = Decimal("0.6")  # bench.market's reservations: 60 % of on-demand
+KINDS = ("on_demand", "reserved", "spot")  # in the spare: the dearer and the unreclaimable first
 
 
 @dataclass
@@ -156,8 +158,7 @@ def flat_price(seed: int, days: float, share: Decimal, *, the_places=None) -> Ou
     start = SIM_START.timestamp()
     the_places = the_places or places(seed, days)
     minutes = len(the_places[0].spare)
-    kinds = ("on_demand", "reserved", "spot")
-    running = {(p.region, p.model): {k: [0] * minutes for k in kinds} for p in the_places}
+    running = {(p.region, p.model): {k: [0] * minutes for k in KINDS} for p in the_places}
     for c in customers(seed, start, days):
         if c.kind == "spot" and (c.wtp_share or 0) < share:
             continue
@@ -166,25 +167,38 @@ def flat_price(seed: int, days: float, share: Decimal, *, the_places=None) -> Ou
         _add(running[(c.region, model)][c.kind], begin, begin + c.hours * 3600, gpus)
     for region, model, _itype, gpus, at_hour, hours in RESERVATIONS:
         _add(running[(region, model)]["reserved"], at_hour * 3600, (at_hour + hours) * 3600, gpus)
+    return _capped(the_places, running, lambda _minute: share)
+
+
+def _capped(
+    the_places: list[Place],
+    running: dict[tuple[str, str], dict[str, list[int]]],
+    spot_share: Callable[[int], Decimal],
+) -> Outcome:
+    """Fill and revenue of the GPUs each kind runs per place and minute (`running`), capped by
+    the spare of each minute, the kinds taken in KINDS' order: on-demand at list price, reserved
+    at RESERVED_SHARE, preemptible at `spot_share(minute)` of on-demand."""
     sold = spare_total = 0
     revenue = Decimal(0)
     for p in the_places:
-        od = ON_DEMAND_PER_GPU[p.model]
         series = running[(p.region, p.model)]
-        place_sold = {k: 0 for k in kinds}
+        counted = {kind: 0 for kind in KINDS}
+        spot_paid = Decimal(0)  # share of on-demand × preemptible GPU-minutes
         for m, spare in enumerate(p.spare):
             room = max(0, spare)
-            for kind in kinds:  # the dearer and the unreclaimable first
+            spare_total += room
+            for kind in KINDS:
                 taken = min(room, series[kind][m])
-                place_sold[kind] += taken
+                counted[kind] += taken
                 room -= taken
-            spare_total += max(0, spare)
-        sold += sum(place_sold.values())
+                if kind == "spot" and taken:
+                    spot_paid += spot_share(m) * taken
+        sold += sum(counted.values())
         revenue += (
-            od * place_sold["on_demand"]
-            + od * RESERVED_SHARE * place_sold["reserved"]
-            + od * share * place_sold["spot"]
-        ) / 60
+            ON_DEMAND_PER_GPU[p.model]
+            * (counted["on_demand"] + RESERVED_SHARE * counted["reserved"] + spot_paid)
+            / 60
+        )
     return Outcome(
         fill=sold / spare_total if spare_total else 0.0,
         sold_gpu_hours=sold / 60,
@@ -267,8 +281,7 @@ def daily_prices(
     minutes = len(the_places[0].spare)
     first, last = hours
     price = [day if first <= (m // 60) % 24 < last else night for m in range(minutes)]
-    kinds = ("on_demand", "reserved", "spot")  # the dearer and the unreclaimable first
-    running = {(p.region, p.model): {k: [0] * minutes for k in kinds} for p in the_places}
+    running = {(p.region, p.model): {k: [0] * minutes for k in KINDS} for p in the_places}
     for region, model, _itype, gpus, at_hour, length in RESERVATIONS:
         _add(running[(region, model)]["reserved"], at_hour * 3600, (at_hour + length) * 3600, gpus)
     retry = int(RETRY_EVERY.total_seconds()) // MINUTE
@@ -289,25 +302,7 @@ def daily_prices(
             if price[m] > wtp:
                 break  # interrupted for the price
             series[m] += gpus
-    sold = spare_total = 0
-    revenue = Decimal(0)
-    for p in the_places:
-        od, sold_at = ON_DEMAND_PER_GPU[p.model], running[(p.region, p.model)]
-        for m, spare in enumerate(p.spare):
-            room = max(0, spare)
-            spare_total += room
-            for kind, rate in (("on_demand", 1), ("reserved", RESERVED_SHARE), ("spot", price[m])):
-                taken = min(room, sold_at[kind][m])
-                room -= taken
-                sold += taken
-                if taken:
-                    revenue += od * rate * taken / 60
-    return Outcome(
-        fill=sold / spare_total if spare_total else 0.0,
-        sold_gpu_hours=sold / 60,
-        spare_gpu_hours=spare_total / 60,
-        revenue=revenue.quantize(Decimal("0.01")),
-    )
+    return _capped(the_places, running, price.__getitem__)
 
 
 def hourly(seed: int, days: float, share: Decimal, *, the_places=None) -> list[tuple[int, float]]:

@@ -49,8 +49,9 @@ class TwoFactorRequiredMiddleware:
                     "authenticator app or a passkey, then open it again.",
                 )
                 return redirect(reverse("mfa_index"))
-        if not path.startswith(OPEN_PREFIXES):
-            organization = organization_requiring_two_factor(user, has_two_factor=has_two_factor)
+        # Staff found with two-factor above meet any organization's requirement.
+        if has_two_factor is None and not path.startswith(OPEN_PREFIXES):
+            organization = organization_requiring_two_factor(user)
             if organization is not None:
                 _warn_once(
                     request,

@@ -25,20 +25,13 @@ def user_has_two_factor(user) -> bool:
     return Authenticator.objects.filter(user=user, type__in=SECOND_FACTORS).exists()
 
 
-def organization_requiring_two_factor(user, *, has_two_factor: bool | None = None):
-    """The first organization of the user that requires two-factor, if they lack it (else None).
-
-    `has_two_factor`: what `user_has_two_factor` already answered for this request (a staff
-    member on an admin page), so that neither query runs again."""
-    if has_two_factor:
-        return None  # nothing to require of someone who has it
+def organization_requiring_two_factor(user):
+    """The first organization of the user that requires two-factor, if they lack it (else None)."""
     organization = (
         Organization.objects.filter(require_two_factor=True, memberships__user=user)
         .order_by("name")
         .first()
     )  # one small query per page; the second only where an organization requires it
-    if organization is None:
-        return None
-    if has_two_factor is None and user_has_two_factor(user):
+    if organization is None or user_has_two_factor(user):
         return None
     return organization

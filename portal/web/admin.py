@@ -1,7 +1,6 @@
 """Helpers for the operator's admin pages of every app."""
 
 import hashlib
-from collections.abc import Callable
 from functools import cached_property
 from html import escape as std_escape
 from typing import Any, ClassVar
@@ -50,20 +49,11 @@ class QuickCheckboxes:
     rendering time."""
 
     def action_checkbox(self, obj: Any) -> SafeString:
-        return self.action_checkboxes()(obj)
-
-    def action_checkboxes(self) -> Callable[[Any], SafeString]:
-        """`action_checkbox` for the rows of one page: its label translated once."""
-        label = _checkbox_label()
-
-        def checkbox(obj: Any) -> SafeString:
-            return mark_safe(  # noqa: S308 - the escaped key and label, constants otherwise
-                f'<input type="checkbox" name="{helpers.ACTION_CHECKBOX_NAME}" '
-                f'value="{fast_escape(obj.pk)}" class="action-select" '
-                f'aria-label="{label.format(fast_escape(str(obj)))}">'
-            )
-
-        return checkbox
+        label = _checkbox_label().format(fast_escape(str(obj)))
+        return mark_safe(  # noqa: S308 - the escaped key and label, constants otherwise
+            f'<input type="checkbox" name="{helpers.ACTION_CHECKBOX_NAME}" '
+            f'value="{fast_escape(obj.pk)}" class="action-select" aria-label="{label}">'
+        )
 
 
 class _KeptTimeString:

@@ -188,9 +188,6 @@ def _columns(cl: ChangeList) -> list[_Column]:
                 column.boolean = getattr(column.method, "boolean", False)
                 if name == "action_checkbox":
                     column.row_class = "action-checkbox"
-                    per_page = getattr(model_admin, "action_checkboxes", None)
-                    if per_page is not None:  # QuickCheckboxes: the label translated once
-                        column.method = per_page()
         else:
             column.field = field
             column.nowrap = isinstance(field, models.DateField | models.TimeField | ForeignKey)
