@@ -54,20 +54,16 @@ SEALED, ANY = "sealed", "any"  # what a usage version tracks: sealed intervals, 
 FLEET = "fleet"
 
 
-def _version_key(organization_id: int | str, scope: str) -> str:
-    return f"billing:usage-version:{scope}:{organization_id}"
-
-
 def usage_version_key(organization_id: int | str, scope: str = SEALED) -> str:
-    """The cache key of `usage_version`: for a reader that reads it with other keys at once."""
-    return _version_key(organization_id, scope)
+    """The cache key of `usage_version` (a reader may read it with other keys at once)."""
+    return f"billing:usage-version:{scope}:{organization_id}"
 
 
 def usage_version(organization_id: int | str, scope: str = SEALED) -> str:
     """A token replaced after every change to the organization's sealed usage (SEALED) or to
     any of its usage (ANY), or (`FLEET`, SEALED) to any organization's sealed usage: what is
     kept under an old token is never read again."""
-    key = _version_key(organization_id, scope)
+    key = usage_version_key(organization_id, scope)
     return versions.tokens([key])[key]
 
 
@@ -75,9 +71,9 @@ def usage_changed(organization_id: int, *, sealed: bool = True) -> None:
     """Usage of the organization was written (`sealed`: some of it before today's midnight):
     what is kept of it is not read again (at once, for a budget check after metering in the
     same transaction, and on commit: `portal.web.versions.retire`)."""
-    keys = [_version_key(organization_id, ANY), _version_key(FLEET, ANY)]
+    keys = [usage_version_key(organization_id, ANY), usage_version_key(FLEET, ANY)]
     if sealed:
-        keys += [_version_key(organization_id, SEALED), _version_key(FLEET, SEALED)]
+        keys += [usage_version_key(organization_id, SEALED), usage_version_key(FLEET, SEALED)]
     versions.retire(keys)
 
 
@@ -115,7 +111,7 @@ class MonthUsage:
     @cached_property
     def _versions(self) -> dict[str, str]:
         """The organization's two usage versions (`usage_version`), read in one round trip."""
-        keys = {scope: _version_key(self.organization_id, scope) for scope in (SEALED, ANY)}
+        keys = {scope: usage_version_key(self.organization_id, scope) for scope in (SEALED, ANY)}
         found = versions.tokens(keys.values())
         return {scope: found[key] for scope, key in keys.items()}
 
