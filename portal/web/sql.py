@@ -1,15 +1,17 @@
 """Names for SQL written by hand (statements built once per process from the models): a
-model's table and a field's column, quoted for the database; and `ReadBuiltOnce`, a hot read
-the ORM builds once per process."""
+model's table and a field's column, quoted for the database; `ReadBuiltOnce`, a hot read
+the ORM builds once per process; and `Among`, a filter on a list of ids given as one
+parameter, so that the query's text does not depend on how many there are."""
 
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from django.db import connection
-from django.db.models import Field, Model, QuerySet
+from django.db.models import Field, Lookup, Model, QuerySet
 from django.db.models.options import Options
 
 
@@ -29,18 +31,35 @@ def column(model: type[Model] | Options, name: str) -> str:
     return connection.ops.quote_name(field.column)
 
 
+class Among(Lookup):
+    """`filter(Among(F("instance_id"), ids))`: the field's value is one of `ids` (a list of
+    ints), sent as one parameter (an array; JSON text on SQLite). Unlike `__in`, the query's
+    text is the same for any number of ids, so it can be a `ReadBuiltOnce` (placeholder
+    `ids=list`) and PostgreSQL prepares it once."""
+
+    lookup_name = "among"
+    prepare_rhs = False
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        lhs, params = self.process_lhs(compiler, connection)
+        if connection.vendor == "postgresql":
+            return f"{lhs} = ANY(%s)", [*params, _adapted(self.rhs)]
+        among = f"{lhs} IN (SELECT value FROM json_each(%s))"  # noqa: S608 - the ORM's column
+        return among, [*params, _adapted(self.rhs)]
+
+
 class ReadBuiltOnce:
     """A hot read of a fixed shape (a `values_list` query, or a model's rows) that the ORM
     builds once per process: its SQL and parameters are kept and sent as they are, each time.
     Django takes about as long to build a small query as PostgreSQL takes to answer it, and a
     read done at every launch, capacity report or state change pays that every time.
 
-    `build(**placeholders)` makes the queryset; each placeholder names the type (int, str or
-    datetime) of a parameter given at each read (`rows(name=value)`), and is built with a
-    stand-in value of that type that no other parameter of the query equals. The rows are the
-    database's values, in the order of the `values_list` (checked when built: annotations
-    last, as Django selects them); `objects()` gives a plain model query's rows as instances
-    (no select_related, no annotations)."""
+    `build(**placeholders)` makes the queryset; each placeholder names the type (int, str,
+    datetime, or list: ids for `Among`) of a parameter given at each read
+    (`rows(name=value)`), and is built with a stand-in value of that type that no other
+    parameter of the query equals. The rows are the database's values, in the order of the
+    `values_list` (checked when built: annotations last, as Django selects them); `objects()`
+    gives a plain model query's rows as instances (no select_related, no annotations)."""
 
     def __init__(self, build: Callable[..., QuerySet[Any, Any]], **placeholders: type) -> None:
         self._build = build
@@ -115,13 +134,19 @@ def _stand_in(kind: type, index: int) -> Any:
         return f"\x00placeholder-{index}"
     if kind is datetime.datetime:
         return datetime.datetime(1901, 2, 3, 4, 5, 6, index + 1, tzinfo=datetime.UTC)
-    raise TypeError(f"a placeholder is an int, a str or a datetime, not {kind!r}")
+    if kind is list:
+        return [-987_654_321 - index]
+    raise TypeError(f"a placeholder is an int, a str, a datetime or a list, not {kind!r}")
 
 
 def _adapted(value: Any) -> Any:
-    """A value as the ORM passes it to the database (SQLite takes datetimes as text)."""
+    """A value as the ORM passes it to the database (SQLite takes datetimes as text); a list
+    of ids as `Among` passes it."""
     if isinstance(value, datetime.datetime):
         return connection.ops.adapt_datetimefield_value(value)
+    if isinstance(value, list | tuple):
+        ids = list(value)
+        return ids if connection.vendor == "postgresql" else json.dumps(ids)
     return value
 
 

@@ -4,11 +4,11 @@ from datetime import UTC, datetime
 
 import pytest
 from django.db import connection
-from django.db.models import Count, Value
+from django.db.models import Count, F, Value
 from django.test.utils import CaptureQueriesContext
 
 from portal.catalog.models import InstanceType, Region
-from portal.web.sql import ReadBuiltOnce
+from portal.web.sql import Among, ReadBuiltOnce
 from tests.catalog.factories import RegionFactory
 
 pytestmark = pytest.mark.django_db
@@ -89,3 +89,22 @@ def test_a_read_of_model_rows_with_related_rows_is_refused():
 
     with pytest.raises(ValueError, match="own columns"):
         read.objects()
+
+
+def test_a_list_of_ids_is_one_parameter_and_the_statement_the_same_for_any_number():
+    regions = [RegionFactory(code=f"xx-{n}-9") for n in range(3)]
+    read = ReadBuiltOnce(
+        lambda ids: Region.objects.filter(Among(F("id"), ids)).order_by("id").values_list("code"),
+        ids=list,
+    )
+
+    with CaptureQueriesContext(connection) as queries:
+        one = read.rows(ids=[regions[0].pk])
+        three = read.rows(ids=[r.pk for r in regions])
+        none = read.rows(ids=[])
+
+    assert one == [("xx-0-9",)]
+    assert three == [("xx-0-9",), ("xx-1-9",), ("xx-2-9",)]
+    assert none == []
+    assert len(queries) == 3
+    assert all("= ANY(" in query["sql"] for query in queries)  # not IN (%s, %s, ...)

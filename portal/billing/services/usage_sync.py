@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
@@ -25,18 +25,95 @@ from portal.catalog.models import Price
 from portal.instances.models import Instance, InstanceEvent
 from portal.market.locks import spot_history_read_lock
 from portal.orgs.models import Organization
-from portal.web.sql import ReadBuiltOnce
+from portal.web.sql import Among, ReadBuiltOnce
 
 
-def _frozen_before(organization_ids: set[int]) -> dict[int, Any]:
+class _Metered(NamedTuple):
+    """An instance as metering reads it (under its row lock)."""
+
+    pk: int
+    organization_id: int
+    instance_type_id: int
+    region_id: int
+    gpus: int
+    preemptible: bool
+    cluster_id: int | None
+
+
+def _locked(ids: list[int]) -> QuerySet[Any, Any]:
+    return (
+        Instance.objects.select_for_update(of=("self",))
+        .filter(Among(F("id"), ids))
+        .order_by("pk")
+        .values_list(
+            *("id", "organization_id", "instance_type_id", "region_id", "gpus"),
+            *("preemptible", "cluster_id"),
+        )
+    )
+
+
+def _timelines(ids: list[int]) -> QuerySet[Any, Any]:
+    return (
+        InstanceEvent.objects.filter(Among(F("instance_id"), ids))
+        .exclude(to_state="")
+        .order_by("instance_id", "at", "id")
+        .values_list("id", "instance_id", "at", "to_state")
+    )
+
+
+def _prices(ids: list[int]) -> QuerySet[Any, Any]:
+    # Unordered: `metering.pieces` sorts them.
+    return Price.objects.filter(Among(F("instance_type_id"), ids)).order_by()
+
+
+def _frozen_before(ids: list[int]) -> QuerySet[Any, Any]:
     """Usage before the end of an organization's last invoiced month is never rewritten: that
     end per organization (none: nothing invoiced)."""
-    return dict(
-        Invoice.objects.filter(organization_id__in=organization_ids)
+    return (
+        Invoice.objects.filter(Among(F("organization_id"), ids))
         .values("organization_id")
         .annotate(end=Max("period_end"))
         .values_list("organization_id", "end")
     )
+
+
+class _Held(NamedTuple):
+    """A usage interval as metering compares it with the pieces it wants (read as a row
+    rather than a model instance: a long timeline has one per day)."""
+
+    pk: int
+    instance_id: int
+    start: datetime
+    end: datetime | None
+    kind: str
+    unit_price: Any
+    price_id: int | None
+    currency: str
+
+    def key(self) -> tuple:  # as `UsageInterval.key()`
+        return (self.start, self.end, self.kind, self.unit_price, self.price_id, self.currency)
+
+
+def _reaching(ids: list[int], frozen: datetime) -> QuerySet[Any, Any]:
+    return (
+        UsageInterval.objects.filter(Among(F("instance_id"), ids))
+        .filter(Q(start__gte=frozen) | Q(end__isnull=True) | Q(end__gt=frozen))
+        .order_by()
+        .values_list(
+            *("id", "instance_id", "start", "end", "kind", "unit_price", "price_id"),
+            "currency",
+        )
+    )
+
+
+# Metering's reads, at every state change: built once, whatever the number of instances.
+_LOCKED = ReadBuiltOnce(_locked, ids=list)
+_TIMELINES = ReadBuiltOnce(_timelines, ids=list)
+_PRICES = ReadBuiltOnce(_prices, ids=list)
+_FROZEN_BEFORE = ReadBuiltOnce(_frozen_before, ids=list)
+_REACHING = ReadBuiltOnce(_reaching, ids=list, frozen=datetime)
+# Before any usage: what reaches past it is everything.
+_BEFORE_ALL = datetime(1, 1, 1, tzinfo=UTC)
 
 
 def usage_sync_instance(*, instance_id: int) -> None:
@@ -60,15 +137,7 @@ def usage_sync_instances(*, instance_ids: Iterable[int]) -> None:
         return
     now = clock.now()
     with transaction.atomic():
-        instances = list(
-            Instance.objects.select_for_update(of=("self",))
-            .only(
-                *("id", "organization_id", "instance_type_id", "region_id", "gpus"),
-                *("preemptible", "cluster_id"),
-            )
-            .filter(pk__in=ids)
-            .order_by("pk")
-        )
+        instances = [_Metered(*row) for row in _LOCKED.rows(ids=ids)]
         if not instances:
             return
         ids = [instance.pk for instance in instances]
@@ -76,29 +145,23 @@ def usage_sync_instances(*, instance_ids: Iterable[int]) -> None:
         for type_id in sorted({i.instance_type_id for i in instances if i.preemptible}):
             spot_history_read_lock(type_id)
         events: dict[int, list[tuple[int, Any, str]]] = defaultdict(list)
-        for pk, instance_id, at, state in (
-            InstanceEvent.objects.filter(instance_id__in=ids)
-            .exclude(to_state="")
-            .order_by("instance_id", "at", "id")
-            .values_list("id", "instance_id", "at", "to_state")
-        ):
+        for pk, instance_id, at, state in _TIMELINES.rows(ids=ids):
             events[instance_id].append((pk, at, state))
         prices: dict[int, list[metering.PricePoint]] = defaultdict(list)
-        for p in Price.objects.filter(  # unordered: `metering.pieces` sorts them
-            instance_type_id__in={instance.instance_type_id for instance in instances}
-        ).order_by():
+        for p in _PRICES.objects(ids=sorted({i.instance_type_id for i in instances})):
             prices[p.instance_type_id].append(metering.PricePoint.of(p))
-        frozen_of = _frozen_before({instance.organization_id for instance in instances})
-        # What is invoiced stays, but for what reaches across it.
-        reach = Q(instance_id__in=[i.pk for i in instances if i.organization_id not in frozen_of])
-        for organization_id, frozen in frozen_of.items():
-            reach |= Q(
-                Q(start__gte=frozen) | Q(end__isnull=True) | Q(end__gt=frozen),
-                instance_id__in=[i.pk for i in instances if i.organization_id == organization_id],
-            )
-        existing: dict[int, list[UsageInterval]] = defaultdict(list)
-        for row in UsageInterval.objects.filter(reach).order_by():
-            existing[row.instance_id].append(row)
+        frozen_of: dict[int, Any] = dict(
+            _FROZEN_BEFORE.rows(ids=sorted({i.organization_id for i in instances}))
+        )
+        # What is invoiced stays, but for what reaches across it: one read from the earliest
+        # boundary among the instances' organizations, each instance's kept from its own.
+        earliest = min(frozen_of.get(i.organization_id, _BEFORE_ALL) for i in instances)
+        existing: dict[int, list[_Held]] = defaultdict(list)
+        organization_of = {instance.pk: instance.organization_id for instance in instances}
+        for row in map(_Held._make, _REACHING.rows(ids=ids, frozen=earliest)):
+            frozen = frozen_of.get(organization_of[row.instance_id])
+            if frozen is None or row.start >= frozen or row.end is None or row.end > frozen:
+                existing[row.instance_id].append(row)
 
         crossing: dict[Any, list[int]] = defaultdict(list)  # by the boundary they close at
         sealed_crossing: list[int] = []  # of preemptible instances
