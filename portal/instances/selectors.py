@@ -224,7 +224,7 @@ def _list_page_sql() -> str:
 class _CountedPaginator(Paginator):
     """A paginator told its count (read with the page's rows) instead of counting again."""
 
-    def __init__(self, object_list: QuerySet[Instance], per_page: int, count: int):
+    def __init__(self, object_list: list[Instance], per_page: int, count: int):
         super().__init__(object_list, per_page)
         self.__dict__["count"] = count  # Paginator.count is a cached_property
 
@@ -237,7 +237,6 @@ def instance_list_page(
     number of instances beside each. An empty page past the first (a page
     number beyond the last, or one that is not a number) goes the paginator's way instead.
     """
-    instances = instance_list_rows(membership=membership)
     page_number = int(number) if number and number.isdigit() and len(number) < 10 else 1
     if number and str(page_number) != number:
         page_number = 0  # not a plain page number: the paginator's own rules below
@@ -255,10 +254,12 @@ def instance_list_page(
             )
         )
     if not found and page_number != 1:
-        page = Paginator(instances, per_page).get_page(number)
+        page = Paginator(instance_list_rows(membership=membership), per_page).get_page(number)
         return page, instance_row_list(page.object_list)
     total = found[0].listed_total if found else 0  # type: ignore[attr-defined]
-    page = Page(found, page_number, _CountedPaginator(instances, per_page, total))
+    # The page's own rows stand for the paginator's list: it only counts (told) and numbers
+    # pages, and building the queryset it never reads cost a tenth of the rows' time.
+    page = Page(found, page_number, _CountedPaginator(found, per_page, total))
     rows = [
         InstanceRow(
             instance=instance,

@@ -145,6 +145,25 @@ def test_a_list_row_is_the_old_row(make_instance, team, frozen, fields):
     assert _normalized(new) == _normalized(Template(OLD_ROW).render(context))
 
 
+@pytest.mark.parametrize("language", ["en", "fr", "de"])
+def test_a_list_row_reads_the_active_language_like_the_old_row(
+    make_instance, team, frozen, language
+):
+    instance = make_instance(
+        State.RUNNING, created_at=NOW - timedelta(days=9, hours=4), running_seconds=4_000_000
+    )
+    rows = selectors.instance_row_list(
+        selectors.instance_list_rows(membership=team.member).filter(pk=instance.pk)
+    )
+    context = Context({"row": rows[0], "org": "acme"})
+
+    with translation.override(language):
+        new = Template("{% load instances %}{% instance_row row org %}").render(context)
+        old = Template(OLD_ROW).render(context)
+
+    assert _normalized(new) == _normalized(old)
+
+
 def test_a_row_without_a_price_shows_a_dash(make_instance, team, catalog):
     catalog.h100_1x.prices.all().delete()
     make_instance(State.RUNNING)

@@ -8,7 +8,6 @@ them): no include, reverse(), lazy translation or format lookup per row.
 from datetime import datetime
 from decimal import Decimal
 from html import escape  # django.utils.html.escape without its check for lazy strings
-from typing import cast
 
 from django import template
 from django.contrib.humanize.templatetags.humanize import (
@@ -22,9 +21,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import get_format
 from django.utils.safestring import mark_safe
-from django.utils.timesince import timesince
+from django.utils.timesince import MONTHS_DAYS, TIME_CHUNKS, TIME_STRINGS_KEYS
 from django.utils.timezone import template_localtime  # type: ignore[attr-defined]  # not in the stubs
-from django.utils.translation import get_language
+from django.utils.translation import get_language, gettext
 
 from portal.instances.models import State
 from portal.instances.selectors import InstanceRow
@@ -93,7 +92,10 @@ def instance_row(context: Context, row: InstanceRow, org_slug: str) -> str:
         at = date_filter(template_localtime(instance.reclaim_at, context.use_tz), "H:i:s")
         extra += f' <span class="badge warn">interruption at {escape(at)}</span>'
     ip = f'<span class="mono">{escape(instance.ip)}</span>' if instance.ip else NONE
-    cost = NONE if row.hourly_price is None else f"${escape(thousands(row.cost))}"
+    lang = context.render_context.get("instance_row_language")
+    if lang is None:  # once per page
+        lang = context.render_context["instance_row_language"] = get_language()
+    cost = NONE if row.hourly_price is None else f"${escape(_thousands(row.cost, lang))}"
     created = timestamp(template_localtime(instance.created_at, context.use_tz))
     name = escape(instance.name)
     # Values of the row (instance_list_rows), not a type and a region made for each row.
@@ -108,7 +110,7 @@ def instance_row(context: Context, row: InstanceRow, org_slug: str) -> str:
         f'<td><span class="mono">{escape(region_code)}</span></td>'
         f"<td>{ip}</td>"
         f'<td class="hide-sm muted" title="{escape(created)} UTC">'
-        f"{escape(age(instance.created_at))}</td>"
+        f"{escape(_age(instance.created_at, lang))}</td>"
         f'<td class="num">{cost}</td>'
         "</tr>"
     )
@@ -143,23 +145,6 @@ def timestamp(value) -> str:
 _phrases: dict[tuple, str] = {}
 
 
-class _PastSubstring:
-    """naturaltime's "%(num)d days" for timesince() in one language, memoized per count."""
-
-    def __init__(self, lang: str, unit: str):
-        self.lang, self.unit = lang, unit
-
-    def __mod__(self, params: dict) -> str:
-        key = (self.lang, self.unit, params["num"])
-        text = _phrases.get(key)
-        if text is None:
-            text = _phrases[key] = NaturalTimeFormatter.past_substrings[self.unit] % params
-        return text
-
-
-_past_substrings: dict[str, dict[str, _PastSubstring]] = {}
-
-
 def _phrase(lang: str, name: str, count: int | None = None) -> str:
     key = (lang, name, count)
     text = _phrases.get(key)
@@ -173,26 +158,23 @@ def _phrase(lang: str, name: str, count: int | None = None) -> str:
 def age(value):
     """`{{ value|naturaltime }}` for the past ("5 minutes ago", "1 week, 2 days ago").
 
-    Django's own words and arithmetic (timesince), with the translated phrases looked up once
-    per language and count rather than through lazy translation on every call. Anything but
-    an aware datetime in the past goes to naturaltime itself.
+    Django's own words and arithmetic (timesince's, in `_since`), with the translated phrases
+    looked up once per language and count rather than through lazy translation on every
+    call. Anything but an aware datetime in the past goes to naturaltime itself.
     """
+    return _age(value, get_language())
+
+
+def _age(value, lang: str) -> str:
+    """`age` in the active language `lang` (the list looks it up once per page)."""
     if not isinstance(value, datetime) or timezone.is_naive(value):
         return naturaltime(value)
     now = timezone.now()
     if timezone.is_naive(now) or value >= now:
         return naturaltime(value)
     delta = now - value
-    lang = get_language()
     if delta.days != 0:
-        units = _past_substrings.get(lang)
-        if units is None:
-            units = _past_substrings[lang] = {
-                unit: _PastSubstring(lang, unit) for unit in NaturalTimeFormatter.past_substrings
-            }
-        # timesince() only applies `%` to its time strings, which _PastSubstring does.
-        strings = cast(dict[str, str], units)
-        return _phrase(lang, "past-day") % {"delta": timesince(value, now, time_strings=strings)}
+        return _phrase(lang, "past-day") % {"delta": _since(value, now, lang)}
     if delta.seconds == 0:
         return _phrase(lang, "now")
     if delta.seconds < 60:
@@ -202,6 +184,59 @@ def age(value):
     return _phrase(lang, "past-hour", delta.seconds // 60 // 60)
 
 
+# timesince's units after years and months (weeks to minutes), in seconds.
+_CHUNKS = tuple(zip(TIME_STRINGS_KEYS[2:], TIME_CHUNKS, strict=True))
+_separators: dict[str, str] = {}
+
+
+def _since(d: datetime, now: datetime, lang: str) -> str:
+    """`timesince(d, now, time_strings=naturaltime's past substrings)` for an aware `d` at
+    least a day before `now`: the same arithmetic (years and months by the calendar, the rest
+    in seconds, up to two adjacent units), without its lazy helpers and translation per call.
+    """
+    now = now.astimezone(d.tzinfo)
+    total_months = (now.year - d.year) * 12 + (now.month - d.month)
+    if d.day > now.day or (d.day == now.day and d.time() > now.time()):
+        total_months -= 1
+    years, months = divmod(total_months, 12)
+    pivot = d
+    if years or months:
+        pivot_year, pivot_month = d.year + years, d.month + months
+        if pivot_month > 12:
+            pivot_month -= 12
+            pivot_year += 1
+        day = min(MONTHS_DAYS[pivot_month - 1], d.day)
+        pivot = datetime(pivot_year, pivot_month, day, d.hour, d.minute, d.second, tzinfo=d.tzinfo)
+    remaining = (now - pivot).total_seconds()
+    parts = [("year", years), ("month", months)]
+    for name, chunk in _CHUNKS:
+        count = int(remaining // chunk)
+        parts.append((name, count))
+        remaining -= chunk * count
+    first = next((i for i, (_name, count) in enumerate(parts) if count), None)
+    if first is None:
+        return _past_substring(lang, "minute", 0)
+    words = []
+    for name, count in parts[first : first + 2]:
+        if not count:
+            break
+        words.append(_past_substring(lang, name, count))
+    separator = _separators.get(lang)
+    if separator is None:
+        separator = _separators[lang] = gettext(", ")
+    return separator.join(words)
+
+
+def _past_substring(lang: str, unit: str, count: int) -> str:
+    """naturaltime's "%(num)d days" in `lang`, spaces not breaking (as timesince writes it)."""
+    key = (lang, unit, count, "since")
+    text = _phrases.get(key)
+    if text is None:
+        text = NaturalTimeFormatter.past_substrings[unit] % {"num": count}
+        text = _phrases[key] = str(text).replace(" ", "\xa0")
+    return text
+
+
 # Languages whose numbers read 1,234.56 (looked up once per language).
 _plain_grouping: dict[str, bool] = {}
 
@@ -209,9 +244,13 @@ _plain_grouping: dict[str, bool] = {}
 @register.filter(is_safe=True)
 def thousands(value):
     """`{{ amount|intcomma }}` for a Decimal amount: "1,234.56"; other values go to intcomma."""
+    return _thousands(value, get_language())
+
+
+def _thousands(value, lang: str) -> str:
+    """`thousands` in the active language `lang` (the list looks it up once per page)."""
     if not isinstance(value, Decimal) or not value.is_finite():
         return intcomma(value)
-    lang = get_language()
     plain = _plain_grouping.get(lang)
     if plain is None:
         plain = _plain_grouping[lang] = (
