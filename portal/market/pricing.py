@@ -35,20 +35,32 @@ no less than before. And the price falls only when it can sell more (`may_cut`):
   less) and the longer it waits (CUT_EVERY at the target, nothing when nothing is sold).
 
 A cut must also pay (`Trial`): every cut is on trial for JUDGE_AFTER, and the offer's price is
-not cut again meanwhile. The market then compares the offer's revenue rate (every running
-preemptible customer pays the price in force, so: price × the offer's preemptible GPUs) after
-the cut with the rate just before it (`cut_pays`). Customers turned away come back within the
-hour and stay hours, so an hour after a cut the GPUs sold show who buys at the lower price and
-not at the one before. A cut that earns more is kept (and the next one may follow, by the rules
-above); one that does not (it sold nothing more, or too little to make up for billing everyone
-less) is undone: the price goes back up to the one before it, taking back at most the GPUs the
-cut gained (`undo_room`: customers whose bid lies under the price restored, as any rise does),
-and the offer's price is not cut again for UNDONE_WAIT (`may_cut`). Where capacity sells out,
-this changes nothing (the price is not cut); where it does not (at night), the price stops
-where a lower one would bring fewer customers than it costs, instead of falling to the floor
-while GPUs stay idle anyway. A trial is about one price in force: a rise or a price set by
-staff ends it. A cut while the offer sells nothing bills nobody less and is not on trial (the
-price goes on falling, as before, until someone buys).
+not cut again meanwhile. The market then looks at the customers the cut's price sold to: the
+offer's preemptible GPUs launched since the cut, each with its bid (max price), a customer's
+own word on what it would pay. Those bid under the price before could not have bought at it:
+the cut brought them. The cut pays if its price × every GPU launched at it is more than the
+price before × the GPUs launched that would have bought at that price anyway (`cut_pays`):
+the rate the cut sells at against the rate the price before would have sold at, over the same
+hour and the same arrivals. A cut that pays is kept (and the next one may follow, by the rules
+above); one that does not (it brought nobody, or too few to make up for the rest paying less)
+is undone: the price goes back up to the one before it, taking back at most the GPUs the offer
+sells beyond those of before the cut (`undo_room`: customers whose bid lies under the price
+restored, as any rise does), and the offer's price is not cut again for UNDONE_WAIT
+(`may_cut`). Where capacity sells out, this changes nothing (the price is not cut); where it
+does not (at night), the price falls while lower prices sell for more, and stops where a lower
+one would not.
+
+The rate of customers arriving, not the GPUs running, is what a trial compares: an hour after
+a cut at night the offer may run fewer GPUs than before it only because customers left (they
+stay hours, and few arrive at night), which says nothing of the price. Judged by the GPUs
+running, as it was until 7 December 2026, night cuts were undone for that reason, and the
+night stayed under-sold (bench/README.md has the week's figures). A customer who leaves the
+max price unset bids the on-demand price, so it counts among those who would have bought
+anyway: where bids say nothing, cuts do not pay and the price stays up.
+
+A trial is about one price in force: a rise or a price set by staff ends it. A cut while the
+offer sells nothing bills nobody less and is not on trial (the price goes on falling, as
+before, until someone buys).
 """
 
 from __future__ import annotations
@@ -139,16 +151,30 @@ class Trial:
         return now - self.at >= JUDGE_AFTER
 
 
-def cut_pays(*, trial: Trial, sold_now: int) -> bool:
-    """Whether the cut earns more than the price before it: the cut's price × the offer's GPUs
-    sold now, above the price before × the GPUs sold then (equal: it does not pay, since every
-    customer is billed less for nothing)."""
-    return trial.after * sold_now > trial.before * trial.sold_before
+def cut_pays(*, trial: Trial, launched: Iterable[tuple[Decimal, int]]) -> bool:
+    """Whether the cut sells for more than the price before would have, from the offer's
+    preemptible GPUs launched since the cut (`launched`: (bid, GPUs)): the cut's price × all
+    of them, above the price before × those bid at it or more (equal: it does not pay, since
+    the customers who would have come anyway pay less for nothing)."""
+    gained, anyway = brought(trial=trial, launched=launched)
+    return trial.after * (gained + anyway) > trial.before * anyway
+
+
+def brought(*, trial: Trial, launched: Iterable[tuple[Decimal, int]]) -> tuple[int, int]:
+    """Of the GPUs launched since the cut: (those bid under the price before, the cut brought
+    them; those bid at it or more, who would have bought anyway)."""
+    gained = anyway = 0
+    for bid, gpus in launched:
+        if bid < trial.before:
+            gained += gpus
+        else:
+            anyway += gpus
+    return gained, anyway
 
 
 def undo_room(*, trial: Trial, sold_now: int) -> int:
     """The GPUs an undone cut may take back when it restores the price before it: at most those
-    it gained (none if the offer sells no more than before the cut)."""
+    the offer sells beyond what it sold before the cut (none if it sells no more)."""
     return max(0, sold_now - trial.sold_before)
 
 

@@ -9,6 +9,11 @@ made the change commits.
 (`region_id`, `instance_type_id`) for the bids a higher price would pass; each receiver answers
 with a list of (bid per hour, GPUs) of the running instances it would reclaim. Receiver:
 portal.reclaims.receivers.
+
+`spot_launches_asked` is a question too: to judge a cut on trial the market asks
+(`region_id`, `instance_type_id`, `since`) for the offer's preemptible instances launched
+since the cut; each receiver answers with a list of (bid per hour, GPUs), whatever their state
+now (no bid: the on-demand price). Receiver: portal.reclaims.receivers.
 """
 
 from django.dispatch import Signal
@@ -16,6 +21,8 @@ from django.dispatch import Signal
 spot_price_changed = Signal()
 
 spot_bids_asked = Signal()
+
+spot_launches_asked = Signal()
 
 # An offer's price history changed from `since` on (a price recorded, a history loaded):
 # `region_id`, `instance_type_id`, `since` (datetime). Sent inside the transaction that wrote

@@ -18,7 +18,7 @@ from portal.instances.signals import (
 )
 from portal.lib.money import format_price
 from portal.market.selectors import preemptible_price_now
-from portal.market.signals import spot_bids_asked, spot_price_changed
+from portal.market.signals import spot_bids_asked, spot_launches_asked, spot_price_changed
 from portal.reclaims import risk, services
 from portal.reclaims.models import ReclaimVictim
 
@@ -94,6 +94,24 @@ def on_spot_bids_asked(
         .exclude(state__in=list(FINAL_STATES))
         .values_list("max_price_per_hour", "gpus")
     )
+    bids = [(bid if bid is not None else on_demand, gpus) for bid, gpus in rows]
+    return [(bid, gpus) for bid, gpus in bids if bid is not None]
+
+
+@receiver(spot_launches_asked, dispatch_uid="reclaims-spot-launches-asked")
+def on_spot_launches_asked(
+    sender, region_id: int, instance_type_id: int, since, **kwargs
+) -> list[tuple[Decimal, int]]:
+    """(bid, GPUs) of the offer's preemptible instances launched since `since`, running or
+    not (no bid: the on-demand price); a launch the backend refused sold nothing."""
+    on_demand = _on_demand_hourly(instance_type_id)
+    rows = Instance.objects.filter(
+        region_id=region_id,
+        instance_type_id=instance_type_id,
+        preemptible=True,
+        created_at__gte=since,
+        launched_at__isnull=False,
+    ).values_list("max_price_per_hour", "gpus")
     bids = [(bid if bid is not None else on_demand, gpus) for bid, gpus in rows]
     return [(bid, gpus) for bid, gpus in bids if bid is not None]
 

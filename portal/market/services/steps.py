@@ -22,7 +22,7 @@ from portal.market.models import (
 )
 from portal.market.selectors import spot_prices_current
 from portal.market.services.records import record_price
-from portal.market.signals import spot_bids_asked
+from portal.market.signals import spot_bids_asked, spot_launches_asked
 
 
 def _starting_price(market: SpotMarket) -> Decimal:
@@ -95,7 +95,9 @@ def spot_price_adjust(
         cache.delete(_trial_key(market.pk))
         bids = _running_bids(market)
         sold_now = sum(gpus for _bid, gpus in bids)
-        if not pricing.cut_pays(trial=trial, sold_now=sold_now):
+        launched = _launched_bids(market, since=trial.at)
+        if not pricing.cut_pays(trial=trial, launched=launched):
+            gained, anyway = pricing.brought(trial=trial, launched=launched)
             cache.set(_undone_key(market.pk), now.timestamp(), timeout=_UNDONE_SECONDS)
             back = pricing.rise_within_bids(
                 current=price_now,
@@ -119,8 +121,9 @@ def spot_price_adjust(
                 at=now,
                 reason=PriceReason.MARKET,
                 detail=(
-                    f"the cut from {trial.before} to {trial.after} did not pay: "
-                    f"{trial.sold_before} preemptible GPUs before it, {sold_now} after; {detail}"
+                    f"the cut from {trial.before} to {trial.after} did not pay: it brought "
+                    f"{gained} preemptible GPUs, {anyway} would have been sold at "
+                    f"{trial.before}; {detail}"
                 ),
                 free_gpus=free_gpus,
                 total_gpus=total_gpus,
@@ -173,6 +176,21 @@ def spot_price_adjust(
             timeout=_UNDER_SECONDS,
         )
     return row
+
+
+def _launched_bids(market: SpotMarket, *, since: datetime) -> list[tuple[Decimal, int]]:
+    """(bid, GPUs) of the offer's preemptible instances launched since `since`, as the apps
+    that launch them answer."""
+    bids: list[tuple[Decimal, int]] = []
+    for _receiver, answer in spot_launches_asked.send(
+        sender=SpotMarket,
+        region_id=market.region_id,
+        instance_type_id=market.instance_type_id,
+        since=since,
+    ):
+        if isinstance(answer, list):
+            bids += answer
+    return bids
 
 
 # A cut on trial (`pricing.Trial`): (price before, cut price, GPUs sold before, start of the
