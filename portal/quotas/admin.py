@@ -15,7 +15,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
-from django.utils.timesince import timesince
 
 from portal.capacity.selectors import fleet_free_text
 from portal.lib.errors import ApplicationError
@@ -36,7 +35,7 @@ from portal.quotas.models import (
     QuotaRequestState,
 )
 from portal.quotas.standing import organization_standing
-from portal.web.admin import KEPT_TIME_STRINGS, FleetListAdmin
+from portal.web.admin import FleetListAdmin, list_age
 
 STATE_COLOURS: dict[str, str] = {
     QuotaRequestState.SUBMITTED: "#2563eb",
@@ -317,7 +316,7 @@ class QuotaRequestAdmin(FleetListAdmin):
 
     @admin.display(description="Age", ordering="created_at")
     def age(self, obj: QuotaRequest) -> str:
-        return timesince(obj.created_at, depth=1, time_strings=KEPT_TIME_STRINGS)
+        return list_age(obj.created_at)
 
     @admin.display(description="Decided by")
     def decider_name(self, obj: QuotaRequest) -> str:

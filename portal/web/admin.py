@@ -1,5 +1,6 @@
 """Helpers for the operator's admin pages of every app."""
 
+import datetime
 import hashlib
 from functools import cached_property
 from html import escape as std_escape
@@ -16,11 +17,14 @@ from django.db import connection
 from django.forms import BaseForm
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import TIME_STRINGS
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
+
+from portal.web.timesince import since
 
 # The checkbox label's translation, per language: looked up once, not for each row.
 _checkbox_labels: dict[str | None, str] = {}
@@ -56,26 +60,30 @@ class QuickCheckboxes:
         )
 
 
-class _KeptTimeString:
-    """One of timesince's TIME_STRINGS ("%(num)d days"), its translations kept per language
-    and number instead of asked of gettext for every row of a list."""
+# timesince's words ("2\xa0days") by language, unit and number, and its ", " by language: a
+# list writes an age on every row.
+_kept_words: dict[tuple[str | None, str, int], str] = {}
+_kept_separators: dict[str | None, str] = {}
 
-    def __init__(self, lazy: Any) -> None:
-        self.lazy = lazy
-        self.kept: dict[tuple[str | None, int], str] = {}
 
-    def __mod__(self, params: dict[str, int]) -> str:
-        key = (get_language(), params["num"])
-        found = self.kept.get(key)
+def list_age(value: datetime.datetime, depth: int = 1) -> str:
+    """`timesince(value, depth=depth)` for a list's column: the same text, the translations
+    kept per language and number instead of asked of gettext for every row."""
+    lang = get_language()
+
+    def words(unit: str, count: int) -> str:
+        key = (lang, unit, count)
+        found = _kept_words.get(key)
         if found is None:
-            if len(self.kept) >= 4096:
-                self.kept.clear()
-            found = self.kept[key] = self.lazy % params
+            if len(_kept_words) >= 4096:
+                _kept_words.clear()
+            found = _kept_words[key] = (TIME_STRINGS[unit] % {"num": count}).replace(" ", "\xa0")
         return found
 
-
-# timesince(..., time_strings=KEPT_TIME_STRINGS): the same text, the translations kept.
-KEPT_TIME_STRINGS: Any = {name: _KeptTimeString(text) for name, text in TIME_STRINGS.items()}
+    separator = _kept_separators.get(lang)
+    if separator is None:
+        separator = _kept_separators[lang] = _(", ")
+    return since(value, timezone.now(), words, separator, depth)
 
 
 # An unfiltered list of at least this many rows says "about N", from the planner's statistics.

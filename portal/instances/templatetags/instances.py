@@ -21,12 +21,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import get_format
 from django.utils.safestring import mark_safe
-from django.utils.timesince import MONTHS_DAYS, TIME_CHUNKS, TIME_STRINGS_KEYS
 from django.utils.timezone import template_localtime  # type: ignore[attr-defined]  # not in the stubs
 from django.utils.translation import get_language, gettext
 
 from portal.instances.models import State
 from portal.instances.selectors import InstanceRow
+from portal.web.timesince import since
 
 register = template.Library()
 
@@ -158,9 +158,10 @@ def _phrase(lang: str, name: str, count: int | None = None) -> str:
 def age(value):
     """`{{ value|naturaltime }}` for the past ("5 minutes ago", "1 week, 2 days ago").
 
-    Django's own words and arithmetic (timesince's, in `_since`), with the translated phrases
-    looked up once per language and count rather than through lazy translation on every
-    call. Anything but an aware datetime in the past goes to naturaltime itself.
+    Django's own words and arithmetic (timesince's, in `portal.web.timesince`), with the
+    translated phrases looked up once per language and count rather than through lazy
+    translation on every call. Anything but an aware datetime in the past goes to
+    naturaltime itself.
     """
     return _age(value, get_language())
 
@@ -184,47 +185,15 @@ def _age(value, lang: str) -> str:
     return _phrase(lang, "past-hour", delta.seconds // 60 // 60)
 
 
-# timesince's units after years and months (weeks to minutes), in seconds.
-_CHUNKS = tuple(zip(TIME_STRINGS_KEYS[2:], TIME_CHUNKS, strict=True))
 _separators: dict[str, str] = {}
 
 
 def _since(d: datetime, now: datetime, lang: str) -> str:
-    """`timesince(d, now, time_strings=naturaltime's past substrings)` for an aware `d` at
-    least a day before `now`: the same arithmetic (years and months by the calendar, the rest
-    in seconds, up to two adjacent units), without its lazy helpers and translation per call.
-    """
-    now = now.astimezone(d.tzinfo)
-    total_months = (now.year - d.year) * 12 + (now.month - d.month)
-    if d.day > now.day or (d.day == now.day and d.time() > now.time()):
-        total_months -= 1
-    years, months = divmod(total_months, 12)
-    pivot = d
-    if years or months:
-        pivot_year, pivot_month = d.year + years, d.month + months
-        if pivot_month > 12:
-            pivot_month -= 12
-            pivot_year += 1
-        day = min(MONTHS_DAYS[pivot_month - 1], d.day)
-        pivot = datetime(pivot_year, pivot_month, day, d.hour, d.minute, d.second, tzinfo=d.tzinfo)
-    remaining = (now - pivot).total_seconds()
-    parts = [("year", years), ("month", months)]
-    for name, chunk in _CHUNKS:
-        count = int(remaining // chunk)
-        parts.append((name, count))
-        remaining -= chunk * count
-    first = next((i for i, (_name, count) in enumerate(parts) if count), None)
-    if first is None:
-        return _past_substring(lang, "minute", 0)
-    words = []
-    for name, count in parts[first : first + 2]:
-        if not count:
-            break
-        words.append(_past_substring(lang, name, count))
+    """`timesince(d, now, time_strings=naturaltime's past substrings)` in `lang`."""
     separator = _separators.get(lang)
     if separator is None:
         separator = _separators[lang] = gettext(", ")
-    return separator.join(words)
+    return since(d, now, lambda unit, count: _past_substring(lang, unit, count), separator)
 
 
 def _past_substring(lang: str, unit: str, count: int) -> str:

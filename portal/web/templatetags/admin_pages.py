@@ -328,7 +328,10 @@ def _cells(cl: ChangeList, columns: list[_Column], obj: Any, url: str | None, ic
                     boolean = getattr(attr.fget, "boolean", False)
             if isinstance(value, str) and value.strip() == "":
                 value = ""
-            text = display_for_value(value, empty, boolean)
+            if type(value) is str and not boolean:  # what display_for_value gives a str
+                text = value or empty
+            else:
+                text = display_for_value(value, empty, boolean)
             if isinstance(value, datetime.date | datetime.time):
                 row_class += " nowrap"
         if column.link:
