@@ -1,6 +1,7 @@
 """Reclaims react to the apps below: a capacity report may hold a shortfall (an order) or a
 forecast risk (a warning); an instance that ends may be a victim (its order's progress)."""
 
+from collections.abc import Iterable
 from decimal import Decimal
 
 from django.conf import settings
@@ -83,7 +84,6 @@ def on_spot_bids_asked(
 ) -> list[tuple[Decimal, int]]:
     """The bids a rising spot price would pass: (bid, GPUs) of the offer's instances that
     `on_spot_price_changed` would reclaim (no bid: the on-demand price)."""
-    on_demand = _on_demand_hourly(instance_type_id)
     rows = (
         Instance.objects.filter(
             region_id=region_id,
@@ -94,8 +94,7 @@ def on_spot_bids_asked(
         .exclude(state__in=list(FINAL_STATES))
         .values_list("max_price_per_hour", "gpus")
     )
-    bids = [(bid if bid is not None else on_demand, gpus) for bid, gpus in rows]
-    return [(bid, gpus) for bid, gpus in bids if bid is not None]
+    return _bids(rows, instance_type_id)
 
 
 @receiver(spot_launches_asked, dispatch_uid="reclaims-spot-launches-asked")
@@ -104,7 +103,6 @@ def on_spot_launches_asked(
 ) -> list[tuple[Decimal, int]]:
     """(bid, GPUs) of the offer's preemptible instances launched since `since`, running or
     not (no bid: the on-demand price); a launch the backend refused sold nothing."""
-    on_demand = _on_demand_hourly(instance_type_id)
     rows = Instance.objects.filter(
         region_id=region_id,
         instance_type_id=instance_type_id,
@@ -112,6 +110,15 @@ def on_spot_launches_asked(
         created_at__gte=since,
         launched_at__isnull=False,
     ).values_list("max_price_per_hour", "gpus")
+    return _bids(rows, instance_type_id)
+
+
+def _bids(
+    rows: Iterable[tuple[Decimal | None, int]], instance_type_id: int
+) -> list[tuple[Decimal, int]]:
+    """(bid, GPUs) from (max price, GPUs): no max price bids the on-demand price (left out
+    without one)."""
+    on_demand = _on_demand_hourly(instance_type_id)
     bids = [(bid if bid is not None else on_demand, gpus) for bid, gpus in rows]
     return [(bid, gpus) for bid, gpus in bids if bid is not None]
 

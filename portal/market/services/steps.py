@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from portal.capacity.snapshot import CapacitySnapshot, capacity_snapshot
@@ -181,12 +182,17 @@ def spot_price_adjust(
 def _launched_bids(market: SpotMarket, *, since: datetime) -> list[tuple[Decimal, int]]:
     """(bid, GPUs) of the offer's preemptible instances launched since `since`, as the apps
     that launch them answer."""
+    return _answers(spot_launches_asked, market, since=since)
+
+
+def _answers(question: Signal, market: SpotMarket, **asked: Any) -> list[tuple[Decimal, int]]:
+    """The (bid, GPUs) lists the receivers of `question` answer about the offer, together."""
     bids: list[tuple[Decimal, int]] = []
-    for _receiver, answer in spot_launches_asked.send(
+    for _receiver, answer in question.send(
         sender=SpotMarket,
         region_id=market.region_id,
         instance_type_id=market.instance_type_id,
-        since=since,
+        **asked,
     ):
         if isinstance(answer, list):
             bids += answer
@@ -262,13 +268,7 @@ def _under_since(market: SpotMarket, *, share: Decimal, now: datetime) -> dateti
 def _running_bids(market: SpotMarket) -> list[tuple[Decimal, int]]:
     """(bid, GPUs) of the offer's running instances that a higher price would reclaim, as the
     apps that reclaim them answer."""
-    bids: list[tuple[Decimal, int]] = []
-    for _receiver, answer in spot_bids_asked.send(
-        sender=SpotMarket, region_id=market.region_id, instance_type_id=market.instance_type_id
-    ):
-        if isinstance(answer, list):
-            bids += answer
-    return bids
+    return _answers(spot_bids_asked, market)
 
 
 def spot_prices_adjust(*, now: datetime | None = None) -> int:
