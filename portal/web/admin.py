@@ -60,10 +60,9 @@ class QuickCheckboxes:
         )
 
 
-# timesince's words ("2\xa0days") by language, unit and number, and its ", " by language: a
-# list writes an age on every row.
+# timesince's words ("2\xa0days") by language, unit and number: a list writes an age on every
+# row.
 _kept_words: dict[tuple[str | None, str, int], str] = {}
-_kept_separators: dict[str | None, str] = {}
 
 
 def list_age(value: datetime.datetime, depth: int = 1) -> str:
@@ -80,10 +79,7 @@ def list_age(value: datetime.datetime, depth: int = 1) -> str:
             found = _kept_words[key] = (TIME_STRINGS[unit] % {"num": count}).replace(" ", "\xa0")
         return found
 
-    separator = _kept_separators.get(lang)
-    if separator is None:
-        separator = _kept_separators[lang] = _(", ")
-    return since(value, timezone.now(), words, separator, depth)
+    return since(value, timezone.now(), words, depth, lang)
 
 
 # An unfiltered list of at least this many rows says "about N", from the planner's statistics.

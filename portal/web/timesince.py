@@ -10,21 +10,25 @@ from collections.abc import Callable
 from datetime import datetime
 
 from django.utils.timesince import MONTHS_DAYS, TIME_CHUNKS, TIME_STRINGS_KEYS
+from django.utils.translation import get_language, gettext
 
 # Weeks to minutes, in seconds, after years and months.
 _CHUNKS = tuple(zip(TIME_STRINGS_KEYS[2:], TIME_CHUNKS, strict=True))
+# timesince's `gettext(", ")`, by language.
+_separators: dict[str | None, str] = {}
 
 
 def since(
     d: datetime,
     now: datetime,
     words: Callable[[str, int], str],
-    separator: str,
     depth: int = 2,
+    lang: str | None = None,
 ) -> str:
     """`timesince(d, now, depth=depth)` for aware datetimes, the units written by
     `words(unit, count)` (as `time_strings[unit] % {"num": count}` with its spaces not
-    breaking, which timesince adds) and joined by `separator` (timesince's `gettext(", ")`)."""
+    breaking, which timesince adds) and joined as timesince joins them in `lang` (the active
+    language, looked up if not given)."""
     now = now.astimezone(d.tzinfo)
     delta = now - d
     if delta.days * 86400 + delta.seconds <= 0:
@@ -55,4 +59,10 @@ def since(
         if not count:
             break
         out.append(words(name, count))
+    if len(out) == 1:
+        return out[0]
+    lang = lang if lang is not None else get_language()
+    separator = _separators.get(lang)
+    if separator is None:
+        separator = _separators[lang] = gettext(", ")
     return separator.join(out)

@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.formats import get_format
 from django.utils.safestring import mark_safe
 from django.utils.timezone import template_localtime  # type: ignore[attr-defined]  # not in the stubs
-from django.utils.translation import get_language, gettext
+from django.utils.translation import get_language
 
 from portal.instances.models import State
 from portal.instances.selectors import InstanceRow
@@ -185,15 +185,9 @@ def _age(value, lang: str) -> str:
     return _phrase(lang, "past-hour", delta.seconds // 60 // 60)
 
 
-_separators: dict[str, str] = {}
-
-
 def _since(d: datetime, now: datetime, lang: str) -> str:
     """`timesince(d, now, time_strings=naturaltime's past substrings)` in `lang`."""
-    separator = _separators.get(lang)
-    if separator is None:
-        separator = _separators[lang] = gettext(", ")
-    return since(d, now, lambda unit, count: _past_substring(lang, unit, count), separator)
+    return since(d, now, lambda unit, count: _past_substring(lang, unit, count), lang=lang)
 
 
 def _past_substring(lang: str, unit: str, count: int) -> str:
