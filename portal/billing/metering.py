@@ -16,9 +16,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from portal.billing.periods import next_midnight
+
+# What makes a piece of usage the same as a stored interval (`Piece.key`, `UsageInterval.key`,
+# and metering's rows read as tuples): one definition for all of them.
+interval_key = attrgetter("start", "end", "kind", "unit_price", "price_id", "currency")
 
 RUNNING_STATES = frozenset({"running", "stopping", "rebooting"})
 STOPPED_STATES = frozenset({"stopped"})
@@ -65,7 +70,7 @@ class Piece:
     currency: str
 
     def key(self) -> tuple:
-        return (self.start, self.end, self.kind, self.unit_price, self.price_id, self.currency)
+        return interval_key(self)
 
 
 def whole_second(moment: datetime) -> datetime:

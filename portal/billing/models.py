@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from portal.billing.metering import interval_key
 from portal.billing.money import Money
 from portal.web.fields import MoneyField, UnitPriceField
 
@@ -102,7 +103,7 @@ class UsageInterval(models.Model):
         return f"{self.instance_id} {self.kind} {self.start:%Y-%m-%d %H:%M:%S}–{self.end or '…'}"
 
     def key(self) -> tuple:
-        return (self.start, self.end, self.kind, self.unit_price, self.price_id, self.currency)
+        return interval_key(self)
 
 
 class InstanceMeter(models.Model):

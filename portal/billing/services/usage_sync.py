@@ -91,7 +91,7 @@ class _Held(NamedTuple):
     currency: str
 
     def key(self) -> tuple:  # as `UsageInterval.key()`
-        return (self.start, self.end, self.kind, self.unit_price, self.price_id, self.currency)
+        return metering.interval_key(self)
 
 
 def _reaching(ids: list[int], frozen: datetime) -> QuerySet[Any, Any]:
