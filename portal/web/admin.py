@@ -24,7 +24,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 
-from portal.web.timesince import since
+from portal.web.timesince import KeptWords, since
 
 # The checkbox label's translation, per language: looked up once, not for each row.
 _checkbox_labels: dict[str | None, str] = {}
@@ -60,26 +60,15 @@ class QuickCheckboxes:
         )
 
 
-# timesince's words ("2\xa0days") by language, unit and number: a list writes an age on every
-# row.
-_kept_words: dict[tuple[str | None, str, int], str] = {}
+# timesince's words ("2\xa0days"), kept per language and number: a list writes an age on
+# every row.
+_TIME_WORDS = KeptWords(TIME_STRINGS)
 
 
 def list_age(value: datetime.datetime, depth: int = 1) -> str:
     """`timesince(value, depth=depth)` for a list's column: the same text, the translations
     kept per language and number instead of asked of gettext for every row."""
-    lang = get_language()
-
-    def words(unit: str, count: int) -> str:
-        key = (lang, unit, count)
-        found = _kept_words.get(key)
-        if found is None:
-            if len(_kept_words) >= 4096:
-                _kept_words.clear()
-            found = _kept_words[key] = (TIME_STRINGS[unit] % {"num": count}).replace(" ", "\xa0")
-        return found
-
-    return since(value, timezone.now(), words, depth, lang)
+    return since(value, timezone.now(), _TIME_WORDS, depth)
 
 
 # An unfiltered list of at least this many rows says "about N", from the planner's statistics.

@@ -1,13 +1,14 @@
 """Django's `timesince` ("1 week, 2 days") without its costs per call, for lists that write it
 on every row: the same arithmetic (years and months by the calendar from a pivot, the rest in
-seconds, up to `depth` adjacent units), with the unit's words given by the caller, who keeps
-their translations (tests/web/test_timesince.py compares the two over years of moments).
+seconds, up to `depth` adjacent units), the units' words from a table whose translations are
+kept (`KeptWords`). tests/web/test_timesince.py compares the two over years of moments.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from django.utils.timesince import MONTHS_DAYS, TIME_CHUNKS, TIME_STRINGS_KEYS
 from django.utils.translation import get_language, gettext
@@ -18,21 +19,40 @@ _CHUNKS = tuple(zip(TIME_STRINGS_KEYS[2:], TIME_CHUNKS, strict=True))
 _separators: dict[str | None, str] = {}
 
 
+class KeptWords:
+    """A table of timesince's unit strings ("%(num)d days", lazily translated) written as
+    timesince writes them (spaces not breaking), kept per language, unit and number instead of
+    translated again for every row."""
+
+    def __init__(self, strings: Mapping[str, Any]) -> None:
+        self.strings = strings
+        self.kept: dict[tuple[str | None, str, int], str] = {}
+
+    def __call__(self, lang: str | None, unit: str, count: int) -> str:
+        key = (lang, unit, count)
+        found = self.kept.get(key)
+        if found is None:
+            if len(self.kept) >= 4096:
+                self.kept.clear()
+            text = str(self.strings[unit] % {"num": count})
+            found = self.kept[key] = text.replace(" ", "\xa0")
+        return found
+
+
 def since(
     d: datetime,
     now: datetime,
-    words: Callable[[str, int], str],
+    words: KeptWords,
     depth: int = 2,
     lang: str | None = None,
 ) -> str:
-    """`timesince(d, now, depth=depth)` for aware datetimes, the units written by
-    `words(unit, count)` (as `time_strings[unit] % {"num": count}` with its spaces not
-    breaking, which timesince adds) and joined as timesince joins them in `lang` (the active
-    language, looked up if not given)."""
+    """`timesince(d, now, depth=depth, time_strings=words.strings)` for aware datetimes, in
+    `lang` (the active language, looked up if not given)."""
+    lang = lang if lang is not None else get_language()
     now = now.astimezone(d.tzinfo)
     delta = now - d
     if delta.days * 86400 + delta.seconds <= 0:
-        return words("minute", 0)
+        return words(lang, "minute", 0)
     total_months = (now.year - d.year) * 12 + (now.month - d.month)
     if d.day > now.day or (d.day == now.day and d.time() > now.time()):
         total_months -= 1
@@ -53,15 +73,14 @@ def since(
         remaining -= chunk * count
     first = next((i for i, (_name, count) in enumerate(parts) if count), None)
     if first is None:
-        return words("minute", 0)
+        return words(lang, "minute", 0)
     out = []
     for name, count in parts[first : first + depth]:
         if not count:
             break
-        out.append(words(name, count))
+        out.append(words(lang, name, count))
     if len(out) == 1:
         return out[0]
-    lang = lang if lang is not None else get_language()
     separator = _separators.get(lang)
     if separator is None:
         separator = _separators[lang] = gettext(", ")

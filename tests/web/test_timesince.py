@@ -8,7 +8,7 @@ from django.utils import timezone, translation
 from django.utils.timesince import TIME_STRINGS, timesince
 
 from portal.web.admin import list_age
-from portal.web.timesince import since
+from portal.web.timesince import KeptWords, since
 
 NOW = datetime(2026, 3, 31, 12, 30, 45, 500_000, tzinfo=UTC)
 
@@ -23,8 +23,7 @@ def _moments() -> list[datetime]:
     return moments
 
 
-def _words(unit: str, count: int) -> str:
-    return (TIME_STRINGS[unit] % {"num": count}).replace(" ", "\xa0")
+_words = KeptWords(TIME_STRINGS)
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3])

@@ -26,7 +26,7 @@ from django.utils.translation import get_language
 
 from portal.instances.models import State
 from portal.instances.selectors import InstanceRow
-from portal.web.timesince import since
+from portal.web.timesince import KeptWords, since
 
 register = template.Library()
 
@@ -185,19 +185,13 @@ def _age(value, lang: str) -> str:
     return _phrase(lang, "past-hour", delta.seconds // 60 // 60)
 
 
+# naturaltime's "%(num)d days", kept per language and number.
+_PAST_WORDS = KeptWords(NaturalTimeFormatter.past_substrings)
+
+
 def _since(d: datetime, now: datetime, lang: str) -> str:
     """`timesince(d, now, time_strings=naturaltime's past substrings)` in `lang`."""
-    return since(d, now, lambda unit, count: _past_substring(lang, unit, count), lang=lang)
-
-
-def _past_substring(lang: str, unit: str, count: int) -> str:
-    """naturaltime's "%(num)d days" in `lang`, spaces not breaking (as timesince writes it)."""
-    key = (lang, unit, count, "since")
-    text = _phrases.get(key)
-    if text is None:
-        text = NaturalTimeFormatter.past_substrings[unit] % {"num": count}
-        text = _phrases[key] = str(text).replace(" ", "\xa0")
-    return text
+    return since(d, now, _PAST_WORDS, lang=lang)
 
 
 # Languages whose numbers read 1,234.56 (looked up once per language).
