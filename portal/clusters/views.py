@@ -53,7 +53,7 @@ def cluster_list(request: OrganizationRequest) -> HttpResponse:
 @organization_view("instances.view")
 def cluster_detail(request: OrganizationRequest, pk: int) -> HttpResponse:
     cluster = _cluster(request, pk)
-    nodes = list(selectors.cluster_nodes_for_cluster(cluster=cluster))
+    nodes = selectors.cluster_node_rows_for_cluster(cluster=cluster)
     head = nodes[0] if nodes else None
     context = {
         "cluster": cluster,
@@ -66,7 +66,7 @@ def cluster_detail(request: OrganizationRequest, pk: int) -> HttpResponse:
         or cluster.reclaim_pending
         or any(n.is_transitional for n in nodes),
         "running_nodes": sum(1 for n in nodes if n.state == "running"),
-        "volumes": selectors.cluster_volume_list_for_cluster(cluster=cluster),
+        "volumes": selectors.cluster_volume_list_for_head(head_id=head.pk) if head else [],
     }
     template = "clusters/detail.html#live" if request.htmx else "clusters/detail.html"
     return render(request, template, context)

@@ -55,6 +55,19 @@ NAME_HELP = (
 name_validator = RegexValidator(NAME_PATTERN, NAME_HELP)
 
 
+def login_user(ssh_user: str) -> str:
+    """The user to log in as: the backend's, or the image's ("ubuntu")."""
+    return ssh_user or "ubuntu"
+
+
+def ssh_command(ip: str | None, ssh_port: int | None, ssh_user: str) -> str:
+    """`ssh [-p port] user@ip`, or "" while the machine has no address."""
+    if not ip:
+        return ""
+    port = f"-p {ssh_port} " if ssh_port and ssh_port != 22 else ""
+    return f"ssh {port}{login_user(ssh_user)}@{ip}"
+
+
 class Instance(models.Model):
     organization = models.ForeignKey(
         "orgs.Organization", on_delete=models.PROTECT, related_name="instances"
@@ -235,15 +248,12 @@ class Instance(models.Model):
 
     @property
     def ssh_command(self) -> str:
-        if not self.ip:
-            return ""
-        port = f"-p {self.ssh_port} " if self.ssh_port and self.ssh_port != 22 else ""
-        return f"ssh {port}{self.login_user}@{self.ip}"
+        return ssh_command(self.ip, self.ssh_port, self.ssh_user)
 
     @property
     def login_user(self) -> str:
         """The user to log in as: the backend's, or the image's ("ubuntu")."""
-        return self.ssh_user or "ubuntu"
+        return login_user(self.ssh_user)
 
     def billed_seconds(self, at=None) -> int:
         """Seconds billed at the running price up to `at` (default now)."""

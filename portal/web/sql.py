@@ -91,7 +91,8 @@ class ReadBuiltOnce:
                 (index, name)
                 for index, value in enumerate(params)
                 for name, placeholder in self._placeholders.items()
-                if type(value) is type(_adapted(placeholder)) and value == _adapted(placeholder)
+                # A big integer column's value comes wrapped (psycopg's Int8, an int).
+                if isinstance(value, type(_adapted(placeholder))) and value == _adapted(placeholder)
             ]
             if sorted({name for _index, name in slots}) != sorted(self._placeholders):
                 raise ValueError("a placeholder is not among the query's parameters")
@@ -108,7 +109,7 @@ class ReadBuiltOnce:
         if built.slots:
             params = list(params)
             for index, name in built.slots:
-                params[index] = _adapted(values[name])
+                params[index] = _adapted(values[name], like=params[index])
         with connection.cursor() as cursor:
             cursor.execute(built.sql, params)
             rows = cursor.fetchall()
@@ -127,9 +128,11 @@ class ReadBuiltOnce:
 
 def _stand_in(kind: type, index: int) -> Any:
     """A value of `kind` that stands for a placeholder while the query is built: one that no
-    real parameter takes (a negative id, a moment in 1901, a text with a NUL)."""
+    real parameter takes (an id near the top of a 32-bit integer, which every integer field
+    can hold: Django answers a value out of a field's range with an empty result, not SQL; a
+    moment in 1901; a text with a NUL)."""
     if kind is int:
-        return -987_654_321 - index
+        return 2_147_483_000 - index
     if kind is str:
         return f"\x00placeholder-{index}"
     if kind is datetime.datetime:
@@ -139,9 +142,11 @@ def _stand_in(kind: type, index: int) -> Any:
     raise TypeError(f"a placeholder is an int, a str, a datetime or a list, not {kind!r}")
 
 
-def _adapted(value: Any) -> Any:
+def _adapted(value: Any, like: Any = None) -> Any:
     """A value as the ORM passes it to the database (SQLite takes datetimes as text); a list
-    of ids as `Among` passes it."""
+    of ids as `Among` passes it; an int wrapped as the ORM wrapped the stand-in (`like`)."""
+    if type(like) is not int and isinstance(like, int) and isinstance(value, int):
+        return type(like)(value)
     if isinstance(value, datetime.datetime):
         return connection.ops.adapt_datetimefield_value(value)
     if isinstance(value, list | tuple):

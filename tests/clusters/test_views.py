@@ -1,11 +1,16 @@
 """The cluster pages and API: launch, list, page with nodes, actions, and isolation."""
 
+import re
+
 import pytest
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from portal.clusters.models import Cluster, State
 from portal.instances.models import Instance
 from tests.api.conftest import assert_error
+from tests.instances.conftest import set_quota
 
 
 @pytest.fixture
@@ -150,3 +155,48 @@ def test_staff_see_clusters_in_the_admin(launch_cluster, client, django_user_mod
 
     assert "train" in client.get("/admin/clusters/cluster/").content.decode()
     assert client.get(f"/admin/clusters/cluster/{cluster.pk}/change/").status_code == 200
+
+
+def running(cluster: Cluster) -> None:
+    """The cluster and its nodes as the cluster's task leaves them once all run."""
+    Cluster.objects.filter(pk=cluster.pk).update(state=State.RUNNING)
+    for node in Instance.objects.filter(cluster_id=cluster.pk):
+        Instance.objects.filter(pk=node.pk).update(
+            state="running",
+            backend_id=f"m-{cluster.pk}-{node.node_index}",
+            private_ip=f"10.9.0.{node.node_index + 1}",
+            ip="203.0.113.7" if node.node_index == 0 else None,
+        )
+
+
+def test_a_running_clusters_page_lists_its_nodes_and_the_heads_ssh_command(member, launch_cluster):
+    cluster = launch_cluster(nodes=3)
+    running(cluster)
+
+    page = member.get(f"/o/acme/clusters/{cluster.pk}/").content.decode()
+
+    assert "ssh ubuntu@203.0.113.7" in page
+    assert "That is the head node, train-0." in page
+    rows = re.findall(r'<tr data-testid="node">.*?</tr>', page)
+    assert [re.search(r"train-\d", row)[0] for row in rows] == ["train-0", "train-1", "train-2"]
+    assert ">head<" in rows[0] and not any(">head<" in row for row in rows[1:])
+    assert all("10.9.0." in row and "Running" in row for row in rows)
+    assert "3 of 3 nodes running" in page
+    assert 'data-polling="off"' in page
+
+
+def test_the_cluster_page_reads_as_much_for_16_nodes_as_for_2(
+    member, launch_cluster, team, catalog
+):
+    set_quota(team.organization, catalog.us_east, catalog.h100, on_demand=32)
+    small, large = launch_cluster("small", nodes=2), launch_cluster("large", nodes=16)
+    running(small), running(large)
+    counts = []
+    for cluster in (small, large):
+        member.get(f"/o/acme/clusters/{cluster.pk}/")
+        with CaptureQueriesContext(connection) as queries:
+            page = member.get(f"/o/acme/clusters/{cluster.pk}/").content.decode()
+        assert page.count('<tr data-testid="node">') == cluster.node_count
+        counts.append(len(queries))
+
+    assert counts[0] == counts[1]
