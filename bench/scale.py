@@ -404,8 +404,10 @@ def run(results: Results, *, staff, work: Path) -> None:
                 figure=f"{many} queries at {seeded:,} instances / {QUOTA_REQUESTS:,} requests",
                 baseline=f"{few} at {SMALL}",
                 ratio=many / few if few else None,
-                target="same count",
-                met=many == few,
+                # Fewer counts as met: a filter past 1,000 rows keeps the planner's estimate
+                # of its rows for a minute (portal/web/admin.py), where 10 rows are counted.
+                target="same count (or fewer)",
+                met=many <= few,
             )
         )
     try:
