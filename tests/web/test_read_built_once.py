@@ -7,6 +7,7 @@ from django.db import connection
 from django.db.models import Count, F, Value
 from django.test.utils import CaptureQueriesContext
 
+from portal.capacity.models import CapacityPeriod
 from portal.catalog.models import InstanceType, Region
 from portal.web.sql import Among, ReadBuiltOnce
 from tests.catalog.factories import RegionFactory
@@ -108,3 +109,20 @@ def test_a_list_of_ids_is_one_parameter_and_the_statement_the_same_for_any_numbe
     assert none == []
     assert len(queries) == 3
     assert all("= ANY(" in query["sql"] for query in queries)  # not IN (%s, %s, ...)
+
+
+def test_a_positive_big_integer_column_takes_its_value_at_each_read():
+    # Django refuses a negative value for such a column (an empty result, no SQL) and sends
+    # its values wrapped as 8-byte integers: the placeholder is found and kept so.
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    for n, fleet in enumerate((2_000, 16_000)):
+        CapacityPeriod.objects.create(
+            region="us-east-9", gpu_model="h100", start=start.replace(hour=n), fleet=fleet
+        )
+    read = ReadBuiltOnce(
+        lambda fleet: CapacityPeriod.objects.filter(fleet=fleet).values_list("fleet"), fleet=int
+    )
+
+    assert read.rows(fleet=2_000) == [(2_000,)]
+    assert read.rows(fleet=16_000) == [(16_000,)]
+    assert read.rows(fleet=3) == []
