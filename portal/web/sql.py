@@ -128,9 +128,9 @@ class ReadBuiltOnce:
 
 def _stand_in(kind: type, index: int) -> Any:
     """A value of `kind` that stands for a placeholder while the query is built: one that no
-    real parameter takes (an id near the top of a 32-bit integer, which every integer field
-    can hold: Django answers a value out of a field's range with an empty result, not SQL; a
-    moment in 1901; a text with a NUL)."""
+    real parameter takes (an id near the top of a 32-bit integer, which any integer field but
+    a small one holds: for a value out of a field's range Django writes no SQL but an empty
+    result; a moment in 1901; a text with a NUL)."""
     if kind is int:
         return 2_147_483_000 - index
     if kind is str:

@@ -190,7 +190,8 @@ def test_the_cluster_page_reads_as_much_for_16_nodes_as_for_2(
 ):
     set_quota(team.organization, catalog.us_east, catalog.h100, on_demand=32)
     small, large = launch_cluster("small", nodes=2), launch_cluster("large", nodes=16)
-    running(small), running(large)
+    running(small)
+    running(large)
     counts = []
     for cluster in (small, large):
         member.get(f"/o/acme/clusters/{cluster.pk}/")
