@@ -48,7 +48,7 @@ def current_organization(request) -> dict:
             "launch_holds": launch_holds,
             "user_memberships": memberships,
             "current_membership": current,
-            "current_organization": current.organization if current else None,
+            "current_organization": organization(),
         }
     return {
         "launch_holds": launch_holds,

@@ -154,6 +154,10 @@ def _phrase(lang: str, name: str, count: int | None = None) -> str:
     return text
 
 
+# naturaltime's "%(num)d days", kept per language and number.
+_PAST_WORDS = KeptWords(NaturalTimeFormatter.past_substrings)
+
+
 @register.filter
 def age(value):
     """`{{ value|naturaltime }}` for the past ("5 minutes ago", "1 week, 2 days ago").
@@ -175,7 +179,8 @@ def _age(value, lang: str) -> str:
         return naturaltime(value)
     delta = now - value
     if delta.days != 0:
-        return _phrase(lang, "past-day") % {"delta": _since(value, now, lang)}
+        # timesince(value, now, time_strings=naturaltime's past substrings), in `lang`
+        return _phrase(lang, "past-day") % {"delta": since(value, now, _PAST_WORDS, lang=lang)}
     if delta.seconds == 0:
         return _phrase(lang, "now")
     if delta.seconds < 60:
@@ -183,15 +188,6 @@ def _age(value, lang: str) -> str:
     if delta.seconds // 60 < 60:
         return _phrase(lang, "past-minute", delta.seconds // 60)
     return _phrase(lang, "past-hour", delta.seconds // 60 // 60)
-
-
-# naturaltime's "%(num)d days", kept per language and number.
-_PAST_WORDS = KeptWords(NaturalTimeFormatter.past_substrings)
-
-
-def _since(d: datetime, now: datetime, lang: str) -> str:
-    """`timesince(d, now, time_strings=naturaltime's past substrings)` in `lang`."""
-    return since(d, now, _PAST_WORDS, lang=lang)
 
 
 # Languages whose numbers read 1,234.56 (looked up once per language).
