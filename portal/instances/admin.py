@@ -1,6 +1,9 @@
 """Operator view of instances: filter, read the timeline, terminate or resync (via tasks)."""
 
+from typing import Any, ClassVar
+
 from django.contrib import admin, messages
+from django.db.models import F
 
 from portal.instances import services
 from portal.instances.models import Instance, InstanceEvent
@@ -33,7 +36,7 @@ class InstanceAdmin(FleetListAdmin):
         "name",
         "organization_link",
         "state",
-        "instance_type",
+        "type_name",
         "region_code",
         "preemptible",
         "ip",
@@ -53,20 +56,23 @@ class InstanceAdmin(FleetListAdmin):
     ]
     search_fields = ["name", "backend_id", "request_id", "ip", "organization__name"]
     search_help_text = "Name, backend id, request id, IP address or organization"
-    list_select_related = ["organization", "instance_type", "region"]
     # What the rows show (and the checkbox's label, the name), not the 40 columns of an
-    # instance and its type.
+    # instance; its organization's, type's and region's names as values of the row.
+    list_select_related = ()
     list_columns = (
         "name",
-        "organization__name",
+        "organization",
         "state",
-        "instance_type__name",
-        "region__code",
         "preemptible",
         "ip",
         "backend_id",
         "created_at",
     )
+    list_annotations: ClassVar[dict[str, Any]] = {
+        "organization_name": F("organization__name"),
+        "type_name": F("instance_type__name"),
+        "region_code": F("region__code"),
+    }
     list_per_page = 50  # as the clouds' consoles page a fleet; a row costs ~0.3 ms to render
     inlines = [InstanceEventInline]
     actions = ["terminate", "resync"]
@@ -78,12 +84,16 @@ class InstanceAdmin(FleetListAdmin):
 
     @admin.display(description="Organization", ordering="organization__name")
     def organization_link(self, obj: Instance) -> str:
-        return organization_filter_link(obj.organization_id, obj.organization.name)
+        return organization_filter_link(obj.organization_id, obj.organization_name)  # type: ignore[attr-defined]  # list_annotations
+
+    @admin.display(description="Instance type", ordering="instance_type")
+    def type_name(self, obj: Instance) -> str:
+        return obj.type_name  # type: ignore[attr-defined]  # list_annotations
 
     @admin.display(description="Region", ordering="region__code")
     def region_code(self, obj: Instance) -> str:
         # The code alone: "US East (us-east-1)" in every row kept the list from fitting a laptop.
-        return obj.region.code
+        return obj.region_code  # type: ignore[attr-defined]  # list_annotations
 
     def get_search_results(self, request, queryset, search_term):
         own = [field for field in self.search_fields if not field.startswith("organization__")]

@@ -246,8 +246,17 @@ def test_the_lists_rows_read_only_the_columns_they_show(staff_client, make_insta
         assert shown in rows
     for unshown in ('"synced_at"', '"state_reason"', '"vcpus"', '"require_two_factor"'):
         assert unshown not in rows
+    # The organization's, type's and region's names are values of the row: no model is made
+    # for them (not even their ids are read).
+    columns = rows.split(" FROM ")[0]
+    for unread in ("orgs_organization", "catalog_instancetype", "catalog_region"):
+        assert f'"{unread}"."id"' not in columns
     cl = response.context["cl"]
     assert our_rows(cl) == djangos_rows(cl)
+    (row,) = our_rows(cl)
+    instance = Instance.objects.select_related("organization", "instance_type", "region").get()
+    for shown in (instance.organization.name, instance.instance_type.name, instance.region.code):
+        assert f">{shown}<" in row
 
 
 def test_an_action_acts_on_whole_instances_not_the_lists_columns(
