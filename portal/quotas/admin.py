@@ -6,10 +6,11 @@ portal and leaves the same audit.
 
 import functools
 from datetime import timedelta
+from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -33,6 +34,7 @@ from portal.quotas.models import (
     QuotaDefault,
     QuotaRequest,
     QuotaRequestState,
+    quota_request_title,
 )
 from portal.quotas.standing import organization_standing
 from portal.web.admin import FleetListAdmin, list_age
@@ -189,29 +191,32 @@ class QuotaRequestAdmin(FleetListAdmin):
     search_fields = ["organization__name", "organization__slug", "created_by__email", "=id"]
     search_help_text = "Organization, the requester's e-mail or the request's number"
     list_per_page = 50
-    list_select_related = [
+    # What the rows show (and the checkbox's label) of the request; the names of its
+    # organization, region, GPU model and decider as values of the row, not five related
+    # models made per row.
+    list_select_related = ()
+    list_columns = (
         "organization",
         "region",
         "gpu_model",
-        "decided_by",
-        "decided_by_rule",
-    ]
-    # What the rows show and the checkbox's label (`__str__`) reads.
-    list_columns = (
-        "organization__name",
-        "region__code",
-        "gpu_model__code",
-        "gpu_model__name",
         "kind",
         "state",
         "limit_at_submission",
         "requested_limit",
         "granted_limit",
         "created_at",
-        "decided_by__email",
-        "decided_by__full_name",
-        "decided_by_rule__name",
+        "decided_by",
+        "decided_by_rule",
     )
+    list_annotations: ClassVar[dict[str, Any]] = {
+        "organization_name": F("organization__name"),
+        "region_code": F("region__code"),
+        "gpu_code": F("gpu_model__code"),
+        "gpu_name": F("gpu_model__name"),
+        "decider_full_name": F("decided_by__full_name"),
+        "decider_email": F("decided_by__email"),
+        "rule_name": F("decided_by_rule__name"),
+    }
     actions = ["approve_as_asked", "deny"]
     readonly_fields = [
         "number",
@@ -277,15 +282,26 @@ class QuotaRequestAdmin(FleetListAdmin):
     def number(self, obj: QuotaRequest) -> str:
         return f"#{obj.pk}"
 
+    # The list's columns read the row's `list_annotations`.
+    def checkbox_label(self, obj: Any) -> str:
+        return quota_request_title(
+            pk=obj.pk,
+            organization_name=obj.organization_name,
+            requested_limit=obj.requested_limit,
+            kind=obj.kind,
+            gpu_model_name=obj.gpu_name,
+            region_code=obj.region_code,
+        )
+
     @admin.display(description="GPU", ordering="gpu_model__code")
-    def gpu(self, obj: QuotaRequest) -> str:
-        if obj.gpu_model is None:
+    def gpu(self, obj: Any) -> str:
+        if obj.gpu_model_id is None:
             return "Storage (GB)"
-        return _gpu_cell(obj.gpu_model.name, obj.gpu_model.code)
+        return _gpu_cell(obj.gpu_name, obj.gpu_code)
 
     @admin.display(description="Organization", ordering="organization__name")
-    def organization_link_in_list(self, obj: QuotaRequest) -> str:
-        return organization_filter_link(obj.organization_id, obj.organization.name)
+    def organization_link_in_list(self, obj: Any) -> str:
+        return organization_filter_link(obj.organization_id, obj.organization_name)
 
     def get_search_results(self, request, queryset, search_term):
         found = search_with_organizations(
@@ -294,8 +310,8 @@ class QuotaRequestAdmin(FleetListAdmin):
         return found, False
 
     @admin.display(description="Region", ordering="region__code")
-    def region_code(self, obj: QuotaRequest) -> str:
-        return _region_cell(obj.region.code)
+    def region_code(self, obj: Any) -> str:
+        return _region_cell(obj.region_code)
 
     # The numbers as Django's number_format writes them without a thousands separator.
     @admin.display(description="Was", ordering="limit_at_submission")
@@ -319,10 +335,11 @@ class QuotaRequestAdmin(FleetListAdmin):
         return list_age(obj.created_at)
 
     @admin.display(description="Decided by")
-    def decider_name(self, obj: QuotaRequest) -> str:
+    def decider_name(self, obj: Any) -> str:
         if obj.decided_by_rule_id:
-            return f"Rule: {obj.decided_by_rule}"
-        return obj.decider or "—"
+            return f"Rule: {obj.rule_name}"
+        # As `QuotaRequest.decider`: the person's name, else their e-mail.
+        return obj.decider_full_name or obj.decider_email or "—"
 
     # --- change form panels ---
 

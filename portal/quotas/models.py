@@ -256,15 +256,13 @@ class QuotaRequest(models.Model):
         ]
 
     def __str__(self) -> str:
-        if self.kind == Kind.STORAGE:
-            return (
-                f"#{self.pk} {self.organization}: {self.requested_limit} GB storage "
-                f"in {self.region.code}"
-            )
-        return (
-            f"#{self.pk} {self.organization}: {self.requested_limit} "
-            f"{_KIND_LABELS.get(self.kind, self.kind)} "
-            f"{self.gpu_model} in {self.region.code}"
+        return quota_request_title(
+            pk=self.pk,
+            organization_name=self.organization.name,
+            requested_limit=self.requested_limit,
+            kind=self.kind,
+            gpu_model_name=None if self.gpu_model is None else self.gpu_model.name,
+            region_code=self.region.code,
         )
 
     @property
@@ -306,6 +304,26 @@ class QuotaRequest(models.Model):
         if self.decided_by is not None:  # no query when there is none
             return self.decided_by.display_name
         return ""
+
+
+def quota_request_title(
+    *,
+    pk: int | None,
+    organization_name: str,
+    requested_limit: int,
+    kind: str,
+    gpu_model_name: str | None,
+    region_code: str,
+) -> str:
+    """A request in one line ("#12 Acme: 16 on-demand H100 80GB in us-east-1"), from its
+    values: `str()` of a request, and the admin list's rows, which read the names as values of
+    the row rather than the related rows."""
+    if kind == Kind.STORAGE:
+        return f"#{pk} {organization_name}: {requested_limit} GB storage in {region_code}"
+    return (
+        f"#{pk} {organization_name}: {requested_limit} {_KIND_LABELS.get(kind, kind)} "
+        f"{gpu_model_name} in {region_code}"
+    )
 
 
 class Author(models.TextChoices):

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from portal.quotas import services
 from portal.quotas.models import (
+    AutoApprovalRule,
     Kind,
     Quota,
     QuotaChange,
@@ -273,13 +274,18 @@ def test_the_rows_are_the_html_djangos_renderer_writes(
         quota_request=decided, decision=Decision.DENY, decided_by=staff, message="Not now."
     )
     submit(requested_limit=32)
+    AutoApprovalRule.objects.create(name="Small <H100>", gpu_model=gpu_catalog.h100, max_limit=8)
+    submit(kind=Kind.PREEMPTIBLE, requested_limit=4)
+    submit(kind=Kind.STORAGE, requested_limit=500)
     for query in ["", "?open=yes", "?o=-1"]:
         response = admin_client.get(LIST + query)
         cl = response.context["cl"]
-        assert len(cl.result_list) == 2 if not query.startswith("?open") else 1
+        assert len(cl.result_list) == 4 if not query.startswith("?open") else 2
         assert our_rows(cl) == djangos_rows(cl)
         for row in our_rows(cl):
             assert row in response.text
+    rows = "".join(our_rows(admin_client.get(LIST).context["cl"]))
+    assert "Rule: Small &lt;H100&gt;" in rows and "Storage (GB)" in rows
 
 
 def test_the_lists_query_count_is_the_same_at_10_and_200_requests(
@@ -327,7 +333,10 @@ def test_the_lists_cells_are_what_django_writes_of_the_same_values(
     from portal.quotas.admin import QuotaRequestAdmin
 
     model_admin = QuotaRequestAdmin(QuotaRequest, admin.site)
-    request = submit(requested_limit=512)
+    # As the list reads a row: with the names of its related rows as values.
+    request = QuotaRequest.objects.annotate(**QuotaRequestAdmin.list_annotations).get(
+        pk=submit(requested_limit=512).pk
+    )
     now = timezone.now()
     for age in [
         timedelta(0),
