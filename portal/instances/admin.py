@@ -13,7 +13,7 @@ from portal.orgs.admin_tools import (
     organization_filter_link,
     search_with_organizations,
 )
-from portal.web.admin import FleetListAdmin
+from portal.web.admin import CatalogFilter, FleetListAdmin
 
 
 class InstanceEventInline(admin.TabularInline):
@@ -48,10 +48,10 @@ class InstanceAdmin(FleetListAdmin):
     # reads trigram indexes (migration 0010) and the matching organizations' ids.
     list_filter = [
         "state",
-        "region",
+        ("region", CatalogFilter),
         OrganizationFilter,
         "preemptible",
-        "instance_type",
+        ("instance_type", CatalogFilter),
         "created_at",
     ]
     search_fields = ["name", "backend_id", "request_id", "ip", "organization__name"]

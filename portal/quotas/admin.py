@@ -37,7 +37,7 @@ from portal.quotas.models import (
     quota_request_title,
 )
 from portal.quotas.standing import organization_standing
-from portal.web.admin import FleetListAdmin, list_age
+from portal.web.admin import CatalogFilter, FleetListAdmin, list_age
 
 STATE_COLOURS: dict[str, str] = {
     QuotaRequestState.SUBMITTED: "#2563eb",
@@ -183,8 +183,8 @@ class QuotaRequestAdmin(FleetListAdmin):
         "state",
         OpenFilter,
         AgeFilter,
-        "region",
-        "gpu_model",
+        ("region", CatalogFilter),
+        ("gpu_model", CatalogFilter),
         "kind",
         OrganizationFilter,
     ]

@@ -1,7 +1,9 @@
 """Helpers for the operator's admin pages of every app."""
 
 import datetime
+import functools
 import hashlib
+import operator
 from functools import cached_property
 from html import escape as std_escape
 from typing import Any, ClassVar
@@ -24,6 +26,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 
+from portal.web.sql import ReadBuiltOnce
 from portal.web.timesince import KeptWords, since
 
 # The checkbox label's translation, per language: looked up once, not for each row.
@@ -270,6 +273,31 @@ class KeptActionForm(helpers.ActionForm):
         initial=0,
         widget=_KeptHiddenInput({"class": "select-across"}),
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _choices_read(model: type[Any], ordering: tuple[str, ...]) -> ReadBuiltOnce:
+    def build() -> Any:
+        rows = model._default_manager.all()
+        return rows.order_by(*ordering) if ordering else rows
+
+    return ReadBuiltOnce(build)
+
+
+class CatalogFilter(admin.RelatedFieldListFilter):
+    """A list's filter by a relation to a small catalog table (regions, instance types, GPU
+    models): Django's, its choices read by SQL the ORM builds once per process and ordering
+    (building it took about as long as PostgreSQL's answer, on every view of a fleet's list).
+    The rows are read at every view, as Django's are."""
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> list:
+        if field.get_limit_choices_to():
+            return super().field_choices(field, request, model_admin)
+        ordering = tuple(self.field_admin_ordering(field, request, model_admin))
+        value = operator.attrgetter(field.remote_field.get_related_field().attname)
+        return [
+            (value(row), str(row)) for row in _choices_read(field.related_model, ordering).objects()
+        ]
 
 
 class FleetListAdmin(QuickCheckboxes, admin.ModelAdmin):

@@ -281,3 +281,38 @@ def test_a_rows_organization_link_escapes_the_name_as_format_html_does():
         42,
         name,
     )
+
+
+def test_the_region_and_type_filters_list_the_catalog_as_djangos_filter_does(
+    staff_client, make_instance, catalog
+):
+    """Their choices come from SQL built once per process (portal/web/admin.py CatalogFilter),
+    read at every view: a region added after a first view is listed at the next."""
+    from django.contrib.admin.filters import RelatedFieldListFilter
+
+    from tests.catalog.factories import RegionFactory
+
+    make_instance(State.RUNNING)
+    changelist = reverse("admin:instances_instance_changelist")
+
+    def choices() -> dict[str, list]:
+        cl = staff_client.get(changelist).context["cl"]
+        request = staff_client.get(changelist).wsgi_request
+        found = {}
+        for spec in cl.filter_specs:
+            if isinstance(spec, RelatedFieldListFilter):
+                field = Instance._meta.get_field(spec.field_path)
+                djangos = field.get_choices(
+                    include_blank=False,
+                    ordering=spec.field_admin_ordering(field, request, cl.model_admin),
+                )
+                assert spec.lookup_choices == djangos
+                found[spec.field_path] = spec.lookup_choices
+        return found
+
+    before = choices()
+    assert set(before) == {"region", "instance_type"}
+    added = RegionFactory(code="aa-first-1", name="Added Region")
+    after = choices()
+    assert after["region"][0] == (added.pk, "Added Region (aa-first-1)")
+    assert after["region"][1:] == before["region"]
