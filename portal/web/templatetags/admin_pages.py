@@ -161,6 +161,11 @@ class _Column:
     datetime_format: str | None = None  # a DateTimeField's localized format
     datetime_text: Callable[[datetime.datetime], str] | None = None  # that format, kept parts
     local: Callable[[datetime.datetime], datetime.datetime] = template_localtime
+    # Set for a text field without choices and for a field with choices: a cell's HTML
+    # written from its value without `display_for_field`'s tests (`_plain_cell`).
+    plain_text: bool = False
+    choices_html: dict | None = None  # the choices' labels, escaped once per page
+    empty_html: str = ""
 
 
 def _columns(cl: ChangeList) -> list[_Column]:
@@ -191,17 +196,45 @@ def _columns(cl: ChangeList) -> list[_Column]:
         else:
             column.field = field
             column.nowrap = isinstance(field, models.DateField | models.TimeField | ForeignKey)
+            column.empty_html = fast_escape(empty)
             if getattr(field, "flatchoices", None):
                 try:
                     column.choices = dict(field.flatchoices)
                 except TypeError:  # list-like choices: Django's own display
                     column.choices = None
+                else:
+                    column.choices_html = {
+                        key: fast_escape(label) for key, label in column.choices.items()
+                    }
+            elif isinstance(field, _PLAIN_TEXT_FIELDS) and not isinstance(field, models.URLField):
+                column.plain_text = True
             elif isinstance(field, models.DateTimeField):
                 column.datetime_format = get_format("DATETIME_FORMAT")
                 column.datetime_text = datetime_formatter(column.datetime_format)
                 column.local = _localtime()
         columns.append(column)
     return columns
+
+
+# Fields whose value display_for_field writes as `str(value)`, or the empty value's text when
+# it is None or blank (a URL is a link: not among them).
+_PLAIN_TEXT_FIELDS = (models.CharField, models.TextField, models.GenericIPAddressField)
+
+
+def _plain_cell(column: _Column, value: Any) -> str | None:
+    """A text or choices field's cell as `_field_text` and `fast_escape` write it, or None
+    for a value they would treat otherwise (not a string from the database)."""
+    if type(value) is str:
+        if not value.strip():
+            value = ""
+        if column.choices_html is not None:
+            return column.choices_html.get(value, column.empty_html)
+        return escape(value) if value else column.empty_html
+    if value is None:
+        if column.choices_html is not None:
+            return column.choices_html.get(value, column.empty_html)
+        return column.empty_html
+    return None
 
 
 def _localtime() -> Callable[[datetime.datetime], datetime.datetime]:
@@ -307,11 +340,17 @@ def _cells(cl: ChangeList, columns: list[_Column], obj: Any, url: str | None, ic
         field = column.field
         if field is not None and not field.auto_created:
             value = getattr(obj, field.name)
+            if column.nowrap:
+                row_class += " nowrap"
+            if column.plain_text or column.choices_html is not None:
+                html = _plain_cell(column, value)
+                if html is not None:
+                    out.append(_cell(column, row_class, html, url, first))
+                    first = first and not column.link
+                    continue
             if isinstance(value, str) and value.strip() == "":
                 value = ""
             text = _field_text(column, value, icons)
-            if column.nowrap:
-                row_class += " nowrap"
         else:
             empty, boolean = column.empty, column.boolean
             if column.method is not None:
@@ -334,16 +373,19 @@ def _cells(cl: ChangeList, columns: list[_Column], obj: Any, url: str | None, ic
                 text = display_for_value(value, empty, boolean)
             if isinstance(value, datetime.date | datetime.time):
                 row_class += " nowrap"
-        if column.link:
-            tag = "th" if first else "td"
-            first = False
-            shown: str = fast_escape(text)
-            if url is not None:
-                shown = f'<a href="{escape(url)}">{shown}</a>'
-            out.append(f'<{tag} class="{row_class}">{shown}</{tag}>')
-        else:
-            out.append(f'<td class="{row_class}">{fast_escape(text)}</td>')
+        out.append(_cell(column, row_class, fast_escape(text), url, first))
+        first = first and not column.link
     return "".join(out)
+
+
+def _cell(column: _Column, row_class: str, html: str, url: str | None, first: bool) -> str:
+    """A cell of escaped `html`: the row's first link column is its <th>, a link."""
+    if column.link:
+        tag = "th" if first else "td"
+        if url is not None:
+            html = f'<a href="{escape(url)}">{html}</a>'
+        return f'<{tag} class="{row_class}">{html}</{tag}>'
+    return f'<td class="{row_class}">{html}</td>'
 
 
 def _row_url(cl: ChangeList) -> Callable[[Any], str | None]:
