@@ -300,8 +300,8 @@ def test_the_region_and_type_filters_list_the_catalog_as_djangos_filter_does(
     changelist = reverse("admin:instances_instance_changelist")
 
     def choices() -> dict[str, list]:
-        cl = staff_client.get(changelist).context["cl"]
-        request = staff_client.get(changelist).wsgi_request
+        response = staff_client.get(changelist)
+        cl, request = response.context["cl"], response.wsgi_request
         found = {}
         for spec in cl.filter_specs:
             if isinstance(spec, RelatedFieldListFilter):

@@ -225,16 +225,12 @@ def _plain_cell(column: _Column, value: Any) -> str | None:
     """A text or choices field's cell as `_field_text` and `fast_escape` write it, or None
     for a value they would treat otherwise (not a string from the database)."""
     if type(value) is str:
-        if not value.strip():
-            value = ""
-        if column.choices_html is not None:
-            return column.choices_html.get(value, column.empty_html)
-        return escape(value) if value else column.empty_html
-    if value is None:
-        if column.choices_html is not None:
-            return column.choices_html.get(value, column.empty_html)
-        return column.empty_html
-    return None
+        value = value if value.strip() else ""
+    elif value is not None:
+        return None
+    if column.choices_html is not None:
+        return column.choices_html.get(value, column.empty_html)
+    return escape(value) if value else column.empty_html
 
 
 def _localtime() -> Callable[[datetime.datetime], datetime.datetime]:
