@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Model
+from django.db.models import F, Model
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
@@ -50,6 +50,7 @@ from portal.orgs.models import Organization
 from portal.orgs.standing import hold_register
 from portal.reservations.models import Reservation
 from portal.volumes.models import Volume, VolumeSize
+from portal.web.sql import Among, ReadBuiltOnce
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,23 @@ def _bills_nothing(from_state: str, to_state: str) -> bool:
     )
 
 
+# Read after every metered transition: built once.
+_BUDGET_OF_INSTANCE = ReadBuiltOnce(
+    lambda instance: (
+        Budget.objects.filter(organization__instances__pk=instance)
+        .select_related("organization")
+        .order_by("pk")[:1]
+    ),
+    instance=int,
+)
+_BUDGETS_OF_INSTANCES = ReadBuiltOnce(
+    lambda ids: Budget.objects.filter(
+        organization__in=Instance.objects.filter(Among(F("pk"), ids)).values("organization_id")
+    ).select_related("organization"),
+    ids=list,
+)
+
+
 def _meter(instance_id: int) -> None:
     try:
         services.usage_sync_instance(instance_id=instance_id)
@@ -100,11 +118,8 @@ def _meter(instance_id: int) -> None:
         logger.exception("metering of instance %s failed", instance_id)
         return
     # The spend just moved: tell of a budget threshold now, not at the next periodic check.
-    budget = (
-        Budget.objects.filter(organization__instances__pk=instance_id)
-        .select_related("organization")
-        .first()
-    )
+    found = _BUDGET_OF_INSTANCE.objects(instance=instance_id)
+    budget = found[0] if found else None
     if budget is not None:  # one query, and nothing more for an organization without a budget
         try:
             services.budget_check(organization=budget.organization)
@@ -118,10 +133,7 @@ def _meter_many(instance_ids: list[int]) -> None:
     except Exception:  # as _meter: the periodic sync repairs it
         logger.exception("metering of %s instances failed", len(instance_ids))
         return
-    budgets = Budget.objects.filter(
-        organization__in=Instance.objects.filter(pk__in=instance_ids).values("organization_id")
-    ).select_related("organization")
-    for budget in budgets:
+    for budget in _BUDGETS_OF_INSTANCES.objects(ids=instance_ids):
         try:
             services.budget_check(organization=budget.organization)
         except Exception:  # the periodic check tries again

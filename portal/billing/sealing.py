@@ -17,13 +17,18 @@ re-seals what its change reaches (`spot_history_rewritten`, received in
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
+from typing import Any, cast
 
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import F, QuerySet
+from django.db.models.sql import UpdateQuery
 
 from portal.billing.models import UsageInterval, UsageKind
 from portal.billing.periods import midnight
 from portal.billing.rating import sealed_price_seconds_whole
 from portal.billing.usage import usage_changed
+from portal.web.sql import Among
 
 
 def spot_seal(intervals: QuerySet[UsageInterval]) -> int:
@@ -32,6 +37,32 @@ def spot_seal(intervals: QuerySet[UsageInterval]) -> int:
     return intervals.filter(kind=UsageKind.PREEMPTIBLE, end__isnull=False).update(
         sealed_price_seconds=sealed_price_seconds_whole()
     )
+
+
+def spot_seal_ids(ids: list[int]) -> int:
+    """`spot_seal` of the intervals `ids` (the ones metering just closed): the same UPDATE,
+    built once per process (the ORM took about as long to build it as PostgreSQL to run it,
+    at every preemptible machine's end)."""
+    sql, params, slot = _seal_ids_sql()
+    params = list(params)
+    params[slot] = list(ids)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+_STAND_IN = [-987_654_321]  # no interval's id: marks the ids' parameter while building
+
+
+@cache
+def _seal_ids_sql() -> tuple[str, list[Any], int]:
+    intervals = UsageInterval.objects.filter(
+        Among(F("pk"), _STAND_IN), kind=UsageKind.PREEMPTIBLE, end__isnull=False
+    )
+    query = cast(UpdateQuery, intervals.query.chain(UpdateQuery))
+    query.add_update_values({"sealed_price_seconds": sealed_price_seconds_whole()})
+    sql, params = query.get_compiler(connection.alias).as_sql()
+    return sql, list(params), list(params).index(_STAND_IN)
 
 
 def spot_reseal(*, region_id: int, instance_type_id: int, since: datetime) -> int:

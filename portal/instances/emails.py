@@ -8,6 +8,7 @@ from portal.instances.models import Instance
 from portal.notifications.registry import Email, email_kind, email_summary
 from portal.orgs.models import Membership
 from portal.orgs.roles import Role
+from portal.web.sql import ReadBuiltOnce
 
 
 def recipients(instance: Instance) -> list[str]:
@@ -38,10 +39,20 @@ def _with_recipients(instances: QuerySet[Instance]) -> QuerySet[Instance]:
     )
 
 
-def _email(template: str, instance_id: int) -> list[Email]:
-    instance = _with_recipients(
+# Read for every instance e-mail (one a launch at least): built once.
+_WITH_RECIPIENTS = ReadBuiltOnce(
+    lambda pk: _with_recipients(
         Instance.objects.select_related("instance_type", "region", "image")
-    ).get(pk=instance_id)
+    ).filter(pk=pk),
+    pk=int,
+)
+
+
+def _email(template: str, instance_id: int) -> list[Email]:
+    found = _WITH_RECIPIENTS.objects(pk=instance_id)
+    if not found:
+        raise Instance.DoesNotExist("Instance matching query does not exist.")
+    instance = found[0]
     slug = instance.organization.slug
     return [
         Email(

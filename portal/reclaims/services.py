@@ -534,16 +534,22 @@ def victim_backend_told(victim_id: int) -> None:
         )
 
 
+# Asked at every instance's end: built once.
+_OPEN_VICTIM = ReadBuiltOnce(
+    lambda instance: ReclaimVictim.objects.select_for_update().filter(
+        instance_id=instance, ended_at__isnull=True
+    )[:1],  # first in the model's order
+    instance=int,
+)
+
+
 def victim_ended(instance: Instance) -> None:
     """A victim reached a final state (interrupted at its time, or ended some other way).
     Inside a transition's transaction (its receiver) it takes no savepoint of its own: any
     instance that ends asks, and almost none is a victim."""
     with transaction.atomic(savepoint=False):
-        victim = (
-            ReclaimVictim.objects.select_for_update()
-            .filter(instance_id=instance.pk, ended_at__isnull=True)
-            .first()
-        )
+        found = _OPEN_VICTIM.objects(instance=instance.pk)
+        victim = found[0] if found else None
         if victim is None:
             return
         victim.ended_at = instance.terminated_at or timezone.now()

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from portal.accounts.models import User
@@ -35,6 +36,7 @@ from portal.volumes.models import (
     VolumeEvent,
     VolumeSize,
 )
+from portal.web.sql import Among, ReadBuiltOnce
 
 logger = logging.getLogger(__name__)
 
@@ -345,14 +347,19 @@ def volumes_detach(*, instance_id: int, at: datetime | None = None) -> int:
     return volumes_detach_many(instance_ids=[instance_id], at=at)
 
 
+# Read at every machine's end (most have no volume): built once.
+_ATTACHED = ReadBuiltOnce(
+    lambda ids: Attachment.objects.filter(
+        Among(F("instance_id"), ids), detached_at__isnull=True
+    ).select_related("volume"),
+    ids=list,
+)
+
+
 def volumes_detach_many(*, instance_ids: Iterable[int], at: datetime | None = None) -> int:
     """`volumes_detach` of many machines that ended together (one read when none has any)."""
     at = at or timezone.now()
-    attachments = list(
-        Attachment.objects.filter(
-            instance_id__in=list(instance_ids), detached_at__isnull=True
-        ).select_related("volume")
-    )
+    attachments = _ATTACHED.objects(ids=list(instance_ids))
     for attachment in attachments:
         attachment.detached_at = at
         attachment.save(update_fields=["detached_at"])

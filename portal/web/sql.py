@@ -13,6 +13,10 @@ from typing import Any, NamedTuple
 from django.db import connection
 from django.db.models import Field, Lookup, Model, QuerySet
 from django.db.models.options import Options
+from django.db.models.query import (  # type: ignore[attr-defined]  # not in django-stubs
+    ModelIterable,
+    get_related_populators,
+)
 
 
 def _meta(model: type[Model] | Options) -> Options:
@@ -59,7 +63,8 @@ class ReadBuiltOnce:
     (`rows(name=value)`), and is built with a stand-in value of that type that no other
     parameter of the query equals. The rows are the database's values, in the order of the
     `values_list` (checked when built: annotations last, as Django selects them); `objects()`
-    gives a plain model query's rows as instances (no select_related, no annotations)."""
+    gives a model query's rows as instances, as its queryset would: with the rows of its
+    `select_related` attached and its annotations set, by Django's own populators."""
 
     def __init__(self, build: Callable[..., QuerySet[Any, Any]], **placeholders: type) -> None:
         self._build = build
@@ -74,15 +79,15 @@ class ReadBuiltOnce:
             query = queryset.query
             selected = [*query.extra_select, *query.values_select, *query.annotation_select]
             fields = list(getattr(queryset, "_fields", None) or ())
-            attnames: list[str] = []
-            if not fields:  # rows of the model: its own columns only, in the model's order
-                if selected or query.select_related or query.deferred_loading[0]:
-                    raise ValueError("a read of model rows takes the model's own columns only")
-                attnames = [field.attname for field in queryset.model._meta.concrete_fields]
-            elif fields != selected:
+            if fields and fields != selected:
                 raise ValueError(f"values_list({fields}) is selected as {selected}: reorder it")
             compiler = query.get_compiler(using=queryset.db)
             sql, params = compiler.as_sql()
+            instances = (
+                _Instances.of(compiler, queryset.db)
+                if queryset._iterable_class is ModelIterable
+                else None
+            )
             # The database's values as the ORM would give them (SQLite's dates are text).
             converters = compiler.get_converters(
                 [s[0] for s in compiler.select[: compiler.col_count]]
@@ -96,11 +101,7 @@ class ReadBuiltOnce:
             ]
             if sorted({name for _index, name in slots}) != sorted(self._placeholders):
                 raise ValueError("a placeholder is not among the query's parameters")
-            if attnames and len(compiler.select) != len(attnames):
-                raise ValueError("the query does not select the model's columns")
-            self._built = _Built(
-                sql, list(params), slots, compiler, converters, queryset.model, attnames
-            )
+            self._built = _Built(sql, list(params), slots, compiler, converters, instances)
         return self._built
 
     def rows(self, **values: Any) -> list[tuple[Any, ...]]:
@@ -119,11 +120,10 @@ class ReadBuiltOnce:
 
     def objects(self, **values: Any) -> list[Any]:
         """The rows as instances of the model (a read of model rows, not a `values_list`)."""
-        built = self._sql()
-        if not built.attnames:
+        instances = self._sql().instances
+        if instances is None:
             raise ValueError("objects() reads model rows: this read is a values_list")
-        alias = connection.alias
-        return [built.model.from_db(alias, built.attnames, row) for row in self.rows(**values)]
+        return [instances.make(row) for row in self.rows(**values)]
 
 
 def _stand_in(kind: type, index: int) -> Any:
@@ -155,11 +155,46 @@ def _adapted(value: Any, like: Any = None) -> Any:
     return value
 
 
+class _Instances(NamedTuple):
+    """How a row of a model read becomes its instance, as Django's `ModelIterable` makes it
+    from the same compiled query: the model's columns, then each `select_related` row
+    (`RelatedPopulator`), then the annotations."""
+
+    model: Any
+    db: str
+    start: int
+    end: int
+    attnames: list[str]
+    populators: list[Any]
+    annotations: dict[str, int]
+
+    @classmethod
+    def of(cls, compiler: Any, db: str) -> _Instances:
+        klass_info, select = compiler.klass_info, compiler.select
+        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        return cls(
+            model=klass_info["model"],
+            db=db,
+            start=start,
+            end=end,
+            attnames=[column[0].target.attname for column in select[start:end]],
+            populators=get_related_populators(klass_info, select, db),
+            annotations=dict(compiler.annotation_col_map or {}),
+        )
+
+    def make(self, row: tuple[Any, ...]) -> Any:
+        instance = self.model.from_db(self.db, self.attnames, row[self.start : self.end])
+        for populator in self.populators:
+            populator.populate(row, instance)
+        for name, index in self.annotations.items():
+            setattr(instance, name, row[index])
+        return instance
+
+
 class _Built(NamedTuple):
     sql: str
     params: list[Any]
     slots: list[tuple[int, str]]
     compiler: Any  # the ORM's compiler of the query: its converters for the rows
     converters: dict[int, Any]
-    model: Any
-    attnames: list[str]  # a read of model rows: the fields of each row's values
+    instances: _Instances | None  # a read of model rows: how each row becomes its instance

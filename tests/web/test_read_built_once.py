@@ -8,9 +8,11 @@ from django.db.models import Count, F, Value
 from django.test.utils import CaptureQueriesContext
 
 from portal.capacity.models import CapacityPeriod
-from portal.catalog.models import InstanceType, Region
+from portal.catalog.models import Region
+from portal.instances.models import Instance
 from portal.web.sql import Among, ReadBuiltOnce
-from tests.catalog.factories import RegionFactory
+from tests.catalog.factories import ImageFactory, InstanceTypeFactory, RegionFactory
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -85,10 +87,57 @@ def test_model_rows_come_back_as_instances_of_the_model():
     assert Region.objects.get(pk=made.pk).name == "Renamed"
 
 
-def test_a_read_of_model_rows_with_related_rows_is_refused():
-    read = ReadBuiltOnce(lambda: InstanceType.objects.select_related("gpu_model").all())
+def test_model_rows_come_with_their_related_rows_and_annotations_as_the_queryset_gives():
+    organization = OrganizationFactory()
+    launcher = UserFactory()
+    MembershipFactory(organization=organization, user=launcher)
+    itype, region, image = InstanceTypeFactory(), RegionFactory(), ImageFactory()
+    launched, orphaned = (
+        Instance.objects.create(
+            organization=organization,
+            created_by=by,
+            name=name,
+            instance_type=itype,
+            region=region,
+            image=image,
+            gpus=1,
+        )
+        for name, by in (("launched", launcher), ("orphaned", None))
+    )
 
-    with pytest.raises(ValueError, match="own columns"):
+    def with_launchers(org: int):
+        return (
+            Instance.objects.filter(organization_id=org)
+            .select_related("created_by", "instance_type__gpu_model")
+            .annotate(event_count=Count("events"))
+            .order_by("name")
+        )
+
+    read = ReadBuiltOnce(with_launchers, org=int)
+    with CaptureQueriesContext(connection) as queries:
+        found = read.objects(org=organization.pk)
+        seen = [
+            (i.pk, i.created_by.email if i.created_by else None, i.instance_type.gpu_model.code)
+            for i in found
+        ]
+
+    assert len(queries) == 1  # the related rows came with the instances
+    assert seen == [
+        (launched.pk, launcher.email, itype.gpu_model.code),
+        (orphaned.pk, None, itype.gpu_model.code),
+    ]
+    assert [i.event_count for i in found] == [
+        i.event_count for i in with_launchers(organization.pk)
+    ]
+    found[1].name = "renamed"
+    found[1].save(update_fields=["name"])
+    assert Instance.objects.get(pk=orphaned.pk).name == "renamed"
+
+
+def test_a_values_list_read_has_no_instances():
+    read = ReadBuiltOnce(lambda: Region.objects.values_list("code"))
+
+    with pytest.raises(ValueError, match="values_list"):
         read.objects()
 
 

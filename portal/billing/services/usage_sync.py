@@ -248,7 +248,7 @@ def usage_sync_instances(*, instance_ids: Iterable[int]) -> None:
         ]
         closed += sealed_crossing
         if closed:
-            sealing.spot_seal(UsageInterval.objects.filter(pk__in=closed))
+            sealing.spot_seal_ids(closed)
         InstanceMeter.objects.bulk_create(  # one upsert
             meters,
             update_conflicts=True,

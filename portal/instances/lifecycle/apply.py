@@ -12,7 +12,7 @@ from typing import Any
 
 import celery
 from django.db import connection, transaction
-from django.db.models import Field
+from django.db.models import F, Field
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -31,6 +31,7 @@ from portal.lib import logcontext, metrics
 from portal.notifications.services import notify, notify_many
 from portal.quotas.services import quota_release
 from portal.volumes.services import volumes_detach, volumes_detach_many
+from portal.web.sql import Among, ReadBuiltOnce
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,35 @@ _TRANSITION_FIELDS = (
 )
 
 
+# The locking reads of every transition, built once (a launch makes two transitions, each
+# a compile of these joins otherwise): the row with what the next step reads.
+_LOCKED_ONE = ReadBuiltOnce(
+    lambda pk: (
+        Instance.objects.select_for_update(of=("self",))
+        .select_related("organization", "region", "instance_type__gpu_model", "image")
+        .filter(pk=pk)
+    ),
+    pk=int,
+)
+_LOCKED_MANY = ReadBuiltOnce(
+    lambda ids: (
+        Instance.objects.select_for_update(of=("self",))
+        .select_related("organization", "region", "instance_type", "image")
+        .filter(Among(F("pk"), ids))
+        .order_by("pk")
+    ),
+    ids=list,
+)
+
+
+def _locked_one(instance_id: int) -> Instance:
+    found = _LOCKED_ONE.objects(pk=instance_id)
+    if not found:
+        raise Instance.DoesNotExist("Instance matching query does not exist.")
+    instance: Instance = found[0]
+    return instance
+
+
 def transition(
     instance_id: int,
     to: str,
@@ -80,11 +110,7 @@ def transition(
         # With what the next step reads (the backend's create needs the image too; a final
         # state's quota release, the GPU model), so that a caller can go on with
         # `Change.instance` instead of reading the row again.
-        instance = (
-            Instance.objects.select_for_update(of=("self",))
-            .select_related("organization", "region", "instance_type__gpu_model", "image")
-            .get(pk=instance_id)
-        )
+        instance = _locked_one(instance_id)
         if instance.state == to:
             return None
         from_state = instance.state
@@ -250,12 +276,7 @@ def transition_many(
     updates = updates or {}
     with transaction.atomic():
         # Locked in id order, as every batch locks, so that two batches never deadlock.
-        instances = list(
-            Instance.objects.select_for_update(of=("self",))
-            .select_related("organization", "region", "instance_type", "image")
-            .filter(pk__in=ids)
-            .order_by("pk")
-        )
+        instances = _LOCKED_MANY.objects(ids=ids)
         moved: list[tuple[Instance, str]] = []
         refused: list[int] = []
         for instance in instances:

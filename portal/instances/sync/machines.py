@@ -34,6 +34,7 @@ from portal.provisioning import (
     PermanentError,
 )
 from portal.volumes.selectors import volume_backend_ids_for_instance
+from portal.web.sql import ReadBuiltOnce
 
 logger = logging.getLogger(__name__)
 
@@ -90,12 +91,18 @@ def _volumes_for(instance: Instance) -> dict:
     return {"volumes": ids} if ids else {}
 
 
+# Read at every poll and step of an instance: built once.
+_INSTANCE = ReadBuiltOnce(
+    lambda pk: Instance.objects.select_related(
+        "instance_type", "region", "image", "organization"
+    ).filter(pk=pk),
+    pk=int,
+)
+
+
 def load_instance(instance_id: int) -> Instance | None:
-    return (
-        Instance.objects.select_related("instance_type", "region", "image", "organization")
-        .filter(pk=instance_id)
-        .first()
-    )
+    found = _INSTANCE.objects(pk=instance_id)
+    return found[0] if found else None
 
 
 def record_backend_id(instance_id: int, backend_id: str, *, message: str) -> bool:

@@ -10,6 +10,7 @@ from contextlib import suppress
 from dataclasses import dataclass, fields
 from datetime import timedelta
 
+from django.db.models import F
 from django.utils import timezone
 
 from portal.instances import lifecycle, signals, tasks
@@ -39,6 +40,7 @@ from portal.provisioning import (
     Machine,
     get_backend,
 )
+from portal.web.sql import Among, ReadBuiltOnce
 
 logger = logging.getLogger(__name__)
 
@@ -69,10 +71,28 @@ def _chunks(values: list) -> Iterator[list]:
         yield values[first : first + IN_LIST_CHUNK]
 
 
-def _instances_where(field: str, values: list, columns: tuple[str, ...]) -> Iterator[Instance]:
-    """`Instance.objects.filter(<field>__in=values).only(*columns)`, IN_LIST_CHUNK at a time."""
+# The fields reconciliation reads; the rest stays in the database (10,000 rows is a lot of
+# timestamps to parse). _in_step reads ssh_port and ssh_user too: a deferred one would cost a
+# query per machine.
+_FIELDS = (
+    *("backend_id", "request_id", "state", "state_changed_at", "ip", "reclaim_notified_at"),
+    *("ssh_port", "ssh_user", "ssh_sudo", "cluster_id", "synced_at"),
+)
+# The instances of listed machines, by machine id or request id: built once, the ids one
+# parameter (an `IN` of each machine's id was built anew at every run, ~3 ms for 700).
+_WHERE = {
+    field: ReadBuiltOnce(
+        lambda values, field=field: Instance.objects.filter(Among(F(field), values)).only(*_FIELDS),
+        values=list,
+    )
+    for field in ("backend_id", "request_id")
+}
+
+
+def _instances_where(field: str, values: list) -> Iterator[Instance]:
+    """`Instance.objects.filter(<field>__in=values).only(*_FIELDS)`, IN_LIST_CHUNK at a time."""
     for chunk in _chunks(values):
-        yield from Instance.objects.filter(**{f"{field}__in": chunk}).only(*columns)
+        yield from _WHERE[field].objects(values=chunk)
 
 
 def _request_uuid(request_id: str) -> uuid.UUID | None:
@@ -117,18 +137,12 @@ def reconcile(*, redrive: bool = True) -> ReconcileReport:
                 else:
                     report.lost += 1
 
-    # The fields reconciliation reads; the rest stays in the database (10,000 rows is a lot
-    # of timestamps to parse). Instances by machine id first; by request id only for the
-    # machines no instance has the id of (adoption, duplicates): not 10,000 ids twice over.
-    # _in_step reads ssh_port and ssh_user too: a deferred one would cost a query per machine.
-    fields = (
-        *("backend_id", "request_id", "state", "state_changed_at", "ip", "reclaim_notified_at"),
-        *("ssh_port", "ssh_user", "ssh_sudo", "cluster_id", "synced_at"),
-    )
-    by_backend = {i.backend_id: i for i in _instances_where("backend_id", list(listed), fields)}
+    # Instances by machine id first; by request id only for the machines no instance has the
+    # id of (adoption, duplicates): not 10,000 ids twice over.
+    by_backend = {i.backend_id: i for i in _instances_where("backend_id", list(listed))}
     unknown = (m.request_id for m in machines if m.backend_id not in by_backend)
     request_ids = [u for u in (_request_uuid(r) for r in unknown) if u]
-    by_request = {str(i.request_id): i for i in _instances_where("request_id", request_ids, fields)}
+    by_request = {str(i.request_id): i for i in _instances_where("request_id", request_ids)}
 
     in_step: list[int] = []  # agreeing instances whose synced_at is due: only that to write
     for machine in machines:

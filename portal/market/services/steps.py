@@ -24,6 +24,7 @@ from portal.market.models import (
 from portal.market.selectors import spot_prices_current
 from portal.market.services.records import record_price
 from portal.market.signals import spot_bids_asked, spot_launches_asked
+from portal.web.sql import ReadBuiltOnce
 
 
 def _starting_price(market: SpotMarket) -> Decimal:
@@ -271,6 +272,12 @@ def _running_bids(market: SpotMarket) -> list[tuple[Decimal, int]]:
     return _answers(spot_bids_asked, market)
 
 
+# Read after every capacity report (every 30 s): built once.
+_ENABLED_MARKETS = ReadBuiltOnce(
+    lambda: SpotMarket.objects.filter(enabled=True).select_related("region", "instance_type")
+)
+
+
 def spot_prices_adjust(*, now: datetime | None = None) -> int:
     """Every enabled offer due for a step (each in its own transaction). How many prices
     changed. Runs after every capacity report: the offers whose price changed less than
@@ -279,9 +286,7 @@ def spot_prices_adjust(*, now: datetime | None = None) -> int:
     snapshot = capacity_snapshot()
     if snapshot is None or not snapshot.is_fresh:
         return 0
-    markets = list(
-        SpotMarket.objects.filter(enabled=True).select_related("region", "instance_type")
-    )
+    markets = _ENABLED_MARKETS.objects()
     if not markets:
         return 0
     current = spot_prices_current()
