@@ -256,7 +256,7 @@ def _charts(history: FleetHistory) -> dict:
                 charts.Series("sold", "c-sold", [x.sold for x in b]),
                 charts.Series("free", "c-free", [x.free for x in b]),
             ],
-            tick=lambda v: f"{v:.0f}",
+            tick=charts.whole,
             testid="chart-fleet",
         ),
         "fill": charts.stacked_bars(
@@ -276,7 +276,7 @@ def _charts(history: FleetHistory) -> dict:
                 charts.Series("met", "c-met", [x.orders_met for x in b]),
                 charts.Series("not met or open", "c-unmet", [x.orders - x.orders_met for x in b]),
             ],
-            tick=lambda v: f"{v:g}",
+            tick=charts.plain,
             testid="chart-reclaims",
         ),
     }

@@ -209,6 +209,29 @@ def test_a_charts_labels_and_names_are_escaped():
     assert svg.count("<rect ") == 1  # no bar for a missing value
 
 
+def test_a_chart_drawn_again_shows_its_values_of_now():
+    """The markup of the same values is kept between views; a changed value is drawn anew."""
+    from portal.operations import charts
+
+    def fill(values, labels=("Mar 01", "Mar 02")):
+        return charts.stacked_bars(
+            title="Fill rate",
+            description="d",
+            labels=list(labels),
+            series=[charts.Series("fill rate", "c-fill", list(values))],
+            top=1.0,
+            tick=charts.percent,
+            testid="chart-fill-rate",
+        )
+
+    first = fill([0.5, 0.25])
+    assert fill([0.5, 0.25]) == first
+    assert "Mar 02: fill rate 25 %" in first
+    moved = fill([0.5, 0.75])
+    assert "Mar 02: fill rate 75 %" in moved and "25 %" not in moved
+    assert "Mar 03: fill rate 25 %" in fill([0.5, 0.25], labels=("Mar 02", "Mar 03"))
+
+
 def test_the_reclaims_card_and_chart_count_each_order_of_the_place_and_window(
     catalog, make_instance, team
 ):
