@@ -18,6 +18,7 @@ from portal.notifications.registry import (
     secret_params,
     summary_for,
 )
+from portal.web.sql import ReadBuiltOnce
 
 logger = logging.getLogger(__name__)
 
@@ -65,13 +66,20 @@ def _claim(notification_id: int, now: datetime) -> bool:
     )
 
 
+# Read for every e-mail sent: built once.
+_NOTIFICATION = ReadBuiltOnce(lambda pk: Notification.objects.filter(pk=pk), pk=int)
+
+
 def notification_deliver(notification_id: int) -> str:
     """Send what the row stands for. Returns "sent", "retry" (next attempt scheduled) or
     "skipped" (sent already, given up, or another worker holds it)."""
     now = timezone.now()
     if not _claim(notification_id, now):
         return "skipped"
-    notification = Notification.objects.get(pk=notification_id)
+    found = _NOTIFICATION.objects(pk=notification_id)
+    if not found:
+        raise Notification.DoesNotExist("Notification matching query does not exist.")
+    notification = found[0]
     sent = list(notification.sent_to)
     batch = _claim_batch(notification, now)
     try:

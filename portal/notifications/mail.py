@@ -11,6 +11,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from portal.notifications.registry import Attachment, Email, Rendered
+from portal.web.sql import ReadBuiltOnce
 
 
 def render(email: Email, address: str) -> EmailMultiAlternatives:
@@ -22,13 +23,21 @@ def render(email: Email, address: str) -> EmailMultiAlternatives:
         return _render(email, address)
 
 
-def recipient_time_zone(address: str) -> ZoneInfo:
-    name = (
+# Read for every e-mail sent: built once.
+_TIME_ZONE = ReadBuiltOnce(
+    lambda address: (
         get_user_model()
         .objects.filter(email__iexact=address)
-        .values_list("time_zone", flat=True)
-        .first()
-    )
+        .order_by("pk")
+        .values_list("time_zone")[:1]
+    ),
+    address=str,
+)
+
+
+def recipient_time_zone(address: str) -> ZoneInfo:
+    found = _TIME_ZONE.rows(address=address)
+    name = found[0][0] if found else None
     try:
         return ZoneInfo(name) if name else ZoneInfo("UTC")
     except (ZoneInfoNotFoundError, ValueError):
