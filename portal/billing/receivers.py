@@ -118,8 +118,7 @@ def _meter(instance_id: int) -> None:
         logger.exception("metering of instance %s failed", instance_id)
         return
     # The spend just moved: tell of a budget threshold now, not at the next periodic check.
-    found = _BUDGET_OF_INSTANCE.objects(instance=instance_id)
-    budget = found[0] if found else None
+    budget = _BUDGET_OF_INSTANCE.first(instance=instance_id)
     if budget is not None:  # one query, and nothing more for an organization without a budget
         try:
             services.budget_check(organization=budget.organization)

@@ -49,10 +49,7 @@ _WITH_RECIPIENTS = ReadBuiltOnce(
 
 
 def _email(template: str, instance_id: int) -> list[Email]:
-    found = _WITH_RECIPIENTS.objects(pk=instance_id)
-    if not found:
-        raise Instance.DoesNotExist("Instance matching query does not exist.")
-    instance = found[0]
+    instance = _WITH_RECIPIENTS.get(pk=instance_id)
     slug = instance.organization.slug
     return [
         Email(

@@ -76,10 +76,7 @@ def notification_deliver(notification_id: int) -> str:
     now = timezone.now()
     if not _claim(notification_id, now):
         return "skipped"
-    found = _NOTIFICATION.objects(pk=notification_id)
-    if not found:
-        raise Notification.DoesNotExist("Notification matching query does not exist.")
-    notification = found[0]
+    notification = _NOTIFICATION.get(pk=notification_id)
     sent = list(notification.sent_to)
     batch = _claim_batch(notification, now)
     try:

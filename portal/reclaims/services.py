@@ -548,8 +548,7 @@ def victim_ended(instance: Instance) -> None:
     Inside a transition's transaction (its receiver) it takes no savepoint of its own: any
     instance that ends asks, and almost none is a victim."""
     with transaction.atomic(savepoint=False):
-        found = _OPEN_VICTIM.objects(instance=instance.pk)
-        victim = found[0] if found else None
+        victim = _OPEN_VICTIM.first(instance=instance.pk)
         if victim is None:
             return
         victim.ended_at = instance.terminated_at or timezone.now()

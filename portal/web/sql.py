@@ -125,6 +125,23 @@ class ReadBuiltOnce:
             raise ValueError("objects() reads model rows: this read is a values_list")
         return [instances.make(row) for row in self.rows(**values)]
 
+    def first(self, **values: Any) -> Any | None:
+        """The first instance `objects()` gives, or None (as a queryset's `first()`, given
+        the read's own ordering)."""
+        found = self.objects(**values)
+        return found[0] if found else None
+
+    def get(self, **values: Any) -> Any:
+        """The one instance the read finds (a read of one row by its key); the model's
+        DoesNotExist if none, as a queryset's `get()`."""
+        found = self.objects(**values)
+        if not found:
+            instances = self._sql().instances
+            assert instances is not None  # objects() refuses a values_list read
+            name = instances.model._meta.object_name
+            raise instances.model.DoesNotExist(f"{name} matching query does not exist.")
+        return found[0]
+
 
 def _stand_in(kind: type, index: int) -> Any:
     """A value of `kind` that stands for a placeholder while the query is built: one that no

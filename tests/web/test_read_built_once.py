@@ -134,6 +134,17 @@ def test_model_rows_come_with_their_related_rows_and_annotations_as_the_queryset
     assert Instance.objects.get(pk=orphaned.pk).name == "renamed"
 
 
+def test_a_read_of_one_row_by_its_key_gives_it_or_says_it_is_gone():
+    made = RegionFactory(code="us-east-9")
+    read = ReadBuiltOnce(lambda code: Region.objects.filter(code=code), code=str)
+
+    assert read.get(code="us-east-9").pk == made.pk
+    assert read.first(code="us-east-9").pk == made.pk
+    assert read.first(code="nowhere-9") is None
+    with pytest.raises(Region.DoesNotExist, match="Region matching query does not exist"):
+        read.get(code="nowhere-9")
+
+
 def test_a_values_list_read_has_no_instances():
     read = ReadBuiltOnce(lambda: Region.objects.values_list("code"))
 

@@ -79,14 +79,6 @@ _LOCKED_MANY = ReadBuiltOnce(
 )
 
 
-def _locked_one(instance_id: int) -> Instance:
-    found = _LOCKED_ONE.objects(pk=instance_id)
-    if not found:
-        raise Instance.DoesNotExist("Instance matching query does not exist.")
-    instance: Instance = found[0]
-    return instance
-
-
 def transition(
     instance_id: int,
     to: str,
@@ -110,7 +102,7 @@ def transition(
         # With what the next step reads (the backend's create needs the image too; a final
         # state's quota release, the GPU model), so that a caller can go on with
         # `Change.instance` instead of reading the row again.
-        instance = _locked_one(instance_id)
+        instance: Instance = _LOCKED_ONE.get(pk=instance_id)
         if instance.state == to:
             return None
         from_state = instance.state

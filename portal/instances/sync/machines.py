@@ -101,8 +101,8 @@ _INSTANCE = ReadBuiltOnce(
 
 
 def load_instance(instance_id: int) -> Instance | None:
-    found = _INSTANCE.objects(pk=instance_id)
-    return found[0] if found else None
+    instance: Instance | None = _INSTANCE.first(pk=instance_id)
+    return instance
 
 
 def record_backend_id(instance_id: int, backend_id: str, *, message: str) -> bool:
