@@ -56,8 +56,8 @@ def stacked_bars(
     """One bar per label, its series stacked bottom-up; a bar's tooltip lists the values.
 
     The markup of the same values is kept (a few charts' worth per process): the overview
-    draws the same history at every view of a 5-minute period, and writing a chart's rects
-    took a fifth of the page's time."""
+    draws the same history at every view of a 5-minute period, and writing its three
+    30-day charts' rects took about 2 ms of a 13 ms view."""
     return _drawn(
         title,
         description,

@@ -90,7 +90,8 @@ _WHERE = {
 
 
 def _instances_where(field: str, values: list) -> Iterator[Instance]:
-    """`Instance.objects.filter(<field>__in=values).only(*_FIELDS)`, IN_LIST_CHUNK at a time."""
+    """The instances whose `field` is among `values` (only `_FIELDS` read), IN_LIST_CHUNK
+    at a time."""
     for chunk in _chunks(values):
         yield from _WHERE[field].objects(values=chunk)
 
