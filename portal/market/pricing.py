@@ -58,20 +58,6 @@ night stayed under-sold (bench/README.md has the week's figures). A customer who
 max price unset bids the on-demand price, so it counts among those who would have bought
 anyway: where bids say nothing, cuts do not pay and the price stays up.
 
-The day's shape (`learned_price`): the operator's own work and the customers' arrivals repeat
-from day to day, and each evening the spare grows for the night. A market that only reacts
-cuts its afternoon price step by step, each cut waiting and on trial, and the customers it
-turned away in the afternoon give up before the night's price reaches them. So an offer under
-its target (with room for one more instance) may cut at once, without the waits and without a
-trial, down to the price its own history held over the same hours ahead on earlier days: for
-each of the last LEARN_DAYS days, the lowest price in force from this step's start to
-LEARN_AHEAD later that day; the median of those (the higher middle one), so that one odd day
-(a burst, a price set by staff) does not set it. Those prices had passed their trials (a cut
-that did not pay was undone), so the cut goes where the market already went at that hour of
-the day, hours sooner. The largest step, and the limit of what the free GPUs could make up,
-still hold; a rise is as before. With no history (the first day) nothing changes. In the market
-benchmark the learned cut raised the week's fill from 86.3 % to FILL_TBD (bench/README.md).
-
 A trial is about one price in force: a rise or a price set by staff ends it. A cut while the
 offer sells nothing bills nobody less and is not on trial (the price goes on falling, as
 before, until someone buys).
@@ -99,11 +85,6 @@ CUT_EVERY = timedelta(hours=1)
 JUDGE_AFTER = timedelta(hours=1)
 # After a cut was undone, the offer's price is not cut again for this long.
 UNDONE_WAIT = timedelta(hours=2)
-
-
-# The day's shape (`learned_price`): how many earlier days, and how far ahead of each step.
-LEARN_DAYS = 7
-LEARN_AHEAD = timedelta(hours=3)
 
 
 @dataclass(frozen=True)
@@ -247,20 +228,3 @@ def rise_within_bids(
         if outbid > room:
             return max(current, bid)
     return proposed
-
-
-def learned_price(lows: Iterable[Decimal]) -> Decimal | None:
-    """The price the offer's history holds for the hours ahead: the median of each earlier
-    day's lowest price over them (`lows`, one per day with a price then; the higher middle one
-    of an even count). None without any."""
-    ordered = sorted(lows)
-    if not ordered:
-        return None
-    return ordered[len(ordered) // 2]
-
-
-def step_start(now: datetime) -> datetime:
-    """The start of the ADJUST_EVERY step `now` falls in (whole steps from the epoch): the
-    moment the learned price is read for, the same for every report within the step."""
-    step = int(ADJUST_EVERY.total_seconds())
-    return datetime.fromtimestamp(int(now.timestamp()) // step * step, tz=now.tzinfo)

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
-from django.db import connection
 from django.db.models import Max, Min, Q, QuerySet
 from django.utils import timezone
 
@@ -77,27 +75,6 @@ def spot_price_history(
 class PriceRange:
     low: Decimal
     high: Decimal
-
-
-def spot_price_lows(
-    *, region_id: int, instance_type_id: int, start: datetime, ahead: timedelta, days: int
-) -> list[Decimal]:
-    """For each of the `days` days before `start`: the lowest price of the offer in force at
-    some moment of [start - k days, start - k days + ahead), if any (the day's shape,
-    `pricing.learned_price`). One query."""
-    table = connection.ops.quote_name(SpotPrice._meta.db_table)
-    sql = (
-        "SELECT MIN(p.price) FROM generate_series(1, %s) AS k "  # noqa: S608 - our table
-        f"JOIN {table} p ON p.region_id = %s AND p.instance_type_id = %s "
-        "AND p.valid_from < %s - k * %s + %s "
-        "AND (p.valid_until IS NULL OR p.valid_until > %s - k * %s) "
-        "GROUP BY k"
-    )
-    day = timedelta(days=1)
-    params: list[Any] = [days, region_id, instance_type_id, start, day, ahead, start, day]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [row[0] for row in cursor.fetchall()]
 
 
 def spot_price_range(

@@ -21,7 +21,7 @@ from portal.market.models import (
     SpotMarket,
     SpotPrice,
 )
-from portal.market.selectors import spot_price_lows, spot_prices_current
+from portal.market.selectors import spot_prices_current
 from portal.market.services.records import record_price
 from portal.market.signals import spot_bids_asked, spot_launches_asked
 from portal.web.sql import ReadBuiltOnce
@@ -133,26 +133,15 @@ def spot_price_adjust(
             )
         trial = None
     price = pricing.next_price(current=price_now, share=share, bounds=bounds)
-    # The day's shape (see pricing): a cut to where earlier days' prices went, at once.
-    learned = _learned_price(market, now) if price < price_now and free_instances > 0 else None
-    if learned is not None and learned < price_now:
-        price = max(price, learned)
-        detail = f"the same hours of earlier days sold at {learned}; {detail}"
-    else:
-        learned = None
-    if (
-        price < price_now
-        and learned is None
-        and not pricing.may_cut(
-            under_since=_under_since(market, share=share, now=now),
-            now=now,
-            free_instances=free_instances,
-            last_change=since,
-            share=share,
-            target_share=market.target_share,
-            on_trial=trial is not None,
-            undone_at=_undone_at(cache.get(_undone_key(market.pk)), now),
-        )
+    if price < price_now and not pricing.may_cut(
+        under_since=_under_since(market, share=share, now=now),
+        now=now,
+        free_instances=free_instances,
+        last_change=since,
+        share=share,
+        target_share=market.target_share,
+        on_trial=trial is not None,
+        undone_at=_undone_at(cache.get(_undone_key(market.pk)), now),
     ):
         return None
     if price > price_now:
@@ -170,8 +159,7 @@ def spot_price_adjust(
             cache.set(_held_key(market.pk), now.timestamp(), timeout=_HELD_SECONDS)
     if price == price_now:
         return None
-    on_trial = price < price_now and learned is None
-    sold_before = sum(gpus for _bid, gpus in _running_bids(market)) if on_trial else 0
+    sold_before = sum(gpus for _bid, gpus in _running_bids(market)) if price < price_now else 0
     row = record_price(
         region_id=market.region_id,
         instance_type_id=market.instance_type_id,
@@ -183,37 +171,13 @@ def spot_price_adjust(
         total_gpus=total_gpus,
         share=share,
     )
-    if row is not None and on_trial and sold_before > 0:  # on trial (see pricing)
+    if row is not None and price < price_now and sold_before > 0:  # on trial (see pricing)
         cache.set(
             _trial_key(market.pk),
             (str(price_now), str(price), sold_before, row.valid_from.timestamp()),
             timeout=_UNDER_SECONDS,
         )
     return row
-
-
-def _learned_price(market: SpotMarket, now: datetime) -> Decimal | None:
-    """The day's shape for the offer at `now`'s step (`pricing.learned_price`), read once per
-    step and kept in the cache for it (the offers under their target ask at every report)."""
-    start = pricing.step_start(now)
-    key = f"market:learned-price:{market.pk}:{int(start.timestamp())}"
-    kept = cache.get(key)
-    if kept is not None:
-        return Decimal(kept) if kept else None
-    price = pricing.learned_price(
-        spot_price_lows(
-            region_id=market.region_id,
-            instance_type_id=market.instance_type_id,
-            start=start,
-            ahead=pricing.LEARN_AHEAD,
-            days=pricing.LEARN_DAYS,
-        )
-    )
-    cache.set(key, "" if price is None else str(price), timeout=_LEARNED_SECONDS)
-    return price
-
-
-_LEARNED_SECONDS = 2 * int(pricing.ADJUST_EVERY.total_seconds())
 
 
 def _launched_bids(market: SpotMarket, *, since: datetime) -> list[tuple[Decimal, int]]:
@@ -405,10 +369,9 @@ def _may_move(
     on_trial: bool = False,
     undone_at: datetime | None = None,
 ) -> bool:
-    """Whether `spot_price_adjust` could change the price in force (`row`): not within
-    `pricing.ADJUST_EVERY` of its last change, a step away from it, and a cut only if
-    `pricing.may_cut` lets it (`under_since`: a timestamp) or the day's shape asks for it (a
-    query per offer and step, kept: `_learned_price`); the rest is told without a query."""
+    """Whether `spot_price_adjust` could change the price in force (`row`), told without a
+    query: not within `pricing.ADJUST_EVERY` of its last change, a step away from it, and a
+    cut only if `pricing.may_cut` lets it (`under_since`: a timestamp)."""
     if now - row.valid_from < pricing.ADJUST_EVERY:
         return False
     share = _share(market, snapshot)
@@ -426,7 +389,7 @@ def _may_move(
         since = None
         if under_since is not None:
             since = datetime.fromtimestamp(under_since, tz=now.tzinfo)
-        if pricing.may_cut(
+        return pricing.may_cut(
             under_since=since,
             now=now,
             free_instances=entry[0],
@@ -435,10 +398,5 @@ def _may_move(
             target_share=market.target_share,
             on_trial=on_trial,
             undone_at=undone_at,
-        ):
-            return True
-        if entry[0] <= 0:
-            return False
-        learned = _learned_price(market, now)
-        return learned is not None and learned < row.price
+        )
     return price != row.price
