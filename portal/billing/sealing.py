@@ -28,7 +28,7 @@ from portal.billing.models import UsageInterval, UsageKind
 from portal.billing.periods import midnight
 from portal.billing.rating import sealed_price_seconds_whole
 from portal.billing.usage import usage_changed
-from portal.web.sql import Among
+from portal.web.sql import Among, stand_in
 
 
 def spot_seal(intervals: QuerySet[UsageInterval]) -> int:
@@ -51,7 +51,7 @@ def spot_seal_ids(ids: list[int]) -> int:
         return cursor.rowcount
 
 
-_STAND_IN = [-987_654_321]  # no interval's id: marks the ids' parameter while building
+_STAND_IN = stand_in(list, 0)  # no interval's id: marks the ids' parameter while building
 
 
 @cache

@@ -69,7 +69,7 @@ class ReadBuiltOnce:
     def __init__(self, build: Callable[..., QuerySet[Any, Any]], **placeholders: type) -> None:
         self._build = build
         self._placeholders = {
-            name: _stand_in(kind, index) for index, (name, kind) in enumerate(placeholders.items())
+            name: stand_in(kind, index) for index, (name, kind) in enumerate(placeholders.items())
         }
         self._built: _Built | None = None
 
@@ -143,7 +143,7 @@ class ReadBuiltOnce:
         return found[0]
 
 
-def _stand_in(kind: type, index: int) -> Any:
+def stand_in(kind: type, index: int) -> Any:
     """A value of `kind` that stands for a placeholder while the query is built: one that no
     real parameter takes (an id near the top of a 32-bit integer, which any integer field but
     a small one holds: for a value out of a field's range Django writes no SQL but an empty
