@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +64,23 @@ class Catalog:
 
     @property
     def regions(self) -> list[str]:
-        return sorted({node.region for node in self.nodes})
+        return list(self._regions)
 
     def nodes_for(self, region: str, gpu_model: str) -> list[Node]:
-        return [n for n in self.nodes if n.region == region and n.gpu_model == gpu_model]
+        return list(self._by_place.get((region, gpu_model), ()))
+
+    # The catalog never changes (a new one replaces it), so its indexes are built once: every
+    # capacity report and placement asks for a place's nodes.
+    @cached_property
+    def _regions(self) -> tuple[str, ...]:
+        return tuple(sorted({node.region for node in self.nodes}))
+
+    @cached_property
+    def _by_place(self) -> dict[tuple[str, str], tuple[Node, ...]]:
+        places: dict[tuple[str, str], list[Node]] = {}
+        for node in self.nodes:
+            places.setdefault((node.region, node.gpu_model), []).append(node)
+        return {place: tuple(nodes) for place, nodes in places.items()}
 
     def fabrics_for(self, region: str, gpu_model: str) -> dict[str, list[Node]]:
         """The nodes of `region` and `gpu_model` per fabric, fabrics in name order."""
