@@ -3,6 +3,7 @@ from datetime import date
 from django import forms
 
 from portal.audit.actions import ACTIONS, GROUPS, action_group
+from portal.web.widgets import KeptSelect
 
 
 def action_choices() -> list:
@@ -19,7 +20,8 @@ LAST_DAY = date(9999, 12, 30)
 
 
 class AuditFilterForm(forms.Form):
-    action = forms.ChoiceField(choices=action_choices, required=False)
+    # The actions are a table in the code: their choices and their select's HTML are made once.
+    action = forms.ChoiceField(choices=action_choices(), required=False, widget=KeptSelect)
     actor = forms.CharField(
         required=False,
         max_length=254,

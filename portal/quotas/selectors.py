@@ -1,5 +1,6 @@
 """Reads for quotas, scoped to one organization."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db.models import Q, QuerySet
@@ -56,17 +57,67 @@ def quota_lines(*, organization: Organization) -> list[QuotaLine]:
 
     A fixed number of queries: quotas, offered pairs, their regions and GPU models, open requests.
     """
-    quotas = {
-        (q.region_id, q.gpu_model_id): q
-        for q in Quota.objects.filter(
-            organization=organization, gpu_model__isnull=False
-        ).select_related("region", "gpu_model")
-        if q.gpu_model_id is not None
-    }
+    quotas = Quota.objects.filter(organization=organization, gpu_model__isnull=False)
+    return _quota_lines(
+        quotas.select_related("region", "gpu_model"),
+        quota_request_list_for_organization(organization=organization).open(),
+    )
+
+
+@dataclass
+class StorageLine:
+    """One region's volume storage: the limit in GB, its use, and an open request for it."""
+
+    region: Region
+    use: LimitUse
+    open_request: QuotaRequest | None = None
+
+
+def storage_lines(*, organization: Organization) -> list[StorageLine]:
+    """The storage limit and use of every active region (zero where none was granted)."""
+    return _storage_lines(
+        Quota.objects.filter(organization=organization, gpu_model__isnull=True),
+        QuotaRequest.objects.open().filter(organization=organization, kind=Kind.STORAGE),
+    )
+
+
+@dataclass(frozen=True)
+class QuotaOverview:
+    """The quotas page: the lines per place, the storage per region, and the open requests."""
+
+    lines: list[QuotaLine]
+    storage_lines: list[StorageLine]
+    open_requests: list[QuotaRequest]
+
+
+def quota_overview(*, organization: Organization) -> QuotaOverview:
+    """`quota_lines`, `storage_lines` and the open requests, with the organization's quotas and
+    its open requests read once for the three."""
+    quotas = list(
+        Quota.objects.filter(organization=organization).select_related("region", "gpu_model")
+    )
+    open_requests = list(quota_request_list_for_organization(organization=organization).open())
+    return QuotaOverview(
+        lines=_quota_lines(
+            [q for q in quotas if q.gpu_model_id is not None],
+            [r for r in open_requests if r.gpu_model_id is not None],
+        ),
+        storage_lines=_storage_lines(
+            [q for q in quotas if q.gpu_model_id is None],
+            [r for r in open_requests if r.kind == Kind.STORAGE],
+        ),
+        open_requests=open_requests,
+    )
+
+
+def _quota_lines(
+    quota_rows: Iterable[Quota], open_requests: Iterable[QuotaRequest]
+) -> list[QuotaLine]:
+    quotas = {(q.region_id, q.gpu_model_id): q for q in quota_rows if q.gpu_model_id is not None}
     offered = offered_pairs()
     missing = offered - set(quotas)
-    regions = Region.objects.in_bulk({r for r, _ in missing})
-    gpu_models = GpuModel.objects.in_bulk({g for _, g in missing})
+    regions = Region.objects.in_bulk({r for r, _ in missing}) if missing else {}
+    gpu_models = GpuModel.objects.in_bulk({g for _, g in missing}) if missing else {}
     lines = {}
     for key, quota in quotas.items():
         assert quota.gpu_model is not None
@@ -85,7 +136,7 @@ def quota_lines(*, organization: Organization) -> list[QuotaLine]:
             preemptible=LimitUse(0, 0),
             offered=True,
         )
-    for quota_request in quota_request_list_for_organization(organization=organization).open():
+    for quota_request in open_requests:
         if quota_request.gpu_model_id is None:
             continue  # a storage request: see storage_lines
         line = lines.get((quota_request.region_id, quota_request.gpu_model_id))
@@ -101,25 +152,11 @@ def quota_lines(*, organization: Organization) -> list[QuotaLine]:
     )
 
 
-@dataclass
-class StorageLine:
-    """One region's volume storage: the limit in GB, its use, and an open request for it."""
-
-    region: Region
-    use: LimitUse
-    open_request: QuotaRequest | None = None
-
-
-def storage_lines(*, organization: Organization) -> list[StorageLine]:
-    """The storage limit and use of every active region (zero where none was granted)."""
-    rows = {
-        q.region_id: q
-        for q in Quota.objects.filter(organization=organization, gpu_model__isnull=True)
-    }
-    open_requests = {
-        r.region_id: r
-        for r in QuotaRequest.objects.open().filter(organization=organization, kind=Kind.STORAGE)
-    }
+def _storage_lines(
+    quota_rows: Iterable[Quota], open_requests: Iterable[QuotaRequest]
+) -> list[StorageLine]:
+    rows = {q.region_id: q for q in quota_rows}
+    open_by_region = {r.region_id: r for r in open_requests}
     lines = []
     for region in Region.objects.filter(active=True).order_by("code"):
         row = rows.get(region.pk)
@@ -127,7 +164,7 @@ def storage_lines(*, organization: Organization) -> list[StorageLine]:
             StorageLine(
                 region=region,
                 use=LimitUse(row.storage_limit_gb, row.storage_used_gb) if row else LimitUse(0, 0),
-                open_request=open_requests.get(region.pk),
+                open_request=open_by_region.get(region.pk),
             )
         )
     return lines

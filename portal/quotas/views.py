@@ -18,13 +18,14 @@ def quotas(request: OrganizationRequest) -> HttpResponse:
     """Each limit with its use and what is free, the open requests, and the history."""
     organization = request.organization
     requests = selectors.quota_request_list_for_organization(organization=organization)
+    overview = selectors.quota_overview(organization=organization)
     return render(
         request,
         "quotas/quotas.html",
         {
-            "lines": selectors.quota_lines(organization=organization),
-            "storage_lines": selectors.storage_lines(organization=organization),
-            "open_requests": list(requests.open()),
+            "lines": overview.lines,
+            "storage_lines": overview.storage_lines,
+            "open_requests": overview.open_requests,
             "past_requests": list(requests.exclude(state__in=OPEN_STATES)[:HISTORY_ROWS]),
             "changes": list(
                 selectors.quota_change_list_for_organization(organization=organization)[
