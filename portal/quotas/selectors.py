@@ -10,7 +10,15 @@ from portal.catalog.models import GpuModel, Region
 from portal.catalog.selectors import offered_pairs
 from portal.orgs.models import Organization
 from portal.orgs.roles import Role
-from portal.quotas.models import Kind, Quota, QuotaChange, QuotaRequest, QuotaRequestQuerySet
+from portal.quotas.models import (
+    OPEN_STATES,
+    Kind,
+    Quota,
+    QuotaChange,
+    QuotaRequest,
+    QuotaRequestQuerySet,
+)
+from portal.web.sql import ReadBuiltOnce
 
 
 @dataclass(frozen=True)
@@ -82,22 +90,27 @@ def storage_lines(*, organization: Organization) -> list[StorageLine]:
 
 
 @dataclass(frozen=True)
-class QuotaOverview:
-    """The quotas page: the lines per place, the storage per region, and the open requests."""
+class QuotasPage:
+    """What the quotas page shows: the lines per place, the storage per region, the open
+    requests, the latest past requests and the latest changes of limits."""
 
     lines: list[QuotaLine]
     storage_lines: list[StorageLine]
     open_requests: list[QuotaRequest]
+    past_requests: list[QuotaRequest]
+    changes: list[QuotaChange]
 
 
-def quota_overview(*, organization: Organization) -> QuotaOverview:
-    """`quota_lines`, `storage_lines` and the open requests, with the organization's quotas and
-    its open requests read once for the three."""
-    quotas = list(
-        Quota.objects.filter(organization=organization).select_related("region", "gpu_model")
-    )
-    open_requests = list(quota_request_list_for_organization(organization=organization).open())
-    return QuotaOverview(
+HISTORY_ROWS = 25  # past requests, and changes of limits, on the quotas page
+
+
+def quotas_page(*, organization: Organization) -> QuotasPage:
+    """`quota_lines`, `storage_lines`, the open requests and the history, with the
+    organization's quotas and open requests read once for all of them, each read built once
+    per process (`ReadBuiltOnce`: the page made the ORM build six queries with their joins)."""
+    quotas = _QUOTAS.objects(organization_id=organization.pk)
+    open_requests = _OPEN_REQUESTS.objects(organization_id=organization.pk)
+    return QuotasPage(
         lines=_quota_lines(
             [q for q in quotas if q.gpu_model_id is not None],
             [r for r in open_requests if r.gpu_model_id is not None],
@@ -107,7 +120,37 @@ def quota_overview(*, organization: Organization) -> QuotaOverview:
             [r for r in open_requests if r.kind == Kind.STORAGE],
         ),
         open_requests=open_requests,
+        past_requests=_PAST_REQUESTS.objects(organization_id=organization.pk),
+        changes=_CHANGES.objects(organization_id=organization.pk),
     )
+
+
+def _requests_of(organization_id: int) -> QuotaRequestQuerySet:
+    return quota_request_list_for_organization(organization=Organization(pk=organization_id))
+
+
+def _changes_of(organization_id: int) -> QuerySet[QuotaChange]:
+    return quota_change_list_for_organization(organization=Organization(pk=organization_id))
+
+
+_QUOTAS = ReadBuiltOnce(
+    lambda organization_id: Quota.objects.filter(organization_id=organization_id).select_related(
+        "region", "gpu_model"
+    ),
+    organization_id=int,
+)
+_OPEN_REQUESTS = ReadBuiltOnce(
+    lambda organization_id: _requests_of(organization_id).open(), organization_id=int
+)
+_PAST_REQUESTS = ReadBuiltOnce(
+    lambda organization_id: _requests_of(organization_id).exclude(state__in=OPEN_STATES)[
+        :HISTORY_ROWS
+    ],
+    organization_id=int,
+)
+_CHANGES = ReadBuiltOnce(
+    lambda organization_id: _changes_of(organization_id)[:HISTORY_ROWS], organization_id=int
+)
 
 
 def _quota_lines(

@@ -7,31 +7,23 @@ from portal.lib.errors import ApplicationError
 from portal.orgs.decorators import OrganizationRequest, organization_view
 from portal.quotas import selectors, services
 from portal.quotas.forms import AnswerForm, QuotaRequestForm
-from portal.quotas.models import OPEN_STATES, QuotaRequest, QuotaRequestState
+from portal.quotas.models import QuotaRequest, QuotaRequestState
 from portal.web.forms import form_add_application_error
-
-HISTORY_ROWS = 25
 
 
 @organization_view("quotas.view")
 def quotas(request: OrganizationRequest) -> HttpResponse:
     """Each limit with its use and what is free, the open requests, and the history."""
-    organization = request.organization
-    requests = selectors.quota_request_list_for_organization(organization=organization)
-    overview = selectors.quota_overview(organization=organization)
+    page = selectors.quotas_page(organization=request.organization)
     return render(
         request,
         "quotas/quotas.html",
         {
-            "lines": overview.lines,
-            "storage_lines": overview.storage_lines,
-            "open_requests": overview.open_requests,
-            "past_requests": list(requests.exclude(state__in=OPEN_STATES)[:HISTORY_ROWS]),
-            "changes": list(
-                selectors.quota_change_list_for_organization(organization=organization)[
-                    :HISTORY_ROWS
-                ]
-            ),
+            "lines": page.lines,
+            "storage_lines": page.storage_lines,
+            "open_requests": page.open_requests,
+            "past_requests": page.past_requests,
+            "changes": page.changes,
             "can_request": request.membership.can("quotas.request"),
         },
     )

@@ -8,6 +8,7 @@ from django.core import mail
 from portal.quotas import services
 from portal.quotas.models import Kind, QuotaRequest, QuotaRequestState
 from portal.quotas.services import Decision
+from tests.factories import OrganizationFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -245,3 +246,24 @@ def test_an_outsiders_get_on_an_action_is_a_404_not_a_405(
 ):
     _, url, _ = urls(open_request.pk)[page]
     assert client_for(outsider.user).get(url).status_code == 404
+
+
+def test_the_history_names_each_limit_and_shows_no_other_organizations(
+    team, gpu_catalog, set_limit, client_for
+):
+    other = OrganizationFactory(slug="globex")
+    set_limit(8)
+    set_limit(4, kind=Kind.PREEMPTIBLE, region=gpu_catalog.eu_west, gpu_model=gpu_catalog.l40s)
+    set_limit(99, organization=other)
+    page = client_for(team.owner.user).get("/o/acme/quotas/").content.decode()
+    history = page[page.index('data-testid="history"') :]
+    history = history[: history.index("</table>")]
+    rows = [
+        re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip()
+        for row in history.split("<tr>")[2:]
+    ]
+    assert len(rows) == 2
+    assert "L40S" in rows[0] and "eu-west-1" in rows[0] and "preemptible" in rows[0]
+    assert "0 → 4" in rows[0]
+    assert "H100" in rows[1] and "us-east-1" in rows[1] and "0 → 8" in rows[1]
+    assert "99" not in history
