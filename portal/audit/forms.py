@@ -3,6 +3,7 @@ from datetime import date
 from django import forms
 
 from portal.audit.actions import ACTIONS, GROUPS, action_group
+from portal.web.forms import KeptChoiceField
 from portal.web.widgets import KeptSelect
 
 
@@ -21,7 +22,7 @@ LAST_DAY = date(9999, 12, 30)
 
 class AuditFilterForm(forms.Form):
     # The actions are a table in the code: their choices and their select's HTML are made once.
-    action = forms.ChoiceField(choices=action_choices(), required=False, widget=KeptSelect)
+    action = KeptChoiceField(choices=action_choices(), required=False, widget=KeptSelect)
     actor = forms.CharField(
         required=False,
         max_length=254,

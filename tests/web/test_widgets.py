@@ -2,6 +2,7 @@
 
 from django import forms
 
+from portal.web.forms import KeptChoiceField
 from portal.web.widgets import KeptSelect
 
 CHOICES = [("", "All"), ("Fruit", [("apple", "Apple"), ("pear", "Pear & co")]), ("nut", "Nut")]
@@ -33,3 +34,18 @@ def test_values_from_the_query_string_do_not_grow_what_is_kept_without_end():
     for n in range(KeptSelect.KEPT_AT_MOST * 3):
         str(Kept({"kind": f"made-up-{n}"})["kind"])
     assert len(Kept.base_fields["kind"].widget._kept) <= KeptSelect.KEPT_AT_MOST
+
+
+class KeptField(forms.Form):
+    kind = KeptChoiceField(choices=CHOICES, required=False, widget=KeptSelect)
+
+
+def test_a_kept_choice_field_shares_its_choices_and_still_checks_them():
+    first, second = KeptField({"kind": "pear"}), KeptField({"kind": "plum"})
+    assert first.fields["kind"] is not second.fields["kind"]
+    assert first.fields["kind"].choices is second.fields["kind"].choices
+    assert first.is_valid() and first.cleaned_data["kind"] == "pear"
+    assert not second.is_valid() and "plum is not one of the available choices" in str(
+        second.errors
+    )
+    assert str(first["kind"]) == str(Fresh({"kind": "pear"})["kind"])
