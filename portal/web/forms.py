@@ -21,6 +21,6 @@ class KeptChoiceField(forms.ChoiceField):
     def __deepcopy__(self, memo: dict[int, Any]) -> "KeptChoiceField":
         # Field's copy (the widget, messages and validators), not ChoiceField's, which adds a
         # deep copy of the choices.
-        result = forms.Field.__deepcopy__(self, memo)
+        result = forms.Field.__deepcopy__(self, memo)  # type: ignore[attr-defined]  # not in the stubs
         assert isinstance(result, KeptChoiceField)
         return result
