@@ -749,34 +749,63 @@ class Simulator:
             for machine in self.machines.values():
                 if machine.node is not None:
                     customer[machine.node] = customer.get(machine.node, 0) + machine.gpu_count
+            places: dict[tuple[str, str], dict[str, Any]] = {}  # worked out once per place
             result = []
             for itype in self.catalog.instance_types.values():
                 for region in self.catalog.regions:
-                    nodes = self.catalog.nodes_for(region, itype.gpu_model)
-                    if not nodes:
+                    place = places.get((region, itype.gpu_model))
+                    if place is None:
+                        place = places[(region, itype.gpu_model)] = self._place_capacity(
+                            region, itype.gpu_model, now, used, internal, customer
+                        )
+                    if not place["free"]:
                         continue
-                    free = [n.gpus - used.get(n.name, 0) for n in nodes]
-                    fleet = sum(n.gpus for n in nodes)
-                    internal_gpus = sum(internal.get(n.name, 0) for n in nodes)
-                    wanted = self.demand.wanted(region, itype.gpu_model, fleet, now)
                     result.append(
                         {
                             "region": region,
                             "instance_type": itype.name,
                             "gpu_model": itype.gpu_model,
                             "gpu_count": itype.gpu_count,
-                            "free_gpus": sum(free),
-                            "total_gpus": fleet,
-                            "free_instances": sum(f // itype.gpu_count for f in free),
-                            "internal_gpus": internal_gpus,
-                            "customer_gpus": sum(customer.get(n.name, 0) for n in nodes),
-                            "shortfall_gpus": max(0, wanted - internal_gpus),
-                            "internal_forecast_gpus": self.demand.forecast(
-                                region, itype.gpu_model, fleet, now
-                            ),
+                            "free_gpus": place["free_gpus"],
+                            "total_gpus": place["total_gpus"],
+                            "free_instances": sum(f // itype.gpu_count for f in place["free"]),
+                            "internal_gpus": place["internal_gpus"],
+                            "customer_gpus": place["customer_gpus"],
+                            "shortfall_gpus": place["shortfall_gpus"],
+                            "internal_forecast_gpus": place["internal_forecast_gpus"],
                         }
                     )
             return result
+
+    def _place_capacity(
+        self,
+        region: str,
+        gpu_model: str,
+        now: float,
+        used: dict[str, int],
+        internal: dict[str, int],
+        customer: dict[str, int],
+    ) -> dict[str, Any]:
+        """One place's figures for `capacity()`, the same for each instance type there."""
+        nodes = self.catalog.nodes_for(region, gpu_model)
+        fleet = sum(n.gpus for n in nodes)
+        internal_gpus = sum(internal.get(n.name, 0) for n in nodes)
+        free = [n.gpus - used.get(n.name, 0) for n in nodes]
+        return {
+            "free": free,
+            "free_gpus": sum(free),
+            "total_gpus": fleet,
+            "internal_gpus": internal_gpus,
+            "customer_gpus": sum(customer.get(n.name, 0) for n in nodes),
+            "shortfall_gpus": max(
+                0, self.demand.wanted(region, gpu_model, fleet, now) - internal_gpus
+            )
+            if nodes
+            else 0,
+            "internal_forecast_gpus": self.demand.forecast(region, gpu_model, fleet, now)
+            if nodes
+            else 0,
+        }
 
     # Internal demand and the portal's reclaims
 
