@@ -443,7 +443,6 @@ def loads(results, admin, customer, admin_lists, other, work: Path) -> None:
     measured: dict[str, pages.Load] = {}
     floors: dict[str, pages.Load] = {}  # the floor measured around each page
     around = (DURATION + 1) // 2
-    last_floor: pages.Load | None = None  # measured just after the page before
     try:
         for name, url, cookie in targets:
             if url == pages.FLOOR_URL:
@@ -451,7 +450,7 @@ def loads(results, admin, customer, admin_lists, other, work: Path) -> None:
                     server, wrk, url, cookie, DURATION, warmup=WARMUP
                 )
                 continue
-            measured[name], floors[name], last_floor = pages.page_and_floor(
+            measured[name], floors[name] = pages.page_and_floor(
                 server,
                 wrk,
                 (url, cookie),
@@ -459,7 +458,6 @@ def loads(results, admin, customer, admin_lists, other, work: Path) -> None:
                 seconds=DURATION,
                 floor_seconds=around,
                 warmup=WARMUP,
-                floor_before=last_floor,
             )
     finally:
         server.stop()
