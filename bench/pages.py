@@ -215,18 +215,13 @@ def page_and_floor(
     seconds: int,
     floor_seconds: int,
     warmup: int = WARMUP,
-    floor_before: Load | None = None,
-) -> tuple[Load, Load, Load]:
+) -> tuple[Load, Load]:
     """A page (url, cookie) under load, and the authenticated floor measured around it:
-    `floor_seconds` just before and just after (`around`). `floor_before` is the floor measured
-    just after the page before, if any, which is also just before this one. Returns the page,
-    the floor around it, and the floor after it (the next page's floor before)."""
-    before = floor_before or measured_load(
-        server, wrk, FLOOR_URL, floor_cookie, floor_seconds, warmup=0
-    )
+    `floor_seconds` just before and just after (`around`)."""
+    before = measured_load(server, wrk, FLOOR_URL, floor_cookie, floor_seconds, warmup=0)
     measured = measured_load(server, wrk, *page, seconds, warmup=warmup)
     after = measured_load(server, wrk, FLOOR_URL, floor_cookie, floor_seconds, warmup=0)
-    return measured, around(before, after), after
+    return measured, around(before, after)
 
 
 def around(before: Load, after: Load) -> Load:
@@ -262,19 +257,17 @@ def run(results: Results, *, seeded: Seeded, log_dir: Path) -> None:
     try:
         loads: dict[str, Load] = {}
         floors: dict[str, Load] = {}  # the floor measured around each page
-        last_floor: Load | None = None  # measured just after the page before
         for name, url, with_cookie in targets:
             if name not in LOADED:
                 loads[name] = measured_load(server, wrk, url, with_cookie, DURATION)
                 continue
-            loads[name], floors[name], last_floor = page_and_floor(
+            loads[name], floors[name] = page_and_floor(
                 server,
                 wrk,
                 (url, with_cookie),
                 cookie,
                 seconds=DURATION,
                 floor_seconds=DURATION // 2,
-                floor_before=last_floor,
             )
     finally:
         server.stop()
