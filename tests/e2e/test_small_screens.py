@@ -14,6 +14,7 @@ from portal.instances.models import State
 from tests.e2e.test_launch_page import region_cell
 from tests.factories import UserFactory
 from tests.instances import conftest as instance_fixtures
+from tests.sshkeys.factories import SshKeyFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -105,6 +106,26 @@ def test_the_instance_list_fits_a_phone_without_scrolling_sideways(
     for value in ("1x H100 80GB", "us-east-1", "203.0.113.17"):
         expect(card.get_by_text(value)).to_be_in_viewport(ratio=1)
     shoot(phone, "instances")
+
+
+def test_the_ssh_key_list_fits_a_phone_without_scrolling_sideways(phone, live_server, login, team):
+    SshKeyFactory(membership=team.owner, name="work laptop with a rather long name")
+    SshKeyFactory(membership=team.member, name="member's desktop")
+    SshKeyFactory(membership=team.owner, shared=True, name="deploy")
+    login(phone, team.owner.user)
+    phone.goto(f"{live_server.url}/o/acme/ssh-keys/")
+    expect(phone.get_by_test_id("ssh-keys")).to_contain_text("deploy")
+    assert_no_sideways_scroll(phone)
+    # Each key is a card: its fingerprint, whose it is and its delete button on the screen,
+    # not behind a sideways scroll of the table.
+    table = phone.get_by_test_id("ssh-keys")
+    hidden = table.evaluate("t => t.parentElement.scrollWidth - t.parentElement.clientWidth")
+    assert hidden <= 0, f"{hidden} px of the key list scroll sideways inside its card"
+    card = table.locator("tr", has_text="member's desktop")
+    expect(card.locator(".mono")).to_be_in_viewport(ratio=1)
+    expect(card.get_by_text(team.member.user.display_name)).to_be_in_viewport(ratio=1)
+    expect(card.get_by_role("link", name="Delete member's desktop")).to_be_in_viewport(ratio=1)
+    shoot(phone, "ssh-keys")
 
 
 def test_staff_read_every_column_of_the_admin_instance_list_on_a_laptop(
