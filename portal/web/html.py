@@ -1,5 +1,6 @@
-"""Helpers for template tags that write a table's rows in Python, a page's hot loop (the audit
-log's, the SSH keys'): the same text as the template filters they stand for, for less work."""
+"""Helpers for template tags that write a table's rows in Python, a page's hot loop (the
+instance list's, the audit log's, the SSH keys'): the same text as the template filters and
+tags they stand for, for less work."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from django.template.defaultfilters import date as date_filter
 from django.urls import reverse
 from django.utils.html import conditional_escape
 from django.utils.text import Truncator
+
+from portal.web.sql import stand_in
+
+NONE = '<span class="faint">—</span>'  # an empty cell
 
 
 def escaped(value: object) -> str:
@@ -41,8 +46,8 @@ def day_text(context: Context, at: datetime, format: str = "M j, Y") -> str:
     return text
 
 
-# A stand-in for the last argument, which no real id or slug is (see url_with_id).
-_ID = 987_654_321_123
+# A stand-in for the last argument, which no real id is (see url_with_id).
+_ID = stand_in(int, 0)
 
 
 def url_with_id(context: Context, name: str, *args: object, pk: int) -> str:

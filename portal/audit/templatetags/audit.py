@@ -6,7 +6,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.timezone import template_localtime  # type: ignore[attr-defined]  # not in the stubs
 
 from portal.audit.models import ActorKind, AuditEntry
-from portal.web.html import day_text, escaped, truncated
+from portal.web.html import NONE, day_text, escaped, truncated
 
 register = template.Library()
 
@@ -51,7 +51,6 @@ def actor_kind_badge(kind: str) -> str:
     return "" if kind == ActorKind.USER else dict(ActorKind.choices).get(kind, kind)
 
 
-NONE = '<span class="faint">—</span>'
 BADGE_TONES: dict[str, str] = {ActorKind.STAFF: " warn", ActorKind.API_TOKEN: " accent"}
 
 

@@ -17,7 +17,6 @@ from django.contrib.humanize.templatetags.humanize import (
 )
 from django.template import Context
 from django.template.defaultfilters import date as date_filter
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import get_format
 from django.utils.safestring import mark_safe
@@ -26,6 +25,7 @@ from django.utils.translation import get_language
 
 from portal.instances.models import State
 from portal.instances.selectors import InstanceRow
+from portal.web.html import NONE, url_with_id
 from portal.web.timesince import KeptWords, since
 
 register = template.Library()
@@ -59,24 +59,15 @@ def state_badge(instance) -> str:
 
 @register.simple_tag(takes_context=True)
 def instance_url(context, org_slug: str, pk: int) -> str:
-    """`{% url 'instances:detail' org_slug pk %}` with one reverse() per page, not per row.
-
-    The detail URL of an instance is its organization's prefix plus its id and a slash
-    (instances/urls.py); the prefix is kept in the render context, so for the page being
-    rendered only.
-    """
-    prefixes = context.render_context.setdefault("instance_url_prefixes", {})
-    prefix = prefixes.get(org_slug)
-    if prefix is None:
-        prefix = prefixes[org_slug] = reverse("instances:detail", args=[org_slug, 0])[:-2]
-    return f"{prefix}{pk}/"
+    """`{% url 'instances:detail' org_slug pk %}` with one reverse() per page, not per row
+    (`url_with_id`)."""
+    return url_with_id(context, "instances:detail", org_slug, pk=pk)
 
 
 PREEMPTIBLE = (
     ' <span class="badge accent" title="May be reclaimed by the operator, with notice">'
     "preemptible</span>"
 )
-NONE = '<span class="faint">—</span>'
 
 
 @register.simple_tag(takes_context=True)
